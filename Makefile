@@ -1,0 +1,42 @@
+# The two commands a new machine needs: `make test` and `make run`. Both do
+# all set-up first (Debian packages, npm ci, control-plane binaries).
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+STATE_DIR ?= $(or $(VIRTFLEET_STATE_DIR),$(CURDIR)/.virtfleet)
+JEST := node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js
+
+.PHONY: all setup build gen typecheck test test-unit test-integration test-e2e run clean
+
+all: test
+
+setup:
+	@hack/setup.sh
+
+build: setup
+	@npm run --silent build
+
+gen: setup
+	@npm run --silent gen
+
+typecheck: setup
+	@npm run --silent typecheck
+
+# Every tier, end-to-end included: unit, integration (real kube-apiserver +
+# etcd), e2e (the local stack driven as a user would).
+test: setup build typecheck
+	@$(JEST) --ci
+
+test-unit: setup
+	@$(JEST) --ci --selectProjects unit
+
+test-integration: setup build
+	@$(JEST) --ci --selectProjects integration
+
+test-e2e: setup build
+	@$(JEST) --ci --selectProjects e2e
+
+run: setup build
+	@node dist/cli/main.js dev --state-dir "$(STATE_DIR)"
+
+clean:
+	rm -rf dist

@@ -1,0 +1,58 @@
+// Where the control-plane binaries built by hack/build-controlplane.sh live.
+// The versions come from the go.mod files that pin them, so the shell build
+// and this lookup can never disagree.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface ControlPlaneBinaries {
+  etcd: string;
+  kubeApiserver: string;
+  kubectl: string;
+  kubernetesVersion: string;
+  etcdVersion: string;
+}
+
+/** The repository root: the nearest directory above this module with a package.json. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the virtfleet repository root (no package.json above this module)');
+    dir = parent;
+  }
+  return dir;
+}
+
+export function cacheDir(): string {
+  return process.env.VIRTFLEET_CACHE ? resolve(process.env.VIRTFLEET_CACHE) : join(homedir(), '.cache', 'virtfleet');
+}
+
+function pinnedVersion(goMod: string, modulePath: string): string {
+  const text = readFileSync(goMod, 'utf8');
+  const escaped = modulePath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const match = new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+(v\\S+)`, 'm').exec(text);
+  if (!match?.[1]) throw new Error(`${goMod} does not pin ${modulePath}`);
+  return match[1];
+}
+
+/** Paths of the built binaries; throws an error that says how to build them when one is missing. */
+export function controlPlaneBinaries(root: string = repoRoot()): ControlPlaneBinaries {
+  const kubernetesVersion = pinnedVersion(join(root, 'hack/controlplane/kubernetes/go.mod'), 'k8s.io/kubernetes');
+  const etcdVersion = pinnedVersion(join(root, 'hack/controlplane/etcd/go.mod'), 'go.etcd.io/etcd/server/v3');
+  const bin = join(cacheDir(), 'bin');
+  const binaries = {
+    etcd: join(bin, `etcd-${etcdVersion}`),
+    kubeApiserver: join(bin, `kube-apiserver-${kubernetesVersion}`),
+    kubectl: join(bin, `kubectl-${kubernetesVersion}`),
+    kubernetesVersion,
+    etcdVersion,
+  };
+  for (const path of [binaries.etcd, binaries.kubeApiserver, binaries.kubectl]) {
+    if (!existsSync(path)) {
+      throw new Error(`control-plane binary ${path} is missing: run hack/setup.sh (make test and make run do it for you)`);
+    }
+  }
+  return binaries;
+}

@@ -1,0 +1,198 @@
+// A real etcd + kube-apiserver on loopback, for the test harness and for
+// `make run`: client-certificate auth, RBAC, service-account signing keys,
+// as controller-runtime's envtest sets them up.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { controlPlaneBinaries, type ControlPlaneBinaries } from './binaries.js';
+import { ensurePki, type Pki } from './pki.js';
+import { freePort, portOr } from './ports.js';
+import { Supervised } from './process.js';
+
+export interface ControlPlaneOptions {
+  /** Holds data, certificates, logs and the kubeconfig. */
+  stateDir: string;
+  /**
+   * Keep the ports of the previous start when they are free, so a kubeconfig
+   * a user copied stays valid across `make run` restarts.
+   */
+  stablePorts?: boolean;
+  /** etcd without fsync: much faster, safe only for throw-away test data. */
+  unsafeNoFsync?: boolean;
+  startTimeoutMs?: number;
+}
+
+export interface ControlPlaneInfo {
+  server: string;
+  kubeconfig: string;
+  binaries: ControlPlaneBinaries;
+  pids: number[];
+}
+
+interface Ports {
+  etcdClient: number;
+  etcdPeer: number;
+  apiserver: number;
+}
+
+function httpGet(url: string): Promise<{ status: number; body: string }> {
+  return fetch(url).then(async (response) => ({ status: response.status, body: await response.text() }));
+}
+
+function httpsGet(url: string, pki: Pki): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey), timeout: 5000 },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export class ControlPlane {
+  private etcd: Supervised | undefined;
+  private apiserver: Supervised | undefined;
+  private readonly dirs: { data: string; logs: string; pki: string };
+
+  constructor(private readonly options: ControlPlaneOptions) {
+    this.dirs = {
+      data: join(options.stateDir, 'etcd'),
+      logs: join(options.stateDir, 'logs'),
+      pki: join(options.stateDir, 'pki'),
+    };
+  }
+
+  get kubeconfigPath(): string {
+    return join(this.options.stateDir, 'kubeconfig');
+  }
+
+  private async choosePorts(): Promise<Ports> {
+    const file = join(this.options.stateDir, 'ports.json');
+    const previous: Partial<Ports> =
+      this.options.stablePorts && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<Ports>) : {};
+    const ports = {
+      etcdClient: await portOr(previous.etcdClient),
+      etcdPeer: await portOr(previous.etcdPeer),
+      apiserver: await portOr(previous.apiserver ?? (this.options.stablePorts ? 6443 : undefined)),
+    };
+    // Two fresh picks can coincide; pick again until all three differ.
+    while (new Set(Object.values(ports)).size < 3) ports.etcdPeer = await freePort();
+    writeFileSync(file, JSON.stringify(ports));
+    return ports;
+  }
+
+  async start(): Promise<ControlPlaneInfo> {
+    const binaries = controlPlaneBinaries();
+    for (const dir of Object.values(this.dirs)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const pki = await ensurePki(this.dirs.pki);
+    const ports = await this.choosePorts();
+    const timeout = this.options.startTimeoutMs ?? 60_000;
+
+    const etcdUrl = `http://127.0.0.1:${ports.etcdClient}`;
+    const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
+    this.etcd = new Supervised({
+      name: 'etcd',
+      command: binaries.etcd,
+      args: [
+        '--name=virtfleet',
+        `--data-dir=${this.dirs.data}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=virtfleet=${peerUrl}`,
+        '--log-level=warn',
+        ...(this.options.unsafeNoFsync ? ['--unsafe-no-fsync'] : []),
+      ],
+      logFile: join(this.dirs.logs, 'etcd.log'),
+    });
+    await this.etcd.waitUntilReady(async () => {
+      const { status, body } = await httpGet(`${etcdUrl}/health`);
+      return status === 200 && body.includes('"true"');
+    }, timeout);
+
+    const server = `https://127.0.0.1:${ports.apiserver}`;
+    this.apiserver = new Supervised({
+      name: 'kube-apiserver',
+      command: binaries.kubeApiserver,
+      args: [
+        `--etcd-servers=${etcdUrl}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${ports.apiserver}`,
+        `--cert-dir=${this.dirs.pki}`,
+        `--tls-cert-file=${pki.servingCert}`,
+        `--tls-private-key-file=${pki.servingKey}`,
+        `--client-ca-file=${pki.caCert}`,
+        '--authorization-mode=RBAC',
+        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+        `--service-account-key-file=${pki.serviceAccountPub}`,
+        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        // No kubelets or controller-manager here: nothing would mint the
+        // tokens that this admission plugin waits for.
+        '--disable-admission-plugins=ServiceAccount',
+        '--endpoint-reconciler-type=none',
+        '--allow-privileged=true',
+        '--v=1',
+      ],
+      logFile: join(this.dirs.logs, 'kube-apiserver.log'),
+    });
+    await this.apiserver.waitUntilReady(async () => {
+      const { status } = await httpsGet(`${server}/readyz`, pki);
+      return status === 200;
+    }, timeout * 2);
+
+    this.writeKubeconfig(server, pki);
+    return {
+      server,
+      kubeconfig: this.kubeconfigPath,
+      binaries,
+      pids: [this.etcd.pid, this.apiserver.pid].filter((pid): pid is number => pid !== undefined),
+    };
+  }
+
+  private writeKubeconfig(server: string, pki: Pki): void {
+    const b64 = (file: string) => readFileSync(file).toString('base64');
+    const config = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'virtfleet-local', cluster: { server, 'certificate-authority-data': b64(pki.caCert) } }],
+      users: [
+        {
+          name: 'virtfleet-admin',
+          user: { 'client-certificate-data': b64(pki.adminCert), 'client-key-data': b64(pki.adminKey) },
+        },
+      ],
+      contexts: [{ name: 'virtfleet-local', context: { cluster: 'virtfleet-local', user: 'virtfleet-admin' } }],
+      'current-context': 'virtfleet-local',
+    };
+    writeFileSync(this.kubeconfigPath, stringify(config), { mode: 0o600 });
+  }
+
+  /** Stops the API server first, then etcd, so etcd never loses a writer mid-request. */
+  async stop(): Promise<void> {
+    await this.apiserver?.stop(15_000);
+    await this.etcd?.stop(10_000);
+  }
+
+  /** Resolves with an error when etcd or the API server exits, which only stop() should cause. */
+  firstExit(): Promise<Error> {
+    const parts = [this.etcd, this.apiserver].filter((part): part is Supervised => part !== undefined);
+    return Promise.race(parts.map((part) => part.exited.then((code) => part.failure(`exited (code ${String(code)})`))));
+  }
+
+  /** Synchronous last resort for process 'exit' handlers. */
+  killNow(): void {
+    for (const part of [this.apiserver, this.etcd]) if (part?.running) part.child.kill('SIGKILL');
+  }
+}

@@ -1,0 +1,82 @@
+// Certificates of the local control plane, made with the openssl command as
+// controller-runtime's envtest does: a CA, the API server's serving cert for
+// 127.0.0.1, an admin client cert in system:masters, and the service-account
+// signing key pair. Existing files are kept, so `make run` reuses them.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface Pki {
+  dir: string;
+  caCert: string;
+  servingCert: string;
+  servingKey: string;
+  adminCert: string;
+  adminKey: string;
+  serviceAccountKey: string;
+  serviceAccountPub: string;
+}
+
+export function pkiPaths(dir: string): Pki {
+  return {
+    dir,
+    caCert: join(dir, 'ca.crt'),
+    servingCert: join(dir, 'apiserver.crt'),
+    servingKey: join(dir, 'apiserver.key'),
+    adminCert: join(dir, 'admin.crt'),
+    adminKey: join(dir, 'admin.key'),
+    serviceAccountKey: join(dir, 'sa.key'),
+    serviceAccountPub: join(dir, 'sa.pub'),
+  };
+}
+
+async function openssl(args: string[]): Promise<void> {
+  try {
+    await run('openssl', args);
+  } catch (error) {
+    const detail = (error as { stderr?: string }).stderr ?? String(error);
+    throw new Error(`openssl ${args[0]} failed: ${detail.trim()} (is the openssl package installed? hack/setup.sh installs it)`);
+  }
+}
+
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+async function signedCert(pki: Pki, name: string, subject: string, extensions: string): Promise<void> {
+  const key = join(pki.dir, `${name}.key`);
+  const csr = join(pki.dir, `${name}.csr`);
+  const ext = join(pki.dir, `${name}.ext`);
+  writeFileSync(ext, extensions);
+  await openssl(['req', '-new', ...EC_KEY, '-keyout', key, '-subj', subject, '-out', csr]);
+  await openssl([
+    'x509', '-req', '-in', csr, '-CA', pki.caCert, '-CAkey', join(pki.dir, 'ca.key'), '-CAcreateserial',
+    '-days', '3650', '-extfile', ext, '-out', join(pki.dir, `${name}.crt`),
+  ]);
+}
+
+/** Creates whatever certificate or key is missing under `dir`. */
+export async function ensurePki(dir: string): Promise<Pki> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const pki = pkiPaths(dir);
+  if (!existsSync(pki.caCert)) {
+    await openssl([
+      'req', '-x509', ...EC_KEY, '-keyout', join(dir, 'ca.key'), '-out', pki.caCert,
+      '-days', '3650', '-subj', '/CN=virtfleet-local-ca',
+    ]);
+  }
+  if (!existsSync(pki.servingCert)) {
+    await signedCert(pki, 'apiserver', '/CN=kube-apiserver',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
+  }
+  if (!existsSync(pki.adminCert)) {
+    await signedCert(pki, 'admin', '/O=system:masters/CN=virtfleet-admin',
+      'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
+  }
+  if (!existsSync(pki.serviceAccountPub)) {
+    await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', pki.serviceAccountKey]);
+    await openssl(['ec', '-in', pki.serviceAccountKey, '-pubout', '-out', pki.serviceAccountPub]);
+  }
+  return pki;
+}

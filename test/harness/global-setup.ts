@@ -1,0 +1,34 @@
+// Starts a real etcd + kube-apiserver for the integration tier, installs the
+// CRDs, and hands tests a kubeconfig through the environment. If a part
+// cannot start, this throws with that part's log: the tier fails, never skips.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../../src/devstack/binaries.js';
+import { ControlPlane } from '../../src/devstack/controlplane.js';
+import { installCrds } from '../../src/devstack/crds.js';
+
+declare global {
+  // eslint-disable-next-line no-var
+  var __virtfleetControlPlane: { plane: ControlPlane; stateDir: string } | undefined;
+}
+
+export default async function globalSetup(): Promise<void> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'virtfleet-it-'));
+  const plane = new ControlPlane({ stateDir, unsafeNoFsync: true });
+  globalThis.__virtfleetControlPlane = { plane, stateDir };
+  // Even if jest dies without running the teardown, nothing is left running.
+  process.once('exit', () => plane.killNow());
+  const started = Date.now();
+  const info = await plane.start().catch(async (error: unknown) => {
+    await plane.stop();
+    throw error;
+  });
+  await installCrds(info.binaries.kubectl, info.kubeconfig, repoRoot());
+  process.env.KUBECONFIG = info.kubeconfig;
+  process.env.VIRTFLEET_KUBECTL = info.binaries.kubectl;
+  process.stdout.write(
+    `\ncontrol plane: kube-apiserver ${info.binaries.kubernetesVersion} + etcd ${info.binaries.etcdVersion} at ${info.server} ` +
+      `(up in ${((Date.now() - started) / 1000).toFixed(1)} s, state in ${stateDir})\n`,
+  );
+}
