@@ -3,8 +3,12 @@ import { KeyBackoff } from '../../src/runtime/backoff.js';
 import { WorkQueue } from '../../src/runtime/workqueue.js';
 
 describe('WorkQueue', () => {
-  beforeEach(() => jest.useFakeTimers());
-  afterEach(() => jest.useRealTimers());
+  beforeEach(() => {
+    jest.useFakeTimers();
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   it('hands out a key added many times once', async () => {
     const queue = new WorkQueue();
