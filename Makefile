@@ -5,15 +5,27 @@ export PATH := $(PATH):/usr/local/go/bin
 STATE_DIR ?= $(or $(VIRTFLEET_STATE_DIR),$(CURDIR)/.virtfleet)
 JEST := node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js
 
-.PHONY: all setup build gen typecheck test test-unit test-integration test-e2e run clean
+NATIVE_ADDON := build/Release/virtfleet_libvirt.node
+NATIVE_SRC := binding.gyp $(wildcard src/hypervisors/libvirt/native/*.cc src/hypervisors/libvirt/native/*.h)
+
+.PHONY: all setup build native gen typecheck test test-unit test-integration test-e2e run clean
 
 all: test
 
 setup:
 	@hack/setup.sh
 
-build: setup
+build: setup native
 	@npm run --silent build
+
+# The libvirt binding (node-addon-api + node-gyp against libvirt-dev), rebuilt
+# only when its sources change.
+native: setup
+	@$(MAKE) --no-print-directory $(NATIVE_ADDON)
+
+$(NATIVE_ADDON): $(NATIVE_SRC)
+	@echo "==> building the libvirt binding"
+	@npm run --silent build:native
 
 gen: setup
 	@npm run --silent gen
@@ -39,4 +51,4 @@ run: setup build
 	@node dist/cli/main.js dev --state-dir "$(STATE_DIR)"
 
 clean:
-	rm -rf dist
+	rm -rf dist build

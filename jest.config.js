@@ -1,5 +1,5 @@
 // Three tiers, one run: `make test` runs them all. Integration and e2e tiers
-// talk to a real kube-apiserver + etcd started by test/harness/global-setup.ts.
+// talk to a real kube-apiserver + etcd started by test/harness/global-setup.mjs.
 const tsJest = {
   '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
 };
@@ -11,6 +11,9 @@ const common = {
 };
 
 export default {
+  // Per-test ceiling for tests with real parts; e2e tests that drive whole
+  // stacks set their own. (testTimeout is a global option, not a project one.)
+  testTimeout: 120000,
   reporters: ['default', '<rootDir>/test/harness/summary-reporter.cjs'],
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
@@ -18,15 +21,13 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
-      globalSetup: '<rootDir>/test/harness/global-setup.ts',
-      globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
-      testTimeout: 120000,
+      globalSetup: '<rootDir>/test/harness/global-setup.mjs',
+      globalTeardown: '<rootDir>/test/harness/global-teardown.mjs',
     },
     {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
-      testTimeout: 300000,
     },
   ],
 };

@@ -9,7 +9,10 @@ log() { printf '==> %s\n' "$*"; }
 
 # Debian packages: openssl makes the local control plane's certificates;
 # procps and iproute2 are used by tests that look at processes and ports.
-APT_PACKAGES=(ca-certificates openssl make procps iproute2 git)
+# libvirt-dev, pkg-config, g++ and python3 (for node-gyp) build the libvirt
+# binding; libvirt-clients gives virsh, the baseline the libvirt bench compares with.
+APT_PACKAGES=(ca-certificates openssl make procps iproute2 git
+  libvirt-dev libvirt-clients pkg-config g++ python3)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -33,13 +36,16 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-# npm ci only when package-lock.json changed since the last install: it wipes
-# node_modules, which must not happen under a running test or dev stack.
+# Install only when package-lock.json changed since the last install, so a
+# running test or dev stack never has node_modules changed under it. `npm ci`
+# cannot be used: this registry lacks some optional platform packages (e.g.
+# @unrs/resolver-binding-android-arm-eabi) that npm ci insists the lock lists;
+# `npm install --no-save` installs the locked versions without touching the lock.
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 stamp=node_modules/.virtfleet-lock-hash
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
-  log "installing npm dependencies (npm ci)"
-  npm ci --no-audit --no-fund
+  log "installing npm dependencies (locked versions)"
+  npm install --no-save --no-audit --no-fund
   echo "$lock_hash" > "$stamp"
 fi
 

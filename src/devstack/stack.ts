@@ -88,7 +88,7 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     out('');
     out(`virtfleet local stack is up: kube-apiserver ${info.binaries.kubernetesVersion}, etcd ${info.binaries.etcdVersion}, controller`);
     out(`  kubeconfig: ${info.kubeconfig}`);
-    out(`  try:        kubectl --kubeconfig ${info.kubeconfig} get vm,hp,ip -A`);
+    out(`  try:        kubectl --kubeconfig ${info.kubeconfig} get vm,hp,iprof -A`);
     out(`  kubectl:    ${info.binaries.kubectl} (same version as the API server)`);
     out(`  logs:       ${join(stateDir, 'logs')}/`);
     out('Press Ctrl-C to stop.');

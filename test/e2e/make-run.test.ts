@@ -11,6 +11,8 @@ import { controlPlaneBinaries, repoRoot } from '../../src/devstack/binaries.js';
 import { processesUsing } from '../../src/devstack/leftovers.js';
 
 const run = promisify(execFile);
+// Each test starts the stack, which may first build what make run needs.
+const STACK_TIMEOUT_MS = 300_000;
 const stateDir = mkdtempSync(join(tmpdir(), 'virtfleet-make-run-'));
 const kubectlBin = controlPlaneBinaries().kubectl;
 
@@ -36,12 +38,17 @@ function startMakeRun(): RunningStack {
   return { child, output: () => output, exited };
 }
 
+/** exitCode stays null for a process ended by a signal. */
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
 async function waitForKubeconfigLine(stack: RunningStack): Promise<string> {
   const deadline = Date.now() + 240_000;
   for (;;) {
     const match = /kubeconfig: (\S+)/.exec(stack.output());
     if (match?.[1] && stack.output().includes('Press Ctrl-C to stop.')) return match[1];
-    if (stack.child.exitCode !== null) throw new Error(`make run exited early:\n${stack.output()}`);
+    if (hasExited(stack.child)) throw new Error(`make run exited early:\n${stack.output()}`);
     if (Date.now() > deadline) throw new Error(`make run did not come up:\n${stack.output()}`);
     await delay(200);
   }
@@ -71,7 +78,7 @@ async function kubectl(kubeconfig: string, args: string[]): Promise<string> {
 let current: RunningStack | undefined;
 
 afterAll(async () => {
-  if (current?.child.exitCode === null) process.kill(-current.child.pid!, 'SIGKILL');
+  if (current && !hasExited(current.child)) process.kill(-current.child.pid!, 'SIGKILL');
   for (const leftover of processesUsing(stateDir)) process.kill(leftover.pid, 'SIGKILL');
   rmSync(stateDir, { recursive: true, force: true });
 });
@@ -80,7 +87,7 @@ describe('make run', () => {
   it('comes up, lists the three CRDs, and Ctrl-C leaves nothing running', async () => {
     current = startMakeRun();
     const kubeconfig = await waitForKubeconfigLine(current);
-    expect(current.output()).toMatch(/try: +kubectl --kubeconfig \S+ get vm,hp,ip -A/);
+    expect(current.output()).toMatch(/try: +kubectl --kubeconfig \S+ get vm,hp,iprof -A/);
 
     const crds = await kubectl(kubeconfig, ['get', 'crd', '-o', 'name']);
     expect(crds.split('\n').filter(Boolean).sort()).toEqual([
@@ -94,7 +101,7 @@ describe('make run', () => {
 
     await ctrlC(current);
     expect(await leftoversAfterStop()).toEqual([]);
-  });
+  }, STACK_TIMEOUT_MS);
 
   it('reuses the data of the previous run and stops cleanly again', async () => {
     current = startMakeRun();
@@ -105,5 +112,5 @@ describe('make run', () => {
     await ctrlC(current);
     expect(await leftoversAfterStop()).toEqual([]);
     expect(current.output()).toContain('nothing is left running');
-  });
+  }, STACK_TIMEOUT_MS);
 });

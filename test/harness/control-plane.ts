@@ -1,7 +1,9 @@
+// Loaded by global-setup.mjs and global-teardown.mjs through tsx, since
+// jest's global setup runs outside its own module resolution.
 // Starts a real etcd + kube-apiserver for the integration tier, installs the
 // CRDs, and hands tests a kubeconfig through the environment. If a part
 // cannot start, this throws with that part's log: the tier fails, never skips.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../../src/devstack/binaries.js';
@@ -13,7 +15,7 @@ declare global {
   var __virtfleetControlPlane: { plane: ControlPlane; stateDir: string } | undefined;
 }
 
-export default async function globalSetup(): Promise<void> {
+export async function startControlPlane(): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'virtfleet-it-'));
   const plane = new ControlPlane({ stateDir, unsafeNoFsync: true });
   globalThis.__virtfleetControlPlane = { plane, stateDir };
@@ -31,4 +33,13 @@ export default async function globalSetup(): Promise<void> {
     `\ncontrol plane: kube-apiserver ${info.binaries.kubernetesVersion} + etcd ${info.binaries.etcdVersion} at ${info.server} ` +
       `(up in ${((Date.now() - started) / 1000).toFixed(1)} s, state in ${stateDir})\n`,
   );
+}
+
+/** Stops the control plane that startControlPlane started, failed tests or not. */
+export async function stopControlPlane(): Promise<void> {
+  const started = globalThis.__virtfleetControlPlane;
+  if (!started) return;
+  await started.plane.stop();
+  if (!process.env.VIRTFLEET_KEEP_STATE) rmSync(started.stateDir, { recursive: true, force: true });
+  globalThis.__virtfleetControlPlane = undefined;
 }

@@ -1,0 +1,221 @@
+// HostPool: a set of libvirt hosts and how to use them. Cluster-scoped: pools are shared
+// infrastructure, and VMs in any namespace refer to them by name.
+import { Type, type Static } from '@sinclair/typebox';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import {
+  ABSOLUTE_PATH,
+  HYPERVISORS,
+  AGE_COLUMN,
+  LABEL_VALUE,
+  LIBVIRT_NAME,
+  SINGLE_LINE,
+  bool,
+  conditionColumn,
+  conditions,
+  definePattern,
+  dnsLabel,
+  int,
+  listOf,
+  mapOf,
+  matching,
+  namedList,
+  num,
+  obj,
+  oneOf,
+  quantity,
+  secretReference,
+  str,
+  type ResourceDefinition,
+} from './common.js';
+import { withRules } from './rules.js';
+
+/** libvirt URI schemes virtfleet connects with. `test` is libvirt's built-in simulated driver. */
+export const URI_SCHEMES = ['qemu', 'qemu+ssh', 'qemu+tls', 'qemu+tcp', 'qemu+unix', 'xen', 'xen+ssh', 'xen+tls', 'test', 'test+unix'];
+
+// The URI reaches libvirt (and, for +ssh, an ssh command line), so it is limited to URI
+// characters that need no quoting: no whitespace, quotes, '$', '`', '\', '#', '<', '>', '|'.
+const LIBVIRT_URI = definePattern(
+  '^(qemu(\\+(ssh|tls|tcp|unix))?|xen(\\+(ssh|tls))?|test(\\+unix)?)://[A-Za-z0-9._~:/?@!&()*+,;=%\\[\\]-]*$',
+  1024,
+  (v) =>
+    `${JSON.stringify(v)} is not a libvirt URI virtfleet can use: the scheme must be one of ${URI_SCHEMES.join(', ')} ` +
+    `(e.g. qemu+ssh://root@host1/system or test:///default), with no spaces or quotes`,
+);
+
+const Fencing = withRules(
+  obj('How to make sure a failed host\'s VMs are dead before they are started elsewhere.', {
+    method: oneOf(
+      'none: never restart the host\'s VMs elsewhere unless a disk lease proves them dead; command: run spec.hosts[].fencing.command.',
+      ['none', 'command'],
+      { default: 'none' },
+    ),
+    command: Type.Optional(
+      listOf(
+        'Program and arguments (argv, no shell) run by the controller to power off the host; exit 0 means fenced. ' +
+          'The host name is passed in VIRTFLEET_HOST.',
+        matching('One argument.', SINGLE_LINE, { maxLength: 1024 }),
+        { minItems: 1, maxItems: 32 },
+      ),
+    ),
+    secretRef: Type.Optional(secretReference('Secret whose keys are passed to the command as environment variables.')),
+  }),
+  [
+    {
+      id: 'hp-fencing-command-needs-command',
+      cel: "self.method != 'command' || has(self.command)",
+      message: 'fencing method command needs command: the program and its arguments',
+      fieldPath: '.command',
+      reason: 'FieldValueRequired',
+      holds: (fencing) => fencing.method !== 'command' || fencing.command !== undefined,
+    },
+  ],
+);
+
+const Host = withRules(
+  obj('One libvirt host.', {
+    name: dnsLabel('Name of the host, unique within the pool; VMs report it in status.host.'),
+    uri: matching(
+      'libvirt connection URI, e.g. qemu+tls://host1.example/system, qemu+ssh://root@host1/system, xen+ssh://root@host2, ' +
+        'or test:///default (libvirt\'s simulated driver).',
+      LIBVIRT_URI,
+    ),
+    hypervisor: Type.Optional(
+      oneOf(
+        'The hypervisor the host runs, for drivers that cannot tell (test://). qemu URIs are kvm and xen URIs are xen.',
+        HYPERVISORS,
+      ),
+    ),
+    credentialsSecretRef: Type.Optional(
+      secretReference('Secret with connection credentials: ssh-privatekey and known_hosts for +ssh, or tls.crt, tls.key and ca.crt for +tls.'),
+    ),
+    labels: Type.Optional(
+      mapOf('Labels that VMs select hosts by (spec.placement.hostSelector).', matching('A label value.', LABEL_VALUE), {
+        maxProperties: 64,
+      }),
+    ),
+    maintenance: bool('Cordon the host and live-migrate its VMs away.', false),
+    fencing: Type.Optional(Fencing),
+  }),
+  [
+    {
+      id: 'hp-uri-matches-hypervisor',
+      cel:
+        "!has(self.hypervisor) || !((self.uri.startsWith('xen') && self.hypervisor == 'kvm') || " +
+        "(self.uri.startsWith('qemu') && self.hypervisor == 'xen'))",
+      message: 'hypervisor contradicts the URI: qemu URIs are kvm hosts and xen URIs are xen hosts; remove hypervisor or fix it',
+      fieldPath: '.hypervisor',
+      holds: (host) =>
+        host.hypervisor === undefined ||
+        !((host.uri.startsWith('xen') && host.hypervisor === 'kvm') || (host.uri.startsWith('qemu') && host.hypervisor === 'xen')),
+    },
+  ],
+);
+
+export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are placed on them.', {
+  hosts: namedList('The hosts, by name.', Host, { minItems: 1, maxItems: 100 }),
+  scheduling: obj(
+    'How VMs are placed.',
+    {
+      strategy: oneOf('spread: the least loaded host first; binpack: fill hosts before using the next.', ['spread', 'binpack'], {
+        default: 'spread',
+      }),
+      cpuOvercommit: num('vCPUs that may be allocated per host CPU.', { minimum: 1, maximum: 16, default: 4 }),
+      memoryOvercommit: num('Guest memory that may be allocated per byte of host memory.', { minimum: 1, maximum: 4, default: 1 }),
+    },
+    { default: {} },
+  ),
+  failureDetection: obj(
+    'When a host counts as failed.',
+    {
+      heartbeatPeriodSeconds: int('Seconds between heartbeats to each host.', { minimum: 1, maximum: 300, default: 5 }),
+      failureThreshold: int('Missed heartbeats after which the host is NotReady and its VMs are recovered.', {
+        minimum: 1,
+        maximum: 100,
+        default: 3,
+      }),
+    },
+    { default: {} },
+  ),
+  storage: obj(
+    'Where VM disks are created on each host.',
+    {
+      pool: matching('libvirt storage pool for VM volumes.', LIBVIRT_NAME, { default: 'default' }),
+      path: Type.Optional(matching('Directory for a dir-type pool the controller creates if the pool is missing.', ABSOLUTE_PATH)),
+    },
+    { default: {} },
+  ),
+  network: obj(
+    'The network VMs join when an interface names neither network nor bridge.',
+    { name: matching('libvirt network name.', LIBVIRT_NAME, { maxLength: 64, default: 'default' }) },
+    { default: {} },
+  ),
+});
+
+const Resources = (description: string) =>
+  obj(description, {
+    cpus: int('CPUs (for allocations: vCPUs).', { minimum: 0 }),
+    memory: quantity('Memory, e.g. 64Gi.'),
+  });
+
+export const HostPoolStatusSchema = obj('The observed state of the pool, written by the controller.', {
+  hosts: Type.Optional(
+    namedList(
+      'One entry per host in spec.hosts.',
+      obj('What the controller last saw of one host.', {
+        name: dnsLabel('spec.hosts[].name of the host.'),
+        ready: bool('Whether the host answers heartbeats and takes VMs.'),
+        reason: Type.Optional(str('CamelCase reason when not ready.', { maxLength: 1024 })),
+        message: Type.Optional(str('Details when not ready.', { maxLength: 32768 })),
+        hypervisor: Type.Optional(oneOf('The hypervisor the host runs.', HYPERVISORS)),
+        hypervisorVersion: Type.Optional(str('Hypervisor version, e.g. 7.2.0.', { maxLength: 64 })),
+        libvirtVersion: Type.Optional(str('libvirt version, e.g. 9.0.0.', { maxLength: 64 })),
+        capacity: Type.Optional(Resources('What the host has.')),
+        allocated: Type.Optional(Resources('What its VMs are given.')),
+        vmCount: Type.Optional(int('VMs placed on the host.', { minimum: 0 })),
+        lastTransitionTime: Type.Optional(str('When ready last changed (RFC 3339).', { format: 'date-time' })),
+        lastHeartbeatTime: Type.Optional(str('When the host last answered a heartbeat (RFC 3339).', { format: 'date-time' })),
+      }),
+      { maxItems: 100 },
+    ),
+  ),
+  readyHosts: Type.Optional(int('Hosts that are ready.', { minimum: 0 })),
+  hostCount: Type.Optional(int('Hosts in spec.hosts.', { minimum: 0 })),
+  conditions: Type.Optional(conditions('Ready: at least one host is ready.')),
+  observedGeneration: Type.Optional(
+    int('The .metadata.generation the status was computed from.', { format: 'int64', minimum: 0 }),
+  ),
+});
+
+export type HostPoolSpec = Static<typeof HostPoolSpecSchema>;
+export type HostPoolStatus = Static<typeof HostPoolStatusSchema>;
+export type Host = HostPoolSpec['hosts'][number];
+export type HostStatus = NonNullable<HostPoolStatus['hosts']>[number];
+
+/** A HostPool as the API server returns it: defaults applied. */
+export interface HostPool {
+  apiVersion: 'virtfleet.io/v1alpha1';
+  kind: 'HostPool';
+  metadata: V1ObjectMeta;
+  spec: HostPoolSpec;
+  status?: HostPoolStatus;
+}
+
+export const hostPoolResource: ResourceDefinition = {
+  kind: 'HostPool',
+  plural: 'hostpools',
+  singular: 'hostpool',
+  listKind: 'HostPoolList',
+  shortNames: ['hp'],
+  scope: 'Cluster',
+  categories: ['virtfleet'],
+  description: 'A set of KVM or Xen hosts reached through libvirt, and how virtfleet places VMs on them and detects their failure.',
+  spec: HostPoolSpecSchema,
+  status: HostPoolStatusSchema,
+  printerColumns: [
+    conditionColumn('Ready', 'Whether at least one host is ready.'),
+    { name: 'Hosts-Ready', type: 'integer', jsonPath: '.status.readyHosts', description: 'Hosts that are ready.' },
+    { name: 'Hosts', type: 'integer', jsonPath: '.status.hostCount', description: 'Hosts in the pool.' },
+    { name: 'Strategy', type: 'string', jsonPath: '.spec.scheduling.strategy', description: 'spread or binpack.' },
+    AGE_COLUMN,
+  ],
+};

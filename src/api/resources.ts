@@ -1,0 +1,11 @@
+// The kinds of the virtfleet.io API, in one list for the CRD generator and the validator.
+import type { ResourceDefinition } from './common.js';
+import { hostPoolResource } from './hostpool.js';
+import { installProfileResource } from './installprofile.js';
+import { virtualMachineResource } from './virtualmachine.js';
+
+export const RESOURCES: readonly ResourceDefinition[] = [virtualMachineResource, hostPoolResource, installProfileResource];
+
+export function resourceByKind(kind: string): ResourceDefinition | undefined {
+  return RESOURCES.find((resource) => resource.kind === kind);
+}

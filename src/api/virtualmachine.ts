@@ -1,0 +1,435 @@
+// VirtualMachine: what one VM should be (spec) and what it is (status).
+import { Type, type Static } from '@sinclair/typebox';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import {
+  ABSOLUTE_PATH,
+  HYPERVISORS,
+  AGE_COLUMN,
+  HTTP_URL,
+  INTERFACE_NAME,
+  LIBVIRT_NAME,
+  SINGLE_LINE,
+  bool,
+  conditionColumn,
+  conditions,
+  definePattern,
+  dnsLabel,
+  int,
+  labelSelector,
+  listOf,
+  localObjectReference,
+  matching,
+  namedList,
+  obj,
+  oneOf,
+  quantity,
+  str,
+  type ResourceDefinition,
+} from './common.js';
+import { isQuantity, quantityWithin } from './quantity.js';
+import { celExactlyOne, countSet, withRules } from './rules.js';
+
+export const RUN_STRATEGIES = ['Always', 'RerunOnFailure', 'Manual', 'Halted'] as const;
+export const VM_PHASES = [
+  'Pending',
+  'Scheduling',
+  'Provisioning',
+  'Installing',
+  'Starting',
+  'Running',
+  'Stopped',
+  'Paused',
+  'Migrating',
+  'CrashLoopBackOff',
+  'Failed',
+  'Terminating',
+  'Unknown',
+] as const;
+
+const CPU_MODEL = definePattern(
+  '^[A-Za-z0-9_.-]+$',
+  64,
+  (v) => `${JSON.stringify(v)} is not a CPU model name (host-passthrough, host-model, or a libvirt model such as Skylake-Server)`,
+);
+const MAC_ADDRESS = definePattern(
+  '^[0-9A-Fa-f][02468ACEace](:[0-9A-Fa-f]{2}){5}$',
+  17,
+  (v) => `${JSON.stringify(v)} is not a unicast MAC address (six ':'-separated hex pairs, first octet even, e.g. 52:54:00:12:34:56)`,
+);
+const HTTP_PATH = definePattern(
+  "^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$",
+  2048,
+  (v) => `${JSON.stringify(v)} is not an HTTP path (starts with '/', no spaces or control characters)`,
+);
+
+const MIN_MEMORY = '16Mi';
+const MAX_MEMORY = '16Ti';
+const MIN_DISK = '1Mi';
+const MAX_VCPUS = 512;
+
+const Cpu = withRules(
+  obj(
+    'CPU topology and model. The guest gets cores × sockets × threads vCPUs.',
+    {
+      cores: int('Cores per socket.', { minimum: 1, maximum: 256, default: 1 }),
+      sockets: int('CPU sockets.', { minimum: 1, maximum: 16, default: 1 }),
+      threads: int('Threads per core.', { minimum: 1, maximum: 8, default: 1 }),
+      model: Type.Optional(
+        matching(
+          'CPU model: host-passthrough (the host CPU as is; blocks migration between different CPUs), host-model ' +
+            '(the closest named model), or a libvirt CPU model name such as Skylake-Server. Unset: the hypervisor default.',
+          CPU_MODEL,
+        ),
+      ),
+    },
+    { default: {} },
+  ),
+  [
+    {
+      id: 'vm-cpu-total',
+      cel: `self.cores * self.sockets * self.threads <= ${MAX_VCPUS}`,
+      message: `cores * sockets * threads must be at most ${MAX_VCPUS} vCPUs`,
+      holds: (cpu) => cpu.cores * cpu.sockets * cpu.threads <= MAX_VCPUS,
+    },
+  ],
+);
+
+const Memory = withRules(
+  quantity(`Guest memory as a Kubernetes quantity, e.g. 512Mi or 4Gi; between ${MIN_MEMORY} and ${MAX_MEMORY}.`),
+  [
+    {
+      id: 'vm-memory-bounds',
+      cel:
+        `!isQuantity(self) || (quantity(self).compareTo(quantity('${MIN_MEMORY}')) >= 0 && ` +
+        `quantity(self).compareTo(quantity('${MAX_MEMORY}')) <= 0)`,
+      message: `memory must be between ${MIN_MEMORY} and ${MAX_MEMORY} (binary suffixes: Mi, Gi, Ti; a lone m means milli)`,
+      // Like the CEL guard, leave strings that are not quantities to the pattern check.
+      holds: (memory) => !isQuantity(memory) || quantityWithin(memory, MIN_MEMORY, MAX_MEMORY),
+    },
+  ],
+);
+
+const Firmware = withRules(
+  obj(
+    'Firmware the guest boots with.',
+    {
+      type: oneOf('bios (SeaBIOS) or uefi (OVMF).', ['bios', 'uefi'], { default: 'bios' }),
+      secureBoot: bool('Enable UEFI Secure Boot; needs type uefi.', false),
+    },
+    { default: {} },
+  ),
+  [
+    {
+      id: 'vm-secure-boot-needs-uefi',
+      cel: "!self.secureBoot || self.type == 'uefi'",
+      message: 'secureBoot needs UEFI firmware: set firmware.type to uefi, or secureBoot to false',
+      fieldPath: '.secureBoot',
+      holds: (firmware) => !firmware.secureBoot || firmware.type === 'uefi',
+    },
+  ],
+);
+
+const Xen = obj('Xen-only settings; refused when spec.hypervisor is kvm.', {
+  mode: oneOf('hvm (fully virtualized) or pv (paravirtualized; needs a PV-capable guest kernel).', ['hvm', 'pv'], {
+    default: 'hvm',
+  }),
+});
+
+const KernelBoot = obj('Direct kernel boot: start the guest from a kernel and initrd on the host instead of a disk.', {
+  kernel: matching('Absolute path of the kernel image on the host.', ABSOLUTE_PATH),
+  initrd: Type.Optional(matching('Absolute path of the initial ramdisk on the host.', ABSOLUTE_PATH)),
+  cmdline: Type.Optional(matching('Kernel command line; one line, no control characters.', SINGLE_LINE)),
+});
+
+const DiskSource = withRules(
+  obj('Where the disk\'s first content comes from; set exactly one of blank, image or clone.', {
+    blank: Type.Optional(obj('An empty disk of the given size.', {})),
+    image: Type.Optional(
+      obj('A disk image downloaded once from a URL (qcow2 or raw) into the pool.', {
+        url: matching('http:// or https:// URL of the image.', HTTP_URL),
+      }),
+    ),
+    clone: Type.Optional(
+      obj('A copy of an existing volume in a libvirt storage pool on the host.', {
+        volume: matching('Name of the volume to copy.', LIBVIRT_NAME),
+        pool: Type.Optional(matching('Storage pool of that volume; defaults to the HostPool\'s spec.storage.pool.', LIBVIRT_NAME)),
+      }),
+    ),
+  }),
+  [
+    {
+      id: 'vm-disk-one-source',
+      cel: celExactlyOne(['blank', 'image', 'clone']),
+      message: 'set exactly one of blank, image or clone',
+      holds: (source) => countSet(source, ['blank', 'image', 'clone']) === 1,
+    },
+  ],
+);
+
+const Disk = withRules(
+  obj('A virtual disk, backed by a volume the controller creates in the host\'s storage pool.', {
+    name: dnsLabel('Name of the disk, unique within the VM; also names its volume.'),
+    size: Type.Optional(
+      withRules(quantity(`Capacity, e.g. 20Gi; at least ${MIN_DISK}. Required for blank disks; grows image and clone disks.`), [
+        {
+          id: 'vm-disk-min-size',
+          cel: `!isQuantity(self) || quantity(self).compareTo(quantity('${MIN_DISK}')) >= 0`,
+          message: `size must be at least ${MIN_DISK}`,
+          holds: (size) => !isQuantity(size) || quantityWithin(size, MIN_DISK),
+        },
+      ]),
+    ),
+    bus: oneOf('Bus the guest sees the disk on.', ['virtio', 'sata', 'scsi'], { default: 'virtio' }),
+    bootOrder: Type.Optional(int('Boot priority among the VM\'s disks, 1 first; unique within the VM.', { minimum: 1, maximum: 32 })),
+    readOnly: bool('Attach the disk read-only.', false),
+    source: DiskSource,
+  }),
+  [
+    {
+      id: 'vm-blank-disk-needs-size',
+      cel: '!has(self.source) || !has(self.source.blank) || has(self.size)',
+      message: 'a blank disk needs a size, e.g. size: 20Gi',
+      fieldPath: '.size',
+      reason: 'FieldValueRequired',
+      holds: (disk) => disk.source?.blank === undefined || disk.size !== undefined,
+    },
+  ],
+);
+
+const Network = withRules(
+  obj('A network interface. With neither network nor bridge it joins the HostPool\'s spec.network.name.', {
+    name: dnsLabel('Name of the interface, unique within the VM.'),
+    network: Type.Optional(matching('libvirt network to join.', LIBVIRT_NAME, { maxLength: 64 })),
+    bridge: Type.Optional(matching('Host bridge to join, e.g. br0.', INTERFACE_NAME)),
+    model: oneOf('NIC model the guest sees.', ['virtio', 'e1000', 'rtl8139'], { default: 'virtio' }),
+    macAddress: Type.Optional(matching('Unicast MAC address; generated when unset.', MAC_ADDRESS)),
+  }),
+  [
+    {
+      id: 'vm-network-or-bridge',
+      cel: '!(has(self.network) && has(self.bridge))',
+      message: 'set network or bridge, not both',
+      fieldPath: '.bridge',
+      reason: 'FieldValueForbidden',
+      holds: (nic) => !(nic.network !== undefined && nic.bridge !== undefined),
+    },
+  ],
+);
+
+const HealthCheck = withRules(
+  obj('How to tell that the guest works; set exactly one of guestAgent, tcp or http.', {
+    guestAgent: Type.Optional(obj('Probe the QEMU guest agent (guest-ping); the guest must run qemu-guest-agent.', {})),
+    tcp: Type.Optional(
+      obj('Open a TCP connection to the guest.', {
+        port: int('TCP port in the guest.', { minimum: 1, maximum: 65535 }),
+      }),
+    ),
+    http: Type.Optional(
+      obj('Send an HTTP GET to the guest; any 2xx or 3xx status is healthy.', {
+        port: int('TCP port in the guest.', { minimum: 1, maximum: 65535 }),
+        path: matching('Request path.', HTTP_PATH, { default: '/' }),
+        scheme: oneOf('HTTP or HTTPS (certificates are not verified).', ['HTTP', 'HTTPS'], { default: 'HTTP' }),
+      }),
+    ),
+    initialDelaySeconds: int('Seconds after the guest starts before the first probe.', { minimum: 0, maximum: 3600, default: 0 }),
+    periodSeconds: int('Seconds between probes.', { minimum: 1, maximum: 3600, default: 10 }),
+    timeoutSeconds: int('Seconds a probe may take; less than periodSeconds.', { minimum: 1, maximum: 3600, default: 1 }),
+    failureThreshold: int('Consecutive failed probes after which the guest is restarted.', { minimum: 1, maximum: 100, default: 3 }),
+  }),
+  [
+    {
+      id: 'vm-health-one-probe',
+      cel: celExactlyOne(['guestAgent', 'tcp', 'http']),
+      message: 'set exactly one probe: guestAgent, tcp or http',
+      holds: (check) => countSet(check, ['guestAgent', 'tcp', 'http']) === 1,
+    },
+    {
+      id: 'vm-health-timeout-below-period',
+      cel: 'self.timeoutSeconds < self.periodSeconds',
+      message: 'timeoutSeconds must be less than periodSeconds',
+      fieldPath: '.timeoutSeconds',
+      holds: (check) => check.timeoutSeconds < check.periodSeconds,
+    },
+  ],
+);
+
+const RestartBackoff = withRules(
+  obj(
+    'Delay between restarts after crashes: it starts at initialSeconds and doubles up to maxSeconds.',
+    {
+      initialSeconds: int('First delay.', { minimum: 1, maximum: 3600, default: 1 }),
+      maxSeconds: int('Longest delay.', { minimum: 1, maximum: 86400, default: 300 }),
+    },
+    { default: {} },
+  ),
+  [
+    {
+      id: 'vm-backoff-order',
+      cel: 'self.initialSeconds <= self.maxSeconds',
+      message: 'initialSeconds must not exceed maxSeconds',
+      fieldPath: '.initialSeconds',
+      holds: (backoff) => backoff.initialSeconds <= backoff.maxSeconds,
+    },
+  ],
+);
+
+const Recovery = obj(
+  'What the health controller does when the VM or its host fails.',
+  {
+    restartBackoff: RestartBackoff,
+    evacuate: bool(
+      'Restart the VM on another host when its host fails (only once the old copy is fenced or known dead).',
+      true,
+    ),
+    priority: int('Order of restarts and evacuations; higher first.', { minimum: -1000, maximum: 1000, default: 0 }),
+  },
+  { default: {} },
+);
+
+const Placement = obj('Constraints on which host runs the VM.', {
+  hostSelector: Type.Optional(labelSelector('Only hosts whose labels (spec.hosts[].labels in the HostPool) match.')),
+  antiAffinityGroup: Type.Optional(dnsLabel('VMs in the same group are placed on different hosts where possible.')),
+});
+
+export const VirtualMachineSpecSchema = withRules(
+  obj('The desired state of the VM.', {
+    hostPoolRef: localObjectReference('The HostPool whose hosts may run the VM.', 'Name of the (cluster-scoped) HostPool.'),
+    placement: Type.Optional(Placement),
+    hypervisor: oneOf(
+      'kvm, xen, or auto: let the scheduler choose from the pool\'s hosts and spec.workload (the choice and its reason go to status).',
+      ['kvm', 'xen', 'auto'],
+      { default: 'auto' },
+    ),
+    workload: oneOf('What the VM mostly does; guides the choice when hypervisor is auto.', ['compute', 'io', 'general'], {
+      default: 'general',
+    }),
+    runStrategy: oneOf(
+      'Always: keep running; RerunOnFailure: restart only after a failure; Manual: start and stop only on request; Halted: keep stopped.',
+      RUN_STRATEGIES,
+      { default: 'Always' },
+    ),
+    cpu: Cpu,
+    memory: Memory,
+    firmware: Firmware,
+    xen: Type.Optional(Xen),
+    kernelBoot: Type.Optional(KernelBoot),
+    disks: Type.Optional(namedList('Virtual disks, by name.', Disk, { maxItems: 32 })),
+    networks: Type.Optional(namedList('Network interfaces, by name.', Network, { maxItems: 16 })),
+    install: Type.Optional(
+      obj('Install an OS on first boot; later boots start from disk.', {
+        profileRef: localObjectReference('The InstallProfile to install, in the VM\'s namespace.'),
+      }),
+    ),
+    healthCheck: Type.Optional(HealthCheck),
+    recovery: Recovery,
+  }),
+  [
+    {
+      id: 'vm-xen-settings-need-xen',
+      cel: "!has(self.xen) || self.hypervisor != 'kvm'",
+      message: 'spec.xen applies only to Xen guests: remove spec.xen, or set spec.hypervisor to xen or auto',
+      fieldPath: '.xen',
+      reason: 'FieldValueForbidden',
+      holds: (spec) => spec.xen === undefined || spec.hypervisor !== 'kvm',
+    },
+    {
+      id: 'vm-xen-pv-without-uefi',
+      cel: "!has(self.xen) || self.xen.mode != 'pv' || self.firmware.type != 'uefi'",
+      message: 'Xen PV guests boot without firmware: set firmware.type to bios, or xen.mode to hvm',
+      fieldPath: '.xen.mode',
+      holds: (spec) => spec.xen?.mode !== 'pv' || spec.firmware.type !== 'uefi',
+    },
+    {
+      id: 'vm-boot-order-unique',
+      cel:
+        '!has(self.disks) || self.disks.all(d, !has(d.bootOrder) || ' +
+        'self.disks.exists_one(e, has(e.bootOrder) && e.bootOrder == d.bootOrder))',
+      message: 'disks[].bootOrder values must be unique',
+      fieldPath: '.disks',
+      holds: (spec) => {
+        const orders = (spec.disks ?? []).flatMap((disk) => (disk.bootOrder === undefined ? [] : [disk.bootOrder]));
+        return new Set(orders).size === orders.length;
+      },
+    },
+    {
+      id: 'vm-install-needs-disk',
+      cel: '!has(self.install) || (has(self.disks) && size(self.disks) > 0)',
+      message: 'an install needs a disk to install onto: add one to spec.disks (e.g. a blank disk)',
+      fieldPath: '.disks',
+      reason: 'FieldValueRequired',
+      holds: (spec) => spec.install === undefined || (spec.disks?.length ?? 0) > 0,
+    },
+    {
+      id: 'vm-install-or-kernel-boot',
+      cel: '!has(self.install) || !has(self.kernelBoot)',
+      message: 'kernelBoot cannot be combined with install: the InstallProfile decides how the installer boots',
+      fieldPath: '.kernelBoot',
+      reason: 'FieldValueForbidden',
+      holds: (spec) => spec.install === undefined || spec.kernelBoot === undefined,
+    },
+  ],
+);
+
+export const VirtualMachineStatusSchema = obj('The observed state of the VM, written by the controller.', {
+  phase: Type.Optional(oneOf('A one-word summary for humans; conditions carry the details.', VM_PHASES)),
+  host: Type.Optional(str('Name of the HostPool host the VM is placed on.', { maxLength: 63 })),
+  hypervisor: Type.Optional(oneOf('The hypervisor the VM runs on.', HYPERVISORS)),
+  hypervisorReason: Type.Optional(str('Why that hypervisor was chosen (mainly for hypervisor auto).', { maxLength: 1024 })),
+  domainUUID: Type.Optional(str('UUID of the libvirt domain; equal to the object\'s metadata.uid.', { maxLength: 36 })),
+  domainName: Type.Optional(str('Name of the libvirt domain on the host.', { maxLength: 253 })),
+  addresses: Type.Optional(
+    listOf(
+      'IP addresses the guest reported.',
+      obj('One address of one interface.', {
+        interface: str('spec.networks[].name of the interface.', { maxLength: 63 }),
+        ip: str('IPv4 or IPv6 address.', { maxLength: 45 }),
+        mac: Type.Optional(str('MAC address of the interface.', { maxLength: 17 })),
+      }),
+      { maxItems: 64 },
+    ),
+  ),
+  restarts: Type.Optional(int('How often the controller restarted the VM after failures.', { minimum: 0 })),
+  conditions: Type.Optional(
+    conditions('Scheduled, Provisioned, Installed, Ready, Healthy and Migrating, each for the generation it saw.'),
+  ),
+  observedGeneration: Type.Optional(
+    int('The .metadata.generation the status was computed from.', { format: 'int64', minimum: 0 }),
+  ),
+});
+
+export type VirtualMachineSpec = Static<typeof VirtualMachineSpecSchema>;
+export type VirtualMachineStatus = Static<typeof VirtualMachineStatusSchema>;
+export type Disk = NonNullable<VirtualMachineSpec['disks']>[number];
+export type NetworkInterface = NonNullable<VirtualMachineSpec['networks']>[number];
+
+/** A VirtualMachine as the API server returns it: defaults applied. */
+export interface VirtualMachine {
+  apiVersion: 'virtfleet.io/v1alpha1';
+  kind: 'VirtualMachine';
+  metadata: V1ObjectMeta;
+  spec: VirtualMachineSpec;
+  status?: VirtualMachineStatus;
+}
+
+export const virtualMachineResource: ResourceDefinition = {
+  kind: 'VirtualMachine',
+  plural: 'virtualmachines',
+  singular: 'virtualmachine',
+  listKind: 'VirtualMachineList',
+  shortNames: ['vm'],
+  scope: 'Namespaced',
+  categories: ['virtfleet'],
+  description:
+    'A virtual machine that virtfleet runs on one host of a HostPool (KVM or Xen through libvirt), ' +
+    'restarts when it fails, and moves when its host fails.',
+  spec: VirtualMachineSpecSchema,
+  status: VirtualMachineStatusSchema,
+  printerColumns: [
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Summary of the VM\'s state.' },
+    { name: 'Host', type: 'string', jsonPath: '.status.host', description: 'Host the VM is placed on.' },
+    { name: 'Hypervisor', type: 'string', jsonPath: '.status.hypervisor', description: 'kvm or xen.' },
+    { name: 'IP', type: 'string', jsonPath: '.status.addresses[0].ip', description: 'First address the guest reported.' },
+    conditionColumn('Ready', 'Whether the guest is up (and healthy, with a healthCheck).'),
+    AGE_COLUMN,
+  ],
+};

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+// The `virtfleet` command. Each subcommand lives in its own module and is only wired in here.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { controllerCommand } from './controller.js';
+import { devCommand } from './dev.js';
+import { EXIT_USAGE, validateCommand } from './validate.js';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('virtfleet')
+  .description('run virtual machines on KVM and Xen hosts from Kubernetes')
+  .version(version);
+
+program.addCommand(validateCommand());
+program.addCommand(controllerCommand());
+program.addCommand(devCommand());
+
+// Usage errors exit with 2: commander's default (1) is what `validate` uses for "problems found".
+for (const command of [program, ...program.commands]) {
+  command.exitOverride((error: CommanderError) => {
+    process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
+  });
+}
+
+await program.parseAsync();

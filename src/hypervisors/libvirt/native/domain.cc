@@ -1,0 +1,357 @@
+// Domain calls. JavaScript names a domain by its UUID; each job looks the
+// domain up on the worker, acts, and frees the handle, so no libvirt handle
+// ever reaches JavaScript and a stale one can never be used.
+#include <libvirt/libvirt.h>
+
+#include <string>
+#include <vector>
+
+#include "connection.h"
+#include "convert.h"
+#include "errors.h"
+#include "handles.h"
+#include "names.h"
+
+namespace virtfleet {
+
+namespace {
+
+DomainHandle LookupByUUID(virConnectPtr conn, const std::string& uuid) {
+  DomainHandle dom(virDomainLookupByUUIDString(conn, uuid.c_str()));
+  if (!dom) ThrowLastError("virDomainLookupByUUIDString");
+  return dom;
+}
+
+// Work that looks up the domain `uuid` and hands it to `op`.
+template <typename Op>
+Work OnDomain(std::string uuid, Op op) {
+  return [uuid = std::move(uuid), op](Session& session) -> Reply {
+    DomainHandle dom = LookupByUUID(RequireConnection(session), uuid);
+    return op(dom.get());
+  };
+}
+
+Reply IdentityReply(DomainIdentity identity) {
+  return [identity = std::move(identity)](Napi::Env env) -> Napi::Value {
+    return ToJs(env, identity);
+  };
+}
+
+struct StateAndReason {
+  int state;
+  int reason;
+};
+
+Napi::Object StateToJs(Napi::Env env, StateAndReason s) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("state", kDomainState.Find(s.state));
+  out.Set("reason", StateReasonName(s.state, s.reason));
+  out.Set("stateCode", s.state);
+  out.Set("reasonCode", s.reason);
+  return out;
+}
+
+struct DomainSummary {
+  DomainIdentity identity;
+  StateAndReason state;
+};
+
+// One call for every domain's state (a single round trip to a remote host).
+// Returns false when the driver does not implement it.
+bool SummariesFromStats(virConnectPtr conn, std::vector<DomainSummary>& out) {
+  virDomainStatsRecordPtr* raw = nullptr;
+  int count = virConnectGetAllDomainStats(conn, VIR_DOMAIN_STATS_STATE, &raw, 0);
+  if (count < 0) {
+    LibvirtError error = TakeLastError("virConnectGetAllDomainStats");
+    if (error.code == VIR_ERR_NO_SUPPORT) return false;
+    throw error;
+  }
+  StatsRecords records(raw);
+  for (int i = 0; i < count; i++) {
+    virDomainStatsRecordPtr record = raw[i];
+    int state = VIR_DOMAIN_NOSTATE;
+    int reason = 0;
+    if (virTypedParamsGetInt(record->params, record->nparams, "state.state", &state) < 0 ||
+        virTypedParamsGetInt(record->params, record->nparams, "state.reason", &reason) < 0) {
+      ThrowLastError("virTypedParamsGetInt");
+    }
+    out.push_back({RequireIdentity(record->dom), {state, reason}});
+  }
+  return true;
+}
+
+// The fallback: list, then ask each domain. A domain that disappears between
+// the two calls is left out rather than failing the whole list.
+void SummariesOneByOne(virConnectPtr conn, std::vector<DomainSummary>& out) {
+  virDomainPtr* raw = nullptr;
+  int count = virConnectListAllDomains(conn, &raw, 0);
+  if (count < 0) ThrowLastError("virConnectListAllDomains");
+  std::vector<DomainHandle> domains;
+  domains.reserve(count);
+  for (int i = 0; i < count; i++) domains.emplace_back(raw[i]);
+  std::free(raw);
+  for (DomainHandle& dom : domains) {
+    StateAndReason s{};
+    if (virDomainGetState(dom.get(), &s.state, &s.reason, 0) < 0) {
+      LibvirtError error = TakeLastError("virDomainGetState");
+      if (error.code == VIR_ERR_NO_DOMAIN) continue;
+      throw error;
+    }
+    out.push_back({RequireIdentity(dom.get()), s});
+  }
+}
+
+}  // namespace
+
+// listAllDomains() -> Promise<Array<{uuid, name, id, state, reason, ...}>>
+Napi::Value Connection::ListAllDomains(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    return Submit(info.Env(), [](Session& session) -> Reply {
+      virConnectPtr conn = RequireConnection(session);
+      std::vector<DomainSummary> summaries;
+      if (!SummariesFromStats(conn, summaries)) SummariesOneByOne(conn, summaries);
+      return [summaries = std::move(summaries)](Napi::Env env) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, summaries.size());
+        for (std::size_t i = 0; i < summaries.size(); i++) {
+          Napi::Object item = ToJs(env, summaries[i].identity);
+          Napi::Object state = StateToJs(env, summaries[i].state);
+          for (const char* key : {"state", "reason", "stateCode", "reasonCode"}) {
+            item.Set(key, state.Get(key));
+          }
+          out.Set(static_cast<uint32_t>(i), item);
+        }
+        return out;
+      };
+    });
+  });
+}
+
+Napi::Value Connection::LookupDomainByUUID(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+                    return IdentityReply(RequireIdentity(dom));
+                  }));
+  });
+}
+
+Napi::Value Connection::LookupDomainByName(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string name = StringArg(info, 0, "name");
+    return Submit(info.Env(), [name](Session& session) -> Reply {
+      DomainHandle dom(virDomainLookupByName(RequireConnection(session), name.c_str()));
+      if (!dom) ThrowLastError("virDomainLookupByName");
+      return IdentityReply(RequireIdentity(dom.get()));
+    });
+  });
+}
+
+// defineXML(xml, { validate? }) -> Promise<{uuid, name, id}>. Defining an
+// existing UUID updates that domain's persistent definition.
+Napi::Value Connection::DefineXML(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string xml = StringArg(info, 0, "xml");
+    unsigned int flags = BoolOption(OptionsArg(info, 1), "validate") ? VIR_DOMAIN_DEFINE_VALIDATE : 0;
+    return Submit(info.Env(), [xml, flags](Session& session) -> Reply {
+      DomainHandle dom(virDomainDefineXMLFlags(RequireConnection(session), xml.c_str(), flags));
+      if (!dom) ThrowLastError("virDomainDefineXMLFlags");
+      return IdentityReply(RequireIdentity(dom.get()));
+    });
+  });
+}
+
+// domainCreate(uuid, { paused?, autodestroy?, bypassCache?, forceBoot? }):
+// starts a defined domain (from its managed-save image if it has one, unless
+// forceBoot).
+Napi::Value Connection::DomainCreate(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    Napi::Object options = OptionsArg(info, 1);
+    unsigned int flags = 0;
+    if (BoolOption(options, "paused")) flags |= VIR_DOMAIN_START_PAUSED;
+    if (BoolOption(options, "autodestroy")) flags |= VIR_DOMAIN_START_AUTODESTROY;
+    if (BoolOption(options, "bypassCache")) flags |= VIR_DOMAIN_START_BYPASS_CACHE;
+    if (BoolOption(options, "forceBoot")) flags |= VIR_DOMAIN_START_FORCE_BOOT;
+    return Submit(info.Env(), OnDomain(uuid, [flags](virDomainPtr dom) -> Reply {
+                    if (virDomainCreateWithFlags(dom, flags) < 0) {
+                      ThrowLastError("virDomainCreateWithFlags");
+                    }
+                    return nullptr;
+                  }));
+  });
+}
+
+// domainShutdown(uuid): asks the guest to shut down; returns before it has.
+Napi::Value Connection::DomainShutdown(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+                    if (virDomainShutdown(dom) < 0) ThrowLastError("virDomainShutdown");
+                    return nullptr;
+                  }));
+  });
+}
+
+Napi::Value Connection::DomainReboot(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+                    if (virDomainReboot(dom, 0) < 0) ThrowLastError("virDomainReboot");
+                    return nullptr;
+                  }));
+  });
+}
+
+// domainDestroy(uuid, { graceful? }): stops the domain at once; graceful
+// sends SIGTERM only, without the SIGKILL that follows by default.
+Napi::Value Connection::DomainDestroy(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    unsigned int flags =
+        BoolOption(OptionsArg(info, 1), "graceful") ? VIR_DOMAIN_DESTROY_GRACEFUL : 0;
+    return Submit(info.Env(), OnDomain(uuid, [flags](virDomainPtr dom) -> Reply {
+                    if (virDomainDestroyFlags(dom, flags) < 0) {
+                      ThrowLastError("virDomainDestroyFlags");
+                    }
+                    return nullptr;
+                  }));
+  });
+}
+
+Napi::Value Connection::DomainSuspend(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+                    if (virDomainSuspend(dom) < 0) ThrowLastError("virDomainSuspend");
+                    return nullptr;
+                  }));
+  });
+}
+
+Napi::Value Connection::DomainResume(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+                    if (virDomainResume(dom) < 0) ThrowLastError("virDomainResume");
+                    return nullptr;
+                  }));
+  });
+}
+
+// domainUndefine(uuid, { managedSave?, snapshotsMetadata?,
+//   checkpointsMetadata?, nvram?, keepNvram? }): removes the persistent
+// definition; without the flags libvirt refuses a domain that has the
+// corresponding state.
+Napi::Value Connection::DomainUndefine(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    Napi::Object options = OptionsArg(info, 1);
+    unsigned int flags = 0;
+    if (BoolOption(options, "managedSave")) flags |= VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
+    if (BoolOption(options, "snapshotsMetadata")) flags |= VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
+    if (BoolOption(options, "checkpointsMetadata")) {
+      flags |= VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
+    }
+    if (BoolOption(options, "nvram")) flags |= VIR_DOMAIN_UNDEFINE_NVRAM;
+    if (BoolOption(options, "keepNvram")) flags |= VIR_DOMAIN_UNDEFINE_KEEP_NVRAM;
+    return Submit(info.Env(), OnDomain(uuid, [flags](virDomainPtr dom) -> Reply {
+                    if (virDomainUndefineFlags(dom, flags) < 0) {
+                      ThrowLastError("virDomainUndefineFlags");
+                    }
+                    return nullptr;
+                  }));
+  });
+}
+
+// domainGetState(uuid) -> Promise<{state, reason, stateCode, reasonCode}>
+Napi::Value Connection::DomainGetState(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+                    StateAndReason s{};
+                    if (virDomainGetState(dom, &s.state, &s.reason, 0) < 0) {
+                      ThrowLastError("virDomainGetState");
+                    }
+                    return [s](Napi::Env env) -> Napi::Value { return StateToJs(env, s); };
+                  }));
+  });
+}
+
+// domainGetXMLDesc(uuid, { secure?, inactive?, migratable? }) -> Promise<string>
+Napi::Value Connection::DomainGetXMLDesc(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    Napi::Object options = OptionsArg(info, 1);
+    unsigned int flags = 0;
+    if (BoolOption(options, "secure")) flags |= VIR_DOMAIN_XML_SECURE;
+    if (BoolOption(options, "inactive")) flags |= VIR_DOMAIN_XML_INACTIVE;
+    if (BoolOption(options, "migratable")) flags |= VIR_DOMAIN_XML_MIGRATABLE;
+    return Submit(info.Env(), OnDomain(uuid, [flags](virDomainPtr dom) -> Reply {
+                    CString xml(virDomainGetXMLDesc(dom, flags));
+                    if (!xml) ThrowLastError("virDomainGetXMLDesc");
+                    return [xml = std::string(xml.get())](Napi::Env env) -> Napi::Value {
+                      return Napi::String::New(env, xml);
+                    };
+                  }));
+  });
+}
+
+// domainGetInfo(uuid) -> Promise<{state, maxMemoryKiB, memoryKiB, vcpus,
+// cpuTimeNs}>. cpuTimeNs is a double: exact up to 2^53 ns (104 days).
+Napi::Value Connection::DomainGetInfo(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+                    virDomainInfo di;
+                    if (virDomainGetInfo(dom, &di) < 0) ThrowLastError("virDomainGetInfo");
+                    return [di](Napi::Env env) -> Napi::Value {
+                      Napi::Object out = Napi::Object::New(env);
+                      out.Set("state", kDomainState.Find(di.state));
+                      out.Set("stateCode", static_cast<int>(di.state));
+                      out.Set("maxMemoryKiB", static_cast<double>(di.maxMem));
+                      out.Set("memoryKiB", static_cast<double>(di.memory));
+                      out.Set("vcpus", static_cast<int>(di.nrVirtCpu));
+                      out.Set("cpuTimeNs", static_cast<double>(di.cpuTime));
+                      return out;
+                    };
+                  }));
+  });
+}
+
+// domainManagedSave(uuid): saves the running domain's memory to a file the
+// host manages and stops it; the next domainCreate restores from it.
+Napi::Value Connection::DomainManagedSave(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+                    if (virDomainManagedSave(dom, 0) < 0) ThrowLastError("virDomainManagedSave");
+                    return nullptr;
+                  }));
+  });
+}
+
+Napi::Value Connection::DomainHasManagedSaveImage(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+                    int rc = virDomainHasManagedSaveImage(dom, 0);
+                    if (rc < 0) ThrowLastError("virDomainHasManagedSaveImage");
+                    bool has = rc == 1;
+                    return [has](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, has); };
+                  }));
+  });
+}
+
+Napi::Value Connection::DomainManagedSaveRemove(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+                    if (virDomainManagedSaveRemove(dom, 0) < 0) {
+                      ThrowLastError("virDomainManagedSaveRemove");
+                    }
+                    return nullptr;
+                  }));
+  });
+}
+
+}  // namespace virtfleet

@@ -1,0 +1,203 @@
+// What the binding returns and emits. Names come from libvirt's enums
+// (names.ts, generated); a value this build does not know arrives as
+// 'unknown', with the number in the matching *Code field.
+import type {
+  AgentReason,
+  AgentState,
+  BlockedReason,
+  CloseReason,
+  CrashedDetail,
+  CrashedReason,
+  DefinedDetail,
+  DomainState,
+  IOErrorAction,
+  NostateReason,
+  PausedReason,
+  PMSuspendedDetail,
+  PMSuspendedReason,
+  ResumedDetail,
+  RunningReason,
+  ShutdownDetail,
+  ShutdownReason,
+  ShutoffReason,
+  StartedDetail,
+  StoppedDetail,
+  SuspendedDetail,
+  UndefinedDetail,
+  WatchdogAction,
+} from './names.js';
+
+export type * from './names.js';
+
+/** A name from libvirt's enum, or 'unknown' for a value newer than this build. */
+export type Named<T extends string> = T | 'unknown';
+
+/** How the binding names a domain. Calls take the UUID back. */
+export interface DomainIdentity {
+  uuid: string;
+  name: string;
+  /** The running domain's id; null when it is not running. */
+  id: number | null;
+}
+
+interface ReasonByState {
+  nostate: NostateReason;
+  running: RunningReason;
+  blocked: BlockedReason;
+  paused: PausedReason;
+  shutdown: ShutdownReason;
+  shutoff: ShutoffReason;
+  crashed: CrashedReason;
+  pmsuspended: PMSuspendedReason;
+}
+
+/** virDomainGetState: the state, and why the domain is in it. */
+export type DomainStateInfo =
+  | {
+      [S in keyof ReasonByState]: {
+        state: S;
+        reason: Named<ReasonByState[S]>;
+        stateCode: number;
+        reasonCode: number;
+      };
+    }[keyof ReasonByState]
+  | { state: 'unknown'; reason: 'unknown'; stateCode: number; reasonCode: number };
+
+export type DomainSummary = DomainIdentity & DomainStateInfo;
+
+export interface DomainInfo {
+  state: Named<DomainState>;
+  stateCode: number;
+  maxMemoryKiB: number;
+  memoryKiB: number;
+  vcpus: number;
+  /** CPU time used, in nanoseconds (exact up to 2^53 ns) */
+  cpuTimeNs: number;
+}
+
+export interface NodeInfo {
+  model: string;
+  memoryKiB: number;
+  cpus: number;
+  mhz: number;
+  nodes: number;
+  sockets: number;
+  cores: number;
+  threads: number;
+}
+
+export interface Version {
+  major: number;
+  minor: number;
+  micro: number;
+}
+
+interface DetailByEvent {
+  defined: DefinedDetail;
+  undefined: UndefinedDetail;
+  started: StartedDetail;
+  suspended: SuspendedDetail;
+  resumed: ResumedDetail;
+  stopped: StoppedDetail;
+  shutdown: ShutdownDetail;
+  pmsuspended: PMSuspendedDetail;
+  crashed: CrashedDetail;
+}
+
+/** VIR_DOMAIN_EVENT_ID_LIFECYCLE, e.g. { event: 'stopped', detail: 'crashed' }. */
+export type LifecycleEvent =
+  | {
+      [E in keyof DetailByEvent]: {
+        type: 'lifecycle';
+        domain: DomainIdentity;
+        event: E;
+        detail: Named<DetailByEvent[E]>;
+        eventCode: number;
+        detailCode: number;
+      };
+    }[keyof DetailByEvent]
+  | {
+      type: 'lifecycle';
+      domain: DomainIdentity;
+      event: 'unknown';
+      detail: 'unknown';
+      eventCode: number;
+      detailCode: number;
+    };
+
+export interface RebootEvent {
+  type: 'reboot';
+  domain: DomainIdentity;
+}
+
+export interface WatchdogEvent {
+  type: 'watchdog';
+  domain: DomainIdentity;
+  action: Named<WatchdogAction>;
+  actionCode: number;
+}
+
+export interface IOErrorEvent {
+  type: 'ioError';
+  domain: DomainIdentity;
+  srcPath: string;
+  devAlias: string;
+  action: Named<IOErrorAction>;
+  actionCode: number;
+  /** e.g. 'enospc' */
+  reason: string;
+}
+
+export interface AgentLifecycleEvent {
+  type: 'agentLifecycle';
+  domain: DomainIdentity;
+  state: Named<AgentState>;
+  reason: Named<AgentReason>;
+  stateCode: number;
+  reasonCode: number;
+}
+
+export type DomainEvent = LifecycleEvent | RebootEvent | WatchdogEvent | IOErrorEvent | AgentLifecycleEvent;
+
+/**
+ * The connection closed. 'client' is reported by the binding when close()
+ * completes; the others come from libvirt (a remote host went away).
+ */
+export interface CloseEvent {
+  type: 'close';
+  reason: Named<CloseReason>;
+  reasonCode: number;
+}
+
+export interface OpenOptions {
+  readOnly?: boolean;
+  /** Answers libvirt's credential requests; nothing is ever asked on a terminal. */
+  auth?: { username?: string; password?: string };
+}
+
+export interface CreateOptions {
+  paused?: boolean;
+  autodestroy?: boolean;
+  bypassCache?: boolean;
+  /** Boot afresh, discarding a managed-save image. */
+  forceBoot?: boolean;
+}
+
+export interface DestroyOptions {
+  /** SIGTERM only, without the SIGKILL that follows by default. */
+  graceful?: boolean;
+}
+
+export interface UndefineOptions {
+  managedSave?: boolean;
+  snapshotsMetadata?: boolean;
+  checkpointsMetadata?: boolean;
+  nvram?: boolean;
+  keepNvram?: boolean;
+}
+
+export interface XMLDescOptions {
+  secure?: boolean;
+  inactive?: boolean;
+  migratable?: boolean;
+}
