@@ -1,10 +1,17 @@
 // Runs a set of controllers against one API server: checks the server is
-// reachable, serves health endpoints, starts each controller, and stops them
-// all when asked. Knows nothing of what the controllers manage.
+// reachable, keeps the shared cache warm on every replica, serves health and
+// metrics, and (with leader election) starts the controllers only on the
+// leader. Knows nothing of what the controllers manage.
 import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 import { KubeConfig, VersionApi } from '@kubernetes/client-node';
 import type { Logger } from '../observability/logging.js';
-import { startHealthServer } from './health-server.js';
+import { ControllerMetrics } from '../observability/metrics.js';
+import { Cache } from './cache.js';
+import { closeServer, startEndpoints } from './http-endpoints.js';
+import { KubeClient } from './kube-client.js';
+import { LeaderElector } from './leader-election.js';
 
 export interface Runnable {
   readonly name: string;
@@ -12,22 +19,47 @@ export interface Runnable {
   run(signal: AbortSignal): Promise<void>;
 }
 
+export interface LeaderElectionConfig {
+  namespace: string;
+  name: string;
+  identity?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
 export interface ManagerOptions {
   kubeConfig: KubeConfig;
   logger: Logger;
   /** HOST:PORT for /healthz and /readyz; empty to serve none. */
   healthAddress?: string;
+  /** HOST:PORT for /metrics; empty to serve none. */
+  metricsAddress?: string;
+  leaderElection?: LeaderElectionConfig;
+  metrics?: ControllerMetrics;
 }
 
 export class Manager {
+  readonly client: KubeClient;
+  readonly cache: Cache;
+  readonly metrics: ControllerMetrics;
   private readonly runnables: Runnable[] = [];
   private ready = false;
+  private elector: LeaderElector | undefined;
 
-  constructor(private readonly options: ManagerOptions) {}
+  constructor(private readonly options: ManagerOptions) {
+    this.client = new KubeClient(options.kubeConfig);
+    this.cache = new Cache(this.client, options.logger);
+    this.metrics = options.metrics ?? new ControllerMetrics();
+  }
 
   add(runnable: Runnable): this {
     this.runnables.push(runnable);
     return this;
+  }
+
+  get isLeader(): boolean {
+    return this.elector ? this.elector.isLeader : true;
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -41,26 +73,64 @@ export class Manager {
       });
     logger.info({ server, serverVersion: version.gitVersion }, 'connected to the API server');
 
-    let health: Server | undefined;
-    if (this.options.healthAddress) {
-      health = await startHealthServer(this.options.healthAddress, { live: () => true, ready: () => this.ready });
-      logger.info({ address: this.options.healthAddress }, 'serving /healthz and /readyz');
-    }
+    const servers: Server[] = [];
     try {
-      const running = this.runnables.map((runnable) =>
-        runnable.run(signal).catch((error: unknown) => {
-          logger.error({ err: error, controller: runnable.name }, 'controller stopped with an error');
-          throw error;
-        }),
-      );
+      if (this.options.healthAddress) {
+        servers.push(
+          await startEndpoints(this.options.healthAddress, {
+            '/healthz': () => ({ status: 200, body: 'ok\n' }),
+            '/readyz': () => (this.ready ? { status: 200, body: 'ok\n' } : { status: 503, body: 'not ready\n' }),
+          }),
+        );
+      }
+      if (this.options.metricsAddress) {
+        const registry = this.metrics.registry;
+        servers.push(
+          await startEndpoints(this.options.metricsAddress, {
+            '/metrics': async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }),
+          }),
+        );
+      }
+      const caching = this.cache.run(signal);
+      await Promise.race([this.cache.waitForSync(), untilAborted(signal)]);
       this.ready = true;
-      logger.info({ controllers: this.runnables.map((r) => r.name) }, `manager started with ${this.runnables.length} controller(s)`);
-      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-      this.ready = false;
-      logger.info('stopping');
-      await Promise.allSettled(running);
+      logger.info('cache synced');
+      try {
+        const election = this.options.leaderElection;
+        if (election) {
+          const identity = election.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
+          const lease = `${election.namespace}/${election.name}`;
+          this.metrics.leader.set({ lease }, 0);
+          this.elector = new LeaderElector(this.client, {
+            ...election,
+            identity,
+            logger,
+            onLeaderChange: (leading) => this.metrics.leader.set({ lease }, leading ? 1 : 0),
+          });
+          await this.elector.run(signal, (leadSignal) => this.runControllers(leadSignal));
+        } else {
+          await this.runControllers(signal);
+        }
+      } finally {
+        this.ready = false;
+        await caching;
+      }
     } finally {
-      await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
+      await Promise.all(servers.map(closeServer));
     }
   }
+
+  private async runControllers(signal: AbortSignal): Promise<void> {
+    const { logger } = this.options;
+    logger.info({ controllers: this.runnables.map((r) => r.name) }, `starting ${this.runnables.length} controller(s)`);
+    const results = await Promise.allSettled(this.runnables.map((runnable) => runnable.run(signal)));
+    for (const [index, result] of results.entries()) {
+      if (result.status === 'rejected') logger.error({ err: result.reason, controller: this.runnables[index]?.name }, 'controller stopped with an error');
+    }
+    logger.info('controllers stopped');
+  }
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 }

@@ -1,0 +1,40 @@
+// Status conditions the Kubernetes way: one per type, each carrying the
+// generation it was computed from; lastTransitionTime moves only when the
+// status (True/False/Unknown) changes, so an unchanged condition is equal
+// to its old self and causes no write.
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
+
+/** Returns `conditions` with `input` set for `generation`; other types are kept as they are. */
+export function setCondition(conditions: readonly Condition[] | undefined, input: ConditionInput, generation: number | undefined, now: Date = new Date()): Condition[] {
+  const list = [...(conditions ?? [])];
+  const index = list.findIndex((condition) => condition.type === input.type);
+  const previous = index >= 0 ? list[index] : undefined;
+  const next: Condition = {
+    type: input.type,
+    status: input.status,
+    observedGeneration: generation,
+    lastTransitionTime: previous && previous.status === input.status ? previous.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    reason: input.reason,
+    message: input.message,
+  };
+  if (index >= 0) list[index] = next;
+  else list.push(next);
+  return list;
+}
+
+export function findCondition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
+  return conditions?.find((condition) => condition.type === type);
+}
+
+export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
+  return findCondition(conditions, type)?.status === 'True';
+}

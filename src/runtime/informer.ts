@@ -1,0 +1,239 @@
+// A watched cache of one resource type: list, then watch from the list's
+// resourceVersion, with the traps of client-node's own informer avoided:
+// - any error (not only 410 Gone) restarts list/watch with backoff, so the
+//   cache resumes by itself after the API server restarts;
+// - bookmarks are requested, and a watch that hears nothing (not even a
+//   bookmark) for `inactivityTimeoutMs` is dropped and resumed: a silently
+//   dead connection cannot leave the cache stale;
+// - the server ends each watch after a random 5-10 min, as client-go does.
+import { Watch } from '@kubernetes/client-node';
+import type { Logger } from '../observability/logging.js';
+import { KeyBackoff } from './backoff.js';
+import { isGone, resourcePath, type KubeClient, type KubeObject, type ResourceType } from './kube-client.js';
+
+export type InformerEvent<T> =
+  | { type: 'add'; object: T }
+  | { type: 'update'; object: T; old: T }
+  | { type: 'delete'; object: T };
+
+export interface InformerOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  logger: Logger;
+  /** No watch event or bookmark for this long: the watch is presumed dead. */
+  inactivityTimeoutMs?: number;
+  pageSize?: number;
+}
+
+export interface InformerStats {
+  lists: number;
+  watches: number;
+  errors: number;
+}
+
+export function objectKey(object: KubeObject): string {
+  const { namespace, name } = object.metadata ?? {};
+  return namespace ? `${namespace}/${name}` : `${name}`;
+}
+
+class WatchEnded extends Error {}
+
+export class Informer<T extends KubeObject> {
+  private readonly store = new Map<string, T>();
+  private readonly handlers = new Set<(event: InformerEvent<T>) => void>();
+  private readonly syncWaiters: Array<() => void> = [];
+  private readonly backoff = new KeyBackoff<string>({ baseMs: 200, maxMs: 30_000, jitter: 0.2 });
+  private resourceVersion = '';
+  private synced = false;
+  readonly stats: InformerStats = { lists: 0, watches: 0, errors: 0 };
+
+  constructor(
+    private readonly client: KubeClient,
+    readonly type: ResourceType,
+    private readonly options: InformerOptions,
+  ) {}
+
+  on(handler: (event: InformerEvent<T>) => void): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  keys(): string[] {
+    return [...this.store.keys()];
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  waitForSync(): Promise<void> {
+    return this.synced ? Promise.resolve() : new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  /** Lists and watches until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const logger = this.options.logger.child({ resource: this.type.plural });
+    while (!signal.aborted) {
+      try {
+        if (!this.resourceVersion) await this.relist();
+        await this.watchOnce(signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        if (error instanceof Error && error.name === 'TimeoutError') {
+          logger.info('watch heard nothing, not even a bookmark, for too long; resuming it');
+          continue;
+        }
+        if (isGone(error)) {
+          logger.info('resourceVersion expired (410 Gone); relisting');
+          this.resourceVersion = '';
+          continue;
+        }
+        this.stats.errors++;
+        const delayMs = this.backoff.next('watch');
+        logger.warn({ err: error, retryInMs: delayMs }, 'list/watch failed; retrying');
+        await abortableDelay(delayMs, signal);
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    this.stats.lists++;
+    const fresh = new Map<string, T>();
+    let continueToken: string | undefined;
+    let resourceVersion = '';
+    do {
+      const page = await this.client.list<T>(this.type, {
+        namespace: this.options.namespace,
+        labelSelector: this.options.labelSelector,
+        fieldSelector: this.options.fieldSelector,
+        limit: this.options.pageSize ?? 500,
+        continue: continueToken,
+      });
+      for (const item of page.items) fresh.set(objectKey(item), withTypeMeta(item, this.type));
+      continueToken = page.metadata?.continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion ?? '';
+    } while (continueToken);
+
+    for (const [key, old] of this.store) {
+      if (!fresh.has(key)) {
+        this.store.delete(key);
+        this.emit({ type: 'delete', object: old });
+      }
+    }
+    for (const [key, object] of fresh) this.upsert(key, object);
+    this.resourceVersion = resourceVersion;
+    if (!this.synced) {
+      this.synced = true;
+      for (const resolve of this.syncWaiters.splice(0)) resolve();
+    }
+  }
+
+  private upsert(key: string, object: T): void {
+    const old = this.store.get(key);
+    this.store.set(key, object);
+    if (!old) this.emit({ type: 'add', object });
+    // A relist returns unchanged objects too; only real changes are events.
+    else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit({ type: 'update', object, old });
+  }
+
+  private emit(event: InformerEvent<T>): void {
+    for (const handler of this.handlers) handler(event);
+  }
+
+  /** One watch request; resolves when the server closes it cleanly, rejects on error. */
+  private watchOnce(signal: AbortSignal): Promise<void> {
+    this.stats.watches++;
+    const watch = new Watch(this.client.config);
+    // client-node's watch timeout is an inactivity timeout since 2.0.1; with
+    // bookmarks (about one a minute) it only fires on a dead connection.
+    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = this.options.inactivityTimeoutMs ?? 150_000;
+    const path = resourcePath(this.type, this.options.namespace);
+    return new Promise<void>((resolve, reject) => {
+      let failure: unknown;
+      let abortWatch: AbortController | undefined;
+      const onAbort = () => abortWatch?.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      const finish = (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        const cause = failure ?? error;
+        if (cause && !(cause instanceof WatchEnded) && !signal.aborted) reject(cause);
+        else resolve();
+      };
+      watch
+        .watch(
+          path,
+          {
+            resourceVersion: this.resourceVersion,
+            allowWatchBookmarks: true,
+            timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+            labelSelector: this.options.labelSelector,
+            fieldSelector: this.options.fieldSelector,
+          },
+          (phase: string, object: unknown) => {
+            try {
+              this.handleWatchEvent(phase, object as T);
+            } catch (error) {
+              failure = error;
+              abortWatch?.abort();
+            }
+          },
+          finish,
+        )
+        .then((controller) => {
+          abortWatch = controller;
+          if (signal.aborted) controller.abort();
+        }, reject);
+    });
+  }
+
+  private handleWatchEvent(phase: string, object: T): void {
+    if (phase === 'ERROR') {
+      const status = object as unknown as { code?: number; message?: string };
+      if (status.code === 410) {
+        this.resourceVersion = '';
+        throw new WatchEnded('410 Gone');
+      }
+      throw new Error(`watch error: ${status.message ?? JSON.stringify(object)}`);
+    }
+    const resourceVersion = object.metadata?.resourceVersion;
+    if (phase !== 'BOOKMARK') {
+      const item = withTypeMeta(object, this.type);
+      const key = objectKey(item);
+      if (phase === 'DELETED') {
+        this.store.delete(key);
+        this.emit({ type: 'delete', object: item });
+      } else {
+        this.upsert(key, item);
+      }
+      this.backoff.forget('watch');
+    }
+    if (resourceVersion) this.resourceVersion = resourceVersion;
+  }
+}
+
+/** List items come without apiVersion/kind; fill them in so cached objects are complete. */
+function withTypeMeta<T extends KubeObject>(object: T, type: ResourceType): T {
+  if (object.apiVersion && object.kind) return object;
+  return { ...object, apiVersion: type.group ? `${type.group}/${type.version}` : type.version, kind: type.kind };
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

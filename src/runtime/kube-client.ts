@@ -1,0 +1,156 @@
+// A small REST client for any Kubernetes resource, on client-node's
+// authentication (certificates, tokens, exec plugins) and its undici
+// transport. Generic paths keep the runtime free of per-kind API classes; a
+// request counter lets tests and benches prove "no writes in steady state".
+import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { fetch } from 'undici';
+
+export interface ResourceType {
+  kind: string;
+  /** "" for the core group. */
+  group: string;
+  version: string;
+  plural: string;
+  namespaced: boolean;
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    deletionTimestamp?: string | Date;
+    finalizers?: string[];
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+export interface KubeList<T> {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+
+/** An error answer of the API server, with its HTTP status and Status reason. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export const isNotFound = (error: unknown) => error instanceof ApiError && error.status === 404;
+export const isConflict = (error: unknown) => error instanceof ApiError && error.status === 409;
+export const isGone = (error: unknown) => error instanceof ApiError && error.status === 410;
+
+export type PatchType = 'merge' | 'json' | 'apply';
+const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+  apply: 'application/apply-patch+yaml',
+};
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export interface RequestCounts {
+  reads: number;
+  writes: number;
+  /** Writes by "METHOD path", for telling who wrote what. */
+  writesByPath: Map<string, number>;
+}
+
+/** `/apis/group/version[/namespaces/ns]/plural[/name[/subresource]]`. */
+export function resourcePath(type: ResourceType, namespace?: string, name?: string, subresource?: string): string {
+  const base = type.group ? `/apis/${type.group}/${type.version}` : `/api/${type.version}`;
+  const ns = type.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  const item = name ? `/${encodeURIComponent(name)}` : '';
+  const sub = name && subresource ? `/${subresource}` : '';
+  return `${base}${ns}/${type.plural}${item}${sub}`;
+}
+
+export class KubeClient {
+  readonly counts: RequestCounts = { reads: 0, writes: 0, writesByPath: new Map() };
+
+  constructor(readonly config: KubeConfig, private readonly fieldManager = 'virtfleet-controller') {}
+
+  get server(): string {
+    const cluster = this.config.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    return cluster.server;
+  }
+
+  async request<T>(method: string, path: string, options: { body?: unknown; contentType?: string; query?: Record<string, string | number | boolean | undefined> } = {}): Promise<T> {
+    const url = new URL(this.server + path);
+    for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, String(value));
+    if (WRITE_METHODS.has(method)) {
+      this.counts.writes++;
+      const key = `${method} ${path}`;
+      this.counts.writesByPath.set(key, (this.counts.writesByPath.get(key) ?? 0) + 1);
+    } else {
+      this.counts.reads++;
+    }
+    const context = new RequestContext(url.toString(), method as HttpMethod);
+    await this.config.applySecurityAuthentication(context);
+    const headers: Record<string, string> = { ...context.getHeaders(), accept: 'application/json' };
+    let body: string | undefined;
+    if (options.body !== undefined) {
+      headers['content-type'] = options.contentType ?? 'application/json';
+      body = JSON.stringify(options.body);
+    }
+    const response = await fetch(url, {
+      method,
+      headers,
+      body,
+      dispatcher: context.getDispatcher() as never,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await response.text();
+    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    if (!response.ok) {
+      const status = (parsed ?? {}) as { reason?: string; message?: string; details?: unknown };
+      throw new ApiError(response.status, status.reason ?? response.statusText, status.message ?? `${method} ${path}: HTTP ${response.status}`, status.details);
+    }
+    return parsed as T;
+  }
+
+  get<T extends KubeObject>(type: ResourceType, namespace: string | undefined, name: string): Promise<T> {
+    return this.request('GET', resourcePath(type, namespace, name));
+  }
+
+  list<T extends KubeObject>(type: ResourceType, query: { namespace?: string; labelSelector?: string; fieldSelector?: string; limit?: number; continue?: string } = {}): Promise<KubeList<T>> {
+    const { namespace, ...rest } = query;
+    return this.request('GET', resourcePath(type, namespace), { query: { ...rest } });
+  }
+
+  create<T extends KubeObject>(type: ResourceType, object: T): Promise<T> {
+    return this.request('POST', resourcePath(type, object.metadata?.namespace), { body: object });
+  }
+
+  replace<T extends KubeObject>(type: ResourceType, object: T): Promise<T> {
+    return this.request('PUT', resourcePath(type, object.metadata?.namespace, object.metadata?.name), { body: object });
+  }
+
+  patch<T extends KubeObject>(type: ResourceType, namespace: string | undefined, name: string, patch: unknown, options: { patchType?: PatchType; subresource?: string } = {}): Promise<T> {
+    const patchType = options.patchType ?? 'merge';
+    return this.request('PATCH', resourcePath(type, namespace, name, options.subresource), {
+      body: patch,
+      contentType: PATCH_CONTENT_TYPES[patchType],
+      query: patchType === 'apply' ? { fieldManager: this.fieldManager, force: true } : { fieldManager: this.fieldManager },
+    });
+  }
+
+  delete(type: ResourceType, namespace: string | undefined, name: string): Promise<unknown> {
+    return this.request('DELETE', resourcePath(type, namespace, name));
+  }
+}

@@ -1,0 +1,46 @@
+// Watch sources of a controller: they only turn cache events into keys on its
+// work queue. A reconciler never sees an event.
+import type { Controller } from './controller.js';
+import { objectKey, type Informer } from './informer.js';
+import type { KubeObject } from './kube-client.js';
+
+export type Source = (controller: Controller, signal: AbortSignal) => Promise<void>;
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+}
+
+/** Every change of an object of the controller's own type enqueues its key. */
+export function watchOwn<T extends KubeObject>(informer: Informer<T>): Source {
+  return watchMapped(informer, (object) => [objectKey(object)]);
+}
+
+/** Changes of related objects (owned, referenced) enqueue the keys `map` returns. */
+export function watchMapped<T extends KubeObject>(informer: Informer<T>, map: (object: T) => string[]): Source {
+  return async (controller, signal) => {
+    const off = informer.on((event) => {
+      for (const key of map(event.object)) controller.enqueue(key);
+      if (event.type === 'update') for (const key of map(event.old)) controller.enqueue(key);
+    });
+    // Objects already in the cache when the controller starts are reconciled too.
+    for (const object of informer.list()) for (const key of map(object)) controller.enqueue(key);
+    await untilAborted(signal);
+    off();
+  };
+}
+
+/**
+ * Requeues every cached object now and then: the safety net for anything the
+ * watches missed. It reads the cache only; reconciles that change nothing
+ * write nothing.
+ */
+export function periodicResync<T extends KubeObject>(informer: Informer<T>, periodMs: number): Source {
+  return async (controller, signal) => {
+    const timer = setInterval(() => {
+      for (const object of informer.list()) controller.enqueue(objectKey(object));
+    }, periodMs);
+    timer.unref();
+    await untilAborted(signal);
+    clearInterval(timer);
+  };
+}
