@@ -1,7 +1,7 @@
 // `virtfleet controller`: the controller process.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { KubeConfig } from '@kubernetes/client-node';
-import { createLogger } from '../observability/logging.js';
+import { createLogger, LOG_LEVELS } from '../observability/logging.js';
 import { Manager } from '../runtime/manager.js';
 
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -11,14 +11,40 @@ export function loadKubeConfig(path: string | undefined): KubeConfig {
   return kc;
 }
 
+interface ControllerFlags {
+  kubeconfig?: string;
+  healthAddress: string;
+  metricsAddress: string;
+  logLevel: string;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  leaseDuration: string;
+  renewDeadline: string;
+  retryPeriod: string;
+}
+
+function seconds(flag: string, value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`${flag}: "${value}" is not a positive number of seconds`);
+  return parsed * 1000;
+}
+
 export function controllerCommand(): Command {
   return new Command('controller')
     .description('run the virtfleet controller manager')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster config)')
     .option('--health-address <host:port>', 'address for /healthz and /readyz ("" to disable)', ':8081')
-    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-    .action(async (options: { kubeconfig?: string; healthAddress: string; logLevel: string }) => {
-      const logger = createLogger(options.logLevel);
+    .option('--metrics-address <host:port>', 'address for /metrics ("" to disable)', ':8080')
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('info'))
+    .option('--leader-elect', 'elect a leader among replicas through a Lease; only the leader reconciles', false)
+    .option('--leader-election-namespace <ns>', 'namespace of the leader Lease', process.env.POD_NAMESPACE ?? 'virtfleet-system')
+    .option('--leader-election-id <name>', 'name of the leader Lease', 'virtfleet-controller')
+    .option('--lease-duration <seconds>', 'how long a standby waits before taking an unrenewed lease', '15')
+    .option('--renew-deadline <seconds>', 'how long the leader keeps trying to renew before giving up', '10')
+    .option('--retry-period <seconds>', 'how often the leader renews', '2')
+    .action(async (flags: ControllerFlags) => {
+      const logger = createLogger(flags.logLevel);
       const abort = new AbortController();
       for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         process.once(signal, () => {
@@ -26,14 +52,26 @@ export function controllerCommand(): Command {
           abort.abort();
         });
       }
-      const manager = new Manager({
-        kubeConfig: loadKubeConfig(options.kubeconfig),
-        logger,
-        healthAddress: options.healthAddress,
-      });
       try {
+        const manager = new Manager({
+          kubeConfig: loadKubeConfig(flags.kubeconfig),
+          logger,
+          healthAddress: flags.healthAddress,
+          metricsAddress: flags.metricsAddress,
+          leaderElection: flags.leaderElect
+            ? {
+                namespace: flags.leaderElectionNamespace,
+                name: flags.leaderElectionId,
+                identity: process.env.POD_NAME,
+                leaseDurationMs: seconds('--lease-duration', flags.leaseDuration),
+                renewDeadlineMs: seconds('--renew-deadline', flags.renewDeadline),
+                retryPeriodMs: seconds('--retry-period', flags.retryPeriod),
+              }
+            : undefined,
+        });
         await manager.run(abort.signal);
       } catch (error) {
+        // Includes a lost leadership: exit so that nothing acts without the lease.
         logger.fatal({ err: error }, (error as Error).message);
         process.exitCode = 1;
       }

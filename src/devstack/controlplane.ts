@@ -121,14 +121,31 @@ export class ControlPlane {
     }, timeout);
 
     const server = `https://127.0.0.1:${ports.apiserver}`;
-    this.apiserver = new Supervised({
-      name: 'kube-apiserver',
+    this.started = { binaries, pki, etcdUrl, timeout };
+    this.apiserver = await this.launchApiServer(ports.apiserver, 'kube-apiserver');
+
+    this.writeKubeconfig(server, pki);
+    return {
+      server,
+      kubeconfig: this.kubeconfigPath,
+      binaries,
+      pids: [this.etcd.pid, this.apiserver.pid].filter((pid): pid is number => pid !== undefined),
+    };
+  }
+
+  private started: { binaries: ControlPlaneBinaries; pki: Pki; etcdUrl: string; timeout: number } | undefined;
+
+  private async launchApiServer(port: number, name: string): Promise<Supervised> {
+    if (!this.started) throw new Error('start() the control plane first');
+    const { binaries, pki, etcdUrl, timeout } = this.started;
+    const apiserver = new Supervised({
+      name,
       command: binaries.kubeApiserver,
       args: [
         `--etcd-servers=${etcdUrl}`,
         '--bind-address=127.0.0.1',
         '--advertise-address=127.0.0.1',
-        `--secure-port=${ports.apiserver}`,
+        `--secure-port=${port}`,
         `--cert-dir=${this.dirs.pki}`,
         `--tls-cert-file=${pki.servingCert}`,
         `--tls-private-key-file=${pki.servingKey}`,
@@ -145,23 +162,45 @@ export class ControlPlane {
         '--allow-privileged=true',
         '--v=1',
       ],
-      logFile: join(this.dirs.logs, 'kube-apiserver.log'),
+      logFile: join(this.dirs.logs, `${name}.log`),
     });
-    await this.apiserver.waitUntilReady(async () => {
-      const { status } = await httpsGet(`${server}/readyz`, pki);
-      return status === 200;
-    }, timeout * 2);
-
-    this.writeKubeconfig(server, pki);
-    return {
-      server,
-      kubeconfig: this.kubeconfigPath,
-      binaries,
-      pids: [this.etcd.pid, this.apiserver.pid].filter((pid): pid is number => pid !== undefined),
-    };
+    await apiserver.waitUntilReady(async () => (await httpsGet(`https://127.0.0.1:${port}/readyz`, pki)).status === 200, timeout * 2);
+    return apiserver;
   }
 
-  private writeKubeconfig(server: string, pki: Pki): void {
+  /** Kills the API server at once (SIGKILL), as a crash would; etcd keeps running. */
+  async killApiServer(): Promise<void> {
+    if (!this.apiserver) return;
+    this.apiserver.child.kill('SIGKILL');
+    await this.apiserver.exited;
+  }
+
+  /** Starts the API server again on its port after killApiServer(). */
+  async restartApiServer(): Promise<void> {
+    const port = Number(new URL(this.server).port);
+    this.apiserver = await this.launchApiServer(port, 'kube-apiserver');
+  }
+
+  /**
+   * A second API server on the same etcd, as in an HA control plane: writes
+   * through it while the first is down are what a resuming watch must catch up on.
+   */
+  async startSecondApiServer(): Promise<{ server: string; kubeconfig: string; stop: () => Promise<void> }> {
+    if (!this.started) throw new Error('start() the control plane first');
+    const port = await freePort();
+    const second = await this.launchApiServer(port, 'kube-apiserver-2');
+    const server = `https://127.0.0.1:${port}`;
+    const kubeconfig = join(this.options.stateDir, 'kubeconfig-2');
+    this.writeKubeconfig(server, this.started.pki, kubeconfig);
+    return { server, kubeconfig, stop: () => second.stop(15_000) };
+  }
+
+  get server(): string {
+    const ports = JSON.parse(readFileSync(join(this.options.stateDir, 'ports.json'), 'utf8')) as Ports;
+    return `https://127.0.0.1:${ports.apiserver}`;
+  }
+
+  private writeKubeconfig(server: string, pki: Pki, path: string = this.kubeconfigPath): void {
     const b64 = (file: string) => readFileSync(file).toString('base64');
     const config = {
       apiVersion: 'v1',
@@ -176,7 +215,7 @@ export class ControlPlane {
       contexts: [{ name: 'virtfleet-local', context: { cluster: 'virtfleet-local', user: 'virtfleet-admin' } }],
       'current-context': 'virtfleet-local',
     };
-    writeFileSync(this.kubeconfigPath, stringify(config), { mode: 0o600 });
+    writeFileSync(path, stringify(config), { mode: 0o600 });
   }
 
   /** Stops the API server first, then etcd, so etcd never loses a writer mid-request. */

@@ -76,11 +76,12 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
 
     out('starting the controller...');
     const healthPort = await freePort();
+    const metricsPort = await freePort();
     const [command, ...args] = options.controllerCommand;
     controller = new Supervised({
       name: 'controller',
       command: command ?? process.execPath,
-      args: [...args, '--kubeconfig', info.kubeconfig, '--health-address', `127.0.0.1:${healthPort}`],
+      args: [...args, '--kubeconfig', info.kubeconfig, '--health-address', `127.0.0.1:${healthPort}`, '--metrics-address', `127.0.0.1:${metricsPort}`],
       logFile: join(stateDir, 'logs', 'controller.log'),
     });
     await controller.waitUntilReady(async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 30_000);
@@ -90,6 +91,7 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     out(`  kubeconfig: ${info.kubeconfig}`);
     out(`  try:        kubectl --kubeconfig ${info.kubeconfig} get vm,hp,iprof -A`);
     out(`  kubectl:    ${info.binaries.kubectl} (same version as the API server)`);
+    out(`  metrics:    http://127.0.0.1:${metricsPort}/metrics`);
     out(`  logs:       ${join(stateDir, 'logs')}/`);
     out('Press Ctrl-C to stop.');
 
