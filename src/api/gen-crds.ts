@@ -16,6 +16,9 @@ export function renderCrds(): Map<string, string> {
     // lineWidth 0: never fold long descriptions, so diffs stay one line per change.
     files.set(`${crdName(resource)}.yaml`, HEADER + stringify(buildCrd(resource), { lineWidth: 0, aliasDuplicateObjects: false }));
   }
+  // So deploy/ (and anyone) can include the CRDs with kustomize: `resources: [../crds]`.
+  const kustomization = { apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: [...files.keys()] };
+  files.set('kustomization.yaml', HEADER + stringify(kustomization));
   return files;
 }
 

@@ -1,6 +1,7 @@
 // Installs the project's CRDs with the real kubectl and waits until the API
 // server serves them (Established), so callers can create resources at once.
 import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -18,6 +19,10 @@ export async function kubectlOrThrow(kubectl: string, kubeconfig: string, args: 
 
 export async function installCrds(kubectl: string, kubeconfig: string, root: string): Promise<void> {
   const dir = join(root, 'crds');
-  await kubectlOrThrow(kubectl, kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', dir]);
-  await kubectlOrThrow(kubectl, kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', '-f', dir]);
+  // Each file is named after its CRD (<plural>.<group>.yaml); kustomization.yaml is not a CRD.
+  const names = readdirSync(dir)
+    .filter((file) => file.endsWith('.yaml') && file !== 'kustomization.yaml')
+    .map((file) => `crd/${file.slice(0, -'.yaml'.length)}`);
+  await kubectlOrThrow(kubectl, kubeconfig, ['apply', '--server-side', '--force-conflicts', '-k', dir]);
+  await kubectlOrThrow(kubectl, kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', ...names]);
 }

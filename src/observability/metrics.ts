@@ -16,7 +16,14 @@ export class ControllerMetrics {
 
   constructor(registry: Registry = new Registry(), { processMetrics = true } = {}) {
     this.registry = registry;
-    if (processMetrics) collectDefaultMetrics({ register: registry, prefix: 'virtfleet_' });
+    if (processMetrics) {
+      collectDefaultMetrics({ register: registry, prefix: 'virtfleet_' });
+      // These three are gauges named like counters; promtool (rightly) flags
+      // them, and the count of active handles says little about a controller.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+        registry.removeSingleMetric(`virtfleet_${name}`);
+      }
+    }
     const registers = [registry];
     const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
     this.queueDepth = new Gauge({ name: 'virtfleet_workqueue_depth', help: 'Keys waiting in the work queue.', labelNames: ['controller'], registers });

@@ -1,0 +1,31 @@
+# The controller image. Build: docker build -t virtfleet .
+# Stage 1 builds the TypeScript and the libvirt binding (needs libvirt-dev);
+# stage 2 carries only what runs: Node, libvirt0, the built files.
+
+FROM node:20-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libvirt-dev pkg-config python3 g++ make \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY package.json package-lock.json binding.gyp tsconfig.json tsconfig.build.json ./
+COPY src ./src
+# --ignore-scripts: the binding is built explicitly below, once.
+RUN npm install --no-save --no-audit --no-fund --ignore-scripts \
+ && npm run build:native \
+ && npm run build \
+ && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+# libvirt0 for the binding; openssh-client for qemu+ssh:// and xen+ssh:// hosts.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libvirt0 openssh-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY --from=build /src/build/Release/virtfleet_libvirt.node ./build/Release/virtfleet_libvirt.node
+ENV NODE_ENV=production
+USER 65532:65532
+ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+CMD ["controller", "--leader-elect"]

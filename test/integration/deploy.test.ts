@@ -1,0 +1,65 @@
+// deploy/ against the real API server: it applies, and the controller's
+// ServiceAccount can do what the controller needs and nothing broader.
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { kubectl } from '../harness/kube.js';
+
+const SA = 'system:serviceaccount:virtfleet-system:virtfleet-controller';
+
+async function canI(...args: string[]): Promise<boolean> {
+  const result = await kubectl(['auth', 'can-i', '--as', SA, ...args]);
+  if (result.code !== 0 && result.stdout.trim() !== 'no') throw new Error(`kubectl auth can-i ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout.trim() === 'yes';
+}
+
+beforeAll(async () => {
+  // A server-side dry run cannot create the namespace its objects go into.
+  await kubectl(['create', 'namespace', 'virtfleet-system', '--save-config']);
+});
+
+describe('deploy/', () => {
+  it('passes a server-side dry run, then applies', async () => {
+    const dryRun = await kubectl(['apply', '--dry-run=server', '-k', 'deploy/']);
+    // Warnings are fine (e.g. the CRDs were installed by server-side apply); errors are not.
+    expect(dryRun.stderr).not.toMatch(/^error/im);
+    expect(dryRun.code).toBe(0);
+    expect(dryRun.stdout).toContain('deployment.apps/virtfleet-controller created (server dry run)');
+    const applied = await kubectl(['apply', '-k', 'deploy/']);
+    expect(applied.stderr).not.toMatch(/^error/im);
+    expect(applied.code).toBe(0);
+  });
+
+  it.each([
+    ['watch its resources in every namespace', ['watch', 'virtualmachines.virtfleet.io', '--all-namespaces']],
+    ['list host pools', ['list', 'hostpools.virtfleet.io']],
+    ['patch VM status', ['patch', 'virtualmachines.virtfleet.io', '--subresource=status', '-n', 'default']],
+    ['patch VMs (finalizers)', ['patch', 'virtualmachines.virtfleet.io', '-n', 'default']],
+    ['create events anywhere', ['create', 'events', '-n', 'default']],
+    ['read host credentials in its namespace', ['get', 'secrets', '-n', 'virtfleet-system']],
+    ['renew its lease', ['update', 'leases.coordination.k8s.io/virtfleet-controller', '-n', 'virtfleet-system']],
+  ])('lets the controller %s', async (_what, args) => {
+    expect(await canI(...args)).toBe(true);
+  });
+
+  it('lets a standby watch just its lease (list/watch by name, as the leader elector asks)', async () => {
+    const args = ['get', 'leases', '-n', 'virtfleet-system', '--field-selector', 'metadata.name=virtfleet-controller', '--as', SA];
+    const listed = await kubectl(args);
+    expect(listed.stderr).not.toMatch(/forbidden/i);
+    expect(listed.code).toBe(0);
+    const all = await kubectl(['get', 'leases', '-n', 'virtfleet-system', '--as', SA]);
+    expect(all.stderr).toMatch(/forbidden/i);
+  });
+
+  it.each([
+    ['read Secrets in other namespaces', ['get', 'secrets', '-n', 'default']],
+    ['list Secrets cluster-wide', ['list', 'secrets', '--all-namespaces']],
+    ['delete CRDs', ['delete', 'customresourcedefinitions.apiextensions.k8s.io']],
+    ['delete VMs', ['delete', 'virtualmachines.virtfleet.io', '-n', 'default']],
+    ['change VM specs wholesale', ['update', 'virtualmachines.virtfleet.io', '-n', 'default']],
+    ['create pods', ['create', 'pods', '-n', 'default']],
+    ['take over other leases', ['update', 'leases.coordination.k8s.io/kube-scheduler', '-n', 'virtfleet-system']],
+    ['edit RBAC', ['create', 'clusterrolebindings']],
+    ['do anything at all', ['*', '*']],
+  ])('does not let the controller %s', async (_what, args) => {
+    expect(await canI(...args)).toBe(false);
+  });
+});
