@@ -11,8 +11,10 @@ log() { printf '==> %s\n' "$*"; }
 # procps and iproute2 are used by tests that look at processes and ports.
 # libvirt-dev, pkg-config, g++ and python3 (for node-gyp) build the libvirt
 # binding; libvirt-clients gives virsh, the baseline the libvirt bench compares with.
+# prometheus gives promtool, which checks /metrics and the alert rules.
 APT_PACKAGES=(ca-certificates openssl make procps iproute2 git
-  libvirt-dev libvirt-clients pkg-config g++ python3)
+  libvirt-dev libvirt-clients pkg-config g++ python3
+  prometheus)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
