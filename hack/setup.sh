@@ -11,10 +11,11 @@ log() { printf '==> %s\n' "$*"; }
 # procps and iproute2 are used by tests that look at processes and ports.
 # libvirt-dev, pkg-config, g++ and python3 (for node-gyp) build the libvirt
 # binding; libvirt-clients gives virsh, the baseline the libvirt bench compares with.
-# prometheus gives promtool, which checks /metrics and the alert rules.
+# prometheus gives promtool, which checks /metrics and the alert rules;
+# libxml2-utils gives xmllint, without which virt-xml-validate cannot run.
 APT_PACKAGES=(ca-certificates openssl make procps iproute2 git
   libvirt-dev libvirt-clients pkg-config g++ python3
-  prometheus)
+  prometheus libxml2-utils)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

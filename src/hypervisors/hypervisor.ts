@@ -1,0 +1,196 @@
+// What the controllers may ask of one hypervisor host. Plain data in, plain data out, Promises
+// throughout; no libvirt handle, connection or enum number crosses this line. Domains are named
+// by UUID (the VM object's UID), so a controller that restarts finds what it made.
+//
+// The libvirt implementation is libvirt/driver.ts; connections (and their reconnects) belong to
+// libvirt/connection-pool.ts, so a Hypervisor is cheap and can be made per call.
+
+/** The hypervisor a host runs, as the API names it; 'test' is libvirt's simulated driver. */
+export type HostHypervisorType = 'kvm' | 'xen' | 'test';
+
+export interface HostFacts {
+  /** The URI the host was reached by (as configured, not as libvirt resolved it). */
+  uri: string;
+  hostname: string;
+  type: HostHypervisorType;
+  /** libvirt's driver name, e.g. 'QEMU', 'Xen', 'TEST'. */
+  driver: string;
+  /** The hypervisor's version, e.g. '7.2.0' (QEMU), '4.17.0' (Xen). */
+  hypervisorVersion: string;
+  /** libvirt's version on the host (the daemon's, for remote URIs), e.g. '9.0.0'. */
+  libvirtVersion: string;
+  cpu: { count: number; model: string; mhz: number; sockets: number; cores: number; threads: number; numaNodes: number };
+  memoryBytes: number;
+  /** Free memory; undefined where the host cannot tell (a test:/// host without NUMA cells). */
+  freeMemoryBytes: number | undefined;
+  capabilities: CapabilitiesSummary;
+}
+
+/** The part of libvirt's capabilities XML a scheduler needs. */
+export interface CapabilitiesSummary {
+  /** The host CPU's architecture, e.g. 'x86_64'. */
+  arch: string;
+  /** Guest kinds the host can run: OS type ('hvm' full virtualization, 'xen' Xen PV) per arch, with domain types. */
+  guests: { osType: string; arch: string; domainTypes: string[] }[];
+  /** Hardware-accelerated KVM guests are possible (a guest offers domain type 'kvm'). */
+  kvm: boolean;
+  /** Xen PV guests are possible (os type 'xen'). */
+  xenPv: boolean;
+}
+
+/** libvirt's domain states, without prefix; 'unknown' for one newer than this build. */
+export type DomainState = 'nostate' | 'running' | 'blocked' | 'paused' | 'shutdown' | 'shutoff' | 'crashed' | 'pmsuspended' | 'unknown';
+
+export interface DomainStatus {
+  uuid: string;
+  name: string;
+  /** The running domain's id; null when it is not running. */
+  id: number | null;
+  state: DomainState;
+  /** Why it is in that state: libvirt's reason without prefix, e.g. 'booted', 'destroyed', 'crashed', 'user'. */
+  reason: string;
+}
+
+export interface DomainRef {
+  uuid: string;
+  name: string;
+}
+
+export interface StartOptions {
+  /** Start with the vCPUs paused. */
+  paused?: boolean;
+  /** Boot afresh, discarding a managed-save image. */
+  forceBoot?: boolean;
+}
+
+export interface DestroyOptions {
+  /** Only ask the process to exit (SIGTERM), without the SIGKILL that follows by default. */
+  graceful?: boolean;
+}
+
+export interface UndefineOptions {
+  /**
+   * Keep the UEFI variable store (NVRAM) instead of deleting it. Default false: the definition,
+   * its managed-save image, snapshot and checkpoint metadata and NVRAM all go, so nothing
+   * refuses the undefine or lingers after it.
+   */
+  keepNvram?: boolean;
+}
+
+export interface XmlOptions {
+  /** The definition used at next start, not the running one. */
+  inactive?: boolean;
+  /** Include secrets (passwords of graphics consoles…). */
+  secure?: boolean;
+}
+
+/** Lifecycle events, as libvirt names them. */
+export type LifecycleEventName =
+  | 'defined'
+  | 'undefined'
+  | 'started'
+  | 'suspended'
+  | 'resumed'
+  | 'stopped'
+  | 'shutdown'
+  | 'pmsuspended'
+  | 'crashed'
+  | 'unknown';
+
+/**
+ * What a host reports. Controllers only turn these into work-queue keys; they never act on
+ * them directly (DESIGN.md).
+ */
+export type HostEvent =
+  | {
+      type: 'lifecycle';
+      domain: DomainRef;
+      event: LifecycleEventName;
+      /** libvirt's detail without prefix, e.g. stopped/'crashed', stopped/'destroyed', started/'booted'. */
+      detail: string;
+    }
+  | { type: 'reboot'; domain: DomainRef }
+  | { type: 'watchdog'; domain: DomainRef; action: string }
+  | { type: 'ioError'; domain: DomainRef; device: string; path: string; action: string; reason: string }
+  | { type: 'agent'; domain: DomainRef; state: 'connected' | 'disconnected' | 'unknown'; reason: string }
+  /** The host is reachable (again). After a reconnect, re-read the host: events may have been missed. */
+  | { type: 'connected' }
+  /**
+   * The host connection is gone: 'keepalive' (no answer), 'eof' (the other end closed), 'error'
+   * (I/O error), 'client' (closed on purpose), 'open-failed' (a reconnect attempt failed).
+   */
+  | { type: 'disconnected'; reason: 'keepalive' | 'eof' | 'error' | 'client' | 'open-failed' | 'unknown'; message?: string };
+
+export type HostEventListener = (event: HostEvent) => void;
+
+/** Why a hypervisor call failed, in the terms a controller decides by. */
+export type HypervisorErrorKind =
+  /** No domain with that UUID on the host. */
+  | 'not-found'
+  /** The domain is in the wrong state for the call (start a running domain…). */
+  | 'invalid-state'
+  /** The host refused the definition (bad XML, a name taken by another UUID…). */
+  | 'invalid-definition'
+  /** The host cannot be reached now; retry later. */
+  | 'unreachable'
+  /** The host's driver cannot do this. */
+  | 'unsupported'
+  /** Anything else libvirt reported. */
+  | 'failed';
+
+export class HypervisorError extends Error {
+  constructor(
+    readonly kind: HypervisorErrorKind,
+    /** The host's URI. */
+    readonly host: string,
+    /** What was attempted, e.g. 'start 0b8e…'. */
+    readonly operation: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${operation} on ${host}: ${message}`, options);
+    this.name = 'HypervisorError';
+  }
+}
+
+export function isHypervisorError(error: unknown, kind?: HypervisorErrorKind): error is HypervisorError {
+  return error instanceof HypervisorError && (kind === undefined || error.kind === kind);
+}
+
+/** One hypervisor host. Every call may reject with a HypervisorError. */
+export interface Hypervisor {
+  /** The host's URI. */
+  readonly uri: string;
+
+  facts(): Promise<HostFacts>;
+  /** Every domain on the host, running or not. */
+  listDomains(): Promise<DomainStatus[]>;
+  /** The domain with this UUID, or undefined when the host has none. */
+  lookup(uuid: string): Promise<DomainStatus | undefined>;
+  /**
+   * Defines the domain, or redefines it when its UUID exists (a running domain takes the new
+   * definition at its next start). Idempotent: the same XML twice is one domain.
+   */
+  ensureDefined(xml: string): Promise<DomainRef>;
+  start(uuid: string, options?: StartOptions): Promise<void>;
+  /** Asks the guest to shut down (ACPI); resolves before it has: watch for a stopped event. */
+  shutdown(uuid: string): Promise<void>;
+  /** Stops the domain at once. */
+  destroy(uuid: string, options?: DestroyOptions): Promise<void>;
+  suspend(uuid: string): Promise<void>;
+  resume(uuid: string): Promise<void>;
+  reboot(uuid: string): Promise<void>;
+  /** Removes the definition (see UndefineOptions); a running domain keeps running, as transient. */
+  undefine(uuid: string, options?: UndefineOptions): Promise<void>;
+  state(uuid: string): Promise<DomainStatus>;
+  xml(uuid: string, options?: XmlOptions): Promise<string>;
+  /**
+   * Events of this host. Subscriptions outlive reconnects: a listener sees 'disconnected', then
+   * 'connected' when the host is back. Returns the unsubscribe function.
+   */
+  subscribe(listener: HostEventListener): () => void;
+
+  // TODO(issue 4): migration (virDomainMigrateToURI3), job info and abort, snapshots, guest-agent
+  // commands, interface addresses, domain stats, console streams, storage pools and volumes, and
+  // networks, once the native binding has them (docs/libvirt-binding.md, "Not yet bound").
+}

@@ -1,0 +1,266 @@
+// The Hypervisor interface on libvirt: one object per host URI, borrowing the pool's connection
+// for each call. It translates, and decides nothing: plain data out, libvirt errors turned into
+// HypervisorErrors of a few kinds, binding events turned into HostEvents.
+import type {
+  DestroyOptions,
+  DomainRef,
+  DomainStatus,
+  HostEvent,
+  HostEventListener,
+  HostFacts,
+  HostHypervisorType,
+  Hypervisor,
+  StartOptions,
+  UndefineOptions,
+  XmlOptions,
+} from '../hypervisor.js';
+import { HypervisorError, type HypervisorErrorKind } from '../hypervisor.js';
+import { summarizeCapabilities } from './capabilities.js';
+import { HostUnavailableError, type LibvirtConnectionPool, type LinkEvent } from './connection-pool.js';
+import {
+  isLibvirtError,
+  LibvirtError,
+  type DomainEvent,
+  type DomainStateInfo,
+  type LibvirtConnection,
+  type UndefineOptions as NativeUndefineOptions,
+  type Version,
+} from './native/index.js';
+
+export class LibvirtHypervisor implements Hypervisor {
+  // Driver name per connection (asked once): the undefine flags a driver accepts differ.
+  private readonly drivers = new WeakMap<LibvirtConnection, Promise<string>>();
+
+  constructor(
+    private readonly pool: LibvirtConnectionPool,
+    readonly uri: string,
+  ) {}
+
+  async facts(): Promise<HostFacts> {
+    return this.call('read host facts', async (conn) => {
+      const [hostname, driver, version, libVersion, node, capabilities, freeMemory] = await Promise.all([
+        conn.getHostname(),
+        this.driverOf(conn),
+        conn.getVersion(),
+        conn.getLibVersion(),
+        conn.getNodeInfo(),
+        conn.getCapabilities(),
+        // A test:/// definition file without NUMA cells cannot tell; the others always can.
+        conn.getFreeMemory().catch(() => undefined),
+      ]);
+      return {
+        uri: this.uri,
+        hostname,
+        type: hypervisorType(driver, this.uri),
+        driver,
+        hypervisorVersion: versionString(version),
+        libvirtVersion: versionString(libVersion),
+        cpu: {
+          count: node.cpus,
+          model: node.model,
+          mhz: node.mhz,
+          sockets: node.sockets,
+          cores: node.cores,
+          threads: node.threads,
+          numaNodes: node.nodes,
+        },
+        memoryBytes: node.memoryKiB * 1024,
+        freeMemoryBytes: freeMemory,
+        capabilities: summarizeCapabilities(capabilities),
+      };
+    });
+  }
+
+  listDomains(): Promise<DomainStatus[]> {
+    return this.call('list domains', async (conn) =>
+      (await conn.listAllDomains()).map((d) => ({ uuid: d.uuid, name: d.name, id: d.id, ...stateOf(d) })),
+    );
+  }
+
+  lookup(uuid: string): Promise<DomainStatus | undefined> {
+    return this.call(`look up domain ${uuid}`, async (conn) => {
+      try {
+        const identity = await conn.lookupDomainByUUID(uuid);
+        return { ...identity, ...stateOf(await conn.domainGetState(uuid)) };
+      } catch (error) {
+        // Gone between the two calls counts as gone.
+        if (isLibvirtError(error, 'VIR_ERR_NO_DOMAIN')) return undefined;
+        throw error;
+      }
+    });
+  }
+
+  ensureDefined(xml: string): Promise<DomainRef> {
+    return this.call('define domain', async (conn) => {
+      // validate: the host checks the XML against its schema and names what is wrong.
+      const { uuid, name } = await conn.defineXML(xml, { validate: true });
+      return { uuid, name };
+    });
+  }
+
+  start(uuid: string, options: StartOptions = {}): Promise<void> {
+    return this.call(`start domain ${uuid}`, (conn) => conn.domainCreate(uuid, { ...options }));
+  }
+
+  shutdown(uuid: string): Promise<void> {
+    return this.call(`shut down domain ${uuid}`, (conn) => conn.domainShutdown(uuid));
+  }
+
+  destroy(uuid: string, options: DestroyOptions = {}): Promise<void> {
+    return this.call(`destroy domain ${uuid}`, (conn) => conn.domainDestroy(uuid, { ...options }));
+  }
+
+  suspend(uuid: string): Promise<void> {
+    return this.call(`suspend domain ${uuid}`, (conn) => conn.domainSuspend(uuid));
+  }
+
+  resume(uuid: string): Promise<void> {
+    return this.call(`resume domain ${uuid}`, (conn) => conn.domainResume(uuid));
+  }
+
+  reboot(uuid: string): Promise<void> {
+    return this.call(`reboot domain ${uuid}`, (conn) => conn.domainReboot(uuid));
+  }
+
+  undefine(uuid: string, options: UndefineOptions = {}): Promise<void> {
+    return this.call(`undefine domain ${uuid}`, async (conn) =>
+      conn.domainUndefine(uuid, undefineFlags(await this.driverOf(conn), options.keepNvram ?? false)),
+    );
+  }
+
+  state(uuid: string): Promise<DomainStatus> {
+    return this.call(`read state of domain ${uuid}`, async (conn) => {
+      const [identity, state] = await Promise.all([conn.lookupDomainByUUID(uuid), conn.domainGetState(uuid)]);
+      return { ...identity, ...stateOf(state) };
+    });
+  }
+
+  xml(uuid: string, options: XmlOptions = {}): Promise<string> {
+    return this.call(`read XML of domain ${uuid}`, (conn) => conn.domainGetXMLDesc(uuid, { ...options }));
+  }
+
+  subscribe(listener: HostEventListener): () => void {
+    return this.pool.subscribe(this.uri, (event) => {
+      const hostEvent = toHostEvent(event);
+      if (hostEvent) listener(hostEvent);
+    });
+  }
+
+  private driverOf(conn: LibvirtConnection): Promise<string> {
+    let driver = this.drivers.get(conn);
+    if (!driver) {
+      driver = conn.getType();
+      driver.catch(() => this.drivers.delete(conn));
+      this.drivers.set(conn, driver);
+    }
+    return driver;
+  }
+
+  private async call<T>(operation: string, action: (conn: LibvirtConnection) => Promise<T>): Promise<T> {
+    try {
+      return await action(await this.pool.connection(this.uri));
+    } catch (error) {
+      throw toHypervisorError(error, this.uri, operation);
+    }
+  }
+}
+
+function hypervisorType(driver: string, uri: string): HostHypervisorType {
+  switch (driver.toUpperCase()) {
+    case 'QEMU':
+      return 'kvm';
+    case 'XEN':
+    case 'LIBXL':
+      return 'xen';
+    case 'TEST':
+      return 'test';
+    default:
+      throw new HypervisorError('unsupported', uri, 'read host facts', `libvirt driver ${JSON.stringify(driver)} is neither QEMU, Xen nor TEST`);
+  }
+}
+
+function versionString(version: Version): string {
+  return `${version.major}.${version.minor}.${version.micro}`;
+}
+
+function stateOf(info: DomainStateInfo): Pick<DomainStatus, 'state' | 'reason'> {
+  return { state: info.state, reason: info.reason };
+}
+
+/**
+ * Undefine removes everything that would make libvirt refuse it or would outlive the domain:
+ * managed-save image, snapshot and checkpoint metadata, NVRAM. Drivers accept different
+ * subsets, and refuse a call with a flag they do not know, so the flags follow the driver.
+ */
+function undefineFlags(driver: string, keepNvram: boolean): NativeUndefineOptions {
+  const nvram = keepNvram ? { keepNvram: true } : { nvram: true };
+  switch (driver.toUpperCase()) {
+    case 'QEMU':
+      return { managedSave: true, snapshotsMetadata: true, checkpointsMetadata: true, ...nvram };
+    case 'XEN':
+    case 'LIBXL':
+      return { managedSave: true, ...nvram };
+    default:
+      // The test driver takes only these two.
+      return { managedSave: true, snapshotsMetadata: true };
+  }
+}
+
+const KIND_BY_CODE: Record<string, HypervisorErrorKind> = {
+  VIR_ERR_NO_DOMAIN: 'not-found',
+  VIR_ERR_OPERATION_INVALID: 'invalid-state',
+  VIR_ERR_XML_ERROR: 'invalid-definition',
+  VIR_ERR_XML_DETAIL: 'invalid-definition',
+  VIR_ERR_XML_INVALID_SCHEMA: 'invalid-definition',
+  VIR_ERR_CONFIG_UNSUPPORTED: 'invalid-definition',
+  VIR_ERR_DOM_EXIST: 'invalid-definition',
+  VIR_ERR_NO_SUPPORT: 'unsupported',
+  VIR_ERR_ARGUMENT_UNSUPPORTED: 'unsupported',
+  VIR_ERR_INVALID_CONN: 'unreachable',
+  VIR_ERR_NO_CONNECT: 'unreachable',
+  VIR_ERR_RPC: 'unreachable',
+  VIR_ERR_SYSTEM_ERROR: 'unreachable',
+  VIR_ERR_AUTH_FAILED: 'unreachable',
+  VIR_ERR_AUTH_UNAVAILABLE: 'unreachable',
+};
+
+export function toHypervisorError(error: unknown, uri: string, operation: string): HypervisorError {
+  if (error instanceof HypervisorError) return error;
+  if (error instanceof HostUnavailableError) return new HypervisorError('unreachable', uri, operation, error.message, { cause: error });
+  if (error instanceof LibvirtError) {
+    let kind = KIND_BY_CODE[error.codeName] ?? (error.domainName === 'VIR_FROM_RPC' ? 'unreachable' : 'failed');
+    // libvirt says "operation failed" when a define names a domain that exists with another UUID.
+    if (kind === 'failed' && operation === 'define domain' && error.codeName === 'VIR_ERR_OPERATION_FAILED') kind = 'invalid-definition';
+    return new HypervisorError(kind, uri, operation, `${error.message} (${error.codeName})`, { cause: error });
+  }
+  return new HypervisorError('failed', uri, operation, error instanceof Error ? error.message : String(error), { cause: error });
+}
+
+function toHostEvent(event: LinkEvent): HostEvent | undefined {
+  switch (event.type) {
+    case 'connected':
+      return { type: 'connected' };
+    case 'disconnected':
+      return event.message === undefined
+        ? { type: 'disconnected', reason: event.reason }
+        : { type: 'disconnected', reason: event.reason, message: event.message };
+    case 'domain':
+      return toDomainEvent(event.event);
+  }
+}
+
+function toDomainEvent(event: DomainEvent): HostEvent {
+  const domain = { uuid: event.domain.uuid, name: event.domain.name };
+  switch (event.type) {
+    case 'lifecycle':
+      return { type: 'lifecycle', domain, event: event.event, detail: event.detail };
+    case 'reboot':
+      return { type: 'reboot', domain };
+    case 'watchdog':
+      return { type: 'watchdog', domain, action: event.action };
+    case 'ioError':
+      return { type: 'ioError', domain, device: event.devAlias, path: event.srcPath, action: event.action, reason: event.reason };
+    case 'agentLifecycle':
+      return { type: 'agent', domain, state: event.state, reason: event.reason };
+  }
+}
