@@ -123,7 +123,10 @@ export class Manager {
   private async runControllers(signal: AbortSignal): Promise<void> {
     const { logger } = this.options;
     logger.info({ controllers: this.runnables.map((r) => r.name) }, `starting ${this.runnables.length} controller(s)`);
-    const results = await Promise.allSettled(this.runnables.map((runnable) => runnable.run(signal)));
+    const running = this.runnables.map((runnable) => runnable.run(signal));
+    // Runs until stopped, with no controllers too (an empty manager still serves health and metrics).
+    await untilAborted(signal);
+    const results = await Promise.allSettled(running);
     for (const [index, result] of results.entries()) {
       if (result.status === 'rejected') logger.error({ err: result.reason, controller: this.runnables[index]?.name }, 'controller stopped with an error');
     }
