@@ -15,6 +15,10 @@
         "src/hypervisors/libvirt/native/connection.cc",
         "src/hypervisors/libvirt/native/host.cc",
         "src/hypervisors/libvirt/native/domain.cc",
+        "src/hypervisors/libvirt/native/migration.cc",
+        "src/hypervisors/libvirt/native/guest.cc",
+        "src/hypervisors/libvirt/native/stats.cc",
+        "src/hypervisors/libvirt/native/params.cc",
         "src/hypervisors/libvirt/native/convert.cc",
         "src/hypervisors/libvirt/native/names.cc",
         "src/hypervisors/libvirt/native/names-lookup.cc"
@@ -27,8 +31,9 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc!": ["-std=gnu++17"],
-      "include_dirs": ["<!@(pkg-config --cflags-only-I libvirt | sed 's/-I//g')"],
-      "libraries": ["<!@(pkg-config --libs libvirt)"]
+      "include_dirs": ["<!@(pkg-config --cflags-only-I libvirt libvirt-qemu | sed 's/-I//g')"],
+      # libvirt-qemu: virDomainQemuAgentCommand (guest-agent commands).
+      "libraries": ["<!@(pkg-config --libs libvirt libvirt-qemu)"]
     }
   ]
 }

@@ -11,10 +11,16 @@ log() { printf '==> %s\n' "$*"; }
 # procps and iproute2 are used by tests that look at processes and ports.
 # libvirt-dev, pkg-config, g++ and python3 (for node-gyp) build the libvirt
 # binding; libvirt-clients gives virsh, the baseline the libvirt bench compares with.
+# The end-to-end rig (test/rig) runs real libvirtd + QEMU/TCG hosts:
+# libvirt-daemon(-driver-qemu) gives libvirtd and virtlockd, qemu-system-x86
+# and qemu-utils the guests, iptables partitions hosts, tini reaps each rig
+# host's QEMU processes at once; busybox-static and cpio build the test guest.
 # prometheus gives promtool, which checks /metrics and the alert rules;
 # libxml2-utils gives xmllint, without which virt-xml-validate cannot run.
 APT_PACKAGES=(ca-certificates openssl make procps iproute2 git
   libvirt-dev libvirt-clients pkg-config g++ python3
+  libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils iptables tini
+  busybox-static cpio
   prometheus libxml2-utils)
 
 missing=()
@@ -53,3 +59,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
 fi
 
 hack/build-controlplane.sh
+
+# The e2e rig's tiny guest (Debian kernel + busybox initramfs), cached under
+# ${VIRTFLEET_CACHE:-$HOME/.cache/virtfleet}/guest by its inputs. The rig
+# (namespaces, libvirtd) needs root, so only root builds it.
+if [ "$(id -u)" -eq 0 ]; then
+  test/rig/build-guest.sh >/dev/null
+fi

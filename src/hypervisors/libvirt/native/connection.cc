@@ -40,6 +40,12 @@ Napi::Function Connection::Define(Napi::Env env) {
           InstanceMethod<&Connection::DomainManagedSave>("domainManagedSave"),
           InstanceMethod<&Connection::DomainHasManagedSaveImage>("domainHasManagedSaveImage"),
           InstanceMethod<&Connection::DomainManagedSaveRemove>("domainManagedSaveRemove"),
+          InstanceMethod<&Connection::DomainMigrate>("domainMigrate"),
+          InstanceMethod<&Connection::DomainGetJobStats>("domainGetJobStats"),
+          InstanceMethod<&Connection::DomainAbortJob>("domainAbortJob"),
+          InstanceMethod<&Connection::DomainInterfaceAddresses>("domainInterfaceAddresses"),
+          InstanceMethod<&Connection::DomainAgentCommand>("domainAgentCommand"),
+          InstanceMethod<&Connection::GetAllDomainStats>("getAllDomainStats"),
       });
 }
 

@@ -3,7 +3,9 @@
 // the libvirt work on the worker and return a Promise.
 //
 // Method bodies are split by subject: connection.cc (open/close and the
-// plumbing), host.cc (host and library facts), domain.cc (domains).
+// plumbing), host.cc (host and library facts), domain.cc (domains),
+// migration.cc (migration and jobs), guest.cc (addresses, guest agent),
+// stats.cc (statistics of all domains).
 #pragma once
 
 #include <napi.h>
@@ -65,6 +67,18 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value DomainManagedSave(const Napi::CallbackInfo& info);
   Napi::Value DomainHasManagedSaveImage(const Napi::CallbackInfo& info);
   Napi::Value DomainManagedSaveRemove(const Napi::CallbackInfo& info);
+
+  // migration.cc
+  Napi::Value DomainMigrate(const Napi::CallbackInfo& info);
+  Napi::Value DomainGetJobStats(const Napi::CallbackInfo& info);
+  Napi::Value DomainAbortJob(const Napi::CallbackInfo& info);
+
+  // guest.cc
+  Napi::Value DomainInterfaceAddresses(const Napi::CallbackInfo& info);
+  Napi::Value DomainAgentCommand(const Napi::CallbackInfo& info);
+
+  // stats.cc
+  Napi::Value GetAllDomainStats(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Worker> worker_;
   bool opened_ = false;  // open() was called (successfully or not)

@@ -116,4 +116,18 @@ std::optional<std::string> StringOption(const Napi::Object& options, const char*
   return out;
 }
 
+std::optional<uint64_t> UnsignedOption(const Napi::Object& options, const char* name) {
+  Napi::Value value = options.Get(name);
+  if (value.IsUndefined() || value.IsNull()) return std::nullopt;
+  if (!value.IsNumber()) {
+    throw Napi::TypeError::New(options.Env(), std::string(name) + " must be a number");
+  }
+  double d = value.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > 9007199254740992.0 || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    throw Napi::RangeError::New(options.Env(),
+                                std::string(name) + " must be a whole number from 0 to 2^53");
+  }
+  return static_cast<uint64_t>(d);
+}
+
 }  // namespace virtfleet

@@ -36,5 +36,7 @@ int32_t Int32Arg(const Napi::CallbackInfo& info, std::size_t index, const char* 
 Napi::Object OptionsArg(const Napi::CallbackInfo& info, std::size_t index);
 bool BoolOption(const Napi::Object& options, const char* name);
 std::optional<std::string> StringOption(const Napi::Object& options, const char* name);
+// A finite number >= 0 that is exact in a double (at most 2^53), or nullopt when absent.
+std::optional<uint64_t> UnsignedOption(const Napi::Object& options, const char* name);
 
 }  // namespace virtfleet

@@ -10,32 +10,12 @@
 #include "convert.h"
 #include "errors.h"
 #include "handles.h"
+#include "lookup.h"
 #include "names.h"
 
 namespace virtfleet {
 
 namespace {
-
-DomainHandle LookupByUUID(virConnectPtr conn, const std::string& uuid) {
-  DomainHandle dom(virDomainLookupByUUIDString(conn, uuid.c_str()));
-  if (!dom) ThrowLastError("virDomainLookupByUUIDString");
-  return dom;
-}
-
-// Work that looks up the domain `uuid` and hands it to `op`.
-template <typename Op>
-Work OnDomain(std::string uuid, Op op) {
-  return [uuid = std::move(uuid), op](Session& session) -> Reply {
-    DomainHandle dom = LookupByUUID(RequireConnection(session), uuid);
-    return op(dom.get());
-  };
-}
-
-Reply IdentityReply(DomainIdentity identity) {
-  return [identity = std::move(identity)](Napi::Env env) -> Napi::Value {
-    return ToJs(env, identity);
-  };
-}
 
 struct StateAndReason {
   int state;

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LibvirtError, type LibvirtErrorDetails } from './error.js';
 import type {
+  AllDomainStatsOptions,
   CloseEvent,
   CreateOptions,
   DestroyOptions,
@@ -18,7 +19,11 @@ import type {
   DomainIdentity,
   DomainInfo,
   DomainStateInfo,
+  DomainStatsRecord,
   DomainSummary,
+  InterfaceAddresses,
+  JobStats,
+  MigrateOptions,
   NodeInfo,
   OpenOptions,
   UndefineOptions,
@@ -64,6 +69,12 @@ interface NativeConnection {
   domainManagedSave(uuid: string): Promise<void>;
   domainHasManagedSaveImage(uuid: string): Promise<boolean>;
   domainManagedSaveRemove(uuid: string): Promise<void>;
+  domainMigrate(uuid: string, options: MigrateOptions): Promise<void>;
+  domainGetJobStats(uuid: string, options: { completed?: boolean }): Promise<JobStats>;
+  domainAbortJob(uuid: string): Promise<void>;
+  domainInterfaceAddresses(uuid: string, options: { source?: 'lease' | 'agent' | 'arp' }): Promise<InterfaceAddresses[]>;
+  domainAgentCommand(uuid: string, command: string, options: { timeoutSeconds?: number }): Promise<string>;
+  getAllDomainStats(options: AllDomainStatsOptions): Promise<DomainStatsRecord[]>;
 }
 
 interface NativeBinding {
@@ -292,6 +303,44 @@ export class LibvirtConnection {
 
   domainManagedSaveRemove(uuid: string): Promise<void> {
     return this.native.domainManagedSaveRemove(uuid);
+  }
+
+  /**
+   * Migrates the domain (virDomainMigrateToURI3). The migration runs on a
+   * thread of its own, so domainGetJobStats and domainAbortJob on this
+   * connection answer while it runs. Resolves when it has finished.
+   */
+  domainMigrate(uuid: string, options: MigrateOptions): Promise<void> {
+    return this.native.domainMigrate(uuid, options);
+  }
+
+  /** The domain's current job, or with `completed` the last finished one. */
+  domainGetJobStats(uuid: string, options: { completed?: boolean } = {}): Promise<JobStats> {
+    return this.native.domainGetJobStats(uuid, options);
+  }
+
+  /** Aborts the domain's current job (a migration); its domainMigrate rejects. */
+  domainAbortJob(uuid: string): Promise<void> {
+    return this.native.domainAbortJob(uuid);
+  }
+
+  /** Addresses from the libvirt network's DHCP leases (default), the guest agent, or ARP. */
+  domainInterfaceAddresses(uuid: string, options: { source?: 'lease' | 'agent' | 'arp' } = {}): Promise<InterfaceAddresses[]> {
+    return this.native.domainInterfaceAddresses(uuid, options);
+  }
+
+  /**
+   * Sends a QEMU guest-agent command (JSON text) and resolves with the
+   * agent's reply (JSON text). timeoutSeconds: -2 blocks, -1 (default)
+   * libvirt's default, 0 does not wait.
+   */
+  domainAgentCommand(uuid: string, command: string, options: { timeoutSeconds?: number } = {}): Promise<string> {
+    return this.native.domainAgentCommand(uuid, command, options);
+  }
+
+  /** Statistics of every domain in one call (one round trip to a remote host). */
+  getAllDomainStats(options: AllDomainStatsOptions = {}): Promise<DomainStatsRecord[]> {
+    return this.native.getAllDomainStats(options);
   }
 
   private dispatch(event: NativeEvent): void {

@@ -221,6 +221,37 @@ static const NameEntry kCloseReasonEntries[] = {
 };
 const NameTable kCloseReason = {kCloseReasonEntries, sizeof(kCloseReasonEntries) / sizeof(kCloseReasonEntries[0])};
 
+static const NameEntry kJobTypeEntries[] = {
+    N(VIR_DOMAIN_JOB_NONE, "none"),
+    N(VIR_DOMAIN_JOB_BOUNDED, "bounded"),
+    N(VIR_DOMAIN_JOB_UNBOUNDED, "unbounded"),
+    N(VIR_DOMAIN_JOB_COMPLETED, "completed"),
+    N(VIR_DOMAIN_JOB_FAILED, "failed"),
+    N(VIR_DOMAIN_JOB_CANCELLED, "cancelled"),
+};
+const NameTable kJobType = {kJobTypeEntries, sizeof(kJobTypeEntries) / sizeof(kJobTypeEntries[0])};
+
+static const NameEntry kJobOperationEntries[] = {
+    N(VIR_DOMAIN_JOB_OPERATION_UNKNOWN, "unknown"),
+    N(VIR_DOMAIN_JOB_OPERATION_START, "start"),
+    N(VIR_DOMAIN_JOB_OPERATION_SAVE, "save"),
+    N(VIR_DOMAIN_JOB_OPERATION_RESTORE, "restore"),
+    N(VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN, "migration_in"),
+    N(VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT, "migration_out"),
+    N(VIR_DOMAIN_JOB_OPERATION_SNAPSHOT, "snapshot"),
+    N(VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_REVERT, "snapshot_revert"),
+    N(VIR_DOMAIN_JOB_OPERATION_DUMP, "dump"),
+    N(VIR_DOMAIN_JOB_OPERATION_BACKUP, "backup"),
+    N(VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_DELETE, "snapshot_delete"),
+};
+const NameTable kJobOperation = {kJobOperationEntries, sizeof(kJobOperationEntries) / sizeof(kJobOperationEntries[0])};
+
+static const NameEntry kIPAddrTypeEntries[] = {
+    N(VIR_IP_ADDR_TYPE_IPV4, "ipv4"),
+    N(VIR_IP_ADDR_TYPE_IPV6, "ipv6"),
+};
+const NameTable kIPAddrType = {kIPAddrTypeEntries, sizeof(kIPAddrTypeEntries) / sizeof(kIPAddrTypeEntries[0])};
+
 static const NameEntry kErrorCodeEntries[] = {
     N(VIR_ERR_OK, "VIR_ERR_OK"),
     N(VIR_ERR_INTERNAL_ERROR, "VIR_ERR_INTERNAL_ERROR"),

@@ -49,6 +49,9 @@ extern const NameTable kIOErrorAction;
 extern const NameTable kAgentState;
 extern const NameTable kAgentReason;
 extern const NameTable kCloseReason;
+extern const NameTable kJobType;
+extern const NameTable kJobOperation;
+extern const NameTable kIPAddrType;
 extern const NameTable kErrorCode;
 extern const NameTable kErrorDomain;
 

@@ -73,3 +73,12 @@ export type AgentReason = 'unknown' | 'domain_started' | 'channel';
 /** virConnectCloseReason */
 export type CloseReason = 'error' | 'eof' | 'keepalive' | 'client';
 
+/** virDomainJobType */
+export type JobType = 'none' | 'bounded' | 'unbounded' | 'completed' | 'failed' | 'cancelled';
+
+/** virDomainJobOperation */
+export type JobOperation = 'unknown' | 'start' | 'save' | 'restore' | 'migration_in' | 'migration_out' | 'snapshot' | 'snapshot_revert' | 'dump' | 'backup' | 'snapshot_delete';
+
+/** virIPAddrType */
+export type IPAddrType = 'ipv4' | 'ipv6';
+

@@ -11,6 +11,9 @@ import type {
   DefinedDetail,
   DomainState,
   IOErrorAction,
+  IPAddrType,
+  JobOperation,
+  JobType,
   NostateReason,
   PausedReason,
   PMSuspendedDetail,
@@ -200,4 +203,76 @@ export interface XMLDescOptions {
   secure?: boolean;
   inactive?: boolean;
   migratable?: boolean;
+}
+
+/**
+ * domainMigrate. Peer-to-peer (the source's libvirtd talks to the
+ * destination's) is what the QEMU driver supports from a remote client.
+ */
+export interface MigrateOptions {
+  /** The destination's libvirt URI, e.g. qemu+tcp://10.0.0.3/system; needs peerToPeer. */
+  destinationUri?: string;
+  /** Where QEMU sends memory (tcp://ADDRESS[:PORT]); by default libvirt asks the destination. */
+  migrationUri?: string;
+  live?: boolean;
+  peerToPeer?: boolean;
+  tunnelled?: boolean;
+  /** Define the domain persistently on the destination. */
+  persistDestination?: boolean;
+  /** Remove the source's definition once migrated. */
+  undefineSource?: boolean;
+  /** Copy non-shared disks: all of them, or only what differs from a shared backing image. */
+  copyStorage?: 'all' | 'incremental';
+  /** Bandwidth limit, MiB/s. */
+  bandwidthMiBps?: number;
+  /** Longest pause allowed at switch-over, ms (set before the migration starts). */
+  maxDowntimeMs?: number;
+  autoConverge?: boolean;
+  abortOnError?: boolean;
+  destinationName?: string;
+  destinationXml?: string;
+  persistXml?: string;
+}
+
+/** libvirt's typed parameters, by field name ("time_elapsed", "cpu.time", "block.0.rd.bytes"…). */
+export type TypedParams = Record<string, number | boolean | string>;
+
+/** virDomainGetJobStats */
+export interface JobStats {
+  type: Named<JobType>;
+  typeCode: number;
+  /** What the job does, when libvirt says (migration_out, save…). */
+  operation?: Named<JobOperation>;
+  operationCode?: number;
+  stats: TypedParams;
+}
+
+export type StatsGroup = 'state' | 'cpuTotal' | 'balloon' | 'vcpu' | 'interface' | 'block' | 'perf' | 'iothread' | 'memory' | 'dirtyrate';
+
+export interface AllDomainStatsOptions {
+  /** Which groups; all that the driver has when omitted. */
+  groups?: StatsGroup[];
+  active?: boolean;
+  inactive?: boolean;
+  persistent?: boolean;
+  transient?: boolean;
+  running?: boolean;
+  paused?: boolean;
+  shutoff?: boolean;
+  other?: boolean;
+  /** Fail rather than skip groups the driver lacks. */
+  enforce?: boolean;
+  /** Skip domains busy with a job instead of waiting for them. */
+  nowait?: boolean;
+}
+
+export interface DomainStatsRecord {
+  domain: DomainIdentity;
+  stats: TypedParams;
+}
+
+export interface InterfaceAddresses {
+  name: string;
+  hwaddr: string;
+  addresses: { type: Named<IPAddrType>; address: string; prefix: number }[];
 }

@@ -44,11 +44,14 @@ TABLES = [
     ("virConnectDomainEventAgentLifecycleReason",
      "VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_", "kAgentReason"),
     ("virConnectCloseReason", "VIR_CONNECT_CLOSE_REASON_", "kCloseReason"),
+    ("virDomainJobType", "VIR_DOMAIN_JOB_", "kJobType"),
+    ("virDomainJobOperation", "VIR_DOMAIN_JOB_OPERATION_", "kJobOperation"),
+    ("virIPAddrType", "VIR_IP_ADDR_TYPE_", "kIPAddrType"),
     ("virErrorNumber", None, "kErrorCode"),
     ("virErrorDomain", None, "kErrorDomain"),
 ]
 
-FILES = ["libvirt-common.h", "libvirt-domain.h", "libvirt-host.h", "virterror.h"]
+FILES = ["libvirt-common.h", "libvirt-domain.h", "libvirt-host.h", "libvirt-network.h", "virterror.h"]
 
 
 def enums():
