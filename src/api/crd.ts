@@ -8,6 +8,17 @@ import { API_VERSION, GROUP, VERSION, type ResourceDefinition } from './common.j
 import { RESOURCES } from './resources.js';
 import { RULES_KEYWORD, rulesOf, toCrdRule } from './rules.js';
 
+/** The OpenAPI extensions of Kubernetes that a CRD schema may carry. */
+export const KUBERNETES_EXTENSIONS = [
+  RULES_KEYWORD,
+  'x-kubernetes-list-type',
+  'x-kubernetes-list-map-keys',
+  'x-kubernetes-map-type',
+  'x-kubernetes-int-or-string',
+  'x-kubernetes-preserve-unknown-fields',
+  'x-kubernetes-embedded-resource',
+] as const;
+
 export type JsonSchema = { [keyword: string]: unknown };
 
 /**
@@ -38,13 +49,7 @@ const CRD_KEYWORDS = [
   'properties',
   'items',
   'additionalProperties',
-  'x-kubernetes-list-type',
-  'x-kubernetes-list-map-keys',
-  'x-kubernetes-map-type',
-  'x-kubernetes-int-or-string',
-  'x-kubernetes-preserve-unknown-fields',
-  'x-kubernetes-embedded-resource',
-  RULES_KEYWORD,
+  ...KUBERNETES_EXTENSIONS,
 ];
 /** Added by TypeBox; meaningless to the API server. */
 const IGNORED_KEYWORDS = new Set(['$id', '$schema', 'title']);

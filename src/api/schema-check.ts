@@ -4,7 +4,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { patternHint, type ResourceDefinition } from './common.js';
-import { objectSchema, toStructural, type JsonSchema } from './crd.js';
+import { KUBERNETES_EXTENSIONS, objectSchema, toStructural, type JsonSchema } from './crd.js';
 import { describe, formatPath, type Problem, type Segment } from './problems.js';
 
 type Json = Record<string, unknown>;
@@ -39,15 +39,7 @@ function createAjv(): Ajv {
   instance.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
   // Kubernetes extensions: list-map keys and rules are enforced in validate.ts; the others are
   // annotations for the API server.
-  for (const keyword of [
-    'x-kubernetes-validations',
-    'x-kubernetes-list-type',
-    'x-kubernetes-list-map-keys',
-    'x-kubernetes-map-type',
-    'x-kubernetes-int-or-string',
-    'x-kubernetes-preserve-unknown-fields',
-    'x-kubernetes-embedded-resource',
-  ]) {
+  for (const keyword of KUBERNETES_EXTENSIONS) {
     instance.addKeyword({ keyword });
   }
   return instance;
