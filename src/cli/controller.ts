@@ -2,6 +2,8 @@
 import { Command, Option } from 'commander';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger, LOG_LEVELS } from '../observability/logging.js';
+import { Fleet } from '../controllers/fleet.js';
+import { addControllers } from '../controllers/setup.js';
 import { Manager } from '../runtime/manager.js';
 
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -52,6 +54,8 @@ export function controllerCommand(): Command {
           abort.abort();
         });
       }
+      // One libvirt connection per host for the whole process, closed on the way out.
+      const fleet = new Fleet();
       try {
         const manager = new Manager({
           kubeConfig: loadKubeConfig(flags.kubeconfig),
@@ -69,11 +73,14 @@ export function controllerCommand(): Command {
               }
             : undefined,
         });
+        addControllers(manager, { fleet, logger, ...(process.env.POD_NAME ? { instance: process.env.POD_NAME } : {}) });
         await manager.run(abort.signal);
       } catch (error) {
         // Includes a lost leadership: exit so that nothing acts without the lease.
         logger.fatal({ err: error }, (error as Error).message);
         process.exitCode = 1;
+      } finally {
+        await fleet.close();
       }
     });
 }

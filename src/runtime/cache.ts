@@ -3,6 +3,7 @@
 import type { Logger } from '../observability/logging.js';
 import { Informer, type InformerOptions } from './informer.js';
 import type { KubeClient, KubeObject, ResourceType } from './kube-client.js';
+import { untilAborted } from './abort.js';
 
 export class Cache {
   private readonly informers = new Map<string, Informer<KubeObject>>();
@@ -27,7 +28,7 @@ export class Cache {
   async run(signal: AbortSignal): Promise<void> {
     this.signal = signal;
     this.running = [...this.informers.values()].map((informer) => informer.run(signal));
-    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+    await untilAborted(signal);
     await Promise.all(this.running);
   }
 

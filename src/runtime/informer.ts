@@ -8,6 +8,7 @@
 // - the server ends each watch after a random 5-10 min, as client-go does.
 import { Watch } from '@kubernetes/client-node';
 import type { Logger } from '../observability/logging.js';
+import { abortableDelay } from './abort.js';
 import { KeyBackoff } from './backoff.js';
 import { isGone, resourcePath, type KubeClient, type KubeObject, type ResourceType } from './kube-client.js';
 
@@ -224,16 +225,4 @@ export class Informer<T extends KubeObject> {
 function withTypeMeta<T extends KubeObject>(object: T, type: ResourceType): T {
   if (object.apiVersion && object.kind) return object;
   return { ...object, apiVersion: type.group ? `${type.group}/${type.version}` : type.version, kind: type.kind };
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -6,6 +6,7 @@
 // a released lease is taken at once rather than at the next poll; on stop
 // the leader releases the lease.
 import type { Logger } from '../observability/logging.js';
+import { abortableDelay } from './abort.js';
 import { Informer } from './informer.js';
 import { isConflict, isNotFound, type KubeClient, type KubeObject, type ResourceType } from './kube-client.js';
 
@@ -121,15 +122,7 @@ export class LeaderElector {
   private async renewUntil(signal: AbortSignal, logger: Logger): Promise<Error | undefined> {
     let lastRenew = Date.now();
     while (!signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.retryPeriodMs);
-        function done() {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', done);
-          resolve();
-        }
-        signal.addEventListener('abort', done, { once: true });
-      });
+      await abortableDelay(this.retryPeriodMs, signal);
       if (signal.aborted) break;
       if (await this.tryAcquireOrRenew(logger)) lastRenew = Date.now();
       else if (Date.now() - lastRenew > this.renewDeadlineMs) {

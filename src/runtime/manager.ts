@@ -12,6 +12,7 @@ import { Cache } from './cache.js';
 import { closeServer, startEndpoints } from './http-endpoints.js';
 import { KubeClient } from './kube-client.js';
 import { LeaderElector } from './leader-election.js';
+import { untilAborted } from './abort.js';
 
 export interface Runnable {
   readonly name: string;
@@ -134,6 +135,3 @@ export class Manager {
   }
 }
 
-function untilAborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
-}

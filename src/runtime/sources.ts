@@ -3,12 +3,10 @@
 import type { Controller } from './controller.js';
 import { objectKey, type Informer } from './informer.js';
 import type { KubeObject } from './kube-client.js';
+import { untilAborted } from './abort.js';
 
 export type Source = (controller: Controller, signal: AbortSignal) => Promise<void>;
 
-function untilAborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
-}
 
 /** Every change of an object of the controller's own type enqueues its key. */
 export function watchOwn<T extends KubeObject>(informer: Informer<T>): Source {

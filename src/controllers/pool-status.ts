@@ -1,0 +1,129 @@
+// Pure pieces of the HostPool controller: whether a host is ready (and why not), and the pool's
+// status from its hosts and their allocations. Nothing here changes per heartbeat, so a steady
+// pool computes the status it already has and writes nothing.
+import type { HostPoolStatus, HostStatus } from '../api/hostpool.js';
+import { setCondition, type Condition } from '../runtime/conditions.js';
+import type { HostAllocation } from './allocations.js';
+import type { FleetHost, HostReadiness } from './fleet.js';
+import { HOST_REASONS, POOL_CONDITIONS, POOL_REASONS } from './reasons.js';
+
+/** Decides a host's readiness from what the Fleet observed. */
+export function hostReadiness(host: FleetHost, failureThreshold: number): HostReadiness {
+  if (!host.inSpec) return { ready: false, reason: HOST_REASONS.RemovedFromSpec, message: 'removed from spec.hosts; takes no new VMs' };
+  if (host.credentialsSecret) {
+    return {
+      ready: false,
+      reason: HOST_REASONS.CredentialsNotSupported,
+      message:
+        `credentialsSecretRef (Secret ${host.credentialsSecret}) is not supported by this controller yet; ` +
+        'use a URI that needs no credentials (qemu+tcp://, test:///) or remove the reference',
+    };
+  }
+  if (host.disconnected) {
+    const detail = host.disconnected.message ? `: ${host.disconnected.message}` : '';
+    return { ready: false, reason: HOST_REASONS.Disconnected, message: `connection to ${host.uri} lost (${host.disconnected.reason})${detail}; reconnecting` };
+  }
+  if (host.missedBeats >= failureThreshold) {
+    return {
+      ready: false,
+      reason: HOST_REASONS.HeartbeatMissed,
+      message: `${host.missedBeats} heartbeats to ${host.uri} missed (spec.failureDetection.failureThreshold is ${failureThreshold}): ${host.lastError ?? 'no answer'}`,
+    };
+  }
+  const facts = host.facts;
+  if (!facts) {
+    return host.lastError
+      ? { ready: false, reason: HOST_REASONS.Unreachable, message: `cannot read ${host.uri}: ${host.lastError}` }
+      : { ready: false, reason: HOST_REASONS.Connecting, message: `not contacted yet: ${host.uri}` };
+  }
+  const detected = facts.type === 'test' ? undefined : facts.type;
+  if (detected && host.declared && detected !== host.declared) {
+    return {
+      ready: false,
+      reason: HOST_REASONS.HypervisorMismatch,
+      message: `spec.hosts[${host.name}].hypervisor is ${host.declared}, but libvirt reports driver ${facts.driver} (${detected}); fix the declaration or the URI`,
+    };
+  }
+  const hypervisor = detected ?? host.declared;
+  if (!hypervisor) {
+    return {
+      ready: false,
+      reason: HOST_REASONS.HypervisorUnknown,
+      message: `libvirt driver ${facts.driver} cannot tell kvm from xen: set spec.hosts[${host.name}].hypervisor`,
+    };
+  }
+  return { ready: true, hypervisor };
+}
+
+/** Bytes as a Kubernetes quantity, in the largest binary unit that divides them. */
+export function bytesToQuantity(bytes: number): string {
+  for (const [suffix, size] of [['Ti', 2 ** 40], ['Gi', 2 ** 30], ['Mi', 2 ** 20], ['Ki', 2 ** 10]] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${suffix}`;
+  }
+  return String(Math.round(bytes));
+}
+
+export interface PoolStatusInput {
+  generation: number | undefined;
+  previous: HostPoolStatus | undefined;
+  /** The hosts of spec.hosts, in spec order. */
+  hosts: FleetHost[];
+  allocations: Map<string, HostAllocation>;
+  /** Hosts gone from spec.hosts that still have VMs, with those VMs. */
+  blockedRemovals: Array<{ host: string; vms: string[] }>;
+  now?: Date;
+}
+
+export function poolStatus(input: PoolStatusInput): HostPoolStatus {
+  const now = input.now ?? new Date();
+  const hosts = input.hosts.map((host) => hostStatus(host, input.allocations.get(host.name), input.previous, now));
+  const notReady = hosts.filter((host) => !host.ready);
+  const readyHosts = hosts.length - notReady.length;
+  const why = notReady.map((host) => `${host.name}: ${host.reason} (${host.message})`).join('; ');
+
+  let conditions = input.previous?.conditions as Condition[] | undefined;
+  const set = (type: string, status: 'True' | 'False', reason: string, message: string) => {
+    conditions = setCondition(conditions, { type, status, reason, message }, input.generation, now);
+  };
+  if (readyHosts > 0) set(POOL_CONDITIONS.Ready, 'True', POOL_REASONS.HostsReady, `${readyHosts} of ${hosts.length} hosts ready`);
+  else set(POOL_CONDITIONS.Ready, 'False', POOL_REASONS.NoHostReady, hosts.length === 0 ? 'the pool has no hosts' : `no host is ready: ${why}`);
+  if (notReady.length > 0) set(POOL_CONDITIONS.Degraded, 'True', POOL_REASONS.HostsNotReady, why);
+  else set(POOL_CONDITIONS.Degraded, 'False', POOL_REASONS.AllHostsReady, 'every host is ready');
+  const mismatched = notReady.filter((host) => host.reason === HOST_REASONS.HypervisorMismatch);
+  if (mismatched.length > 0) {
+    set(POOL_CONDITIONS.HypervisorMismatch, 'True', POOL_REASONS.DeclaredDiffersFromDetected, mismatched.map((host) => `${host.name}: ${host.message}`).join('; '));
+  } else {
+    set(POOL_CONDITIONS.HypervisorMismatch, 'False', POOL_REASONS.AsDeclared, 'no host contradicts its declared hypervisor');
+  }
+  if (input.blockedRemovals.length > 0) {
+    const list = input.blockedRemovals.map(({ host, vms }) => `${host} (${vms.length} VMs: ${vms.slice(0, 5).join(', ')}${vms.length > 5 ? ', …' : ''})`);
+    set(
+      POOL_CONDITIONS.RemovalBlocked,
+      'True',
+      POOL_REASONS.HostsStillHaveVMs,
+      `removed from spec.hosts but still running VMs: ${list.join('; ')}; delete those VMs first, the hosts stay connected until then`,
+    );
+  } else {
+    set(POOL_CONDITIONS.RemovalBlocked, 'False', POOL_REASONS.NothingBlocked, 'no removed host has VMs');
+  }
+  return { hosts, readyHosts, hostCount: hosts.length, conditions, observedGeneration: input.generation };
+}
+
+function hostStatus(host: FleetHost, allocation: HostAllocation | undefined, previous: HostPoolStatus | undefined, now: Date): HostStatus {
+  const { readiness, facts } = host;
+  const before = previous?.hosts?.find((entry) => entry.name === host.name);
+  const lastTransitionTime = before && before.ready === readiness.ready && before.lastTransitionTime ? before.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return {
+    name: host.name,
+    ready: readiness.ready,
+    reason: readiness.reason,
+    message: readiness.message,
+    hypervisor: readiness.hypervisor ?? (facts?.type === 'test' ? host.declared : facts?.type),
+    hypervisorVersion: facts?.hypervisorVersion,
+    libvirtVersion: facts?.libvirtVersion,
+    capacity: facts ? { cpus: facts.cpu.count, memory: bytesToQuantity(facts.memoryBytes) } : undefined,
+    allocated: { cpus: allocation?.cpus ?? 0, memory: bytesToQuantity(allocation?.memoryBytes ?? 0) },
+    vmCount: allocation?.vms.length ?? 0,
+    lastTransitionTime,
+  };
+}

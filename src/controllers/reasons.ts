@@ -1,0 +1,78 @@
+// Condition types and reasons of the VirtualMachine and HostPool controllers, in one place so
+// that tests, docs and `kubectl wait --for=condition=…` all spell them the same way.
+
+export const VM_CONDITIONS = {
+  Scheduled: 'Scheduled',
+  Provisioned: 'Provisioned',
+  Ready: 'Ready',
+  RestartRequired: 'RestartRequired',
+} as const;
+
+export const VM_REASONS = {
+  // Scheduled
+  Placed: 'Placed',
+  Unschedulable: 'Unschedulable',
+  HostPoolNotFound: 'HostPoolNotFound',
+  // Provisioned
+  Defined: 'Defined',
+  InvalidDefinition: 'InvalidDefinition',
+  NotScheduled: 'NotScheduled',
+  // Ready
+  Running: 'Running',
+  Starting: 'Starting',
+  Stopped: 'Stopped',
+  ShuttingDown: 'ShuttingDown',
+  Paused: 'Paused',
+  HostNotReady: 'HostNotReady',
+  HostUnreachable: 'HostUnreachable',
+  Terminating: 'Terminating',
+  // RestartRequired
+  PendingChanges: 'PendingChanges',
+  NoPendingChanges: 'NoPendingChanges',
+} as const;
+
+/** Reasons of Events on VirtualMachines (kubectl describe). */
+export const VM_EVENTS = {
+  Scheduled: 'Scheduled',
+  FailedScheduling: 'FailedScheduling',
+  Defined: 'Defined',
+  Redefined: 'Redefined',
+  DefinitionRefused: 'DefinitionRefused',
+  Started: 'Started',
+  ShuttingDown: 'ShuttingDown',
+  Destroyed: 'Destroyed',
+  Stopped: 'Stopped',
+  RestartRequired: 'RestartRequired',
+  Undefined: 'Undefined',
+  HostUnreachable: 'HostUnreachable',
+} as const;
+
+export const POOL_CONDITIONS = {
+  Ready: 'Ready',
+  Degraded: 'Degraded',
+  HypervisorMismatch: 'HypervisorMismatch',
+  RemovalBlocked: 'RemovalBlocked',
+} as const;
+
+export const POOL_REASONS = {
+  HostsReady: 'HostsReady',
+  NoHostReady: 'NoHostReady',
+  AllHostsReady: 'AllHostsReady',
+  HostsNotReady: 'HostsNotReady',
+  AsDeclared: 'AsDeclared',
+  DeclaredDiffersFromDetected: 'DeclaredDiffersFromDetected',
+  NothingBlocked: 'NothingBlocked',
+  HostsStillHaveVMs: 'HostsStillHaveVMs',
+} as const;
+
+/** Reasons of one host's `ready: false` in HostPool status.hosts[]. */
+export const HOST_REASONS = {
+  Connecting: 'Connecting',
+  Unreachable: 'Unreachable',
+  Disconnected: 'Disconnected',
+  HeartbeatMissed: 'HeartbeatMissed',
+  HypervisorUnknown: 'HypervisorUnknown',
+  HypervisorMismatch: 'HypervisorMismatch',
+  CredentialsNotSupported: 'CredentialsNotSupported',
+  RemovedFromSpec: 'RemovedFromSpec',
+} as const;

@@ -1,0 +1,45 @@
+// Which spec fields changed in a way the running domain has not taken yet. libvirt keeps two
+// definitions of a running domain: the live one it started with and the persistent one that
+// applies at the next start (the controller redefines the persistent one on every spec change).
+// Comparing the parts of the two that come from the spec names the fields that wait for a
+// restart, and it survives a controller restart, unlike anything remembered in memory.
+import { child, childrenNamed, parseXml, type XmlElement } from '../hypervisors/xml.js';
+
+type Summary = Record<string, string>;
+
+function attrs(element: XmlElement | undefined, names: string[]): string {
+  return names.map((name) => element?.attrs[name] ?? '').join(',');
+}
+
+/** The spec-derived parts of a domain XML, by the spec field they come from. */
+function summarize(xml: string): Summary {
+  const domain = parseXml(xml);
+  const os = child(domain, 'os');
+  const devices = child(domain, 'devices');
+  const disks = devices ? childrenNamed(devices, 'disk') : [];
+  const nics = devices ? childrenNamed(devices, 'interface') : [];
+  return {
+    'spec.memory': `${child(domain, 'memory')?.text ?? ''}${attrs(child(domain, 'memory'), ['unit'])}`,
+    'spec.cpu': [
+      child(domain, 'vcpu')?.text ?? '',
+      attrs(child(domain, 'cpu', 'topology'), ['sockets', 'cores', 'threads']),
+      attrs(child(domain, 'cpu'), ['mode']),
+      child(domain, 'cpu', 'model')?.text ?? '',
+    ].join('|'),
+    'spec.firmware': [attrs(os, ['firmware']), ...(os ? childrenNamed(os, 'firmware').flatMap((f) => childrenNamed(f, 'feature').map((x) => attrs(x, ['name', 'enabled']))) : [])].join('|'),
+    'spec.kernelBoot': ['kernel', 'initrd', 'cmdline'].map((name) => (os ? child(os, name)?.text ?? '' : '')).join('|'),
+    'spec.disks': disks
+      .map((disk) => [attrs(child(disk, 'source'), ['file']), attrs(child(disk, 'target'), ['dev', 'bus']), child(disk, 'readonly') ? 'ro' : 'rw'].join(','))
+      .join('|'),
+    'spec.networks': nics
+      .map((nic) => [nic.attrs.type ?? '', attrs(child(nic, 'source'), ['network', 'bridge']), attrs(child(nic, 'mac'), ['address']), attrs(child(nic, 'model'), ['type'])].join(','))
+      .join('|'),
+  };
+}
+
+/** Spec fields whose change waits for the next start: where the live and persistent definitions differ. */
+export function fieldsAwaitingRestart(liveXml: string, persistentXml: string): string[] {
+  const live = summarize(liveXml);
+  const persistent = summarize(persistentXml);
+  return Object.keys(persistent).filter((field) => live[field] !== persistent[field]);
+}

@@ -1,0 +1,507 @@
+// The VirtualMachine controller (key: namespace/name), in the kubebuilder order:
+//
+//   get (gone → forget it) → deletion path (stop, undefine, release, then the finalizer) →
+//   finalizer → placement (once; recorded in status before anything is made on the host) →
+//   domain defined on its host (UUID = metadata.uid) → power per spec.runStrategy →
+//   RestartRequired → status, written only when it changed.
+//
+// Identity never rests on memory: the domain's UUID is the VM's UID and status.host says where
+// it is, so a restarted controller finds what it made. What is remembered in memory (the XML
+// last defined, when a shutdown was asked) only saves libvirt calls or times a grace period.
+import type { HostPool } from '../api/hostpool.js';
+import { DomainSpecError } from '../hypervisors/domain-values.js';
+import { isHypervisorError, type DomainStatus, type Hypervisor } from '../hypervisors/hypervisor.js';
+import type { Logger } from '../observability/logging.js';
+import type { ControllerMetrics } from '../observability/metrics.js';
+import { Controller } from '../runtime/controller.js';
+import type { EventRecorder, EventType } from '../runtime/events.js';
+import { addFinalizer, hasFinalizer, isBeingDeleted, removeFinalizer } from '../runtime/finalizers.js';
+import { objectKey, type Informer } from '../runtime/informer.js';
+import type { KubeClient } from '../runtime/kube-client.js';
+import type { ReconcileContext, ReconcileResult, Reconciler } from '../runtime/reconciler.js';
+import { watchOwn, type Source } from '../runtime/sources.js';
+import { patchStatusIfChanged } from '../runtime/status.js';
+import type { HypervisorType } from '../scheduler/auto-hypervisor.js';
+import type { LabelSelector } from '../scheduler/label-selector.js';
+import { place, type HostState, type PlacementPolicy, type VmRequest } from '../scheduler/placement.js';
+import { vmResources, type Allocations, type Placed } from './allocations.js';
+import type { Fleet, FleetHost } from './fleet.js';
+import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from './reasons.js';
+import { VIRTUAL_MACHINE, VM_FINALIZER, type PoolObject, type VmObject } from './resources.js';
+import { fieldsAwaitingRestart } from './restart-required.js';
+import { isActive, powerAction, stopAction, type PowerAction } from './run-strategy.js';
+import { domainXmlFor } from './vm-domain.js';
+import { VmStatusDraft } from './vm-status.js';
+import { untilAborted } from '../runtime/abort.js';
+
+export interface VirtualMachineControllerOptions {
+  client: KubeClient;
+  vms: Informer<VmObject>;
+  pools: Informer<PoolObject>;
+  fleet: Fleet;
+  allocations: Allocations;
+  events: EventRecorder;
+  logger: Logger;
+  metrics?: ControllerMetrics;
+  /** How long a guest has to shut down (Halted, delete) before it is destroyed. Default 60 s. */
+  shutdownGraceMs?: number;
+  /** When to look again at a VM whose host is not ready or unreachable. Default 30 s. */
+  hostRetryMs?: number;
+}
+
+/** The VM's placement, from status or from this process's newer decision. */
+interface Placement {
+  host: string;
+  hypervisor: HypervisorType | undefined;
+}
+
+/** Ends a reconcile early with the status computed so far (and maybe a requeue). */
+class Halt {
+  constructor(readonly requeueAfterMs?: number) {}
+}
+
+export class VirtualMachineReconciler implements Reconciler {
+  /** By UID: the XML this process last defined, so an unchanged spec costs no define call. */
+  private readonly defined = new Map<string, string>();
+  /** By UID: when this process asked the guest to shut down (Halted or delete). */
+  private readonly shutdownSince = new Map<string, number>();
+  private readonly graceMs: number;
+  private readonly hostRetryMs: number;
+
+  constructor(private readonly options: VirtualMachineControllerOptions) {
+    this.graceMs = options.shutdownGraceMs ?? 60_000;
+    this.hostRetryMs = options.hostRetryMs ?? 30_000;
+  }
+
+  async reconcile({ key }: ReconcileContext): Promise<ReconcileResult | void> {
+    const vm = this.options.vms.get(key);
+    if (!vm) return this.forget(key);
+    const draft = new VmStatusDraft(vm);
+    if (isBeingDeleted(vm)) return this.finalize(vm, draft);
+    await addFinalizer(this.options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
+    let current = vm;
+    try {
+      const pool = this.options.pools.get(vm.spec.hostPoolRef.name);
+      const placement = this.ensurePlaced(vm, pool, draft);
+      if (!placement) throw new Halt();
+      // Recorded before anything is made on the host: a controller that dies after the define
+      // finds the domain where status says, instead of placing the VM a second time elsewhere.
+      current = await this.writeStatus(current, draft);
+      const host = this.readyHost(vm, pool, placement, draft);
+      const hypervisor = this.options.fleet.hypervisor(host.uri);
+      let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft);
+      const power = await this.applyRunStrategy(vm, hypervisor, domain, draft);
+      domain = power.domain;
+      this.reportPowerState(domain, draft);
+      await this.checkRestartRequired(vm, hypervisor, domain, draft);
+      await this.writeStatus(current, draft);
+      return power.requeueAfterMs === undefined ? undefined : { requeueAfterMs: power.requeueAfterMs };
+    } catch (error) {
+      if (error instanceof Halt) {
+        await this.writeStatus(current, draft);
+        return error.requeueAfterMs === undefined ? undefined : { requeueAfterMs: error.requeueAfterMs };
+      }
+      if (isHypervisorError(error, 'unreachable')) {
+        this.hostUnreachable(vm, draft, error.message);
+        await this.writeStatus(current, draft);
+        return { requeueAfterMs: this.hostRetryMs };
+      }
+      throw error;
+    }
+  }
+
+  private forget(key: string): void {
+    this.options.allocations.forgetKey(key);
+  }
+
+  // ---- deletion path ----------------------------------------------------------------------
+
+  /** Stops and undefines the domain on its host, releases the placement, then the finalizer. */
+  private async finalize(vm: VmObject, draft: VmStatusDraft): Promise<ReconcileResult | void> {
+    if (!hasFinalizer(vm, VM_FINALIZER)) return;
+    const uid = vm.metadata.uid ?? '';
+    const placement = this.placementOf(vm);
+    if (placement) {
+      const host = this.options.fleet.host(vm.spec.hostPoolRef.name, placement.host);
+      draft.phase('Terminating');
+      if (!host) {
+        draft.set(
+          C.Ready,
+          'False',
+          R.Terminating,
+          `waiting for host ${placement.host} of HostPool ${vm.spec.hostPoolRef.name} to be connected to delete the domain; ` +
+            'if the pool or host is gone for good, remove the finalizer by hand (the domain may remain on the host)',
+        );
+        await this.writeStatus(vm, draft);
+        return { requeueAfterMs: this.hostRetryMs };
+      }
+      try {
+        const step = await this.removeDomain(vm, this.options.fleet.hypervisor(host.uri));
+        if (step !== undefined) {
+          draft.set(C.Ready, 'False', R.ShuttingDown, `shutting down before deletion; destroyed if still running after ${this.graceMs / 1000} s`);
+          await this.writeStatus(vm, draft);
+          return { requeueAfterMs: step };
+        }
+      } catch (error) {
+        if (!isHypervisorError(error, 'unreachable')) throw error;
+        draft.set(C.Ready, 'Unknown', R.HostUnreachable, `cannot delete the domain: host ${placement.host} is unreachable (${error.message}); the VM is deleted once the host answers`);
+        await this.writeStatus(vm, draft);
+        this.event(vm, 'Warning', E.HostUnreachable, `cannot delete the domain on ${placement.host}: ${error.message}`);
+        return { requeueAfterMs: this.hostRetryMs };
+      }
+    }
+    this.options.allocations.forget(uid);
+    this.defined.delete(uid);
+    this.shutdownSince.delete(uid);
+    await removeFinalizer(this.options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
+  }
+
+  /** Undefined when the domain is gone; otherwise the delay before looking again (a shutdown is under way). */
+  private async removeDomain(vm: VmObject, hypervisor: Hypervisor): Promise<number | undefined> {
+    const uid = vm.metadata.uid ?? '';
+    const domain = await hypervisor.lookup(uid);
+    if (!domain) return undefined;
+    if (!isActive(domain.state)) this.shutdownSince.delete(uid);
+    const step = stopAction(domain, this.shutdownSince.get(uid), Date.now(), this.graceMs);
+    const after = await this.performPower(vm, hypervisor, step);
+    if (after !== undefined) return after;
+    await ignoring(['not-found'], () => hypervisor.undefine(uid));
+    this.event(vm, 'Normal', E.Undefined, `domain ${domain.name} removed from ${hypervisor.uri}`);
+    return undefined;
+  }
+
+  // ---- placement --------------------------------------------------------------------------
+
+  private placementOf(vm: VmObject): Placement | undefined {
+    const pending = this.options.allocations.pendingFor(vm.metadata.uid ?? '');
+    if (pending) return { host: pending.host, hypervisor: pending.hypervisor };
+    return vm.status?.host ? { host: vm.status.host, hypervisor: vm.status.hypervisor } : undefined;
+  }
+
+  /**
+   * The VM's host: from status, or placed now. Placement and the allocation record happen with
+   * no await in between, so concurrent reconciles never take the same free capacity.
+   */
+  private ensurePlaced(vm: VmObject, pool: PoolObject | undefined, draft: VmStatusDraft): Placement | undefined {
+    const placed = this.placementOf(vm);
+    if (placed) {
+      const pending = this.options.allocations.pendingFor(vm.metadata.uid ?? '');
+      if (pending) this.recordPlacement(draft, pending);
+      // Still placed, now for this generation too.
+      else draft.set(C.Scheduled, 'True', R.Placed, `placed on ${placed.host}: ${vm.status?.hypervisorReason ?? 'recorded in status'}`);
+      return placed;
+    }
+    const poolName = vm.spec.hostPoolRef.name;
+    if (!pool) {
+      draft.phase('Pending');
+      const changed = draft.set(C.Scheduled, 'False', R.HostPoolNotFound, `HostPool ${poolName} does not exist: create it, or fix spec.hostPoolRef.name`);
+      if (changed) this.event(vm, 'Warning', E.FailedScheduling, `HostPool ${poolName} does not exist`);
+      return undefined;
+    }
+    const result = place(vmRequest(vm), this.hostStates(poolName), schedulingPolicy(pool));
+    if (!result.placed) {
+      draft.phase('Pending');
+      const before = draft.condition(C.Scheduled)?.message;
+      draft.set(C.Scheduled, 'False', R.Unschedulable, result.message);
+      if (before !== result.message) this.event(vm, 'Warning', E.FailedScheduling, result.message);
+      return undefined;
+    }
+    const record: Placed = { key: objectKey(vm), pool: poolName, host: result.host, hypervisor: result.hypervisor, reason: result.reason };
+    this.options.allocations.record(vm.metadata.uid ?? '', record);
+    this.recordPlacement(draft, record);
+    this.event(vm, 'Normal', E.Scheduled, `placed on ${result.host} (${result.hypervisor}): ${result.reason}`);
+    return { host: result.host, hypervisor: result.hypervisor };
+  }
+
+  private recordPlacement(draft: VmStatusDraft, placed: Placed): void {
+    draft.status.host = placed.host;
+    draft.status.hypervisor = placed.hypervisor;
+    draft.status.hypervisorReason = placed.reason;
+    draft.set(C.Scheduled, 'True', R.Placed, `placed on ${placed.host}: ${placed.reason}`);
+    if (!draft.status.phase || draft.status.phase === 'Pending') draft.phase('Provisioning');
+  }
+
+  /** The pool's hosts as placement sees them: the Fleet's readiness and this process's allocations. */
+  private hostStates(pool: string): HostState[] {
+    const allocations = this.options.allocations.byHost(pool);
+    return this.options.fleet
+      .hosts(pool)
+      .filter((host) => host.inSpec)
+      .map((host) => {
+        const allocated = allocations.get(host.name);
+        return {
+          name: host.name,
+          ready: host.readiness.ready,
+          maintenance: host.maintenance,
+          hypervisor: host.readiness.hypervisor,
+          labels: host.labels,
+          capacity: { cpus: host.facts?.cpu.count ?? 0, memoryBytes: host.facts?.memoryBytes ?? 0 },
+          allocated: { cpus: allocated?.cpus ?? 0, memoryBytes: allocated?.memoryBytes ?? 0 },
+          antiAffinityGroups: allocated?.antiAffinityGroups ?? new Set<string>(),
+        };
+      });
+  }
+
+  // ---- the domain on its host ---------------------------------------------------------------
+
+  /** The VM's host when it is ready; otherwise the reconcile halts with a condition saying why. */
+  private readyHost(vm: VmObject, pool: PoolObject | undefined, placement: Placement, draft: VmStatusDraft): FleetHost {
+    const poolName = vm.spec.hostPoolRef.name;
+    const host = this.options.fleet.host(poolName, placement.host);
+    if (pool && host?.readiness.ready && host.facts) return host;
+    const why = !pool
+      ? `HostPool ${poolName} does not exist`
+      : !host
+        ? `host ${placement.host} is not connected yet`
+        : `host ${placement.host} is not ready: ${host.readiness.reason} (${host.readiness.message})`;
+    const provisioned = draft.condition(C.Provisioned)?.status === 'True';
+    draft.phase(provisioned ? 'Unknown' : 'Provisioning');
+    draft.set(C.Ready, provisioned ? 'Unknown' : 'False', R.HostNotReady, `${why}; the VM is handled once it is ready`);
+    throw new Halt(this.hostRetryMs);
+  }
+
+  /** Defines the domain (or redefines it after a spec change) and returns its state. */
+  private async ensureDefined(vm: VmObject, pool: HostPool, host: FleetHost, placement: Placement, hypervisor: Hypervisor, draft: VmStatusDraft): Promise<DomainStatus> {
+    const uid = vm.metadata.uid ?? '';
+    const type = placement.hypervisor ?? host.readiness.hypervisor;
+    if (!type) throw new Halt(this.hostRetryMs); // readyHost() made sure the host has one
+    let xml: string;
+    let name: string;
+    try {
+      ({ xml, name } = domainXmlFor(vm, pool.spec, type, host.facts!));
+    } catch (error) {
+      if (!(error instanceof DomainSpecError)) throw error;
+      this.refuseDefinition(vm, draft, error.message);
+      throw new Halt();
+    }
+    const existing = await hypervisor.lookup(uid);
+    const previous = this.defined.get(uid);
+    if (!existing || previous !== xml) {
+      try {
+        await hypervisor.ensureDefined(xml);
+      } catch (error) {
+        if (!isHypervisorError(error, 'invalid-definition')) throw error;
+        this.refuseDefinition(vm, draft, error.message);
+        throw new Halt();
+      }
+      this.defined.set(uid, xml);
+      if (!existing) this.event(vm, 'Normal', E.Defined, `domain ${name} defined on ${host.name}`);
+      // After a controller restart `previous` is unknown: the define only re-syncs, no news.
+      else if (previous !== undefined) this.event(vm, 'Normal', E.Redefined, `domain ${name} redefined on ${host.name} after a spec change`);
+    }
+    draft.status.domainUUID = uid;
+    draft.status.domainName = name;
+    draft.set(C.Provisioned, 'True', R.Defined, `domain ${name} defined on ${host.name} (${type})`);
+    return existing ?? (await hypervisor.state(uid));
+  }
+
+  private refuseDefinition(vm: VmObject, draft: VmStatusDraft, message: string): void {
+    draft.phase('Failed');
+    if (draft.set(C.Provisioned, 'False', R.InvalidDefinition, `${message}; fix the spec`)) {
+      this.event(vm, 'Warning', E.DefinitionRefused, message);
+    }
+    draft.set(C.Ready, 'False', R.InvalidDefinition, 'the domain cannot be defined (see Provisioned)');
+  }
+
+  // ---- power ----------------------------------------------------------------------------------
+
+  private async applyRunStrategy(vm: VmObject, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<{ domain: DomainStatus; requeueAfterMs?: number }> {
+    const uid = vm.metadata.uid ?? '';
+    if (!isActive(domain.state)) this.shutdownSince.delete(uid);
+    const step = powerAction(vm.spec.runStrategy, domain, this.shutdownSince.get(uid), Date.now(), this.graceMs);
+    if (step.action === 'none') return { domain };
+    const requeueAfterMs = await this.performPower(vm, hypervisor, step);
+    if (step.action === 'start') draft.set(C.Ready, 'False', R.Starting, 'starting');
+    // Read back what the action did: the test driver and fast guests are already there.
+    return { domain: await hypervisor.state(uid), ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }) };
+  }
+
+  /** Performs one power step; returns the delay before looking again when one is under way. */
+  private async performPower(vm: VmObject, hypervisor: Hypervisor, step: PowerAction): Promise<number | undefined> {
+    const uid = vm.metadata.uid ?? '';
+    switch (step.action) {
+      case 'none':
+        return undefined;
+      case 'start':
+        await ignoring(['invalid-state'], () => hypervisor.start(uid));
+        this.event(vm, 'Normal', E.Started, `started on ${hypervisor.uri}`);
+        return undefined;
+      case 'shutdown':
+        // The stopped event brings the VM back sooner; the requeue enforces the grace period.
+        await ignoring(['invalid-state', 'not-found'], () => hypervisor.shutdown(uid));
+        this.shutdownSince.set(uid, Date.now());
+        this.event(vm, 'Normal', E.ShuttingDown, `asked the guest to shut down; destroyed if still running after ${step.recheckMs / 1000} s`);
+        return step.recheckMs;
+      case 'wait':
+        return step.recheckMs;
+      case 'destroy':
+        await ignoring(['invalid-state', 'not-found'], () => hypervisor.destroy(uid));
+        this.shutdownSince.delete(uid);
+        this.event(vm, 'Warning', E.Destroyed, `the guest did not shut down within ${this.graceMs / 1000} s; destroyed`);
+        return undefined;
+    }
+  }
+
+  /** Ready and phase from the domain's state. */
+  private reportPowerState(domain: DomainStatus, draft: VmStatusDraft): void {
+    switch (domain.state) {
+      case 'running':
+      case 'blocked':
+        draft.phase('Running');
+        draft.set(C.Ready, 'True', R.Running, `domain ${domain.name} is running`);
+        return;
+      case 'paused':
+      case 'pmsuspended':
+        draft.phase('Paused');
+        draft.set(C.Ready, 'False', R.Paused, `domain ${domain.name} is paused (${domain.reason})`);
+        return;
+      case 'shutdown':
+        draft.phase('Running');
+        draft.set(C.Ready, 'False', R.ShuttingDown, `domain ${domain.name} is shutting down`);
+        return;
+      default:
+        draft.phase('Stopped');
+        draft.set(C.Ready, 'False', R.Stopped, `domain ${domain.name} is ${domain.state} (${domain.reason})`);
+    }
+  }
+
+  /**
+   * Spec changes that a running domain has not taken: the live and persistent definitions
+   * differ. Only asked when it can have changed: after a define, or while it is set.
+   */
+  private async checkRestartRequired(vm: VmObject, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<void> {
+    const uid = vm.metadata.uid ?? '';
+    const pendingBefore = draft.condition(C.RestartRequired)?.status === 'True';
+    let fields: string[] = [];
+    if (isActive(domain.state)) {
+      const [live, persistent] = await Promise.all([hypervisor.xml(uid), hypervisor.xml(uid, { inactive: true })]);
+      fields = fieldsAwaitingRestart(live, persistent);
+    }
+    if (fields.length > 0) {
+      const message = `${fields.join(', ')} changed; the running domain takes the change at its next start (stop and start the VM)`;
+      if (draft.set(C.RestartRequired, 'True', R.PendingChanges, message)) this.event(vm, 'Normal', E.RestartRequired, message);
+    } else if (pendingBefore || draft.condition(C.RestartRequired)) {
+      draft.set(C.RestartRequired, 'False', R.NoPendingChanges, 'the domain runs its current definition');
+    }
+  }
+
+  private hostUnreachable(vm: VmObject, draft: VmStatusDraft, message: string): void {
+    draft.phase('Unknown');
+    if (draft.set(C.Ready, 'Unknown', R.HostUnreachable, `${message}; looking again when the host answers`)) {
+      this.event(vm, 'Warning', E.HostUnreachable, message);
+    }
+  }
+
+  // ---- writing ----------------------------------------------------------------------------------
+
+  /** Writes the draft if it differs from `vm`'s status; returns the object as it now stands. */
+  private async writeStatus(vm: VmObject, draft: VmStatusDraft): Promise<VmObject> {
+    const status = draft.result();
+    await patchStatusIfChanged(this.options.client, VIRTUAL_MACHINE, vm as VmObject & { status?: Record<string, unknown> }, status as Record<string, unknown>);
+    return { ...vm, status };
+  }
+
+  /** Events are best effort (the recorder never throws) and must not slow the reconcile. */
+  private event(vm: VmObject, type: EventType, reason: string, message: string): void {
+    void this.options.events.record(vm, type, reason, message);
+  }
+}
+
+function vmRequest(vm: VmObject): VmRequest {
+  const { vcpus, memoryBytes } = vmResources(vm.spec);
+  return {
+    vcpus,
+    memoryBytes,
+    hypervisor: vm.spec.hypervisor,
+    workload: vm.spec.workload,
+    ...(vm.spec.placement?.hostSelector ? { hostSelector: vm.spec.placement.hostSelector as LabelSelector } : {}),
+    ...(vm.spec.placement?.antiAffinityGroup ? { antiAffinityGroup: vm.spec.placement.antiAffinityGroup } : {}),
+  };
+}
+
+function schedulingPolicy(pool: PoolObject): PlacementPolicy {
+  const { strategy, cpuOvercommit, memoryOvercommit } = pool.spec.scheduling;
+  return { strategy, cpuOvercommit, memoryOvercommit };
+}
+
+/** Runs `action`, treating the given HypervisorError kinds as done (already started, already gone). */
+async function ignoring(kinds: Array<'not-found' | 'invalid-state'>, action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (!kinds.some((kind) => isHypervisorError(error, kind))) throw error;
+  }
+}
+
+// ---- wiring -------------------------------------------------------------------------------------
+
+
+/** Keys of VMs of `pool` that wait for a host (neither status.host nor a placement here). */
+function unscheduledOf(vms: Informer<VmObject>, allocations: Allocations, pool: string): string[] {
+  return vms
+    .list()
+    .filter((vm) => vm.spec.hostPoolRef.name === pool && !vm.status?.host && !allocations.pendingFor(vm.metadata.uid ?? ''))
+    .map(objectKey);
+}
+
+/**
+ * Where capacity or readiness may have changed: a pool changed (spec or status), a VM went away
+ * (its capacity is free), or the HostPool controller changed a host's readiness. The VMs that
+ * wait for a host, and those on a changed host, are reconciled again.
+ */
+function capacitySources(options: VirtualMachineControllerOptions): Source {
+  const { vms, pools, fleet, allocations } = options;
+  return async (controller, signal) => {
+    const enqueueWaiting = (pool: string) => {
+      for (const key of unscheduledOf(vms, allocations, pool)) controller.enqueue(key);
+    };
+    const offPools = pools.on((event) => enqueueWaiting(event.object.metadata.name ?? ''));
+    const offVms = vms.on((event) => {
+      if (event.type === 'delete') enqueueWaiting(event.object.spec.hostPoolRef.name);
+    });
+    const offFleet = fleet.onReadinessChange((pool, hosts) => {
+      enqueueWaiting(pool);
+      const changed = new Set(hosts);
+      for (const vm of vms.list()) {
+        const host = allocations.hostOf(vm);
+        if (vm.spec.hostPoolRef.name === pool && host && changed.has(host)) controller.enqueue(objectKey(vm));
+      }
+    });
+    await untilAborted(signal);
+    offPools();
+    offVms();
+    offFleet();
+  };
+}
+
+/** Domain events name the domain's UUID, which is the VM's UID. */
+function domainEventSource(options: VirtualMachineControllerOptions): Source {
+  const { vms, fleet } = options;
+  return async (controller, signal) => {
+    const keyByUid = new Map<string, string>();
+    for (const vm of vms.list()) keyByUid.set(vm.metadata.uid ?? '', objectKey(vm));
+    const offVms = vms.on((event) => {
+      const uid = event.object.metadata.uid ?? '';
+      if (event.type === 'delete') keyByUid.delete(uid);
+      else keyByUid.set(uid, objectKey(event.object));
+    });
+    const offFleet = fleet.onDomainEvent((uid) => {
+      const key = keyByUid.get(uid);
+      if (key) controller.enqueue(key);
+    });
+    await untilAborted(signal);
+    offVms();
+    offFleet();
+  };
+}
+
+export function virtualMachineController(options: VirtualMachineControllerOptions & { concurrency?: number }): Controller {
+  return new Controller({
+    name: 'virtualmachine',
+    reconciler: new VirtualMachineReconciler(options),
+    logger: options.logger,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    concurrency: options.concurrency ?? 16,
+    sources: [watchOwn(options.vms), capacitySources(options), domainEventSource(options)],
+  });
+}

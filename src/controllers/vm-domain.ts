@@ -1,0 +1,44 @@
+// The domain definition of a VirtualMachine on its host: the spec, plus the host-side facts
+// buildDomainXml leaves to its caller (target, disk paths, the pool's default network).
+//
+// Disks: the binding has no storage-volume calls yet, so nothing creates volumes. Each disk gets
+// a path in the pool's storage directory (spec.storage.path, else /var/lib/libvirt/images/<pool>)
+// named after the domain and disk; the test driver needs no file there. See docs/controllers.md.
+import type { HostPoolSpec } from '../api/hostpool.js';
+import { buildDomainXml, type DiskBacking, type DomainTarget, type DomainXml } from '../hypervisors/domain-xml.js';
+import { domainName } from '../hypervisors/domain-name.js';
+import type { HostFacts } from '../hypervisors/hypervisor.js';
+import type { HypervisorType } from '../scheduler/auto-hypervisor.js';
+import type { VmObject } from './resources.js';
+
+export const DEFAULT_IMAGE_DIR = '/var/lib/libvirt/images';
+
+export function storageDir(storage: HostPoolSpec['storage']): string {
+  return storage.path ?? `${DEFAULT_IMAGE_DIR}/${storage.pool}`;
+}
+
+export function diskBackings(vm: VmObject, storage: HostPoolSpec['storage']): Record<string, DiskBacking> {
+  const { namespace = '', name = '', uid = '' } = vm.metadata;
+  const base = domainName(namespace, name, uid);
+  const dir = storageDir(storage);
+  return Object.fromEntries((vm.spec.disks ?? []).map((disk) => [disk.name, { path: `${dir}/${base}-${disk.name}.qcow2`, format: 'qcow2' as const }]));
+}
+
+export function domainTarget(hypervisor: HypervisorType, facts: HostFacts): DomainTarget {
+  // Where /dev/kvm does not work (or on the test driver), QEMU runs the guest in TCG.
+  return hypervisor === 'kvm' ? { hypervisor: 'kvm', kvmUsable: facts.capabilities.kvm } : { hypervisor: 'xen' };
+}
+
+/** Throws DomainSpecError naming the field when a value cannot go into the XML. */
+export function domainXmlFor(vm: VmObject, pool: HostPoolSpec, hypervisor: HypervisorType, facts: HostFacts): DomainXml {
+  const { namespace = '', name = '', uid = '' } = vm.metadata;
+  return buildDomainXml({
+    uid,
+    namespace,
+    name,
+    spec: vm.spec,
+    target: domainTarget(hypervisor, facts),
+    disks: diskBackings(vm, pool.storage),
+    defaultNetwork: pool.network.name,
+  });
+}
