@@ -5,7 +5,8 @@
 // Method bodies are split by subject: connection.cc (open/close and the
 // plumbing), host.cc (host and library facts), domain.cc (domains),
 // migration.cc (migration and jobs), guest.cc (addresses, guest agent),
-// stats.cc (statistics of all domains).
+// stats.cc (statistics of all domains), storage.cc (pools and volumes),
+// network.cc (networks), snapshot.cc (snapshots), console.cc (console streams).
 #pragma once
 
 #include <napi.h>
@@ -79,6 +80,59 @@ class Connection : public Napi::ObjectWrap<Connection> {
 
   // stats.cc
   Napi::Value GetAllDomainStats(const Napi::CallbackInfo& info);
+
+  // storage.cc
+  Napi::Value ListStoragePools(const Napi::CallbackInfo& info);
+  Napi::Value LookupStoragePoolByName(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolDefineXML(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolBuild(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolCreate(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolDestroy(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolUndefine(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolDelete(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolRefresh(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolGetInfo(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolGetXMLDesc(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolSetAutostart(const Napi::CallbackInfo& info);
+  Napi::Value StoragePoolListVolumes(const Napi::CallbackInfo& info);
+  Napi::Value StorageVolCreateXML(const Napi::CallbackInfo& info);
+  Napi::Value StorageVolCreateXMLFrom(const Napi::CallbackInfo& info);
+  Napi::Value LookupStorageVolByKey(const Napi::CallbackInfo& info);
+  Napi::Value LookupStorageVolByName(const Napi::CallbackInfo& info);
+  Napi::Value LookupStorageVolByPath(const Napi::CallbackInfo& info);
+  Napi::Value StorageVolDelete(const Napi::CallbackInfo& info);
+  Napi::Value StorageVolGetInfo(const Napi::CallbackInfo& info);
+  Napi::Value StorageVolGetPath(const Napi::CallbackInfo& info);
+  Napi::Value StorageVolGetXMLDesc(const Napi::CallbackInfo& info);
+  Napi::Value StorageVolResize(const Napi::CallbackInfo& info);
+  Napi::Value StorageVolUpload(const Napi::CallbackInfo& info);
+  Napi::Value StorageVolDownload(const Napi::CallbackInfo& info);
+
+  // network.cc
+  Napi::Value ListNetworks(const Napi::CallbackInfo& info);
+  Napi::Value LookupNetworkByName(const Napi::CallbackInfo& info);
+  Napi::Value NetworkDefineXML(const Napi::CallbackInfo& info);
+  Napi::Value NetworkCreate(const Napi::CallbackInfo& info);
+  Napi::Value NetworkDestroy(const Napi::CallbackInfo& info);
+  Napi::Value NetworkUndefine(const Napi::CallbackInfo& info);
+  Napi::Value NetworkGetXMLDesc(const Napi::CallbackInfo& info);
+  Napi::Value NetworkIsActive(const Napi::CallbackInfo& info);
+  Napi::Value NetworkSetAutostart(const Napi::CallbackInfo& info);
+  Napi::Value NetworkGetDHCPLeases(const Napi::CallbackInfo& info);
+
+  // snapshot.cc
+  Napi::Value DomainSnapshotCreateXML(const Napi::CallbackInfo& info);
+  Napi::Value DomainSnapshotListNames(const Napi::CallbackInfo& info);
+  Napi::Value DomainSnapshotCurrent(const Napi::CallbackInfo& info);
+  Napi::Value DomainSnapshotGetParent(const Napi::CallbackInfo& info);
+  Napi::Value DomainSnapshotGetXMLDesc(const Napi::CallbackInfo& info);
+  Napi::Value DomainSnapshotRevert(const Napi::CallbackInfo& info);
+  Napi::Value DomainSnapshotDelete(const Napi::CallbackInfo& info);
+
+  // console.cc
+  Napi::Value DomainOpenConsole(const Napi::CallbackInfo& info);
+  Napi::Value ConsoleWrite(const Napi::CallbackInfo& info);
+  Napi::Value ConsoleClose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Worker> worker_;
   bool opened_ = false;  // open() was called (successfully or not)

@@ -13,6 +13,31 @@ struct DomainFree {
 };
 using DomainHandle = std::unique_ptr<virDomain, DomainFree>;
 
+struct StoragePoolFree {
+  void operator()(virStoragePoolPtr pool) const { virStoragePoolFree(pool); }
+};
+using StoragePoolHandle = std::unique_ptr<virStoragePool, StoragePoolFree>;
+
+struct StorageVolFree {
+  void operator()(virStorageVolPtr vol) const { virStorageVolFree(vol); }
+};
+using StorageVolHandle = std::unique_ptr<virStorageVol, StorageVolFree>;
+
+struct NetworkFree {
+  void operator()(virNetworkPtr net) const { virNetworkFree(net); }
+};
+using NetworkHandle = std::unique_ptr<virNetwork, NetworkFree>;
+
+struct SnapshotFree {
+  void operator()(virDomainSnapshotPtr snap) const { virDomainSnapshotFree(snap); }
+};
+using SnapshotHandle = std::unique_ptr<virDomainSnapshot, SnapshotFree>;
+
+struct StreamFree {
+  void operator()(virStreamPtr st) const { virStreamFree(st); }
+};
+using StreamHandle = std::unique_ptr<virStream, StreamFree>;
+
 // Strings that libvirt documents as "the caller must free()".
 struct CFree {
   void operator()(char* s) const { std::free(s); }

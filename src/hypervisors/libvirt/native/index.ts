@@ -13,7 +13,9 @@ import { LibvirtError, type LibvirtErrorDetails } from './error.js';
 import type {
   AllDomainStatsOptions,
   CloseEvent,
+  ConsoleOptions,
   CreateOptions,
+  DHCPLease,
   DestroyOptions,
   DomainEvent,
   DomainIdentity,
@@ -24,8 +26,24 @@ import type {
   InterfaceAddresses,
   JobStats,
   MigrateOptions,
+  NetworkIdentity,
+  NetworkSummary,
   NodeInfo,
   OpenOptions,
+  SnapshotCreateOptions,
+  SnapshotDeleteOptions,
+  SnapshotListOptions,
+  SnapshotRevertOptions,
+  StoragePoolBuildOptions,
+  StoragePoolCreateOptions,
+  StoragePoolIdentity,
+  StoragePoolInfo,
+  StoragePoolSummary,
+  StorageTransferRange,
+  StorageVolCreateOptions,
+  StorageVolIdentity,
+  StorageVolInfo,
+  StorageVolResizeOptions,
   UndefineOptions,
   Version,
   XMLDescOptions,
@@ -37,6 +55,8 @@ export type * from './types.js';
 const ADDON = 'virtfleet_libvirt.node';
 
 type NativeEvent = DomainEvent | CloseEvent;
+
+type NativeConsoleEvent = { type: 'data'; data: Buffer } | { type: 'end' } | { type: 'error'; error: LibvirtError };
 
 interface NativeConnection {
   open(uri: string, options: { readOnly?: boolean; username?: string; password?: string }): Promise<void>;
@@ -75,6 +95,60 @@ interface NativeConnection {
   domainInterfaceAddresses(uuid: string, options: { source?: 'lease' | 'agent' | 'arp' }): Promise<InterfaceAddresses[]>;
   domainAgentCommand(uuid: string, command: string, options: { timeoutSeconds?: number }): Promise<string>;
   getAllDomainStats(options: AllDomainStatsOptions): Promise<DomainStatsRecord[]>;
+
+  listStoragePools(): Promise<StoragePoolSummary[]>;
+  lookupStoragePoolByName(name: string): Promise<StoragePoolIdentity>;
+  storagePoolDefineXML(xml: string, options: { validate?: boolean }): Promise<StoragePoolIdentity>;
+  storagePoolBuild(name: string, options: StoragePoolBuildOptions): Promise<void>;
+  storagePoolCreate(name: string, options: StoragePoolCreateOptions): Promise<void>;
+  storagePoolDestroy(name: string): Promise<void>;
+  storagePoolUndefine(name: string): Promise<void>;
+  storagePoolDelete(name: string): Promise<void>;
+  storagePoolRefresh(name: string): Promise<void>;
+  storagePoolGetInfo(name: string): Promise<StoragePoolInfo>;
+  storagePoolGetXMLDesc(name: string, options: { inactive?: boolean }): Promise<string>;
+  storagePoolSetAutostart(name: string, autostart: boolean): Promise<void>;
+  storagePoolListVolumes(name: string): Promise<StorageVolIdentity[]>;
+  storageVolCreateXML(pool: string, xml: string, options: StorageVolCreateOptions): Promise<StorageVolIdentity>;
+  storageVolCreateXMLFrom(pool: string, xml: string, sourceKey: string, options: StorageVolCreateOptions): Promise<StorageVolIdentity>;
+  lookupStorageVolByKey(key: string): Promise<StorageVolIdentity>;
+  lookupStorageVolByName(pool: string, name: string): Promise<StorageVolIdentity>;
+  lookupStorageVolByPath(path: string): Promise<StorageVolIdentity>;
+  storageVolDelete(key: string): Promise<void>;
+  storageVolGetInfo(key: string): Promise<StorageVolInfo>;
+  storageVolGetPath(key: string): Promise<string>;
+  storageVolGetXMLDesc(key: string): Promise<string>;
+  storageVolResize(key: string, capacity: number, options: StorageVolResizeOptions): Promise<void>;
+  storageVolUpload(key: string, source: Buffer | string, options: StorageTransferRange): Promise<number>;
+  storageVolDownload(key: string, options: StorageTransferRange & { file?: string }): Promise<Buffer | number>;
+
+  listNetworks(): Promise<NetworkSummary[]>;
+  lookupNetworkByName(name: string): Promise<NetworkIdentity>;
+  networkDefineXML(xml: string, options: { validate?: boolean }): Promise<NetworkIdentity>;
+  networkCreate(name: string): Promise<void>;
+  networkDestroy(name: string): Promise<void>;
+  networkUndefine(name: string): Promise<void>;
+  networkGetXMLDesc(name: string, options: { inactive?: boolean }): Promise<string>;
+  networkIsActive(name: string): Promise<boolean>;
+  networkSetAutostart(name: string, autostart: boolean): Promise<void>;
+  networkGetDHCPLeases(name: string, options: { mac?: string }): Promise<DHCPLease[]>;
+
+  domainSnapshotCreateXML(uuid: string, xml: string, options: SnapshotCreateOptions): Promise<string>;
+  domainSnapshotListNames(uuid: string, options: SnapshotListOptions): Promise<string[]>;
+  domainSnapshotCurrent(uuid: string): Promise<string | null>;
+  domainSnapshotGetParent(uuid: string, name: string): Promise<string | null>;
+  domainSnapshotGetXMLDesc(uuid: string, name: string, options: { secure?: boolean }): Promise<string>;
+  domainSnapshotRevert(uuid: string, name: string, options: SnapshotRevertOptions): Promise<void>;
+  domainSnapshotDelete(uuid: string, name: string, options: SnapshotDeleteOptions): Promise<void>;
+
+  domainOpenConsole(
+    uuid: string,
+    devName: string | null,
+    options: { force?: boolean; safe?: boolean },
+    listener: (event: NativeConsoleEvent) => void,
+  ): Promise<number>;
+  consoleWrite(id: number, data: Buffer | string): Promise<number>;
+  consoleClose(id: number): Promise<void>;
 }
 
 interface NativeBinding {
@@ -343,11 +417,339 @@ export class LibvirtConnection {
     return this.native.getAllDomainStats(options);
   }
 
+  // ---- storage pools (named by name) ----
+
+  /** Every storage pool, active or not. */
+  listStoragePools(): Promise<StoragePoolSummary[]> {
+    return this.native.listStoragePools();
+  }
+
+  /** Rejects with VIR_ERR_NO_STORAGE_POOL when there is none. */
+  lookupStoragePoolByName(name: string): Promise<StoragePoolIdentity> {
+    return this.native.lookupStoragePoolByName(name);
+  }
+
+  /** Defines a persistent pool (e.g. `<pool type='dir'>`); it starts inactive. */
+  storagePoolDefineXML(xml: string, options: { validate?: boolean } = {}): Promise<StoragePoolIdentity> {
+    return this.native.storagePoolDefineXML(xml, options);
+  }
+
+  /** Makes the pool's storage (a directory pool's directory). */
+  storagePoolBuild(name: string, options: StoragePoolBuildOptions = {}): Promise<void> {
+    return this.native.storagePoolBuild(name, options);
+  }
+
+  /** Starts the pool, building it first with `build`. */
+  storagePoolCreate(name: string, options: StoragePoolCreateOptions = {}): Promise<void> {
+    return this.native.storagePoolCreate(name, options);
+  }
+
+  /** Stops the pool (its volumes stay). */
+  storagePoolDestroy(name: string): Promise<void> {
+    return this.native.storagePoolDestroy(name);
+  }
+
+  storagePoolUndefine(name: string): Promise<void> {
+    return this.native.storagePoolUndefine(name);
+  }
+
+  /** Removes an inactive pool's storage (the opposite of build). */
+  storagePoolDelete(name: string): Promise<void> {
+    return this.native.storagePoolDelete(name);
+  }
+
+  /** Rescans the pool's volumes. */
+  storagePoolRefresh(name: string): Promise<void> {
+    return this.native.storagePoolRefresh(name);
+  }
+
+  storagePoolGetInfo(name: string): Promise<StoragePoolInfo> {
+    return this.native.storagePoolGetInfo(name);
+  }
+
+  storagePoolGetXMLDesc(name: string, options: { inactive?: boolean } = {}): Promise<string> {
+    return this.native.storagePoolGetXMLDesc(name, options);
+  }
+
+  storagePoolSetAutostart(name: string, autostart: boolean): Promise<void> {
+    return this.native.storagePoolSetAutostart(name, autostart);
+  }
+
+  /** The pool's volumes. */
+  storagePoolListVolumes(name: string): Promise<StorageVolIdentity[]> {
+    return this.native.storagePoolListVolumes(name);
+  }
+
+  // ---- storage volumes (named by key) ----
+
+  /** Creates a volume in `pool` from `<volume>` XML (name, capacity, format). */
+  storageVolCreateXML(pool: string, xml: string, options: StorageVolCreateOptions = {}): Promise<StorageVolIdentity> {
+    return this.native.storageVolCreateXML(pool, xml, options);
+  }
+
+  /** Creates a volume in `pool` with the contents of the volume `sourceKey` (a clone). */
+  storageVolCreateXMLFrom(pool: string, xml: string, sourceKey: string, options: StorageVolCreateOptions = {}): Promise<StorageVolIdentity> {
+    return this.native.storageVolCreateXMLFrom(pool, xml, sourceKey, options);
+  }
+
+  /** Rejects with VIR_ERR_NO_STORAGE_VOL when there is none. */
+  lookupStorageVolByKey(key: string): Promise<StorageVolIdentity> {
+    return this.native.lookupStorageVolByKey(key);
+  }
+
+  lookupStorageVolByName(pool: string, name: string): Promise<StorageVolIdentity> {
+    return this.native.lookupStorageVolByName(pool, name);
+  }
+
+  lookupStorageVolByPath(path: string): Promise<StorageVolIdentity> {
+    return this.native.lookupStorageVolByPath(path);
+  }
+
+  storageVolDelete(key: string): Promise<void> {
+    return this.native.storageVolDelete(key);
+  }
+
+  storageVolGetInfo(key: string): Promise<StorageVolInfo> {
+    return this.native.storageVolGetInfo(key);
+  }
+
+  storageVolGetPath(key: string): Promise<string> {
+    return this.native.storageVolGetPath(key);
+  }
+
+  storageVolGetXMLDesc(key: string): Promise<string> {
+    return this.native.storageVolGetXMLDesc(key);
+  }
+
+  /** Sets the volume's capacity in bytes (or changes it by that much with `delta`). */
+  storageVolResize(key: string, capacityBytes: number, options: StorageVolResizeOptions = {}): Promise<void> {
+    return this.native.storageVolResize(key, capacityBytes, options);
+  }
+
+  /**
+   * Writes `source` into the volume through a libvirt stream
+   * (virStorageVolUpload): a Buffer (copied when called) or the path of a
+   * local file, read by the binding. The transfer runs on a thread of its
+   * own; the connection answers other calls meanwhile. Resolves with the
+   * bytes sent. The test driver rejects with VIR_ERR_NO_SUPPORT.
+   */
+  storageVolUpload(key: string, source: Buffer | string, options: StorageTransferRange = {}): Promise<number> {
+    return this.native.storageVolUpload(key, source, options);
+  }
+
+  /**
+   * Reads the volume through a libvirt stream (virStorageVolDownload) into
+   * a new local file (resolving with the bytes written) or into a Buffer.
+   * Runs on a thread of its own, like storageVolUpload.
+   */
+  storageVolDownload(key: string, options: StorageTransferRange & { file: string }): Promise<number>;
+  storageVolDownload(key: string, options?: StorageTransferRange): Promise<Buffer>;
+  storageVolDownload(key: string, options: StorageTransferRange & { file?: string } = {}): Promise<Buffer | number> {
+    return this.native.storageVolDownload(key, options);
+  }
+
+  // ---- networks (named by name) ----
+
+  /** Every virtual network, active or not. */
+  listNetworks(): Promise<NetworkSummary[]> {
+    return this.native.listNetworks();
+  }
+
+  /** Rejects with VIR_ERR_NO_NETWORK when there is none. */
+  lookupNetworkByName(name: string): Promise<NetworkIdentity> {
+    return this.native.lookupNetworkByName(name);
+  }
+
+  /** Defines a persistent network; it starts inactive. */
+  networkDefineXML(xml: string, options: { validate?: boolean } = {}): Promise<NetworkIdentity> {
+    return this.native.networkDefineXML(xml, options);
+  }
+
+  /** Starts a defined network (virNetworkCreate). */
+  networkCreate(name: string): Promise<void> {
+    return this.native.networkCreate(name);
+  }
+
+  networkDestroy(name: string): Promise<void> {
+    return this.native.networkDestroy(name);
+  }
+
+  networkUndefine(name: string): Promise<void> {
+    return this.native.networkUndefine(name);
+  }
+
+  networkGetXMLDesc(name: string, options: { inactive?: boolean } = {}): Promise<string> {
+    return this.native.networkGetXMLDesc(name, options);
+  }
+
+  networkIsActive(name: string): Promise<boolean> {
+    return this.native.networkIsActive(name);
+  }
+
+  networkSetAutostart(name: string, autostart: boolean): Promise<void> {
+    return this.native.networkSetAutostart(name, autostart);
+  }
+
+  /** The network's DHCP leases (optionally of one MAC). The test driver rejects with VIR_ERR_NO_SUPPORT. */
+  networkGetDHCPLeases(name: string, options: { mac?: string } = {}): Promise<DHCPLease[]> {
+    return this.native.networkGetDHCPLeases(name, options);
+  }
+
+  // ---- snapshots (named by domain UUID and snapshot name) ----
+
+  /** Creates a snapshot from `<domainsnapshot>` XML; resolves with its name. */
+  domainSnapshotCreateXML(uuid: string, xml: string, options: SnapshotCreateOptions = {}): Promise<string> {
+    return this.native.domainSnapshotCreateXML(uuid, xml, options);
+  }
+
+  domainSnapshotListNames(uuid: string, options: SnapshotListOptions = {}): Promise<string[]> {
+    return this.native.domainSnapshotListNames(uuid, options);
+  }
+
+  /** The current snapshot's name, or null when there is none. */
+  domainSnapshotCurrent(uuid: string): Promise<string | null> {
+    return this.native.domainSnapshotCurrent(uuid);
+  }
+
+  /** The snapshot's parent's name, or null for a root. */
+  domainSnapshotGetParent(uuid: string, name: string): Promise<string | null> {
+    return this.native.domainSnapshotGetParent(uuid, name);
+  }
+
+  domainSnapshotGetXMLDesc(uuid: string, name: string, options: { secure?: boolean } = {}): Promise<string> {
+    return this.native.domainSnapshotGetXMLDesc(uuid, name, options);
+  }
+
+  /** Reverts the domain to the snapshot (virDomainRevertToSnapshot). */
+  domainSnapshotRevert(uuid: string, name: string, options: SnapshotRevertOptions = {}): Promise<void> {
+    return this.native.domainSnapshotRevert(uuid, name, options);
+  }
+
+  domainSnapshotDelete(uuid: string, name: string, options: SnapshotDeleteOptions = {}): Promise<void> {
+    return this.native.domainSnapshotDelete(uuid, name, options);
+  }
+
+  // ---- console ----
+
+  /**
+   * Opens the domain's console (virDomainOpenConsole) as a non-blocking
+   * stream: output arrives through onData as Buffers, read on libvirt's
+   * event-loop thread. The test driver rejects with VIR_ERR_NO_SUPPORT.
+   */
+  async domainOpenConsole(uuid: string, options: ConsoleOptions = {}): Promise<LibvirtConsole> {
+    const stream = new LibvirtConsole(this.native);
+    const flags: { force?: boolean; safe?: boolean } = {};
+    if (options.force !== undefined) flags.force = options.force;
+    if (options.safe !== undefined) flags.safe = options.safe;
+    const id = await this.native.domainOpenConsole(uuid, options.devName ?? null, flags, (event) => stream.handle(event));
+    stream.attach(id);
+    return stream;
+  }
+
   private dispatch(event: NativeEvent): void {
     if (event.type === 'close') {
       for (const listener of [...this.closeListeners]) listener(event);
     } else {
       for (const listener of [...this.domainListeners]) listener(event);
     }
+  }
+}
+
+/**
+ * An open console stream (domainOpenConsole). Output that arrives before the
+ * first onData listener is kept and handed to it. The stream ends once:
+ * at the guest's end of stream or a libvirt error (onEnd gets the error),
+ * or by close(). Closing the connection closes its consoles.
+ */
+export class LibvirtConsole {
+  private id: number | undefined;
+  private readonly dataListeners = new Set<(data: Buffer) => void>();
+  private readonly endListeners = new Set<(error?: LibvirtError) => void>();
+  private pending: Buffer[] = [];
+  private endState: { error?: LibvirtError } | undefined;
+  private closing: Promise<void> | undefined;
+
+  /** @internal made by LibvirtConnection.domainOpenConsole */
+  constructor(private readonly native: NativeConnection) {}
+
+  /** Output of the console, in order. Returns an unsubscribe function. */
+  onData(listener: (data: Buffer) => void): () => void {
+    this.dataListeners.add(listener);
+    if (this.pending.length > 0) {
+      const pending = this.pending;
+      this.pending = [];
+      for (const data of pending) listener(data);
+    }
+    return () => this.dataListeners.delete(listener);
+  }
+
+  /** Called once when the stream ends; with the error if libvirt reported one. */
+  onEnd(listener: (error?: LibvirtError) => void): () => void {
+    if (this.endState) {
+      const { error } = this.endState;
+      queueMicrotask(() => listener(error));
+      return () => undefined;
+    }
+    this.endListeners.add(listener);
+    return () => this.endListeners.delete(listener);
+  }
+
+  get ended(): boolean {
+    return this.endState !== undefined;
+  }
+
+  /** Sends input to the console; resolves with the bytes sent. */
+  write(data: Buffer | string): Promise<number> {
+    if (this.id === undefined || this.closing) {
+      return Promise.reject(new LibvirtError('console stream is closed', { code: 73, codeName: 'VIR_ERR_INVALID_STREAM', domain: 0, domainName: 'VIR_FROM_NONE', level: 2 }));
+    }
+    return this.native.consoleWrite(this.id, data);
+  }
+
+  /** Stops reading and frees the stream. Calling it again returns the same promise. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.id !== undefined) {
+        try {
+          await this.native.consoleClose(this.id);
+        } catch (error) {
+          // A closed connection has closed its streams already.
+          if (!(error instanceof LibvirtError && error.codeName === 'VIR_ERR_INVALID_CONN')) throw error;
+        }
+      }
+      this.finish(undefined);
+    })();
+    return this.closing;
+  }
+
+  /** @internal */
+  attach(id: number): void {
+    this.id = id;
+    // The stream may have ended before its id was known.
+    if (this.endState) void this.close().catch(() => undefined);
+  }
+
+  /** @internal events from the native stream */
+  handle(event: NativeConsoleEvent): void {
+    if (this.endState) return;
+    if (event.type === 'data') {
+      if (this.dataListeners.size === 0) {
+        this.pending.push(event.data);
+      } else {
+        for (const listener of [...this.dataListeners]) listener(event.data);
+      }
+      return;
+    }
+    this.finish(event.type === 'error' ? event.error : undefined);
+    // Free the native stream; nothing more will arrive.
+    if (this.id !== undefined) void this.close().catch(() => undefined);
+  }
+
+  private finish(error: LibvirtError | undefined): void {
+    if (this.endState) return;
+    this.endState = error ? { error } : {};
+    const listeners = [...this.endListeners];
+    this.endListeners.clear();
+    for (const listener of listeners) listener(error);
   }
 }

@@ -252,6 +252,25 @@ static const NameEntry kIPAddrTypeEntries[] = {
 };
 const NameTable kIPAddrType = {kIPAddrTypeEntries, sizeof(kIPAddrTypeEntries) / sizeof(kIPAddrTypeEntries[0])};
 
+static const NameEntry kStoragePoolStateEntries[] = {
+    N(VIR_STORAGE_POOL_INACTIVE, "inactive"),
+    N(VIR_STORAGE_POOL_BUILDING, "building"),
+    N(VIR_STORAGE_POOL_RUNNING, "running"),
+    N(VIR_STORAGE_POOL_DEGRADED, "degraded"),
+    N(VIR_STORAGE_POOL_INACCESSIBLE, "inaccessible"),
+};
+const NameTable kStoragePoolState = {kStoragePoolStateEntries, sizeof(kStoragePoolStateEntries) / sizeof(kStoragePoolStateEntries[0])};
+
+static const NameEntry kStorageVolTypeEntries[] = {
+    N(VIR_STORAGE_VOL_FILE, "file"),
+    N(VIR_STORAGE_VOL_BLOCK, "block"),
+    N(VIR_STORAGE_VOL_DIR, "dir"),
+    N(VIR_STORAGE_VOL_NETWORK, "network"),
+    N(VIR_STORAGE_VOL_NETDIR, "netdir"),
+    N(VIR_STORAGE_VOL_PLOOP, "ploop"),
+};
+const NameTable kStorageVolType = {kStorageVolTypeEntries, sizeof(kStorageVolTypeEntries) / sizeof(kStorageVolTypeEntries[0])};
+
 static const NameEntry kErrorCodeEntries[] = {
     N(VIR_ERR_OK, "VIR_ERR_OK"),
     N(VIR_ERR_INTERNAL_ERROR, "VIR_ERR_INTERNAL_ERROR"),

@@ -52,6 +52,8 @@ extern const NameTable kCloseReason;
 extern const NameTable kJobType;
 extern const NameTable kJobOperation;
 extern const NameTable kIPAddrType;
+extern const NameTable kStoragePoolState;
+extern const NameTable kStorageVolType;
 extern const NameTable kErrorCode;
 extern const NameTable kErrorDomain;
 

@@ -82,3 +82,9 @@ export type JobOperation = 'unknown' | 'start' | 'save' | 'restore' | 'migration
 /** virIPAddrType */
 export type IPAddrType = 'ipv4' | 'ipv6';
 
+/** virStoragePoolState */
+export type StoragePoolState = 'inactive' | 'building' | 'running' | 'degraded' | 'inaccessible';
+
+/** virStorageVolType */
+export type StorageVolType = 'file' | 'block' | 'dir' | 'network' | 'netdir' | 'ploop';
+

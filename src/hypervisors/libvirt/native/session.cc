@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "console.h"
 #include "errors.h"
 #include "events.h"
 
@@ -79,6 +80,8 @@ virConnectPtr RequireConnection(Session& session) {
 
 void CloseSession(Session& session) {
   if (session.conn == nullptr) return;
+  // Streams hold a reference on the connection and their own event callbacks.
+  CloseConsoleStreams(session);
   // Event registrations hold references on the connection: without this,
   // virConnectClose would leave it (and its socket) alive.
   UnsubscribeEvents(session);

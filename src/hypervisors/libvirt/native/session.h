@@ -4,6 +4,8 @@
 
 #include <libvirt/libvirt.h>
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +14,7 @@
 namespace virtfleet {
 
 class EventSink;
+struct ConsoleStream;
 
 struct Credentials {
   std::optional<std::string> username;
@@ -26,6 +29,9 @@ struct Session {
   std::vector<int> domainCallbackIds;
   // What the close callback was registered with; owned here (see events.cc).
   std::shared_ptr<EventSink>* closeCallbackOpaque = nullptr;
+  // Open console streams by the id JavaScript knows them by (console.cc).
+  std::map<uint32_t, std::shared_ptr<ConsoleStream>> consoles;
+  uint32_t nextConsoleId = 1;
 };
 
 // Opens `uri` and subscribes to its events. Credentials are answered from
@@ -37,7 +43,7 @@ void OpenSession(Session& session, const std::string& uri, bool readOnly,
 // The open connection, or a thrown VIR_ERR_INVALID_CONN.
 virConnectPtr RequireConnection(Session& session);
 
-// Unsubscribes and closes; a no-op when not open. Never throws: closing is
+// Closes open console streams, unsubscribes and closes; a no-op when not open. Never throws: closing is
 // best effort, and the handle is gone afterwards whatever libvirt said.
 void CloseSession(Session& session);
 

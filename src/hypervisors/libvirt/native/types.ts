@@ -24,6 +24,8 @@ import type {
   ShutdownReason,
   ShutoffReason,
   StartedDetail,
+  StoragePoolState,
+  StorageVolType,
   StoppedDetail,
   SuspendedDetail,
   UndefinedDetail,
@@ -275,4 +277,136 @@ export interface InterfaceAddresses {
   name: string;
   hwaddr: string;
   addresses: { type: Named<IPAddrType>; address: string; prefix: number }[];
+}
+
+/** A storage pool, named by its name (unique on its host). */
+export interface StoragePoolIdentity {
+  name: string;
+  uuid: string;
+}
+
+export interface StoragePoolSummary extends StoragePoolIdentity {
+  active: boolean;
+  persistent: boolean;
+  autostart: boolean;
+}
+
+/** virStoragePoolGetInfo; sizes in bytes (exact up to 2^53). */
+export interface StoragePoolInfo {
+  state: Named<StoragePoolState>;
+  stateCode: number;
+  capacity: number;
+  allocation: number;
+  available: number;
+}
+
+/** A volume. Calls name it by its key (for a directory pool, its path). */
+export interface StorageVolIdentity {
+  name: string;
+  key: string;
+  path: string;
+}
+
+/** virStorageVolGetInfo; sizes in bytes (exact up to 2^53). */
+export interface StorageVolInfo {
+  type: Named<StorageVolType>;
+  typeCode: number;
+  capacity: number;
+  allocation: number;
+}
+
+export interface StoragePoolBuildOptions {
+  overwrite?: boolean;
+  noOverwrite?: boolean;
+}
+
+export interface StoragePoolCreateOptions extends StoragePoolBuildOptions {
+  /** Build the pool (e.g. make its directory) before starting it. */
+  build?: boolean;
+}
+
+export interface StorageVolCreateOptions {
+  preallocateMetadata?: boolean;
+  reflink?: boolean;
+  validate?: boolean;
+}
+
+export interface StorageVolResizeOptions {
+  allocate?: boolean;
+  delta?: boolean;
+  shrink?: boolean;
+}
+
+/** Where in the volume a transfer starts, and how many bytes it moves (0 or absent: to the end). */
+export interface StorageTransferRange {
+  offset?: number;
+  length?: number;
+}
+
+/** A virtual network, named by its name. */
+export interface NetworkIdentity {
+  name: string;
+  uuid: string;
+}
+
+export interface NetworkSummary extends NetworkIdentity {
+  active: boolean;
+  persistent: boolean;
+  autostart: boolean;
+}
+
+/** virNetworkGetDHCPLeases */
+export interface DHCPLease {
+  iface: string;
+  /** seconds since the epoch */
+  expiryTime: number;
+  type: Named<IPAddrType>;
+  mac: string;
+  iaid: string | null;
+  address: string;
+  prefix: number;
+  hostname: string | null;
+  clientId: string | null;
+}
+
+export interface SnapshotCreateOptions {
+  redefine?: boolean;
+  current?: boolean;
+  noMetadata?: boolean;
+  halt?: boolean;
+  diskOnly?: boolean;
+  reuseExternal?: boolean;
+  quiesce?: boolean;
+  atomic?: boolean;
+  live?: boolean;
+  validate?: boolean;
+}
+
+export interface SnapshotListOptions {
+  /** Only snapshots without a parent. */
+  roots?: boolean;
+  /** Parents before their children. */
+  topological?: boolean;
+}
+
+export interface SnapshotRevertOptions {
+  running?: boolean;
+  paused?: boolean;
+  force?: boolean;
+  resetNvram?: boolean;
+}
+
+export interface SnapshotDeleteOptions {
+  children?: boolean;
+  childrenOnly?: boolean;
+  metadataOnly?: boolean;
+}
+
+export interface ConsoleOptions {
+  /** The console device's alias (e.g. 'serial0'); the first console when omitted. */
+  devName?: string;
+  /** Take the console over from another client that holds it. */
+  force?: boolean;
+  /** Refuse unless the driver can make the console exclusive. */
+  safe?: boolean;
 }

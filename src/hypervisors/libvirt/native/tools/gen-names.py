@@ -47,11 +47,14 @@ TABLES = [
     ("virDomainJobType", "VIR_DOMAIN_JOB_", "kJobType"),
     ("virDomainJobOperation", "VIR_DOMAIN_JOB_OPERATION_", "kJobOperation"),
     ("virIPAddrType", "VIR_IP_ADDR_TYPE_", "kIPAddrType"),
+    ("virStoragePoolState", "VIR_STORAGE_POOL_", "kStoragePoolState"),
+    ("virStorageVolType", "VIR_STORAGE_VOL_", "kStorageVolType"),
     ("virErrorNumber", None, "kErrorCode"),
     ("virErrorDomain", None, "kErrorDomain"),
 ]
 
-FILES = ["libvirt-common.h", "libvirt-domain.h", "libvirt-host.h", "libvirt-network.h", "virterror.h"]
+FILES = ["libvirt-common.h", "libvirt-domain.h", "libvirt-host.h", "libvirt-network.h",
+         "libvirt-storage.h", "virterror.h"]
 
 
 def enums():
