@@ -1,33 +1,10 @@
-// Domain XML for the rig's tiny guest, written through a small escaping
-// serializer (no XML is built by pasting strings together). A stand-in until
-// the project's domain XML builder (src/hypervisors/libvirt) is ready.
-type Child = XmlElement | string | number;
-interface XmlElement {
-  name: string;
-  attrs: Record<string, string | number>;
-  children: Child[];
-}
+// Domain XML for the rig's tiny guest, written with the project's XML module
+// (no XML is built by pasting strings together). The guest needs what a VM
+// spec does not describe (a second serial port as a command socket, no USB or
+// balloon), so it does not go through buildDomainXml.
+import { el, serialize, type Child } from '../harness/xml.js';
 
-export function el(name: string, attrs: Record<string, string | number> = {}, ...children: Child[]): XmlElement {
-  return { name, attrs, children };
-}
-
-function escape(value: string | number): string {
-  const text = String(value);
-  // NUL and other control characters cannot appear in XML 1.0 at all.
-  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(text)) {
-    throw new Error(`control character in XML value ${JSON.stringify(text)}`);
-  }
-  return text.replace(/[&<>"'\r\n\t]/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-export function serialize(node: Child): string {
-  if (typeof node !== 'object') return escape(node);
-  const attrs = Object.entries(node.attrs)
-    .map(([k, v]) => ` ${k}="${escape(v)}"`)
-    .join('');
-  return `<${node.name}${attrs}>${node.children.map(serialize).join('')}</${node.name}>`;
-}
+export { el, serialize };
 
 export interface GuestDomainSpec {
   name: string;

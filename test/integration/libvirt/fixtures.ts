@@ -1,33 +1,13 @@
 // Test fixtures for the libvirt binding: test-driver host definitions and
-// domain XML, written through a small escaping serializer (no XML is built by
+// domain XML, written with the project's XML module (no XML is built by
 // pasting strings), and helpers that wait for events without sleeping.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DomainEvent, LibvirtConnection, LifecycleEvent } from '../../../src/hypervisors/libvirt/native/index.js';
+import { el, serialize, type Child } from '../../harness/xml.js';
 
-type Child = XmlElement | string | number;
-interface XmlElement {
-  name: string;
-  attrs: Record<string, string | number>;
-  children: Child[];
-}
-
-export function el(name: string, attrs: Record<string, string | number> = {}, ...children: Child[]): XmlElement {
-  return { name, attrs, children };
-}
-
-function escape(value: string | number): string {
-  return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-export function serialize(node: Child): string {
-  if (typeof node !== 'object') return escape(node);
-  const attrs = Object.entries(node.attrs)
-    .map(([k, v]) => ` ${k}="${escape(v)}"`)
-    .join('');
-  return `<${node.name}${attrs}>${node.children.map(serialize).join('')}</${node.name}>`;
-}
+export { el, serialize };
 
 export interface DomainSpec {
   name: string;
