@@ -32,6 +32,11 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value Guard(const Napi::CallbackInfo& info, const std::function<Napi::Value()>& start);
   // Queues work unless the connection was closed; then it rejects at once.
   Napi::Value Submit(Napi::Env env, Work work);
+  // Guard + Submit of the work `job(info)` builds (it checks the arguments).
+  template <typename Job>
+  Napi::Value Run(const Napi::CallbackInfo& info, Job job) {
+    return Guard(info, [&]() -> Napi::Value { return Submit(info.Env(), job(info)); });
+  }
 
   // connection.cc
   Napi::Value Open(const Napi::CallbackInfo& info);

@@ -16,7 +16,7 @@
 #include "connection.h"
 #include "convert.h"
 #include "errors.h"
-#include "lookup.h"
+#include "named-object.h"
 
 namespace virtfleet {
 
@@ -139,7 +139,7 @@ Napi::Value Connection::DomainOpenConsole(const Napi::CallbackInfo& info) {
     std::shared_ptr<EventSink> sink = EventSink::Create(info.Env(), info[3].As<Napi::Function>());
     return Submit(info.Env(), [uuid, dev, flags, sink](Session& session) -> Reply {
       virConnectPtr conn = RequireConnection(session);
-      DomainHandle dom = LookupByUUID(conn, uuid);
+      DomainHandle dom = Lookup<Domain>(conn, uuid);
       StreamHandle st(virStreamNew(conn, VIR_STREAM_NONBLOCK));
       if (!st) ThrowLastError("virStreamNew");
       if (virDomainOpenConsole(dom.get(), dev ? dev->c_str() : nullptr, st.get(), flags) < 0) {

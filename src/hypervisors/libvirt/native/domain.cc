@@ -10,7 +10,7 @@
 #include "convert.h"
 #include "errors.h"
 #include "handles.h"
-#include "lookup.h"
+#include "named-object.h"
 #include "names.h"
 
 namespace virtfleet {
@@ -64,12 +64,8 @@ bool SummariesFromStats(virConnectPtr conn, std::vector<DomainSummary>& out) {
 // the two calls is left out rather than failing the whole list.
 void SummariesOneByOne(virConnectPtr conn, std::vector<DomainSummary>& out) {
   virDomainPtr* raw = nullptr;
-  int count = virConnectListAllDomains(conn, &raw, 0);
-  if (count < 0) ThrowLastError("virConnectListAllDomains");
-  std::vector<DomainHandle> domains;
-  domains.reserve(count);
-  for (int i = 0; i < count; i++) domains.emplace_back(raw[i]);
-  std::free(raw);
+  int count = Check(LIBVIRT_CALL(virConnectListAllDomains), conn, &raw, 0u);
+  std::vector<DomainHandle> domains = TakeList<DomainHandle>(raw, count);
   for (DomainHandle& dom : domains) {
     StateAndReason s{};
     if (virDomainGetState(dom.get(), &s.state, &s.reason, 0) < 0) {
@@ -107,37 +103,17 @@ Napi::Value Connection::ListAllDomains(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Connection::LookupDomainByUUID(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
-                    return IdentityReply(RequireIdentity(dom));
-                  }));
-  });
+  return Run(info, LookupJob<Domain>);
 }
 
 Napi::Value Connection::LookupDomainByName(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string name = StringArg(info, 0, "name");
-    return Submit(info.Env(), [name](Session& session) -> Reply {
-      DomainHandle dom(virDomainLookupByName(RequireConnection(session), name.c_str()));
-      if (!dom) ThrowLastError("virDomainLookupByName");
-      return IdentityReply(RequireIdentity(dom.get()));
-    });
-  });
+  return Run(info, LookupByNameJob<Domain>);
 }
 
 // defineXML(xml, { validate? }) -> Promise<{uuid, name, id}>. Defining an
 // existing UUID updates that domain's persistent definition.
 Napi::Value Connection::DefineXML(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string xml = StringArg(info, 0, "xml");
-    unsigned int flags = BoolOption(OptionsArg(info, 1), "validate") ? VIR_DOMAIN_DEFINE_VALIDATE : 0;
-    return Submit(info.Env(), [xml, flags](Session& session) -> Reply {
-      DomainHandle dom(virDomainDefineXMLFlags(RequireConnection(session), xml.c_str(), flags));
-      if (!dom) ThrowLastError("virDomainDefineXMLFlags");
-      return IdentityReply(RequireIdentity(dom.get()));
-    });
-  });
+  return Run(info, DefineXMLJob<Domain>);
 }
 
 // domainCreate(uuid, { paused?, autodestroy?, bypassCache?, forceBoot? }):
@@ -152,34 +128,17 @@ Napi::Value Connection::DomainCreate(const Napi::CallbackInfo& info) {
     if (BoolOption(options, "autodestroy")) flags |= VIR_DOMAIN_START_AUTODESTROY;
     if (BoolOption(options, "bypassCache")) flags |= VIR_DOMAIN_START_BYPASS_CACHE;
     if (BoolOption(options, "forceBoot")) flags |= VIR_DOMAIN_START_FORCE_BOOT;
-    return Submit(info.Env(), OnDomain(uuid, [flags](virDomainPtr dom) -> Reply {
-                    if (virDomainCreateWithFlags(dom, flags) < 0) {
-                      ThrowLastError("virDomainCreateWithFlags");
-                    }
-                    return nullptr;
-                  }));
+    return Submit(info.Env(), Act<Domain>(uuid, LIBVIRT_CALL(virDomainCreateWithFlags), flags));
   });
 }
 
 // domainShutdown(uuid): asks the guest to shut down; returns before it has.
 Napi::Value Connection::DomainShutdown(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
-                    if (virDomainShutdown(dom) < 0) ThrowLastError("virDomainShutdown");
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Domain>(LIBVIRT_CALL(virDomainShutdown)));
 }
 
 Napi::Value Connection::DomainReboot(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
-                    if (virDomainReboot(dom, 0) < 0) ThrowLastError("virDomainReboot");
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Domain>(LIBVIRT_CALL(virDomainReboot), 0u));
 }
 
 // domainDestroy(uuid, { graceful? }): stops the domain at once; graceful
@@ -189,33 +148,16 @@ Napi::Value Connection::DomainDestroy(const Napi::CallbackInfo& info) {
     std::string uuid = StringArg(info, 0, "uuid");
     unsigned int flags =
         BoolOption(OptionsArg(info, 1), "graceful") ? VIR_DOMAIN_DESTROY_GRACEFUL : 0;
-    return Submit(info.Env(), OnDomain(uuid, [flags](virDomainPtr dom) -> Reply {
-                    if (virDomainDestroyFlags(dom, flags) < 0) {
-                      ThrowLastError("virDomainDestroyFlags");
-                    }
-                    return nullptr;
-                  }));
+    return Submit(info.Env(), Act<Domain>(uuid, LIBVIRT_CALL(virDomainDestroyFlags), flags));
   });
 }
 
 Napi::Value Connection::DomainSuspend(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
-                    if (virDomainSuspend(dom) < 0) ThrowLastError("virDomainSuspend");
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Domain>(LIBVIRT_CALL(virDomainSuspend)));
 }
 
 Napi::Value Connection::DomainResume(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
-                    if (virDomainResume(dom) < 0) ThrowLastError("virDomainResume");
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Domain>(LIBVIRT_CALL(virDomainResume)));
 }
 
 // domainUndefine(uuid, { managedSave?, snapshotsMetadata?,
@@ -234,12 +176,7 @@ Napi::Value Connection::DomainUndefine(const Napi::CallbackInfo& info) {
     }
     if (BoolOption(options, "nvram")) flags |= VIR_DOMAIN_UNDEFINE_NVRAM;
     if (BoolOption(options, "keepNvram")) flags |= VIR_DOMAIN_UNDEFINE_KEEP_NVRAM;
-    return Submit(info.Env(), OnDomain(uuid, [flags](virDomainPtr dom) -> Reply {
-                    if (virDomainUndefineFlags(dom, flags) < 0) {
-                      ThrowLastError("virDomainUndefineFlags");
-                    }
-                    return nullptr;
-                  }));
+    return Submit(info.Env(), Act<Domain>(uuid, LIBVIRT_CALL(virDomainUndefineFlags), flags));
   });
 }
 
@@ -247,7 +184,7 @@ Napi::Value Connection::DomainUndefine(const Napi::CallbackInfo& info) {
 Napi::Value Connection::DomainGetState(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [](virDomainPtr dom) -> Reply {
                     StateAndReason s{};
                     if (virDomainGetState(dom, &s.state, &s.reason, 0) < 0) {
                       ThrowLastError("virDomainGetState");
@@ -266,13 +203,7 @@ Napi::Value Connection::DomainGetXMLDesc(const Napi::CallbackInfo& info) {
     if (BoolOption(options, "secure")) flags |= VIR_DOMAIN_XML_SECURE;
     if (BoolOption(options, "inactive")) flags |= VIR_DOMAIN_XML_INACTIVE;
     if (BoolOption(options, "migratable")) flags |= VIR_DOMAIN_XML_MIGRATABLE;
-    return Submit(info.Env(), OnDomain(uuid, [flags](virDomainPtr dom) -> Reply {
-                    CString xml(virDomainGetXMLDesc(dom, flags));
-                    if (!xml) ThrowLastError("virDomainGetXMLDesc");
-                    return [xml = std::string(xml.get())](Napi::Env env) -> Napi::Value {
-                      return Napi::String::New(env, xml);
-                    };
-                  }));
+    return Submit(info.Env(), Text<Domain>(uuid, LIBVIRT_CALL(virDomainGetXMLDesc), flags));
   });
 }
 
@@ -281,7 +212,7 @@ Napi::Value Connection::DomainGetXMLDesc(const Napi::CallbackInfo& info) {
 Napi::Value Connection::DomainGetInfo(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [](virDomainPtr dom) -> Reply {
                     virDomainInfo di;
                     if (virDomainGetInfo(dom, &di) < 0) ThrowLastError("virDomainGetInfo");
                     return [di](Napi::Env env) -> Napi::Value {
@@ -301,37 +232,17 @@ Napi::Value Connection::DomainGetInfo(const Napi::CallbackInfo& info) {
 // domainManagedSave(uuid): saves the running domain's memory to a file the
 // host manages and stops it; the next domainCreate restores from it.
 Napi::Value Connection::DomainManagedSave(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
-                    if (virDomainManagedSave(dom, 0) < 0) ThrowLastError("virDomainManagedSave");
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Domain>(LIBVIRT_CALL(virDomainManagedSave), 0u));
 }
 
 Napi::Value Connection::DomainHasManagedSaveImage(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
-                    int rc = virDomainHasManagedSaveImage(dom, 0);
-                    if (rc < 0) ThrowLastError("virDomainHasManagedSaveImage");
-                    bool has = rc == 1;
-                    return [has](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, has); };
-                  }));
+  return Run(info, [](const Napi::CallbackInfo& info) {
+    return Ask<Domain>(KeyArg<Domain>(info), LIBVIRT_CALL(virDomainHasManagedSaveImage), 0u);
   });
 }
 
 Napi::Value Connection::DomainManagedSaveRemove(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
-                    if (virDomainManagedSaveRemove(dom, 0) < 0) {
-                      ThrowLastError("virDomainManagedSaveRemove");
-                    }
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Domain>(LIBVIRT_CALL(virDomainManagedSaveRemove), 0u));
 }
 
 }  // namespace virtfleet

@@ -10,7 +10,7 @@
 #include "convert.h"
 #include "errors.h"
 #include "handles.h"
-#include "lookup.h"
+#include "named-object.h"
 #include "names.h"
 
 namespace virtfleet {
@@ -48,7 +48,7 @@ Napi::Value Connection::DomainInterfaceAddresses(const Napi::CallbackInfo& info)
     } else {
       throw Napi::TypeError::New(info.Env(), "source must be 'lease', 'agent' or 'arp'");
     }
-    return Submit(info.Env(), OnDomain(uuid, [src](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [src](virDomainPtr dom) -> Reply {
                     virDomainInterfacePtr* raw = nullptr;
                     int count = virDomainInterfaceAddresses(dom, &raw, src, 0);
                     if (count < 0) ThrowLastError("virDomainInterfaceAddresses");
@@ -108,12 +108,10 @@ Napi::Value Connection::DomainAgentCommand(const Napi::CallbackInfo& info) {
       }
       timeout = static_cast<int>(d);
     }
-    return Submit(info.Env(), OnDomain(uuid, [command, timeout](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [command, timeout](virDomainPtr dom) -> Reply {
                     CString reply(virDomainQemuAgentCommand(dom, command.c_str(), timeout, 0));
                     if (!reply) ThrowLastError("virDomainQemuAgentCommand");
-                    return [text = std::string(reply.get())](Napi::Env env) -> Napi::Value {
-                      return Napi::String::New(env, text);
-                    };
+                    return StringReply(reply.get());
                   }));
   });
 }

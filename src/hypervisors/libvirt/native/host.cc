@@ -9,14 +9,9 @@
 #include "convert.h"
 #include "errors.h"
 #include "handles.h"
+#include "named-object.h"
 
 namespace virtfleet {
-
-static Reply StringReply(std::string value) {
-  return [value = std::move(value)](Napi::Env env) -> Napi::Value {
-    return Napi::String::New(env, value);
-  };
-}
 
 // libvirt encodes versions as major * 1,000,000 + minor * 1,000 + micro.
 static Reply VersionReply(unsigned long version) {
@@ -39,8 +34,7 @@ Napi::Value Connection::SetKeepAlive(const Napi::CallbackInfo& info) {
     return Submit(info.Env(), [interval, count](Session& session) -> Reply {
       int rc = virConnectSetKeepAlive(RequireConnection(session), interval, count);
       if (rc < 0) ThrowLastError("virConnectSetKeepAlive");
-      bool supported = rc == 0;
-      return [supported](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, supported); };
+      return BoolReply(rc == 0);
     });
   });
 }
@@ -48,10 +42,7 @@ Napi::Value Connection::SetKeepAlive(const Napi::CallbackInfo& info) {
 Napi::Value Connection::IsAlive(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     return Submit(info.Env(), [](Session& session) -> Reply {
-      int rc = virConnectIsAlive(RequireConnection(session));
-      if (rc < 0) ThrowLastError("virConnectIsAlive");
-      bool alive = rc == 1;
-      return [alive](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, alive); };
+      return BoolReply(IsTrue(LIBVIRT_CALL(virConnectIsAlive), RequireConnection(session)));
     });
   });
 }

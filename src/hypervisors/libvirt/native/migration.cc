@@ -12,7 +12,7 @@
 #include "convert.h"
 #include "errors.h"
 #include "handles.h"
-#include "lookup.h"
+#include "named-object.h"
 #include "names.h"
 #include "params.h"
 
@@ -69,7 +69,7 @@ MigrateArgs ParseMigrateOptions(Napi::Env env, const Napi::Object& options) {
 }
 
 Reply Migrate(virConnectPtr conn, const std::string& uuid, const MigrateArgs& args) {
-  DomainHandle dom = LookupByUUID(conn, uuid);
+  DomainHandle dom = Lookup<Domain>(conn, uuid);
   if (args.maxDowntimeMs && virDomainMigrateSetMaxDowntime(dom.get(), *args.maxDowntimeMs, 0) < 0) {
     ThrowLastError("virDomainMigrateSetMaxDowntime");
   }
@@ -129,7 +129,7 @@ Napi::Value Connection::DomainGetJobStats(const Napi::CallbackInfo& info) {
     std::string uuid = StringArg(info, 0, "uuid");
     unsigned int flags =
         BoolOption(OptionsArg(info, 1), "completed") ? VIR_DOMAIN_JOB_STATS_COMPLETED : 0;
-    return Submit(info.Env(), OnDomain(uuid, [flags](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [flags](virDomainPtr dom) -> Reply {
                     int type = VIR_DOMAIN_JOB_NONE;
                     virTypedParameterPtr raw = nullptr;
                     int count = 0;
@@ -155,13 +155,7 @@ Napi::Value Connection::DomainGetJobStats(const Napi::CallbackInfo& info) {
 
 // domainAbortJob(uuid): aborts the domain's current job (a migration).
 Napi::Value Connection::DomainAbortJob(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
-                    if (virDomainAbortJob(dom) < 0) ThrowLastError("virDomainAbortJob");
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Domain>(LIBVIRT_CALL(virDomainAbortJob)));
 }
 
 }  // namespace virtfleet

@@ -11,7 +11,7 @@
 #include "convert.h"
 #include "errors.h"
 #include "handles.h"
-#include "lookup.h"
+#include "named-object.h"
 
 namespace virtfleet {
 
@@ -27,12 +27,6 @@ std::string SnapshotName(virDomainSnapshotPtr snap) {
   const char* name = virDomainSnapshotGetName(snap);
   if (name == nullptr) ThrowLastError("virDomainSnapshotGetName");
   return name;
-}
-
-Reply StringReply(std::string text) {
-  return [text = std::move(text)](Napi::Env env) -> Napi::Value {
-    return Napi::String::New(env, text);
-  };
 }
 
 Reply OptionalStringReply(std::optional<std::string> text) {
@@ -62,7 +56,7 @@ Napi::Value Connection::DomainSnapshotCreateXML(const Napi::CallbackInfo& info) 
     if (BoolOption(options, "atomic")) flags |= VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC;
     if (BoolOption(options, "live")) flags |= VIR_DOMAIN_SNAPSHOT_CREATE_LIVE;
     if (BoolOption(options, "validate")) flags |= VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE;
-    return Submit(info.Env(), OnDomain(uuid, [xml, flags](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [xml, flags](virDomainPtr dom) -> Reply {
                     SnapshotHandle snap(virDomainSnapshotCreateXML(dom, xml.c_str(), flags));
                     if (!snap) ThrowLastError("virDomainSnapshotCreateXML");
                     return StringReply(SnapshotName(snap.get()));
@@ -78,14 +72,10 @@ Napi::Value Connection::DomainSnapshotListNames(const Napi::CallbackInfo& info) 
     unsigned int flags = 0;
     if (BoolOption(options, "roots")) flags |= VIR_DOMAIN_SNAPSHOT_LIST_ROOTS;
     if (BoolOption(options, "topological")) flags |= VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL;
-    return Submit(info.Env(), OnDomain(uuid, [flags](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [flags](virDomainPtr dom) -> Reply {
                     virDomainSnapshotPtr* raw = nullptr;
-                    int count = virDomainListAllSnapshots(dom, &raw, flags);
-                    if (count < 0) ThrowLastError("virDomainListAllSnapshots");
-                    std::vector<SnapshotHandle> snaps;
-                    snaps.reserve(count);
-                    for (int i = 0; i < count; i++) snaps.emplace_back(raw[i]);
-                    std::free(raw);
+                    int count = Check(LIBVIRT_CALL(virDomainListAllSnapshots), dom, &raw, flags);
+                    std::vector<SnapshotHandle> snaps = TakeList<SnapshotHandle>(raw, count);
                     std::vector<std::string> names;
                     for (SnapshotHandle& snap : snaps) names.push_back(SnapshotName(snap.get()));
                     return [names = std::move(names)](Napi::Env env) -> Napi::Value {
@@ -104,7 +94,7 @@ Napi::Value Connection::DomainSnapshotListNames(const Napi::CallbackInfo& info) 
 Napi::Value Connection::DomainSnapshotCurrent(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     std::string uuid = StringArg(info, 0, "uuid");
-    return Submit(info.Env(), OnDomain(uuid, [](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [](virDomainPtr dom) -> Reply {
                     int has = virDomainHasCurrentSnapshot(dom, 0);
                     if (has < 0) ThrowLastError("virDomainHasCurrentSnapshot");
                     if (has == 0) return OptionalStringReply(std::nullopt);
@@ -120,7 +110,7 @@ Napi::Value Connection::DomainSnapshotGetParent(const Napi::CallbackInfo& info) 
   return Guard(info, [&]() -> Napi::Value {
     std::string uuid = StringArg(info, 0, "uuid");
     std::string name = StringArg(info, 1, "name");
-    return Submit(info.Env(), OnDomain(uuid, [name](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [name](virDomainPtr dom) -> Reply {
                     SnapshotHandle snap = LookupSnapshot(dom, name);
                     SnapshotHandle parent(virDomainSnapshotGetParent(snap.get(), 0));
                     if (!parent) {
@@ -141,7 +131,7 @@ Napi::Value Connection::DomainSnapshotGetXMLDesc(const Napi::CallbackInfo& info)
     std::string uuid = StringArg(info, 0, "uuid");
     std::string name = StringArg(info, 1, "name");
     unsigned int flags = BoolOption(OptionsArg(info, 2), "secure") ? VIR_DOMAIN_XML_SECURE : 0;
-    return Submit(info.Env(), OnDomain(uuid, [name, flags](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [name, flags](virDomainPtr dom) -> Reply {
                     SnapshotHandle snap = LookupSnapshot(dom, name);
                     CString xml(virDomainSnapshotGetXMLDesc(snap.get(), flags));
                     if (!xml) ThrowLastError("virDomainSnapshotGetXMLDesc");
@@ -161,7 +151,7 @@ Napi::Value Connection::DomainSnapshotRevert(const Napi::CallbackInfo& info) {
     if (BoolOption(options, "paused")) flags |= VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED;
     if (BoolOption(options, "force")) flags |= VIR_DOMAIN_SNAPSHOT_REVERT_FORCE;
     if (BoolOption(options, "resetNvram")) flags |= VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM;
-    return Submit(info.Env(), OnDomain(uuid, [name, flags](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [name, flags](virDomainPtr dom) -> Reply {
                     SnapshotHandle snap = LookupSnapshot(dom, name);
                     if (virDomainRevertToSnapshot(snap.get(), flags) < 0) {
                       ThrowLastError("virDomainRevertToSnapshot");
@@ -181,7 +171,7 @@ Napi::Value Connection::DomainSnapshotDelete(const Napi::CallbackInfo& info) {
     if (BoolOption(options, "children")) flags |= VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN;
     if (BoolOption(options, "childrenOnly")) flags |= VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY;
     if (BoolOption(options, "metadataOnly")) flags |= VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY;
-    return Submit(info.Env(), OnDomain(uuid, [name, flags](virDomainPtr dom) -> Reply {
+    return Submit(info.Env(), On<Domain>(uuid, [name, flags](virDomainPtr dom) -> Reply {
                     SnapshotHandle snap = LookupSnapshot(dom, name);
                     if (virDomainSnapshotDelete(snap.get(), flags) < 0) {
                       ThrowLastError("virDomainSnapshotDelete");

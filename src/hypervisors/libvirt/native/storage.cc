@@ -22,6 +22,7 @@
 #include "convert.h"
 #include "errors.h"
 #include "handles.h"
+#include "named-object.h"
 #include "names.h"
 #include "side-thread.h"
 
@@ -29,59 +30,11 @@ namespace virtfleet {
 
 namespace {
 
-struct PoolIdentity {
-  std::string name;
-  std::string uuid;
-};
-
-struct PoolSummary {
-  PoolIdentity identity;
-  bool active;
-  bool persistent;
-  bool autostart;
-};
-
 struct VolIdentity {
   std::string name;
   std::string key;
   std::string path;
 };
-
-StoragePoolHandle LookupPool(virConnectPtr conn, const std::string& name) {
-  StoragePoolHandle pool(virStoragePoolLookupByName(conn, name.c_str()));
-  if (!pool) ThrowLastError("virStoragePoolLookupByName");
-  return pool;
-}
-
-StorageVolHandle LookupVol(virConnectPtr conn, const std::string& key) {
-  StorageVolHandle vol(virStorageVolLookupByKey(conn, key.c_str()));
-  if (!vol) ThrowLastError("virStorageVolLookupByKey");
-  return vol;
-}
-
-template <typename Op>
-Work OnPool(std::string name, Op op) {
-  return [name = std::move(name), op](Session& session) -> Reply {
-    StoragePoolHandle pool = LookupPool(RequireConnection(session), name);
-    return op(pool.get());
-  };
-}
-
-template <typename Op>
-Work OnVol(std::string key, Op op) {
-  return [key = std::move(key), op](Session& session) -> Reply {
-    StorageVolHandle vol = LookupVol(RequireConnection(session), key);
-    return op(vol.get());
-  };
-}
-
-PoolIdentity PoolIdentityOf(virStoragePoolPtr pool) {
-  const char* name = virStoragePoolGetName(pool);
-  if (name == nullptr) ThrowLastError("virStoragePoolGetName");
-  char uuid[VIR_UUID_STRING_BUFLEN];
-  if (virStoragePoolGetUUIDString(pool, uuid) < 0) ThrowLastError("virStoragePoolGetUUIDString");
-  return {name, uuid};
-}
 
 VolIdentity VolIdentityOf(virStorageVolPtr vol) {
   const char* name = virStorageVolGetName(vol);
@@ -93,13 +46,6 @@ VolIdentity VolIdentityOf(virStorageVolPtr vol) {
   return {name, key, path.get()};
 }
 
-Napi::Object ToJs(Napi::Env env, const PoolIdentity& pool) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("name", pool.name);
-  out.Set("uuid", pool.uuid);
-  return out;
-}
-
 Napi::Object ToJs(Napi::Env env, const VolIdentity& vol) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("name", vol.name);
@@ -108,28 +54,38 @@ Napi::Object ToJs(Napi::Env env, const VolIdentity& vol) {
   return out;
 }
 
-Reply PoolReply(PoolIdentity identity) {
-  return [identity = std::move(identity)](Napi::Env env) -> Napi::Value {
-    return ToJs(env, identity);
-  };
-}
+struct Pool {
+  using Ptr = virStoragePoolPtr;
+  using Handle = StoragePoolHandle;
+  using Identity = NamedIdentity;
+  static constexpr const char* kKeyArg = "name";
+  static constexpr auto lookup = LIBVIRT_CALL(virStoragePoolLookupByName);
+  static constexpr auto listAll = LIBVIRT_CALL(virConnectListAllStoragePools);
+  static constexpr auto defineXML = LIBVIRT_CALL(virStoragePoolDefineXML);
+  static constexpr unsigned int kDefineValidate = VIR_STORAGE_POOL_DEFINE_VALIDATE;
+  static constexpr auto create = LIBVIRT_CALL(virStoragePoolCreate);
+  static constexpr auto destroy = LIBVIRT_CALL(virStoragePoolDestroy);
+  static constexpr auto undefine = LIBVIRT_CALL(virStoragePoolUndefine);
+  static constexpr auto getAutostart = LIBVIRT_CALL(virStoragePoolGetAutostart);
+  static constexpr auto setAutostart = LIBVIRT_CALL(virStoragePoolSetAutostart);
+  static constexpr auto isActive = LIBVIRT_CALL(virStoragePoolIsActive);
+  static constexpr auto isPersistent = LIBVIRT_CALL(virStoragePoolIsPersistent);
+  static constexpr auto getXMLDesc = LIBVIRT_CALL(virStoragePoolGetXMLDesc);
+  static constexpr unsigned int kXMLInactive = VIR_STORAGE_XML_INACTIVE;
+  static constexpr auto getName = LIBVIRT_CALL(virStoragePoolGetName);
+  static constexpr auto getUUIDString = LIBVIRT_CALL(virStoragePoolGetUUIDString);
+  static NamedIdentity IdentityOf(virStoragePoolPtr pool) { return NamedIdentityOf<Pool>(pool); }
+};
 
-Reply VolReply(VolIdentity identity) {
-  return [identity = std::move(identity)](Napi::Env env) -> Napi::Value {
-    return ToJs(env, identity);
-  };
-}
-
-Reply StringReply(std::string text) {
-  return [text = std::move(text)](Napi::Env env) -> Napi::Value {
-    return Napi::String::New(env, text);
-  };
-}
-
-bool IsTrue(int rc, const char* what) {
-  if (rc < 0) ThrowLastError(what);
-  return rc == 1;
-}
+// A volume, named by its key.
+struct Vol {
+  using Ptr = virStorageVolPtr;
+  using Handle = StorageVolHandle;
+  using Identity = VolIdentity;
+  static constexpr const char* kKeyArg = "key";
+  static constexpr auto lookup = LIBVIRT_CALL(virStorageVolLookupByKey);
+  static VolIdentity IdentityOf(virStorageVolPtr vol) { return VolIdentityOf(vol); }
+};
 
 // ---- streams: upload and download (side thread, blocking stream) ----
 
@@ -215,63 +171,17 @@ Range RangeOptions(const Napi::Object& options) {
 
 // listStoragePools() -> Promise<[{ name, uuid, active, persistent, autostart }]>
 Napi::Value Connection::ListStoragePools(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    return Submit(info.Env(), [](Session& session) -> Reply {
-      virStoragePoolPtr* raw = nullptr;
-      int count = virConnectListAllStoragePools(RequireConnection(session), &raw, 0);
-      if (count < 0) ThrowLastError("virConnectListAllStoragePools");
-      std::vector<StoragePoolHandle> pools;
-      pools.reserve(count);
-      for (int i = 0; i < count; i++) pools.emplace_back(raw[i]);
-      std::free(raw);
-      std::vector<PoolSummary> out;
-      for (StoragePoolHandle& pool : pools) {
-        int autostart = 0;
-        if (virStoragePoolGetAutostart(pool.get(), &autostart) < 0) {
-          ThrowLastError("virStoragePoolGetAutostart");
-        }
-        out.push_back({PoolIdentityOf(pool.get()),
-                       IsTrue(virStoragePoolIsActive(pool.get()), "virStoragePoolIsActive"),
-                       IsTrue(virStoragePoolIsPersistent(pool.get()), "virStoragePoolIsPersistent"),
-                       autostart != 0});
-      }
-      return [out = std::move(out)](Napi::Env env) -> Napi::Value {
-        Napi::Array list = Napi::Array::New(env, out.size());
-        for (std::size_t i = 0; i < out.size(); i++) {
-          Napi::Object item = ToJs(env, out[i].identity);
-          item.Set("active", out[i].active);
-          item.Set("persistent", out[i].persistent);
-          item.Set("autostart", out[i].autostart);
-          list.Set(static_cast<uint32_t>(i), item);
-        }
-        return list;
-      };
-    });
-  });
+  return Run(info, ListAllJob<Pool>);
 }
 
+// lookupStoragePoolByName(name) -> Promise<{ name, uuid }>
 Napi::Value Connection::LookupStoragePoolByName(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string name = StringArg(info, 0, "name");
-    return Submit(info.Env(), OnPool(name, [](virStoragePoolPtr pool) -> Reply {
-                    return PoolReply(PoolIdentityOf(pool));
-                  }));
-  });
+  return Run(info, LookupJob<Pool>);
 }
 
 // storagePoolDefineXML(xml, { validate? }) -> Promise<{ name, uuid }>
 Napi::Value Connection::StoragePoolDefineXML(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string xml = StringArg(info, 0, "xml");
-    unsigned int flags =
-        BoolOption(OptionsArg(info, 1), "validate") ? VIR_STORAGE_POOL_DEFINE_VALIDATE : 0;
-    return Submit(info.Env(), [xml, flags](Session& session) -> Reply {
-      StoragePoolHandle pool(
-          virStoragePoolDefineXML(RequireConnection(session), xml.c_str(), flags));
-      if (!pool) ThrowLastError("virStoragePoolDefineXML");
-      return PoolReply(PoolIdentityOf(pool.get()));
-    });
-  });
+  return Run(info, DefineXMLJob<Pool>);
 }
 
 // storagePoolBuild(name, { overwrite?, noOverwrite? }): makes the pool's
@@ -283,10 +193,7 @@ Napi::Value Connection::StoragePoolBuild(const Napi::CallbackInfo& info) {
     unsigned int flags = VIR_STORAGE_POOL_BUILD_NEW;
     if (BoolOption(options, "overwrite")) flags |= VIR_STORAGE_POOL_BUILD_OVERWRITE;
     if (BoolOption(options, "noOverwrite")) flags |= VIR_STORAGE_POOL_BUILD_NO_OVERWRITE;
-    return Submit(info.Env(), OnPool(name, [flags](virStoragePoolPtr pool) -> Reply {
-                    if (virStoragePoolBuild(pool, flags) < 0) ThrowLastError("virStoragePoolBuild");
-                    return nullptr;
-                  }));
+    return Submit(info.Env(), Act<Pool>(name, LIBVIRT_CALL(virStoragePoolBuild), flags));
   });
 }
 
@@ -302,55 +209,26 @@ Napi::Value Connection::StoragePoolCreate(const Napi::CallbackInfo& info) {
     if (BoolOption(options, "noOverwrite")) {
       flags |= VIR_STORAGE_POOL_CREATE_WITH_BUILD_NO_OVERWRITE;
     }
-    return Submit(info.Env(), OnPool(name, [flags](virStoragePoolPtr pool) -> Reply {
-                    if (virStoragePoolCreate(pool, flags) < 0) ThrowLastError("virStoragePoolCreate");
-                    return nullptr;
-                  }));
+    return Submit(info.Env(), Act<Pool>(name, Pool::create, flags));
   });
 }
 
 Napi::Value Connection::StoragePoolDestroy(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string name = StringArg(info, 0, "name");
-    return Submit(info.Env(), OnPool(name, [](virStoragePoolPtr pool) -> Reply {
-                    if (virStoragePoolDestroy(pool) < 0) ThrowLastError("virStoragePoolDestroy");
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Pool>(Pool::destroy));
 }
 
 Napi::Value Connection::StoragePoolUndefine(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string name = StringArg(info, 0, "name");
-    return Submit(info.Env(), OnPool(name, [](virStoragePoolPtr pool) -> Reply {
-                    if (virStoragePoolUndefine(pool) < 0) ThrowLastError("virStoragePoolUndefine");
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Pool>(Pool::undefine));
 }
 
 // storagePoolDelete(name): removes the (inactive) pool's storage, e.g. its
 // directory; the opposite of build.
 Napi::Value Connection::StoragePoolDelete(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string name = StringArg(info, 0, "name");
-    return Submit(info.Env(), OnPool(name, [](virStoragePoolPtr pool) -> Reply {
-                    if (virStoragePoolDelete(pool, VIR_STORAGE_POOL_DELETE_NORMAL) < 0) {
-                      ThrowLastError("virStoragePoolDelete");
-                    }
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Pool>(LIBVIRT_CALL(virStoragePoolDelete), VIR_STORAGE_POOL_DELETE_NORMAL));
 }
 
 Napi::Value Connection::StoragePoolRefresh(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string name = StringArg(info, 0, "name");
-    return Submit(info.Env(), OnPool(name, [](virStoragePoolPtr pool) -> Reply {
-                    if (virStoragePoolRefresh(pool, 0) < 0) ThrowLastError("virStoragePoolRefresh");
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Pool>(LIBVIRT_CALL(virStoragePoolRefresh), 0u));
 }
 
 // storagePoolGetInfo(name) -> Promise<{ state, stateCode, capacity,
@@ -358,7 +236,7 @@ Napi::Value Connection::StoragePoolRefresh(const Napi::CallbackInfo& info) {
 Napi::Value Connection::StoragePoolGetInfo(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     std::string name = StringArg(info, 0, "name");
-    return Submit(info.Env(), OnPool(name, [](virStoragePoolPtr pool) -> Reply {
+    return Submit(info.Env(), On<Pool>(name, [](virStoragePoolPtr pool) -> Reply {
                     virStoragePoolInfo pi;
                     if (virStoragePoolGetInfo(pool, &pi) < 0) ThrowLastError("virStoragePoolGetInfo");
                     return [pi](Napi::Env env) -> Napi::Value {
@@ -374,46 +252,23 @@ Napi::Value Connection::StoragePoolGetInfo(const Napi::CallbackInfo& info) {
   });
 }
 
+// storagePoolGetXMLDesc(name, { inactive? }) -> Promise<string>
 Napi::Value Connection::StoragePoolGetXMLDesc(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string name = StringArg(info, 0, "name");
-    unsigned int flags = BoolOption(OptionsArg(info, 1), "inactive") ? VIR_STORAGE_XML_INACTIVE : 0;
-    return Submit(info.Env(), OnPool(name, [flags](virStoragePoolPtr pool) -> Reply {
-                    CString xml(virStoragePoolGetXMLDesc(pool, flags));
-                    if (!xml) ThrowLastError("virStoragePoolGetXMLDesc");
-                    return StringReply(xml.get());
-                  }));
-  });
+  return Run(info, XMLDescJob<Pool>);
 }
 
 Napi::Value Connection::StoragePoolSetAutostart(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string name = StringArg(info, 0, "name");
-    if (info.Length() < 2 || !info[1].IsBoolean()) {
-      throw Napi::TypeError::New(info.Env(), "autostart must be a boolean");
-    }
-    int autostart = info[1].As<Napi::Boolean>().Value() ? 1 : 0;
-    return Submit(info.Env(), OnPool(name, [autostart](virStoragePoolPtr pool) -> Reply {
-                    if (virStoragePoolSetAutostart(pool, autostart) < 0) {
-                      ThrowLastError("virStoragePoolSetAutostart");
-                    }
-                    return nullptr;
-                  }));
-  });
+  return Run(info, SetAutostartJob<Pool>);
 }
 
 // storagePoolListVolumes(name) -> Promise<[{ name, key, path }]>
 Napi::Value Connection::StoragePoolListVolumes(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     std::string name = StringArg(info, 0, "name");
-    return Submit(info.Env(), OnPool(name, [](virStoragePoolPtr pool) -> Reply {
+    return Submit(info.Env(), On<Pool>(name, [](virStoragePoolPtr pool) -> Reply {
                     virStorageVolPtr* raw = nullptr;
-                    int count = virStoragePoolListAllVolumes(pool, &raw, 0);
-                    if (count < 0) ThrowLastError("virStoragePoolListAllVolumes");
-                    std::vector<StorageVolHandle> vols;
-                    vols.reserve(count);
-                    for (int i = 0; i < count; i++) vols.emplace_back(raw[i]);
-                    std::free(raw);
+                    int count = Check(LIBVIRT_CALL(virStoragePoolListAllVolumes), pool, &raw, 0u);
+                    std::vector<StorageVolHandle> vols = TakeList<StorageVolHandle>(raw, count);
                     std::vector<VolIdentity> out;
                     for (StorageVolHandle& vol : vols) out.push_back(VolIdentityOf(vol.get()));
                     return [out = std::move(out)](Napi::Env env) -> Napi::Value {
@@ -444,10 +299,10 @@ Napi::Value Connection::StorageVolCreateXML(const Napi::CallbackInfo& info) {
     std::string pool = StringArg(info, 0, "pool");
     std::string xml = StringArg(info, 1, "xml");
     unsigned int flags = VolCreateFlags(OptionsArg(info, 2));
-    return Submit(info.Env(), OnPool(pool, [xml, flags](virStoragePoolPtr p) -> Reply {
+    return Submit(info.Env(), On<Pool>(pool, [xml, flags](virStoragePoolPtr p) -> Reply {
                     StorageVolHandle vol(virStorageVolCreateXML(p, xml.c_str(), flags));
                     if (!vol) ThrowLastError("virStorageVolCreateXML");
-                    return VolReply(VolIdentityOf(vol.get()));
+                    return IdentityReply(VolIdentityOf(vol.get()));
                   }));
   });
 }
@@ -462,32 +317,27 @@ Napi::Value Connection::StorageVolCreateXMLFrom(const Napi::CallbackInfo& info) 
     unsigned int flags = VolCreateFlags(OptionsArg(info, 3));
     return Submit(info.Env(), [pool, xml, sourceKey, flags](Session& session) -> Reply {
       virConnectPtr conn = RequireConnection(session);
-      StoragePoolHandle p = LookupPool(conn, pool);
-      StorageVolHandle source = LookupVol(conn, sourceKey);
+      StoragePoolHandle p = Lookup<Pool>(conn, pool);
+      StorageVolHandle source = Lookup<Vol>(conn, sourceKey);
       StorageVolHandle vol(virStorageVolCreateXMLFrom(p.get(), xml.c_str(), source.get(), flags));
       if (!vol) ThrowLastError("virStorageVolCreateXMLFrom");
-      return VolReply(VolIdentityOf(vol.get()));
+      return IdentityReply(VolIdentityOf(vol.get()));
     });
   });
 }
 
 Napi::Value Connection::LookupStorageVolByKey(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string key = StringArg(info, 0, "key");
-    return Submit(info.Env(), OnVol(key, [](virStorageVolPtr vol) -> Reply {
-                    return VolReply(VolIdentityOf(vol));
-                  }));
-  });
+  return Run(info, LookupJob<Vol>);
 }
 
 Napi::Value Connection::LookupStorageVolByName(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     std::string pool = StringArg(info, 0, "pool");
     std::string name = StringArg(info, 1, "name");
-    return Submit(info.Env(), OnPool(pool, [name](virStoragePoolPtr p) -> Reply {
+    return Submit(info.Env(), On<Pool>(pool, [name](virStoragePoolPtr p) -> Reply {
                     StorageVolHandle vol(virStorageVolLookupByName(p, name.c_str()));
                     if (!vol) ThrowLastError("virStorageVolLookupByName");
-                    return VolReply(VolIdentityOf(vol.get()));
+                    return IdentityReply(VolIdentityOf(vol.get()));
                   }));
   });
 }
@@ -498,26 +348,20 @@ Napi::Value Connection::LookupStorageVolByPath(const Napi::CallbackInfo& info) {
     return Submit(info.Env(), [path](Session& session) -> Reply {
       StorageVolHandle vol(virStorageVolLookupByPath(RequireConnection(session), path.c_str()));
       if (!vol) ThrowLastError("virStorageVolLookupByPath");
-      return VolReply(VolIdentityOf(vol.get()));
+      return IdentityReply(VolIdentityOf(vol.get()));
     });
   });
 }
 
 Napi::Value Connection::StorageVolDelete(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string key = StringArg(info, 0, "key");
-    return Submit(info.Env(), OnVol(key, [](virStorageVolPtr vol) -> Reply {
-                    if (virStorageVolDelete(vol, 0) < 0) ThrowLastError("virStorageVolDelete");
-                    return nullptr;
-                  }));
-  });
+  return Run(info, ActOn<Vol>(LIBVIRT_CALL(virStorageVolDelete), 0u));
 }
 
 // storageVolGetInfo(key) -> Promise<{ type, typeCode, capacity, allocation }> (bytes)
 Napi::Value Connection::StorageVolGetInfo(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     std::string key = StringArg(info, 0, "key");
-    return Submit(info.Env(), OnVol(key, [](virStorageVolPtr vol) -> Reply {
+    return Submit(info.Env(), On<Vol>(key, [](virStorageVolPtr vol) -> Reply {
                     virStorageVolInfo vi;
                     if (virStorageVolGetInfo(vol, &vi) < 0) ThrowLastError("virStorageVolGetInfo");
                     return [vi](Napi::Env env) -> Napi::Value {
@@ -533,24 +377,14 @@ Napi::Value Connection::StorageVolGetInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Connection::StorageVolGetPath(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string key = StringArg(info, 0, "key");
-    return Submit(info.Env(), OnVol(key, [](virStorageVolPtr vol) -> Reply {
-                    CString path(virStorageVolGetPath(vol));
-                    if (!path) ThrowLastError("virStorageVolGetPath");
-                    return StringReply(path.get());
-                  }));
+  return Run(info, [](const Napi::CallbackInfo& info) {
+    return Text<Vol>(KeyArg<Vol>(info), LIBVIRT_CALL(virStorageVolGetPath));
   });
 }
 
 Napi::Value Connection::StorageVolGetXMLDesc(const Napi::CallbackInfo& info) {
-  return Guard(info, [&]() -> Napi::Value {
-    std::string key = StringArg(info, 0, "key");
-    return Submit(info.Env(), OnVol(key, [](virStorageVolPtr vol) -> Reply {
-                    CString xml(virStorageVolGetXMLDesc(vol, 0));
-                    if (!xml) ThrowLastError("virStorageVolGetXMLDesc");
-                    return StringReply(xml.get());
-                  }));
+  return Run(info, [](const Napi::CallbackInfo& info) {
+    return Text<Vol>(KeyArg<Vol>(info), LIBVIRT_CALL(virStorageVolGetXMLDesc), 0u);
   });
 }
 
@@ -568,12 +402,7 @@ Napi::Value Connection::StorageVolResize(const Napi::CallbackInfo& info) {
     if (BoolOption(options, "delta")) flags |= VIR_STORAGE_VOL_RESIZE_DELTA;
     if (BoolOption(options, "shrink")) flags |= VIR_STORAGE_VOL_RESIZE_SHRINK;
     uint64_t bytes = *capacity;
-    return Submit(info.Env(), OnVol(key, [bytes, flags](virStorageVolPtr vol) -> Reply {
-                    if (virStorageVolResize(vol, bytes, flags) < 0) {
-                      ThrowLastError("virStorageVolResize");
-                    }
-                    return nullptr;
-                  }));
+    return Submit(info.Env(), Act<Vol>(key, LIBVIRT_CALL(virStorageVolResize), bytes, flags));
   });
 }
 
@@ -596,7 +425,7 @@ Napi::Value Connection::StorageVolUpload(const Napi::CallbackInfo& info) {
     }
     Range range = RangeOptions(OptionsArg(info, 2));
     return Submit(info.Env(), OnSideThread([key, data, file, range](virConnectPtr conn) -> Reply {
-                    StorageVolHandle vol = LookupVol(conn, key);
+                    StorageVolHandle vol = Lookup<Vol>(conn, key);
                     Transfer t;
                     File f;
                     if (file) {
@@ -628,7 +457,7 @@ Napi::Value Connection::StorageVolDownload(const Napi::CallbackInfo& info) {
     std::optional<std::string> file = StringOption(options, "file");
     Range range = RangeOptions(options);
     return Submit(info.Env(), OnSideThread([key, file, range](virConnectPtr conn) -> Reply {
-                    StorageVolHandle vol = LookupVol(conn, key);
+                    StorageVolHandle vol = Lookup<Vol>(conn, key);
                     Transfer t;
                     File f;
                     auto received = std::make_shared<std::string>();
