@@ -1,0 +1,573 @@
+// The scale bench: prints figures, passes or fails nothing (issue 5, "Done means" 4).
+//
+//   npx tsx bench/scale/scale.ts [--vms 1000] [--hosts 50] [--single 50] [--batch 32] [--keep]
+//
+// 1. Its own etcd + kube-apiserver (ControlPlane in a temp dir) and the CRDs.
+// 2. `--hosts` simulated hosts: libvirt test-driver definition files of varied capacities, in
+//    one HostPool. A test:/// host lives in the process that opened it, so only the controller
+//    sees their domains; the bench reads what the controller reports (status.host,
+//    status.domainUUID) and never opens those hosts itself during the run.
+// 3. The controller as a child process (`virtfleet controller`), its RSS read from
+//    /proc/PID/status (VmRSS) every 100 ms.
+// 4. Burst: `--vms` kernel-boot VMs (no disks), created `--batch` requests at a time; a watch
+//    records when each becomes Ready=True. Then a quiet window: the writes made once converged.
+// 5. Unloaded: `--single` more VMs, one at a time (each waits for Ready before the next).
+// 6. API requests: the kube-apiserver's own apiserver_request_total, before and after, minus the
+//    bench's own requests (its creates; its watch), per verb and resource.
+// 7. Raw libvirt: the same XML (built with the controller's own domainXmlFor for each VM) defined
+//    and started through the binding in this process on fresh hosts of the same kind: one at a
+//    time (per-VM latency), then all at once over the hosts (wall time).
+// Everything it starts (control plane, controller, temp dirs) is stopped and removed on the way
+// out, also on failure and on Ctrl-C; `--keep` keeps the temp dir (logs) for a look.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, symlinkSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { HostPool } from '../../src/api/hostpool.js';
+import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from '../../src/controllers/resources.js';
+import { domainXmlFor } from '../../src/controllers/vm-domain.js';
+import { repoRoot } from '../../src/devstack/binaries.js';
+import { ControlPlane } from '../../src/devstack/controlplane.js';
+import { installCrds, kubectlOrThrow } from '../../src/devstack/crds.js';
+import { freePort } from '../../src/devstack/ports.js';
+import { LibvirtConnectionPool } from '../../src/hypervisors/libvirt/connection-pool.js';
+import { LibvirtHypervisor } from '../../src/hypervisors/libvirt/driver.js';
+import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
+import { createLogger } from '../../src/observability/logging.js';
+import { Cache } from '../../src/runtime/cache.js';
+import type { Condition } from '../../src/runtime/conditions.js';
+import { KubeClient } from '../../src/runtime/kube-client.js';
+import { testHosts, type TestHosts } from '../../test/integration/hypervisor/test-hosts.js';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+const VMS = arg('vms', 1000);
+const HOSTS = arg('hosts', 50);
+const SINGLE = arg('single', 50);
+const BATCH = arg('batch', 32);
+const KEEP = process.argv.includes('--keep');
+/** Run the controller from TypeScript through tsx instead of compiled JavaScript (as shipped). */
+const TSX = process.argv.includes('--tsx');
+/** Run the controller under --cpu-prof; the profile is written to a directory that is kept. */
+const PROFILE = process.argv.includes('--profile');
+const NAMESPACE = 'default';
+const POOL = 'scale';
+const CONVERGE_DEADLINE_MS = 600_000;
+const QUIET_WINDOW_MS = 5_000;
+
+const GiB = 1024 * 1024; // KiB
+const root = repoRoot();
+const dir = mkdtempSync(join(tmpdir(), 'virtfleet-scale-'));
+const logger = createLogger('warn');
+const profileDir = mkdtempSync(join(tmpdir(), 'virtfleet-scale-profile-'));
+if (!PROFILE) rmSync(profileDir, { recursive: true });
+
+// ---- cleanup, whatever happens --------------------------------------------------------------
+
+const cleanups: Array<() => Promise<void> | void> = [];
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const step of cleanups.reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        process.stderr.write(`cleanup: ${(error as Error).message}\n`);
+      }
+    }
+    if (PROFILE) process.stderr.write(`controller CPU profile in ${profileDir}\n`);
+    if (KEEP) process.stderr.write(`kept ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`${signal}: cleaning up\n`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---- small helpers ---------------------------------------------------------------------------
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
+
+function ready(vm: VmObject | undefined): boolean {
+  const c = (vm?.status?.conditions as Condition[] | undefined)?.find((x) => x.type === 'Ready');
+  return c?.status === 'True';
+}
+
+/** The furthest step of a VM as its object shows it. */
+function stageOf(vm: VmObject): string {
+  const conditions = (vm.status?.conditions as Condition[] | undefined) ?? [];
+  const is = (type: string) => conditions.some((c) => c.type === type && c.status === 'True');
+  if (is('Ready')) return '4 Ready=True';
+  if (is('Provisioned')) return '3 Provisioned=True';
+  if (is('Scheduled')) return '2 Scheduled=True (placement written)';
+  if (vm.metadata.finalizers?.length) return '1 finalizer added';
+  return '0 created (seen by the watch)';
+}
+
+/** Resolves once `check` holds, looked at after every watch event; rejects at the deadline. */
+class Waiter {
+  private waiters: Array<() => void> = [];
+  poke(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+  async until(check: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what()}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 1000));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+/** Runs `work` over `items`, at most `limit` at once. */
+async function pooled<T>(items: T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await work(items[i]!, i);
+      }
+    }),
+  );
+}
+
+// ---- the API server's request counter --------------------------------------------------------
+
+type Counts = Map<string, number>; // "VERB resource[/subresource]" → count
+
+async function apiserverRequests(kubectl: string, kubeconfig: string): Promise<Counts> {
+  const text = await kubectlOrThrow(kubectl, kubeconfig, ['get', '--raw', '/metrics']);
+  const counts: Counts = new Map();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (!labels.resource) continue; // non-resource requests (/metrics, /readyz, discovery)
+    const key = `${labels.verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return counts;
+}
+
+function diff(after: Counts, before: Counts): Counts {
+  const out: Counts = new Map();
+  for (const [key, value] of after) {
+    const d = value - (before.get(key) ?? 0);
+    if (d > 0) out.set(key, d);
+  }
+  return out;
+}
+
+function subtract(counts: Counts, own: Counts): Counts {
+  const out = new Map(counts);
+  for (const [key, value] of own) {
+    const left = (out.get(key) ?? 0) - value;
+    if (left > 0) out.set(key, left);
+    else out.delete(key);
+  }
+  return out;
+}
+
+function total(counts: Counts, filter: (key: string) => boolean = () => true): number {
+  let sum = 0;
+  for (const [key, value] of counts) if (filter(key)) sum += value;
+  return sum;
+}
+
+const isWrite = (key: string) => /^(POST|PUT|PATCH|DELETE|APPLY|CREATE|UPDATE) /.test(key);
+
+function breakdown(counts: Counts): string {
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([key, value]) => `      ${String(value).padStart(6)}  ${key}`)
+    .join('\n');
+}
+
+// ---- the controller process ------------------------------------------------------------------
+
+interface ControllerProcess {
+  child: ChildProcess;
+  exited: Promise<void>;
+  metricsUrl: string;
+  rss: { samples: number[]; peakKiB: number; lastKiB: number };
+  stopSampling: () => void;
+}
+
+function readRssKiB(pid: number): number | undefined {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The controller's entry point. As shipped (Dockerfile: node dist/cli/main.js) it is compiled
+ * JavaScript: src is compiled into a directory of the bench's own (under bench/scale, so that
+ * node_modules and the native addon resolve), removed on the way out. tsc's type errors do not
+ * stop the emit: other work in the tree must not stop the bench.
+ */
+async function controllerEntry(): Promise<string[]> {
+  if (TSX) return ['--import', 'tsx', 'src/cli/main.ts'];
+  // Laid out as the repository is: package.json (its version, "type": "module") two levels
+  // above cli/main.js, and build/Release (the addon) next to the package.json.
+  const base = join(root, 'bench', 'scale', `.build-${process.pid}`);
+  const out = join(base, 'dist');
+  cleanups.push(() => rmSync(base, { recursive: true, force: true }));
+  mkdirSync(base, { recursive: true });
+  symlinkSync(join(root, 'package.json'), join(base, 'package.json'));
+  symlinkSync(join(root, 'build'), join(base, 'build'));
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  await new Promise<void>((resolve) => execFile(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', out], { cwd: root }, () => resolve()));
+  const main = join(out, 'cli', 'main.js');
+  if (!existsSync(main)) throw new Error(`compiling src to ${out} made no cli/main.js; try --tsx`);
+  return [main];
+}
+
+async function startController(entry: string[], kubeconfig: string): Promise<ControllerProcess> {
+  const health = await freePort();
+  const metrics = await freePort();
+  const log = openSync(join(dir, 'controller.log'), 'a');
+  // node directly (not npx), so that the pid is the controller's own process.
+  const child = spawn(
+    process.execPath,
+    [
+      ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+      ...entry,
+      'controller',
+      '--kubeconfig',
+      kubeconfig,
+      '--health-address',
+      `127.0.0.1:${health}`,
+      '--metrics-address',
+      `127.0.0.1:${metrics}`,
+      '--log-level',
+      'warn',
+    ],
+    { cwd: root, stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const rss = { samples: [] as number[], peakKiB: 0, lastKiB: 0 };
+  const timer = setInterval(() => {
+    const kib = readRssKiB(child.pid!);
+    if (kib === undefined) return;
+    rss.samples.push(kib);
+    rss.lastKiB = kib;
+    rss.peakKiB = Math.max(rss.peakKiB, kib);
+  }, 100);
+  const controller: ControllerProcess = { child, exited, metricsUrl: `http://127.0.0.1:${metrics}/metrics`, rss, stopSampling: () => clearInterval(timer) };
+  cleanups.push(async () => {
+    controller.stopSampling();
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 10_000).unref());
+    if ((await Promise.race([exited, timeout])) === 'timeout') {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  // Ready when its health endpoint answers.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the controller exited (code ${child.exitCode}); see ${join(dir, 'controller.log')}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${health}/readyz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('the controller did not become ready within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return controller;
+}
+
+async function controllerMetric(url: string, name: string): Promise<Map<string, number>> {
+  const text = await (await fetch(url)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const space = line.lastIndexOf(' ');
+    out.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return out;
+}
+
+// ---- the hosts -------------------------------------------------------------------------------
+
+interface HostDecl {
+  name: string;
+  cpus: number;
+  memoryGiB: number;
+}
+
+/** Varied capacities: 16..64 CPUs, 8..64 GiB, from a fixed pattern (same on every run). */
+function hostDecls(n: number): HostDecl[] {
+  const cpus = [16, 24, 32, 48, 64];
+  const mem = [8, 16, 24, 32, 48, 64];
+  return Array.from({ length: n }, (_, i) => ({ name: `host-${String(i).padStart(3, '0')}`, cpus: cpus[i % cpus.length]!, memoryGiB: mem[(i * 7) % mem.length]! }));
+}
+
+function writeHosts(hosts: TestHosts, decls: HostDecl[], tag: string): Map<string, string> {
+  return new Map(decls.map((h) => [h.name, hosts.host(`${tag}-${h.name}`, { cpus: h.cpus, memoryKiB: h.memoryGiB * GiB })]));
+}
+
+function vmObject(name: string): VmObject {
+  return {
+    apiVersion: 'virtfleet.io/v1alpha1',
+    kind: 'VirtualMachine',
+    metadata: { name, namespace: NAMESPACE },
+    spec: { hostPoolRef: { name: POOL }, memory: '128Mi', kernelBoot: { kernel: '/var/lib/virtfleet/test/vmlinuz' } },
+  } as unknown as VmObject;
+}
+
+// ---- the raw baseline ----------------------------------------------------------------------------
+
+interface RawResult {
+  sequential: number[];
+  parallelWallMs: number;
+}
+
+/**
+ * The same XML the controller defined (domainXmlFor on each VM as it stands, on the host it
+ * was placed on), defined and started through the binding, in this process, on fresh hosts
+ * written from the same declarations.
+ */
+async function rawLibvirt(hosts: TestHosts, decls: HostDecl[], pool: PoolObject, vms: VmObject[]): Promise<RawResult> {
+  const seqUris = writeHosts(hosts, decls, 'raw-seq');
+  const parUris = writeHosts(hosts, decls, 'raw-par');
+  const facts = await new LibvirtHypervisor(new LibvirtConnectionPool(), seqUris.values().next().value!).facts();
+  const xmlOf = (vm: VmObject) => domainXmlFor(vm, pool.spec, vm.status?.hypervisor ?? 'kvm', facts).xml;
+
+  const open = async (uris: Map<string, string>) => new Map(await Promise.all([...uris].map(async ([name, uri]) => [name, await LibvirtConnection.open(uri)] as const)));
+  const seq = await open(seqUris);
+  const par = await open(parUris);
+  try {
+    const sequential: number[] = [];
+    for (const vm of vms) {
+      const conn = seq.get(vm.status?.host ?? '')!;
+      const xml = xmlOf(vm);
+      const t0 = performance.now();
+      await conn.defineXML(xml);
+      await conn.domainCreate(vm.metadata.uid!);
+      sequential.push(performance.now() - t0);
+    }
+    // All at once, as the controller's 16 workers would: 16 in flight over the hosts.
+    const t0 = performance.now();
+    await pooled(vms, 16, async (vm) => {
+      const conn = par.get(vm.status?.host ?? '')!;
+      await conn.defineXML(xmlOf(vm));
+      await conn.domainCreate(vm.metadata.uid!);
+    });
+    return { sequential, parallelWallMs: performance.now() - t0 };
+  } finally {
+    await Promise.all([...seq.values(), ...par.values()].map((c) => c.close()));
+  }
+}
+
+// ---- the run -------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  process.stdout.write(
+    `virtfleet scale bench: ${VMS} VMs over ${HOSTS} test-driver hosts (+${SINGLE} one at a time), controller ${TSX ? 'through tsx' : 'compiled'}, temp dir ${dir}\n`,
+  );
+  const plane = new ControlPlane({ stateDir: join(dir, 'control-plane'), unsafeNoFsync: true });
+  cleanups.push(() => plane.stop());
+  process.once('exit', () => plane.killNow());
+  const info = await plane.start();
+  const kubectl = info.binaries.kubectl;
+  await installCrds(kubectl, info.kubeconfig, root);
+
+  const hosts = testHosts();
+  cleanups.push(() => hosts.cleanup());
+  const decls = hostDecls(HOSTS);
+  const uris = writeHosts(hosts, decls, 'ctl');
+
+  const kc = new KubeConfig();
+  kc.loadFromFile(info.kubeconfig);
+  const kube = new KubeClient(kc, 'virtfleet-scale-bench');
+
+  // The bench's own view: a watch of the VMs and the pool.
+  const changed = new Waiter();
+  const createdAt = new Map<string, number>();
+  const readyAt = new Map<string, number>();
+  const cache = new Cache(kube, logger);
+  const vms = cache.informerFor<VmObject>(VIRTUAL_MACHINE, { namespace: NAMESPACE });
+  const pools = cache.informerFor<PoolObject>(HOST_POOL, {});
+  // For the one-at-a-time VMs: when the bench's watch saw each step, to tell where the time goes.
+  const steps = new Map<string, Map<string, number>>();
+  vms.on((event) => {
+    const name = event.object.metadata.name ?? '';
+    if (name.startsWith('single-') && event.type !== 'delete') {
+      const seen = steps.get(name) ?? new Map<string, number>();
+      steps.set(name, seen);
+      const stage = stageOf(event.object);
+      if (!seen.has(stage)) seen.set(stage, performance.now());
+    }
+    if (event.type !== 'delete' && !readyAt.has(name) && ready(event.object)) readyAt.set(name, performance.now());
+    changed.poke();
+  });
+  pools.on(() => changed.poke());
+  const stopWatch = new AbortController();
+  const watching = cache.run(stopWatch.signal);
+  cleanups.push(async () => {
+    stopWatch.abort();
+    await watching;
+  });
+  await cache.waitForSync();
+
+  await kube.create(HOST_POOL, {
+    apiVersion: 'virtfleet.io/v1alpha1',
+    kind: 'HostPool',
+    metadata: { name: POOL },
+    spec: { hosts: decls.map((h) => ({ name: h.name, uri: uris.get(h.name)!, hypervisor: 'kvm' })) },
+  });
+
+  const entry = await controllerEntry();
+  const beforeController = await apiserverRequests(kubectl, info.kubeconfig);
+  const controllerStartedAt = performance.now();
+  const controller = await startController(entry, info.kubeconfig);
+  await changed.until(
+    () => (pools.get(POOL)?.status as HostPool['status'] | undefined)?.readyHosts === HOSTS,
+    120_000,
+    () => `all ${HOSTS} hosts ready (pool status: ${JSON.stringify(pools.get(POOL)?.status?.conditions)})`,
+  );
+  const poolReadyMs = performance.now() - controllerStartedAt;
+  const rssIdleKiB = controller.rss.lastKiB;
+  const beforeBurst = await apiserverRequests(kubectl, info.kubeconfig);
+
+  // ---- burst --------------------------------------------------------------------------------
+  const names = Array.from({ length: VMS }, (_, i) => `vm-${String(i).padStart(4, '0')}`);
+  const burstStart = performance.now();
+  await pooled(names, BATCH, async (name) => {
+    createdAt.set(name, performance.now());
+    await kube.create(VIRTUAL_MACHINE, vmObject(name));
+  });
+  const appliedMs = performance.now() - burstStart;
+  await changed.until(() => names.every((n) => readyAt.has(n)), CONVERGE_DEADLINE_MS, () => `all ${VMS} VMs Ready (${names.filter((n) => readyAt.has(n)).length} are)`);
+  const allReadyMs = Math.max(...names.map((n) => readyAt.get(n)!)) - burstStart;
+  const burstLatencies = names.map((n) => readyAt.get(n)! - createdAt.get(n)!).sort((a, b) => a - b);
+  const rssAfterBurstKiB = controller.rss.lastKiB;
+  const afterBurst = await apiserverRequests(kubectl, info.kubeconfig);
+
+  // What the controller reports: every VM on one host, its domain's UUID its own UID.
+  const perHost = new Map<string, number>();
+  const problems: string[] = [];
+  for (const name of names) {
+    const vm = vms.get(`${NAMESPACE}/${name}`);
+    if (!vm?.status?.host) problems.push(`${name}: no host`);
+    else perHost.set(vm.status.host, (perHost.get(vm.status.host) ?? 0) + 1);
+    if (vm?.status?.domainUUID !== vm?.metadata.uid) problems.push(`${name}: domainUUID ${vm?.status?.domainUUID} ≠ uid ${vm?.metadata.uid}`);
+  }
+
+  // ---- quiet window: converged, nothing to do -------------------------------------------------
+  await new Promise((resolve) => setTimeout(resolve, QUIET_WINDOW_MS));
+  const afterQuiet = await apiserverRequests(kubectl, info.kubeconfig);
+
+  // ---- one at a time: apply → Ready with an idle controller -------------------------------------
+  const singles = Array.from({ length: SINGLE }, (_, i) => `single-${String(i).padStart(3, '0')}`);
+  for (const name of singles) {
+    createdAt.set(name, performance.now());
+    await kube.create(VIRTUAL_MACHINE, vmObject(name));
+    await changed.until(() => readyAt.has(name), 60_000, () => `${name} Ready (status: ${JSON.stringify(vms.get(`${NAMESPACE}/${name}`)?.status)})`);
+  }
+  const singleLatencies = singles.map((n) => readyAt.get(n)! - createdAt.get(n)!).sort((a, b) => a - b);
+  const afterSingles = await apiserverRequests(kubectl, info.kubeconfig);
+  const reconciles = await controllerMetric(controller.metricsUrl, 'virtfleet_reconcile_total{');
+  const retries = await controllerMetric(controller.metricsUrl, 'virtfleet_workqueue_retries_total{');
+  const memory = await controllerMetric(controller.metricsUrl, 'virtfleet_nodejs_');
+  const rssEndKiB = controller.rss.lastKiB;
+  const rssPeakKiB = controller.rss.peakKiB;
+  controller.stopSampling();
+
+  // ---- raw libvirt, same XML, same kind of hosts --------------------------------------------------
+  const all = [...names, ...singles].map((n) => vms.get(`${NAMESPACE}/${n}`)!);
+  const raw = await rawLibvirt(hosts, decls, pools.get(POOL)!, all);
+  const rawSorted = [...raw.sequential].sort((a, b) => a - b);
+
+  // ---- API requests: the server's count minus the bench's own ---------------------------------------
+  const vmCreates = (n: number): Counts => new Map([['POST virtualmachines', n]]);
+  const startup = diff(beforeBurst, beforeController);
+  const burst = subtract(diff(afterBurst, beforeBurst), vmCreates(VMS));
+  const quiet = diff(afterQuiet, afterBurst);
+  const single = subtract(diff(afterSingles, afterQuiet), vmCreates(SINGLE));
+
+  // ---- figures ------------------------------------------------------------------------------------
+  const MiB = (kib: number) => (kib / 1024).toFixed(0);
+  const singleP50 = percentile(singleLatencies, 50);
+  const rawP50 = percentile(rawSorted, 50);
+  const lines = [
+    '',
+    `control plane + CRDs + ${HOSTS} hosts ready: pool Ready ${ms(poolReadyMs)} ms after the controller started`,
+    '',
+    `burst: ${VMS} VMs created ${BATCH} at a time in ${ms(appliedMs)} ms`,
+    `  first apply → all Ready        ${(allReadyMs / 1000).toFixed(2)} s            (budget < 30 s)`,
+    `  apply → Ready p50 / p99 / max  ${ms(percentile(burstLatencies, 50))} / ${ms(percentile(burstLatencies, 99))} / ${ms(burstLatencies.at(-1)!)} ms (queueing included)`,
+    `  placement (from status)        ${perHost.size} hosts used, ${Math.min(...perHost.values())}..${Math.max(...perHost.values())} VMs per host; ${problems.length === 0 ? 'every VM has a host and domainUUID = uid' : `PROBLEMS: ${problems.slice(0, 5).join('; ')}`}`,
+    '',
+    `one at a time (${SINGLE} VMs, idle controller, ${VMS} VMs already running):`,
+    `  apply → Ready p50 / p99        ${ms(singleP50)} / ${ms(percentile(singleLatencies, 99))} ms`,
+    `  where the time goes (p50 from the create request, as the bench's watch saw each step):`,
+    ...[...new Set([...steps.values()].flatMap((m) => [...m.keys()]))].sort().map((stage) => {
+      const offsets = singles.flatMap((n) => {
+        const t = steps.get(n)?.get(stage);
+        return t === undefined ? [] : [t - createdAt.get(n)!];
+      });
+      return `    ${stage.padEnd(40)} ${ms(percentile(offsets.sort((a, b) => a - b), 50))} ms (${offsets.length} VMs)`;
+    }),
+    `raw libvirt define+start (binding, in-process, same XML, same kind of hosts):`,
+    `  per VM p50 / p99               ${ms(rawP50)} / ${ms(percentile(rawSorted, 99))} ms`,
+    `  all ${all.length} at once, 16 in flight  ${ms(raw.parallelWallMs)} ms`,
+    `controller overhead per VM (p50, one at a time): ${ms(singleP50 - rawP50)} ms over raw; ratio ${(singleP50 / rawP50).toFixed(1)}×   (budget < 50 ms)`,
+    `controller wall time vs raw for the burst: ${(allReadyMs / 1000).toFixed(2)} s vs ${(raw.parallelWallMs / 1000).toFixed(2)} s; ratio ${(allReadyMs / raw.parallelWallMs).toFixed(0)}×`,
+    '',
+    `controller RSS (VmRSS, sampled every 100 ms; budget < 200 MB):`,
+    `  at the end, from its /metrics: heap used ${MiB((memory.get('virtfleet_nodejs_heap_size_used_bytes') ?? 0) / 1024)} MiB of ${MiB((memory.get('virtfleet_nodejs_heap_size_total_bytes') ?? 0) / 1024)} MiB, external ${MiB((memory.get('virtfleet_nodejs_external_memory_bytes') ?? 0) / 1024)} MiB`,
+    `  idle with ${HOSTS} hosts ${MiB(rssIdleKiB)} MiB; after burst ${MiB(rssAfterBurstKiB)} MiB; end ${MiB(rssEndKiB)} MiB; peak ${MiB(rssPeakKiB)} MiB`,
+    '',
+    `API requests by the controller (kube-apiserver apiserver_request_total, minus the bench's own creates):`,
+    `  startup until pool Ready: ${total(startup)} (writes ${total(startup, isWrite)})`,
+    breakdown(startup),
+    `  burst of ${VMS}: ${total(burst)} (writes ${total(burst, isWrite)}; ${(total(burst) / VMS).toFixed(1)} per VM)`,
+    breakdown(burst),
+    `  quiet ${QUIET_WINDOW_MS / 1000} s after convergence: ${total(quiet)} (writes ${total(quiet, isWrite)})`,
+    breakdown(quiet),
+    `  ${SINGLE} one at a time: ${total(single)} (writes ${total(single, isWrite)}; ${(total(single) / SINGLE).toFixed(1)} per VM)`,
+    breakdown(single),
+    `  (WATCH requests are counted when they end; a LIST/WATCH of the bench's own watch is in "startup" at most)`,
+    '',
+    `controller reconciles: ${[...reconciles].map(([k, v]) => `${k.replace(/^virtfleet_reconcile_total/, '')} ${v}`).join(', ')}`,
+    `controller retries: ${[...retries].map(([k, v]) => `${k.replace(/^virtfleet_workqueue_retries_total/, '')} ${v}`).join(', ')}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  writeFileSync(join(dir, 'figures.txt'), lines.join('\n'));
+}
+
+try {
+  await main();
+} catch (error) {
+  process.stderr.write(`scale bench failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
