@@ -9,6 +9,8 @@ import type { HostFacts, HostEvent, Hypervisor } from '../hypervisors/hypervisor
 import { LibvirtConnectionPool, type LinkStatus } from '../hypervisors/libvirt/connection-pool.js';
 import { LibvirtHypervisor } from '../hypervisors/libvirt/driver.js';
 import type { HypervisorType } from '../scheduler/auto-hypervisor.js';
+import type { HostCredentials } from '../hypervisors/libvirt/credentials.js';
+import type { CredentialsResolution, SecretRef } from './host-credentials.js';
 
 export interface HostReadiness {
   ready: boolean;
@@ -26,7 +28,10 @@ export interface FleetHost {
   declared: HypervisorType | undefined;
   labels: Record<string, string>;
   maintenance: boolean;
-  credentialsSecret: string | undefined;
+  /** spec.hosts[].credentialsSecretRef. */
+  credentialsSecret: SecretRef | undefined;
+  /** Why the host's credentials cannot be used (set by the HostPool controller); the host is then not contacted. */
+  credentialsProblem: { reason: string; message: string } | undefined;
   /** False once the host left spec.hosts; it is kept, connected, until no VM is placed on it. */
   inSpec: boolean;
   facts: HostFacts | undefined;
@@ -63,6 +68,7 @@ export class Fleet {
   private readonly domainListeners = new Set<DomainListener>();
   private readonly poolListeners = new Set<PoolListener>();
   private readonly readinessListeners = new Set<ReadinessListener>();
+  private credentialsResolver: ((host: FleetHost) => CredentialsResolution) | undefined;
 
   constructor(options: FleetOptions = {}) {
     this.ownsConnections = options.connections === undefined;
@@ -144,9 +150,34 @@ export class Fleet {
       host.declared = declared.hypervisor;
       host.labels = { ...(declared.labels ?? {}) };
       host.maintenance = declared.maintenance ?? false;
-      host.credentialsSecret = declared.credentialsSecretRef?.name;
+      const ref = declared.credentialsSecretRef;
+      host.credentialsSecret = ref ? { name: ref.name, namespace: ref.namespace } : undefined;
+      if (!ref) host.credentialsProblem = undefined;
+      // Hosts with credentials are connected by connect(), once their Secret is usable.
       if (!host.credentialsSecret) this.subscribe(host.uri);
     }
+  }
+
+  /**
+   * Where the credentials of hosts with a credentialsSecretRef come from. The connection pool
+   * asks at every (re)connect, so a rotated Secret applies at the next one.
+   */
+  useCredentials(resolver: (host: FleetHost) => CredentialsResolution): void {
+    this.credentialsResolver = resolver;
+    this.connections.setCredentials((uri) => this.credentialsFor(uri));
+  }
+
+  /** Connects a host (and forwards its events); for hosts whose credentials were checked. */
+  connect(host: FleetHost): void {
+    this.subscribe(host.uri);
+  }
+
+  private credentialsFor(uri: string): HostCredentials | undefined {
+    const host = this.poolsUsing(uri).find((candidate) => candidate.credentialsSecret);
+    if (!host || !this.credentialsResolver) return undefined;
+    const resolution = this.credentialsResolver(host);
+    if (!resolution.ok) throw new Error(resolution.message);
+    return resolution.credentials;
   }
 
   /** Drops a host that left its pool's spec (or whose pool is gone) and has no VMs left. */
@@ -218,6 +249,7 @@ function newHost(pool: string, declared: Host): FleetHost {
     labels: {},
     maintenance: false,
     credentialsSecret: undefined,
+    credentialsProblem: undefined,
     inSpec: true,
     facts: undefined,
     factsStale: true,

@@ -19,6 +19,7 @@ import type { Fleet, FleetHost } from './fleet.js';
 import { hostReadiness, poolStatus } from './pool-status.js';
 import { HOST_POOL, type PoolObject, type VmObject } from './resources.js';
 import { untilAborted } from '../runtime/abort.js';
+import { resolveCredentials, type SecretObject } from './host-credentials.js';
 
 export interface HostPoolControllerOptions {
   client: KubeClient;
@@ -28,6 +29,10 @@ export interface HostPoolControllerOptions {
   allocations: Allocations;
   logger: Logger;
   metrics?: ControllerMetrics;
+  /** Cached Secrets of credentialsNamespace; without it, hosts that name a Secret are not contacted. */
+  secrets?: Informer<SecretObject>;
+  /** The one namespace host credential Secrets may be in (the controller's). */
+  credentialsNamespace: string;
 }
 
 export class HostPoolReconciler implements Reconciler {
@@ -45,6 +50,7 @@ export class HostPoolReconciler implements Reconciler {
     const spec = pool.spec;
     const periodMs = spec.failureDetection.heartbeatPeriodSeconds * 1000;
     const hosts = spec.hosts.map((declared) => fleet.host(key, declared.name)).filter((host): host is FleetHost => host !== undefined);
+    for (const host of hosts) this.checkCredentials(host);
     await Promise.all(hosts.map((host) => this.beatIfDue(host, periodMs)));
     const changed: string[] = [];
     for (const host of hosts) {
@@ -71,12 +77,27 @@ export class HostPoolReconciler implements Reconciler {
     return blocked;
   }
 
+  /** Hosts with a credentialsSecretRef are contacted only once their Secret is usable. */
+  private checkCredentials(host: FleetHost): void {
+    if (!host.credentialsSecret) {
+      host.credentialsProblem = undefined;
+      return;
+    }
+    const resolution = resolveCredentials(host.uri, host.credentialsSecret, this.options.credentialsNamespace, this.options.secrets);
+    if (resolution.ok) {
+      host.credentialsProblem = undefined;
+      this.options.fleet.connect(host);
+    } else {
+      host.credentialsProblem = { reason: resolution.reason, message: resolution.message };
+    }
+  }
+
   /**
    * One libvirt call per due host: its facts on first contact and after a reconnect, otherwise
    * a domain list. A call that does not answer within the period counts as a missed beat.
    */
   private async beatIfDue(host: FleetHost, periodMs: number): Promise<void> {
-    if (host.credentialsSecret) return; // TODO(issue 5): credentials from Secrets; see hostReadiness
+    if (host.credentialsProblem) return; // not contacted; hostReadiness says why
     const now = Date.now();
     // lastBeatAt is 0 before first contact and after a reconnect (Fleet), so those go at once.
     if (now - host.lastBeatAt < periodMs) return;
@@ -101,7 +122,7 @@ export class HostPoolReconciler implements Reconciler {
 
 function nextBeatIn(hosts: FleetHost[], periodMs: number): number {
   const now = Date.now();
-  const due = hosts.filter((host) => !host.credentialsSecret).map((host) => host.lastBeatAt + periodMs - now);
+  const due = hosts.filter((host) => !host.credentialsProblem).map((host) => host.lastBeatAt + periodMs - now);
   return Math.max(50, Math.min(periodMs, ...due));
 }
 
@@ -118,8 +139,22 @@ function poolOfVm(vm: VmObject): string[] {
   return [vm.spec.hostPoolRef.name];
 }
 
+/** Pools with a host whose credentialsSecretRef names the Secret. */
+function poolsOfSecret(pools: Informer<PoolObject>): (secret: SecretObject) => string[] {
+  return (secret) =>
+    pools
+      .list()
+      .filter((pool) => pool.spec.hosts.some((host) => host.credentialsSecretRef?.name === secret.metadata?.name && host.credentialsSecretRef?.namespace === secret.metadata?.namespace))
+      .map((pool) => pool.metadata.name ?? '');
+}
+
 export function hostPoolController(options: HostPoolControllerOptions & { concurrency?: number }): Controller {
-  const { fleet } = options;
+  const { fleet, secrets, credentialsNamespace } = options;
+  fleet.useCredentials((host) =>
+    host.credentialsSecret
+      ? resolveCredentials(host.uri, host.credentialsSecret, credentialsNamespace, secrets)
+      : { ok: true, credentials: {} },
+  );
   // Connection events only enqueue the pool; the reconcile decides what they mean.
   const hostEvents: Source = async (controller, signal) => {
     const off = fleet.onPoolEvent((pool) => controller.enqueue(pool));
@@ -132,6 +167,6 @@ export function hostPoolController(options: HostPoolControllerOptions & { concur
     logger: options.logger,
     ...(options.metrics ? { metrics: options.metrics } : {}),
     concurrency: options.concurrency ?? 4,
-    sources: [watchOwn(options.pools), watchMapped(options.vms, poolOfVm), hostEvents],
+    sources: [watchOwn(options.pools), watchMapped(options.vms, poolOfVm), hostEvents, ...(secrets ? [watchMapped(secrets, poolsOfSecret(options.pools))] : [])],
   });
 }

@@ -10,15 +10,7 @@ import { HOST_REASONS, POOL_CONDITIONS, POOL_REASONS } from './reasons.js';
 /** Decides a host's readiness from what the Fleet observed. */
 export function hostReadiness(host: FleetHost, failureThreshold: number): HostReadiness {
   if (!host.inSpec) return { ready: false, reason: HOST_REASONS.RemovedFromSpec, message: 'removed from spec.hosts; takes no new VMs' };
-  if (host.credentialsSecret) {
-    return {
-      ready: false,
-      reason: HOST_REASONS.CredentialsNotSupported,
-      message:
-        `credentialsSecretRef (Secret ${host.credentialsSecret}) is not supported by this controller yet; ` +
-        'use a URI that needs no credentials (qemu+tcp://, test:///) or remove the reference',
-    };
-  }
+  if (host.credentialsProblem) return { ready: false, reason: host.credentialsProblem.reason, message: host.credentialsProblem.message };
   if (host.disconnected) {
     const detail = host.disconnected.message ? `: ${host.disconnected.message}` : '';
     return { ready: false, reason: HOST_REASONS.Disconnected, message: `connection to ${host.uri} lost (${host.disconnected.reason})${detail}; reconnecting` };

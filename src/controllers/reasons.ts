@@ -17,6 +17,12 @@ export const VM_REASONS = {
   Defined: 'Defined',
   InvalidDefinition: 'InvalidDefinition',
   NotScheduled: 'NotScheduled',
+  /** Volumes are being made (an image downloads or uploads); the message says how far. */
+  ProvisioningDisks: 'ProvisioningDisks',
+  /** A volume could not be made; the message names the disk field and the host. Retried. */
+  ProvisioningFailed: 'ProvisioningFailed',
+  /** An image URL could not be downloaded; the message names the disk field. Retried. */
+  ImageDownloadFailed: 'ImageDownloadFailed',
   // Ready
   Running: 'Running',
   Starting: 'Starting',
@@ -45,6 +51,9 @@ export const VM_EVENTS = {
   RestartRequired: 'RestartRequired',
   Undefined: 'Undefined',
   HostUnreachable: 'HostUnreachable',
+  VolumesCreated: 'VolumesCreated',
+  VolumesDeleted: 'VolumesDeleted',
+  ProvisioningFailed: 'ProvisioningFailed',
 } as const;
 
 export const POOL_CONDITIONS = {
@@ -73,6 +82,10 @@ export const HOST_REASONS = {
   HeartbeatMissed: 'HeartbeatMissed',
   HypervisorUnknown: 'HypervisorUnknown',
   HypervisorMismatch: 'HypervisorMismatch',
-  CredentialsNotSupported: 'CredentialsNotSupported',
+  /** credentialsSecretRef names a Secret outside the controller's namespace. */
+  CredentialsNamespaceNotAllowed: 'CredentialsNamespaceNotAllowed',
+  CredentialsNotFound: 'CredentialsNotFound',
+  /** The Secret lacks the keys the URI's transport needs, or the URI conflicts with them. */
+  CredentialsInvalid: 'CredentialsInvalid',
   RemovedFromSpec: 'RemovedFromSpec',
 } as const;

@@ -8,6 +8,7 @@ import type { Fleet } from './fleet.js';
 import { hostPoolController } from './hostpool.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from './resources.js';
 import { virtualMachineController } from './virtualmachine.js';
+import { SECRET, type SecretObject } from './host-credentials.js';
 
 export interface ControllersOptions {
   fleet: Fleet;
@@ -20,6 +21,13 @@ export interface ControllersOptions {
   vmConcurrency?: number;
   shutdownGraceMs?: number;
   hostRetryMs?: number;
+  /** Shortest time between two progress messages of an image download. Default 5 s. */
+  imageProgressIntervalMs?: number;
+  /**
+   * The namespace host credential Secrets must be in: the controller's own (the RBAC in deploy/
+   * lets it read Secrets there only). Default $POD_NAMESPACE, else virtfleet-system.
+   */
+  credentialsNamespace?: string;
   /** Identifies this process in Events. */
   instance?: string;
 }
@@ -28,6 +36,9 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
   const { fleet, logger } = options;
   const vms = manager.cache.informerFor<VmObject>(VIRTUAL_MACHINE, options.namespace ? { namespace: options.namespace } : {});
   const pools = manager.cache.informerFor<PoolObject>(HOST_POOL, options.hostPoolSelector ? { labelSelector: options.hostPoolSelector } : {});
+  const credentialsNamespace = options.credentialsNamespace ?? process.env.POD_NAMESPACE ?? 'virtfleet-system';
+  // Only the controller's namespace, and not the service-account tokens there.
+  const secrets = manager.cache.informerFor<SecretObject>(SECRET, { namespace: credentialsNamespace, fieldSelector: 'type!=kubernetes.io/service-account-token' });
   const allocations = new Allocations(vms);
   const events = new EventRecorder(manager.client, {
     component: 'virtfleet-controller',
@@ -35,7 +46,7 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
     ...(options.instance ? { instance: options.instance } : {}),
   });
   const metrics = manager.metrics;
-  manager.add(hostPoolController({ client: manager.client, pools, vms, fleet, allocations, logger, metrics }));
+  manager.add(hostPoolController({ client: manager.client, pools, vms, fleet, allocations, logger, metrics, secrets, credentialsNamespace }));
   manager.add(
     virtualMachineController({
       client: manager.client,
@@ -49,6 +60,7 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       ...(options.vmConcurrency ? { concurrency: options.vmConcurrency } : {}),
       ...(options.shutdownGraceMs ? { shutdownGraceMs: options.shutdownGraceMs } : {}),
       ...(options.hostRetryMs ? { hostRetryMs: options.hostRetryMs } : {}),
+      ...(options.imageProgressIntervalMs ? { imageProgressIntervalMs: options.imageProgressIntervalMs } : {}),
     }),
   );
 }

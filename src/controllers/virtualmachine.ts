@@ -31,6 +31,8 @@ import { VIRTUAL_MACHINE, VM_FINALIZER, type PoolObject, type VmObject } from '.
 import { fieldsAwaitingRestart } from './restart-required.js';
 import { isActive, powerAction, stopAction, type PowerAction } from './run-strategy.js';
 import { domainXmlFor } from './vm-domain.js';
+import type { DiskBacking } from '../hypervisors/domain-xml.js';
+import { DiskProvisioner, type StorageSpec } from './vm-storage.js';
 import { VmStatusDraft } from './vm-status.js';
 import { untilAborted } from '../runtime/abort.js';
 
@@ -47,6 +49,8 @@ export interface VirtualMachineControllerOptions {
   shutdownGraceMs?: number;
   /** When to look again at a VM whose host is not ready or unreachable. Default 30 s. */
   hostRetryMs?: number;
+  /** Makes the disks' volumes; default one of the reconciler's own. */
+  disks?: DiskProvisioner;
 }
 
 /** The VM's placement, from status or from this process's newer decision. */
@@ -67,10 +71,12 @@ export class VirtualMachineReconciler implements Reconciler {
   private readonly shutdownSince = new Map<string, number>();
   private readonly graceMs: number;
   private readonly hostRetryMs: number;
+  private readonly disks: DiskProvisioner;
 
   constructor(private readonly options: VirtualMachineControllerOptions) {
     this.graceMs = options.shutdownGraceMs ?? 60_000;
     this.hostRetryMs = options.hostRetryMs ?? 30_000;
+    this.disks = options.disks ?? new DiskProvisioner();
   }
 
   async reconcile({ key }: ReconcileContext): Promise<ReconcileResult | void> {
@@ -89,7 +95,8 @@ export class VirtualMachineReconciler implements Reconciler {
       current = await this.writeStatus(current, draft);
       const host = this.readyHost(vm, pool, placement, draft);
       const hypervisor = this.options.fleet.hypervisor(host.uri);
-      let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft);
+      const disks = await this.ensureDisks(vm, pool!, host, hypervisor, draft);
+      let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft, disks);
       const power = await this.applyRunStrategy(vm, hypervisor, domain, draft);
       domain = power.domain;
       this.reportPowerState(domain, draft);
@@ -136,12 +143,14 @@ export class VirtualMachineReconciler implements Reconciler {
         return { requeueAfterMs: this.hostRetryMs };
       }
       try {
-        const step = await this.removeDomain(vm, this.options.fleet.hypervisor(host.uri));
+        const hypervisor = this.options.fleet.hypervisor(host.uri);
+        const step = await this.removeDomain(vm, hypervisor);
         if (step !== undefined) {
           draft.set(C.Ready, 'False', R.ShuttingDown, `shutting down before deletion; destroyed if still running after ${this.graceMs / 1000} s`);
           await this.writeStatus(vm, draft);
           return { requeueAfterMs: step };
         }
+        await this.removeVolumes(vm, hypervisor, host.name);
       } catch (error) {
         if (!isHypervisorError(error, 'unreachable')) throw error;
         draft.set(C.Ready, 'Unknown', R.HostUnreachable, `cannot delete the domain: host ${placement.host} is unreachable (${error.message}); the VM is deleted once the host answers`);
@@ -150,6 +159,7 @@ export class VirtualMachineReconciler implements Reconciler {
         return { requeueAfterMs: this.hostRetryMs };
       }
     }
+    await this.disks.cancel(uid);
     this.options.allocations.forget(uid);
     this.defined.delete(uid);
     this.shutdownSince.delete(uid);
@@ -168,6 +178,13 @@ export class VirtualMachineReconciler implements Reconciler {
     await ignoring(['not-found'], () => hypervisor.undefine(uid));
     this.event(vm, 'Normal', E.Undefined, `domain ${domain.name} removed from ${hypervisor.uri}`);
     return undefined;
+  }
+
+  /** After the domain is gone: the volumes of its disks (spec.disks[].retain does not exist yet: all go). */
+  private async removeVolumes(vm: VmObject, hypervisor: Hypervisor, hostName: string): Promise<void> {
+    const storage: StorageSpec = this.options.pools.get(vm.spec.hostPoolRef.name)?.spec.storage ?? { pool: 'default' };
+    const deleted = await this.disks.remove(vm, storage, hypervisor);
+    if (deleted.length > 0) this.event(vm, 'Normal', E.VolumesDeleted, `volumes ${deleted.join(', ')} deleted from storage pool ${storage.pool} on ${hostName}`);
   }
 
   // ---- placement --------------------------------------------------------------------------
@@ -261,14 +278,48 @@ export class VirtualMachineReconciler implements Reconciler {
   }
 
   /** Defines the domain (or redefines it after a spec change) and returns its state. */
-  private async ensureDefined(vm: VmObject, pool: HostPool, host: FleetHost, placement: Placement, hypervisor: Hypervisor, draft: VmStatusDraft): Promise<DomainStatus> {
+  /**
+   * A volume for each of spec.disks, made before the domain is defined. An image still on its
+   * way halts the reconcile with its progress in Provisioned and comes back later; a failure
+   * says which disk field and which host, and is retried.
+   */
+  private async ensureDisks(vm: VmObject, pool: HostPool, host: FleetHost, hypervisor: Hypervisor, draft: VmStatusDraft): Promise<Record<string, DiskBacking>> {
+    const result = await this.disks.provision(vm, pool.spec.storage, host.name, hypervisor);
+    if (result.state === 'ready') {
+      if (result.created.length > 0) {
+        this.event(vm, 'Normal', E.VolumesCreated, `volumes for ${result.created.join(', ')} created in storage pool ${pool.spec.storage.pool} on ${host.name}`);
+      }
+      return result.disks;
+    }
+    const defined = draft.condition(C.Provisioned)?.status === 'True' && draft.condition(C.Provisioned)?.reason === R.Defined;
+    if (!defined) draft.phase('Provisioning');
+    if (result.state === 'pending') {
+      draft.set(C.Provisioned, 'False', R.ProvisioningDisks, result.message);
+      throw new Halt(result.requeueAfterMs);
+    }
+    const before = draft.condition(C.Provisioned)?.message;
+    draft.set(C.Provisioned, 'False', result.reason, `${result.message}; retrying in ${Math.round(result.requeueAfterMs / 1000)} s`);
+    if (before === undefined || !before.startsWith(result.message)) this.event(vm, 'Warning', E.ProvisioningFailed, result.message);
+    if (!defined) draft.set(C.Ready, 'False', result.reason, 'the disks cannot be made (see Provisioned)');
+    throw new Halt(result.requeueAfterMs);
+  }
+
+  private async ensureDefined(
+    vm: VmObject,
+    pool: HostPool,
+    host: FleetHost,
+    placement: Placement,
+    hypervisor: Hypervisor,
+    draft: VmStatusDraft,
+    disks: Record<string, DiskBacking>,
+  ): Promise<DomainStatus> {
     const uid = vm.metadata.uid ?? '';
     const type = placement.hypervisor ?? host.readiness.hypervisor;
     if (!type) throw new Halt(this.hostRetryMs); // readyHost() made sure the host has one
     let xml: string;
     let name: string;
     try {
-      ({ xml, name } = domainXmlFor(vm, pool.spec, type, host.facts!));
+      ({ xml, name } = domainXmlFor(vm, pool.spec, type, host.facts!, disks));
     } catch (error) {
       if (!(error instanceof DomainSpecError)) throw error;
       this.refuseDefinition(vm, draft, error.message);
@@ -495,13 +546,36 @@ function domainEventSource(options: VirtualMachineControllerOptions): Source {
   };
 }
 
-export function virtualMachineController(options: VirtualMachineControllerOptions & { concurrency?: number }): Controller {
+/** An image download or upload ended: the VM is reconciled at once instead of at its next look. */
+function imageJobSource(options: VirtualMachineControllerOptions, jobEnds: Set<(uid: string) => void>): Source {
+  return async (controller, signal) => {
+    const listener = (uid: string) => {
+      const vm = options.vms.list().find((candidate) => candidate.metadata.uid === uid);
+      if (vm) controller.enqueue(objectKey(vm));
+    };
+    jobEnds.add(listener);
+    await untilAborted(signal);
+    jobEnds.delete(listener);
+  };
+}
+
+export function virtualMachineController(options: VirtualMachineControllerOptions & { concurrency?: number; imageProgressIntervalMs?: number }): Controller {
+  const jobEnds = new Set<(uid: string) => void>();
+  const disks =
+    options.disks ??
+    new DiskProvisioner({
+      ...(options.imageProgressIntervalMs ? { progressIntervalMs: options.imageProgressIntervalMs } : {}),
+      ...(options.hostRetryMs ? { retryMs: options.hostRetryMs } : {}),
+      onJobEnd: (uid) => {
+        for (const listener of jobEnds) listener(uid);
+      },
+    });
   return new Controller({
     name: 'virtualmachine',
-    reconciler: new VirtualMachineReconciler(options),
+    reconciler: new VirtualMachineReconciler({ ...options, disks }),
     logger: options.logger,
     ...(options.metrics ? { metrics: options.metrics } : {}),
     concurrency: options.concurrency ?? 16,
-    sources: [watchOwn(options.vms), capacitySources(options), domainEventSource(options)],
+    sources: [watchOwn(options.vms), capacitySources(options), domainEventSource(options), imageJobSource(options, jobEnds)],
   });
 }

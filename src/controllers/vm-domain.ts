@@ -1,12 +1,14 @@
 // The domain definition of a VirtualMachine on its host: the spec, plus the host-side facts
 // buildDomainXml leaves to its caller (target, disk paths, the pool's default network).
 //
-// Disks: the binding has no storage-volume calls yet, so nothing creates volumes. Each disk gets
-// a path in the pool's storage directory (spec.storage.path, else /var/lib/libvirt/images/<pool>)
-// named after the domain and disk; the test driver needs no file there. See docs/controllers.md.
+// Disks: the controller gives the paths and formats of the volumes it provisioned
+// (vm-storage.ts). Without them (callers that define no volumes, such as bench/scale), each disk
+// gets the path its volume would have in a directory pool at spec.storage.path (else
+// /var/lib/libvirt/images/<pool>), qcow2.
 import type { HostPoolSpec } from '../api/hostpool.js';
 import { buildDomainXml, type DiskBacking, type DomainTarget, type DomainXml } from '../hypervisors/domain-xml.js';
 import { domainName } from '../hypervisors/domain-name.js';
+import { volumeName } from './vm-storage.js';
 import type { HostFacts } from '../hypervisors/hypervisor.js';
 import type { HypervisorType } from '../scheduler/auto-hypervisor.js';
 import type { VmObject } from './resources.js';
@@ -21,7 +23,7 @@ export function diskBackings(vm: VmObject, storage: HostPoolSpec['storage']): Re
   const { namespace = '', name = '', uid = '' } = vm.metadata;
   const base = domainName(namespace, name, uid);
   const dir = storageDir(storage);
-  return Object.fromEntries((vm.spec.disks ?? []).map((disk) => [disk.name, { path: `${dir}/${base}-${disk.name}.qcow2`, format: 'qcow2' as const }]));
+  return Object.fromEntries((vm.spec.disks ?? []).map((disk) => [disk.name, { path: `${dir}/${volumeName(base, disk.name)}`, format: 'qcow2' as const }]));
 }
 
 export function domainTarget(hypervisor: HypervisorType, facts: HostFacts): DomainTarget {
@@ -30,7 +32,7 @@ export function domainTarget(hypervisor: HypervisorType, facts: HostFacts): Doma
 }
 
 /** Throws DomainSpecError naming the field when a value cannot go into the XML. */
-export function domainXmlFor(vm: VmObject, pool: HostPoolSpec, hypervisor: HypervisorType, facts: HostFacts): DomainXml {
+export function domainXmlFor(vm: VmObject, pool: HostPoolSpec, hypervisor: HypervisorType, facts: HostFacts, disks?: Record<string, DiskBacking>): DomainXml {
   const { namespace = '', name = '', uid = '' } = vm.metadata;
   return buildDomainXml({
     uid,
@@ -38,7 +40,7 @@ export function domainXmlFor(vm: VmObject, pool: HostPoolSpec, hypervisor: Hyper
     name,
     spec: vm.spec,
     target: domainTarget(hypervisor, facts),
-    disks: diskBackings(vm, pool.storage),
+    disks: disks ?? diskBackings(vm, pool.storage),
     defaultNetwork: pool.network.name,
   });
 }

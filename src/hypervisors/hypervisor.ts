@@ -135,6 +135,8 @@ export type HypervisorErrorKind =
   | 'unreachable'
   /** The host's driver cannot do this. */
   | 'unsupported'
+  /** Something of that name exists already (a storage volume). */
+  | 'already-exists'
   /** Anything else libvirt reported. */
   | 'failed';
 
@@ -155,6 +157,41 @@ export class HypervisorError extends Error {
 
 export function isHypervisorError(error: unknown, kind?: HypervisorErrorKind): error is HypervisorError {
   return error instanceof HypervisorError && (kind === undefined || error.kind === kind);
+}
+
+/** A storage pool the controller puts volumes in: a directory pool when it makes one. */
+export interface StoragePoolRef {
+  name: string;
+  /** The directory of a dir pool to define when the host has no pool of that name. */
+  path?: string;
+}
+
+export interface StoragePoolStatus {
+  name: string;
+  active: boolean;
+  /** Bytes. */
+  capacityBytes: number;
+  availableBytes: number;
+  /** True when this call defined (and started) the pool. */
+  created: boolean;
+}
+
+export type VolumeFormat = 'qcow2' | 'raw';
+
+export interface VolumeStatus {
+  pool: string;
+  name: string;
+  /** The path a domain's disk uses. */
+  path: string;
+  format: VolumeFormat | 'unknown';
+  capacityBytes: number;
+  allocationBytes: number;
+}
+
+export interface NewVolume {
+  name: string;
+  format: VolumeFormat;
+  capacityBytes: number;
 }
 
 /** One hypervisor host. Every call may reject with a HypervisorError. */
@@ -190,7 +227,30 @@ export interface Hypervisor {
    */
   subscribe(listener: HostEventListener): () => void;
 
+  // ---- storage: pools by name, volumes by pool + name ----
+
+  /**
+   * Makes sure the pool exists and is active: an existing inactive pool is started; a missing
+   * one is defined as a directory pool at `path` (built, started, autostarted), or, without a
+   * path, rejects with 'not-found'.
+   */
+  ensureStoragePool(pool: StoragePoolRef): Promise<StoragePoolStatus>;
+  /** The volume, or undefined when the pool has none of that name. */
+  volume(pool: string, name: string): Promise<VolumeStatus | undefined>;
+  /** A new empty volume; 'already-exists' when the name is taken. */
+  createVolume(pool: string, volume: NewVolume): Promise<VolumeStatus>;
+  /** A new volume with the contents of `source` (copied by the host; converted to `volume.format`). */
+  cloneVolume(pool: string, volume: NewVolume, source: { pool: string; name: string }): Promise<VolumeStatus>;
+  /** Deletes the volume; resolves false when there was none. */
+  deleteVolume(pool: string, name: string): Promise<boolean>;
+  /**
+   * Writes a local file (read by the binding on a thread of its own, never through the
+   * JavaScript thread) or a Buffer into the volume; resolves with the bytes sent.
+   */
+  uploadVolume(pool: string, name: string, source: string | Buffer): Promise<number>;
+  /** Grows the volume to `capacityBytes`. */
+  resizeVolume(pool: string, name: string, capacityBytes: number): Promise<void>;
+
   // TODO(issue 4): migration (virDomainMigrateToURI3), job info and abort, snapshots, guest-agent
-  // commands, interface addresses, domain stats, console streams, storage pools and volumes, and
-  // networks, once the native binding has them (docs/libvirt-binding.md, "Not yet bound").
+  // commands, interface addresses, domain stats, console streams and networks.
 }

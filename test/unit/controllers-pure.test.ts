@@ -72,6 +72,7 @@ function host(overrides: Partial<FleetHost>): FleetHost {
     labels: {},
     maintenance: false,
     credentialsSecret: undefined,
+    credentialsProblem: undefined,
     inSpec: true,
     facts: undefined,
     factsStale: false,
@@ -103,8 +104,12 @@ describe('hostReadiness', () => {
     expect(hostReadiness(host({ ...known, disconnected: { reason: 'keepalive' } }), 3)).toMatchObject({ ready: false, reason: 'Disconnected' });
   });
 
-  it('says plainly that credentials from Secrets are not supported yet', () => {
-    expect(hostReadiness(host({ credentialsSecret: 'ssh-key' }), 3)).toMatchObject({ ready: false, reason: 'CredentialsNotSupported' });
+  it('is NotReady with the reason and message of a credentials problem, whatever else is known', () => {
+    const problem = { reason: 'CredentialsNotFound', message: 'Secret virtfleet-system/ssh-key (credentialsSecretRef) does not exist' };
+    const readiness = hostReadiness(host({ credentialsSecret: { name: 'ssh-key', namespace: 'virtfleet-system' }, credentialsProblem: problem, facts: facts('kvm', 'QEMU') }), 3);
+    expect(readiness).toEqual({ ready: false, ...problem });
+    // A Secret reference whose Secret is usable is no problem.
+    expect(hostReadiness(host({ credentialsSecret: { name: 'ssh-key', namespace: 'virtfleet-system' }, facts: facts('kvm', 'QEMU') }), 3)).toEqual({ ready: true, hypervisor: 'kvm' });
   });
 });
 

@@ -51,10 +51,20 @@ const DEFAULT_RECONNECT: ReconnectOptions = { initialMs: 500, maxMs: 30_000, jit
 export class LibvirtConnectionPool {
   private readonly links = new Map<string, HostLink>();
   private closing: Promise<void> | undefined;
+  private credentials: CredentialsProvider | undefined;
 
   constructor(private readonly options: ConnectionPoolOptions = {}) {
     const jitter = options.reconnect?.jitter;
     if (jitter !== undefined && (jitter < 0 || jitter > 1)) throw new RangeError(`reconnect.jitter must be within 0 and 1, not ${jitter}`);
+    this.credentials = options.credentials;
+  }
+
+  /**
+   * Replaces the credentials provider (the controller's Fleet installs one that reads Secrets).
+   * Asked at the next connect or reconnect of each host; open connections stay as they are.
+   */
+  setCredentials(provider: CredentialsProvider | undefined): void {
+    this.credentials = provider;
   }
 
   /** The open connection to `uri`; rejects with HostUnavailableError while the host is down. */
@@ -106,7 +116,7 @@ export class LibvirtConnectionPool {
     if (!link) {
       const onListenerError = this.options.onListenerError ?? defaultListenerError;
       link = new HostLink(uri, {
-        ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
+        credentials: (u) => this.credentials?.(u),
         keepAlive: this.options.keepAlive ?? DEFAULT_KEEPALIVE,
         reconnect: { ...DEFAULT_RECONNECT, ...this.options.reconnect },
         connect: this.options.connect ?? ((u, o) => LibvirtConnection.open(u, o)),

@@ -9,12 +9,15 @@
 // queueing behind a dead host: controllers retry through their own backoff. Subscribers see
 // only changes: one 'disconnected' when the host goes down (or the first open fails), one
 // 'connected' when it is back, however many attempts that took.
+import { prepareOpen, type HostCredentials } from './credentials.js';
 import { isLibvirtError, LibvirtConnection, type DomainEvent, type OpenOptions } from './native/index.js';
 
-export interface Credentials {
-  username?: string;
-  password?: string;
-}
+/**
+ * What a host is opened with: username/password through libvirt's auth callback; SSH key and
+ * known_hosts, or TLS client certificate, key and CA, through files that exist only while the
+ * connection is being opened (credentials.ts).
+ */
+export type Credentials = HostCredentials;
 
 /** Credentials for a URI, asked afresh at every (re)connect so rotated secrets apply. */
 export type CredentialsProvider = (uri: string) => Credentials | undefined | Promise<Credentials | undefined>;
@@ -190,7 +193,12 @@ export class HostLink {
     let connection: LibvirtConnection | undefined;
     try {
       const credentials = await this.options.credentials?.(this.uri);
-      connection = await this.options.connect(this.uri, credentials ? { auth: { ...credentials } } : {});
+      const prepared = await prepareOpen(this.uri, credentials);
+      try {
+        connection = await this.options.connect(prepared.uri, prepared.auth ? { auth: prepared.auth } : {});
+      } finally {
+        await prepared.cleanup(); // the key files exist only while the connection is opened
+      }
       this.keepAlive = await this.enableKeepAlive(connection);
     } catch (error) {
       await connection?.close().catch(() => {});

@@ -11,7 +11,7 @@ import type { HostPool } from '../../../src/api/hostpool.js';
 import type { VirtualMachineStatus } from '../../../src/api/virtualmachine.js';
 import { Fleet } from '../../../src/controllers/fleet.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from '../../../src/controllers/resources.js';
-import { addControllers } from '../../../src/controllers/setup.js';
+import { addControllers, type ControllersOptions } from '../../../src/controllers/setup.js';
 import type { DomainStatus } from '../../../src/hypervisors/hypervisor.js';
 import { LibvirtConnectionPool } from '../../../src/hypervisors/libvirt/connection-pool.js';
 import { LibvirtHypervisor } from '../../../src/hypervisors/libvirt/driver.js';
@@ -33,6 +33,10 @@ export interface HostDecl {
   cpus: number;
   memoryGiB: number;
   hypervisor?: 'kvm' | 'xen';
+  /** The host asks for this username and password (test driver <auth>). */
+  auth?: { username: string; password: string };
+  /** spec.hosts[].credentialsSecretRef. */
+  credentialsSecretRef?: { name: string; namespace: string };
 }
 
 export function condition(vm: { status?: { conditions?: unknown } } | undefined, type: string): Condition | undefined {
@@ -58,7 +62,11 @@ export class ControllerBench {
   /** The running controller's Manager (its client counts API requests). */
   manager: Manager | undefined;
 
-  constructor(private readonly prefix: string) {}
+  constructor(
+    private readonly prefix: string,
+    /** More controller options (short retry and progress intervals…). */
+    private readonly controllerOptions: Partial<ControllersOptions> = {},
+  ) {}
 
   /** A fresh namespace, a watch of it for the test's own waits, and a running controller. */
   async start(): Promise<void> {
@@ -83,6 +91,9 @@ export class ControllerBench {
       namespace: this.namespace,
       hostPoolSelector: `${RUN_LABEL}=${this.runId}`,
       shutdownGraceMs: 10_000,
+      // Host credential Secrets live in the test's namespace, as in the controller's own.
+      credentialsNamespace: this.namespace,
+      ...this.controllerOptions,
     });
     this.controllerStop = new AbortController();
     this.controllerRun = manager.run(this.controllerStop.signal);
@@ -117,7 +128,7 @@ export class ControllerBench {
   hostUri(decl: HostDecl): string {
     let uri = this.uris.get(decl.name);
     if (!uri) {
-      const spec: TestHostSpec = { cpus: decl.cpus, memoryKiB: decl.memoryGiB * GiB };
+      const spec: TestHostSpec = { cpus: decl.cpus, memoryKiB: decl.memoryGiB * GiB, ...(decl.auth ? { auth: decl.auth } : {}) };
       uri = this.hosts.host(`${this.runId}-${decl.name}`, spec);
       this.uris.set(decl.name, uri);
     }
@@ -129,7 +140,12 @@ export class ControllerBench {
   }
 
   poolSpecHosts(hosts: HostDecl[]): Array<Record<string, unknown>> {
-    return hosts.map((host) => ({ name: host.name, uri: this.hostUri(host), ...(host.hypervisor ? { hypervisor: host.hypervisor } : {}) }));
+    return hosts.map((host) => ({
+      name: host.name,
+      uri: this.hostUri(host),
+      ...(host.hypervisor ? { hypervisor: host.hypervisor } : {}),
+      ...(host.credentialsSecretRef ? { credentialsSecretRef: host.credentialsSecretRef } : {}),
+    }));
   }
 
   async createPool(name: string, hosts: HostDecl[], extra: Record<string, unknown> = {}): Promise<string> {
@@ -193,7 +209,22 @@ export class ControllerBench {
 
   /** The domains on a simulated host, read through the same connection the controller uses. */
   domains(decl: HostDecl): Promise<DomainStatus[]> {
-    return new LibvirtHypervisor(this.connections, this.hostUri(decl)).listDomains();
+    return this.hypervisor(decl).listDomains();
+  }
+
+  /** A simulated host through the controller's connections (the test driver's state is per connection). */
+  hypervisor(decl: HostDecl): LibvirtHypervisor {
+    return new LibvirtHypervisor(this.connections, this.hostUri(decl));
+  }
+
+  /** Events recorded for the VM `name` (by UID), oldest first. */
+  async events(name: string): Promise<Array<{ reason?: string; message?: string; type?: string }>> {
+    const uid = this.vm(name)?.metadata.uid;
+    const list = await this.kube.list<KubeObject & { reason?: string; message?: string; type?: string; involvedObject?: { uid?: string } }>(
+      { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
+      { namespace: this.namespace },
+    );
+    return list.items.filter((event) => event.involvedObject?.uid === uid);
   }
 }
 
