@@ -200,6 +200,8 @@ export interface Hypervisor {
   readonly uri: string;
 
   facts(): Promise<HostFacts>;
+  /** One cheap round trip to the host (its libvirt version): a heartbeat, whatever it runs. */
+  ping(): Promise<void>;
   /** Every domain on the host, running or not. */
   listDomains(): Promise<DomainStatus[]>;
   /** The domain with this UUID, or undefined when the host has none. */

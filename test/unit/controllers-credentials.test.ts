@@ -78,14 +78,17 @@ describe('HostLink with file credentials', () => {
       if (fail) throw new Error('ssh: connect refused');
       return { onDomainEvent: () => () => undefined, onClose: () => () => undefined, close: async () => undefined } as unknown as LibvirtConnection;
     };
-    const link = new HostLink('qemu+ssh://root@host1/system', {
-      credentials: () => SSH,
-      keepAlive: false,
-      reconnect: { initialMs: 60_000, maxMs: 60_000, jitter: 0 },
-      connect: connector,
-      random: () => 0,
-      onListenerError: () => undefined,
-    });
+    // No keepalive or reconnects: one open per link, through the connector above.
+    const sshLink = () =>
+      new HostLink('qemu+ssh://root@host1/system', {
+        credentials: () => SSH,
+        keepAlive: false,
+        reconnect: { initialMs: 60_000, maxMs: 60_000, jitter: 0 },
+        connect: connector,
+        random: () => 0,
+        onListenerError: () => undefined,
+      });
+    const link = sshLink();
     await link.acquire();
     expect(seen).toHaveLength(1);
     expect(seen[0]!.files).toBe(true);
@@ -94,14 +97,7 @@ describe('HostLink with file credentials', () => {
     await link.shutdown();
 
     fail = true;
-    const failing = new HostLink('qemu+ssh://root@host1/system', {
-      credentials: () => SSH,
-      keepAlive: false,
-      reconnect: { initialMs: 60_000, maxMs: 60_000, jitter: 0 },
-      connect: connector,
-      random: () => 0,
-      onListenerError: () => undefined,
-    });
+    const failing = sshLink();
     await expect(failing.acquire()).rejects.toThrow(/connect refused/);
     expect(seen[1]!.files).toBe(true);
     expect(existsSync(dirname(/keyfile=([^&]+)/.exec(seen[1]!.uri)![1]!))).toBe(false);

@@ -78,6 +78,10 @@ export class LibvirtHypervisor implements Hypervisor {
     });
   }
 
+  async ping(): Promise<void> {
+    await this.call('ping', (conn) => conn.getLibVersion());
+  }
+
   listDomains(): Promise<DomainStatus[]> {
     return this.call('list domains', async (conn) =>
       (await conn.listAllDomains()).map((d) => ({ uuid: d.uuid, name: d.name, id: d.id, ...stateOf(d) })),
