@@ -172,6 +172,9 @@ export const HostPoolStatusSchema = obj('The observed state of the pool, written
         capacity: Type.Optional(Resources('What the host has.')),
         allocated: Type.Optional(Resources('What its VMs are given.')),
         vmCount: Type.Optional(int('VMs placed on the host.', { minimum: 0 })),
+        orphanDomains: Type.Optional(
+          int('Domains on the host with virtfleet\'s marker but no VirtualMachine (reported, never destroyed by the controller).', { minimum: 0 }),
+        ),
         lastTransitionTime: Type.Optional(str('When ready last changed (RFC 3339).', { format: 'date-time' })),
         lastHeartbeatTime: Type.Optional(str('When the host last answered a heartbeat (RFC 3339).', { format: 'date-time' })),
       }),

@@ -182,6 +182,7 @@ const Disk = withRules(
     bus: oneOf('Bus the guest sees the disk on.', ['virtio', 'sata', 'scsi'], { default: 'virtio' }),
     bootOrder: Type.Optional(int('Boot priority among the VM\'s disks, 1 first; unique within the VM.', { minimum: 1, maximum: 32 })),
     readOnly: bool('Attach the disk read-only.', false),
+    retain: bool('Keep the disk\'s volume on the host when the VM is deleted (it is deleted by default).', false),
     source: DiskSource,
   }),
   [
@@ -389,6 +390,15 @@ export const VirtualMachineStatusSchema = obj('The observed state of the VM, wri
     ),
   ),
   restarts: Type.Optional(int('How often the controller restarted the VM after failures.', { minimum: 0 })),
+  lastAction: Type.Optional(
+    obj('The last operation asked through the virtfleet.io/action annotation (virtfleet vm start|stop|…), and what came of it.', {
+      id: str('virtfleet.io/action-id of the request.', { maxLength: 128 }),
+      action: str('The action asked: start, stop, restart, pause or unpause.', { maxLength: 32 }),
+      state: oneOf('InProgress, Succeeded, or Refused (the message says why).', ['InProgress', 'Succeeded', 'Refused']),
+      message: Type.Optional(str('What happened.', { maxLength: 1024 })),
+      time: str('When the state last changed (RFC 3339).', { format: 'date-time' }),
+    }),
+  ),
   conditions: Type.Optional(
     conditions('Scheduled, Provisioned, Installed, Ready, Healthy and Migrating, each for the generation it saw.'),
   ),

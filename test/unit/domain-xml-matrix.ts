@@ -9,7 +9,7 @@ type Disk = NonNullable<DomainSpec['disks']>[number];
 type Nic = NonNullable<DomainSpec['networks']>[number];
 
 export function disk(name: string, extra: Partial<Disk> = {}): Disk {
-  return { name, bus: 'virtio', readOnly: false, source: { blank: {} }, size: '1Gi', ...extra };
+  return { name, bus: 'virtio', readOnly: false, retain: false, source: { blank: {} }, size: '1Gi', ...extra };
 }
 
 export function nic(name: string, extra: Partial<Nic> = {}): Nic {
