@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { controllerCommand } from './controller.js';
 import { devCommand } from './dev.js';
 import { EXIT_USAGE, validateCommand } from './validate.js';
+import { vmCommand } from './vm.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -15,9 +16,10 @@ const program = new Command('virtfleet')
 program.addCommand(validateCommand());
 program.addCommand(controllerCommand());
 program.addCommand(devCommand());
+program.addCommand(vmCommand());
 
 // Usage errors exit with 2: commander's default (1) is what `validate` uses for "problems found".
-for (const command of [program, ...program.commands]) {
+for (const command of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) {
   command.exitOverride((error: CommanderError) => {
     process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
   });

@@ -29,6 +29,10 @@ export const VM_REASONS = {
   Stopped: 'Stopped',
   ShuttingDown: 'ShuttingDown',
   Paused: 'Paused',
+  /** Stopped by `virtfleet vm stop` (the virtfleet.io/action annotation); stays so until a start. */
+  StoppedByUser: 'StoppedByUser',
+  /** Paused by `virtfleet vm pause`; stays so until an unpause. */
+  PausedByUser: 'PausedByUser',
   HostNotReady: 'HostNotReady',
   HostUnreachable: 'HostUnreachable',
   Terminating: 'Terminating',
@@ -48,11 +52,20 @@ export const VM_EVENTS = {
   ShuttingDown: 'ShuttingDown',
   Destroyed: 'Destroyed',
   Stopped: 'Stopped',
+  Paused: 'Paused',
+  Resumed: 'Resumed',
+  /** The domain went down without being asked and runStrategy started it again. */
+  Restarted: 'Restarted',
+  /** An operation (virtfleet.io/action) was taken up, done, or refused (the message says why). */
+  ActionStarted: 'ActionStarted',
+  ActionDone: 'ActionDone',
+  ActionRefused: 'ActionRefused',
   RestartRequired: 'RestartRequired',
   Undefined: 'Undefined',
   HostUnreachable: 'HostUnreachable',
   VolumesCreated: 'VolumesCreated',
   VolumesDeleted: 'VolumesDeleted',
+  VolumesRetained: 'VolumesRetained',
   ProvisioningFailed: 'ProvisioningFailed',
 } as const;
 
@@ -61,6 +74,8 @@ export const POOL_CONDITIONS = {
   Degraded: 'Degraded',
   HypervisorMismatch: 'HypervisorMismatch',
   RemovalBlocked: 'RemovalBlocked',
+  /** Domains with virtfleet's marker and no VirtualMachine are on a host (reported, never destroyed). */
+  OrphanDomains: 'OrphanDomains',
 } as const;
 
 export const POOL_REASONS = {
@@ -72,6 +87,16 @@ export const POOL_REASONS = {
   DeclaredDiffersFromDetected: 'DeclaredDiffersFromDetected',
   NothingBlocked: 'NothingBlocked',
   HostsStillHaveVMs: 'HostsStillHaveVMs',
+  OrphanDomainsFound: 'OrphanDomainsFound',
+  NoOrphanDomains: 'NoOrphanDomains',
+} as const;
+
+/** Reasons of Events on HostPools (cluster-scoped: the Events are in namespace default). */
+export const POOL_EVENTS = {
+  /** Warning: orphan domains appeared; names them. */
+  OrphanDomainsFound: 'OrphanDomainsFound',
+  /** Normal: orphan domains reported before are gone. */
+  OrphanDomainsGone: 'OrphanDomainsGone',
 } as const;
 
 /** Reasons of one host's `ready: false` in HostPool status.hosts[]. */

@@ -29,8 +29,9 @@ import type { Fleet, FleetHost } from './fleet.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from './reasons.js';
 import { VIRTUAL_MACHINE, VM_FINALIZER, type PoolObject, type VmObject } from './resources.js';
 import { fieldsAwaitingRestart } from './restart-required.js';
-import { isActive, powerAction, stopAction, type PowerAction } from './run-strategy.js';
+import { isActive, stopAction, type PowerAction } from './run-strategy.js';
 import { domainXmlFor } from './vm-domain.js';
+import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, actionRequest, decideAction, type ActionDecision, type VmAction } from './vm-actions.js';
 import type { DiskBacking } from '../hypervisors/domain-xml.js';
 import { DiskProvisioner, type StorageSpec } from './vm-storage.js';
 import { VmStatusDraft } from './vm-status.js';
@@ -99,7 +100,7 @@ export class VirtualMachineReconciler implements Reconciler {
       let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft, disks);
       const power = await this.applyRunStrategy(vm, hypervisor, domain, draft);
       domain = power.domain;
-      this.reportPowerState(domain, draft);
+      this.reportPowerState(vm, domain, draft, power.hold);
       await this.checkRestartRequired(vm, hypervisor, domain, draft);
       await this.writeStatus(current, draft);
       return power.requeueAfterMs === undefined ? undefined : { requeueAfterMs: power.requeueAfterMs };
@@ -180,11 +181,14 @@ export class VirtualMachineReconciler implements Reconciler {
     return undefined;
   }
 
-  /** After the domain is gone: the volumes of its disks (spec.disks[].retain does not exist yet: all go). */
+  /** After the domain is gone: the volumes of its disks, except those with spec.disks[].retain. */
   private async removeVolumes(vm: VmObject, hypervisor: Hypervisor, hostName: string): Promise<void> {
     const storage: StorageSpec = this.options.pools.get(vm.spec.hostPoolRef.name)?.spec.storage ?? { pool: 'default' };
-    const deleted = await this.disks.remove(vm, storage, hypervisor);
+    const { deleted, retained } = await this.disks.remove(vm, storage, hypervisor);
     if (deleted.length > 0) this.event(vm, 'Normal', E.VolumesDeleted, `volumes ${deleted.join(', ')} deleted from storage pool ${storage.pool} on ${hostName}`);
+    if (retained.length > 0) {
+      this.event(vm, 'Normal', E.VolumesRetained, `volumes ${retained.join(', ')} kept in storage pool ${storage.pool} on ${hostName} (retain: true); a VM of the same name uses them again`);
+    }
   }
 
   // ---- placement --------------------------------------------------------------------------
@@ -356,22 +360,82 @@ export class VirtualMachineReconciler implements Reconciler {
 
   // ---- power ----------------------------------------------------------------------------------
 
-  private async applyRunStrategy(vm: VmObject, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<{ domain: DomainStatus; requeueAfterMs?: number }> {
+  /**
+   * Power per spec.runStrategy, unless an operation (virtfleet.io/action) asks otherwise; see
+   * vm-actions.ts. Counts restarts after failures.
+   */
+  private async applyRunStrategy(
+    vm: VmObject,
+    hypervisor: Hypervisor,
+    domain: DomainStatus,
+    draft: VmStatusDraft,
+  ): Promise<{ domain: DomainStatus; requeueAfterMs?: number; hold?: 'stop' | 'pause' }> {
     const uid = vm.metadata.uid ?? '';
+    const stopWasAsked = this.shutdownSince.has(uid);
     if (!isActive(domain.state)) this.shutdownSince.delete(uid);
-    const step = powerAction(vm.spec.runStrategy, domain, this.shutdownSince.get(uid), Date.now(), this.graceMs);
-    if (step.action === 'none') return { domain };
+    const parsed = actionRequest(vm.metadata.annotations);
+    if (parsed && 'error' in parsed) this.refuseAnnotation(vm, draft, parsed.error);
+    const request = parsed && !('error' in parsed) ? parsed : undefined;
+    const decision = decideAction({
+      request,
+      last: draft.status.lastAction,
+      strategy: vm.spec.runStrategy,
+      domain,
+      shutdownSince: this.shutdownSince.get(uid),
+      now: Date.now(),
+      graceMs: this.graceMs,
+    });
+    if (decision.record) this.recordAction(vm, draft, decision.record);
+    const step = decision.power;
+    if (step.action === 'none') return { domain, ...(decision.hold ? { hold: decision.hold } : {}) };
+    const askedByUser = decision.record !== undefined && (decision.record.action === 'start' || decision.record.action === 'restart');
+    if (step.action === 'start' && !askedByUser && !stopWasAsked && wasUp(vm)) this.countRestart(vm, draft, domain);
     const requeueAfterMs = await this.performPower(vm, hypervisor, step);
     if (step.action === 'start') draft.set(C.Ready, 'False', R.Starting, 'starting');
     // Read back what the action did: the test driver and fast guests are already there.
-    return { domain: await hypervisor.state(uid), ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }) };
+    return {
+      domain: await hypervisor.state(uid),
+      ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }),
+      ...(decision.hold ? { hold: decision.hold } : {}),
+    };
+  }
+
+  private recordAction(vm: VmObject, draft: VmStatusDraft, record: NonNullable<ActionDecision['record']>): void {
+    draft.status.lastAction = { ...record, time: new Date().toISOString() };
+    const what = `${record.action} (${ACTION_ID_ANNOTATION}=${record.id})`;
+    if (record.state === 'Refused') this.event(vm, 'Warning', E.ActionRefused, `${what} refused: ${record.message}`);
+    else if (record.state === 'InProgress') this.event(vm, 'Normal', E.ActionStarted, `${what}: ${record.message}`);
+    else this.event(vm, 'Normal', E.ActionDone, `${what}: ${record.message}`);
+  }
+
+  /** A malformed virtfleet.io/action annotation: said once in lastAction and an Event; nothing is done. */
+  private refuseAnnotation(vm: VmObject, draft: VmStatusDraft, message: string): void {
+    const id = vm.metadata.annotations?.[ACTION_ID_ANNOTATION]?.slice(0, 128) ?? '';
+    const action = (vm.metadata.annotations?.[ACTION_ANNOTATION] ?? '').slice(0, 32);
+    const last = draft.status.lastAction;
+    if (last?.id === id && last.action === action && last.state === 'Refused') return;
+    this.recordAction(vm, draft, { id, action: action as VmAction, state: 'Refused', message });
+  }
+
+  /** The domain went down without being asked (a crash, a kill, a guest power-off) and is started again. */
+  private countRestart(vm: VmObject, draft: VmStatusDraft, domain: DomainStatus): void {
+    draft.status.restarts = (draft.status.restarts ?? 0) + 1;
+    this.event(vm, 'Warning', E.Restarted, `domain ${domain.name} stopped without being asked (${domain.state}, ${domain.reason}); starting it again per runStrategy ${vm.spec.runStrategy} (restart ${draft.status.restarts})`);
   }
 
   /** Performs one power step; returns the delay before looking again when one is under way. */
-  private async performPower(vm: VmObject, hypervisor: Hypervisor, step: PowerAction): Promise<number | undefined> {
+  private async performPower(vm: VmObject, hypervisor: Hypervisor, step: PowerAction | ActionDecision['power']): Promise<number | undefined> {
     const uid = vm.metadata.uid ?? '';
     switch (step.action) {
       case 'none':
+        return undefined;
+      case 'suspend':
+        await ignoring(['invalid-state'], () => hypervisor.suspend(uid));
+        this.event(vm, 'Normal', E.Paused, `paused on ${hypervisor.uri}`);
+        return undefined;
+      case 'resume':
+        await ignoring(['invalid-state'], () => hypervisor.resume(uid));
+        this.event(vm, 'Normal', E.Resumed, `resumed on ${hypervisor.uri}`);
         return undefined;
       case 'start':
         await ignoring(['invalid-state'], () => hypervisor.start(uid));
@@ -393,8 +457,9 @@ export class VirtualMachineReconciler implements Reconciler {
     }
   }
 
-  /** Ready and phase from the domain's state. */
-  private reportPowerState(domain: DomainStatus, draft: VmStatusDraft): void {
+  /** Ready and phase from the domain's state (and from an operation that holds it stopped or paused). */
+  private reportPowerState(vm: VmObject, domain: DomainStatus, draft: VmStatusDraft, hold: 'stop' | 'pause' | undefined): void {
+    const name = vm.metadata.name ?? '';
     switch (domain.state) {
       case 'running':
       case 'blocked':
@@ -404,7 +469,11 @@ export class VirtualMachineReconciler implements Reconciler {
       case 'paused':
       case 'pmsuspended':
         draft.phase('Paused');
-        draft.set(C.Ready, 'False', R.Paused, `domain ${domain.name} is paused (${domain.reason})`);
+        if (hold === 'pause') {
+          draft.set(C.Ready, 'False', R.PausedByUser, `paused on request (${ACTION_ANNOTATION}=pause); \`virtfleet vm unpause ${name}\` resumes it`);
+        } else {
+          draft.set(C.Ready, 'False', R.Paused, `domain ${domain.name} is paused (${domain.reason})`);
+        }
         return;
       case 'shutdown':
         draft.phase('Running');
@@ -412,7 +481,13 @@ export class VirtualMachineReconciler implements Reconciler {
         return;
       default:
         draft.phase('Stopped');
-        draft.set(C.Ready, 'False', R.Stopped, `domain ${domain.name} is ${domain.state} (${domain.reason})`);
+        if (hold === 'stop') {
+          draft.set(C.Ready, 'False', R.StoppedByUser, `stopped on request (${ACTION_ANNOTATION}=stop); \`virtfleet vm start ${name}\` starts it again`);
+        } else if (vm.spec.runStrategy === 'Manual') {
+          draft.set(C.Ready, 'False', R.Stopped, `domain ${domain.name} is ${domain.state} (${domain.reason}); runStrategy Manual: \`virtfleet vm start ${name}\` starts it`);
+        } else {
+          draft.set(C.Ready, 'False', R.Stopped, `domain ${domain.name} is ${domain.state} (${domain.reason})`);
+        }
     }
   }
 
@@ -456,6 +531,12 @@ export class VirtualMachineReconciler implements Reconciler {
   private event(vm: VmObject, type: EventType, reason: string, message: string): void {
     void this.options.events.record(vm, type, reason, message);
   }
+}
+
+/** The VM was up when last seen: a stop now was not its first state. */
+function wasUp(vm: VmObject): boolean {
+  const phase = vm.status?.phase;
+  return phase === 'Running' || phase === 'Paused' || phase === 'CrashLoopBackOff';
 }
 
 function vmRequest(vm: VmObject): VmRequest {

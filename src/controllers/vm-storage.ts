@@ -133,20 +133,28 @@ export class DiskProvisioner {
   }
 
   /** Deletes the volumes of the VM's disks; returns the names of those that existed. */
-  async remove(vm: VmObject, storage: StorageSpec, hypervisor: Hypervisor): Promise<string[]> {
+  /**
+   * Deletes the volumes of the VM's disks, except those with `retain` (kept, and used again by
+   * a VM of the same namespace, name and disk name, since a volume that exists is used).
+   */
+  async remove(vm: VmObject, storage: StorageSpec, hypervisor: Hypervisor): Promise<{ deleted: string[]; retained: string[] }> {
     const uid = vm.metadata.uid ?? '';
     await this.cancel(uid);
     const deleted: string[] = [];
+    const retained: string[] = [];
     for (const disk of vm.spec.disks ?? []) {
-      // TODO(api): spec.disks[].retain does not exist yet; every volume is the VM's to delete.
       const name = volumeNameOf(vm, disk.name);
+      if (disk.retain) {
+        retained.push(name);
+        continue;
+      }
       try {
         if (await hypervisor.deleteVolume(storage.pool, name)) deleted.push(name);
       } catch (error) {
         if (!isHypervisorError(error, 'not-found')) throw error; // no such pool: nothing to delete
       }
     }
-    return deleted;
+    return { deleted, retained };
   }
 
   /** Stops the VM's downloads and uploads, and forgets them. */

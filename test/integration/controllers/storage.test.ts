@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { child, childrenNamed, parseXml } from '../../../src/hypervisors/xml.js';
 import { VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
+import type { KubeObject } from '../../../src/runtime/kube-client.js';
 import { ControllerBench, condition, isRunning, type HostDecl } from './fixtures.js';
 
 const MiB = 2 ** 20;
@@ -129,6 +130,45 @@ describe('disk volumes', () => {
     for (const uid of uids) expect(domains).not.toContain(uid);
     expect(await volumeNames()).toEqual(['golden']);
     expect(await bench.hypervisor(HOST).volume(STORAGE_POOL, 'later')).toBeDefined();
+  });
+
+  it('keeps the volume of a disk with retain when the VM is deleted, and a VM of the same name uses it again', async () => {
+    const disks = [
+      { name: 'root', size: '64Mi', source: { blank: {} }, retain: true },
+      { name: 'data', size: '64Mi', source: { blank: {} } },
+    ];
+    await bench.createVm('keeper', pool, { disks });
+    const first = await bench.untilVm('keeper', isRunning, 'Running');
+    const host = bench.hypervisor(HOST);
+    const root = `vf-${bench.namespace}_keeper_root`;
+    const data = `vf-${bench.namespace}_keeper_data`;
+
+    await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'keeper');
+    await bench.until(() => !bench.vm('keeper'), 30_000, 'keeper gone');
+    expect(await host.lookup(first.metadata.uid ?? '')).toBeUndefined();
+    expect(await host.volume(STORAGE_POOL, root)).toMatchObject({ capacityBytes: 64 * MiB });
+    expect(await host.volume(STORAGE_POOL, data)).toBeUndefined();
+    const events = (await bench.kube.list<{ reason?: string; message?: string; involvedObject?: { uid?: string } } & KubeObject>(
+      { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
+      { namespace: bench.namespace },
+    )).items.filter((e) => e.involvedObject?.uid === first.metadata.uid);
+    expect(events.find((e) => e.reason === 'VolumesRetained')?.message).toBe(
+      `volumes ${root} kept in storage pool ${STORAGE_POOL} on disk-1 (retain: true); a VM of the same name uses them again`,
+    );
+    expect(events.find((e) => e.reason === 'VolumesDeleted')?.message).toBe(`volumes ${data} deleted from storage pool ${STORAGE_POOL} on disk-1`);
+
+    // Recreated with a smaller root disk: the kept volume is used as it is (a new one would have 32 MiB).
+    await bench.createVm('keeper', pool, { disks: [{ ...disks[0], size: '32Mi' }, disks[1]] });
+    const second = await bench.untilVm('keeper', isRunning, 'Running again');
+    expect(second.metadata.uid).not.toBe(first.metadata.uid);
+    expect(await host.volume(STORAGE_POOL, root)).toMatchObject({ capacityBytes: 64 * MiB });
+    const xml = await host.xml(second.metadata.uid ?? '', { inactive: true });
+    expect(diskSources(xml)[0]?.file).toBe(`${bench.hosts.dir}/volumes/${root}`);
+
+    // Retained again at this delete; removed by hand, as an administrator would.
+    await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'keeper');
+    await bench.until(() => !bench.vm('keeper'), 30_000, 'keeper gone again');
+    expect(await host.deleteVolume(STORAGE_POOL, root)).toBe(true);
   });
 });
 
