@@ -84,6 +84,28 @@ export interface XmlOptions {
   secure?: boolean;
 }
 
+/**
+ * Where a domain's addresses come from: 'lease' the DHCP leases of the libvirt network its NICs
+ * are on (none for bridged NICs), 'agent' the guest agent (every guest interface, loopback
+ * included), 'arp' the host's ARP table.
+ */
+export type InterfaceAddressSource = 'lease' | 'agent' | 'arp';
+
+export interface GuestAddress {
+  type: 'ipv4' | 'ipv6';
+  address: string;
+  /** The prefix length, e.g. 24. */
+  prefix: number;
+}
+
+export interface GuestInterface {
+  /** The interface's name: the host's (e.g. 'vnet0') for 'lease' and 'arp', the guest's (e.g. 'eth0') for 'agent'. */
+  name: string;
+  /** The MAC address in lower case, as in the domain XML; '' when the source does not tell. */
+  mac: string;
+  addresses: GuestAddress[];
+}
+
 /** Lifecycle events, as libvirt names them. */
 export type LifecycleEventName =
   | 'defined'
@@ -224,6 +246,20 @@ export interface Hypervisor {
   state(uuid: string): Promise<DomainStatus>;
   xml(uuid: string, options?: XmlOptions): Promise<string>;
   /**
+   * Changes a running domain's current memory at once (the balloon target; the guest gives the
+   * memory back over time), up to the maximum it was started with. Live only: the persistent
+   * definition is not touched. A stopped domain is 'invalid-state'; so is a value above the
+   * running domain's maximum memory (a larger maximum needs a restart), with the maximum in the
+   * message.
+   */
+  setMemory(uuid: string, bytes: number): Promise<void>;
+  /**
+   * The running domain's interfaces and their addresses, from `source`. A stopped domain is
+   * 'invalid-state'; a guest agent that is not configured, not connected (yet) or not answering
+   * is 'unsupported': the addresses are not known (yet).
+   */
+  interfaceAddresses(uuid: string, source: InterfaceAddressSource): Promise<GuestInterface[]>;
+  /**
    * Events of this host. Subscriptions outlive reconnects: a listener sees 'disconnected', then
    * 'connected' when the host is back. Returns the unsubscribe function.
    */
@@ -254,5 +290,5 @@ export interface Hypervisor {
   resizeVolume(pool: string, name: string, capacityBytes: number): Promise<void>;
 
   // TODO(issue 4): migration (virDomainMigrateToURI3), job info and abort, snapshots, guest-agent
-  // commands, interface addresses, domain stats, console streams and networks.
+  // commands, domain stats, console streams and networks.
 }

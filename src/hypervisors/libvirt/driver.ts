@@ -5,11 +5,13 @@ import type {
   DestroyOptions,
   DomainRef,
   DomainStatus,
+  GuestInterface,
   HostEvent,
   HostEventListener,
   HostFacts,
   HostHypervisorType,
   Hypervisor,
+  InterfaceAddressSource,
   NewVolume,
   StartOptions,
   StoragePoolRef,
@@ -28,6 +30,7 @@ import {
   LibvirtError,
   type DomainEvent,
   type DomainStateInfo,
+  type InterfaceAddresses,
   type LibvirtConnection,
   type StorageVolIdentity,
   type UndefineOptions as NativeUndefineOptions,
@@ -150,6 +153,40 @@ export class LibvirtHypervisor implements Hypervisor {
     return this.call(`read XML of domain ${uuid}`, (conn) => conn.domainGetXMLDesc(uuid, { ...options }));
   }
 
+  setMemory(uuid: string, bytes: number): Promise<void> {
+    const operation = `set memory of domain ${uuid}`;
+    return this.call(operation, async (conn) => {
+      if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+        throw new HypervisorError('failed', this.uri, operation, `memory must be a whole number of bytes above 0, not ${bytes}`);
+      }
+      // libvirt takes KiB; round up, as the domain XML does.
+      const kib = Math.ceil(bytes / 1024);
+      try {
+        // Live only: the controller redefines the persistent definition itself.
+        await conn.domainSetMemoryFlags(uuid, kib, { live: true });
+      } catch (error) {
+        // Every driver says "cannot set memory higher than max memory" (VIR_ERR_INVALID_ARG)
+        // without the maximum; read it to say what it is.
+        if (!isLibvirtError(error, 'VIR_ERR_INVALID_ARG')) throw error;
+        const info = await conn.domainGetInfo(uuid).catch(() => undefined);
+        if (info === undefined || kib <= info.maxMemoryKiB) throw error;
+        throw new HypervisorError(
+          'invalid-state',
+          this.uri,
+          operation,
+          `${kib} KiB is above the running domain's maximum memory of ${info.maxMemoryKiB} KiB; a larger maximum takes effect only when the domain is started again`,
+          { cause: error },
+        );
+      }
+    });
+  }
+
+  interfaceAddresses(uuid: string, source: InterfaceAddressSource): Promise<GuestInterface[]> {
+    return this.call(`read ${source} addresses of domain ${uuid}`, async (conn) =>
+      (await conn.domainInterfaceAddresses(uuid, { source })).map(guestInterface),
+    );
+  }
+
   // ---- storage ----
 
   ensureStoragePool(pool: StoragePoolRef): Promise<StoragePoolStatus> {
@@ -249,6 +286,15 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 }
 
+function guestInterface(iface: InterfaceAddresses): GuestInterface {
+  const addresses: GuestInterface['addresses'] = [];
+  for (const a of iface.addresses) {
+    // A type newer than the binding's headers ('unknown') is left out.
+    if (a.type === 'ipv4' || a.type === 'ipv6') addresses.push({ type: a.type, address: a.address, prefix: a.prefix });
+  }
+  return { name: iface.name, mac: iface.hwaddr.toLowerCase(), addresses };
+}
+
 function volumeXml(volume: NewVolume): string {
   return serializeXml(
     el('volume', {}, el('name', {}, volume.name), el('capacity', { unit: 'bytes' }, String(volume.capacityBytes)), el('target', {}, el('format', { type: volume.format }))),
@@ -316,6 +362,10 @@ const KIND_BY_CODE: Record<string, HypervisorErrorKind> = {
   VIR_ERR_DOM_EXIST: 'invalid-definition',
   VIR_ERR_NO_SUPPORT: 'unsupported',
   VIR_ERR_ARGUMENT_UNSUPPORTED: 'unsupported',
+  // The guest agent is not connected (yet), not answering, or out of step: what it would
+  // report is not known now. (Not configured at all is VIR_ERR_ARGUMENT_UNSUPPORTED.)
+  VIR_ERR_AGENT_UNRESPONSIVE: 'unsupported',
+  VIR_ERR_AGENT_UNSYNCED: 'unsupported',
   VIR_ERR_INVALID_CONN: 'unreachable',
   VIR_ERR_NO_CONNECT: 'unreachable',
   VIR_ERR_RPC: 'unreachable',

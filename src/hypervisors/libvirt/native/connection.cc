@@ -37,6 +37,7 @@ Napi::Function Connection::Define(Napi::Env env) {
           InstanceMethod<&Connection::DomainGetState>("domainGetState"),
           InstanceMethod<&Connection::DomainGetXMLDesc>("domainGetXMLDesc"),
           InstanceMethod<&Connection::DomainGetInfo>("domainGetInfo"),
+          InstanceMethod<&Connection::DomainSetMemoryFlags>("domainSetMemoryFlags"),
           InstanceMethod<&Connection::DomainManagedSave>("domainManagedSave"),
           InstanceMethod<&Connection::DomainHasManagedSaveImage>("domainHasManagedSaveImage"),
           InstanceMethod<&Connection::DomainManagedSaveRemove>("domainManagedSaveRemove"),

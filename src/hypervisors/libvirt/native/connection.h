@@ -70,6 +70,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value DomainGetState(const Napi::CallbackInfo& info);
   Napi::Value DomainGetXMLDesc(const Napi::CallbackInfo& info);
   Napi::Value DomainGetInfo(const Napi::CallbackInfo& info);
+  Napi::Value DomainSetMemoryFlags(const Napi::CallbackInfo& info);
   Napi::Value DomainManagedSave(const Napi::CallbackInfo& info);
   Napi::Value DomainHasManagedSaveImage(const Napi::CallbackInfo& info);
   Napi::Value DomainManagedSaveRemove(const Napi::CallbackInfo& info);

@@ -3,6 +3,8 @@
 // ever reaches JavaScript and a stale one can never be used.
 #include <libvirt/libvirt.h>
 
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -226,6 +228,34 @@ Napi::Value Connection::DomainGetInfo(const Napi::CallbackInfo& info) {
                       return out;
                     };
                   }));
+  });
+}
+
+// domainSetMemoryFlags(uuid, kib, { live?, config?, maximum? }): sets the
+// domain's current memory (the balloon target) in KiB, or with `maximum` its
+// maximum memory. live: the running domain; config: the persistent
+// definition; neither: whichever the domain has now (VIR_DOMAIN_AFFECT_CURRENT).
+// A value above the maximum is refused with VIR_ERR_INVALID_ARG ("cannot set
+// memory higher than max memory"), a stopped domain with `live` with
+// VIR_ERR_OPERATION_INVALID.
+Napi::Value Connection::DomainSetMemoryFlags(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    Napi::Object sizes = Napi::Object::New(info.Env());
+    sizes.Set("kib", info.Length() > 1 ? info[1] : info.Env().Undefined());
+    std::optional<uint64_t> kib = UnsignedOption(sizes, "kib");
+    if (!kib) throw Napi::TypeError::New(info.Env(), "kib must be a number");
+    if (*kib > std::numeric_limits<unsigned long>::max()) {
+      throw Napi::RangeError::New(info.Env(), "kib is too large for this platform");
+    }
+    Napi::Object options = OptionsArg(info, 2);
+    unsigned int flags = VIR_DOMAIN_AFFECT_CURRENT;
+    if (BoolOption(options, "live")) flags |= VIR_DOMAIN_AFFECT_LIVE;
+    if (BoolOption(options, "config")) flags |= VIR_DOMAIN_AFFECT_CONFIG;
+    if (BoolOption(options, "maximum")) flags |= VIR_DOMAIN_MEM_MAXIMUM;
+    unsigned long memory = static_cast<unsigned long>(*kib);
+    return Submit(info.Env(),
+                  Act<Domain>(uuid, LIBVIRT_CALL(virDomainSetMemoryFlags), memory, flags));
   });
 }
 

@@ -30,6 +30,7 @@ import type {
   NetworkSummary,
   NodeInfo,
   OpenOptions,
+  SetMemoryOptions,
   SnapshotCreateOptions,
   SnapshotDeleteOptions,
   SnapshotListOptions,
@@ -86,6 +87,7 @@ interface NativeConnection {
   domainGetState(uuid: string): Promise<DomainStateInfo>;
   domainGetXMLDesc(uuid: string, options: XMLDescOptions): Promise<string>;
   domainGetInfo(uuid: string): Promise<DomainInfo>;
+  domainSetMemoryFlags(uuid: string, kib: number, options: SetMemoryOptions): Promise<void>;
   domainManagedSave(uuid: string): Promise<void>;
   domainHasManagedSaveImage(uuid: string): Promise<boolean>;
   domainManagedSaveRemove(uuid: string): Promise<void>;
@@ -364,6 +366,17 @@ export class LibvirtConnection {
 
   domainGetInfo(uuid: string): Promise<DomainInfo> {
     return this.native.domainGetInfo(uuid);
+  }
+
+  /**
+   * Sets the domain's current memory (the balloon target), in KiB, or with
+   * `maximum` its maximum (virDomainSetMemoryFlags). A value above the
+   * maximum rejects with VIR_ERR_INVALID_ARG; `live` on a stopped domain with
+   * VIR_ERR_OPERATION_INVALID. On QEMU the guest's balloon driver frees the
+   * memory afterwards: the call returns when the target is set.
+   */
+  domainSetMemoryFlags(uuid: string, kib: number, options: SetMemoryOptions = {}): Promise<void> {
+    return this.native.domainSetMemoryFlags(uuid, kib, options);
   }
 
   /** Saves the running domain's memory and stops it; the next domainCreate resumes it. */

@@ -80,6 +80,19 @@ export interface DomainInfo {
   cpuTimeNs: number;
 }
 
+/**
+ * domainSetMemoryFlags: which memory to set. Neither `live` nor `config`: the
+ * domain as it is now (running: live, else its definition).
+ */
+export interface SetMemoryOptions {
+  /** The running domain (the balloon target, or with `maximum` its live maximum where the driver allows). */
+  live?: boolean;
+  /** The persistent definition, used at the next start. */
+  config?: boolean;
+  /** Set the maximum memory instead of the current one. */
+  maximum?: boolean;
+}
+
 export interface NodeInfo {
   model: string;
   memoryKiB: number;
