@@ -54,6 +54,8 @@ export const VM_EVENTS = {
   Stopped: 'Stopped',
   Paused: 'Paused',
   Resumed: 'Resumed',
+  /** A spec change was applied to the running domain (memory by balloon). */
+  LiveUpdated: 'LiveUpdated',
   /** The domain went down without being asked and runStrategy started it again. */
   Restarted: 'Restarted',
   /** An operation (virtfleet.io/action) was taken up, done, or refused (the message says why). */

@@ -19,7 +19,9 @@ function summarize(xml: string): Summary {
   const disks = devices ? childrenNamed(devices, 'disk') : [];
   const nics = devices ? childrenNamed(devices, 'interface') : [];
   return {
-    'spec.memory': `${child(domain, 'memory')?.text ?? ''}${attrs(child(domain, 'memory'), ['unit'])}`,
+    // The memory the guest has now: a live balloon change moves currentMemory within the maximum
+    // the domain started with, which only changes at the next start.
+    'spec.memory': `${kib(child(domain, 'currentMemory') ?? child(domain, 'memory'))}`,
     'spec.cpu': [
       child(domain, 'vcpu')?.text ?? '',
       attrs(child(domain, 'cpu', 'topology'), ['sockets', 'cores', 'threads']),
@@ -35,6 +37,30 @@ function summarize(xml: string): Summary {
       .map((nic) => [nic.attrs.type ?? '', attrs(child(nic, 'source'), ['network', 'bridge']), attrs(child(nic, 'mac'), ['address']), attrs(child(nic, 'model'), ['type'])].join(','))
       .join('|'),
   };
+}
+
+const UNIT_KIB: Record<string, number> = { b: 1 / 1024, bytes: 1 / 1024, k: 1, kib: 1, kb: 1000 / 1024, m: 1024, mib: 1024, mb: 1e6 / 1024, g: 1024 ** 2, gib: 1024 ** 2, gb: 1e9 / 1024 };
+
+/** A libvirt memory element's amount in KiB (libvirt writes KiB; other units for safety). */
+function kib(element: XmlElement | undefined): number {
+  if (!element) return 0;
+  const unit = (element.attrs.unit ?? 'KiB').toLowerCase();
+  return Math.ceil(Number(element.text ?? 0) * (UNIT_KIB[unit] ?? 1));
+}
+
+/**
+ * The memory to set on the running domain so that it matches its new definition, when that
+ * can be done live (balloon): the new amount differs and is within the maximum it started with.
+ * Bytes; undefined when nothing can or need be done live.
+ */
+export function liveMemoryTarget(liveXml: string, persistentXml: string): number | undefined {
+  const live = parseXml(liveXml);
+  const persistent = parseXml(persistentXml);
+  const wanted = kib(child(persistent, 'currentMemory') ?? child(persistent, 'memory'));
+  const current = kib(child(live, 'currentMemory') ?? child(live, 'memory'));
+  const maximum = kib(child(live, 'memory'));
+  if (wanted === 0 || wanted === current || wanted > maximum) return undefined;
+  return wanted * 1024;
 }
 
 /** Spec fields whose change waits for the next start: where the live and persistent definitions differ. */

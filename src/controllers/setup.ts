@@ -21,6 +21,8 @@ export interface ControllersOptions {
   vmConcurrency?: number;
   shutdownGraceMs?: number;
   hostRetryMs?: number;
+  /** When to look again for the addresses of a running VM with interfaces but none known. Default 15 s. */
+  addressRetryMs?: number;
   /** Shortest time between two progress messages of an image download. Default 5 s. */
   imageProgressIntervalMs?: number;
   /**
@@ -60,6 +62,7 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       ...(options.vmConcurrency ? { concurrency: options.vmConcurrency } : {}),
       ...(options.shutdownGraceMs ? { shutdownGraceMs: options.shutdownGraceMs } : {}),
       ...(options.hostRetryMs ? { hostRetryMs: options.hostRetryMs } : {}),
+      ...(options.addressRetryMs ? { addressRetryMs: options.addressRetryMs } : {}),
       ...(options.imageProgressIntervalMs ? { imageProgressIntervalMs: options.imageProgressIntervalMs } : {}),
     }),
   );

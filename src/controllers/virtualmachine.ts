@@ -28,7 +28,8 @@ import { vmResources, type Allocations, type Placed } from './allocations.js';
 import type { Fleet, FleetHost } from './fleet.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from './reasons.js';
 import { VIRTUAL_MACHINE, VM_FINALIZER, type PoolObject, type VmObject } from './resources.js';
-import { fieldsAwaitingRestart } from './restart-required.js';
+import { fieldsAwaitingRestart, liveMemoryTarget } from './restart-required.js';
+import { guestAddresses, interfaceNamesByMac, type Address } from './vm-addresses.js';
 import { isActive, stopAction, type PowerAction } from './run-strategy.js';
 import { domainXmlFor } from './vm-domain.js';
 import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, actionRequest, decideAction, type ActionDecision, type VmAction } from './vm-actions.js';
@@ -50,6 +51,8 @@ export interface VirtualMachineControllerOptions {
   shutdownGraceMs?: number;
   /** When to look again at a VM whose host is not ready or unreachable. Default 30 s. */
   hostRetryMs?: number;
+  /** When to look again for the addresses of a running VM that has interfaces but no address yet. Default 15 s. */
+  addressRetryMs?: number;
   /** Makes the disks' volumes; default one of the reconciler's own. */
   disks?: DiskProvisioner;
 }
@@ -68,15 +71,24 @@ class Halt {
 export class VirtualMachineReconciler implements Reconciler {
   /** By UID: the XML this process last defined, so an unchanged spec costs no define call. */
   private readonly defined = new Map<string, string>();
+  /**
+   * By UID: what this process last wrote of the fields that count or happen once (phase,
+   * restarts, lastAction). The cache lags our own writes; a reconcile that started from the older
+   * status would restart a VM twice for one request, or lose a count. With leader election this
+   * process is the only writer, and after a restart the cache is all there is.
+   */
+  private readonly written = new Map<string, Pick<VmStatusDraft['status'], 'phase' | 'restarts' | 'lastAction'>>();
   /** By UID: when this process asked the guest to shut down (Halted or delete). */
   private readonly shutdownSince = new Map<string, number>();
   private readonly graceMs: number;
   private readonly hostRetryMs: number;
+  private readonly addressRetryMs: number;
   private readonly disks: DiskProvisioner;
 
   constructor(private readonly options: VirtualMachineControllerOptions) {
     this.graceMs = options.shutdownGraceMs ?? 60_000;
     this.hostRetryMs = options.hostRetryMs ?? 30_000;
+    this.addressRetryMs = options.addressRetryMs ?? 15_000;
     this.disks = options.disks ?? new DiskProvisioner();
   }
 
@@ -84,6 +96,7 @@ export class VirtualMachineReconciler implements Reconciler {
     const vm = this.options.vms.get(key);
     if (!vm) return this.forget(key);
     const draft = new VmStatusDraft(vm);
+    this.overlayWritten(vm, draft);
     if (isBeingDeleted(vm)) return this.finalize(vm, draft);
     await addFinalizer(this.options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
     let current = vm;
@@ -101,9 +114,10 @@ export class VirtualMachineReconciler implements Reconciler {
       const power = await this.applyRunStrategy(vm, hypervisor, domain, draft);
       domain = power.domain;
       this.reportPowerState(vm, domain, draft, power.hold);
-      await this.checkRestartRequired(vm, hypervisor, domain, draft);
+      const addressRetry = await this.inspectRunning(vm, hypervisor, domain, draft);
       await this.writeStatus(current, draft);
-      return power.requeueAfterMs === undefined ? undefined : { requeueAfterMs: power.requeueAfterMs };
+      const requeueAfterMs = minDefined(power.requeueAfterMs, addressRetry);
+      return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
     } catch (error) {
       if (error instanceof Halt) {
         await this.writeStatus(current, draft);
@@ -115,6 +129,16 @@ export class VirtualMachineReconciler implements Reconciler {
         return { requeueAfterMs: this.hostRetryMs };
       }
       throw error;
+    }
+  }
+
+  /** Our own newer writes over a cache that may not show them yet (see `written`). */
+  private overlayWritten(vm: VmObject, draft: VmStatusDraft): void {
+    const mine = this.written.get(vm.metadata.uid ?? '');
+    if (!mine) return;
+    for (const field of ['phase', 'restarts', 'lastAction'] as const) {
+      if (mine[field] === undefined) delete draft.status[field];
+      else (draft.status as Record<string, unknown>)[field] = structuredClone(mine[field]);
     }
   }
 
@@ -164,6 +188,7 @@ export class VirtualMachineReconciler implements Reconciler {
     this.options.allocations.forget(uid);
     this.defined.delete(uid);
     this.shutdownSince.delete(uid);
+    this.written.delete(uid);
     await removeFinalizer(this.options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
   }
 
@@ -372,6 +397,7 @@ export class VirtualMachineReconciler implements Reconciler {
   ): Promise<{ domain: DomainStatus; requeueAfterMs?: number; hold?: 'stop' | 'pause' }> {
     const uid = vm.metadata.uid ?? '';
     const stopWasAsked = this.shutdownSince.has(uid);
+    const phaseBefore = draft.status.phase;
     if (!isActive(domain.state)) this.shutdownSince.delete(uid);
     const parsed = actionRequest(vm.metadata.annotations);
     if (parsed && 'error' in parsed) this.refuseAnnotation(vm, draft, parsed.error);
@@ -389,7 +415,7 @@ export class VirtualMachineReconciler implements Reconciler {
     const step = decision.power;
     if (step.action === 'none') return { domain, ...(decision.hold ? { hold: decision.hold } : {}) };
     const askedByUser = decision.record !== undefined && (decision.record.action === 'start' || decision.record.action === 'restart');
-    if (step.action === 'start' && !askedByUser && !stopWasAsked && wasUp(vm)) this.countRestart(vm, draft, domain);
+    if (step.action === 'start' && !askedByUser && !stopWasAsked && wasUp(phaseBefore)) this.countRestart(vm, draft, domain);
     const requeueAfterMs = await this.performPower(vm, hypervisor, step);
     if (step.action === 'start') draft.set(C.Ready, 'False', R.Starting, 'starting');
     // Read back what the action did: the test driver and fast guests are already there.
@@ -492,23 +518,66 @@ export class VirtualMachineReconciler implements Reconciler {
   }
 
   /**
-   * Spec changes that a running domain has not taken: the live and persistent definitions
-   * differ. Only asked when it can have changed: after a define, or while it is set.
+   * What only a running domain tells: spec changes it can take live (memory within the maximum
+   * it started with) are applied; the rest, where its live and persistent definitions still
+   * differ, are RestartRequired; and its addresses. Returns when to look again for addresses not
+   * known yet.
    */
-  private async checkRestartRequired(vm: VmObject, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<void> {
+  private async inspectRunning(vm: VmObject, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<number | undefined> {
     const uid = vm.metadata.uid ?? '';
-    const pendingBefore = draft.condition(C.RestartRequired)?.status === 'True';
-    let fields: string[] = [];
-    if (isActive(domain.state)) {
-      const [live, persistent] = await Promise.all([hypervisor.xml(uid), hypervisor.xml(uid, { inactive: true })]);
-      fields = fieldsAwaitingRestart(live, persistent);
+    if (!isActive(domain.state)) {
+      this.setRestartRequired(vm, draft, []);
+      delete draft.status.addresses;
+      return undefined;
     }
+    let [live, persistent] = await Promise.all([hypervisor.xml(uid), hypervisor.xml(uid, { inactive: true })]);
+    const memory = liveMemoryTarget(live, persistent);
+    if (memory !== undefined) {
+      try {
+        await hypervisor.setMemory(uid, memory);
+        this.event(vm, 'Normal', E.LiveUpdated, `memory set to ${formatBytes(memory)} on the running domain ${domain.name} (spec.memory)`);
+        live = await hypervisor.xml(uid);
+      } catch (error) {
+        // Refused live (no balloon driver in the guest, the domain just stopped): it waits for a restart.
+        if (!isHypervisorError(error, 'invalid-state') && !isHypervisorError(error, 'unsupported')) throw error;
+      }
+    }
+    this.setRestartRequired(vm, draft, fieldsAwaitingRestart(live, persistent));
+    return this.refreshAddresses(vm, hypervisor, live, draft);
+  }
+
+  private setRestartRequired(vm: VmObject, draft: VmStatusDraft, fields: string[]): void {
     if (fields.length > 0) {
-      const message = `${fields.join(', ')} changed; the running domain takes the change at its next start (stop and start the VM)`;
+      const message = `${fields.join(', ')} changed; the running domain takes the change at its next start (\`virtfleet vm restart ${vm.metadata.name ?? ''}\`)`;
       if (draft.set(C.RestartRequired, 'True', R.PendingChanges, message)) this.event(vm, 'Normal', E.RestartRequired, message);
-    } else if (pendingBefore || draft.condition(C.RestartRequired)) {
+    } else if (draft.condition(C.RestartRequired)) {
       draft.set(C.RestartRequired, 'False', R.NoPendingChanges, 'the domain runs its current definition');
     }
+  }
+
+  /**
+   * status.addresses: DHCP leases of the host's libvirt network first, else the guest agent.
+   * While a VM with interfaces has none yet, it is looked at again after addressRetryMs; an
+   * answer the host cannot give keeps what status had.
+   */
+  private async refreshAddresses(vm: VmObject, hypervisor: Hypervisor, liveXml: string, draft: VmStatusDraft): Promise<number | undefined> {
+    const names = interfaceNamesByMac(liveXml, vm.spec.networks);
+    if (names.size === 0) {
+      delete draft.status.addresses;
+      return undefined;
+    }
+    const uid = vm.metadata.uid ?? '';
+    let addresses: Address[] | undefined;
+    for (const source of ['lease', 'agent'] as const) {
+      try {
+        addresses = guestAddresses(await hypervisor.interfaceAddresses(uid, source), names);
+      } catch (error) {
+        if (!isHypervisorError(error, 'unsupported') && !isHypervisorError(error, 'failed')) throw error;
+      }
+      if (addresses && addresses.length > 0) break;
+    }
+    if (addresses && addresses.length > 0) draft.status.addresses = addresses;
+    return draft.status.addresses?.length ? undefined : this.addressRetryMs;
   }
 
   private hostUnreachable(vm: VmObject, draft: VmStatusDraft, message: string): void {
@@ -523,6 +592,7 @@ export class VirtualMachineReconciler implements Reconciler {
   /** Writes the draft if it differs from `vm`'s status; returns the object as it now stands. */
   private async writeStatus(vm: VmObject, draft: VmStatusDraft): Promise<VmObject> {
     const status = draft.result();
+    this.written.set(vm.metadata.uid ?? '', { phase: status.phase, restarts: status.restarts, lastAction: status.lastAction });
     await patchStatusIfChanged(this.options.client, VIRTUAL_MACHINE, vm as VmObject & { status?: Record<string, unknown> }, status as Record<string, unknown>);
     return { ...vm, status };
   }
@@ -533,9 +603,18 @@ export class VirtualMachineReconciler implements Reconciler {
   }
 }
 
+function minDefined(...values: Array<number | undefined>): number | undefined {
+  const defined = values.filter((value): value is number => value !== undefined);
+  return defined.length > 0 ? Math.min(...defined) : undefined;
+}
+
+function formatBytes(bytes: number): string {
+  const MiB = 1024 * 1024;
+  return bytes % (1024 * MiB) === 0 ? `${bytes / (1024 * MiB)} GiB` : `${Math.round((bytes / MiB) * 10) / 10} MiB`;
+}
+
 /** The VM was up when last seen: a stop now was not its first state. */
-function wasUp(vm: VmObject): boolean {
-  const phase = vm.status?.phase;
+function wasUp(phase: string | undefined): boolean {
   return phase === 'Running' || phase === 'Paused' || phase === 'CrashLoopBackOff';
 }
 

@@ -37,6 +37,8 @@ export interface HostDecl {
   auth?: { username: string; password: string };
   /** spec.hosts[].credentialsSecretRef. */
   credentialsSecretRef?: { name: string; namespace: string };
+  /** The host has an active libvirt network 'default'. */
+  network?: boolean;
 }
 
 export function condition(vm: { status?: { conditions?: unknown } } | undefined, type: string): Condition | undefined {
@@ -128,7 +130,7 @@ export class ControllerBench {
   hostUri(decl: HostDecl): string {
     let uri = this.uris.get(decl.name);
     if (!uri) {
-      const spec: TestHostSpec = { cpus: decl.cpus, memoryKiB: decl.memoryGiB * GiB, ...(decl.auth ? { auth: decl.auth } : {}) };
+      const spec: TestHostSpec = { cpus: decl.cpus, memoryKiB: decl.memoryGiB * GiB, ...(decl.auth ? { auth: decl.auth } : {}), ...(decl.network ? { network: true } : {}) };
       uri = this.hosts.host(`${this.runId}-${decl.name}`, spec);
       this.uris.set(decl.name, uri);
     }

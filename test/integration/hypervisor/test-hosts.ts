@@ -11,6 +11,8 @@ export interface TestHostSpec {
   cpus?: number;
   memoryKiB?: number;
   auth?: { username: string; password: string };
+  /** An active libvirt network 'default' (192.168.122.0/24), for VMs with interfaces. */
+  network?: boolean;
 }
 
 export interface TestHosts {
@@ -44,6 +46,8 @@ export function testHosts(): TestHosts {
         ),
         el('memory', {}, String(memoryKiB)),
         spec.auth && el('auth', {}, el('user', { password: spec.auth.password }, spec.auth.username)),
+        spec.network &&
+          el('network', {}, el('name', {}, 'default'), el('bridge', { name: 'virbr0' }), el('ip', { address: '192.168.122.1', netmask: '255.255.255.0' })),
       );
       const file = join(dir, `${name}.xml`);
       writeFileSync(file, serializeXml(node));
