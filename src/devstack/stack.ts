@@ -1,8 +1,11 @@
 // The local stack behind `make run`: a real control plane whose data lives in
-// a state directory (kept across runs), the CRDs, the example manifests, and
-// the controller process. Ctrl-C stops every child; nothing is left running.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+// a state directory (kept across runs), the CRDs, the example manifests (with
+// the simulated hosts of HostPool lab, and HostPool local when this machine
+// runs libvirtd), and the controller process. Ctrl-C stops every child;
+// nothing is left running.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { repoRoot } from './binaries.js';
 import { ControlPlane } from './controlplane.js';
@@ -16,7 +19,84 @@ export interface DevStackOptions {
   /** Command that starts the controller, e.g. [node, main.js, 'controller']. */
   controllerCommand: string[];
   applyExamples: boolean;
+  /**
+   * Whether to apply HostPool local (manifests/optional/hostpool-local.yaml) with the examples:
+   * 'auto' (the default) when a local libvirtd's socket exists. Default from
+   * $VIRTFLEET_LOCAL_LIBVIRT (auto, 1 or 0).
+   */
+  localLibvirt?: 'auto' | boolean;
   out?: (line: string) => void;
+}
+
+/**
+ * Where HostPool lab (manifests/hostpool-lab.yaml) finds its simulated hosts: its URIs are
+ * test:///var/lib/virtfleet/lab/hosts/<host>.xml, libvirt test-driver definition files that
+ * make run copies here from manifests/lab/hosts/. A URI names an absolute path, so this one is
+ * fixed: the same manifest works from any checkout.
+ */
+export const LAB_HOSTS_DIR = '/var/lib/virtfleet/lab/hosts';
+
+/** The sockets of a local libvirt daemon: the monolithic libvirtd, or the modular virtqemud. */
+export const LOCAL_LIBVIRT_SOCKETS = ['/run/libvirt/libvirt-sock', '/run/libvirt/virtqemud-sock'];
+
+export interface InstalledHosts {
+  dir: string;
+  written: string[];
+  unchanged: string[];
+}
+
+/**
+ * Copies the host definition files (*.xml) of `source` into `target`, writing only those whose
+ * content differs (through a temporary file and a rename, so a reader never sees half a file).
+ * A target that cannot be written is an error naming the directory and the fix.
+ */
+export function installLabHosts(source: string, target: string = LAB_HOSTS_DIR): InstalledHosts {
+  const files = readdirSync(source)
+    .filter((file) => file.endsWith('.xml'))
+    .sort();
+  const result: InstalledHosts = { dir: target, written: [], unchanged: [] };
+  let temp: string | undefined;
+  try {
+    mkdirSync(target, { recursive: true, mode: 0o755 });
+    for (const file of files) {
+      const wanted = readFileSync(join(source, file));
+      const path = join(target, file);
+      if (existsSync(path) && readFileSync(path).equals(wanted)) {
+        result.unchanged.push(file);
+        continue;
+      }
+      temp = join(target, `.${file}.${process.pid}.tmp`);
+      writeFileSync(temp, wanted, { mode: 0o644 });
+      renameSync(temp, path);
+      temp = undefined;
+      result.written.push(file);
+    }
+  } catch (error) {
+    if (temp) rmSync(temp, { force: true });
+    throw new Error(
+      `cannot install the simulated hosts of HostPool lab in ${target}: ${(error as Error).message}\n` +
+        `  manifests/hostpool-lab.yaml names them by that absolute path (test://${target}/<host>.xml).\n` +
+        `  Fix: make the directory yours once, then run make run again:\n` +
+        `    sudo install -d -o ${userInfo().username} ${target}`,
+    );
+  }
+  return result;
+}
+
+/** Whether to apply HostPool local, and why. */
+export function localLibvirt(setting: 'auto' | boolean = localLibvirtFromEnv(), sockets: string[] = LOCAL_LIBVIRT_SOCKETS): { use: boolean; why: string } {
+  if (setting === true) return { use: true, why: 'VIRTFLEET_LOCAL_LIBVIRT=1' };
+  if (setting === false) return { use: false, why: 'VIRTFLEET_LOCAL_LIBVIRT=0' };
+  const socket = sockets.find((path) => statSync(path, { throwIfNoEntry: false })?.isSocket());
+  return socket ? { use: true, why: `a local libvirtd listens on ${socket}` } : { use: false, why: `no local libvirtd (no ${sockets.join(' or ')})` };
+}
+
+function localLibvirtFromEnv(): 'auto' | boolean {
+  const value = (process.env.VIRTFLEET_LOCAL_LIBVIRT ?? '').trim().toLowerCase();
+  if (value === '' || value === 'auto') return 'auto';
+  if (['1', 'yes', 'true'].includes(value)) return true;
+  if (['0', 'no', 'false'].includes(value)) return false;
+  throw new Error(`VIRTFLEET_LOCAL_LIBVIRT=${value}: use auto (apply HostPool local when a local libvirtd runs), 1 (always) or 0 (never)`);
 }
 
 function isAlive(pid: number): boolean {
@@ -52,6 +132,19 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
   const root = repoRoot();
   mkdirSync(join(stateDir, 'logs'), { recursive: true, mode: 0o700 });
   await claimStateDir(stateDir, out);
+  const manifests = join(root, 'manifests');
+  const localPoolFile = join(manifests, 'optional', 'hostpool-local.yaml');
+  // Before anything starts: a lab that cannot be installed fails the stack at once.
+  let local: { use: boolean; why: string } | undefined;
+  if (options.applyExamples) {
+    local = localLibvirt(options.localLibvirt);
+    const hosts = installLabHosts(join(manifests, 'lab', 'hosts'));
+    const all = [...hosts.written, ...hosts.unchanged].sort();
+    out(
+      `simulated hosts of HostPool lab in ${hosts.dir}: ${all.join(', ')} ` +
+        `(${hosts.written.length > 0 ? `${hosts.written.join(', ')} written` : 'all up to date'})`,
+    );
+  }
 
   const plane = new ControlPlane({ stateDir, stablePorts: true });
   let controller: Supervised | undefined;
@@ -69,9 +162,15 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     const info = await plane.start();
     out(`installing CRDs from ${join(root, 'crds')}...`);
     await installCrds(info.binaries.kubectl, info.kubeconfig, root);
-    if (options.applyExamples) {
-      out(`applying the example manifests in ${join(root, 'manifests')}...`);
-      await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, ['apply', '-f', join(root, 'manifests')]);
+    if (options.applyExamples && local) {
+      out(`applying the example manifests in ${manifests}...`);
+      await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, ['apply', '-f', manifests]);
+      if (local.use) {
+        out(`${local.why}: applying HostPool local (qemu:///system) from ${relative(root, localPoolFile)}`);
+        await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, ['apply', '-f', localPoolFile]);
+      } else {
+        out(`${local.why}: HostPool local not applied; the examples use the simulated HostPool lab`);
+      }
     }
 
     out('starting the controller...');
@@ -90,6 +189,7 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     out(`virtfleet local stack is up: kube-apiserver ${info.binaries.kubernetesVersion}, etcd ${info.binaries.etcdVersion}, controller`);
     out(`  kubeconfig: ${info.kubeconfig}`);
     out(`  try:        kubectl --kubeconfig ${info.kubeconfig} get vm,hp,iprof -A`);
+    if (local) out(`  pools:      lab (simulated: ${LAB_HOSTS_DIR}/*.xml)${local.use ? ', local (qemu:///system)' : ''}`);
     out(`  kubectl:    ${info.binaries.kubectl} (same version as the API server)`);
     out(`  metrics:    http://127.0.0.1:${metricsPort}/metrics`);
     out(`  logs:       ${join(stateDir, 'logs')}/`);

@@ -1,8 +1,11 @@
-// Drives `make run` as a user would: it comes up, serves the CRDs, keeps its
-// data across a restart, and Ctrl-C leaves no process behind.
+// Drives `make run` as a user would: it comes up, serves the CRDs, installs the
+// simulated hosts of HostPool lab and runs the examples on them (KVM and Xen
+// hosts Ready, the small VM Running, the image-URL VM refused as documented),
+// applies HostPool local only when asked to (or when a libvirtd runs), keeps
+// its data across a restart, and Ctrl-C leaves no process behind.
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,12 +25,13 @@ interface RunningStack {
   exited: Promise<number | null>;
 }
 
-function startMakeRun(): RunningStack {
+/** `localLibvirt`: VIRTFLEET_LOCAL_LIBVIRT, so that a libvirtd on the test machine changes nothing. */
+function startMakeRun(localLibvirt: '0' | '1'): RunningStack {
   // Its own process group, as a shell gives a foreground job: Ctrl-C is a
   // SIGINT to that whole group.
   const child = spawn('make', ['run'], {
     cwd: repoRoot(),
-    env: { ...process.env, VIRTFLEET_STATE_DIR: stateDir },
+    env: { ...process.env, VIRTFLEET_STATE_DIR: stateDir, VIRTFLEET_LOCAL_LIBVIRT: localLibvirt },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -75,6 +79,46 @@ async function kubectl(kubeconfig: string, args: string[]): Promise<string> {
   return stdout;
 }
 
+interface Condition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+}
+
+interface Vm {
+  status?: { phase?: string; host?: string; hypervisor?: string; conditions?: Condition[] };
+}
+
+interface Pool {
+  status?: {
+    readyHosts?: number;
+    hosts?: Array<{ name: string; ready: boolean; hypervisor?: string; capacity?: { cpus: number; memory: string } }>;
+  };
+}
+
+const condition = (vm: Vm, type: string) => vm.status?.conditions?.find((c) => c.type === type);
+
+/** Polls `kubectl get <args> -o json` until `holds`; fails at the deadline with what it last saw. */
+async function untilObject<T>(kubeconfig: string, args: string[], holds: (object: T) => boolean, what: string, ms = 90_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last = '(nothing yet)';
+  for (;;) {
+    try {
+      const object = JSON.parse(await kubectl(kubeconfig, ['get', ...args, '-o', 'json'])) as T;
+      if (holds(object)) return object;
+      last = JSON.stringify((object as { status?: unknown }).status);
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}; last seen: ${last}`);
+    await delay(250);
+  }
+}
+
+const LAB_HOSTS = '/var/lib/virtfleet/lab/hosts';
+const IMAGE_URL = 'https://download.cirros-cloud.net/0.6.2/cirros-0.6.2-x86_64-disk.img';
+
 let current: RunningStack | undefined;
 
 afterAll(async () => {
@@ -84,8 +128,8 @@ afterAll(async () => {
 });
 
 describe('make run', () => {
-  it('comes up, lists the three CRDs, and Ctrl-C leaves nothing running', async () => {
-    current = startMakeRun();
+  it('comes up, lists the three CRDs, runs the examples on the simulated lab, and Ctrl-C leaves nothing running', async () => {
+    current = startMakeRun('0');
     const kubeconfig = await waitForKubeconfigLine(current);
     expect(current.output()).toMatch(/try: +kubectl --kubeconfig \S+ get vm,hp,iprof -A/);
 
@@ -99,15 +143,74 @@ describe('make run', () => {
     expect(await kubectl(kubeconfig, ['get', 'hostpools', '-o', 'name'])).toContain('hostpool.virtfleet.io/');
     await kubectl(kubeconfig, ['create', 'configmap', 'kept-across-runs', '--from-literal=answer=42']);
 
+    // The lab's hosts are definition files at the fixed path the HostPool names.
+    expect(current.output()).toContain(`simulated hosts of HostPool lab in ${LAB_HOSTS}: kvm-01.xml, kvm-02.xml, xen-01.xml`);
+    expect(current.output()).toContain('VIRTFLEET_LOCAL_LIBVIRT=0: HostPool local not applied');
+    expect(current.output()).toMatch(/pools: +lab \(simulated: \/var\/lib\/virtfleet\/lab\/hosts\/\*\.xml\)\n/);
+    expect(await kubectl(kubeconfig, ['get', 'hostpools', '-o', 'name'])).not.toContain('hostpool.virtfleet.io/local');
+
+    const [pool, small, db, image] = await Promise.all([
+      untilObject<Pool>(kubeconfig, ['hostpool', 'lab'], (p) => p.status?.readyHosts === 3, 'HostPool lab: 3 hosts ready'),
+      untilObject<Vm>(
+        kubeconfig,
+        ['vm', 'small'],
+        (vm) => vm.status?.phase === 'Running' && condition(vm, 'Ready')?.status === 'True',
+        'VirtualMachine small: Running, Ready=True',
+      ),
+      untilObject<Vm>(kubeconfig, ['vm', 'db-1'], (vm) => vm.status?.phase === 'Running', 'VirtualMachine db-1: Running'),
+      // The test driver cannot upload (no streams); without Internet access the download fails first.
+      untilObject<Vm>(
+        kubeconfig,
+        ['vm', 'cirros'],
+        (vm) => ['ProvisioningFailed', 'ImageDownloadFailed'].includes(condition(vm, 'Provisioned')?.reason ?? ''),
+        'VirtualMachine cirros: Provisioned=False, ProvisioningFailed or ImageDownloadFailed',
+        150_000,
+      ),
+    ]);
+
+    // Three distinct hosts (a test:///default pool would be one host three times), as declared.
+    const hosts = Object.fromEntries((pool.status?.hosts ?? []).map((h) => [h.name, { ready: h.ready, hypervisor: h.hypervisor, capacity: h.capacity }]));
+    expect(hosts).toEqual({
+      'kvm-01': { ready: true, hypervisor: 'kvm', capacity: { cpus: 8, memory: '16Gi' } },
+      'kvm-02': { ready: true, hypervisor: 'kvm', capacity: { cpus: 4, memory: '8Gi' } },
+      'xen-01': { ready: true, hypervisor: 'xen', capacity: { cpus: 16, memory: '32Gi' } },
+    });
+
+    expect(small.status?.hypervisor).toBe('kvm');
+    expect(small.status?.host).toMatch(/^kvm-0[12]$/);
+    expect(condition(small, 'Provisioned')).toMatchObject({ status: 'True', reason: 'Defined' });
+    // hypervisor auto, workload io: the Xen host.
+    expect(db.status).toMatchObject({ host: 'xen-01', hypervisor: 'xen' });
+    expect(condition(db, 'Ready')?.status).toBe('True');
+
+    expect(image.status?.phase).toBe('Provisioning');
+    expect(condition(image, 'Ready')?.status).toBe('False');
+    const provisioned = condition(image, 'Provisioned')!;
+    expect(provisioned.status).toBe('False');
+    const prefix = `spec.disks[0] (root).source.image.url: image ${IMAGE_URL}: `;
+    expect(provisioned.message?.startsWith(prefix)).toBe(true);
+    const detail = provisioned.message!.slice(prefix.length);
+    expect(detail).toMatch(provisioned.reason === 'ProvisioningFailed' ? /^upload: / : /^(cannot fetch: |HTTP )/);
+    expect(detail).toMatch(/ \(host kvm-0[12]\); retrying in \d+ s$/);
+
     await ctrlC(current);
     expect(await leftoversAfterStop()).toEqual([]);
   }, STACK_TIMEOUT_MS);
 
-  it('reuses the data of the previous run and stops cleanly again', async () => {
-    current = startMakeRun();
+  it('reuses the data of the previous run, applies HostPool local when asked to, and stops cleanly again', async () => {
+    const hostFiles = ['kvm-01.xml', 'kvm-02.xml', 'xen-01.xml'].map((file) => `${LAB_HOSTS}/${file}`);
+    const modifiedBefore = hostFiles.map((file) => statSync(file).mtimeMs);
+    current = startMakeRun('1');
     const kubeconfig = await waitForKubeconfigLine(current);
     const kept = await kubectl(kubeconfig, ['get', 'configmap', 'kept-across-runs', '-o', 'jsonpath={.data.answer}']);
     expect(kept).toBe('42');
+
+    // Unchanged host files are not written again.
+    expect(current.output()).toContain(`simulated hosts of HostPool lab in ${LAB_HOSTS}: kvm-01.xml, kvm-02.xml, xen-01.xml (all up to date)`);
+    expect(hostFiles.map((file) => statSync(file).mtimeMs)).toEqual(modifiedBefore);
+    expect(current.output()).toContain('VIRTFLEET_LOCAL_LIBVIRT=1: applying HostPool local (qemu:///system) from manifests/optional/hostpool-local.yaml');
+    expect(current.output()).toMatch(/pools: +lab \(simulated: \S+\), local \(qemu:\/\/\/system\)\n/);
+    expect(await kubectl(kubeconfig, ['get', 'hostpool', 'local', '-o', 'jsonpath={.spec.hosts[*].uri}'])).toBe('qemu:///system');
 
     await ctrlC(current);
     expect(await leftoversAfterStop()).toEqual([]);
