@@ -327,7 +327,7 @@ export class VirtualMachineReconciler implements Reconciler {
       throw new Halt(result.requeueAfterMs);
     }
     const before = draft.condition(C.Provisioned)?.message;
-    draft.set(C.Provisioned, 'False', result.reason, `${result.message}; retrying in ${Math.round(result.requeueAfterMs / 1000)} s`);
+    draft.set(C.Provisioned, 'False', result.reason, `${result.message}; retrying in ${Math.round(result.retryDelayMs / 1000)} s`);
     if (before === undefined || !before.startsWith(result.message)) this.event(vm, 'Warning', E.ProvisioningFailed, result.message);
     if (!defined) draft.set(C.Ready, 'False', result.reason, 'the disks cannot be made (see Provisioned)');
     throw new Halt(result.requeueAfterMs);

@@ -51,7 +51,14 @@ export type ProvisionResult =
   /** An image is still being downloaded or uploaded; look again later. */
   | { state: 'pending'; message: string; requeueAfterMs: number }
   /** A disk cannot be made now (its field and the host are in the message); retried later. */
-  | { state: 'failed'; reason: 'ProvisioningFailed' | 'ImageDownloadFailed'; message: string; requeueAfterMs: number };
+  | {
+      state: 'failed';
+      reason: 'ProvisioningFailed' | 'ImageDownloadFailed';
+      message: string;
+      requeueAfterMs: number;
+      /** The delay before the retry, from the failure (the message's "retrying in"; stable across reconciles). */
+      retryDelayMs: number;
+    };
 
 interface ImageJob {
   url: string;
@@ -77,11 +84,19 @@ export interface DiskProvisionerOptions {
   now?: () => number;
 }
 
+const MAX_IMAGE_RETRY_MS = 10 * 60_000;
+
 export class DiskProvisioner {
   /** By `${uid}/${disk}`: image downloads and uploads of this process. */
   private readonly jobs = new Map<string, ImageJob>();
   /** By `${uid}/${disk}`: image volumes known to be complete. */
   private readonly complete = new Set<string>();
+  /**
+   * By `${uid}/${disk}`: image jobs that failed, and when to try again. The delay doubles with
+   * each failure in a row (retryMs, 2×, 4×… at most 10 min): every attempt downloads the whole
+   * image again, and a reconcile for another reason must not start one early.
+   */
+  private readonly imageFailures = new Map<string, { count: number; retryAt: number; delayMs: number; reason: 'ImageDownloadFailed' | 'ProvisioningFailed'; message: string }>();
   /** `${uri} ${pool}`: storage pools made sure of by this process. */
   private readonly pools = new Set<string>();
   private readonly progressIntervalMs: number;
@@ -101,7 +116,13 @@ export class DiskProvisioner {
   async provision(vm: VmObject, storage: StorageSpec, hostName: string, hypervisor: Hypervisor): Promise<ProvisionResult> {
     const disks = vm.spec.disks ?? [];
     if (disks.length === 0) return { state: 'ready', disks: {}, created: [] };
-    const failed = (reason: 'ProvisioningFailed' | 'ImageDownloadFailed', message: string): ProvisionResult => ({ state: 'failed', reason, message, requeueAfterMs: this.retryMs });
+    const failed = (reason: 'ProvisioningFailed' | 'ImageDownloadFailed', message: string, retryInMs = this.retryMs, retryDelayMs = retryInMs): ProvisionResult => ({
+      state: 'failed',
+      reason,
+      message,
+      requeueAfterMs: retryInMs,
+      retryDelayMs,
+    });
     try {
       await this.ensurePool(storage, hypervisor);
     } catch (error) {
@@ -121,7 +142,7 @@ export class DiskProvisioner {
         } else if (outcome.state === 'pending') {
           pending.push(`${field}: ${outcome.message}`);
         } else {
-          return failed(outcome.reason, `${field}${outcome.field ? `.${outcome.field}` : ''}: ${outcome.message} (host ${hostName})`);
+          return failed(outcome.reason, `${field}${outcome.field ? `.${outcome.field}` : ''}: ${outcome.message} (host ${hostName})`, outcome.retryInMs, outcome.retryDelayMs);
         }
       } catch (error) {
         if (isHypervisorError(error, 'unreachable')) throw error;
@@ -168,6 +189,7 @@ export class DiskProvisioner {
       this.jobs.delete(key);
     }
     for (const key of this.complete) if (key.startsWith(prefix)) this.complete.delete(key);
+    for (const key of this.imageFailures.keys()) if (key.startsWith(prefix)) this.imageFailures.delete(key);
     await Promise.all(ending);
   }
 
@@ -192,7 +214,7 @@ export class DiskProvisioner {
   ): Promise<
     | { state: 'ready'; volume: VolumeStatus; created: boolean }
     | { state: 'pending'; message: string }
-    | { state: 'failed'; reason: 'ProvisioningFailed' | 'ImageDownloadFailed'; field?: string; message: string }
+    | { state: 'failed'; reason: 'ProvisioningFailed' | 'ImageDownloadFailed'; field?: string; message: string; retryInMs?: number; retryDelayMs?: number }
   > {
     const uid = vm.metadata.uid ?? '';
     const name = volumeNameOf(vm, disk.name);
@@ -205,7 +227,12 @@ export class DiskProvisioner {
       if (job && job.state !== 'done') return this.observeJob(key, job);
       if (job) {
         this.jobs.delete(key);
+        this.imageFailures.delete(key);
         this.complete.add(key);
+      }
+      const failure = this.imageFailures.get(key);
+      if (failure && failure.retryAt > this.now()) {
+        return { state: 'failed', reason: failure.reason, field: 'source.image.url', message: failure.message, retryInMs: failure.retryAt - this.now(), retryDelayMs: failure.delayMs };
       }
       const existing = await hypervisor.volume(storage.pool, name);
       if (existing) {
@@ -246,13 +273,16 @@ export class DiskProvisioner {
   private observeJob(
     key: string,
     job: ImageJob,
-  ): { state: 'pending'; message: string } | { state: 'failed'; reason: 'ImageDownloadFailed' | 'ProvisioningFailed'; field?: string; message: string } {
+  ): { state: 'pending'; message: string } | { state: 'failed'; reason: 'ImageDownloadFailed' | 'ProvisioningFailed'; field?: string; message: string; retryInMs: number; retryDelayMs: number } {
     if (job.state === 'failed') {
-      // Reported once; the next reconcile (after retryMs) starts afresh.
+      // Remembered with its retry time; the first reconcile after it starts afresh.
       this.jobs.delete(key);
-      return job.error?.startsWith('upload')
-        ? { state: 'failed', reason: 'ProvisioningFailed', field: 'source.image.url', message: `image ${job.url}: ${job.error}` }
-        : { state: 'failed', reason: 'ImageDownloadFailed', field: 'source.image.url', message: `image ${job.url}: ${job.error ?? 'failed'}` };
+      const reason = job.error?.startsWith('upload') ? 'ProvisioningFailed' : 'ImageDownloadFailed';
+      const message = `image ${job.url}: ${job.error ?? 'failed'}`;
+      const count = (this.imageFailures.get(key)?.count ?? 0) + 1;
+      const retryInMs = Math.min(this.retryMs * 2 ** (count - 1), MAX_IMAGE_RETRY_MS);
+      this.imageFailures.set(key, { count, retryAt: this.now() + retryInMs, delayMs: retryInMs, reason, message });
+      return { state: 'failed', reason, field: 'source.image.url', message, retryInMs, retryDelayMs: retryInMs };
     }
     const now = this.now();
     if (!job.shown || now - job.shown.at >= this.progressIntervalMs) job.shown = { at: now, message: progressMessage(job) };

@@ -125,9 +125,10 @@ export class HostLink {
     if (this.connection) return Promise.resolve(this.connection);
     if (this.opening) return this.opening;
     if (this.retryTimer) {
-      const wait = Math.max(0, (this.retryAt ?? 0) - Date.now());
+      // No countdown in the message: callers put it in status and Events, where a text that
+      // changes on every call means a write per reconcile (retryAt carries the time).
       return Promise.reject(
-        new HostUnavailableError(this.uri, `${this.uri} is unreachable (${describe(this.lastError)}); next attempt in ${wait} ms`, this.retryAt, {
+        new HostUnavailableError(this.uri, `${this.uri} is unreachable (${describe(this.lastError)}); reconnecting`, this.retryAt, {
           cause: this.lastError,
         }),
       );

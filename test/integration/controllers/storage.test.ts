@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { child, childrenNamed, parseXml } from '../../../src/hypervisors/xml.js';
 import { VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
 import type { KubeObject } from '../../../src/runtime/kube-client.js';
+import type { VmObject } from '../../../src/controllers/resources.js';
 import { ControllerBench, condition, isRunning, type HostDecl } from './fixtures.js';
 
 const MiB = 2 ** 20;
@@ -21,6 +22,8 @@ const bench = new ControllerBench('vm-storage', { hostRetryMs: 1_000, imageProgr
 let pool: string;
 let server: Server;
 let baseUrl: string;
+/** Requests the image server got, by path. */
+const requests = new Map<string, number>();
 
 /** A 4 MiB "qcow2" image (magic and a 1 GiB virtual size, then filler), sent slowly. */
 const IMAGE = Buffer.alloc(4 * MiB, 0x5a);
@@ -30,6 +33,7 @@ IMAGE.writeBigUInt64BE(BigInt(2 ** 30), 24);
 
 beforeAll(async () => {
   server = createServer((request, response) => {
+    requests.set(request.url ?? '', (requests.get(request.url ?? '') ?? 0) + 1);
     if (request.url !== '/images/slow.qcow2') {
       response.writeHead(404).end('no such image');
       return;
@@ -209,6 +213,18 @@ describe('image disks', () => {
     expect(condition(failed, 'Provisioned')?.message).toMatch(
       /^spec\.disks\[0\] \(root\)\.source\.image\.url: image http:\/\/127\.0\.0\.1:\d+\/images\/none\.qcow2: HTTP 404 Not Found \(host disk-1\); retrying in 1 s$/,
     );
+  });
+
+  it('retries a failed image with a doubling delay, and a reconcile for another reason does not start one early', async () => {
+    const retryingIn = (seconds: number) => (vm: VmObject) => condition(vm, 'Provisioned')?.message?.endsWith(`retrying in ${seconds} s`) === true;
+    await bench.untilVm('missing', retryingIn(2), 'the second failure');
+    await bench.untilVm('missing', retryingIn(4), 'the third failure');
+    // Three attempts so far, each a whole download; the fourth is 4 s away.
+    expect(requests.get('/images/none.qcow2')).toBe(3);
+    const patched = await bench.patchVm('missing', { recovery: { priority: 5 } });
+    const seen = await bench.untilVm('missing', (vm) => vm.status?.observedGeneration === patched.metadata.generation, 'the spec change seen');
+    expect(retryingIn(4)(seen)).toBe(true);
+    expect(requests.get('/images/none.qcow2')).toBe(3);
   });
 
   it('stops a download when its VM is deleted', async () => {
