@@ -24,6 +24,7 @@ interface ControllerFlags {
   leaseDuration: string;
   renewDeadline: string;
   retryPeriod: string;
+  orphanScanInterval: string;
 }
 
 function seconds(flag: string, value: string): number {
@@ -45,6 +46,11 @@ export function controllerCommand(): Command {
     .option('--lease-duration <seconds>', 'how long a standby waits before taking an unrenewed lease', '15')
     .option('--renew-deadline <seconds>', 'how long the leader keeps trying to renew before giving up', '10')
     .option('--retry-period <seconds>', 'how often the leader renews', '2')
+    .option(
+      '--orphan-scan-interval <seconds>',
+      'how often each host is scanned for orphan domains (virtfleet\'s marker, no VirtualMachine), besides at connect and on domain events',
+      '300',
+    )
     .action(async (flags: ControllerFlags) => {
       const logger = createLogger(flags.logLevel);
       const abort = new AbortController();
@@ -73,7 +79,12 @@ export function controllerCommand(): Command {
               }
             : undefined,
         });
-        addControllers(manager, { fleet, logger, ...(process.env.POD_NAME ? { instance: process.env.POD_NAME } : {}) });
+        addControllers(manager, {
+          fleet,
+          logger,
+          orphanScanIntervalMs: seconds('--orphan-scan-interval', flags.orphanScanInterval),
+          ...(process.env.POD_NAME ? { instance: process.env.POD_NAME } : {}),
+        });
         await manager.run(abort.signal);
       } catch (error) {
         // Includes a lost leadership: exit so that nothing acts without the lease.

@@ -55,7 +55,8 @@ export interface FleetOptions {
   connections?: LibvirtConnectionPool;
 }
 
-type DomainListener = (uid: string, event: HostEvent) => void;
+/** `uri`: the host the domain is on. */
+type DomainListener = (uid: string, event: HostEvent, uri: string) => void;
 type PoolListener = (pool: string, event: HostEvent) => void;
 type ReadinessListener = (pool: string, hosts: string[]) => void;
 
@@ -75,7 +76,7 @@ export class Fleet {
     this.connections = options.connections ?? new LibvirtConnectionPool();
   }
 
-  /** Domain events, by the domain's UUID (= the VM's UID). Returns the unsubscribe function. */
+  /** Domain events, by the domain's UUID (= the VM's UID), with the host's URI. Returns the unsubscribe function. */
   onDomainEvent(listener: DomainListener): () => void {
     this.domainListeners.add(listener);
     return () => this.domainListeners.delete(listener);
@@ -236,7 +237,7 @@ export class Fleet {
       for (const pool of new Set(affected.map((host) => host.pool))) for (const listener of this.poolListeners) listener(pool, event);
       return;
     }
-    for (const listener of this.domainListeners) listener(event.domain.uuid, event);
+    for (const listener of this.domainListeners) listener(event.domain.uuid, event, uri);
   }
 }
 

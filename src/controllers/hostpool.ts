@@ -2,21 +2,31 @@
 //
 //   get (gone → let its hosts go once they have no VMs) → hosts in the Fleet match spec.hosts
 //   → heartbeat each host that is due (facts on first contact and after a reconnect)
-//   → readiness per host → status (only when changed) → come back at the next heartbeat.
+//   → scan the hosts that are due for orphan domains → readiness per host
+//   → status (only when changed), an Event when the orphans changed, per-host metrics
+//   → come back at the next heartbeat.
 //
-// Heartbeats are libvirt calls, never API calls, and status holds no per-beat timestamps: a
-// steady pool writes nothing.
+// Heartbeats and scans are libvirt calls, never API calls, and status holds no per-beat
+// timestamps: a steady pool writes nothing.
+//
+// Orphan scans (orphan-domains.ts): on first contact and after a reconnect (the facts are read
+// again), every orphanScanIntervalMs, and soon after a domain event of a UUID that is no VM's
+// (a domain came or went behind the controller's back) or a VM's deletion (its domain may have
+// been left behind when its finalizer was removed by hand).
 import type { Logger } from '../observability/logging.js';
 import type { ControllerMetrics } from '../observability/metrics.js';
 import { Controller } from '../runtime/controller.js';
+import type { EventRecorder } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
 import type { KubeClient } from '../runtime/kube-client.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../runtime/reconciler.js';
 import { watchMapped, watchOwn, type Source } from '../runtime/sources.js';
 import { patchStatusIfChanged } from '../runtime/status.js';
-import type { Allocations } from './allocations.js';
+import type { Allocations, HostAllocation } from './allocations.js';
 import type { Fleet, FleetHost } from './fleet.js';
+import { HostOrphanScan, orphanList, type HostOrphans, type OrphanDomain } from './orphan-domains.js';
 import { hostReadiness, poolStatus } from './pool-status.js';
+import { POOL_EVENTS } from './reasons.js';
 import { HOST_POOL, type PoolObject, type VmObject } from './resources.js';
 import { untilAborted } from '../runtime/abort.js';
 import { resolveCredentials, type SecretObject } from './host-credentials.js';
@@ -33,10 +43,42 @@ export interface HostPoolControllerOptions {
   secrets?: Informer<SecretObject>;
   /** The one namespace host credential Secrets may be in (the controller's). */
   credentialsNamespace: string;
+  /** Events on pools (orphan domains found or gone); without it, none are recorded. */
+  events?: EventRecorder;
+  /** Time between two scans of a host for orphan domains. Default 5 minutes. */
+  orphanScanIntervalMs?: number;
+  /**
+   * The one namespace whose VirtualMachines are in `vms`, when the controller watches only one:
+   * domains of VMs in other namespaces cannot be judged, and are never reported as orphans.
+   */
+  vmNamespace?: string;
 }
 
+export const DEFAULT_ORPHAN_SCAN_INTERVAL_MS = 5 * 60_000;
+
 export class HostPoolReconciler implements Reconciler {
-  constructor(private readonly options: HostPoolControllerOptions) {}
+  /** Orphan scan state per host; a host given a new URI is a new FleetHost, and starts afresh. */
+  private readonly scans = new WeakMap<FleetHost, HostOrphanScan>();
+  /** Per pool, the orphans last reported (`host/uuid` → what the Event names), for Events on change. */
+  private readonly reportedOrphans = new Map<string, Map<string, { host: string; uri: string; orphan: OrphanDomain }>>();
+  /** Hosts whose readiness this controller decided at least once. */
+  private readonly decided = new WeakSet<FleetHost>();
+  /** Per pool, the hosts that have metric series. */
+  private readonly metricHosts = new Map<string, Set<string>>();
+  private readonly orphanScanIntervalMs: number;
+
+  constructor(private readonly options: HostPoolControllerOptions) {
+    this.orphanScanIntervalMs = options.orphanScanIntervalMs ?? DEFAULT_ORPHAN_SCAN_INTERVAL_MS;
+  }
+
+  scanOf(host: FleetHost): HostOrphanScan {
+    let scan = this.scans.get(host);
+    if (!scan) {
+      scan = new HostOrphanScan();
+      this.scans.set(host, scan);
+    }
+    return scan;
+  }
 
   async reconcile({ key }: ReconcileContext): Promise<ReconcileResult | void> {
     const { pools, fleet } = this.options;
@@ -45,24 +87,134 @@ export class HostPoolReconciler implements Reconciler {
     fleet.syncPool(key, gone ? [] : pool.spec.hosts);
     const allocations = this.options.allocations.byHost(key);
     const blockedRemovals = this.releaseRemovedHosts(key, allocations);
-    if (gone) return;
+    if (gone) {
+      this.reportMetrics(key, allocations);
+      if (fleet.hosts(key).length === 0) this.reportedOrphans.delete(key);
+      return;
+    }
 
     const spec = pool.spec;
     const periodMs = spec.failureDetection.heartbeatPeriodSeconds * 1000;
     const hosts = spec.hosts.map((declared) => fleet.host(key, declared.name)).filter((host): host is FleetHost => host !== undefined);
     for (const host of hosts) this.checkCredentials(host);
     await Promise.all(hosts.map((host) => this.beatIfDue(host, periodMs)));
+    await Promise.all(hosts.map((host) => this.scanIfDue(host, periodMs)));
     const changed: string[] = [];
     for (const host of hosts) {
       const next = hostReadiness(host, spec.failureDetection.failureThreshold);
-      if (next.ready !== host.readiness.ready || next.hypervisor !== host.readiness.hypervisor) changed.push(host.name);
+      // A host's first decision counts as a change even when it is "not ready" like the
+      // placeholder it replaces: a host given a new URI is a new FleetHost, and the VMs placed
+      // on it must hear that it is not ready (nothing else would reconcile a running VM).
+      const first = !this.decided.has(host);
+      if (first || next.ready !== host.readiness.ready || next.hypervisor !== host.readiness.hypervisor) changed.push(host.name);
+      this.decided.add(host);
       host.readiness = next;
     }
     fleet.readinessChanged(key, changed);
 
-    const status = poolStatus({ generation: pool.metadata.generation, previous: pool.status, hosts, allocations, blockedRemovals });
+    const orphans = new Map<string, OrphanDomain[]>();
+    for (const host of hosts) {
+      const found = this.scans.get(host)?.orphans;
+      if (found) orphans.set(host.name, found);
+    }
+    const status = poolStatus({ generation: pool.metadata.generation, previous: pool.status, hosts, allocations, blockedRemovals, orphans });
+    // Metrics first: whoever sees the new status through a watch finds them up to date.
+    this.reportMetrics(key, allocations);
     await patchStatusIfChanged(this.options.client, HOST_POOL, pool as PoolObject & { status?: Record<string, unknown> }, status as Record<string, unknown>);
+    this.reportOrphanChanges(pool, hosts);
     return { requeueAfterMs: nextBeatIn(hosts, periodMs) };
+  }
+
+  /**
+   * Scans a reachable host for orphan domains when a scan is due: first contact or reconnect,
+   * a domain event that asked for one, or orphanScanIntervalMs since the last. A failed scan
+   * keeps the last result and is tried again at the next reconcile.
+   */
+  private async scanIfDue(host: FleetHost, periodMs: number): Promise<void> {
+    const scan = this.scanOf(host);
+    if (!scan.due && Date.now() - scan.lastScanAt < this.orphanScanIntervalMs) return;
+    if (host.credentialsProblem || host.disconnected || !host.facts || host.missedBeats > 0) return; // not now: it is not answering
+    const { vms, vmNamespace, metrics, logger } = this.options;
+    try {
+      await scan.scan({
+        hypervisor: this.options.fleet.hypervisor(host.uri),
+        knownUids: () => new Set(vms.list().map((vm) => vm.metadata.uid ?? '')),
+        judges: (marker) => vmNamespace === undefined || marker.namespace === vmNamespace,
+        timeoutMs: periodMs,
+      });
+      metrics?.orphanScans.inc({ pool: host.pool, result: 'success' });
+    } catch (error) {
+      metrics?.orphanScans.inc({ pool: host.pool, result: 'error' });
+      logger.warn({ pool: host.pool, host: host.name, err: error }, 'orphan domain scan failed');
+    }
+  }
+
+  /** A Warning Event naming orphans that appeared, a Normal one naming those gone; nothing when unchanged. */
+  private reportOrphanChanges(pool: PoolObject, hosts: FleetHost[]): void {
+    const name = pool.metadata.name ?? '';
+    const current = new Map<string, { host: string; uri: string; orphan: OrphanDomain }>();
+    for (const host of hosts) {
+      for (const orphan of this.scans.get(host)?.orphans ?? []) current.set(`${host.name}/${orphan.uuid}`, { host: host.name, uri: host.uri, orphan });
+    }
+    const previous = this.reportedOrphans.get(name) ?? new Map();
+    this.reportedOrphans.set(name, current);
+    const byHost = (entries: Array<{ host: string; uri: string; orphan: OrphanDomain }>): HostOrphans[] => {
+      const grouped = new Map<string, HostOrphans>();
+      for (const { host, uri, orphan } of entries) {
+        const group = grouped.get(host) ?? { host, uri, orphans: [] };
+        group.orphans.push(orphan);
+        grouped.set(host, group);
+      }
+      return [...grouped.values()];
+    };
+    const appeared = [...current].filter(([key]) => !previous.has(key)).map(([, entry]) => entry);
+    // Only from hosts still scanned under the same URI: a host that left the pool (or changed
+    // URI) says nothing about its domains.
+    const scanned = new Set(hosts.filter((host) => this.scans.get(host)?.orphans).map((host) => `${host.name} ${host.uri}`));
+    const gone = [...previous].filter(([key, entry]) => !current.has(key) && scanned.has(`${entry.host} ${entry.uri}`)).map(([, entry]) => entry);
+    const events = this.options.events;
+    if (!events) return;
+    if (appeared.length > 0) {
+      void events.record(
+        pool,
+        'Warning',
+        POOL_EVENTS.OrphanDomainsFound,
+        `${appeared.length} domain${appeared.length === 1 ? '' : 's'} with virtfleet's marker but no VirtualMachine (not touched; see condition OrphanDomains): ${orphanList(byHost(appeared))}`,
+      );
+    }
+    if (gone.length > 0) {
+      void events.record(pool, 'Normal', POOL_EVENTS.OrphanDomainsGone, `no longer on their hosts: ${orphanList(byHost(gone))}`);
+    }
+  }
+
+  /** Per-host gauges for every host the Fleet has in the pool (removed hosts that still have VMs included). */
+  private reportMetrics(pool: string, allocations: Map<string, HostAllocation>): void {
+    const metrics = this.options.metrics;
+    if (!metrics) return;
+    const before = this.metricHosts.get(pool) ?? new Set<string>();
+    const now = new Set<string>();
+    for (const host of this.options.fleet.hosts(pool)) {
+      now.add(host.name);
+      const labels = { pool, host: host.name };
+      const allocation = allocations.get(host.name);
+      metrics.hostReady.set(labels, host.inSpec && host.readiness.ready ? 1 : 0);
+      metrics.hostVms.set(labels, allocation?.vms.length ?? 0);
+      metrics.hostAllocatedCpus.set(labels, allocation?.cpus ?? 0);
+      metrics.hostAllocatedMemory.set(labels, allocation?.memoryBytes ?? 0);
+      if (host.facts) {
+        metrics.hostCapacityCpus.set(labels, host.facts.cpu.count);
+        metrics.hostCapacityMemory.set(labels, host.facts.memoryBytes);
+      } else {
+        metrics.hostCapacityCpus.remove(labels);
+        metrics.hostCapacityMemory.remove(labels);
+      }
+      const orphans = this.scans.get(host)?.orphans;
+      if (orphans) metrics.orphanDomains.set(labels, orphans.length);
+      else metrics.orphanDomains.remove(labels);
+    }
+    for (const host of before) if (!now.has(host)) metrics.forgetHost(pool, host);
+    if (now.size > 0) this.metricHosts.set(pool, now);
+    else this.metricHosts.delete(pool);
   }
 
   /** Hosts that left spec.hosts go once no VM is placed on them; the rest are reported. */
@@ -107,6 +259,8 @@ export class HostPoolReconciler implements Reconciler {
       if (host.factsStale || !host.facts) {
         host.facts = await withDeadline(hypervisor.facts(), periodMs, `read facts of ${host.uri}`);
         host.factsStale = false;
+        // First contact or back after a loss: domains may have come or gone meanwhile.
+        this.scanOf(host).due = true;
       } else {
         // A heartbeat costs one small round trip, however many domains the host runs.
         await withDeadline(hypervisor.ping(), periodMs, `heartbeat to ${host.uri}`);
@@ -115,7 +269,9 @@ export class HostPoolReconciler implements Reconciler {
       host.lastError = undefined;
     } catch (error) {
       host.missedBeats++;
-      host.lastError = error instanceof Error ? error.message : String(error);
+      // Without the connection pool's countdown ("; next attempt in 159 ms"): the message goes
+      // into status, which must not change on every beat while the host stays down.
+      host.lastError = (error instanceof Error ? error.message : String(error)).replace(/; next attempt in \d+ ms/g, '');
       this.options.logger.warn({ pool: host.pool, host: host.name, missedBeats: host.missedBeats, err: error }, 'heartbeat missed');
     }
   }
@@ -149,6 +305,49 @@ function poolsOfSecret(pools: Informer<PoolObject>): (secret: SecretObject) => s
       .map((pool) => pool.metadata.name ?? '');
 }
 
+/**
+ * Domain events that may change a host's orphans ask for a scan of that host and enqueue its
+ * pools: events of a UUID that is no cached VM's (a VM's own domain events are the VM
+ * controller's business), except those of domains already known not to be virtfleet's
+ * (unless redefined). A deleted VM asks for a scan of its host: its domain is normally gone
+ * first, but not when its finalizer was removed by hand.
+ */
+function orphanTriggers(options: HostPoolControllerOptions, reconciler: HostPoolReconciler): Source {
+  const { fleet, pools, vms } = options;
+  return async (controller, signal) => {
+    const uids = new Set<string>();
+    const offVms = vms.on((event) => {
+      const uid = event.object.metadata.uid ?? '';
+      if (event.type !== 'delete') {
+        uids.add(uid);
+        return;
+      }
+      uids.delete(uid);
+      const poolName = event.object.spec.hostPoolRef.name;
+      const hostName = options.allocations.hostOf(event.object);
+      const host = hostName ? fleet.host(poolName, hostName) : undefined;
+      if (host) reconciler.scanOf(host).due = true; // watchMapped enqueues the pool
+    });
+    for (const vm of vms.list()) uids.add(vm.metadata.uid ?? '');
+    const offFleet = fleet.onDomainEvent((uid, event, uri) => {
+      if (event.type !== 'lifecycle' || uids.has(uid)) return;
+      for (const pool of pools.list()) {
+        const poolName = pool.metadata.name ?? '';
+        for (const host of fleet.hosts(poolName)) {
+          if (host.uri !== uri) continue;
+          const scan = reconciler.scanOf(host);
+          if (scan.isForeign(uid) && event.event !== 'defined') continue;
+          scan.due = true;
+          controller.enqueue(poolName);
+        }
+      }
+    });
+    await untilAborted(signal);
+    offVms();
+    offFleet();
+  };
+}
+
 export function hostPoolController(options: HostPoolControllerOptions & { concurrency?: number }): Controller {
   const { fleet, secrets, credentialsNamespace } = options;
   fleet.useCredentials((host) =>
@@ -162,12 +361,19 @@ export function hostPoolController(options: HostPoolControllerOptions & { concur
     await untilAborted(signal);
     off();
   };
+  const reconciler = new HostPoolReconciler(options);
   return new Controller({
     name: 'hostpool',
-    reconciler: new HostPoolReconciler(options),
+    reconciler,
     logger: options.logger,
     ...(options.metrics ? { metrics: options.metrics } : {}),
     concurrency: options.concurrency ?? 4,
-    sources: [watchOwn(options.pools), watchMapped(options.vms, poolOfVm), hostEvents, ...(secrets ? [watchMapped(secrets, poolsOfSecret(options.pools))] : [])],
+    sources: [
+      watchOwn(options.pools),
+      watchMapped(options.vms, poolOfVm),
+      hostEvents,
+      orphanTriggers(options, reconciler),
+      ...(secrets ? [watchMapped(secrets, poolsOfSecret(options.pools))] : []),
+    ],
   });
 }

@@ -5,6 +5,7 @@ import type { HostPoolStatus, HostStatus } from '../api/hostpool.js';
 import { setCondition, type Condition } from '../runtime/conditions.js';
 import type { HostAllocation } from './allocations.js';
 import type { FleetHost, HostReadiness } from './fleet.js';
+import { orphanList, type OrphanDomain } from './orphan-domains.js';
 import { HOST_REASONS, POOL_CONDITIONS, POOL_REASONS } from './reasons.js';
 
 /** Decides a host's readiness from what the Fleet observed. */
@@ -63,12 +64,14 @@ export interface PoolStatusInput {
   allocations: Map<string, HostAllocation>;
   /** Hosts gone from spec.hosts that still have VMs, with those VMs. */
   blockedRemovals: Array<{ host: string; vms: string[] }>;
+  /** Orphan domains per host name, from the host's last scan; a host not scanned yet is absent. */
+  orphans?: Map<string, OrphanDomain[]>;
   now?: Date;
 }
 
 export function poolStatus(input: PoolStatusInput): HostPoolStatus {
   const now = input.now ?? new Date();
-  const hosts = input.hosts.map((host) => hostStatus(host, input.allocations.get(host.name), input.previous, now));
+  const hosts = input.hosts.map((host) => hostStatus(host, input.allocations.get(host.name), input.orphans?.get(host.name), input.previous, now));
   const notReady = hosts.filter((host) => !host.ready);
   const readyHosts = hosts.length - notReady.length;
   const why = notReady.map((host) => `${host.name}: ${host.reason} (${host.message})`).join('; ');
@@ -98,10 +101,27 @@ export function poolStatus(input: PoolStatusInput): HostPoolStatus {
   } else {
     set(POOL_CONDITIONS.RemovalBlocked, 'False', POOL_REASONS.NothingBlocked, 'no removed host has VMs');
   }
+  const orphaned = input.hosts
+    .map((host) => ({ host: host.name, uri: host.uri, orphans: input.orphans?.get(host.name) ?? [] }))
+    .filter((entry) => entry.orphans.length > 0);
+  if (orphaned.length > 0) {
+    const count = orphaned.reduce((sum, entry) => sum + entry.orphans.length, 0);
+    set(
+      POOL_CONDITIONS.OrphanDomains,
+      'True',
+      POOL_REASONS.OrphanDomainsFound,
+      `${count} domain${count === 1 ? '' : 's'} with virtfleet's marker but no VirtualMachine: ${orphanList(orphaned)}. ` +
+        'virtfleet leaves them alone. Check each (virsh -c URI dumpxml NAME names the VM it belonged to), then remove it with ' +
+        '`virsh -c URI undefine NAME` (`virsh -c URI destroy NAME` first if it runs; --nvram for UEFI guests). ' +
+        'A VirtualMachine recreated under the same name cannot adopt it (a new object has a new UID), and its domain is refused while the orphan holds the name.',
+    );
+  } else {
+    set(POOL_CONDITIONS.OrphanDomains, 'False', POOL_REASONS.NoOrphanDomains, 'no host has domains with virtfleet\'s marker and no VirtualMachine');
+  }
   return { hosts, readyHosts, hostCount: hosts.length, conditions, observedGeneration: input.generation };
 }
 
-function hostStatus(host: FleetHost, allocation: HostAllocation | undefined, previous: HostPoolStatus | undefined, now: Date): HostStatus {
+function hostStatus(host: FleetHost, allocation: HostAllocation | undefined, orphans: OrphanDomain[] | undefined, previous: HostPoolStatus | undefined, now: Date): HostStatus {
   const { readiness, facts } = host;
   const before = previous?.hosts?.find((entry) => entry.name === host.name);
   const lastTransitionTime = before && before.ready === readiness.ready && before.lastTransitionTime ? before.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -116,6 +136,7 @@ function hostStatus(host: FleetHost, allocation: HostAllocation | undefined, pre
     capacity: facts ? { cpus: facts.cpu.count, memory: bytesToQuantity(facts.memoryBytes) } : undefined,
     allocated: { cpus: allocation?.cpus ?? 0, memory: bytesToQuantity(allocation?.memoryBytes ?? 0) },
     vmCount: allocation?.vms.length ?? 0,
+    orphanDomains: orphans?.length,
     lastTransitionTime,
   };
 }

@@ -25,6 +25,8 @@ export interface ControllersOptions {
   addressRetryMs?: number;
   /** Shortest time between two progress messages of an image download. Default 5 s. */
   imageProgressIntervalMs?: number;
+  /** Time between two scans of a host for orphan domains (besides first contact, reconnects and domain events). Default 5 min. */
+  orphanScanIntervalMs?: number;
   /**
    * The namespace host credential Secrets must be in: the controller's own (the RBAC in deploy/
    * lets it read Secrets there only). Default $POD_NAMESPACE, else virtfleet-system.
@@ -48,7 +50,24 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
     ...(options.instance ? { instance: options.instance } : {}),
   });
   const metrics = manager.metrics;
-  manager.add(hostPoolController({ client: manager.client, pools, vms, fleet, allocations, logger, metrics, secrets, credentialsNamespace }));
+  // Every request of the process goes through manager.client: cache, leader election, controllers.
+  metrics.observeKubeClient(manager.client);
+  manager.add(
+    hostPoolController({
+      client: manager.client,
+      pools,
+      vms,
+      fleet,
+      allocations,
+      logger,
+      metrics,
+      secrets,
+      credentialsNamespace,
+      events,
+      ...(options.namespace ? { vmNamespace: options.namespace } : {}),
+      ...(options.orphanScanIntervalMs ? { orphanScanIntervalMs: options.orphanScanIntervalMs } : {}),
+    }),
+  );
   manager.add(
     virtualMachineController({
       client: manager.client,

@@ -26,6 +26,20 @@ beforeAll(async () => {
     metricsAddress: `127.0.0.1:${port}`,
     leaderElection: { namespace: await freshNamespace(client(), 'metrics'), name: 'metrics-test' },
   });
+  // As addControllers does: every API request of the process is counted.
+  manager.metrics.observeKubeClient(manager.client);
+  // The per-host series, as the HostPool controller sets them (hostpool-hosts.test.ts checks
+  // their values on a real pool); here they only have to be in the output promtool checks.
+  const host = { pool: 'pool-a', host: 'host-1' };
+  const metrics = manager.metrics;
+  metrics.hostReady.set(host, 1);
+  metrics.hostVms.set(host, 2);
+  metrics.hostAllocatedCpus.set(host, 3);
+  metrics.hostAllocatedMemory.set(host, 2 ** 30);
+  metrics.hostCapacityCpus.set(host, 8);
+  metrics.hostCapacityMemory.set(host, 16 * 2 ** 30);
+  metrics.orphanDomains.set(host, 0);
+  metrics.orphanScans.inc({ pool: 'pool-a', result: 'success' });
   const namespace = await freshNamespace(manager.client, 'metrics-cm');
   const informer = manager.cache.informerFor<ConfigMap>(CONFIGMAP, { namespace });
   manager.add(
@@ -54,7 +68,7 @@ afterAll(async () => {
 });
 
 describe('/metrics', () => {
-  it('passes promtool check metrics and has the controller, work queue, leader and process metrics', async () => {
+  it('passes promtool check metrics and has the controller, work queue, leader, API request, host and process metrics', async () => {
     const response = await fetch(metricsUrl);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('text/plain');
@@ -74,6 +88,15 @@ describe('/metrics', () => {
       'virtfleet_reconcile_errors_total',
       'virtfleet_reconcile_total',
       'virtfleet_leader',
+      'virtfleet_kube_requests_total',
+      'virtfleet_host_ready',
+      'virtfleet_host_vms',
+      'virtfleet_host_allocated_cpus',
+      'virtfleet_host_allocated_memory_bytes',
+      'virtfleet_host_capacity_cpus',
+      'virtfleet_host_capacity_memory_bytes',
+      'virtfleet_orphan_domains',
+      'virtfleet_orphan_scans_total',
       'virtfleet_process_resident_memory_bytes',
       'virtfleet_nodejs_eventloop_lag_seconds',
     ]) {
@@ -81,5 +104,9 @@ describe('/metrics', () => {
     }
     expect(text).toMatch(/^virtfleet_reconcile_errors_total\{controller="configmaps"\} 1$/m);
     expect(text).toMatch(/^virtfleet_leader\{lease="[^"]+\/metrics-test"\} 1$/m);
+    // The test's own create of a ConfigMap, and the cache's list of them.
+    expect(text).toMatch(/^virtfleet_kube_requests_total\{verb="create",resource="configmaps",code="2xx"\} 1$/m);
+    expect(text).toMatch(/^virtfleet_kube_requests_total\{verb="list",resource="configmaps",code="2xx"\} [1-9]/m);
+    expect(text).toMatch(/^virtfleet_host_allocated_memory_bytes\{pool="pool-a",host="host-1"\} 1073741824$/m);
   }, 60_000);
 });
