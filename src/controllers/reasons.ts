@@ -29,6 +29,8 @@ export const VM_REASONS = {
   Stopped: 'Stopped',
   ShuttingDown: 'ShuttingDown',
   Paused: 'Paused',
+  /** The domain keeps going down; the next start waits (message: when, and the back-off). */
+  CrashLoopBackOff: 'CrashLoopBackOff',
   /** Stopped by `virtfleet vm stop` (the virtfleet.io/action annotation); stays so until a start. */
   StoppedByUser: 'StoppedByUser',
   /** Paused by `virtfleet vm pause`; stays so until an unpause. */
@@ -58,6 +60,7 @@ export const VM_EVENTS = {
   LiveUpdated: 'LiveUpdated',
   /** The domain went down without being asked and runStrategy started it again. */
   Restarted: 'Restarted',
+  CrashLoopBackOff: 'CrashLoopBackOff',
   /** An operation (virtfleet.io/action) was taken up, done, or refused (the message says why). */
   ActionStarted: 'ActionStarted',
   ActionDone: 'ActionDone',

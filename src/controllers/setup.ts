@@ -7,6 +7,7 @@ import { Allocations } from './allocations.js';
 import type { Fleet } from './fleet.js';
 import { hostPoolController } from './hostpool.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from './resources.js';
+import { vmSample } from './vm-metrics.js';
 import { virtualMachineController } from './virtualmachine.js';
 import { SECRET, type SecretObject } from './host-credentials.js';
 
@@ -52,6 +53,7 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
   const metrics = manager.metrics;
   // Every request of the process goes through manager.client: cache, leader election, controllers.
   metrics.observeKubeClient(manager.client);
+  metrics.observeVms(() => vms.list().map(vmSample));
   manager.add(
     hostPoolController({
       client: manager.client,

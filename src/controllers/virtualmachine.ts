@@ -35,6 +35,7 @@ import { domainXmlFor } from './vm-domain.js';
 import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, actionRequest, decideAction, type ActionDecision, type VmAction } from './vm-actions.js';
 import type { DiskBacking } from '../hypervisors/domain-xml.js';
 import { DiskProvisioner, type StorageSpec } from './vm-storage.js';
+import { CrashBackoff } from './crash-backoff.js';
 import { VmStatusDraft } from './vm-status.js';
 import { untilAborted } from '../runtime/abort.js';
 
@@ -84,6 +85,7 @@ export class VirtualMachineReconciler implements Reconciler {
   private readonly hostRetryMs: number;
   private readonly addressRetryMs: number;
   private readonly disks: DiskProvisioner;
+  private readonly crashes = new CrashBackoff();
 
   constructor(private readonly options: VirtualMachineControllerOptions) {
     this.graceMs = options.shutdownGraceMs ?? 60_000;
@@ -113,7 +115,7 @@ export class VirtualMachineReconciler implements Reconciler {
       let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft, disks);
       const power = await this.applyRunStrategy(vm, hypervisor, domain, draft);
       domain = power.domain;
-      this.reportPowerState(vm, domain, draft, power.hold);
+      if (!power.backingOff) this.reportPowerState(vm, domain, draft, power.hold);
       const addressRetry = await this.inspectRunning(vm, hypervisor, domain, draft);
       await this.writeStatus(current, draft);
       const requeueAfterMs = minDefined(power.requeueAfterMs, addressRetry);
@@ -189,6 +191,7 @@ export class VirtualMachineReconciler implements Reconciler {
     this.defined.delete(uid);
     this.shutdownSince.delete(uid);
     this.written.delete(uid);
+    this.crashes.forget(uid);
     await removeFinalizer(this.options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
   }
 
@@ -394,7 +397,7 @@ export class VirtualMachineReconciler implements Reconciler {
     hypervisor: Hypervisor,
     domain: DomainStatus,
     draft: VmStatusDraft,
-  ): Promise<{ domain: DomainStatus; requeueAfterMs?: number; hold?: 'stop' | 'pause' }> {
+  ): Promise<{ domain: DomainStatus; requeueAfterMs?: number; hold?: 'stop' | 'pause'; backingOff?: boolean }> {
     const uid = vm.metadata.uid ?? '';
     const stopWasAsked = this.shutdownSince.has(uid);
     const phaseBefore = draft.status.phase;
@@ -415,12 +418,35 @@ export class VirtualMachineReconciler implements Reconciler {
     const step = decision.power;
     if (step.action === 'none') return { domain, ...(decision.hold ? { hold: decision.hold } : {}) };
     const askedByUser = decision.record !== undefined && (decision.record.action === 'start' || decision.record.action === 'restart');
-    if (step.action === 'start' && !askedByUser && !stopWasAsked && wasUp(phaseBefore)) this.countRestart(vm, draft, domain);
+    const now = Date.now();
+    if (step.action === 'start' && !askedByUser) {
+      let pending = this.crashes.pending(uid, now);
+      if (!pending && !stopWasAsked && wasUp(phaseBefore)) {
+        const verdict = this.crashes.failure(uid, vm.spec.recovery.restartBackoff, now);
+        this.countRestart(vm, draft, domain, verdict.delayMs);
+        pending = { leftMs: verdict.delayMs, startAt: verdict.startAt, failures: verdict.failures, delayMs: verdict.delayMs };
+      }
+      if (pending && pending.leftMs > 0) {
+        const message =
+          `the domain went down ${pending.failures} times in a row; next start in ${(pending.delayMs / 1000).toFixed(1)} s, at ${new Date(pending.startAt).toISOString()} ` +
+          `(back-off doubles from ${vm.spec.recovery.restartBackoff.initialSeconds} s up to ${vm.spec.recovery.restartBackoff.maxSeconds} s; ` +
+          'see the Events and the guest\'s console for why it stops)';
+        draft.phase('CrashLoopBackOff');
+        if (draft.set(C.Ready, 'False', R.CrashLoopBackOff, message)) this.event(vm, 'Warning', E.CrashLoopBackOff, message);
+        return { domain, requeueAfterMs: pending.leftMs, backingOff: true };
+      }
+    }
     const requeueAfterMs = await this.performPower(vm, hypervisor, step);
-    if (step.action === 'start') draft.set(C.Ready, 'False', R.Starting, 'starting');
+    let recoveredFrom: number | undefined;
+    if (step.action === 'start') {
+      draft.set(C.Ready, 'False', R.Starting, 'starting');
+      recoveredFrom = this.crashes.started(uid, now);
+    }
     // Read back what the action did: the test driver and fast guests are already there.
+    const after = await hypervisor.state(uid);
+    if (recoveredFrom !== undefined && isActive(after.state)) this.options.metrics?.recoveryDuration.observe({ kind: 'crash' }, (Date.now() - recoveredFrom) / 1000);
     return {
-      domain: await hypervisor.state(uid),
+      domain: after,
       ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }),
       ...(decision.hold ? { hold: decision.hold } : {}),
     };
@@ -444,9 +470,16 @@ export class VirtualMachineReconciler implements Reconciler {
   }
 
   /** The domain went down without being asked (a crash, a kill, a guest power-off) and is started again. */
-  private countRestart(vm: VmObject, draft: VmStatusDraft, domain: DomainStatus): void {
+  private countRestart(vm: VmObject, draft: VmStatusDraft, domain: DomainStatus, delayMs: number): void {
     draft.status.restarts = (draft.status.restarts ?? 0) + 1;
-    this.event(vm, 'Warning', E.Restarted, `domain ${domain.name} stopped without being asked (${domain.state}, ${domain.reason}); starting it again per runStrategy ${vm.spec.runStrategy} (restart ${draft.status.restarts})`);
+    const when = delayMs > 0 ? `in ${(delayMs / 1000).toFixed(1)} s` : 'now';
+    this.event(
+      vm,
+      'Warning',
+      E.Restarted,
+      `domain ${domain.name} stopped without being asked (${domain.state}, ${domain.reason}); starting it again ${when} per runStrategy ${vm.spec.runStrategy} (restart ${draft.status.restarts})`,
+    );
+    this.options.metrics?.vmRestarts.inc({ namespace: vm.metadata.namespace ?? '', name: vm.metadata.name ?? '', reason: 'crash' });
   }
 
   /** Performs one power step; returns the delay before looking again when one is under way. */

@@ -30,6 +30,16 @@ export function requestLabels(method: string, path: string): { verb: string; res
   return { verb, resource: subresource ? `${plural}/${subresource}` : plural };
 }
 
+/** One VM as the VM gauges see it. */
+export interface VmSample {
+  namespace: string;
+  name: string;
+  phase: string;
+  ready: boolean;
+  /** Its runStrategy (and any operation on it) wants it running: it has a virtfleet_vm_ready series. */
+  meantToRun: boolean;
+}
+
 export class ControllerMetrics {
   readonly registry: Registry;
   readonly queueDepth: Gauge<'controller'>;
@@ -50,6 +60,14 @@ export class ControllerMetrics {
   readonly hostCapacityMemory: Gauge<'pool' | 'host'>;
   readonly orphanDomains: Gauge<'pool' | 'host'>;
   readonly orphanScans: Counter<'pool' | 'result'>;
+  readonly vmRestarts: Counter<'namespace' | 'name' | 'reason'>;
+  readonly vmRecoveryBlocked: Gauge<'namespace' | 'name' | 'reason'>;
+  readonly fencingActions: Counter<'pool' | 'host' | 'result'>;
+  readonly recoveryDuration: Histogram<'kind'>;
+  readonly migrationDuration: Histogram<'outcome'>;
+  readonly migrations: Counter<'outcome'>;
+  /** What the VM gauges are computed from at each scrape (set by the VM controller's wiring). */
+  private vmSource: () => VmSample[] = () => [];
   private readonly observedClients = new WeakSet<object>();
 
   constructor(registry: Registry = new Registry(), { processMetrics = true } = {}) {
@@ -93,6 +111,80 @@ export class ControllerMetrics {
       labelNames: ['pool', 'result'],
       registers,
     });
+
+    // VM gauges are read off the cache at scrape time: always current, no bookkeeping to leak.
+    const samples = () => this.vmSource();
+    new Gauge({
+      name: 'virtfleet_vms',
+      help: 'VirtualMachines by status.phase.',
+      labelNames: ['phase'] as const,
+      registers,
+      collect() {
+        this.reset();
+        const counts = new Map<string, number>();
+        for (const vm of samples()) counts.set(vm.phase, (counts.get(vm.phase) ?? 0) + 1);
+        for (const [phase, count] of counts) this.set({ phase }, count);
+      },
+    });
+    new Gauge({
+      name: 'virtfleet_vm_ready',
+      help: '1 while the VM is Ready, else 0; only VMs meant to run (runStrategy Always or RerunOnFailure, Manual once started; not those stopped or paused on request).',
+      labelNames: ['namespace', 'name'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const vm of samples()) if (vm.meantToRun) this.set({ namespace: vm.namespace, name: vm.name }, vm.ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'virtfleet_vm_crash_looping',
+      help: '1 while the VM waits in CrashLoopBackOff, else 0; VMs meant to run only.',
+      labelNames: ['namespace', 'name'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const vm of samples()) if (vm.meantToRun) this.set({ namespace: vm.namespace, name: vm.name }, vm.phase === 'CrashLoopBackOff' ? 1 : 0);
+      },
+    });
+    this.vmRestarts = new Counter({
+      name: 'virtfleet_vm_restarts_total',
+      help: 'Restarts of a VM by the controller after failures, by reason: crash (went down unasked), probe (health check failed), host_failure (started on another host).',
+      labelNames: ['namespace', 'name', 'reason'],
+      registers,
+    });
+    this.vmRecoveryBlocked = new Gauge({
+      name: 'virtfleet_vm_recovery_blocked',
+      help: '1 while a VM of a failed host waits because its old copy is not known dead (reason: no_fencing, fencing_failed).',
+      labelNames: ['namespace', 'name', 'reason'],
+      registers,
+    });
+    this.fencingActions = new Counter({
+      name: 'virtfleet_fencing_actions_total',
+      help: 'Fencing commands run for failed hosts, by result (success, failure).',
+      labelNames: ['pool', 'host', 'result'],
+      registers,
+    });
+    const recoveryBuckets = [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600];
+    this.recoveryDuration = new Histogram({
+      name: 'virtfleet_recovery_duration_seconds',
+      help: 'From a failure seen (a crash, a host declared failed) to the VM started again, by kind (crash, host).',
+      labelNames: ['kind'],
+      buckets: recoveryBuckets,
+      registers,
+    });
+    this.migrationDuration = new Histogram({
+      name: 'virtfleet_migration_duration_seconds',
+      help: 'Live migrations from start to end, by outcome (success, failure, aborted).',
+      labelNames: ['outcome'],
+      buckets: recoveryBuckets,
+      registers,
+    });
+    this.migrations = new Counter({ name: 'virtfleet_migrations_total', help: 'Live migrations by outcome (success, failure, aborted).', labelNames: ['outcome'], registers });
+  }
+
+  /** Where the VM gauges come from (the VM controller's cache). */
+  observeVms(source: () => VmSample[]): void {
+    this.vmSource = source;
   }
 
   /**
