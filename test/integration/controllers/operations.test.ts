@@ -138,7 +138,7 @@ describe('operations on a runStrategy Always VM', () => {
     expect((await domainOf('always')).state).toBe('running');
     const restarted = (await bench.events('always')).find((e) => e.reason === 'Restarted');
     expect(restarted).toMatchObject({ type: 'Warning' });
-    expect(restarted?.message).toMatch(/stopped without being asked \(shutoff, destroyed\); starting it again per runStrategy Always \(restart 1\)/);
+    expect(restarted?.message).toMatch(/stopped without being asked \(shutoff, destroyed\); starting it again now per runStrategy Always \(restart 1\)/);
   });
 
   it('refuses an unknown action, naming the annotation and the fix', async () => {
