@@ -141,6 +141,11 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
     {
       pool: matching('libvirt storage pool for VM volumes.', LIBVIRT_NAME, { default: 'default' }),
       path: Type.Optional(matching('Directory for a dir-type pool the controller creates if the pool is missing.', ABSOLUTE_PATH)),
+      shared: bool(
+        'The pool is shared storage (e.g. NFS) with the same path on every host, so a VM\'s volumes are there on any host. ' +
+          'Needed to restart a VM with disks on another host when its host fails; without it such VMs wait for their host.',
+        false,
+      ),
     },
     { default: {} },
   ),
@@ -177,6 +182,14 @@ export const HostPoolStatusSchema = obj('The observed state of the pool, written
         ),
         lastTransitionTime: Type.Optional(str('When ready last changed (RFC 3339).', { format: 'date-time' })),
         lastHeartbeatTime: Type.Optional(str('When the host last answered a heartbeat (RFC 3339).', { format: 'date-time' })),
+        fencing: Type.Optional(
+          obj('Fencing of the host after it failed (spec.hosts[].fencing), until it is back and clean.', {
+            state: oneOf('Fencing: the command runs; Fenced: it confirmed power-off; Failed: it did not (retried).', ['Fencing', 'Fenced', 'Failed']),
+            message: Type.Optional(str('What the command said, or why it failed.', { maxLength: 4096 })),
+            attempts: Type.Optional(int('Commands run for this failure.', { minimum: 0 })),
+            time: str('When the state was reached (RFC 3339).', { format: 'date-time' }),
+          }),
+        ),
       }),
       { maxItems: 100 },
     ),

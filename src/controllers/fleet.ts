@@ -45,6 +45,21 @@ export interface FleetHost {
   disconnected: { reason: string; message?: string } | undefined;
   /** Decided by the HostPool controller from the above. */
   readiness: HostReadiness;
+  /** Fencing after the host failed (HostPool controller); undefined while it is fine. */
+  fencing: HostFencing | undefined;
+  /** Epoch ms since when the host is not ready (HostPool controller); undefined while ready. */
+  notReadySince: number | undefined;
+}
+
+/** Where fencing of a failed host stands (mirrored in HostPool status.hosts[].fencing). */
+export interface HostFencing {
+  state: 'Fencing' | 'Fenced' | 'Failed';
+  message: string;
+  attempts: number;
+  /** RFC 3339, when the state was reached. */
+  time: string;
+  /** Epoch ms: when a failed command may be run again. */
+  retryAt?: number;
 }
 
 export interface FleetOptions {
@@ -259,5 +274,7 @@ function newHost(pool: string, declared: Host): FleetHost {
     lastError: undefined,
     disconnected: undefined,
     readiness: { ready: false, reason: 'Connecting', message: 'not contacted yet' },
+    fencing: undefined,
+    notReadySince: undefined,
   };
 }

@@ -12,7 +12,7 @@
 // domain list and after the XML reads; a domain counts only when its UUID is in neither, so a
 // VM deleted during the scan (listed, then undefined, then gone from the cache) is not an orphan.
 import { METADATA_NAMESPACE } from '../hypervisors/domain-xml.js';
-import { isHypervisorError, type Hypervisor } from '../hypervisors/hypervisor.js';
+import { isHypervisorError, type DomainStatus, type Hypervisor } from '../hypervisors/hypervisor.js';
 import { parseXml, type XmlElement } from '../hypervisors/xml.js';
 
 /** The VM object a domain's marker names. */
@@ -74,6 +74,8 @@ export class HostOrphanScan {
   due = true;
   /** When the last scan finished, epoch ms. */
   lastScanAt = 0;
+  /** Every domain the last scan listed (stale copies are judged from it). */
+  lastDomains: DomainStatus[] = [];
   private readonly markers = new Map<string, DomainMarker | null>();
 
   /** Whether the domain is known not to be virtfleet's (its events need no scan). */
@@ -95,6 +97,7 @@ export class HostOrphanScan {
   private async look(hypervisor: Hypervisor, knownUids: () => Set<string>, judges: (marker: DomainMarker) => boolean, timeoutMs: number): Promise<OrphanDomain[]> {
     const before = knownUids();
     const domains = await withDeadline(hypervisor.listDomains(), timeoutMs, `list domains of ${hypervisor.uri}`);
+    this.lastDomains = domains;
     const listed = new Set(domains.map((domain) => domain.uuid));
     for (const uuid of this.markers.keys()) if (!listed.has(uuid)) this.markers.delete(uuid);
 

@@ -8,6 +8,9 @@ import type { FleetHost, HostReadiness } from './fleet.js';
 import { orphanList, type OrphanDomain } from './orphan-domains.js';
 import { HOST_REASONS, POOL_CONDITIONS, POOL_REASONS } from './reasons.js';
 
+/** Reasons of a host that failed while in use (as opposed to one misconfigured or not contacted yet): its VMs are recovered elsewhere. */
+export const FAILED_HOST_REASONS: ReadonlySet<string> = new Set([HOST_REASONS.Disconnected, HOST_REASONS.HeartbeatMissed, HOST_REASONS.Unreachable]);
+
 /** Decides a host's readiness from what the Fleet observed. */
 export function hostReadiness(host: FleetHost, failureThreshold: number): HostReadiness {
   if (!host.inSpec) return { ready: false, reason: HOST_REASONS.RemovedFromSpec, message: 'removed from spec.hosts; takes no new VMs' };
@@ -138,5 +141,6 @@ function hostStatus(host: FleetHost, allocation: HostAllocation | undefined, orp
     vmCount: allocation?.vms.length ?? 0,
     orphanDomains: orphans?.length,
     lastTransitionTime,
+    ...(host.fencing ? { fencing: { state: host.fencing.state, message: host.fencing.message, attempts: host.fencing.attempts, time: host.fencing.time } } : {}),
   };
 }

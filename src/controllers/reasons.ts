@@ -17,6 +17,8 @@ export const VM_REASONS = {
   Defined: 'Defined',
   InvalidDefinition: 'InvalidDefinition',
   NotScheduled: 'NotScheduled',
+  /** Being moved to another host after its host failed. */
+  Evacuating: 'Evacuating',
   /** Volumes are being made (an image downloads or uploads); the message says how far. */
   ProvisioningDisks: 'ProvisioningDisks',
   /** A volume could not be made; the message names the disk field and the host. Retried. */
@@ -36,6 +38,10 @@ export const VM_REASONS = {
   /** Paused by `virtfleet vm pause`; stays so until an unpause. */
   PausedByUser: 'PausedByUser',
   HostNotReady: 'HostNotReady',
+  /** The host failed; the VM is not started elsewhere until its old copy is known dead (message: why, what to do). */
+  RecoveryBlocked: 'RecoveryBlocked',
+  /** The host failed and is being fenced; the VM is started elsewhere after. */
+  RecoveryPending: 'RecoveryPending',
   HostUnreachable: 'HostUnreachable',
   Terminating: 'Terminating',
   // RestartRequired
@@ -61,6 +67,12 @@ export const VM_EVENTS = {
   /** The domain went down without being asked and runStrategy started it again. */
   Restarted: 'Restarted',
   CrashLoopBackOff: 'CrashLoopBackOff',
+  /** Its host failed and was fenced: the VM is started on another host. */
+  Evacuated: 'Evacuated',
+  /** Why a VM of a failed host waits (Warning, once per message). */
+  RecoveryBlocked: 'RecoveryBlocked',
+  RecoveryPending: 'RecoveryPending',
+  HostNotReady: 'HostNotReady',
   /** An operation (virtfleet.io/action) was taken up, done, or refused (the message says why). */
   ActionStarted: 'ActionStarted',
   ActionDone: 'ActionDone',
@@ -102,6 +114,12 @@ export const POOL_EVENTS = {
   OrphanDomainsFound: 'OrphanDomainsFound',
   /** Normal: orphan domains reported before are gone. */
   OrphanDomainsGone: 'OrphanDomainsGone',
+  /** A failed host's fencing command started, succeeded, or failed. */
+  Fencing: 'Fencing',
+  Fenced: 'Fenced',
+  FencingFailed: 'FencingFailed',
+  /** A copy of a VM that runs elsewhere was removed from a host that came back. */
+  StaleCopyRemoved: 'StaleCopyRemoved',
 } as const;
 
 /** Reasons of one host's `ready: false` in HostPool status.hosts[]. */
@@ -118,4 +136,30 @@ export const HOST_REASONS = {
   /** The Secret lacks the keys the URI's transport needs, or the URI conflicts with them. */
   CredentialsInvalid: 'CredentialsInvalid',
   RemovedFromSpec: 'RemovedFromSpec',
+} as const;
+
+/** The InstallProfile controller's condition, its reasons, and the reasons of its Events. */
+export const INSTALL_PROFILE_CONDITIONS = {
+  /** True: the profile and its Secrets render to a Kickstart file (status.renderedHash is its sha256). */
+  Valid: 'Valid',
+} as const;
+
+export const INSTALL_PROFILE_REASONS = {
+  Rendered: 'Rendered',
+  /** A field of the spec cannot be rendered; the message names it and says what to do. */
+  InvalidSpec: 'InvalidSpec',
+  /** A Secret the profile names does not exist (looked for again every 30 s). */
+  SecretNotFound: 'SecretNotFound',
+  /** The controller may not read Secrets in the profile's namespace; the message says how to grant it. */
+  SecretForbidden: 'SecretForbidden',
+  /** A Secret lacks the key, or its value is no usable hash or password; the message says which and why, never the value. */
+  InvalidSecret: 'InvalidSecret',
+} as const;
+
+/** Reasons of Events on InstallProfiles. */
+export const INSTALL_PROFILE_EVENTS = {
+  /** Normal: the profile became valid, or its Kickstart file changed; names the new sha256. */
+  Rendered: 'Rendered',
+  /** Warning: the profile became invalid, or its problems changed; names them. */
+  Invalid: 'Invalid',
 } as const;

@@ -25,6 +25,7 @@ import type { HypervisorType } from '../scheduler/auto-hypervisor.js';
 import type { LabelSelector } from '../scheduler/label-selector.js';
 import { place, type HostState, type PlacementPolicy, type VmRequest } from '../scheduler/placement.js';
 import { vmResources, type Allocations, type Placed } from './allocations.js';
+import { FAILED_HOST_REASONS } from './pool-status.js';
 import type { Fleet, FleetHost } from './fleet.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from './reasons.js';
 import { VIRTUAL_MACHINE, VM_FINALIZER, type PoolObject, type VmObject } from './resources.js';
@@ -64,6 +65,16 @@ interface Placement {
   hypervisor: HypervisorType | undefined;
 }
 
+/** Whether a VM of a failed host may be started elsewhere now, or why it waits. */
+type RecoveryVerdict = { go: true; failedAt: number; fencedBy: string } | RecoveryWait;
+interface RecoveryWait {
+  go: false;
+  reason: string;
+  message: string;
+  /** The reason label of virtfleet_vm_recovery_blocked, when the wait needs a person. */
+  metric?: 'no_fencing' | 'fencing_failed' | 'disks_not_shared';
+}
+
 /** Ends a reconcile early with the status computed so far (and maybe a requeue). */
 class Halt {
   constructor(readonly requeueAfterMs?: number) {}
@@ -86,6 +97,10 @@ export class VirtualMachineReconciler implements Reconciler {
   private readonly addressRetryMs: number;
   private readonly disks: DiskProvisioner;
   private readonly crashes = new CrashBackoff();
+  /** By UID: when the failed host this VM is being moved off was declared failed (for the recovery metric). */
+  private readonly evacuatedAt = new Map<string, number>();
+  /** By UID: the reason label of its virtfleet_vm_recovery_blocked series, if any. */
+  private readonly blockedMetric = new Map<string, string>();
 
   constructor(private readonly options: VirtualMachineControllerOptions) {
     this.graceMs = options.shutdownGraceMs ?? 60_000;
@@ -104,12 +119,18 @@ export class VirtualMachineReconciler implements Reconciler {
     let current = vm;
     try {
       const pool = this.options.pools.get(vm.spec.hostPoolRef.name);
-      const placement = this.ensurePlaced(vm, pool, draft);
+      let placement = this.ensurePlaced(vm, pool, draft);
       if (!placement) throw new Halt();
+      const recovery = this.recoveryFor(vm, pool, placement);
+      if (recovery?.go) {
+        placement = this.placeElsewhere(vm, pool!, placement.host, draft);
+        if (!placement) throw new Halt(this.hostRetryMs);
+      }
+      this.reportRecoveryBlocked(vm, recovery && !recovery.go ? recovery.metric : undefined);
       // Recorded before anything is made on the host: a controller that dies after the define
       // finds the domain where status says, instead of placing the VM a second time elsewhere.
       current = await this.writeStatus(current, draft);
-      const host = this.readyHost(vm, pool, placement, draft);
+      const host = this.readyHost(vm, pool, placement, draft, recovery && !recovery.go ? recovery : undefined);
       const hypervisor = this.options.fleet.hypervisor(host.uri);
       const disks = await this.ensureDisks(vm, pool!, host, hypervisor, draft);
       let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft, disks);
@@ -192,6 +213,8 @@ export class VirtualMachineReconciler implements Reconciler {
     this.shutdownSince.delete(uid);
     this.written.delete(uid);
     this.crashes.forget(uid);
+    this.evacuatedAt.delete(uid);
+    this.reportRecoveryBlocked(vm, undefined);
     await removeFinalizer(this.options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
   }
 
@@ -211,7 +234,7 @@ export class VirtualMachineReconciler implements Reconciler {
 
   /** After the domain is gone: the volumes of its disks, except those with spec.disks[].retain. */
   private async removeVolumes(vm: VmObject, hypervisor: Hypervisor, hostName: string): Promise<void> {
-    const storage: StorageSpec = this.options.pools.get(vm.spec.hostPoolRef.name)?.spec.storage ?? { pool: 'default' };
+    const storage: StorageSpec = this.options.pools.get(vm.spec.hostPoolRef.name)?.spec.storage ?? { pool: 'default', shared: false };
     const { deleted, retained } = await this.disks.remove(vm, storage, hypervisor);
     if (deleted.length > 0) this.event(vm, 'Normal', E.VolumesDeleted, `volumes ${deleted.join(', ')} deleted from storage pool ${storage.pool} on ${hostName}`);
     if (retained.length > 0) {
@@ -291,13 +314,116 @@ export class VirtualMachineReconciler implements Reconciler {
       });
   }
 
+  // ---- recovery from a failed host ---------------------------------------------------------------
+
+  /**
+   * Whether the VM's failed host lets it be started elsewhere now: only once the old copy is
+   * known dead (the host's fencing command confirmed power-off), never on a guess. Undefined
+   * while the host has not failed (ready, or only connecting / misconfigured).
+   */
+  private recoveryFor(vm: VmObject, pool: PoolObject | undefined, placement: Placement): RecoveryVerdict | undefined {
+    if (!pool) return undefined;
+    const host = this.options.fleet.host(pool.metadata.name ?? '', placement.host);
+    if (!host || host.readiness.ready || !FAILED_HOST_REASONS.has(host.readiness.reason ?? '')) return undefined;
+    const poolName = pool.metadata.name ?? '';
+    const failure = `host ${host.name} failed (${host.readiness.reason}: ${host.readiness.message})`;
+    const held = vm.metadata.annotations?.[ACTION_ANNOTATION];
+    const wanted = vm.spec.recovery.evacuate && (vm.spec.runStrategy === 'Always' || vm.spec.runStrategy === 'RerunOnFailure') && held !== 'stop' && held !== 'pause';
+    if (!wanted) {
+      const why = !vm.spec.recovery.evacuate ? 'spec.recovery.evacuate is false' : held === 'stop' || held === 'pause' ? `it is held by ${ACTION_ANNOTATION}=${held}` : `runStrategy ${vm.spec.runStrategy} does not restart it`;
+      return { go: false, reason: R.HostNotReady, message: `${failure}; the VM waits for it (${why})` };
+    }
+    if ((vm.spec.disks?.length ?? 0) > 0 && !pool.spec.storage.shared) {
+      return {
+        go: false,
+        reason: R.RecoveryBlocked,
+        metric: 'disks_not_shared',
+        message:
+          `${failure}; the VM is not started elsewhere: its disks are in storage pool ${pool.spec.storage.pool} on ${host.name} only ` +
+          `(HostPool ${poolName} spec.storage.shared is false). Bring the host back, or use shared storage and set spec.storage.shared`,
+      };
+    }
+    const declared = pool.spec.hosts.find((entry) => entry.name === host.name)?.fencing;
+    const fencing = host.fencing;
+    if (fencing?.state === 'Fenced') return { go: true, failedAt: host.notReadySince ?? Date.now(), fencedBy: fencing.message };
+    if (declared?.method !== 'command') {
+      return {
+        go: false,
+        reason: R.RecoveryBlocked,
+        metric: 'no_fencing',
+        message:
+          `${failure}; the VM is not started elsewhere because its old copy may still be running there and no fencing is configured ` +
+          `(HostPool ${poolName} spec.hosts[${host.name}].fencing). Configure a fencing command that powers the host off, or bring the host back`,
+      };
+    }
+    if (fencing?.state === 'Failed') {
+      return {
+        go: false,
+        reason: R.RecoveryBlocked,
+        metric: 'fencing_failed',
+        message: `${failure}; fencing it failed (attempt ${fencing.attempts}: ${fencing.message}), retried; the VM is started elsewhere once the host is fenced`,
+      };
+    }
+    return { go: false, reason: R.RecoveryPending, message: `${failure}; fencing it (${fencing?.message ?? 'about to start'}); the VM is started elsewhere once the host is fenced` };
+  }
+
+  /** Places the VM on another host of the pool, recording the move (written before anything is made there). */
+  private placeElsewhere(vm: VmObject, pool: PoolObject, from: string, draft: VmStatusDraft): Placement | undefined {
+    const uid = vm.metadata.uid ?? '';
+    const poolName = pool.metadata.name ?? '';
+    const result = place(vmRequest(vm), this.hostStates(poolName).filter((host) => host.name !== from), schedulingPolicy(pool));
+    if (!result.placed) {
+      draft.phase('Unknown');
+      const message = `host ${from} failed and was fenced, but no other host can take the VM: ${result.message}`;
+      const before = draft.condition(C.Scheduled)?.message;
+      draft.set(C.Scheduled, 'False', R.Unschedulable, message);
+      draft.set(C.Ready, 'Unknown', R.RecoveryBlocked, message);
+      if (before !== message) this.event(vm, 'Warning', E.FailedScheduling, message);
+      return undefined;
+    }
+    const record: Placed = { key: objectKey(vm), pool: poolName, host: result.host, hypervisor: result.hypervisor, reason: `moved from failed host ${from}; ${result.reason}` };
+    this.options.allocations.record(uid, record);
+    this.recordPlacement(draft, record);
+    // A fresh start on the new host: no crash to count, no old definition to compare with.
+    draft.phase('Provisioning');
+    draft.set(C.Provisioned, 'False', R.Evacuating, `moving to ${result.host}: host ${from} failed and was fenced`);
+    this.defined.delete(uid);
+    this.crashes.forget(uid);
+    this.evacuatedAt.set(uid, this.options.fleet.host(poolName, from)?.notReadySince ?? Date.now());
+    draft.status.restarts = (draft.status.restarts ?? 0) + 1;
+    this.options.metrics?.vmRestarts.inc({ namespace: vm.metadata.namespace ?? '', name: vm.metadata.name ?? '', reason: 'host_failure' });
+    this.event(vm, 'Warning', E.Evacuated, `host ${from} failed and was fenced; starting the VM on ${result.host} (${result.reason})`);
+    return { host: result.host, hypervisor: result.hypervisor };
+  }
+
+  private reportRecoveryBlocked(vm: VmObject, reason: string | undefined): void {
+    const metrics = this.options.metrics;
+    if (!metrics) return;
+    const uid = vm.metadata.uid ?? '';
+    const labels = { namespace: vm.metadata.namespace ?? '', name: vm.metadata.name ?? '' };
+    const before = this.blockedMetric.get(uid);
+    if (before === reason) return;
+    if (before) metrics.vmRecoveryBlocked.remove({ ...labels, reason: before });
+    if (reason) {
+      metrics.vmRecoveryBlocked.set({ ...labels, reason }, 1);
+      this.blockedMetric.set(uid, reason);
+    } else this.blockedMetric.delete(uid);
+  }
+
   // ---- the domain on its host ---------------------------------------------------------------
 
   /** The VM's host when it is ready; otherwise the reconcile halts with a condition saying why. */
-  private readyHost(vm: VmObject, pool: PoolObject | undefined, placement: Placement, draft: VmStatusDraft): FleetHost {
+  private readyHost(vm: VmObject, pool: PoolObject | undefined, placement: Placement, draft: VmStatusDraft, blocked?: RecoveryWait): FleetHost {
     const poolName = vm.spec.hostPoolRef.name;
     const host = this.options.fleet.host(poolName, placement.host);
     if (pool && host?.readiness.ready && host.facts) return host;
+    if (blocked) {
+      draft.phase('Unknown');
+      const before = draft.condition(C.Ready)?.message;
+      draft.set(C.Ready, 'Unknown', blocked.reason, blocked.message);
+      if (before !== blocked.message) this.event(vm, 'Warning', blocked.reason, blocked.message);
+      throw new Halt(this.hostRetryMs);
+    }
     const why = !pool
       ? `HostPool ${poolName} does not exist`
       : !host
@@ -521,10 +647,17 @@ export class VirtualMachineReconciler implements Reconciler {
     const name = vm.metadata.name ?? '';
     switch (domain.state) {
       case 'running':
-      case 'blocked':
+      case 'blocked': {
         draft.phase('Running');
         draft.set(C.Ready, 'True', R.Running, `domain ${domain.name} is running`);
+        const uid = vm.metadata.uid ?? '';
+        const failedAt = this.evacuatedAt.get(uid);
+        if (failedAt !== undefined) {
+          this.evacuatedAt.delete(uid);
+          this.options.metrics?.recoveryDuration.observe({ kind: 'host' }, (Date.now() - failedAt) / 1000);
+        }
         return;
+      }
       case 'paused':
       case 'pmsuspended':
         draft.phase('Paused');
@@ -699,7 +832,20 @@ function capacitySources(options: VirtualMachineControllerOptions): Source {
     const enqueueWaiting = (pool: string) => {
       for (const key of unscheduledOf(vms, allocations, pool)) controller.enqueue(key);
     };
-    const offPools = pools.on((event) => enqueueWaiting(event.object.metadata.name ?? ''));
+    // A pool's status changed: maybe a failed host was fenced. Its VMs are enqueued highest
+    // spec.recovery.priority first, so that they take the free capacity first.
+    const enqueueFailedHosts = (pool: string) => {
+      const failed = new Set(fleet.hosts(pool).filter((host) => host.fencing?.state === 'Fenced').map((host) => host.name));
+      if (failed.size === 0) return;
+      const stranded = vms.list().filter((vm) => vm.spec.hostPoolRef.name === pool && failed.has(allocations.hostOf(vm) ?? ''));
+      stranded.sort((a, b) => b.spec.recovery.priority - a.spec.recovery.priority);
+      for (const vm of stranded) controller.enqueue(objectKey(vm));
+    };
+    const offPools = pools.on((event) => {
+      const pool = event.object.metadata.name ?? '';
+      enqueueWaiting(pool);
+      enqueueFailedHosts(pool);
+    });
     const offVms = vms.on((event) => {
       if (event.type === 'delete') enqueueWaiting(event.object.spec.hostPoolRef.name);
     });

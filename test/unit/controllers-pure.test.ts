@@ -81,6 +81,8 @@ function host(overrides: Partial<FleetHost>): FleetHost {
     lastError: undefined,
     disconnected: undefined,
     readiness: { ready: false },
+    fencing: undefined,
+    notReadySince: undefined,
     ...overrides,
   };
 }

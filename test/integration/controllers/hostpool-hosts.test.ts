@@ -153,8 +153,10 @@ describe('HostPool hosts', () => {
     expect(await gauge(metrics.hostVms, pool, FAR.name)).toBe(1);
 
     const unknown = await bench.untilVm('remote', (vm) => condition(vm, 'Ready')?.status === 'Unknown', 'Ready=Unknown');
-    expect(condition(unknown, 'Ready')).toMatchObject({ reason: 'HostNotReady' });
-    expect(condition(unknown, 'Ready')?.message).toContain('host far-1 is not ready');
+    // No fencing configured: the VM is not started elsewhere, and says why.
+    expect(condition(unknown, 'Ready')).toMatchObject({ reason: 'RecoveryBlocked' });
+    expect(condition(unknown, 'Ready')?.message).toContain('host far-1 failed');
+    expect(condition(unknown, 'Ready')?.message).toContain('no fencing is configured');
     expect(unknown.status?.phase).toBe('Unknown');
     expect(unknown.status?.host).toBe(FAR.name); // not moved anywhere
   }
