@@ -45,7 +45,8 @@ const LIBVIRT_URI = definePattern(
 const Fencing = withRules(
   obj('How to make sure a failed host\'s VMs are dead before they are started elsewhere.', {
     method: oneOf(
-      'none: never restart the host\'s VMs elsewhere unless a disk lease proves them dead; command: run spec.hosts[].fencing.command.',
+      'none: the host\'s VMs are never started elsewhere while it is down (they wait, saying why); ' +
+        'command: run spec.hosts[].fencing.command, and start them elsewhere once it exits 0.',
       ['none', 'command'],
       { default: 'none' },
     ),
