@@ -390,11 +390,18 @@ export const VirtualMachineStatusSchema = obj('The observed state of the VM, wri
     ),
   ),
   restarts: Type.Optional(int('How often the controller restarted the VM after failures.', { minimum: 0 })),
+  migration: Type.Optional(
+    obj('A live migration under way (written before it starts, so a restarted controller can tell where the VM ended up).', {
+      source: str('Host it leaves.', { maxLength: 63 }),
+      target: str('Host it goes to.', { maxLength: 63 }),
+      started: str('When it started (RFC 3339).', { format: 'date-time' }),
+    }),
+  ),
   lastAction: Type.Optional(
     obj('The last operation asked through the virtfleet.io/action annotation (virtfleet vm start|stop|…), and what came of it.', {
       id: str('virtfleet.io/action-id of the request.', { maxLength: 128 }),
-      action: str('The action asked: start, stop, restart, pause or unpause.', { maxLength: 32 }),
-      state: oneOf('InProgress, Succeeded, or Refused (the message says why).', ['InProgress', 'Succeeded', 'Refused']),
+      action: str('The action asked: start, stop, restart, pause, unpause or migrate.', { maxLength: 32 }),
+      state: oneOf('InProgress, Succeeded, Failed (tried, did not work), or Refused (not tried; the message says why).', ['InProgress', 'Succeeded', 'Failed', 'Refused']),
       message: Type.Optional(str('What happened.', { maxLength: 1024 })),
       time: str('When the state last changed (RFC 3339).', { format: 'date-time' }),
     }),

@@ -17,6 +17,7 @@ program.addCommand(validateCommand());
 program.addCommand(controllerCommand());
 program.addCommand(devCommand());
 program.addCommand(vmCommand());
+program.addCommand((await import('./ks.js')).ksCommand());
 
 // Usage errors exit with 2: commander's default (1) is what `validate` uses for "problems found".
 for (const command of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) {

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command, Option } from 'commander';
-import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, VM_ACTIONS, type VmAction } from '../controllers/vm-actions.js';
+import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, MIGRATE_TO_ANNOTATION, VM_ACTIONS, type VmAction } from '../controllers/vm-actions.js';
 import { VIRTUAL_MACHINE, VM_FINALIZER, type VmObject } from '../controllers/resources.js';
 import { findCondition, type Condition } from '../runtime/conditions.js';
 import { isNotFound, KubeClient } from '../runtime/kube-client.js';
@@ -26,6 +26,7 @@ const DESCRIPTIONS: Record<VmAction, string> = {
   restart: 'shut the VM down and start it again (a cold restart: it boots its current definition)',
   pause: 'pause the running VM; it stays paused until `vm unpause`',
   unpause: 'resume a paused VM',
+  migrate: 'live-migrate the running VM to another host of its pool (--to HOST, or the scheduler chooses); it keeps running throughout',
 };
 
 export class CliError extends Error {}
@@ -67,12 +68,14 @@ function printer(out: (line: string) => void, label: string): (vm: VmObject) => 
   };
 }
 
-export async function runAction(action: VmAction, name: string, flags: VmFlags, out: (line: string) => void): Promise<void> {
+export async function runAction(action: VmAction, name: string, flags: VmFlags & { to?: string }, out: (line: string) => void): Promise<void> {
   const { client, namespace } = context(flags);
   const label = `vm/${name}:`;
   if (!(await getVm(client, namespace, name))) throw new CliError(`virtualmachine ${name} not found in namespace ${namespace}`);
   const id = `${new Date().toISOString()}-${randomBytes(3).toString('hex')}`;
-  await client.patch(VIRTUAL_MACHINE, namespace, name, { metadata: { annotations: { [ACTION_ANNOTATION]: action, [ACTION_ID_ANNOTATION]: id } } });
+  // migrate-to is set or cleared with every request, so an old target never applies to a new one.
+  const target = action === 'migrate' ? { [MIGRATE_TO_ANNOTATION]: flags.to ?? null } : {};
+  await client.patch(VIRTUAL_MACHINE, namespace, name, { metadata: { annotations: { [ACTION_ANNOTATION]: action, [ACTION_ID_ANNOTATION]: id, ...target } } });
   out(`${label} asked to ${action} (${ACTION_ID_ANNOTATION}=${id})`);
   if (!flags.wait) return;
   const deadline = Date.now() + timeoutMs(flags.timeout);
@@ -88,6 +91,7 @@ export async function runAction(action: VmAction, name: string, flags: VmFlags, 
         return;
       }
       if (last.state === 'Refused') throw new CliError(`${action} refused: ${last.message ?? ''}`);
+      if (last.state === 'Failed') throw new CliError(`${action} failed: ${last.message ?? ''}`);
     }
     if (Date.now() > deadline) {
       const state = last?.id === id ? `${last.state}: ${last.message ?? ''}` : 'not taken up by the controller yet (is it running?)';
@@ -162,11 +166,9 @@ export function vmCommand(): Command {
   const vm = new Command('vm').description('operations on one VirtualMachine');
   const out = (line: string) => process.stdout.write(`${line}\n`);
   for (const action of VM_ACTIONS) {
-    vm.addCommand(
-      common(new Command(action).argument('<name>', 'the VirtualMachine').description(DESCRIPTIONS[action]), '300').action((name: string, flags: VmFlags) =>
-        handle(() => runAction(action, name, flags, out)),
-      ),
-    );
+    const command = common(new Command(action).argument('<name>', 'the VirtualMachine').description(DESCRIPTIONS[action]), action === 'migrate' ? '900' : '300');
+    if (action === 'migrate') command.option('--to <host>', 'the destination host (a name in the VM\'s HostPool)');
+    vm.addCommand(command.action((name: string, flags: VmFlags & { to?: string }) => handle(() => runAction(action, name, flags, out))));
   }
   vm.addCommand(
     common(

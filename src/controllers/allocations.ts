@@ -41,6 +41,8 @@ export interface HostAllocation {
 export class Allocations {
   /** By VM UID: placements not yet seen in the cache. */
   private readonly pending = new Map<string, Placed>();
+  /** UIDs of VMs being live-migrated: their domain is on two hosts for a while, neither copy stale. */
+  readonly migrating = new Set<string>();
 
   constructor(private readonly vms: Informer<VmObject>) {}
 

@@ -91,6 +91,12 @@ export class Fleet {
     this.connections = options.connections ?? new LibvirtConnectionPool();
   }
 
+  /**
+   * Live migrations get connections of their own: on libvirt 9.0 other calls on a connection
+   * that carries a migration often wait for the next keepalive (5 s). Made at the first one.
+   */
+  private migrationConnections: LibvirtConnectionPool | undefined;
+
   /** Domain events, by the domain's UUID (= the VM's UID), with the host's URI. Returns the unsubscribe function. */
   onDomainEvent(listener: DomainListener): () => void {
     this.domainListeners.add(listener);
@@ -121,7 +127,7 @@ export class Fleet {
   hypervisor(uri: string): Hypervisor {
     let hypervisor = this.hypervisors.get(uri);
     if (!hypervisor) {
-      hypervisor = new LibvirtHypervisor(this.connections, uri);
+      hypervisor = new LibvirtHypervisor(this.connections, uri, { migrationPool: this.migrationPool() });
       this.hypervisors.set(uri, hypervisor);
     }
     return hypervisor;
@@ -181,6 +187,15 @@ export class Fleet {
   useCredentials(resolver: (host: FleetHost) => CredentialsResolution): void {
     this.credentialsResolver = resolver;
     this.connections.setCredentials((uri) => this.credentialsFor(uri));
+    this.migrationConnections?.setCredentials((uri) => this.credentialsFor(uri));
+  }
+
+  private migrationPool(): LibvirtConnectionPool {
+    if (!this.migrationConnections) {
+      this.migrationConnections = new LibvirtConnectionPool();
+      if (this.credentialsResolver) this.migrationConnections.setCredentials((uri) => this.credentialsFor(uri));
+    }
+    return this.migrationConnections;
   }
 
   /** Connects a host (and forwards its events); for hosts whose credentials were checked. */
@@ -213,6 +228,7 @@ export class Fleet {
     this.poolListeners.clear();
     this.readinessListeners.clear();
     if (this.ownsConnections) await this.connections.closeAll();
+    await this.migrationConnections?.closeAll();
   }
 
   private forgetHost(hosts: Map<string, FleetHost>, host: FleetHost): void {

@@ -29,6 +29,7 @@ import type { KubeClient } from '../runtime/kube-client.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../runtime/reconciler.js';
 import { watchMapped, watchOwn, type Source } from '../runtime/sources.js';
 import { patchStatusIfChanged } from '../runtime/status.js';
+import type { Condition } from '../runtime/conditions.js';
 import type { Allocations, HostAllocation } from './allocations.js';
 import type { Fleet, FleetHost } from './fleet.js';
 import { HostOrphanScan, orphanList, type HostOrphans, type OrphanDomain } from './orphan-domains.js';
@@ -137,7 +138,19 @@ export class HostPoolReconciler implements Reconciler {
       const found = this.scans.get(host)?.orphans;
       if (found) orphans.set(host.name, found);
     }
-    const status = poolStatus({ generation: pool.metadata.generation, previous: pool.status, hosts, allocations, blockedRemovals, orphans });
+    const maintenance = hosts
+      .filter((host) => host.maintenance)
+      .map((host) => {
+        const placed = allocations.get(host.name)?.vms ?? [];
+        const objects = placed.map((key) => this.options.vms.get(key));
+        return {
+          host: host.name,
+          vms: placed.length,
+          migrating: objects.filter((vm) => vm?.status?.phase === 'Migrating').length,
+          failed: objects.filter((vm) => (vm?.status?.conditions as Condition[] | undefined)?.some((c) => c.type === 'Migrating' && c.reason === 'MigrationFailed' && c.message?.includes('gave up'))).map((vm) => vm!.metadata.name ?? ''),
+        };
+      });
+    const status = poolStatus({ generation: pool.metadata.generation, previous: pool.status, hosts, allocations, blockedRemovals, orphans, maintenance });
     // Metrics first: whoever sees the new status through a watch finds them up to date.
     this.reportMetrics(key, allocations);
     await patchStatusIfChanged(this.options.client, HOST_POOL, pool as PoolObject & { status?: Record<string, unknown> }, status as Record<string, unknown>);
@@ -158,7 +171,7 @@ export class HostPoolReconciler implements Reconciler {
       const vm = byUid.get(domain.uuid);
       if (!vm || vm.spec.hostPoolRef.name !== poolName) continue;
       const placed = allocations.hostOf(vm);
-      if (!placed || placed === host.name || vm.status?.phase === 'Migrating') continue;
+      if (!placed || placed === host.name || vm.status?.phase === 'Migrating' || allocations.migrating.has(domain.uuid)) continue;
       const hypervisor = fleet.hypervisor(host.uri);
       try {
         await hypervisor.destroy(domain.uuid).catch((error: unknown) => {

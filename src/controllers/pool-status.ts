@@ -69,6 +69,8 @@ export interface PoolStatusInput {
   blockedRemovals: Array<{ host: string; vms: string[] }>;
   /** Orphan domains per host name, from the host's last scan; a host not scanned yet is absent. */
   orphans?: Map<string, OrphanDomain[]>;
+  /** Hosts in maintenance and how far their drain is: VMs still placed there, of which migrating now, and given up. */
+  maintenance?: Array<{ host: string; vms: number; migrating: number; failed: string[] }>;
   now?: Date;
 }
 
@@ -120,6 +122,20 @@ export function poolStatus(input: PoolStatusInput): HostPoolStatus {
     );
   } else {
     set(POOL_CONDITIONS.OrphanDomains, 'False', POOL_REASONS.NoOrphanDomains, 'no host has domains with virtfleet\'s marker and no VirtualMachine');
+  }
+  const draining = input.maintenance ?? [];
+  if (draining.length > 0) {
+    const parts = draining.map(({ host, vms, migrating, failed }) =>
+      vms === 0
+        ? `${host}: empty`
+        : `${host}: ${vms} VM${vms === 1 ? '' : 's'} left` +
+          (migrating > 0 ? `, ${migrating} migrating` : '') +
+          (failed.length > 0 ? `, not movable: ${failed.slice(0, 5).join(', ')}${failed.length > 5 ? ', …' : ''} (see their Migrating condition)` : ''),
+    );
+    const empty = draining.every((entry) => entry.vms === 0);
+    set(POOL_CONDITIONS.Maintenance, 'True', empty ? POOL_REASONS.Drained : POOL_REASONS.Draining, `hosts in maintenance: ${parts.join('; ')}`);
+  } else {
+    set(POOL_CONDITIONS.Maintenance, 'False', POOL_REASONS.NoMaintenance, 'no host is in maintenance');
   }
   return { hosts, readyHosts, hostCount: hosts.length, conditions, observedGeneration: input.generation };
 }

@@ -6,6 +6,8 @@ export const VM_CONDITIONS = {
   Provisioned: 'Provisioned',
   Ready: 'Ready',
   RestartRequired: 'RestartRequired',
+  /** True while a live migration runs (message: from, to, progress). */
+  Migrating: 'Migrating',
 } as const;
 
 export const VM_REASONS = {
@@ -44,6 +46,13 @@ export const VM_REASONS = {
   RecoveryPending: 'RecoveryPending',
   HostUnreachable: 'HostUnreachable',
   Terminating: 'Terminating',
+  // Migrating
+  Migrating: 'Migrating',
+  Migrated: 'Migrated',
+  MigrationFailed: 'MigrationFailed',
+  MigrationQueued: 'MigrationQueued',
+  NoDestination: 'NoDestination',
+  NotMigrating: 'NotMigrating',
   // RestartRequired
   PendingChanges: 'PendingChanges',
   NoPendingChanges: 'NoPendingChanges',
@@ -69,6 +78,9 @@ export const VM_EVENTS = {
   CrashLoopBackOff: 'CrashLoopBackOff',
   /** Its host failed and was fenced: the VM is started on another host. */
   Evacuated: 'Evacuated',
+  MigrationStarted: 'MigrationStarted',
+  Migrated: 'Migrated',
+  MigrationFailed: 'MigrationFailed',
   /** Why a VM of a failed host waits (Warning, once per message). */
   RecoveryBlocked: 'RecoveryBlocked',
   RecoveryPending: 'RecoveryPending',
@@ -93,6 +105,8 @@ export const POOL_CONDITIONS = {
   RemovalBlocked: 'RemovalBlocked',
   /** Domains with virtfleet's marker and no VirtualMachine are on a host (reported, never destroyed). */
   OrphanDomains: 'OrphanDomains',
+  /** True while a host is in maintenance: how far its drain is. */
+  Maintenance: 'Maintenance',
 } as const;
 
 export const POOL_REASONS = {
@@ -106,6 +120,9 @@ export const POOL_REASONS = {
   HostsStillHaveVMs: 'HostsStillHaveVMs',
   OrphanDomainsFound: 'OrphanDomainsFound',
   NoOrphanDomains: 'NoOrphanDomains',
+  Draining: 'Draining',
+  Drained: 'Drained',
+  NoMaintenance: 'NoMaintenance',
 } as const;
 
 /** Reasons of Events on HostPools (cluster-scoped: the Events are in namespace default). */

@@ -1,5 +1,5 @@
-// Wires the HostPool and VirtualMachine controllers into a Manager: their informers in the
-// shared cache, one Allocations ledger and one Fleet between them.
+// Wires the HostPool, VirtualMachine and InstallProfile controllers into a Manager: their
+// informers in the shared cache, one Allocations ledger and one Fleet between them.
 import type { Logger } from '../observability/logging.js';
 import { EventRecorder } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
@@ -10,6 +10,7 @@ import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from './re
 import { vmSample } from './vm-metrics.js';
 import { virtualMachineController } from './virtualmachine.js';
 import { SECRET, type SecretObject } from './host-credentials.js';
+import { INSTALL_PROFILE, installProfileController, type ProfileObject } from './installprofile.js';
 
 export interface ControllersOptions {
   fleet: Fleet;
@@ -35,6 +36,10 @@ export interface ControllersOptions {
   credentialsNamespace?: string;
   /** Identifies this process in Events. */
   instance?: string;
+  /** How often a valid InstallProfile's Secrets are read again (they are not watched). Default 5 min. */
+  installProfileResyncMs?: number;
+  /** How soon an InstallProfile whose Secret is missing or unusable looks again. Default 30 s. */
+  installProfileSecretRetryMs?: number;
 }
 
 export function addControllers(manager: Manager, options: ControllersOptions): void {
@@ -68,6 +73,17 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       events,
       ...(options.namespace ? { vmNamespace: options.namespace } : {}),
       ...(options.orphanScanIntervalMs ? { orphanScanIntervalMs: options.orphanScanIntervalMs } : {}),
+    }),
+  );
+  manager.add(
+    installProfileController({
+      client: manager.client,
+      profiles: manager.cache.informerFor<ProfileObject>(INSTALL_PROFILE, options.namespace ? { namespace: options.namespace } : {}),
+      events,
+      logger,
+      metrics,
+      ...(options.installProfileResyncMs ? { resyncMs: options.installProfileResyncMs } : {}),
+      ...(options.installProfileSecretRetryMs ? { secretRetryMs: options.installProfileSecretRetryMs } : {}),
     }),
   );
   manager.add(

@@ -33,10 +33,11 @@ import { fieldsAwaitingRestart, liveMemoryTarget } from './restart-required.js';
 import { guestAddresses, interfaceNamesByMac, type Address } from './vm-addresses.js';
 import { isActive, stopAction, type PowerAction } from './run-strategy.js';
 import { domainXmlFor } from './vm-domain.js';
-import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, actionRequest, decideAction, type ActionDecision, type VmAction } from './vm-actions.js';
+import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, MIGRATE_TO_ANNOTATION, actionRequest, decideAction, type ActionDecision, type VmAction } from './vm-actions.js';
 import type { DiskBacking } from '../hypervisors/domain-xml.js';
 import { DiskProvisioner, type StorageSpec } from './vm-storage.js';
 import { CrashBackoff } from './crash-backoff.js';
+import { MIGRATION_ATTEMPTS, MigrationJobs, progressText, type MigrationJob } from './vm-migration.js';
 import { VmStatusDraft } from './vm-status.js';
 import { untilAborted } from '../runtime/abort.js';
 
@@ -55,6 +56,8 @@ export interface VirtualMachineControllerOptions {
   hostRetryMs?: number;
   /** When to look again for the addresses of a running VM that has interfaces but no address yet. Default 15 s. */
   addressRetryMs?: number;
+  /** Called with a VM's UID when its migration ended (the wiring enqueues it). */
+  onMigrationEnd?: (uid: string) => void;
   /** Makes the disks' volumes; default one of the reconciler's own. */
   disks?: DiskProvisioner;
 }
@@ -64,6 +67,11 @@ interface Placement {
   host: string;
   hypervisor: HypervisorType | undefined;
 }
+
+/** How often a running migration's progress is read (and the VM looked at). */
+const MIGRATION_LOOK_MS = 2_000;
+/** A migration that has not finished by then is aborted (and counts as a failed attempt). */
+const MIGRATION_TIMEOUT_MS = 10 * 60_000;
 
 /** Whether a VM of a failed host may be started elsewhere now, or why it waits. */
 type RecoveryVerdict = { go: true; failedAt: number; fencedBy: string } | RecoveryWait;
@@ -84,12 +92,15 @@ export class VirtualMachineReconciler implements Reconciler {
   /** By UID: the XML this process last defined, so an unchanged spec costs no define call. */
   private readonly defined = new Map<string, string>();
   /**
-   * By UID: what this process last wrote of the fields that count or happen once (phase,
-   * restarts, lastAction). The cache lags our own writes; a reconcile that started from the older
-   * status would restart a VM twice for one request, or lose a count. With leader election this
-   * process is the only writer, and after a restart the cache is all there is.
+   * By UID: the status this process last wrote. The cache lags our own writes; a reconcile that
+   * started from the older status would restart a VM twice for one request, lose a count, or
+   * write an old condition back over a newer one (conditions are replaced as a list). With
+   * leader election this process is the only writer of VM status, so its last write is the
+   * truth until the cache shows it; after a restart the cache is all there is.
    */
-  private readonly written = new Map<string, Pick<VmStatusDraft['status'], 'phase' | 'restarts' | 'lastAction'>>();
+  private readonly written = new Map<string, VmStatusDraft['status']>();
+  /** Key → UID of the VMs in `written`, to forget them when their object is gone. */
+  private readonly uidOf = new Map<string, string>();
   /** By UID: when this process asked the guest to shut down (Halted or delete). */
   private readonly shutdownSince = new Map<string, number>();
   private readonly graceMs: number;
@@ -97,6 +108,7 @@ export class VirtualMachineReconciler implements Reconciler {
   private readonly addressRetryMs: number;
   private readonly disks: DiskProvisioner;
   private readonly crashes = new CrashBackoff();
+  private readonly migrations: MigrationJobs;
   /** By UID: when the failed host this VM is being moved off was declared failed (for the recovery metric). */
   private readonly evacuatedAt = new Map<string, number>();
   /** By UID: the reason label of its virtfleet_vm_recovery_blocked series, if any. */
@@ -107,6 +119,7 @@ export class VirtualMachineReconciler implements Reconciler {
     this.hostRetryMs = options.hostRetryMs ?? 30_000;
     this.addressRetryMs = options.addressRetryMs ?? 15_000;
     this.disks = options.disks ?? new DiskProvisioner();
+    this.migrations = new MigrationJobs((uid) => options.onMigrationEnd?.(uid));
   }
 
   async reconcile({ key }: ReconcileContext): Promise<ReconcileResult | void> {
@@ -132,8 +145,19 @@ export class VirtualMachineReconciler implements Reconciler {
       current = await this.writeStatus(current, draft);
       const host = this.readyHost(vm, pool, placement, draft, recovery && !recovery.go ? recovery : undefined);
       const hypervisor = this.options.fleet.hypervisor(host.uri);
+      // A migration under way or just ended comes first: the domain may have left this host.
+      const inFlight = (await this.adoptInterruptedMigration(vm, host, draft)) ?? (await this.migrationInFlight(vm, pool!, hypervisor, draft));
+      if (inFlight !== undefined) {
+        await this.writeStatus(current, draft);
+        return { requeueAfterMs: inFlight };
+      }
       const disks = await this.ensureDisks(vm, pool!, host, hypervisor, draft);
       let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft, disks);
+      const migrating = await this.handleMigration(vm, pool!, host, hypervisor, domain, draft);
+      if (migrating !== undefined) {
+        await this.writeStatus(current, draft);
+        return { requeueAfterMs: migrating };
+      }
       const power = await this.applyRunStrategy(vm, hypervisor, domain, draft);
       domain = power.domain;
       if (!power.backingOff) this.reportPowerState(vm, domain, draft, power.hold);
@@ -158,15 +182,18 @@ export class VirtualMachineReconciler implements Reconciler {
   /** Our own newer writes over a cache that may not show them yet (see `written`). */
   private overlayWritten(vm: VmObject, draft: VmStatusDraft): void {
     const mine = this.written.get(vm.metadata.uid ?? '');
-    if (!mine) return;
-    for (const field of ['phase', 'restarts', 'lastAction'] as const) {
-      if (mine[field] === undefined) delete draft.status[field];
-      else (draft.status as Record<string, unknown>)[field] = structuredClone(mine[field]);
-    }
+    if (mine) draft.status = structuredClone(mine);
   }
 
   private forget(key: string): void {
     this.options.allocations.forgetKey(key);
+    const uid = this.uidOf.get(key);
+    if (uid !== undefined) {
+      this.uidOf.delete(key);
+      this.written.delete(uid);
+      this.crashes.forget(uid);
+      this.migrations.forget(uid);
+    }
   }
 
   // ---- deletion path ----------------------------------------------------------------------
@@ -213,6 +240,8 @@ export class VirtualMachineReconciler implements Reconciler {
     this.shutdownSince.delete(uid);
     this.written.delete(uid);
     this.crashes.forget(uid);
+    this.migrations.forget(uid);
+    this.options.allocations.migrating.delete(uid);
     this.evacuatedAt.delete(uid);
     this.reportRecoveryBlocked(vm, undefined);
     await removeFinalizer(this.options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
@@ -408,6 +437,154 @@ export class VirtualMachineReconciler implements Reconciler {
       metrics.vmRecoveryBlocked.set({ ...labels, reason }, 1);
       this.blockedMetric.set(uid, reason);
     } else this.blockedMetric.delete(uid);
+  }
+
+  // ---- live migration (maintenance drain, `virtfleet vm migrate`) ----------------------------------
+
+  /**
+   * A migration this process does not know (it restarted meanwhile): status.migration says
+   * where the VM was going. Wherever the domain runs now is where it is; while it is on both
+   * hosts the migration is still going on (libvirt carries on without us). Undefined when there
+   * is nothing to adopt; else when to look again.
+   */
+  private async adoptInterruptedMigration(vm: VmObject, host: FleetHost, draft: VmStatusDraft): Promise<number | undefined> {
+    const uid = vm.metadata.uid ?? '';
+    const migration = draft.status.migration;
+    if (!migration || this.migrations.get(uid)) return undefined;
+    const poolName = vm.spec.hostPoolRef.name;
+    const target = this.options.fleet.host(poolName, migration.target);
+    const source = this.options.fleet.host(poolName, migration.source);
+    if (!target?.readiness.ready || !source) return this.hostRetryMs;
+    const [there, here] = await Promise.all([
+      this.options.fleet.hypervisor(target.uri).lookup(uid),
+      this.options.fleet.hypervisor(source.uri).lookup(uid).catch(() => undefined),
+    ]);
+    if (there && here && isActive(here.state)) return MIGRATION_LOOK_MS; // still going
+    delete draft.status.migration;
+    this.options.allocations.migrating.delete(uid);
+    if (there && isActive(there.state)) {
+      const record: Placed = { key: objectKey(vm), pool: poolName, host: target.name, hypervisor: draft.status.hypervisor ?? 'kvm', reason: `migrated from ${source.name}` };
+      this.options.allocations.record(uid, record);
+      draft.status.host = target.name;
+      draft.set(C.Migrating, 'False', R.Migrated, `migrated from ${source.name} to ${target.name} (found there after a controller restart)`);
+      this.event(vm, 'Normal', E.Migrated, `migrated from ${source.name} to ${target.name} (found there after a controller restart)`);
+      return 100;
+    }
+    draft.set(C.Migrating, 'False', R.MigrationFailed, `the migration from ${source.name} to ${target.name} did not finish (the controller restarted meanwhile); the VM is on ${host.name}`);
+    return 100;
+  }
+
+  /**
+   * Moves a running VM off a host in maintenance, or where `virtfleet vm migrate` asks, a few at
+   * a time per source host, in the background. Undefined: nothing to do, the reconcile goes on;
+   * else when to look again (the power steps wait meanwhile).
+   */
+  /** A migration of this process that ended (recorded) or still runs (progress); undefined when neither. */
+  private async migrationInFlight(vm: VmObject, pool: PoolObject, hypervisor: Hypervisor, draft: VmStatusDraft): Promise<number | undefined> {
+    const uid = vm.metadata.uid ?? '';
+    const now = Date.now();
+    const ended = this.migrations.takeEnded(uid);
+    if (ended) {
+      this.options.allocations.migrating.delete(uid);
+      delete draft.status.migration;
+      if (this.recordMigrationEnd(vm, pool, ended, draft)) return 100; // the VM lives elsewhere now
+    }
+    const job = this.migrations.get(uid);
+    if (job && !job.outcome) {
+      if (!job.progress || now - job.progress.at >= MIGRATION_LOOK_MS) {
+        job.progress = { at: now, figures: await hypervisor.migrationProgress(uid).catch(() => undefined) };
+      }
+      draft.phase('Migrating');
+      draft.set(C.Migrating, 'True', R.Migrating, `migrating from ${job.from} to ${job.to}: ${progressText(job.progress.figures)}`);
+      return MIGRATION_LOOK_MS;
+    }
+    return undefined;
+  }
+
+  private async handleMigration(vm: VmObject, pool: PoolObject, host: FleetHost, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<number | undefined> {
+    const uid = vm.metadata.uid ?? '';
+    const now = Date.now();
+    const parsed = actionRequest(vm.metadata.annotations);
+    const request = parsed && !('error' in parsed) && parsed.action === 'migrate' ? parsed : undefined;
+    const last = draft.status.lastAction;
+    const asked = request !== undefined && !(last?.id === request.id && last.action === 'migrate' && last.state !== 'InProgress');
+    if (!asked && !host.maintenance) {
+      this.migrations.reset(uid);
+      if (draft.condition(C.Migrating)?.status === 'True') draft.set(C.Migrating, 'False', R.NotMigrating, 'no migration under way');
+      return undefined;
+    }
+    if (!isActive(domain.state)) return undefined; // nothing runs to move; a start request is refused by decideAction
+    if (asked && (last?.id !== request.id || last.action !== 'migrate')) {
+      this.migrations.reset(uid);
+      this.recordAction(vm, draft, { id: request.id, action: 'migrate', state: 'InProgress', message: 'migration asked' });
+    }
+    const why = asked ? 'asked' : `host ${host.name} is in maintenance`;
+    const may = this.migrations.mayStart(uid, host.name, now);
+    if (!may.ok) {
+      if (may.reason === 'gave-up') {
+        if (asked) this.recordAction(vm, draft, { id: request.id, action: 'migrate', state: 'Failed', message: may.message });
+        return undefined;
+      }
+      if (may.reason === 'busy') draft.set(C.Migrating, 'False', R.MigrationQueued, `${why}: waiting, ${may.message}`);
+      return may.retryInMs ?? MIGRATION_LOOK_MS;
+    }
+    const target = asked ? vm.metadata.annotations?.[MIGRATE_TO_ANNOTATION] : undefined;
+    const poolName = pool.metadata.name ?? '';
+    const candidates = this.hostStates(poolName).filter((state) => state.name !== host.name && (!target || state.name === target));
+    if (target && candidates.length === 0) {
+      this.recordAction(vm, draft, { id: request!.id, action: 'migrate', state: 'Refused', message: `no host ${target} in HostPool ${poolName} other than the VM's own (${host.name})` });
+      return undefined;
+    }
+    const result = place(vmRequest(vm), candidates, schedulingPolicy(pool));
+    if (!result.placed) {
+      const message = `${why}, but no other host can take the VM: ${result.message}`;
+      if (draft.condition(C.Migrating)?.message !== message) this.event(vm, 'Warning', E.MigrationFailed, message);
+      draft.set(C.Migrating, 'False', R.NoDestination, message);
+      if (asked) this.recordAction(vm, draft, { id: request!.id, action: 'migrate', state: 'Failed', message });
+      return asked ? undefined : this.hostRetryMs;
+    }
+    const destination = this.options.fleet.host(poolName, result.host)!;
+    // Recorded before it starts: a controller that dies meanwhile finds where the VM went.
+    draft.status.migration = { source: host.name, target: result.host, started: new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z') };
+    draft.phase('Migrating');
+    draft.set(C.Migrating, 'True', R.Migrating, `migrating from ${host.name} to ${result.host}: starting (${why})`);
+    await this.writeStatus(vm, draft);
+    this.options.allocations.migrating.add(uid);
+    this.migrations.start({ uid, from: host.name, to: result.host, hypervisor, destinationUri: destination.uri, timeoutMs: MIGRATION_TIMEOUT_MS });
+    this.event(vm, 'Normal', E.MigrationStarted, `live migration from ${host.name} to ${result.host} started (${why})`);
+    return MIGRATION_LOOK_MS;
+  }
+
+  /** Records how a migration ended; true when the VM now runs on the other host. */
+  private recordMigrationEnd(vm: VmObject, pool: PoolObject, job: MigrationJob, draft: VmStatusDraft): boolean {
+    const uid = vm.metadata.uid ?? '';
+    const outcome = job.outcome!;
+    const seconds = (outcome.endedAt - job.startedAt) / 1000;
+    const label = outcome.ok ? 'success' : outcome.aborted ? 'aborted' : 'failure';
+    this.options.metrics?.migrations.inc({ outcome: label });
+    this.options.metrics?.migrationDuration.observe({ outcome: label }, seconds);
+    const last = draft.status.lastAction;
+    const asked = last?.action === 'migrate' && last.state === 'InProgress' ? last : undefined;
+    if (outcome.ok) {
+      const record: Placed = { key: objectKey(vm), pool: pool.metadata.name ?? '', host: job.to, hypervisor: draft.status.hypervisor ?? 'kvm', reason: `migrated from ${job.from}` };
+      this.options.allocations.record(uid, record);
+      draft.status.host = job.to;
+      const message = `migrated live from ${job.from} to ${job.to} in ${seconds.toFixed(1)} s`;
+      draft.set(C.Migrating, 'False', R.Migrated, message);
+      this.event(vm, 'Normal', E.Migrated, message);
+      if (asked) this.recordAction(vm, draft, { id: asked.id, action: 'migrate', state: 'Succeeded', message });
+      return true;
+    }
+    const failures = this.migrations.failures(uid);
+    const gaveUp = failures >= MIGRATION_ATTEMPTS;
+    const message =
+      `migration from ${job.from} to ${job.to} failed (attempt ${failures} of ${MIGRATION_ATTEMPTS}): ${outcome.message}; ` +
+      (gaveUp ? `gave up: the VM keeps running on ${job.from} (\`virtfleet vm migrate ${vm.metadata.name}\` tries again)` : 'retrying');
+    draft.phase('Running');
+    draft.set(C.Migrating, 'False', R.MigrationFailed, message);
+    this.event(vm, 'Warning', E.MigrationFailed, message);
+    if (asked && gaveUp) this.recordAction(vm, draft, { id: asked.id, action: 'migrate', state: 'Failed', message });
+    return false;
   }
 
   // ---- the domain on its host ---------------------------------------------------------------
@@ -758,7 +935,8 @@ export class VirtualMachineReconciler implements Reconciler {
   /** Writes the draft if it differs from `vm`'s status; returns the object as it now stands. */
   private async writeStatus(vm: VmObject, draft: VmStatusDraft): Promise<VmObject> {
     const status = draft.result();
-    this.written.set(vm.metadata.uid ?? '', { phase: status.phase, restarts: status.restarts, lastAction: status.lastAction });
+    this.written.set(vm.metadata.uid ?? '', structuredClone(status));
+    this.uidOf.set(objectKey(vm), vm.metadata.uid ?? '');
     await patchStatusIfChanged(this.options.client, VIRTUAL_MACHINE, vm as VmObject & { status?: Record<string, unknown> }, status as Record<string, unknown>);
     return { ...vm, status };
   }
@@ -835,7 +1013,8 @@ function capacitySources(options: VirtualMachineControllerOptions): Source {
     // A pool's status changed: maybe a failed host was fenced. Its VMs are enqueued highest
     // spec.recovery.priority first, so that they take the free capacity first.
     const enqueueFailedHosts = (pool: string) => {
-      const failed = new Set(fleet.hosts(pool).filter((host) => host.fencing?.state === 'Fenced').map((host) => host.name));
+      // Fenced hosts' VMs move by restart, maintenance hosts' by live migration.
+      const failed = new Set(fleet.hosts(pool).filter((host) => host.fencing?.state === 'Fenced' || host.maintenance).map((host) => host.name));
       if (failed.size === 0) return;
       const stranded = vms.list().filter((vm) => vm.spec.hostPoolRef.name === pool && failed.has(allocations.hostOf(vm) ?? ''));
       stranded.sort((a, b) => b.spec.recovery.priority - a.spec.recovery.priority);
@@ -911,7 +1090,13 @@ export function virtualMachineController(options: VirtualMachineControllerOption
     });
   return new Controller({
     name: 'virtualmachine',
-    reconciler: new VirtualMachineReconciler({ ...options, disks }),
+    reconciler: new VirtualMachineReconciler({
+      ...options,
+      disks,
+      onMigrationEnd: (uid) => {
+        for (const listener of jobEnds) listener(uid);
+      },
+    }),
     logger: options.logger,
     ...(options.metrics ? { metrics: options.metrics } : {}),
     concurrency: options.concurrency ?? 16,

@@ -23,7 +23,9 @@ import { isActive, powerAction, stopAction, type PowerAction, type RunStrategy }
 
 export const ACTION_ANNOTATION = 'virtfleet.io/action';
 export const ACTION_ID_ANNOTATION = 'virtfleet.io/action-id';
-export const VM_ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause'] as const;
+export const VM_ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'migrate'] as const;
+/** With action migrate: the host to migrate to (a name in the HostPool); unset: the scheduler chooses. */
+export const MIGRATE_TO_ANNOTATION = 'virtfleet.io/migrate-to';
 export type VmAction = (typeof VM_ACTIONS)[number];
 
 export type LastAction = NonNullable<VirtualMachineStatus['lastAction']>;
@@ -103,7 +105,13 @@ export function decideAction(input: ActionInput): ActionDecision {
   }
 
   // One-shot actions: done once per id, after which runStrategy governs.
-  const done = !isNew && (last?.state === 'Succeeded' || last?.state === 'Refused');
+  const done = !isNew && (last?.state === 'Succeeded' || last?.state === 'Refused' || last?.state === 'Failed');
+  if (request.action === 'migrate') {
+    // The reconciler runs the migration and records its end; here only whether it may begin.
+    if (done || !isNew) return byStrategy();
+    if (!isActive(domain.state)) return { ...byStrategy(), record: record('Refused', `the VM is not running (domain ${domain.state}); live migration moves a running VM`) };
+    return { ...byStrategy(), record: record('InProgress', 'migration asked') };
+  }
   if (done) return byStrategy();
   if (strategy === 'Halted' && request.action !== 'unpause') {
     return {

@@ -159,6 +159,11 @@ export type HypervisorErrorKind =
   | 'unsupported'
   /** Something of that name exists already (a storage volume). */
   | 'already-exists'
+  /**
+   * A long job was aborted before it finished: a migration stopped by abortMigration or by its
+   * own timeout. Nothing moved: the domain runs where it was.
+   */
+  | 'aborted'
   /** Anything else libvirt reported. */
   | 'failed';
 
@@ -214,6 +219,51 @@ export interface NewVolume {
   name: string;
   format: VolumeFormat;
   capacityBytes: number;
+}
+
+/** Where a live migration goes. */
+export interface MigrationDestination {
+  /**
+   * The destination's libvirt URI as the SOURCE host reaches it (e.g. qemu+tcp://10.0.0.3/system):
+   * migration is peer-to-peer, so the source's libvirtd connects to it, with its own credentials.
+   */
+  uri: string;
+}
+
+export interface MigrationOptions {
+  /**
+   * Disks: 'none' (default) when the destination sees the same disk files (shared storage);
+   * 'all' copies every disk to a file of the same path on the destination, which must exist
+   * there (same size) or be creatable in a storage pool there; 'incremental' copies only what
+   * differs from a backing image both hosts share.
+   */
+  copyStorage?: 'none' | 'all' | 'incremental';
+  /** Bandwidth limit, MiB/s (whole number above 0); unlimited by default. */
+  bandwidthMiBs?: number;
+  /** Abort the migration when it has not finished within this many ms (rejects with 'aborted'). */
+  timeoutMs?: number;
+  /**
+   * Default true: define the domain on the destination and undefine it on the source, as part
+   * of the migration. False: the destination runs it as a transient domain and the source keeps
+   * its (now inactive) definition.
+   */
+  persistent?: boolean;
+}
+
+/** A migration job's figures, from the host's job statistics. Bytes and ms. */
+export interface MigrationProgress {
+  /** A migration of this domain is running (out of this host, or into it). */
+  active: boolean;
+  /** 'out' on the source, 'in' on the destination; absent when not active. */
+  direction?: 'out' | 'in';
+  /** Memory (and disks being copied) to send in all: grows when the guest dirties memory. */
+  dataTotal?: number;
+  dataProcessed?: number;
+  dataRemaining?: number;
+  /** Since the migration started. */
+  elapsedMs?: number;
+  /** Passes over the guest's memory so far (1 during the first copy). */
+  memIteration?: number;
 }
 
 /** One hypervisor host. Every call may reject with a HypervisorError. */
@@ -289,6 +339,33 @@ export interface Hypervisor {
   /** Grows the volume to `capacityBytes`. */
   resizeVolume(pool: string, name: string, capacityBytes: number): Promise<void>;
 
-  // TODO(issue 4): migration (virDomainMigrateToURI3), job info and abort, snapshots, guest-agent
-  // commands, domain stats, console streams and networks.
+  // ---- live migration (this host is the source) ----
+
+  /**
+   * Live-migrates the running domain to `destination`, peer-to-peer (this host's libvirtd
+   * connects to the destination's), and resolves once it runs there. The guest keeps running
+   * throughout, paused only for the switch-over. Other calls, migrationProgress and
+   * abortMigration among them, answer while it runs.
+   *
+   * Failures: 'invalid-state' when the domain is not running (or busy with another job);
+   * 'not-found' when this host has no such domain; 'aborted' when abortMigration or `timeoutMs`
+   * stopped it; 'failed' when the destination could not be reached from this host (the message
+   * says "cannot reach the destination") or refused the domain; 'unreachable' only when this
+   * host itself could not be reached. After 'aborted' and 'failed' the domain still runs here;
+   * after 'unreachable' the outcome is unknown: look the domain up on both hosts.
+   */
+  migrate(uuid: string, destination: MigrationDestination, options?: MigrationOptions): Promise<void>;
+  /**
+   * The domain's migration job, on the source or the destination: `{ active: false }` when none
+   * is running, undefined when the host has no such domain (on the source, once migrated away).
+   */
+  migrationProgress(uuid: string): Promise<MigrationProgress | undefined>;
+  /**
+   * Aborts the domain's outgoing migration; its migrate() rejects with 'aborted' and the domain
+   * keeps running here. 'invalid-state' when no outgoing migration is running (none started
+   * yet, or it has already ended either way).
+   */
+  abortMigration(uuid: string): Promise<void>;
+
+  // TODO(issue 4): snapshots, guest-agent commands, domain stats, console streams and networks.
 }

@@ -3,6 +3,7 @@
 # (linux-image-*-cloud-amd64, unpacked with dpkg -x) and a ~1 MB initramfs of
 # busybox-static (packed with cpio -H newc, gzip). Its init mounts proc, sys
 # and dev, prints "VIRTFLEET-GUEST-READY uptime=<s>" on ttyS0 (the console),
+# then "VIRTFLEET-GUEST-HEARTBEAT n=<1,2,3…> uptime=<s>" there every second,
 # and serves commands on ttyS1: each line read is run by sh, its output is
 # written back, then "VIRTFLEET-CMD-END rc=<n>".
 #
@@ -72,7 +73,16 @@ if [ -e /dev/ttyS1 ]; then
 fi
 read -r up _ < /proc/uptime
 echo "VIRTFLEET-GUEST-READY uptime=$up"
-while true; do sleep 3600; done
+# A heartbeat on the console every second, numbered from 1 without a gap:
+# a log that goes on counting shows the same guest still running (through a
+# live migration, say) and that no output was lost or repeated.
+n=0
+while true; do
+  sleep 1
+  n=$((n + 1))
+  read -r up _ < /proc/uptime
+  echo "VIRTFLEET-GUEST-HEARTBEAT n=$n uptime=$up"
+done
 INIT
 chmod 755 "$root/init"
 

@@ -26,7 +26,7 @@ describe('actionRequest', () => {
   });
   it('refuses an unknown action and an overlong id, naming the annotation', () => {
     expect(actionRequest({ 'virtfleet.io/action': 'reboot' })).toEqual({
-      error: 'annotation virtfleet.io/action="reboot" is not one of start, stop, restart, pause, unpause; fix or remove it',
+      error: 'annotation virtfleet.io/action="reboot" is not one of start, stop, restart, pause, unpause, migrate; fix or remove it',
     });
     expect(actionRequest({ 'virtfleet.io/action': 'stop', 'virtfleet.io/action-id': 'x'.repeat(129) })).toEqual({
       error: 'annotation virtfleet.io/action-id is longer than 128 characters; use a shorter id',

@@ -12,6 +12,9 @@ import type {
   HostHypervisorType,
   Hypervisor,
   InterfaceAddressSource,
+  MigrationDestination,
+  MigrationOptions,
+  MigrationProgress,
   NewVolume,
   StartOptions,
   StoragePoolRef,
@@ -23,6 +26,7 @@ import type {
 } from '../hypervisor.js';
 import { HypervisorError, type HypervisorErrorKind } from '../hypervisor.js';
 import { summarizeCapabilities } from './capabilities.js';
+import { traceNow, traces } from '../../runtime/trace.js';
 import { child, el, parseXml, serializeXml } from '../xml.js';
 import { HostUnavailableError, type LibvirtConnectionPool, type LinkEvent } from './connection-pool.js';
 import {
@@ -31,11 +35,24 @@ import {
   type DomainEvent,
   type DomainStateInfo,
   type InterfaceAddresses,
+  type JobStats,
   type LibvirtConnection,
+  type MigrateOptions as NativeMigrateOptions,
   type StorageVolIdentity,
   type UndefineOptions as NativeUndefineOptions,
   type Version,
 } from './native/index.js';
+
+export interface LibvirtHypervisorOptions {
+  /**
+   * Where migrate() gets its connection to this host: a second pool (same credentials), so the
+   * migration's long call has a connection of its own. With libvirt 9.0's client, a call made on
+   * a connection while another thread waits there for a reply (a migration) often waits for the
+   * host's next keepalive probe (libvirtd's keepalive_interval, 5 s) before it is even sent; on
+   * its own connection the migration leaves the shared one prompt. Default: `pool`.
+   */
+  migrationPool?: LibvirtConnectionPool;
+}
 
 export class LibvirtHypervisor implements Hypervisor {
   // Driver name per connection (asked once): the undefine flags a driver accepts differ.
@@ -44,6 +61,7 @@ export class LibvirtHypervisor implements Hypervisor {
   constructor(
     private readonly pool: LibvirtConnectionPool,
     readonly uri: string,
+    private readonly options: LibvirtHypervisorOptions = {},
   ) {}
 
   async facts(): Promise<HostFacts> {
@@ -94,8 +112,9 @@ export class LibvirtHypervisor implements Hypervisor {
   lookup(uuid: string): Promise<DomainStatus | undefined> {
     return this.call(`look up domain ${uuid}`, async (conn) => {
       try {
-        const identity = await conn.lookupDomainByUUID(uuid);
-        return { ...identity, ...stateOf(await conn.domainGetState(uuid)) };
+        // Both queued at once on the connection's thread: one wait for it instead of two.
+        const [identity, state] = await Promise.all([conn.lookupDomainByUUID(uuid), conn.domainGetState(uuid)]);
+        return { ...identity, ...stateOf(state) };
       } catch (error) {
         // Gone between the two calls counts as gone.
         if (isLibvirtError(error, 'VIR_ERR_NO_DOMAIN')) return undefined;
@@ -260,6 +279,84 @@ export class LibvirtHypervisor implements Hypervisor {
     );
   }
 
+  // ---- live migration ----
+
+  migrate(uuid: string, destination: MigrationDestination, options: MigrationOptions = {}): Promise<void> {
+    const operation = `migrate domain ${uuid} to ${destination.uri}`;
+    return this.call(operation, async (conn) => {
+      const native = nativeMigrateOptions(destination, options, (message) => new HypervisorError('failed', this.uri, operation, message));
+      // The migration's own connection (see LibvirtHypervisorOptions); progress and abort use the
+      // shared one.
+      const migrating = this.options.migrationPool ? await this.options.migrationPool.connection(this.uri) : conn;
+      let settled = false;
+      let timedOut = false;
+      const timer =
+        options.timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              void abortUntilSettled(conn, uuid, () => settled);
+            }, options.timeoutMs);
+      try {
+        await migrating.domainMigrate(uuid, native);
+      } catch (error) {
+        settled = true;
+        throw await this.migrationError(migrating, error, operation, destination, timedOut ? options.timeoutMs : undefined);
+      } finally {
+        settled = true;
+        clearTimeout(timer);
+      }
+    });
+  }
+
+  migrationProgress(uuid: string): Promise<MigrationProgress | undefined> {
+    return this.call(`read migration progress of domain ${uuid}`, (conn) => readProgress(conn, uuid));
+  }
+
+  abortMigration(uuid: string): Promise<void> {
+    const operation = `abort migration of domain ${uuid}`;
+    return this.call(operation, async (conn) => {
+      // virDomainAbortJob aborts whatever job runs (a save, a dump…): make sure it is ours.
+      const job = await readProgress(conn, uuid);
+      if (job === undefined) throw new HypervisorError('not-found', this.uri, operation, `the host has no domain ${uuid}`);
+      if (job.direction !== 'out') {
+        throw new HypervisorError('invalid-state', this.uri, operation, job.active ? 'the domain is migrating into this host, not out of it' : 'no outgoing migration is running');
+      }
+      await conn.domainAbortJob(uuid);
+    });
+  }
+
+  /** A failed domainMigrate in the interface's terms: aborted, the destination's fault, or the usual kinds. */
+  private async migrationError(conn: LibvirtConnection, error: unknown, operation: string, destination: MigrationDestination, timeoutMs: number | undefined): Promise<HypervisorError> {
+    if (isLibvirtError(error, 'VIR_ERR_OPERATION_ABORTED')) {
+      const why = timeoutMs === undefined ? 'aborted' : `not finished within ${timeoutMs} ms: aborted`;
+      return new HypervisorError('aborted', this.uri, operation, `${why}; the domain runs on here (${error.message})`, { cause: error });
+    }
+    const mapped = toHypervisorError(error, this.uri, operation);
+    if (!(error instanceof LibvirtError)) return mapped;
+    const failed = (message: string) => new HypervisorError('failed', this.uri, operation, `${message} (${error.message}; ${error.codeName})`, { cause: error });
+    // libvirt 9.0 calls every disk on a local file system unsafe to migrate without copying it,
+    // whatever its cache mode; NFS, GFS2, OCFS2, CephFS and the like are shared.
+    if (error.codeName === 'VIR_ERR_MIGRATE_UNSAFE') return failed('the disks are not on storage the destination shares (or use a cache mode that is unsafe for migration): copy them (copyStorage)');
+    // Copying disks, the destination needs a file at each disk's path, or a storage pool over its
+    // directory to create it in. (Not 'not-found': that would say the domain is missing.)
+    if (error.codeName === 'VIR_ERR_NO_STORAGE_POOL' || error.codeName === 'VIR_ERR_NO_STORAGE_VOL') {
+      return failed("the destination has neither a file at a copied disk's path nor a storage pool over its directory to create one in");
+    }
+    // Peer-to-peer, this host's libvirtd connects to the destination; when it cannot, libvirt
+    // says "Failed to connect to remote libvirt URI …" (VIR_ERR_OPERATION_FAILED).
+    let destinationUnreachable = /failed to connect to remote libvirt URI/i.test(error.message);
+    // The destination connection's RPC errors (it dropped mid-way) come back with RPC codes that
+    // would read as this host being unreachable: they are, only if our connection is gone too.
+    if (!destinationUnreachable && mapped.kind === 'unreachable') {
+      destinationUnreachable = await conn.isAlive().catch(() => false);
+    }
+    if (!destinationUnreachable) return mapped;
+    return new HypervisorError('failed', this.uri, operation, `cannot reach the destination ${destination.uri} from this host: ${error.message} (${error.codeName})`, {
+      cause: error,
+    });
+  }
+
   subscribe(listener: HostEventListener): () => void {
     return this.pool.subscribe(this.uri, (event) => {
       const hostEvent = toHostEvent(event);
@@ -278,12 +375,86 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   private async call<T>(operation: string, action: (conn: LibvirtConnection) => Promise<T>): Promise<T> {
+    const start = traces.hypervisorCall.hasSubscribers ? traceNow() : 0;
     try {
-      return await action(await this.pool.connection(this.uri));
+      const result = await action(await this.pool.connection(this.uri));
+      if (start) traces.hypervisorCall.publish({ uri: this.uri, operation, start, ms: traceNow() - start });
+      return result;
     } catch (error) {
-      throw toHypervisorError(error, this.uri, operation);
+      const failure = toHypervisorError(error, this.uri, operation);
+      if (start) traces.hypervisorCall.publish({ uri: this.uri, operation, start, ms: traceNow() - start, error: failure.kind });
+      throw failure;
     }
   }
+}
+
+function nativeMigrateOptions(destination: MigrationDestination, options: MigrationOptions, invalid: (message: string) => Error): NativeMigrateOptions {
+  if (typeof destination.uri !== 'string' || destination.uri === '') throw invalid('the destination URI is empty');
+  const { copyStorage = 'none', bandwidthMiBs, timeoutMs, persistent = true } = options;
+  if (copyStorage !== 'none' && copyStorage !== 'all' && copyStorage !== 'incremental') {
+    throw invalid(`copyStorage must be 'none', 'all' or 'incremental', not ${JSON.stringify(copyStorage)}`);
+  }
+  if (bandwidthMiBs !== undefined && (!Number.isSafeInteger(bandwidthMiBs) || bandwidthMiBs <= 0)) {
+    throw invalid(`bandwidthMiBs must be a whole number above 0, not ${bandwidthMiBs}`);
+  }
+  if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0)) throw invalid(`timeoutMs must be above 0, not ${timeoutMs}`);
+  // Live and peer-to-peer: the QEMU driver refuses "direct" migration, and a client-managed one
+  // would need a connection from here to the destination as well.
+  const native: NativeMigrateOptions = { destinationUri: destination.uri, peerToPeer: true, live: true, persistDestination: persistent, undefineSource: persistent };
+  if (copyStorage !== 'none') native.copyStorage = copyStorage;
+  if (bandwidthMiBs !== undefined) native.bandwidthMiBps = bandwidthMiBs;
+  return native;
+}
+
+/**
+ * Aborts the domain's job, again every 200 ms while it refuses and the migration has not ended:
+ * early on, the host may not have started the job yet ("no job is active on the domain").
+ */
+async function abortUntilSettled(conn: LibvirtConnection, uuid: string, settled: () => boolean): Promise<void> {
+  while (!settled()) {
+    try {
+      await conn.domainAbortJob(uuid);
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+async function readProgress(conn: LibvirtConnection, uuid: string): Promise<MigrationProgress | undefined> {
+  try {
+    return progressOf(await conn.domainGetJobStats(uuid));
+  } catch (error) {
+    if (isLibvirtError(error, 'VIR_ERR_NO_DOMAIN')) return undefined;
+    // The destination has a job but no figures: libvirt keeps them on the source.
+    if (isLibvirtError(error, 'VIR_ERR_OPERATION_UNSUPPORTED') && /only on the source host/.test(error.message)) return { active: true, direction: 'in' };
+    // Not running: no job.
+    if (isLibvirtError(error, 'VIR_ERR_OPERATION_INVALID')) return { active: false };
+    throw error;
+  }
+}
+
+function progressOf(job: JobStats): MigrationProgress {
+  const running = job.type === 'bounded' || job.type === 'unbounded';
+  const direction = job.operation === 'migration_out' ? 'out' : job.operation === 'migration_in' ? 'in' : undefined;
+  if (!running || direction === undefined) return { active: false };
+  const progress: MigrationProgress = { active: true, direction };
+  const number = (field: string): number | undefined => {
+    const value = job.stats[field];
+    return typeof value === 'number' ? value : undefined;
+  };
+  const fields = [
+    ['dataTotal', 'data_total'],
+    ['dataProcessed', 'data_processed'],
+    ['dataRemaining', 'data_remaining'],
+    ['elapsedMs', 'time_elapsed'],
+    ['memIteration', 'memory_iteration'],
+  ] as const;
+  for (const [key, field] of fields) {
+    const value = number(field);
+    if (value !== undefined) progress[key] = value;
+  }
+  return progress;
 }
 
 function guestInterface(iface: InterfaceAddresses): GuestInterface {
