@@ -8,6 +8,8 @@ export const VM_CONDITIONS = {
   RestartRequired: 'RestartRequired',
   /** True while a live migration runs (message: from, to, progress). */
   Migrating: 'Migrating',
+  /** spec.healthCheck's verdict (absent without one). */
+  Healthy: 'Healthy',
 } as const;
 
 export const VM_REASONS = {
@@ -46,6 +48,12 @@ export const VM_REASONS = {
   RecoveryPending: 'RecoveryPending',
   HostUnreachable: 'HostUnreachable',
   Terminating: 'Terminating',
+  // Healthy
+  ProbePending: 'ProbePending',
+  ProbeSucceeded: 'ProbeSucceeded',
+  ProbeFailed: 'ProbeFailed',
+  /** Ready=False: the health check failed failureThreshold times in a row. */
+  Unhealthy: 'Unhealthy',
   // Migrating
   Migrating: 'Migrating',
   Migrated: 'Migrated',
@@ -79,6 +87,8 @@ export const VM_EVENTS = {
   /** Its host failed and was fenced: the VM is started on another host. */
   Evacuated: 'Evacuated',
   MigrationStarted: 'MigrationStarted',
+  /** The health check failed failureThreshold times in a row; the VM is restarted. */
+  Unhealthy: 'Unhealthy',
   Migrated: 'Migrated',
   MigrationFailed: 'MigrationFailed',
   /** Why a VM of a failed host waits (Warning, once per message). */

@@ -37,6 +37,7 @@ import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, MIGRATE_TO_ANNOTATION, actionR
 import type { DiskBacking } from '../hypervisors/domain-xml.js';
 import { DiskProvisioner, type StorageSpec } from './vm-storage.js';
 import { CrashBackoff } from './crash-backoff.js';
+import { HealthProbes } from './health.js';
 import { MIGRATION_ATTEMPTS, MigrationJobs, progressText, type MigrationJob } from './vm-migration.js';
 import { VmStatusDraft } from './vm-status.js';
 import { untilAborted } from '../runtime/abort.js';
@@ -56,7 +57,7 @@ export interface VirtualMachineControllerOptions {
   hostRetryMs?: number;
   /** When to look again for the addresses of a running VM that has interfaces but no address yet. Default 15 s. */
   addressRetryMs?: number;
-  /** Called with a VM's UID when its migration ended (the wiring enqueues it). */
+  /** Called with a VM's UID when its migration ended or its health verdict changed (the wiring enqueues it). */
   onMigrationEnd?: (uid: string) => void;
   /** Makes the disks' volumes; default one of the reconciler's own. */
   disks?: DiskProvisioner;
@@ -109,6 +110,7 @@ export class VirtualMachineReconciler implements Reconciler {
   private readonly disks: DiskProvisioner;
   private readonly crashes = new CrashBackoff();
   private readonly migrations: MigrationJobs;
+  private readonly health: HealthProbes;
   /** By UID: when the failed host this VM is being moved off was declared failed (for the recovery metric). */
   private readonly evacuatedAt = new Map<string, number>();
   /** By UID: the reason label of its virtfleet_vm_recovery_blocked series, if any. */
@@ -120,6 +122,7 @@ export class VirtualMachineReconciler implements Reconciler {
     this.addressRetryMs = options.addressRetryMs ?? 15_000;
     this.disks = options.disks ?? new DiskProvisioner();
     this.migrations = new MigrationJobs((uid) => options.onMigrationEnd?.(uid));
+    this.health = new HealthProbes((uid) => options.onMigrationEnd?.(uid));
   }
 
   async reconcile({ key }: ReconcileContext): Promise<ReconcileResult | void> {
@@ -162,6 +165,7 @@ export class VirtualMachineReconciler implements Reconciler {
       domain = power.domain;
       if (!power.backingOff) this.reportPowerState(vm, domain, draft, power.hold);
       const addressRetry = await this.inspectRunning(vm, hypervisor, domain, draft);
+      if (!power.backingOff) await this.checkHealth(vm, hypervisor, domain, draft);
       await this.writeStatus(current, draft);
       const requeueAfterMs = minDefined(power.requeueAfterMs, addressRetry);
       return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
@@ -193,6 +197,7 @@ export class VirtualMachineReconciler implements Reconciler {
       this.written.delete(uid);
       this.crashes.forget(uid);
       this.migrations.forget(uid);
+      this.health.stop(uid);
     }
   }
 
@@ -241,6 +246,7 @@ export class VirtualMachineReconciler implements Reconciler {
     this.written.delete(uid);
     this.crashes.forget(uid);
     this.migrations.forget(uid);
+    this.health.stop(uid);
     this.options.allocations.migrating.delete(uid);
     this.evacuatedAt.delete(uid);
     this.reportRecoveryBlocked(vm, undefined);
@@ -341,6 +347,58 @@ export class VirtualMachineReconciler implements Reconciler {
           antiAffinityGroups: allocated?.antiAffinityGroups ?? new Set<string>(),
         };
       });
+  }
+
+  // ---- health probes ------------------------------------------------------------------------------
+
+  /**
+   * spec.healthCheck: the probe loop runs while the domain runs (health.ts); its verdict goes to
+   * the Healthy condition, and failureThreshold failures in a row restart the VM (Always,
+   * RerunOnFailure) through the crash back-off, counted as reason probe.
+   */
+  private async checkHealth(vm: VmObject, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<void> {
+    const uid = vm.metadata.uid ?? '';
+    const check = vm.spec.healthCheck;
+    if (!check || domain.state !== 'running') {
+      this.health.stop(uid);
+      if (!check && draft.condition(C.Healthy)) draft.drop(C.Healthy);
+      return;
+    }
+    const key = objectKey(vm);
+    const poolName = vm.spec.hostPoolRef.name;
+    this.health.ensure(uid, {
+      check,
+      resolve: () => {
+        const current = this.options.vms.get(key);
+        const hostName = current ? this.options.allocations.hostOf(current) : undefined;
+        const host = hostName ? this.options.fleet.host(poolName, hostName) : undefined;
+        if (!current || !host) return undefined;
+        return { address: current.status?.addresses?.[0]?.ip, hypervisor: this.options.fleet.hypervisor(host.uri) };
+      },
+    });
+    const verdict = this.health.verdict(uid);
+    if (!verdict?.last) {
+      draft.set(C.Healthy, 'Unknown', R.ProbePending, `first probe ${check.initialDelaySeconds} s after the start, then every ${check.periodSeconds} s`);
+      return;
+    }
+    if (verdict.last.ok) {
+      draft.set(C.Healthy, 'True', R.ProbeSucceeded, verdict.last.message);
+      return;
+    }
+    const message = `${verdict.last.message} (${verdict.failures} of ${check.failureThreshold} failures in a row)`;
+    draft.set(C.Healthy, 'False', R.ProbeFailed, message);
+    if (verdict.failures < check.failureThreshold) return;
+    draft.set(C.Ready, 'False', R.Unhealthy, `the health check failed ${verdict.failures} times in a row: ${verdict.last.message}`);
+    if (vm.spec.runStrategy !== 'Always' && vm.spec.runStrategy !== 'RerunOnFailure') return;
+    // Restarted like a crash (so a probe that never passes ends in CrashLoopBackOff), counted as probe.
+    await ignoring(['invalid-state', 'not-found'], () => hypervisor.destroy(uid));
+    this.health.stop(uid);
+    const verdictOfBackoff = this.crashes.failure(uid, vm.spec.recovery.restartBackoff, Date.now());
+    draft.status.restarts = (draft.status.restarts ?? 0) + 1;
+    this.options.metrics?.vmRestarts.inc({ namespace: vm.metadata.namespace ?? '', name: vm.metadata.name ?? '', reason: 'probe' });
+    const when = verdictOfBackoff.delayMs > 0 ? `in ${(verdictOfBackoff.delayMs / 1000).toFixed(1)} s` : 'now';
+    this.event(vm, 'Warning', E.Unhealthy, `${message}; restarting the VM ${when} (restart ${draft.status.restarts})`);
+    draft.phase('Stopped');
   }
 
   // ---- recovery from a failed host ---------------------------------------------------------------

@@ -315,6 +315,12 @@ export interface Hypervisor {
    */
   subscribe(listener: HostEventListener): () => void;
 
+  /**
+   * Sends guest-ping to the QEMU guest agent; resolves when it answered within `timeoutSeconds`.
+   * 'unsupported' when the agent is not configured, not connected or does not answer.
+   */
+  guestPing(uuid: string, timeoutSeconds: number): Promise<void>;
+
   // ---- storage: pools by name, volumes by pool + name ----
 
   /**

@@ -206,6 +206,12 @@ export class LibvirtHypervisor implements Hypervisor {
     );
   }
 
+  guestPing(uuid: string, timeoutSeconds: number): Promise<void> {
+    return this.call(`ping the guest agent of domain ${uuid}`, async (conn) => {
+      await conn.domainAgentCommand(uuid, '{"execute":"guest-ping"}', { timeoutSeconds });
+    });
+  }
+
   // ---- storage ----
 
   ensureStoragePool(pool: StoragePoolRef): Promise<StoragePoolStatus> {
