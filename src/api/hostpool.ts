@@ -128,7 +128,7 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
   failureDetection: obj(
     'When a host counts as failed.',
     {
-      heartbeatPeriodSeconds: int('Seconds between heartbeats to each host.', { minimum: 1, maximum: 300, default: 5 }),
+      heartbeatPeriodSeconds: int('Seconds between heartbeats to each host; a heartbeat that does not answer within the period is missed.', { minimum: 1, maximum: 300, default: 2 }),
       failureThreshold: int('Missed heartbeats after which the host is NotReady and its VMs are recovered.', {
         minimum: 1,
         maximum: 100,

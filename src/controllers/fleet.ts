@@ -97,6 +97,14 @@ export class Fleet {
    */
   private migrationConnections: LibvirtConnectionPool | undefined;
 
+  /**
+   * Heartbeats get connections of their own too: on the shared connection they would wait behind
+   * slow calls (domain starts during a recovery) and a busy, healthy host would miss beats. Not
+   * for test:/// hosts, whose calls never block and where a second connection would be a
+   * second simulated host in memory.
+   */
+  private heartbeatConnections: LibvirtConnectionPool | undefined;
+
   /** Domain events, by the domain's UUID (= the VM's UID), with the host's URI. Returns the unsubscribe function. */
   onDomainEvent(listener: DomainListener): () => void {
     this.domainListeners.add(listener);
@@ -127,7 +135,10 @@ export class Fleet {
   hypervisor(uri: string): Hypervisor {
     let hypervisor = this.hypervisors.get(uri);
     if (!hypervisor) {
-      hypervisor = new LibvirtHypervisor(this.connections, uri, { migrationPool: this.migrationPool() });
+      hypervisor = new LibvirtHypervisor(this.connections, uri, {
+        migrationPool: this.migrationPool(),
+        ...(uri.startsWith('test:') ? {} : { heartbeatPool: this.heartbeatPool() }),
+      });
       this.hypervisors.set(uri, hypervisor);
     }
     return hypervisor;
@@ -188,6 +199,15 @@ export class Fleet {
     this.credentialsResolver = resolver;
     this.connections.setCredentials((uri) => this.credentialsFor(uri));
     this.migrationConnections?.setCredentials((uri) => this.credentialsFor(uri));
+    this.heartbeatConnections?.setCredentials((uri) => this.credentialsFor(uri));
+  }
+
+  private heartbeatPool(): LibvirtConnectionPool {
+    if (!this.heartbeatConnections) {
+      this.heartbeatConnections = new LibvirtConnectionPool();
+      if (this.credentialsResolver) this.heartbeatConnections.setCredentials((uri) => this.credentialsFor(uri));
+    }
+    return this.heartbeatConnections;
   }
 
   private migrationPool(): LibvirtConnectionPool {
@@ -229,6 +249,7 @@ export class Fleet {
     this.readinessListeners.clear();
     if (this.ownsConnections) await this.connections.closeAll();
     await this.migrationConnections?.closeAll();
+    await this.heartbeatConnections?.closeAll();
   }
 
   private forgetHost(hosts: Map<string, FleetHost>, host: FleetHost): void {
@@ -239,6 +260,8 @@ export class Fleet {
     this.hypervisors.delete(host.uri);
     // Only a pool of our own is ours to shrink; a shared one belongs to whoever passed it in.
     if (this.ownsConnections) void this.connections.release(host.uri);
+    void this.migrationConnections?.release(host.uri);
+    void this.heartbeatConnections?.release(host.uri);
   }
 
   private poolsUsing(uri: string): FleetHost[] {

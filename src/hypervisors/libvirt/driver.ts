@@ -52,6 +52,13 @@ export interface LibvirtHypervisorOptions {
    * its own connection the migration leaves the shared one prompt. Default: `pool`.
    */
   migrationPool?: LibvirtConnectionPool;
+  /**
+   * Where ping() gets its connection: a second pool, so that a heartbeat is not queued behind a
+   * slow call on the shared connection (a domain start takes seconds on a loaded host, and the
+   * native binding runs one connection's calls in order). Without it, a healthy host busy
+   * starting VMs misses beats and could be declared failed, and fenced. Default: `pool`.
+   */
+  heartbeatPool?: LibvirtConnectionPool;
 }
 
 export class LibvirtHypervisor implements Hypervisor {
@@ -100,7 +107,13 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   async ping(): Promise<void> {
-    await this.call('ping', (conn) => conn.getLibVersion());
+    const heartbeats = this.options.heartbeatPool;
+    if (!heartbeats) return void (await this.call('ping', (conn) => conn.getLibVersion()));
+    try {
+      await (await heartbeats.connection(this.uri)).getLibVersion();
+    } catch (error) {
+      throw toHypervisorError(error, this.uri, 'ping');
+    }
   }
 
   listDomains(): Promise<DomainStatus[]> {
