@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger, LOG_LEVELS } from '../observability/logging.js';
 import { Fleet } from '../controllers/fleet.js';
-import { addControllers } from '../controllers/setup.js';
+import { addControllers, type ControllersOptions } from '../controllers/setup.js';
 import { Manager } from '../runtime/manager.js';
 
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -25,12 +25,33 @@ interface ControllerFlags {
   renewDeadline: string;
   retryPeriod: string;
   orphanScanInterval: string;
+  installAddress: string;
+  installUrlBase?: string;
+  installTlsCert?: string;
+  installTlsKey?: string;
 }
 
 function seconds(flag: string, value: string): number {
   const parsed = Number(value);
   if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`${flag}: "${value}" is not a positive number of seconds`);
   return parsed * 1000;
+}
+
+function installEndpoint(flags: ControllerFlags): Pick<ControllersOptions, 'installEndpoint'> {
+  if ((flags.installTlsCert === undefined) !== (flags.installTlsKey === undefined)) {
+    throw new Error('--install-tls-cert and --install-tls-key go together: give both or neither');
+  }
+  if (!flags.installAddress) {
+    if (flags.installUrlBase !== undefined || flags.installTlsCert !== undefined) throw new Error('--install-url-base and --install-tls-* need --install-address');
+    return {};
+  }
+  return {
+    installEndpoint: {
+      address: flags.installAddress,
+      ...(flags.installUrlBase !== undefined ? { urlBase: flags.installUrlBase } : {}),
+      ...(flags.installTlsCert !== undefined && flags.installTlsKey !== undefined ? { tls: { certFile: flags.installTlsCert, keyFile: flags.installTlsKey } } : {}),
+    },
+  };
 }
 
 export function controllerCommand(): Command {
@@ -51,6 +72,14 @@ export function controllerCommand(): Command {
       'how often each host is scanned for orphan domains (virtfleet\'s marker, no VirtualMachine), besides at connect and on domain events',
       '300',
     )
+    .option(
+      '--install-address <host:port>',
+      'address of the install endpoint that serves installing VMs their Kickstart ("" for none: VMs with spec.install wait)',
+      '',
+    )
+    .option('--install-url-base <url>', 'the URL guests reach the install endpoint at, when not http(s)://HOST:PORT of --install-address (NAT, a Service)')
+    .option('--install-tls-cert <file>', 'serve the install endpoint over HTTPS with this PEM certificate chain (with --install-tls-key)')
+    .option('--install-tls-key <file>', 'the PEM private key for --install-tls-cert')
     .action(async (flags: ControllerFlags) => {
       const logger = createLogger(flags.logLevel);
       const abort = new AbortController();
@@ -83,6 +112,7 @@ export function controllerCommand(): Command {
           fleet,
           logger,
           orphanScanIntervalMs: seconds('--orphan-scan-interval', flags.orphanScanInterval),
+          ...installEndpoint(flags),
           ...(process.env.POD_NAME ? { instance: process.env.POD_NAME } : {}),
         });
         await manager.run(abort.signal);

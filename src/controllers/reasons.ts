@@ -10,6 +10,8 @@ export const VM_CONDITIONS = {
   Migrating: 'Migrating',
   /** spec.healthCheck's verdict (absent without one). */
   Healthy: 'Healthy',
+  /** spec.install: True once installed (the VM boots from its disk for good); False while installing, waiting or failed. */
+  Installed: 'Installed',
 } as const;
 
 export const VM_REASONS = {
@@ -64,6 +66,29 @@ export const VM_REASONS = {
   // RestartRequired
   PendingChanges: 'PendingChanges',
   NoPendingChanges: 'NoPendingChanges',
+  // Installed (and Ready while the install runs or waits)
+  /** The installer runs (message: the profile, the Kickstart URL without its token, the deadline). Also Ready=False. */
+  Installing: 'Installing',
+  /** True: the installer powered the VM off; it boots from its disk. */
+  Installed: 'Installed',
+  /** The installer did not power the VM off in time; the domain was destroyed. Retry: `virtfleet vm restart`. */
+  InstallTimedOut: 'InstallTimedOut',
+  /** The installer crashed or was destroyed. Retry: `virtfleet vm restart`. */
+  InstallFailed: 'InstallFailed',
+  /** spec.install was added to a VM that had run: not reinstalled until `virtfleet vm restart`. */
+  InstallNotStarted: 'InstallNotStarted',
+  /** The install waits for the VM to be started (runStrategy Manual or Halted, or a stop hold). */
+  WaitingForStart: 'WaitingForStart',
+  /** spec.install.profileRef names no InstallProfile. */
+  ProfileNotFound: 'ProfileNotFound',
+  /** The InstallProfile is not Valid (message: its problems). */
+  ProfileNotValid: 'ProfileNotValid',
+  /** The controller runs no install endpoint, or it cannot listen. */
+  InstallEndpointUnavailable: 'InstallEndpointUnavailable',
+  /** The installer's kernel and initrd are being put on the host (message: progress). */
+  PreparingInstall: 'PreparingInstall',
+  /** The installer's kernel or initrd cannot be put on the host (message: which, why). Retried. */
+  InstallMediaFailed: 'InstallMediaFailed',
 } as const;
 
 /** Reasons of Events on VirtualMachines (kubectl describe). */
@@ -106,6 +131,20 @@ export const VM_EVENTS = {
   VolumesDeleted: 'VolumesDeleted',
   VolumesRetained: 'VolumesRetained',
   ProvisioningFailed: 'ProvisioningFailed',
+  /** An install started (profile, Kickstart URL without its token, timeout). */
+  InstallStarted: 'InstallStarted',
+  /** The installer fetched its Kickstart (client address and the file's sha256; never its content). */
+  KickstartServed: 'KickstartServed',
+  /** The installer asked for its Kickstart, but the profile does not render (Warning). */
+  KickstartUnavailable: 'KickstartUnavailable',
+  /** The installer powered the VM off: installed, redefined to boot from disk. */
+  Installed: 'Installed',
+  InstallTimedOut: 'InstallTimedOut',
+  InstallFailed: 'InstallFailed',
+  /** Warning: the installer's kernel or initrd cannot be put on the host. */
+  InstallMediaFailed: 'InstallMediaFailed',
+  /** Warning: no install endpoint to serve the Kickstart. */
+  InstallEndpointUnavailable: 'InstallEndpointUnavailable',
 } as const;
 
 export const POOL_CONDITIONS = {

@@ -1,5 +1,6 @@
 // Wires the HostPool, VirtualMachine and InstallProfile controllers into a Manager: their
-// informers in the shared cache, one Allocations ledger and one Fleet between them.
+// informers in the shared cache, one Allocations ledger and one Fleet between them; and the
+// install endpoint, when configured.
 import type { Logger } from '../observability/logging.js';
 import { EventRecorder } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
@@ -11,6 +12,7 @@ import { vmSample } from './vm-metrics.js';
 import { virtualMachineController } from './virtualmachine.js';
 import { SECRET, type SecretObject } from './host-credentials.js';
 import { INSTALL_PROFILE, installProfileController, type ProfileObject } from './installprofile.js';
+import { InstallServer } from '../provisioning/install-server.js';
 
 export interface ControllersOptions {
   fleet: Fleet;
@@ -40,6 +42,20 @@ export interface ControllersOptions {
   installProfileResyncMs?: number;
   /** How soon an InstallProfile whose Secret is missing or unusable looks again. Default 30 s. */
   installProfileSecretRetryMs?: number;
+  /**
+   * The install endpoint that serves installing VMs their Kickstart (runs on the leader only).
+   * Unset: none, and VMs with spec.install wait (Installed=False, InstallEndpointUnavailable).
+   */
+  installEndpoint?: {
+    /** HOST:PORT to listen on (port 0: any free one). */
+    address: string;
+    /** The URL guests reach it at, when that is not http(s)://HOST:PORT (NAT, a Service). */
+    urlBase?: string;
+    /** Serve HTTPS with these PEM files. */
+    tls?: { certFile: string; keyFile: string };
+  };
+  /** Overrides every InstallProfile's spec.timeoutMinutes (tests). */
+  installTimeoutMs?: number;
 }
 
 export function addControllers(manager: Manager, options: ControllersOptions): void {
@@ -75,10 +91,13 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       ...(options.orphanScanIntervalMs ? { orphanScanIntervalMs: options.orphanScanIntervalMs } : {}),
     }),
   );
+  const profiles = manager.cache.informerFor<ProfileObject>(INSTALL_PROFILE, options.namespace ? { namespace: options.namespace } : {});
+  const installServer = options.installEndpoint ? new InstallServer({ ...options.installEndpoint, logger }) : undefined;
+  if (installServer) manager.add(installServer);
   manager.add(
     installProfileController({
       client: manager.client,
-      profiles: manager.cache.informerFor<ProfileObject>(INSTALL_PROFILE, options.namespace ? { namespace: options.namespace } : {}),
+      profiles,
       events,
       logger,
       metrics,
@@ -101,6 +120,9 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       ...(options.hostRetryMs ? { hostRetryMs: options.hostRetryMs } : {}),
       ...(options.addressRetryMs ? { addressRetryMs: options.addressRetryMs } : {}),
       ...(options.imageProgressIntervalMs ? { imageProgressIntervalMs: options.imageProgressIntervalMs } : {}),
+      profiles,
+      ...(installServer ? { installServer } : {}),
+      ...(options.installTimeoutMs ? { installTimeoutMs: options.installTimeoutMs } : {}),
     }),
   );
 }

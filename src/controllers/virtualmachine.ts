@@ -41,6 +41,9 @@ import { HealthProbes } from './health.js';
 import { MIGRATION_ATTEMPTS, MigrationJobs, progressText, type MigrationJob } from './vm-migration.js';
 import { VmStatusDraft } from './vm-status.js';
 import { untilAborted } from '../runtime/abort.js';
+import { InstallFlow, type InstallContext, type InstallPlan, type KernelBoot } from './install.js';
+import type { ProfileObject } from './installprofile.js';
+import type { InstallServer } from '../provisioning/install-server.js';
 
 export interface VirtualMachineControllerOptions {
   client: KubeClient;
@@ -61,7 +64,22 @@ export interface VirtualMachineControllerOptions {
   onMigrationEnd?: (uid: string) => void;
   /** Makes the disks' volumes; default one of the reconciler's own. */
   disks?: DiskProvisioner;
+  /** InstallProfiles, for VMs with spec.install (install.ts). */
+  profiles?: Informer<ProfileObject>;
+  /** The endpoint that serves installing VMs their Kickstart; without it, installs wait. */
+  installServer?: InstallServer;
+  /** Overrides the profiles' spec.timeoutMinutes (tests). */
+  installTimeoutMs?: number;
 }
+
+/** How a redefinition is explained in the Redefined Event, by install plan. */
+const REDEFINED_BECAUSE: Record<InstallPlan['kind'], string> = {
+  none: 'after a spec change',
+  wait: 'after a spec change',
+  install: 'to boot the installer',
+  installed: 'to boot from its disk after the install',
+  failed: 'to boot from its disk (the install failed)',
+};
 
 /** The VM's placement, from status or from this process's newer decision. */
 interface Placement {
@@ -115,6 +133,8 @@ export class VirtualMachineReconciler implements Reconciler {
   private readonly evacuatedAt = new Map<string, number>();
   /** By UID: the reason label of its virtfleet_vm_recovery_blocked series, if any. */
   private readonly blockedMetric = new Map<string, string>();
+  /** spec.install: the installs under way and the Kickstart endpoint's answers (install.ts). */
+  readonly installs: InstallFlow;
 
   constructor(private readonly options: VirtualMachineControllerOptions) {
     this.graceMs = options.shutdownGraceMs ?? 60_000;
@@ -123,6 +143,15 @@ export class VirtualMachineReconciler implements Reconciler {
     this.disks = options.disks ?? new DiskProvisioner();
     this.migrations = new MigrationJobs((uid) => options.onMigrationEnd?.(uid));
     this.health = new HealthProbes((uid) => options.onMigrationEnd?.(uid));
+    this.installs = new InstallFlow({
+      client: options.client,
+      vms: options.vms,
+      logger: options.logger,
+      event: (vm, type, reason, message) => void options.events.record(vm, type, reason, message),
+      ...(options.profiles ? { profiles: options.profiles } : {}),
+      ...(options.installServer ? { server: options.installServer } : {}),
+      ...(options.installTimeoutMs ? { timeoutMs: options.installTimeoutMs } : {}),
+    });
   }
 
   async reconcile({ key }: ReconcileContext): Promise<ReconcileResult | void> {
@@ -155,7 +184,19 @@ export class VirtualMachineReconciler implements Reconciler {
         return { requeueAfterMs: inFlight };
       }
       const disks = await this.ensureDisks(vm, pool!, host, hypervisor, draft);
-      let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft, disks);
+      // ---- install (spec.install, install.ts): which boot to define, and whether power steps run ----
+      const installContext = this.installContext(vm, pool!, hypervisor, draft);
+      const install = await this.installs.prepare(installContext);
+      if (install.kind === 'wait') throw new Halt(install.requeueAfterMs);
+      const kernelBoot = install.kind === 'install' ? install.kernelBoot : undefined;
+      let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft, disks, kernelBoot, REDEFINED_BECAUSE[install.kind]);
+      domain = await this.installs.afterDefine(installContext, install, domain);
+      if (install.kind === 'failed') {
+        // Held stopped until `virtfleet vm restart`; no power steps.
+        await this.writeStatus(current, draft);
+        return undefined;
+      }
+      // ---- end of install ----
       const migrating = await this.handleMigration(vm, pool!, host, hypervisor, domain, draft);
       if (migrating !== undefined) {
         await this.writeStatus(current, draft);
@@ -163,11 +204,13 @@ export class VirtualMachineReconciler implements Reconciler {
       }
       const power = await this.applyRunStrategy(vm, hypervisor, domain, draft);
       domain = power.domain;
-      if (!power.backingOff) this.reportPowerState(vm, domain, draft, power.hold);
+      // A running installer is Installing, not Running (install.ts says so instead).
+      if (!power.backingOff && !this.installs.report(vm, install, domain, draft)) this.reportPowerState(vm, domain, draft, power.hold);
       const addressRetry = await this.inspectRunning(vm, hypervisor, domain, draft);
-      if (!power.backingOff) await this.checkHealth(vm, hypervisor, domain, draft);
+      // No health probes on an installer: it would fail them and be restarted.
+      if (!power.backingOff && install.kind !== 'install') await this.checkHealth(vm, hypervisor, domain, draft);
       await this.writeStatus(current, draft);
-      const requeueAfterMs = minDefined(power.requeueAfterMs, addressRetry);
+      const requeueAfterMs = minDefined(power.requeueAfterMs, addressRetry, install.kind === 'install' ? install.requeueAfterMs : undefined);
       return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
     } catch (error) {
       if (error instanceof Halt) {
@@ -181,6 +224,18 @@ export class VirtualMachineReconciler implements Reconciler {
       }
       throw error;
     }
+  }
+
+  private installContext(vm: VmObject, pool: PoolObject, hypervisor: Hypervisor, draft: VmStatusDraft): InstallContext {
+    return {
+      vm,
+      pool,
+      hypervisor,
+      draft,
+      shutdownAsked: this.shutdownSince.has(vm.metadata.uid ?? ''),
+      recordAction: (record) => this.recordAction(vm, draft, record),
+      event: (type, reason, message) => this.event(vm, type, reason, message),
+    };
   }
 
   /** Our own newer writes over a cache that may not show them yet (see `written`). */
@@ -198,6 +253,7 @@ export class VirtualMachineReconciler implements Reconciler {
       this.crashes.forget(uid);
       this.migrations.forget(uid);
       this.health.stop(uid);
+      this.installs.forget(uid);
     }
   }
 
@@ -247,6 +303,7 @@ export class VirtualMachineReconciler implements Reconciler {
     this.crashes.forget(uid);
     this.migrations.forget(uid);
     this.health.stop(uid);
+    this.installs.forget(uid);
     this.options.allocations.migrating.delete(uid);
     this.evacuatedAt.delete(uid);
     this.reportRecoveryBlocked(vm, undefined);
@@ -705,6 +762,9 @@ export class VirtualMachineReconciler implements Reconciler {
     hypervisor: Hypervisor,
     draft: VmStatusDraft,
     disks: Record<string, DiskBacking>,
+    /** The installer's boot while spec.install runs (install.ts); the spec's own otherwise. */
+    installerBoot?: KernelBoot,
+    redefinedBecause = 'after a spec change',
   ): Promise<DomainStatus> {
     const uid = vm.metadata.uid ?? '';
     const type = placement.hypervisor ?? host.readiness.hypervisor;
@@ -712,7 +772,8 @@ export class VirtualMachineReconciler implements Reconciler {
     let xml: string;
     let name: string;
     try {
-      ({ xml, name } = domainXmlFor(vm, pool.spec, type, host.facts!, disks));
+      const source = installerBoot ? { ...vm, spec: { ...vm.spec, kernelBoot: installerBoot } } : vm;
+      ({ xml, name } = domainXmlFor(source, pool.spec, type, host.facts!, disks));
     } catch (error) {
       if (!(error instanceof DomainSpecError)) throw error;
       this.refuseDefinition(vm, draft, error.message);
@@ -731,7 +792,7 @@ export class VirtualMachineReconciler implements Reconciler {
       this.defined.set(uid, xml);
       if (!existing) this.event(vm, 'Normal', E.Defined, `domain ${name} defined on ${host.name}`);
       // After a controller restart `previous` is unknown: the define only re-syncs, no news.
-      else if (previous !== undefined) this.event(vm, 'Normal', E.Redefined, `domain ${name} redefined on ${host.name} after a spec change`);
+      else if (previous !== undefined) this.event(vm, 'Normal', E.Redefined, `domain ${name} redefined on ${host.name} ${redefinedBecause}`);
     }
     draft.status.domainUUID = uid;
     draft.status.domainName = name;
@@ -1146,18 +1207,19 @@ export function virtualMachineController(options: VirtualMachineControllerOption
         for (const listener of jobEnds) listener(uid);
       },
     });
+  const reconciler = new VirtualMachineReconciler({
+    ...options,
+    disks,
+    onMigrationEnd: (uid) => {
+      for (const listener of jobEnds) listener(uid);
+    },
+  });
   return new Controller({
     name: 'virtualmachine',
-    reconciler: new VirtualMachineReconciler({
-      ...options,
-      disks,
-      onMigrationEnd: (uid) => {
-        for (const listener of jobEnds) listener(uid);
-      },
-    }),
+    reconciler,
     logger: options.logger,
     ...(options.metrics ? { metrics: options.metrics } : {}),
     concurrency: options.concurrency ?? 16,
-    sources: [watchOwn(options.vms), capacitySources(options), domainEventSource(options), imageJobSource(options, jobEnds)],
+    sources: [watchOwn(options.vms), capacitySources(options), domainEventSource(options), imageJobSource(options, jobEnds), ...reconciler.installs.source(options.profiles)],
   });
 }
