@@ -184,12 +184,23 @@ const PostScript = withRules(
   }),
   [
     {
+      // Kickstart's parser (Python's splitlines) also ends lines at \r, \v, \f, \x1c-\x1e, \x85,
+      // U+2028 and U+2029: with those refused, lines are split at \n only, here as there.
+      id: 'ip-post-no-control-characters',
+      // Doubled backslashes: CEL's string literal undoes one level, RE2 reads the rest.
+      cel: String.raw`!self.script.matches('[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\x{2028}\\x{2029}]')`,
+      message: 'the script may not contain control characters other than tab and newline (Kickstart reads \\r, \\v, \\f, \\x1c-\\x1e and \\x85 as line breaks); use LF line endings',
+      fieldPath: '.script',
+      holds: (post) => !/[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/u.test(post.script),
+    },
+    {
       id: 'ip-post-no-section-lines',
-      // (?m): ^ matches after every newline; the same regex in RE2 (CEL) and JavaScript.
-      cel: String.raw`!self.script.matches('(?m)^[ \t]*%')`,
+      // (?m): ^ matches after every newline. Leading blanks include Unicode spaces (\pZ, e.g.
+      // U+00A0), which Python's lstrip() strips too. The same regex in RE2 (CEL) and JavaScript.
+      cel: String.raw`!self.script.matches('(?m)^[\\t \\pZ]*%')`,
       message: "no line of the script may start with '%' (Kickstart would read it as a section keyword such as %end)",
       fieldPath: '.script',
-      holds: (post) => !/^[ \t]*%/m.test(post.script),
+      holds: (post) => !/^[\t \p{Z}]*%/mu.test(post.script),
     },
   ],
 );

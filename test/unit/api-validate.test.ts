@@ -182,7 +182,11 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
   },
   'ip-post-no-section-lines': {
     holds: [{ script: 'echo hi\necho 100%\n' }, { script: 'printf "%s" x\n' }, { script: '' }],
-    fails: [{ script: 'echo hi\n%end\n' }, { script: '%end' }, { script: 'a\n  %packages\n' }, { script: 'a\r\n\t%end\r\n' }],
+    fails: [{ script: 'echo hi\n%end\n' }, { script: '%end' }, { script: 'a\n  %packages\n' }, { script: 'a\r\n\t%end\r\n' }, { script: 'a\n\u00a0%end\n' }, { script: '\u2003\t%post' }],
+  },
+  'ip-post-no-control-characters': {
+    holds: [{ script: 'echo hi\n\techo 100%\n' }, { script: 'echo café ✓\n' }, { script: '' }],
+    fails: [{ script: 'a\r\n' }, { script: 'echo x\x1c%end\n' }, { script: 'echo x\x85%end' }, { script: 'a\u2028b' }, { script: 'a\x0bb' }, { script: 'a\x00' }],
   },
   'ip-initrd-needs-kernel': {
     holds: [{}, { kernelUrl: 'https://x/k', initrdUrl: 'https://x/i' }, { kernelUrl: 'https://x/k' }],
