@@ -7,6 +7,7 @@ import type { ControllerMetrics } from '../observability/metrics.js';
 import type { Runnable } from './manager.js';
 import { RequeueAfterError, TerminalError, type Reconciler } from './reconciler.js';
 import { WorkQueue } from './workqueue.js';
+import { traceNow, traces } from './trace.js';
 import type { BackoffOptions } from './backoff.js';
 
 export interface ControllerOptions {
@@ -40,7 +41,13 @@ export class Controller implements Runnable {
   }
 
   enqueue(key: string): void {
+    if (traces.enqueue.hasSubscribers) traces.enqueue.publish({ controller: this.name, key, at: traceNow() });
     this.queue.add(key);
+  }
+
+  /** Enqueues `key` after `ms`; of several pending delays for one key the earliest wins. */
+  enqueueAfter(key: string, ms: number): void {
+    this.queue.addAfter(key, ms);
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -74,6 +81,9 @@ export class Controller implements Runnable {
     const started = performance.now();
     const record = (result: string) => {
       const seconds = (performance.now() - started) / 1000;
+      if (traces.reconcile.hasSubscribers) {
+        traces.reconcile.publish({ controller: this.name, key, start: performance.timeOrigin + started, ms: seconds * 1000, result });
+      }
       metrics?.reconcileTotal.inc({ ...labels, result });
       metrics?.reconcileDuration.observe(labels, seconds);
       metrics?.workDuration.observe(labels, seconds);

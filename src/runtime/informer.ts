@@ -6,10 +6,14 @@
 //   bookmark) for `inactivityTimeoutMs` is dropped and resumed: a silently
 //   dead connection cannot leave the cache stale;
 // - the server ends each watch after a random 5-10 min, as client-go does.
+// Objects go into the store without metadata.managedFields (client-go's
+// TransformStripManagedFields): nothing here reads them, and they are often
+// the larger part of an object that has status.
 import { Watch } from '@kubernetes/client-node';
 import type { Logger } from '../observability/logging.js';
 import { abortableDelay } from './abort.js';
 import { KeyBackoff } from './backoff.js';
+import { traceNow, traces } from './trace.js';
 import { isGone, resourcePath, type KubeClient, type KubeObject, type ResourceType } from './kube-client.js';
 
 export type InformerEvent<T> =
@@ -119,7 +123,7 @@ export class Informer<T extends KubeObject> {
         limit: this.options.pageSize ?? 500,
         continue: continueToken,
       });
-      for (const item of page.items) fresh.set(objectKey(item), withTypeMeta(item, this.type));
+      for (const item of page.items) fresh.set(objectKey(item), forCache(item, this.type));
       continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? '';
     } while (continueToken);
@@ -147,6 +151,9 @@ export class Informer<T extends KubeObject> {
   }
 
   private emit(event: InformerEvent<T>): void {
+    if (traces.informerEvent.hasSubscribers) {
+      traces.informerEvent.publish({ resource: this.type.plural, type: event.type, key: objectKey(event.object), resourceVersion: event.object.metadata?.resourceVersion, at: traceNow() });
+    }
     for (const handler of this.handlers) handler(event);
   }
 
@@ -207,7 +214,7 @@ export class Informer<T extends KubeObject> {
     }
     const resourceVersion = object.metadata?.resourceVersion;
     if (phase !== 'BOOKMARK') {
-      const item = withTypeMeta(object, this.type);
+      const item = forCache(object, this.type);
       const key = objectKey(item);
       if (phase === 'DELETED') {
         this.store.delete(key);
@@ -221,8 +228,22 @@ export class Informer<T extends KubeObject> {
   }
 }
 
-/** List items come without apiVersion/kind; fill them in so cached objects are complete. */
-function withTypeMeta<T extends KubeObject>(object: T, type: ResourceType): T {
-  if (object.apiVersion && object.kind) return object;
-  return { ...object, apiVersion: type.group ? `${type.group}/${type.version}` : type.version, kind: type.kind };
+/**
+ * An object as the store keeps it: without metadata.managedFields, and with apiVersion and kind
+ * (list items come without them). The object was just parsed for us alone, so it is changed in
+ * place. A write of a cached object leaves managedFields as they are on the server (an absent
+ * field is "unchanged" to the API server).
+ */
+function forCache<T extends KubeObject>(object: T, type: ResourceType): T {
+  if (object.metadata && 'managedFields' in object.metadata) {
+    // A copy rather than `delete`, which would leave the metadata object in V8's slower and
+    // larger dictionary mode.
+    const { managedFields: _, ...metadata } = object.metadata;
+    object.metadata = metadata;
+  }
+  if (!object.apiVersion || !object.kind) {
+    object.apiVersion = type.group ? `${type.group}/${type.version}` : type.version;
+    object.kind = type.kind;
+  }
+  return object;
 }

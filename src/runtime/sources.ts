@@ -13,12 +13,23 @@ export function watchOwn<T extends KubeObject>(informer: Informer<T>): Source {
   return watchMapped(informer, (object) => [objectKey(object)]);
 }
 
+export interface WatchMappedOptions {
+  /**
+   * Enqueue the keys this long after the change instead of at once: the changes of that time
+   * are reconciled together (the queue holds a key once). For summaries of many objects, such as
+   * a pool's counts of its VMs, which would otherwise be written once per object changed.
+   */
+  delayMs?: number;
+}
+
 /** Changes of related objects (owned, referenced) enqueue the keys `map` returns. */
-export function watchMapped<T extends KubeObject>(informer: Informer<T>, map: (object: T) => string[]): Source {
+export function watchMapped<T extends KubeObject>(informer: Informer<T>, map: (object: T) => string[], options: WatchMappedOptions = {}): Source {
+  const delayMs = options.delayMs ?? 0;
   return async (controller, signal) => {
+    const enqueue = delayMs > 0 ? (key: string) => controller.enqueueAfter(key, delayMs) : (key: string) => controller.enqueue(key);
     const off = informer.on((event) => {
-      for (const key of map(event.object)) controller.enqueue(key);
-      if (event.type === 'update') for (const key of map(event.old)) controller.enqueue(key);
+      for (const key of map(event.object)) enqueue(key);
+      if (event.type === 'update') for (const key of map(event.old)) enqueue(key);
     });
     // Objects already in the cache when the controller starts are reconciled too.
     for (const object of informer.list()) for (const key of map(object)) controller.enqueue(key);
