@@ -411,6 +411,9 @@ export class HostPoolReconciler implements Reconciler {
   }
 }
 
+/** How long VM changes are gathered before their pool is reconciled (sources.ts delayMs). */
+const VM_CHANGE_BATCH_MS = 500;
+
 function nextBeatIn(hosts: FleetHost[], periodMs: number): number {
   const now = Date.now();
   const due = hosts.filter((host) => !host.credentialsProblem).map((host) => host.lastBeatAt + periodMs - now);
@@ -504,7 +507,9 @@ export function hostPoolController(options: HostPoolControllerOptions & { concur
     concurrency: options.concurrency ?? 4,
     sources: [
       watchOwn(options.pools),
-      watchMapped(options.vms, poolOfVm),
+      // VM changes only change the pool's counts (allocated CPU and memory, VMs per host): a
+      // burst of them is summed up in one status write, not one per VM.
+      watchMapped(options.vms, poolOfVm, { delayMs: VM_CHANGE_BATCH_MS }),
       hostEvents,
       orphanTriggers(options, reconciler),
       async (controller, signal) => {

@@ -160,7 +160,13 @@ export class VirtualMachineReconciler implements Reconciler {
     const draft = new VmStatusDraft(vm);
     this.overlayWritten(vm, draft);
     if (isBeingDeleted(vm)) return this.finalize(vm, draft);
-    await addFinalizer(this.options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
+    // The finalizer goes out together with the first status write (one round trip, not two: the
+    // patch tests the finalizer list, not the resourceVersion). It must be on before anything is
+    // made on a host; a failure before that point only means the next reconcile adds it again.
+    const finalizer = addFinalizer(this.options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     let current = vm;
     try {
       const pool = this.options.pools.get(vm.spec.hostPoolRef.name);
@@ -175,6 +181,8 @@ export class VirtualMachineReconciler implements Reconciler {
       // Recorded before anything is made on the host: a controller that dies after the define
       // finds the domain where status says, instead of placing the VM a second time elsewhere.
       current = await this.writeStatus(current, draft);
+      const finalizerError = await finalizer;
+      if (finalizerError !== undefined) throw finalizerError;
       const host = this.readyHost(vm, pool, placement, draft, recovery && !recovery.go ? recovery : undefined);
       const hypervisor = this.options.fleet.hypervisor(host.uri);
       // A migration under way or just ended comes first: the domain may have left this host.
