@@ -21,6 +21,7 @@ APT_PACKAGES=(ca-certificates openssl make procps iproute2 git
   libvirt-dev libvirt-clients pkg-config g++ python3
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils iptables tini
   busybox-static cpio
+  dnsmasq-base ipxe-qemu dosfstools mtools syslinux
   prometheus libxml2-utils)
 
 missing=()
@@ -63,6 +64,8 @@ hack/build-controlplane.sh
 # The e2e rig's tiny guest (Debian kernel + busybox initramfs), cached under
 # ${VIRTFLEET_CACHE:-$HOME/.cache/virtfleet}/guest by its inputs. The rig
 # (namespaces, libvirtd) needs root, so only root builds it.
+# The PXE install test's pretend installer (build-installer.sh) is cached the same way.
 if [ "$(id -u)" -eq 0 ]; then
   test/rig/build-guest.sh >/dev/null
+  test/rig/build-installer.sh >/dev/null
 fi

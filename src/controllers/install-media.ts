@@ -19,6 +19,8 @@
 // (made again next time). An administrator may put the files there by hand (air-gapped hosts,
 // ftp:// or nfs:// trees the controller cannot fetch): the condition names the volume it wants.
 //
+// For a PXE boot (install-pxe.ts) they go into the PXE pool, the TFTP root, instead.
+//
 // Needs a pool whose volumes are files (a directory pool, the default): a kernel on an LVM or
 // RBD volume is no file QEMU can load. Cached volumes are never deleted by the controller:
 // `virsh vol-list POOL | grep vf-installer-` shows them, `virsh vol-delete` removes old ones.
@@ -33,6 +35,8 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { isHypervisorError, type Hypervisor } from '../hypervisors/hypervisor.js';
 
 export const INSTALLER_VOLUME_PREFIX = 'vf-installer-';
+/** World-readable: a PXE boot serves them by TFTP through dnsmasq, which does not run as root. */
+const MEDIA_MODE = '0644';
 export type MediaKind = 'vmlinuz' | 'initrd.img';
 
 /** What the server says about a file, for naming its volume ('' when it says nothing). */
@@ -191,10 +195,10 @@ export class InstallMedia {
       const { size } = await stat(file);
       await hypervisor.deleteVolume(pool, part).catch(() => false);
       try {
-        await hypervisor.createVolume(pool, { name: part, format: 'raw', capacityBytes: size });
+        await hypervisor.createVolume(pool, { name: part, format: 'raw', capacityBytes: size, mode: MEDIA_MODE });
         await hypervisor.uploadVolume(pool, part, file);
         // The host copies it under its real name: a volume of that name is always whole.
-        await hypervisor.cloneVolume(pool, { name, format: 'raw', capacityBytes: size }, { pool, name: part });
+        await hypervisor.cloneVolume(pool, { name, format: 'raw', capacityBytes: size, mode: MEDIA_MODE }, { pool, name: part });
       } catch (error) {
         throw new Error(`upload to storage pool ${pool}: ${describe(error)}`);
       } finally {

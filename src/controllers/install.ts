@@ -2,8 +2,12 @@
 //
 //   the profile is Valid, the install endpoint listens, the installer's kernel and initrd are on
 //   the host (install-media.ts)
-//     → a token is issued, the domain is defined to boot the installer directly:
-//       <kernel>/<initrd> from the host's storage pool, <cmdline>inst.ks=<url> inst.text …
+//     → a token is issued, the domain is defined to boot the installer:
+//       spec.boot.method kernel: directly, <kernel>/<initrd> from the HostPool's storage pool,
+//         <cmdline>inst.ks=<url> inst.text …;
+//       spec.boot.method pxe (install-pxe.ts): from the network, its one NIC on the host's
+//         install network `vf-install` (made by the controller when missing), whose TFTP root
+//         serves the VM's iPXE script with the same kernel, initrd and command line
 //       phase Installing, Installed=False (Installing, the URL without its token)
 //     → the installer fetches its Kickstart from the endpoint (an Event each time); the
 //       Kickstart ends with `poweroff`
@@ -18,8 +22,9 @@
 // What survives a controller restart: Installed=True in status means "boot from disk", for
 // good. Installed=False/Installing means an install is under way; its start is the condition's
 // lastTransitionTime (the timeout counts from there), and its token is read back from the
-// domain's kernel command line on the host, where the installer reads it too, so a restart
-// interrupts nothing. The token never goes into the cluster, not even as a hash.
+// host, where the installer reads it too (the domain's kernel command line, or the VM's iPXE
+// script named by the MAC of the domain's NIC on the install network), so a restart interrupts
+// nothing. The token never goes into the cluster, not even as a hash.
 //
 // The reconciler calls prepare() before it defines the domain (the plan says which boot to
 // define and whether to hold the power steps), afterDefine() once it is defined, and report()
@@ -40,6 +45,8 @@ import type { KubeClient } from '../runtime/kube-client.js';
 import { watchMapped, type Source } from '../runtime/sources.js';
 import { untilAborted } from '../runtime/abort.js';
 import { InstallMedia } from './install-media.js';
+import { PxeHosts, pxeInstallerSpec, pxeMacInDomain } from './install-pxe.js';
+import type { PxeSettings } from '../provisioning/pxe.js';
 import { INSTALL_PROFILE_CONDITIONS, VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from './reasons.js';
 import { problemsMessage, secretLookup, type ProfileObject } from './installprofile.js';
 import type { PoolObject, VmObject } from './resources.js';
@@ -49,14 +56,21 @@ import type { VmStatusDraft } from './vm-status.js';
 
 export type KernelBoot = NonNullable<VirtualMachineSpec['kernelBoot']>;
 
+/** How the installer's domain differs from the VM's own: spec fields replaced, and the boot device. */
+export interface InstallerDomain {
+  spec: Partial<VirtualMachineSpec>;
+  /** 'network': PXE. Otherwise the spec's kernelBoot boots. */
+  bootDevice?: 'network';
+}
+
 /** What the reconciler does with the VM this time. */
 export type InstallPlan =
   /** No install (none asked, done, or not to be started): the domain boots from disk, power as usual. */
   | { kind: 'none' }
   /** The install cannot start yet (the Installed condition says why): nothing is defined. */
   | { kind: 'wait'; requeueAfterMs?: number }
-  /** Installing: define this kernel boot; power as usual (startNow: start it at once, whatever the runStrategy). */
-  | { kind: 'install'; kernelBoot: KernelBoot; startNow: boolean; requeueAfterMs: number }
+  /** Installing: define the installer's domain; power as usual (startNow: start it at once, whatever the runStrategy). */
+  | { kind: 'install'; domain: InstallerDomain; startNow: boolean; requeueAfterMs: number }
   /** Just installed: define the disk boot and start it. */
   | { kind: 'installed'; startNow: boolean }
   /** The install failed: the domain boots from disk once asked; no power steps until a retry. */
@@ -86,11 +100,17 @@ export interface InstallFlowOptions {
   media?: InstallMedia;
   /** Records Events on VMs (for fetches of Kickstart files, outside reconciles). */
   event: (vm: VmObject, type: EventType, reason: string, message: string) => void;
+  /** The install network and PXE pool on the hosts (src/provisioning/pxe.ts PXE_DEFAULTS). */
+  pxe?: Partial<PxeSettings>;
 }
 
 interface Session {
   key: string;
-  kernelBoot: Required<KernelBoot>;
+  /** The installer's domain, as defined while the install runs. */
+  domain: InstallerDomain;
+  method: 'kernel' | 'pxe';
+  /** PXE: the host with the VM's script, and the MAC that names it (deleted when the install ends). */
+  pxe?: { hypervisor: Hypervisor; mac: string };
   startedAt: number;
   deadline: number;
   /** namespace/name of the profile, for messages. */
@@ -113,9 +133,11 @@ export class InstallFlow {
   private readonly media: InstallMedia;
   private readonly memo = new HashMemo();
   private readonly changeListeners = new Set<() => void>();
+  private readonly pxe: PxeHosts;
 
   constructor(private readonly options: InstallFlowOptions) {
     this.media = options.media ?? new InstallMedia({ onJobEnd: () => this.changed() });
+    this.pxe = new PxeHosts(options.pxe);
     options.server?.serveFrom((uid, client) => this.serve(uid, client));
     options.server?.onStateChange(() => this.changed());
   }
@@ -282,18 +304,47 @@ export class InstallFlow {
       return wait(R.ProfileNotValid, `InstallProfile ${shown} changed and has not been checked again yet`);
     }
 
+    const pxe = profile.spec.boot.method === 'pxe';
+    if (pxe && placedType(draft) === 'xen' && vm.spec.xen?.mode === 'pv') {
+      return wait(R.ProfileNotValid, `InstallProfile ${shown} boots its installer by PXE, which a Xen PV guest cannot do (it has no firmware): use a profile with spec.boot.method kernel, or xen.mode hvm`);
+    }
+    if (pxe) {
+      // The network and the TFTP root first: the installer's files go into that pool.
+      const host = await this.pxe.prepare(ctx.hypervisor);
+      if (!host.ok) return wait(R.InstallMediaFailed, `${host.message} (host ${ctx.hypervisor.uri}); retrying`, 30_000);
+    }
     const urls = installerMedia(profile.spec);
-    const media = await this.media.ensure(ctx.hypervisor, ctx.pool.spec.storage.pool, urls);
+    const mediaPool = pxe ? this.pxe.settings.pool : ctx.pool.spec.storage.pool;
+    const media = await this.media.ensure(ctx.hypervisor, mediaPool, urls);
     if (media.state === 'pending') return wait(R.PreparingInstall, media.message, media.requeueAfterMs);
     if (media.state === 'failed') return wait(R.InstallMediaFailed, `${media.message} (host ${ctx.hypervisor.uri}); retrying`, media.requeueAfterMs);
 
     const token = server.issue(uid);
     const url = server.urlFor(uid, token);
+    const cmdline = installerCmdline(profile.spec, url);
+    let domainPlan: InstallerDomain;
+    let pxeState: Session['pxe'];
+    if (pxe) {
+      const installer = pxeInstallerSpec(vm, placedType(draft), this.pxe.settings.network);
+      try {
+        await this.pxe.writeScript(ctx.hypervisor, installer.mac, { kernel: baseName(media.kernel), initrd: baseName(media.initrd), cmdline });
+      } catch (error) {
+        server.revoke(uid);
+        if (isHypervisorError(error, 'unreachable')) throw error;
+        return wait(R.InstallMediaFailed, `cannot write the iPXE script of MAC ${installer.mac} into storage pool ${this.pxe.settings.pool} (host ${ctx.hypervisor.uri}): ${(error as Error).message}; retrying`, 30_000);
+      }
+      domainPlan = { spec: { ...installer.spec, kernelBoot: undefined }, bootDevice: 'network' };
+      pxeState = { hypervisor: ctx.hypervisor, mac: installer.mac };
+    } else {
+      domainPlan = { spec: { kernelBoot: { kernel: media.kernel, initrd: media.initrd, cmdline } } };
+    }
     const now = Date.now();
     const timeoutMs = this.options.timeoutMs ?? profile.spec.timeoutMinutes * 60_000;
     const session: Session = {
       key: objectKey(vm),
-      kernelBoot: { kernel: media.kernel, initrd: media.initrd, cmdline: installerCmdline(profile.spec, url) },
+      domain: domainPlan,
+      method: pxe ? 'pxe' : 'kernel',
+      ...(pxeState ? { pxe: pxeState } : {}),
       startedAt: now,
       deadline: now + timeoutMs,
       profile: shown,
@@ -305,9 +356,9 @@ export class InstallFlow {
     draft.drop(C.Installed);
     this.setInstalling(draft, session);
     draft.phase('Installing');
-    const method = profile.spec.boot.method === 'pxe' ? ' (the profile asks for PXE, which is not built yet: the same kernel, initrd and arguments boot directly)' : '';
-    ctx.event('Normal', E.InstallStarted, `installing InstallProfile ${shown} by direct kernel boot${method}; Kickstart at ${session.shownUrl}; timeout ${Math.round(timeoutMs / 60_000)} min`);
-    return { kind: 'install', kernelBoot: session.kernelBoot, startNow: retry !== undefined || (domain !== undefined && isActive(domain.state)), requeueAfterMs: timeoutMs };
+    const how = pxe ? `by PXE on network ${this.pxe.settings.network} (MAC ${pxeState?.mac ?? ''})` : 'by direct kernel boot';
+    ctx.event('Normal', E.InstallStarted, `installing InstallProfile ${shown} ${how}; Kickstart at ${session.shownUrl}; timeout ${Math.round(timeoutMs / 60_000)} min`);
+    return { kind: 'install', domain: session.domain, startNow: retry !== undefined || (domain !== undefined && isActive(domain.state)), requeueAfterMs: timeoutMs };
   }
 
   /** An install under way: finished, failed, timed out, or still going. */
@@ -317,7 +368,7 @@ export class InstallFlow {
     const now = Date.now();
     const stillInstalling = (): InstallPlan => {
       this.setInstalling(draft, session);
-      return { kind: 'install', kernelBoot: session.kernelBoot, startNow: false, requeueAfterMs: Math.max(session.deadline - now, 1) };
+      return { kind: 'install', domain: session.domain, startNow: false, requeueAfterMs: Math.max(session.deadline - now, 1) };
     };
     if (!domain) return stillInstalling(); // defined again by the reconciler
     if (isActive(domain.state)) {
@@ -335,7 +386,9 @@ export class InstallFlow {
       const held = vm.spec.runStrategy === 'Halted' || vm.metadata.annotations?.[ACTION_ANNOTATION] === 'stop';
       return { kind: 'installed', startNow: !held };
     }
-    if (!session.interrupted && (domain.state === 'crashed' || domain.reason === 'crashed' || domain.reason === 'destroyed')) {
+    // 'failed': the host could not start it at all (QEMU refused the definition, a missing file):
+    // starting it again would fail again, as fast as the controller could try.
+    if (!session.interrupted && (domain.state === 'crashed' || domain.reason === 'crashed' || domain.reason === 'destroyed' || domain.reason === 'failed')) {
       return this.fail(ctx, R.InstallFailed, `the installer stopped (${domain.state}, ${domain.reason}) before the install finished; see its serial console log`);
     }
     if (now >= session.deadline) return this.fail(ctx, R.InstallTimedOut, `the install did not finish within ${minutes(session.deadline - session.startedAt)}`);
@@ -348,17 +401,31 @@ export class InstallFlow {
     const uid = vm.metadata.uid ?? '';
     const server = this.options.server;
     if (!server) return undefined;
-    let os: XmlElement | undefined;
+    let xml: string;
     try {
-      os = child(parseXml(await hypervisor.xml(uid, { inactive: true })), 'os');
+      xml = await hypervisor.xml(uid, { inactive: true });
     } catch (error) {
       if (isHypervisorError(error, 'not-found')) return undefined;
       throw error;
     }
+    const os: XmlElement | undefined = child(parseXml(xml), 'os');
     const text = (name: string) => (os ? child(os, name)?.text.trim() || undefined : undefined);
-    const [kernel, initrd, cmdline] = [text('kernel'), text('initrd'), text('cmdline')];
+    let [kernel, initrd, cmdline] = [text('kernel'), text('initrd'), text('cmdline')];
+    let domainPlan: InstallerDomain | undefined = kernel && initrd && cmdline ? { spec: { kernelBoot: { kernel, initrd, cmdline } } } : undefined;
+    let pxeState: Session['pxe'];
+    // A PXE install: its command line is in its iPXE script on the host, named by its MAC.
+    const mac = domainPlan ? undefined : pxeMacInDomain(xml, this.pxe.settings.network);
+    if (mac) {
+      const script = await this.pxe.readScript(hypervisor, mac);
+      if (script) {
+        [kernel, initrd, cmdline] = [script.kernel, script.initrd, script.cmdline];
+        const installer = pxeInstallerSpec(vm, placedType(ctx.draft), this.pxe.settings.network);
+        domainPlan = { spec: { ...installer.spec, kernelBoot: undefined }, bootDevice: 'network' };
+        pxeState = { hypervisor, mac };
+      }
+    }
     const token = cmdline ? tokenInCmdline(cmdline, uid) : undefined;
-    if (!kernel || !initrd || !cmdline || !token || !server.adopt(uid, token)) return undefined;
+    if (!domainPlan || !cmdline || !token || !server.adopt(uid, token)) return undefined;
     const namespace = vm.metadata.namespace ?? '';
     const profileName = vm.spec.install!.profileRef.name;
     const profile = this.options.profiles?.get(`${namespace}/${profileName}`);
@@ -367,7 +434,9 @@ export class InstallFlow {
     const url = cmdline.split(' ').find((word) => word.startsWith('inst.ks='))?.slice('inst.ks='.length) ?? '';
     const session: Session = {
       key: objectKey(vm),
-      kernelBoot: { kernel, initrd, cmdline },
+      domain: domainPlan,
+      method: pxeState ? 'pxe' : 'kernel',
+      ...(pxeState ? { pxe: pxeState } : {}),
       startedAt,
       deadline: startedAt + timeoutMs,
       profile: `${namespace}/${profileName}`,
@@ -384,7 +453,7 @@ export class InstallFlow {
       C.Installed,
       'False',
       R.Installing,
-      `installing InstallProfile ${session.profile}: the installer boots directly and fetches its Kickstart from ${session.shownUrl}; ` +
+      `installing InstallProfile ${session.profile}: the installer boots ${session.method === 'pxe' ? `by PXE (network ${this.pxe.settings.network})` : 'directly'} and fetches its Kickstart from ${session.shownUrl}; ` +
         `it fails if the VM has not powered off by ${new Date(session.deadline).toISOString()}`,
     );
   }
@@ -412,8 +481,17 @@ export class InstallFlow {
   }
 
   private end(uid: string): void {
+    const session = this.sessions.get(uid);
     this.sessions.delete(uid);
     this.options.server?.revoke(uid);
+    const pxe = session?.pxe;
+    if (pxe) {
+      // The token is revoked already; the script that carries it goes too (best effort: a
+      // script left behind names a revoked token, and the next install of the MAC replaces it).
+      this.pxe.deleteScript(pxe.hypervisor, pxe.mac).catch((error: unknown) => {
+        this.options.logger.warn({ vm: session.key, host: pxe.hypervisor.uri, mac: pxe.mac, err: error }, 'cannot delete the iPXE script of an ended install');
+      });
+    }
   }
 
   private changed(): void {
@@ -442,6 +520,15 @@ export class InstallFlow {
     this.options.event(vm, 'Normal', E.KickstartServed, `Kickstart of InstallProfile ${namespace}/${name} (${result.hash}) served to ${client}`);
     return { status: 'ok', text: result.text };
   }
+}
+
+/** The hypervisor type the VM is placed on (this reconcile's status), for a derived MAC: KVM's prefix unless Xen. */
+function placedType(draft: VmStatusDraft): 'kvm' | 'xen' {
+  return draft.status.hypervisor === 'xen' ? 'xen' : 'kvm';
+}
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
 }
 
 function minutes(ms: number): string {

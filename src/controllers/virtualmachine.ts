@@ -41,7 +41,7 @@ import { HealthProbes } from './health.js';
 import { MIGRATION_ATTEMPTS, MigrationJobs, progressText, type MigrationJob } from './vm-migration.js';
 import { VmStatusDraft } from './vm-status.js';
 import { untilAborted } from '../runtime/abort.js';
-import { InstallFlow, type InstallContext, type InstallPlan, type KernelBoot } from './install.js';
+import { InstallFlow, type InstallContext, type InstallerDomain, type InstallPlan } from './install.js';
 import type { ProfileObject } from './installprofile.js';
 import type { InstallServer } from '../provisioning/install-server.js';
 
@@ -196,8 +196,8 @@ export class VirtualMachineReconciler implements Reconciler {
       const installContext = this.installContext(vm, pool!, hypervisor, draft);
       const install = await this.installs.prepare(installContext);
       if (install.kind === 'wait') throw new Halt(install.requeueAfterMs);
-      const kernelBoot = install.kind === 'install' ? install.kernelBoot : undefined;
-      let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft, disks, kernelBoot, REDEFINED_BECAUSE[install.kind]);
+      const installer = install.kind === 'install' ? install.domain : undefined;
+      let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft, disks, installer, REDEFINED_BECAUSE[install.kind]);
       domain = await this.installs.afterDefine(installContext, install, domain);
       if (install.kind === 'failed') {
         // Held stopped until `virtfleet vm restart`; no power steps.
@@ -770,8 +770,8 @@ export class VirtualMachineReconciler implements Reconciler {
     hypervisor: Hypervisor,
     draft: VmStatusDraft,
     disks: Record<string, DiskBacking>,
-    /** The installer's boot while spec.install runs (install.ts); the spec's own otherwise. */
-    installerBoot?: KernelBoot,
+    /** The installer's boot (and network) while spec.install runs (install.ts); the spec's own otherwise. */
+    installer?: InstallerDomain,
     redefinedBecause = 'after a spec change',
   ): Promise<DomainStatus> {
     const uid = vm.metadata.uid ?? '';
@@ -780,8 +780,8 @@ export class VirtualMachineReconciler implements Reconciler {
     let xml: string;
     let name: string;
     try {
-      const source = installerBoot ? { ...vm, spec: { ...vm.spec, kernelBoot: installerBoot } } : vm;
-      ({ xml, name } = domainXmlFor(source, pool.spec, type, host.facts!, disks));
+      const source = installer ? { ...vm, spec: { ...vm.spec, ...installer.spec } } : vm;
+      ({ xml, name } = domainXmlFor(source, pool.spec, type, host.facts!, disks, installer?.bootDevice));
     } catch (error) {
       if (!(error instanceof DomainSpecError)) throw error;
       this.refuseDefinition(vm, draft, error.message);

@@ -32,7 +32,15 @@ export function domainTarget(hypervisor: HypervisorType, facts: HostFacts): Doma
 }
 
 /** Throws DomainSpecError naming the field when a value cannot go into the XML. */
-export function domainXmlFor(vm: VmObject, pool: HostPoolSpec, hypervisor: HypervisorType, facts: HostFacts, disks?: Record<string, DiskBacking>): DomainXml {
+export function domainXmlFor(
+  vm: VmObject,
+  pool: HostPoolSpec,
+  hypervisor: HypervisorType,
+  facts: HostFacts,
+  disks?: Record<string, DiskBacking>,
+  /** 'network': the installer's PXE boot (install.ts). */
+  bootDevice?: 'network',
+): DomainXml {
   const { namespace = '', name = '', uid = '' } = vm.metadata;
   return buildDomainXml({
     uid,
@@ -42,5 +50,6 @@ export function domainXmlFor(vm: VmObject, pool: HostPoolSpec, hypervisor: Hyper
     target: domainTarget(hypervisor, facts),
     disks: disks ?? diskBackings(vm, pool.storage),
     defaultNetwork: pool.network.name,
+    ...(bootDevice ? { bootDevice } : {}),
   });
 }

@@ -65,6 +65,11 @@ export interface DomainXmlInput {
   serialLogPath?: string;
   /** Add the QEMU guest agent channel (KVM only; libvirt speaks to the agent only through QEMU). Default true. */
   guestAgent?: boolean;
+  /**
+   * 'network': boot from the network (PXE, <os><boot dev='network'/>) instead of the first disk;
+   * an installer's boot. Not with spec.kernelBoot or a disk's bootOrder.
+   */
+  bootDevice?: 'network';
 }
 
 export interface DomainXml {
@@ -136,6 +141,9 @@ function checkCombinations(input: DomainXmlInput, xenPv: boolean): void {
   if (xenPv && spec.kernelBoot === undefined && !(target.hypervisor === 'xen' && target.bootloader !== undefined)) {
     throw new DomainSpecError('spec.kernelBoot', 'a Xen PV guest needs a kernel to boot: set spec.kernelBoot, or give the host a PV bootloader such as pygrub');
   }
+  if (input.bootDevice === 'network' && (spec.kernelBoot !== undefined || xenPv || (spec.disks ?? []).some((disk) => disk.bootOrder !== undefined))) {
+    throw new DomainSpecError('bootDevice', 'a network boot goes with neither spec.kernelBoot, a Xen PV guest, nor a disk bootOrder');
+  }
   if (xenPv && input.serialLogPath !== undefined) {
     throw new DomainSpecError('serialLogPath', 'Xen PV guests have no serial port to log; their console is logged by xenconsoled on the host');
   }
@@ -189,7 +197,8 @@ function os(input: DomainXmlInput, xenPv: boolean): XmlElement {
   // Boot order: per-disk <boot order> when any disk asks for one (libvirt forbids mixing it with
   // <os><boot>); otherwise the first disk. Xen PV boots its kernel or bootloader, never a device.
   const anyOrder = (spec.disks ?? []).some((disk) => disk.bootOrder !== undefined);
-  const bootFirstDisk = !xenPv && !kernel && !anyOrder && (spec.disks?.length ?? 0) > 0;
+  const bootNetwork = input.bootDevice === 'network';
+  const bootFirstDisk = !xenPv && !kernel && !anyOrder && !bootNetwork && (spec.disks?.length ?? 0) > 0;
   return el(
     'os',
     // firmware='efi' lets libvirt pick the OVMF build and NVRAM template the host has (firmware
@@ -201,6 +210,7 @@ function os(input: DomainXmlInput, xenPv: boolean): XmlElement {
     kernel?.initrd !== undefined && el('initrd', {}, hostPath('spec.kernelBoot.initrd', kernel.initrd)),
     kernel?.cmdline !== undefined && el('cmdline', {}, kernelCmdline('spec.kernelBoot.cmdline', kernel.cmdline)),
     bootFirstDisk && el('boot', { dev: 'hd' }),
+    bootNetwork && el('boot', { dev: 'network' }),
   );
 }
 

@@ -191,6 +191,8 @@ export interface StoragePoolRef {
   name: string;
   /** The directory of a dir pool to define when the host has no pool of that name. */
   path?: string;
+  /** The directory's mode when this call defines the pool (octal, e.g. '0755'); libvirt's default is 0711. */
+  mode?: string;
 }
 
 export interface StoragePoolStatus {
@@ -219,6 +221,16 @@ export interface NewVolume {
   name: string;
   format: VolumeFormat;
   capacityBytes: number;
+  /** The file's mode in a directory pool (octal, e.g. '0644'); libvirt's default is 0600. */
+  mode?: string;
+}
+
+/** A libvirt virtual network on a host. */
+export interface NetworkStatus {
+  name: string;
+  active: boolean;
+  /** Its definition (as it runs, when active). */
+  xml: string;
 }
 
 /** Where a live migration goes. */
@@ -344,6 +356,21 @@ export interface Hypervisor {
   uploadVolume(pool: string, name: string, source: string | Buffer): Promise<number>;
   /** Grows the volume to `capacityBytes`. */
   resizeVolume(pool: string, name: string, capacityBytes: number): Promise<void>;
+  /** The volume's contents; 'failed' when it is larger than `maxBytes` (small files only: scripts). */
+  downloadVolume(pool: string, name: string, maxBytes: number): Promise<Buffer>;
+  /** The directory of a directory pool (its target path); 'not-found' when there is no such pool. */
+  storagePoolPath(pool: string): Promise<string>;
+
+  // ---- virtual networks, by name ----
+
+  /** The network, or undefined when the host has none of that name. */
+  network(name: string): Promise<NetworkStatus | undefined>;
+  /** Defines (or redefines) a persistent network, autostarted with the host; an active one takes it at its next start. */
+  defineNetwork(xml: string): Promise<void>;
+  /** Starts a defined network (for a libvirt network with DHCP: its dnsmasq). */
+  startNetwork(name: string): Promise<void>;
+  /** Stops an active network: every guest on it loses its link. */
+  stopNetwork(name: string): Promise<void>;
 
   // ---- live migration (this host is the source) ----
 
@@ -373,5 +400,5 @@ export interface Hypervisor {
    */
   abortMigration(uuid: string): Promise<void>;
 
-  // TODO(issue 4): snapshots, guest-agent commands, domain stats, console streams and networks.
+  // TODO(issue 4): snapshots, guest-agent commands, domain stats and console streams.
 }

@@ -1,7 +1,7 @@
 // How the installer of an InstallProfile boots: which kernel and initrd, with which arguments.
 // Pure; the controller (src/controllers/install.ts) puts the result into the domain as a direct
-// kernel boot (<os><kernel>/<initrd>/<cmdline>), and a PXE boot would put the same into an iPXE
-// script.
+// kernel boot (<os><kernel>/<initrd>/<cmdline>), or, for a PXE boot, the same into the VM's
+// iPXE script (pxe.ts).
 //
 //   kernel   spec.boot.kernelUrl, else <installTree>/images/pxeboot/vmlinuz
 //   initrd   spec.boot.initrdUrl, else <installTree>/images/pxeboot/initrd.img

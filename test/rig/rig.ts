@@ -56,6 +56,14 @@ export interface RigOptions {
   hosts: number;
   /** Run a virtlockd per host with a lockspace shared by all (default true). */
   diskLeases?: boolean;
+  /**
+   * Hide /dev/kvm from the hosts (a read-only empty file bound over it in each host's mount
+   * namespace), so that libvirt offers no 'kvm' domain type and a controller defines TCG
+   * domains (type 'qemu'). Default true: these machines have a /dev/kvm without vmx/svm
+   * (shared/FACTS.md); guests under it print nothing on their console or stop in real-mode
+   * option ROMs such as iPXE's ("KVM internal error. Suberror: 1, emulation failure").
+   */
+  hideKvm?: boolean;
   /** How long a host may take to listen (default 30 s). */
   startTimeoutMs?: number;
 }
@@ -172,22 +180,23 @@ function confString(value: string): string {
 // host's /var/cache/libvirt is private: seed it from the last probe. libvirt
 // itself checks a cached entry (QEMU binary, libvirt version, kernel, CPU
 // microcode) and probes again when it is stale.
-function capabilitiesCache(): string {
-  return join(process.env.VIRTFLEET_CACHE ?? join(homedir(), '.cache', 'virtfleet'), 'rig', 'qemu-capabilities');
+// Hosts without KVM (RigOptions.hideKvm) probe to other capabilities: a cache of their own.
+function capabilitiesCache(hideKvm = false): string {
+  return join(process.env.VIRTFLEET_CACHE ?? join(homedir(), '.cache', 'virtfleet'), 'rig', hideKvm ? 'qemu-capabilities-no-kvm' : 'qemu-capabilities');
 }
 
-function seedQemuCapabilities(hostDir: string): void {
-  const from = capabilitiesCache();
+function seedQemuCapabilities(hostDir: string, hideKvm: boolean): void {
+  const from = capabilitiesCache(hideKvm);
   if (!existsSync(from)) return;
   const to = join(hostDir, 'cache', 'qemu', 'capabilities');
   mkdirSync(to, { recursive: true });
   for (const file of readdirSync(from)) if (file.endsWith('.xml')) copyFileSync(join(from, file), join(to, file));
 }
 
-function keepQemuCapabilities(hostDir: string): void {
+function keepQemuCapabilities(hostDir: string, hideKvm: boolean): void {
   const from = join(hostDir, 'cache', 'qemu', 'capabilities');
   if (!existsSync(from)) return;
-  const to = capabilitiesCache();
+  const to = capabilitiesCache(hideKvm);
   mkdirSync(to, { recursive: true });
   for (const file of readdirSync(from)) {
     if (!file.endsWith('.xml')) continue;
@@ -248,7 +257,7 @@ export class RigHost {
     for (const sub of Object.keys(STATE_DIRS)) mkdirSync(join(this.dir, sub), { recursive: true });
     mkdirSync(join(this.dir, 'lib', 'rig'), { recursive: true });
     this.writeConfig();
-    seedQemuCapabilities(this.dir);
+    seedQemuCapabilities(this.dir, this.rig.hideKvm);
 
     // The veth pair: outer end here, inner end in the host's namespace.
     await run('ip', ['netns', 'add', names.netns]);
@@ -282,6 +291,7 @@ export class RigHost {
       'mount --bind "$1/etc" /etc/libvirt',
       'mount --bind "$1/log" /var/log/libvirt',
       'mount --bind "$1/cache" /var/cache/libvirt',
+      'if [ "$3" = 1 ] && [ -e /dev/kvm ]; then : > "$1/no-kvm"; mount --bind "$1/no-kvm" /dev/kvm; mount -o remount,bind,ro /dev/kvm; fi',
       'if [ "$2" = 1 ]; then virtlockd -d -p /run/libvirt/virtlockd.pid; fi',
       'exec libvirtd --listen -p /run/libvirt/libvirtd.pid',
     ].join('\n');
@@ -290,7 +300,7 @@ export class RigHost {
       'ip',
       // prettier-ignore
       ['netns', 'exec', names.netns, 'unshare', '--mount', '--propagation', 'private',
-        'tini', '-s', '-g', '--', 'sh', '-c', script, 'rig-host', this.dir, this.rig.diskLeases ? '1' : '0'],
+        'tini', '-s', '-g', '--', 'sh', '-c', script, 'rig-host', this.dir, this.rig.diskLeases ? '1' : '0', this.rig.hideKvm ? '1' : '0'],
       { stdio: ['ignore', out, out], detached: true },
     );
     closeSync(out);
@@ -300,7 +310,7 @@ export class RigHost {
 
     await this.waitListening(timeoutMs);
     this.libvirtdPid = Number(readFileSync(join(this.runDir, 'libvirtd.pid'), 'utf8').trim());
-    keepQemuCapabilities(this.dir);
+    keepQemuCapabilities(this.dir, this.rig.hideKvm);
   }
 
   private writeConfig(): void {
@@ -332,6 +342,9 @@ export class RigHost {
         `migration_address = ${address}`,
         `migration_host = ${address}`,
         this.rig.diskLeases ? 'lock_manager = "lockd"' : '',
+        // Without KVM (hideKvm) the host's /dev/kvm is a file bound over the device, which
+        // libvirt's private /dev per domain cannot copy ("Unable to move … mount to /dev/kvm").
+        this.rig.hideKvm ? 'namespaces = [ ]' : '',
         '',
       ].join('\n'),
     );
@@ -460,6 +473,7 @@ export class Rig {
   private constructor(
     readonly baseDir: string,
     readonly diskLeases: boolean,
+    readonly hideKvm = true,
   ) {
     this.sharedDir = join(baseDir, 'shared');
     this.lockspaceDir = join(this.sharedDir, 'lockspace');
@@ -470,7 +484,7 @@ export class Rig {
   /** Starts `options.hosts` libvirtd hosts; on any failure tears down what started and rejects. */
   static async start(options: RigOptions): Promise<Rig> {
     await ensurePrerequisites();
-    const rig = new Rig(mkdtempSync(join(tmpdir(), 'vfrig-')), options.diskLeases ?? true);
+    const rig = new Rig(mkdtempSync(join(tmpdir(), 'vfrig-')), options.diskLeases ?? true, options.hideKvm ?? true);
     liveRigs.add(rig);
     installExitHook();
     try {
