@@ -32,7 +32,7 @@
 // Needs root for the rig (steps 3 and 4; `--no-rig` skips them).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -40,8 +40,6 @@ import type { HostPool } from '../../src/api/hostpool.js';
 import { stableAfterMs } from '../../src/controllers/crash-backoff.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from '../../src/controllers/resources.js';
 import { repoRoot } from '../../src/devstack/binaries.js';
-import { ControlPlane } from '../../src/devstack/controlplane.js';
-import { installCrds } from '../../src/devstack/crds.js';
 import { freePort } from '../../src/devstack/ports.js';
 import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
 import { createLogger } from '../../src/observability/logging.js';
@@ -49,14 +47,13 @@ import { Cache } from '../../src/runtime/cache.js';
 import type { Condition } from '../../src/runtime/conditions.js';
 import { KubeClient } from '../../src/runtime/kube-client.js';
 import { testHosts } from '../../test/integration/hypervisor/test-hosts.js';
-import { guestImage, READY_MARKER, type GuestImage } from '../../test/rig/guest.js';
+import { readyMarker } from '../../test/rig/console.js';
+import { guestImage, type GuestImage } from '../../test/rig/guest.js';
+import { CopiesChecker, procStat } from '../../test/rig/qemu-copies.js';
 import { Rig } from '../../test/rig/rig.js';
 import { lifecycleEvent } from '../../test/rig/waiters.js';
+import { arg, cleanupOnExit, controllerReady, percentile, pooled, startControlPlane, stopChild, Waiter, watchUntilCleanup } from '../common.js';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
 const CRASHES = arg('crashes', 20);
 const RIG_GUESTS = arg('rig-guests', 10);
 const SIM_VMS = arg('sim-vms', 100);
@@ -80,39 +77,11 @@ const dir = mkdtempSync(join(tmpdir(), 'virtfleet-recovery-'));
 const controllerLog = join(dir, 'controller.log');
 const logger = createLogger('warn');
 
-// ---- cleanup, whatever happens --------------------------------------------------------------
-
-const cleanups: Array<() => Promise<void> | void> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const step of cleanups.reverse()) {
-      try {
-        await step();
-      } catch (error) {
-        process.stderr.write(`cleanup: ${(error as Error).message}\n`);
-      }
-    }
-    if (KEEP) process.stderr.write(`kept ${dir}\n`);
-    else rmSync(dir, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`${signal}: cleaning up\n`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+// Everything started is stopped and removed on the way out, whatever happens.
+const { steps: cleanups, cleanup } = cleanupOnExit(dir, KEEP);
 
 // ---- small helpers ---------------------------------------------------------------------------
 
-/** Nearest rank: with 20 values p99 is the largest. */
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 const s = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : 'n/a');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function say(line: string): void {
@@ -128,104 +97,12 @@ function condition(vm: VmObject | undefined, type: string): Condition | undefine
 const isRunning = (vm: VmObject | undefined) => vm?.status?.phase === 'Running' && condition(vm, 'Ready')?.status === 'True';
 type Pool = PoolObject & { status?: HostPool['status'] };
 
-/** Resolves once `check` holds, looked at after every watch event and every 100 ms; rejects at the deadline. */
-class Waiter {
-  private waiters: Array<() => void> = [];
-  poke(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-  async until(check: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!check()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what()}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 100));
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-}
+// ---- /proc: CPU time (QEMUs by UUID: test/rig/qemu-copies.ts) ----------------------------------
 
-/** Runs `work` over `items`, at most `limit` at once. */
-async function pooled<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-}
-
-// ---- /proc: QEMUs by UUID, CPU time ------------------------------------------------------------
-
-/** Live QEMU processes of this machine by the UUID on their command line (`-uuid X`), zombies left out. */
-function qemuProcessesByUuid(): Map<string, number[]> {
-  const found = new Map<string, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0');
-    } catch {
-      continue;
-    }
-    const at = argv.indexOf('-uuid');
-    if (at < 0 || !/qemu/.test(argv[0] ?? '')) continue;
-    if (procState(Number(entry)) === 'Z') continue;
-    const uuid = argv[at + 1] ?? '';
-    found.set(uuid, [...(found.get(uuid) ?? []), Number(entry)]);
-  }
-  return found;
-}
-
-function procStat(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-function procState(pid: number): string | undefined {
-  return procStat(pid)?.[0];
-}
 /** CPU seconds (user + system) a process has used. */
 function cpuSeconds(pid: number): number {
   const fields = procStat(pid);
   return fields ? (Number(fields[11]) + Number(fields[12])) / 100 : 0;
-}
-
-/** Every ~100 ms: per VM, the most live QEMUs seen at once. */
-class CopiesChecker {
-  samples = 0;
-  readonly max = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
-  private startedAt = 0;
-  constructor(private readonly uids: Map<string, string>) {}
-  start(): void {
-    this.startedAt = Date.now();
-    this.sample();
-    this.timer = setInterval(() => this.sample(), 100);
-  }
-  stop(): void {
-    clearInterval(this.timer);
-  }
-  sample(): void {
-    const byUuid = qemuProcessesByUuid();
-    for (const [uid, name] of this.uids) this.max.set(name, Math.max(this.max.get(name) ?? 0, byUuid.get(uid)?.length ?? 0));
-    this.samples++;
-  }
-  worst(): number {
-    return Math.max(0, ...this.max.values());
-  }
-  report(): string {
-    const seconds = (Date.now() - this.startedAt) / 1000;
-    return `${this.samples} samples over ${seconds.toFixed(1)} s (${(this.samples / seconds).toFixed(1)}/s), most live QEMUs of one VM at once: ${this.worst()}`;
-  }
 }
 
 // ---- the controller --------------------------------------------------------------------------
@@ -246,26 +123,8 @@ async function startController(kubeconfig: string): Promise<ControllerProcess> {
   );
   closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  cleanups.push(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 10_000).unref());
-    if ((await Promise.race([exited, timeout])) === 'timeout') {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the controller exited (code ${child.exitCode}); see ${controllerLog}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${health}/readyz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('the controller did not become ready within 60 s');
-    await sleep(100);
-  }
+  cleanups.push(() => stopChild(child, exited));
+  await controllerReady(child, health, controllerLog);
   return { child, metricsUrl: `http://127.0.0.1:${metrics}/metrics` };
 }
 
@@ -312,16 +171,12 @@ const notes: string[] = [];
 async function main(): Promise<void> {
   say(`virtfleet recovery bench: ${RIG ? `${CRASHES} crashes and a host failure with ${RIG_GUESTS} guests on the rig` : 'no rig'}${SIM ? `, a host failure with ${SIM_VMS} VMs on the test driver` : ''}; temp dir ${dir}`);
   say(`machine: ${load()}; controller: a child process (src/cli/main.ts through tsx), heartbeats every ${FAILURE_DETECTION.heartbeatPeriodSeconds} s, failure after ${FAILURE_DETECTION.failureThreshold} missed`);
-  const plane = new ControlPlane({ stateDir: join(dir, 'control-plane'), unsafeNoFsync: true });
-  cleanups.push(() => plane.stop());
-  process.once('exit', () => plane.killNow());
-  const info = await plane.start();
-  await installCrds(info.binaries.kubectl, info.kubeconfig, root);
+  const info = await startControlPlane(dir, root, cleanups);
 
   const kc = new KubeConfig();
   kc.loadFromFile(info.kubeconfig);
   const kube = new KubeClient(kc, 'virtfleet-recovery-bench');
-  const changed = new Waiter();
+  const changed = new Waiter(100);
   const cache = new Cache(kube, logger);
   const vms = cache.informerFor<VmObject>(VIRTUAL_MACHINE, { namespace: NAMESPACE });
   const pools = cache.informerFor<PoolObject>(HOST_POOL, {});
@@ -374,13 +229,7 @@ async function main(): Promise<void> {
     if (from) spells.push(`${((from.at - since) / 1000).toFixed(1)} s– (${from.reason}; still NotReady when all were Running)`);
     return spells;
   }
-  const stopWatch = new AbortController();
-  const watching = cache.run(stopWatch.signal);
-  cleanups.push(async () => {
-    stopWatch.abort();
-    await watching;
-  });
-  await cache.waitForSync();
+  await watchUntilCleanup(cache, cleanups);
 
   const controller = await startController(info.kubeconfig);
   const vm = (name: string) => vms.get(`${NAMESPACE}/${name}`);
@@ -477,7 +326,8 @@ async function main(): Promise<void> {
         await startedEvent;
         startedAt = Date.now();
         started.push(startedAt - killedAt);
-        await consoleMarker(conn, uuid, 60_000);
+        // The console opened now (the domain has just started).
+        await readyMarker(conn, uuid, 60_000);
         marker.push(Date.now() - killedAt);
         await changed.until(() => isRunning(vm('crashy')) && (vm('crashy')?.status?.restarts ?? 0) === restartsBefore + 1, 30_000, () => `crashy Running with restart ${restartsBefore + 1}: ${JSON.stringify(vm('crashy')?.status)}`);
         process.stdout.write(`  crash ${String(i + 1).padStart(2)}: stopped event ${stopped.at(-1)} ms, started again ${started.at(-1)} ms, guest ready ${marker.at(-1)} ms\n`);
@@ -525,26 +375,6 @@ async function main(): Promise<void> {
     await kube.delete(HOST_POOL, undefined, POOL);
   }
 
-  /** Opens the console now (the domain has just started) and waits for the guest's ready marker. */
-  async function consoleMarker(conn: LibvirtConnection, uuid: string, timeoutMs: number): Promise<void> {
-    const console = await conn.domainOpenConsole(uuid, { force: true });
-    let output = '';
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no ready marker within ${timeoutMs} ms; console said:\n${output.slice(-2000)}`)), timeoutMs);
-        console.onData((data) => {
-          output += data.toString('latin1');
-          if (READY_MARKER.test(output)) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
-    } finally {
-      await console.close();
-    }
-  }
-
   // ---- 4. host failure on the rig ------------------------------------------------------------------
   async function rigHostFailure(rig: Rig, image: GuestImage, poolHost: (i: number, extra?: Record<string, unknown>) => Record<string, unknown>): Promise<void> {
     const POOL = 'rec-rig';
@@ -578,7 +408,8 @@ async function main(): Promise<void> {
     }
     say(`  guests settled after ${s(Date.now() - settleStart)} (their QEMUs use ${rate.toFixed(2)} CPU s/s together); ${load()}`);
 
-    const checker = new CopiesChecker(new Map(names.map((n) => [vm(n)!.metadata.uid!, n])));
+    const uids = new Map(names.map((n) => [vm(n)!.metadata.uid!, n]));
+    const checker = new CopiesChecker(() => uids);
     checker.start();
     const restartsBefore = new Map(names.map((n) => [n, vm(n)?.status?.restarts ?? 0]));
     for (const n of names) movedFrom.set(n, 'rig-0');
@@ -629,7 +460,7 @@ async function main(): Promise<void> {
           `Running (watch) ${mine.map((n) => at(movedAt, n)).sort((x, y) => Number(x) - Number(y)).join(', ')}; NotReady ${spells.length ? spells.join(', ') : 'never'}`,
       );
     }
-    say(`  rig-0 processes left: ${cut.pids().length}; copies checker: ${checker.report()}`);
+    say(`  rig-0 processes left: ${cut.pids().length}; copies checker: ${checker.sampling()}, most live QEMUs of one VM at once: ${checker.worst()}`);
     const others = ['rig-1', 'rig-2'].map((h) => `${h} ${missedBeats(POOL, h, cutAt)}`);
     const flipped = ['rig-1', 'rig-2'].filter((h) => notReadySpells(`${POOL}/${h}`, cutAt).length > 0);
     say(`  heartbeats missed meanwhile by the hosts the guests moved to: ${others.join(', ')}${flipped.length ? `; declared NotReady: ${flipped.join(', ')}` : ''}`);

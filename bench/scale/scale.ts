@@ -39,8 +39,7 @@ import type { HostPool } from '../../src/api/hostpool.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from '../../src/controllers/resources.js';
 import { domainXmlFor } from '../../src/controllers/vm-domain.js';
 import { repoRoot } from '../../src/devstack/binaries.js';
-import { ControlPlane } from '../../src/devstack/controlplane.js';
-import { installCrds, kubectlOrThrow } from '../../src/devstack/crds.js';
+import { kubectlOrThrow } from '../../src/devstack/crds.js';
 import { freePort } from '../../src/devstack/ports.js';
 import { LibvirtConnectionPool } from '../../src/hypervisors/libvirt/connection-pool.js';
 import { LibvirtHypervisor } from '../../src/hypervisors/libvirt/driver.js';
@@ -50,12 +49,9 @@ import { Cache } from '../../src/runtime/cache.js';
 import type { Condition } from '../../src/runtime/conditions.js';
 import { KubeClient } from '../../src/runtime/kube-client.js';
 import { testHosts, type TestHosts } from '../../test/integration/hypervisor/test-hosts.js';
+import { arg, cleanupOnExit, controllerReady, percentile, pooled, startControlPlane, stopChild, Waiter, watchUntilCleanup } from '../common.js';
 import type { HostsMemory, HostsMemoryInput } from './hosts-memory.js';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
 const VMS = arg('vms', 1000);
 const HOSTS = arg('hosts', 50);
 const SINGLE = arg('single', 50);
@@ -91,38 +87,13 @@ const traceFile = join(dir, 'trace.jsonl');
 const profileDir = mkdtempSync(join(tmpdir(), 'virtfleet-scale-profile-'));
 if (!PROFILE && !HEAP_SNAPSHOT) rmSync(profileDir, { recursive: true });
 
-// ---- cleanup, whatever happens --------------------------------------------------------------
-
-const cleanups: Array<() => Promise<void> | void> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const step of cleanups.reverse()) {
-      try {
-        await step();
-      } catch (error) {
-        process.stderr.write(`cleanup: ${(error as Error).message}\n`);
-      }
-    }
-    if (PROFILE || HEAP_SNAPSHOT) process.stderr.write(`controller CPU profile / heap snapshots in ${profileDir}\n`);
-    if (KEEP) process.stderr.write(`kept ${dir}\n`);
-    else rmSync(dir, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`${signal}: cleaning up\n`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+// Everything started is stopped and removed on the way out, whatever happens.
+const { steps: cleanups, cleanup } = cleanupOnExit(dir, KEEP, () => {
+  if (PROFILE || HEAP_SNAPSHOT) process.stderr.write(`controller CPU profile / heap snapshots in ${profileDir}\n`);
+});
 
 // ---- small helpers ---------------------------------------------------------------------------
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
 
 function ready(vm: VmObject | undefined): boolean {
@@ -139,41 +110,6 @@ function stageOf(vm: VmObject): string {
   if (is('Scheduled')) return '2 Scheduled=True (placement written)';
   if (vm.metadata.finalizers?.length) return '1 finalizer added';
   return '0 created (seen by the watch)';
-}
-
-/** Resolves once `check` holds, looked at after every watch event; rejects at the deadline. */
-class Waiter {
-  private waiters: Array<() => void> = [];
-  poke(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-  async until(check: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!check()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what()}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 1000));
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-}
-
-/** Runs `work` over `items`, at most `limit` at once. */
-async function pooled<T>(items: T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await work(items[i]!, i);
-      }
-    }),
-  );
 }
 
 // ---- CPU time per process -------------------------------------------------------------------
@@ -403,26 +339,10 @@ async function startController(entry: string[], kubeconfig: string): Promise<Con
   const controller: ControllerProcess = { child, exited, metricsUrl: `http://127.0.0.1:${metrics}/metrics`, rss, stopSampling: () => clearInterval(timer) };
   cleanups.push(async () => {
     controller.stopSampling();
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 10_000).unref());
-    if ((await Promise.race([exited, timeout])) === 'timeout') {
-      child.kill('SIGKILL');
-      await exited;
-    }
+    await stopChild(child, exited);
   });
   // Ready when its health endpoint answers.
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the controller exited (code ${child.exitCode}); see ${join(dir, 'controller.log')}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${health}/readyz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('the controller did not become ready within 60 s');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await controllerReady(child, health, join(dir, 'controller.log'));
   return controller;
 }
 
@@ -666,12 +586,8 @@ async function main(): Promise<void> {
   process.stdout.write(
     `virtfleet scale bench: ${VMS} VMs over ${HOSTS} test-driver hosts (+${SINGLE} one at a time), controller ${TSX ? 'through tsx' : 'compiled'}${PATCH ? ` with ${PATCH} applied` : ''}${NODE_OPTIONS.length ? ` (node ${NODE_OPTIONS.join(' ')})` : ''}, temp dir ${dir}\n`,
   );
-  const plane = new ControlPlane({ stateDir: join(dir, 'control-plane'), unsafeNoFsync: true });
-  cleanups.push(() => plane.stop());
-  process.once('exit', () => plane.killNow());
-  const info = await plane.start();
+  const info = await startControlPlane(dir, root, cleanups);
   const kubectl = info.binaries.kubectl;
-  await installCrds(kubectl, info.kubeconfig, root);
 
   const hosts = testHosts();
   cleanups.push(() => hosts.cleanup());
@@ -683,7 +599,7 @@ async function main(): Promise<void> {
   const kube = new KubeClient(kc, 'virtfleet-scale-bench');
 
   // The bench's own view: a watch of the VMs and the pool.
-  const changed = new Waiter();
+  const changed = new Waiter(1000);
   const createdAt = new Map<string, number>();
   const readyAt = new Map<string, number>();
   const cache = new Cache(kube, logger);
@@ -703,13 +619,7 @@ async function main(): Promise<void> {
     changed.poke();
   });
   pools.on(() => changed.poke());
-  const stopWatch = new AbortController();
-  const watching = cache.run(stopWatch.signal);
-  cleanups.push(async () => {
-    stopWatch.abort();
-    await watching;
-  });
-  await cache.waitForSync();
+  await watchUntilCleanup(cache, cleanups);
 
   await kube.create(HOST_POOL, {
     apiVersion: 'virtfleet.io/v1alpha1',

@@ -17,94 +17,31 @@
 //   node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js \
 //     --selectProjects e2e --testPathPatterns health-host-failure
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
-import type { HostPool } from '../../src/api/hostpool.js';
-import { Fleet } from '../../src/controllers/fleet.js';
-import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from '../../src/controllers/resources.js';
-import { addControllers } from '../../src/controllers/setup.js';
-import { repoRoot } from '../../src/devstack/binaries.js';
-import { ControlPlane, type ControlPlaneInfo } from '../../src/devstack/controlplane.js';
-import { installCrds } from '../../src/devstack/crds.js';
+import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject } from '../../src/controllers/resources.js';
 import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
-import { Cache } from '../../src/runtime/cache.js';
-import type { Condition } from '../../src/runtime/conditions.js';
-import type { Informer } from '../../src/runtime/informer.js';
-import { KubeClient } from '../../src/runtime/kube-client.js';
-import { Manager } from '../../src/runtime/manager.js';
-import { captureLogs } from '../harness/logs.js';
 import { guestImage } from '../rig/guest.js';
-import { Rig, type RigHost } from '../rig/rig.js';
+import { CopiesChecker, qemuProcessesByUuid } from '../rig/qemu-copies.js';
+import type { RigHost } from '../rig/rig.js';
+import { condition, guestVm, hostPool, isRunning, RigController, type Pool } from './harness.js';
 
-const NAMESPACE = 'default';
 const POOL = 'rig-host-failure';
 const VMS = ['hf-0', 'hf-1', 'hf-2', 'hf-3'];
 /** The host that is cut off (both cases), as the pool names it. */
 const CUT = 'rig-0';
 
-const dir = mkdtempSync(join(tmpdir(), 'virtfleet-host-failure-e2e-'));
-const plane = new ControlPlane({ stateDir: join(dir, 'control-plane'), unsafeNoFsync: true });
-const stop = new AbortController();
-const watchStop = new AbortController();
-const logs = captureLogs('info');
-let info: ControlPlaneInfo;
-let rig: Rig;
-let fleet: Fleet;
-let manager: Manager;
-let running: Promise<void> | undefined;
-let watching: Promise<void> | undefined;
-let client: KubeClient;
-let vms: Informer<VmObject>;
-let pools: Informer<PoolObject>;
+const stack = new RigController({ hosts: 3, tag: 'host-failure' });
+const { dir, logs } = stack;
+// Waiting on conditions: watch events, plus a 100 ms tick for files and /proc.
+const until = stack.until.bind(stack);
 
 /** Readiness changes of the pool's hosts as the watch saw them. */
 const notReadySeen: Array<{ at: number; host: string; ready: boolean; reason: string }> = [];
 
-// ---- waiting on conditions (watch events, plus a 100 ms tick for files and /proc) ----------
-
-const waiters = new Set<() => void>();
-function poke(): void {
-  for (const wake of [...waiters]) wake();
-}
-
-/** Resolves once `check` holds (looked at on every watch event and every 100 ms); rejects after `ms`. */
-function until(check: () => boolean, ms: number, what: () => string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const tick = setInterval(() => look(), 100);
-    const timer = setTimeout(() => {
-      finish();
-      reject(new Error(`${what()}: not within ${ms} ms`));
-    }, ms);
-    const finish = () => {
-      clearInterval(tick);
-      clearTimeout(timer);
-      waiters.delete(look);
-    };
-    const look = () => {
-      let ok = false;
-      try {
-        ok = check();
-      } catch {
-        ok = false;
-      }
-      if (!ok) return;
-      finish();
-      resolve();
-    };
-    waiters.add(look);
-    look();
-  });
-}
-
-function condition(vm: VmObject | undefined, type: string): Condition | undefined {
-  return (vm?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
-}
-const vm = (name: string) => vms.get(`${NAMESPACE}/${name}`);
-const pool = () => pools.get(POOL) as (PoolObject & { status?: HostPool['status'] }) | undefined;
+const vm = (name: string) => stack.vm(name);
+const pool = () => stack.pool(POOL);
 const hostStatus = (name: string) => pool()?.status?.hosts?.find((h) => h.name === name);
-const isRunning = (v: VmObject | undefined) => v?.status?.phase === 'Running' && condition(v, 'Ready')?.status === 'True';
 function describeVms(): string {
   return VMS.map((name) => {
     const v = vm(name);
@@ -112,77 +49,9 @@ function describeVms(): string {
     return `${name}: ${v?.status?.phase} on ${v?.status?.host} restarts ${v?.status?.restarts ?? 0}, Ready ${ready?.status}/${ready?.reason} (${ready?.message})`;
   }).join('\n');
 }
-function rigHost(poolHostName: string): RigHost {
-  return rig.hosts[Number(poolHostName.replace('rig-', ''))]!;
-}
+const rigHost = (poolHostName: string) => stack.rigHost(poolHostName);
 
 // ---- the copies checker ------------------------------------------------------------------------
-
-/** Live QEMU processes of this machine by the UUID on their command line (`-uuid X`), zombies left out. */
-function qemuProcessesByUuid(): Map<string, number[]> {
-  const found = new Map<string, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0');
-    } catch {
-      continue; // gone meanwhile
-    }
-    const at = argv.indexOf('-uuid');
-    if (at < 0 || !/qemu/.test(argv[0] ?? '')) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
-    } catch {
-      continue;
-    }
-    const uuid = argv[at + 1] ?? '';
-    found.set(uuid, [...(found.get(uuid) ?? []), Number(entry)]);
-  }
-  return found;
-}
-
-/** Samples every ~100 ms: per VM UID, the most live QEMUs seen at once, and when more than one. */
-class CopiesChecker {
-  samples = 0;
-  readonly max = new Map<string, number>();
-  readonly violations: string[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private startedAt = 0;
-
-  constructor(private readonly uids: () => Map<string, string>) {}
-
-  start(): void {
-    this.startedAt = Date.now();
-    this.sample();
-    this.timer = setInterval(() => this.sample(), 100);
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-  }
-
-  /** Live copies of each VM now (also a sample). */
-  sample(): Map<string, number> {
-    const byUuid = qemuProcessesByUuid();
-    const now = new Map<string, number>();
-    for (const [uid, name] of this.uids()) {
-      const pids = byUuid.get(uid) ?? [];
-      now.set(name, pids.length);
-      this.max.set(name, Math.max(this.max.get(name) ?? 0, pids.length));
-      if (pids.length > 1) this.violations.push(`${name}: ${pids.length} QEMUs (${pids.join(', ')}) at +${Date.now() - this.startedAt} ms`);
-    }
-    this.samples++;
-    return now;
-  }
-
-  report(): string {
-    const seconds = (Date.now() - this.startedAt) / 1000;
-    return `copies checker: ${this.samples} samples over ${seconds.toFixed(1)} s (${(this.samples / seconds).toFixed(1)}/s); most live QEMUs per VM at once: ${[...this.max].map(([n, m]) => `${n} ${m}`).join(', ')}`;
-  }
-}
 
 const checker = new CopiesChecker(() => new Map(VMS.flatMap((name) => (vm(name)?.metadata.uid ? [[vm(name)!.metadata.uid!, name] as [string, string]] : []))));
 
@@ -202,43 +71,28 @@ function missedBeats(name: string, since = 0): number {
   return logs.lines().filter((line) => line.msg === 'heartbeat missed' && line.host === name && line.pool === POOL && Date.parse(String(line.time)) >= since).length;
 }
 
-function poolHost(i: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { name: `rig-${i}`, uri: rig.hosts[i]!.uri, ...extra };
-}
+const poolHost = (i: number, extra: Record<string, unknown> = {}) => stack.poolHost(i, extra);
 
 async function setHosts(hosts: Array<Record<string, unknown>>): Promise<void> {
-  await client.patch(HOST_POOL, undefined, POOL, { spec: { hosts } });
+  await stack.client.patch(HOST_POOL, undefined, POOL, { spec: { hosts } });
 }
 
 // ---- setup ---------------------------------------------------------------------------------------
 
-beforeAll(async () => {
-  info = await plane.start();
-  await installCrds(info.binaries.kubectl, info.kubeconfig, repoRoot());
-  rig = await Rig.start({ hosts: 3, diskLeases: false });
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(info.kubeconfig);
-  client = new KubeClient(kubeConfig);
-  const cache = new Cache(client, logs.logger);
-  vms = cache.informerFor<VmObject>(VIRTUAL_MACHINE, { namespace: NAMESPACE });
-  pools = cache.informerFor<PoolObject>(HOST_POOL, {});
-  vms.on(poke);
-  pools.on((event) => {
-    // Every time a host of the pool is seen not ready, with the reason.
-    for (const host of (event.object as PoolObject & { status?: HostPool['status'] }).status?.hosts ?? []) {
-      const last = [...notReadySeen].reverse().find((seen) => seen.host === host.name);
-      if (!host.ready && (!last || last.ready)) notReadySeen.push({ at: Date.now(), host: host.name, ready: false, reason: host.reason ?? '' });
-      else if (host.ready && last && !last.ready) notReadySeen.push({ at: Date.now(), host: host.name, ready: true, reason: '' });
-    }
-    poke();
-  });
-  watching = cache.run(watchStop.signal);
-  await cache.waitForSync();
-  manager = new Manager({ kubeConfig, logger: logs.logger });
-  fleet = new Fleet();
-  addControllers(manager, { fleet, logger: logs.logger, shutdownGraceMs: 3_000 });
-  running = manager.run(stop.signal);
-}, 180_000);
+beforeAll(
+  () =>
+    stack.start((_vms, pools) =>
+      pools.on((event) => {
+        // Every time a host of the pool is seen not ready, with the reason.
+        for (const host of (event.object as Pool).status?.hosts ?? []) {
+          const last = [...notReadySeen].reverse().find((seen) => seen.host === host.name);
+          if (!host.ready && (!last || last.ready)) notReadySeen.push({ at: Date.now(), host: host.name, ready: false, reason: host.reason ?? '' });
+          else if (host.ready && last && !last.ready) notReadySeen.push({ at: Date.now(), host: host.name, ready: true, reason: '' });
+        }
+      }),
+    ),
+  180_000,
+);
 
 afterAll(async () => {
   checker.stop();
@@ -247,46 +101,18 @@ afterAll(async () => {
   }
   // VMs first (their finalizers need the controller); a VM still placed on the dead host cannot
   // go, and is left to the control plane's removal.
-  for (const name of VMS) await client?.delete(VIRTUAL_MACHINE, NAMESPACE, name).catch(() => undefined);
-  await until(() => vms.list().length === 0, 30_000, () => 'VMs deleted').catch(() => undefined);
-  watchStop.abort();
-  await watching;
-  stop.abort();
-  await running;
-  await fleet?.close();
+  await stack.deleteVms(30_000);
   // Every host, the fenced one included (its processes are gone; its namespace, veth and slot
   // are removed here).
-  await rig?.teardown();
-  await plane.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await stack.stop();
 }, 180_000);
 
 describe('a host cut off from the controller while its guests keep running', () => {
   it(`puts ${VMS.length} VMs on ${CUT}, then adds the other two hosts`, async () => {
     const image = await guestImage();
-    await client.create(HOST_POOL, {
-      apiVersion: 'virtfleet.io/v1alpha1',
-      kind: 'HostPool',
-      metadata: { name: POOL },
-      spec: {
-        hosts: [poolHost(0)],
-        failureDetection: { heartbeatPeriodSeconds: 1, failureThreshold: 3 },
-      },
-    });
+    await stack.client.create(HOST_POOL, hostPool(POOL, { hosts: [poolHost(0)], failureDetection: { heartbeatPeriodSeconds: 1, failureThreshold: 3 } }));
     await until(() => pool()?.status?.readyHosts === 1, 60_000, () => `${CUT} ready: ${JSON.stringify(pool()?.status)}`);
-    for (const name of VMS) {
-      await client.create(VIRTUAL_MACHINE, {
-        apiVersion: 'virtfleet.io/v1alpha1',
-        kind: 'VirtualMachine',
-        metadata: { name, namespace: NAMESPACE },
-        spec: {
-          hostPoolRef: { name: POOL },
-          hypervisor: 'kvm',
-          memory: '128Mi',
-          kernelBoot: { kernel: image.kernel, initrd: image.initrd, cmdline: 'console=ttyS0 panic=-1' },
-        },
-      } as unknown as VmObject);
-    }
+    for (const name of VMS) await stack.client.create(VIRTUAL_MACHINE, guestVm(name, POOL, image));
     await until(() => VMS.every((name) => isRunning(vm(name)) && vm(name)?.status?.host === CUT), 120_000, () => `all Running on ${CUT}:\n${describeVms()}`);
     await setHosts([poolHost(0), poolHost(1), poolHost(2)]);
     await until(() => pool()?.status?.readyHosts === 3, 60_000, () => `3 hosts ready: ${JSON.stringify(pool()?.status?.hosts)}`);
@@ -324,7 +150,7 @@ describe('a host cut off from the controller while its guests keep running', () 
     expect(await domainsOn(rigHost('rig-2'))).toEqual([]);
     const copies = checker.sample();
     expect(VMS.map((name) => [name, copies.get(name)])).toEqual(VMS.map((name) => [name, 1]));
-    expect(fleet.host(POOL, CUT)?.fencing).toBeUndefined();
+    expect(stack.fleet.host(POOL, CUT)?.fencing).toBeUndefined();
     expect(hostStatus(CUT)?.fencing).toBeUndefined();
     const outage = Date.now() - cutAt;
 
@@ -367,7 +193,7 @@ describe('a host cut off from the controller while its guests keep running', () 
     );
     chmodSync(fenceScript, 0o755);
     const before = new Map(VMS.map((name) => [name, { restarts: vm(name)?.status?.restarts ?? 0, pid: cut.qemuPid(vm(name)!.status!.domainName!) }]));
-    const generation = (await client.patch(HOST_POOL, undefined, POOL, {
+    const generation = (await stack.client.patch(HOST_POOL, undefined, POOL, {
       spec: { hosts: [poolHost(0, { fencing: { method: 'command', command: [fenceScript, cut.netns] } }), poolHost(1), poolHost(2)] },
     })) as PoolObject;
     // The controller has seen the fencing command once its status names that generation.
@@ -418,9 +244,9 @@ describe('a host cut off from the controller while its guests keep running', () 
     const on1 = await domainsOn(rigHost('rig-1'));
     const on2 = await domainsOn(rigHost('rig-2'));
     expect([...on1, ...on2].map((d) => d.uuid).sort()).toEqual(VMS.map((name) => vm(name)!.metadata.uid).sort());
-    for (const d of on1) expect(vms.list().find((v) => v.metadata.uid === d.uuid)?.status?.host).toBe('rig-1');
-    for (const d of on2) expect(vms.list().find((v) => v.metadata.uid === d.uuid)?.status?.host).toBe('rig-2');
-    const recovery = await manager.metrics.recoveryDuration.get();
+    for (const d of on1) expect(stack.vms.list().find((v) => v.metadata.uid === d.uuid)?.status?.host).toBe('rig-1');
+    for (const d of on2) expect(stack.vms.list().find((v) => v.metadata.uid === d.uuid)?.status?.host).toBe('rig-2');
+    const recovery = await stack.manager.metrics.recoveryDuration.get();
     expect(recovery.values.find((v) => v.metricName === 'virtfleet_recovery_duration_seconds_count' && v.labels.kind === 'host')?.value).toBe(VMS.length);
 
     // Still once, a few heartbeats later (a Fenced host is not fenced again).
@@ -441,7 +267,7 @@ describe('a host cut off from the controller while its guests keep running', () 
     process.stdout.write(
       `host cut, fencing: cut → ${CUT} NotReady (pool status) ${notReadyAt - cutAt} ms, → fencing command called ${fencedCallAt - cutAt} ms ` +
         `(seen ${calledAt - cutAt} ms), → Fenced (pool status) ${fencedAt - cutAt} ms, → all ${VMS.length} VMs Running elsewhere ${allRunningAt - cutAt} ms ` +
-        `(${VMS.map((name) => `${name} → ${vm(name)?.status?.host}`).join(', ')}); meanwhile ${others.join('; ')}\n${checker.report()}\n`,
+        `(${VMS.map((name) => `${name} → ${vm(name)?.status?.host}`).join(', ')}); meanwhile ${others.join('; ')}\ncopies checker: ${checker.sampling()}; most live QEMUs per VM at once: ${[...checker.max].map(([n, m]) => `${n} ${m}`).join(', ')}\n`,
     );
     expect(checker.violations).toEqual([]);
     expect([...checker.max.values()].every((m) => m <= 1)).toBe(true);
