@@ -108,10 +108,12 @@ Connection::~Connection() {
   // Collected without close(): close on the worker and let its thread end on
   // its own; a finalizer must not wait for a possibly hung host.
   if (!closed_) {
-    worker_->SubmitDetached([](Session& session) -> Reply {
+    Work close = [](Session& session) -> Reply {
       CloseSession(session);
       return nullptr;
-    });
+    };
+    close.barrier = true;
+    worker_->SubmitDetached(std::move(close));
     worker_->StopAfterQueue();
   }
   worker_->Detach();
@@ -157,10 +159,11 @@ Napi::Value Connection::Open(const Napi::CallbackInfo& info) {
 
 // close() -> Promise<void>. Calls queued before it still run; calls made after
 // it reject. Resolves once libvirt closed the connection and the worker
-// thread has ended.
+// thread has ended. A migration or a volume transfer in flight goes on, on a
+// libvirt connection of its own (side-thread.h).
 Napi::Value Connection::Close(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
-    Napi::Value promise = Submit(info.Env(), [worker = worker_](Session& session) -> Reply {
+    Work close = [worker = worker_](Session& session) -> Reply {
       CloseSession(session);
       // Joined from the reply, on the JavaScript thread: by then the worker
       // has delivered its last job and is only returning.
@@ -168,7 +171,10 @@ Napi::Value Connection::Close(const Napi::CallbackInfo& info) {
         worker->Join();
         return env.Undefined();
       };
-    });
+    };
+    // After the calls made before it, side jobs on a domain included.
+    close.barrier = true;
+    Napi::Value promise = Submit(info.Env(), std::move(close));
     if (!closed_) {
       closed_ = true;
       worker_->StopAfterQueue();

@@ -1,6 +1,10 @@
 // Domain calls. JavaScript names a domain by its UUID; each job looks the
 // domain up on the worker, acts, and frees the handle, so no libvirt handle
 // ever reaches JavaScript and a stale one can never be used.
+//
+// Start and stop are side jobs (side-thread.h): QEMU takes seconds to start
+// (under TCG 1-2 s), and on the worker they would hold up every other call
+// on the host, other domains' starts included.
 #include <libvirt/libvirt.h>
 
 #include <limits>
@@ -14,6 +18,7 @@
 #include "handles.h"
 #include "named-object.h"
 #include "names.h"
+#include "side-thread.h"
 
 namespace virtfleet {
 
@@ -130,13 +135,17 @@ Napi::Value Connection::DomainCreate(const Napi::CallbackInfo& info) {
     if (BoolOption(options, "autodestroy")) flags |= VIR_DOMAIN_START_AUTODESTROY;
     if (BoolOption(options, "bypassCache")) flags |= VIR_DOMAIN_START_BYPASS_CACHE;
     if (BoolOption(options, "forceBoot")) flags |= VIR_DOMAIN_START_FORCE_BOOT;
-    return Submit(info.Env(), Act<Domain>(uuid, LIBVIRT_CALL(virDomainCreateWithFlags), flags));
+    return Submit(info.Env(),
+                  Beside(Act<Domain>(uuid, LIBVIRT_CALL(virDomainCreateWithFlags), flags)));
   });
 }
 
 // domainShutdown(uuid): asks the guest to shut down; returns before it has.
 Napi::Value Connection::DomainShutdown(const Napi::CallbackInfo& info) {
-  return Run(info, ActOn<Domain>(LIBVIRT_CALL(virDomainShutdown)));
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), Beside(Act<Domain>(uuid, LIBVIRT_CALL(virDomainShutdown))));
+  });
 }
 
 Napi::Value Connection::DomainReboot(const Napi::CallbackInfo& info) {
@@ -150,7 +159,8 @@ Napi::Value Connection::DomainDestroy(const Napi::CallbackInfo& info) {
     std::string uuid = StringArg(info, 0, "uuid");
     unsigned int flags =
         BoolOption(OptionsArg(info, 1), "graceful") ? VIR_DOMAIN_DESTROY_GRACEFUL : 0;
-    return Submit(info.Env(), Act<Domain>(uuid, LIBVIRT_CALL(virDomainDestroyFlags), flags));
+    return Submit(info.Env(),
+                  Beside(Act<Domain>(uuid, LIBVIRT_CALL(virDomainDestroyFlags), flags)));
   });
 }
 

@@ -34,6 +34,9 @@ Napi::Value Connection::SetKeepAlive(const Napi::CallbackInfo& info) {
     return Submit(info.Env(), [interval, count](Session& session) -> Reply {
       int rc = virConnectSetKeepAlive(RequireConnection(session), interval, count);
       if (rc < 0) ThrowLastError("virConnectSetKeepAlive");
+      // Side jobs' connections too, so that a call there does not outlive a
+      // host that went away (session.h).
+      if (rc == 0 && session.sides) session.sides->SetKeepAlive(interval, count);
       return BoolReply(rc == 0);
     });
   });

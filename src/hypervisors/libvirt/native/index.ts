@@ -3,8 +3,11 @@
 //
 // Each LibvirtConnection owns one libvirt connection and one worker thread of
 // its own; its calls run there in order, so a hung host stalls only its own
-// connection, never other hosts nor Node's thread pool. Domains are named by
-// UUID: no libvirt handle leaves the binding.
+// connection, never other hosts nor Node's thread pool. Long calls (domain
+// start and stop, migration, volume transfers) run beside it, each on a
+// thread and a libvirt connection of their own, so the others do not wait for
+// them; calls on the same domain still run in the order they were made.
+// Domains are named by UUID: no libvirt handle leaves the binding.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -238,9 +241,10 @@ export class LibvirtConnection {
   }
 
   /**
-   * Closes the connection once the calls already queued have run, and ends its
-   * worker thread. Calls made afterwards reject with VIR_ERR_INVALID_CONN.
-   * Calling it again returns the same promise.
+   * Closes the connection once the calls already queued have run (domain
+   * starts and stops included), and ends its worker thread. A migration or a
+   * volume transfer in flight goes on to its end. Calls made afterwards
+   * reject with VIR_ERR_INVALID_CONN. Calling it again returns the same promise.
    */
   close(): Promise<void> {
     this.closing ??= this.native.close().then(() => {

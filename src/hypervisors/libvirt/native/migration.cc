@@ -1,8 +1,8 @@
 // Migration and jobs. A migration runs for seconds to minutes, and calls on
 // one connection run one at a time on its worker, so a migration gets a
-// thread of its own (a one-job Worker holding its own reference on the
-// connection): job stats and abort then run beside it on the connection's
-// worker. libvirt connections are safe to use from several threads at once.
+// thread and a libvirt connection of its own (a side job without a key,
+// side-thread.h): job stats and abort then run beside it on the connection's
+// worker.
 #include <libvirt/libvirt.h>
 
 #include <optional>
@@ -15,6 +15,7 @@
 #include "named-object.h"
 #include "names.h"
 #include "params.h"
+#include "side-thread.h"
 
 namespace virtfleet {
 
@@ -93,30 +94,15 @@ Reply Migrate(virConnectPtr conn, const std::string& uuid, const MigrateArgs& ar
 //   bandwidthMiBps?, maxDowntimeMs?, autoConverge?, abortOnError?,
 //   destinationName?, destinationXml?, persistXml? }) -> Promise<void>
 //
-// Step one, on the connection's worker: take a reference on the connection.
-// Step two, back on the JavaScript thread: start a one-job worker (its own
-// thread) that migrates and then drops that reference. The promise settles
-// when the migration ends; meanwhile the connection serves other calls.
+// The promise settles when the migration ends; meanwhile the connection
+// serves other calls, those on the migrating domain included.
 Napi::Value Connection::DomainMigrate(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     std::string uuid = StringArg(info, 0, "uuid");
     MigrateArgs args = ParseMigrateOptions(info.Env(), OptionsArg(info, 1));
-    return Submit(info.Env(), [uuid, args](Session& session) -> Reply {
-      virConnectPtr conn = RequireConnection(session);
-      if (virConnectRef(conn) < 0) ThrowLastError("virConnectRef");
-      return [conn, uuid, args](Napi::Env env) -> Napi::Value {
-        // The side session owns the reference: its worker closes it (drops
-        // the reference) once the migration job has run. No events on it.
-        auto side = std::make_unique<Session>(nullptr);
-        side->conn = conn;
-        std::shared_ptr<Worker> worker = Worker::Start(env, std::move(side));
-        Napi::Promise promise = worker->Submit(env, [uuid, args](Session& s) -> Reply {
-          return Migrate(RequireConnection(s), uuid, args);
-        });
-        worker->StopAfterQueue();
-        return promise;
-      };
-    });
+    return Submit(info.Env(), OnSideThread([uuid, args](virConnectPtr conn) -> Reply {
+                    return Migrate(conn, uuid, args);
+                  }));
   });
 }
 

@@ -114,13 +114,17 @@ std::string KeyArg(const Napi::CallbackInfo& info) {
   return StringArg(info, 0, K::kKeyArg);
 }
 
-// Work that looks up the object `key` and hands it to `op`.
+// Work that looks up the object `key` and hands it to `op`. The key also
+// orders it after a side job on the same object (worker.h); keys of
+// different kinds are not told apart, which at worst makes a call wait.
 template <typename K, typename Op>
 Work On(std::string key, Op op) {
-  return [key = std::move(key), op](Session& session) -> Reply {
+  Work work = [key, op](Session& session) -> Reply {
     typename K::Handle h = Lookup<K>(RequireConnection(session), key);
     return op(h.get());
   };
+  work.key = std::move(key);
+  return work;
 }
 
 // call(object, args...); resolves with undefined.

@@ -1,13 +1,13 @@
-// Long calls (volume uploads and downloads) on a thread of their own, so that
-// the connection's worker keeps answering other calls meanwhile. The same
-// scheme as migration (migration.cc): on the connection's worker, take a
-// reference on the connection; back on the JavaScript thread, start a one-job
-// Worker whose session owns that reference and drops it when the job is done.
+// Long calls on a thread of their own: side jobs (worker.h), so that the
+// connection's worker keeps answering other calls meanwhile. Domain start and
+// stop (domain.cc), migrations (migration.cc), volume uploads and downloads
+// (storage.cc). Each runs on a libvirt connection of its own (session.h; on
+// the test driver, with a reference of its own on the session's): close()
+// does not cut it off.
 #pragma once
 
 #include <libvirt/libvirt.h>
 
-#include <memory>
 #include <utility>
 
 #include "errors.h"
@@ -16,26 +16,20 @@
 
 namespace virtfleet {
 
-// Work for Connection::Submit. `op(conn)` runs on the side thread and returns
-// the Reply that settles the promise.
+// `work` as a side job. Built by On<K> (named-object.h) it keeps its key, so
+// the calls on the same object made after it wait for it; close() waits for
+// it too. Others do not.
+inline Work Beside(Work work) {
+  work.side = true;
+  return work;
+}
+
+// A side job without a key: `op(conn)` runs on the side thread and returns
+// the Reply that settles the promise. Nothing waits for it, close() neither:
+// a migration's job stats and abort must answer while it runs.
 template <typename Op>
 Work OnSideThread(Op op) {
-  return [op = std::move(op)](Session& session) -> Reply {
-    virConnectPtr conn = RequireConnection(session);
-    if (virConnectRef(conn) < 0) ThrowLastError("virConnectRef");
-    return [conn, op](Napi::Env env) -> Napi::Value {
-      // No events on the side session; CloseSession drops the reference.
-      auto side = std::make_unique<Session>(nullptr);
-      side->conn = conn;
-      std::shared_ptr<Worker> worker = Worker::Start(env, std::move(side));
-      Napi::Promise promise =
-          worker->Submit(env, [op](Session& s) -> Reply { return op(RequireConnection(s)); });
-      worker->StopAfterQueue();
-      // The thread ends on its own once the job has run.
-      worker->Detach();
-      return promise;
-    };
-  };
+  return Beside([op = std::move(op)](Session& s) -> Reply { return op(RequireConnection(s)); });
 }
 
 }  // namespace virtfleet
