@@ -1,7 +1,7 @@
 // The recovery bench: prints figures, passes or fails nothing (issue 6, "Done means" 5).
 //
 //   npx tsx bench/recovery/recovery.ts [--crashes 20] [--rig-guests 10] [--sim-vms 100] [--keep]
-//     [--no-rig] [--no-sim]
+//     [--heartbeat-seconds 2] [--failure-threshold 3] [--no-rig] [--no-sim]
 //
 // 1. Its own etcd + kube-apiserver (ControlPlane in a temp dir, unsafeNoFsync) and the CRDs.
 // 2. The controller as a child process (`virtfleet controller` through tsx), as deployed: its own
@@ -61,7 +61,8 @@ const KEEP = process.argv.includes('--keep');
 const RIG = !process.argv.includes('--no-rig');
 const SIM = !process.argv.includes('--no-sim');
 const NAMESPACE = 'default';
-const FAILURE_DETECTION = { heartbeatPeriodSeconds: 1, failureThreshold: 3 };
+// The API's defaults unless asked (--heartbeat-seconds): what a pool gets without a failureDetection.
+const FAILURE_DETECTION = { heartbeatPeriodSeconds: arg('heartbeat-seconds', 2), failureThreshold: arg('failure-threshold', 3) };
 const BACKOFF = { initialSeconds: 1, maxSeconds: 1 };
 const UNREACHABLE_URI = 'qemu+tcp://127.0.0.1:1/system';
 const GiB = 1024 * 1024; // KiB
