@@ -25,14 +25,11 @@
 // RBD volume is no file QEMU can load. Cached volumes are never deleted by the controller:
 // `virsh vol-list POOL | grep vf-installer-` shows them, `virsh vol-delete` removes old ones.
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { isHypervisorError, type Hypervisor } from '../hypervisors/hypervisor.js';
+import { downloadToFile } from './download.js';
 
 export const INSTALLER_VOLUME_PREFIX = 'vf-installer-';
 /** World-readable: a PXE boot serves them by TFTP through dnsmasq, which does not run as root. */
@@ -190,7 +187,7 @@ export class InstallMedia {
     const part = `${name}.part`;
     try {
       const file = join(dir, 'file');
-      await download(job, file);
+      await downloadToFile(job.url, file, job);
       job.state = 'uploading';
       const { size } = await stat(file);
       await hypervisor.deleteVolume(pool, part).catch(() => false);
@@ -208,29 +205,6 @@ export class InstallMedia {
       await rm(dir, { recursive: true, force: true });
     }
   }
-}
-
-async function download(job: Job, file: string): Promise<void> {
-  let response: Response;
-  try {
-    response = await fetch(job.url, { redirect: 'follow' });
-  } catch (error) {
-    throw new Error(`cannot fetch: ${describe(error)}`);
-  }
-  if (!response.ok || !response.body) {
-    await response.body?.cancel().catch(() => undefined);
-    throw new Error(`HTTP ${response.status} ${response.statusText}`.trim());
-  }
-  const length = Number(response.headers.get('content-length'));
-  job.total = Number.isFinite(length) && length > 0 ? length : undefined;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      job.received += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  await pipeline(Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>), counter, createWriteStream(file, { mode: 0o600 }));
-  if (job.total !== undefined && job.received !== job.total) throw new Error(`download ended after ${job.received} of ${job.total} bytes`);
 }
 
 function progress(kind: MediaKind, job: Job): string {

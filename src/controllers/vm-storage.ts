@@ -13,13 +13,9 @@
 // Identity rests on the host: a volume that exists is used. The one exception is an image
 // volume this process did not finish: after a controller restart, an image volume that the
 // domain's definition does not use yet may be a half-written upload, so it is made again.
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { HostPoolSpec } from '../api/hostpool.js';
 import type { Disk } from '../api/virtualmachine.js';
 import { quantityToNumber } from '../api/quantity.js';
@@ -27,6 +23,7 @@ import type { DiskBacking } from '../hypervisors/domain-xml.js';
 import { domainName } from '../hypervisors/domain-name.js';
 import { isHypervisorError, type Hypervisor, type VolumeFormat, type VolumeStatus } from '../hypervisors/hypervisor.js';
 import { childrenNamed, child, parseXml } from '../hypervisors/xml.js';
+import { downloadToFile } from './download.js';
 import type { VmObject } from './resources.js';
 
 export type StorageSpec = HostPoolSpec['storage'];
@@ -311,7 +308,7 @@ export class DiskProvisioner {
     const dir = await mkdtemp(join(this.options.tmpDir ?? tmpdir(), 'virtfleet-image-'));
     try {
       const file = join(dir, 'image');
-      await download(job, file);
+      await downloadToFile(job.url, file, job, job.abort.signal);
       const image = await imageFacts(file);
       job.state = 'uploading';
       if (job.abort.signal.aborted) throw new Error('cancelled');
@@ -336,32 +333,6 @@ export class DiskProvisioner {
       await rm(dir, { recursive: true, force: true });
     }
   }
-}
-
-/** Streams `job.url` into `file`, counting bytes into the job. */
-async function download(job: ImageJob, file: string): Promise<void> {
-  let response: Response;
-  try {
-    response = await fetch(job.url, { signal: job.abort.signal, redirect: 'follow' });
-  } catch (error) {
-    throw new Error(`cannot fetch: ${describe(error)}`);
-  }
-  if (!response.ok || !response.body) {
-    await response.body?.cancel().catch(() => undefined);
-    throw new Error(`HTTP ${response.status} ${response.statusText}`.trim());
-  }
-  const length = Number(response.headers.get('content-length'));
-  job.total = Number.isFinite(length) && length > 0 ? length : undefined;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      job.received += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  await pipeline(Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>), counter, createWriteStream(file, { mode: 0o600 }), {
-    signal: job.abort.signal,
-  });
-  if (job.total !== undefined && job.received !== job.total) throw new Error(`download ended after ${job.received} of ${job.total} bytes`);
 }
 
 /** qcow2 (by its magic, with the virtual size from its header) or raw (its length). */

@@ -26,13 +26,12 @@
 #   vmlinuz       the kernel (PXE loads it; disk.img holds a copy).
 #
 # Output: ${VIRTFLEET_CACHE:-$HOME/.cache/virtfleet}/installer/<key>/ where
-# <key> hashes the kernel, busybox and syslinux versions and this script; a
-# second run only prints the directory (last line of stdout). Needs
+# <key> hashes the kernel, busybox and syslinux versions, this script and
+# lib-guest.sh (the steps it shares with build-guest.sh); a second run only
+# prints the directory (last line of stdout). Needs
 # busybox-static, cpio, dosfstools, mtools and syslinux (hack/setup.sh).
 set -euo pipefail
-
-cache_root=${VIRTFLEET_CACHE:-$HOME/.cache/virtfleet}/installer
-log() { printf '==> %s\n' "$*" >&2; }
+. "$(dirname "$0")/lib-guest.sh"
 
 for tool in mkfs.vfat mcopy syslinux cpio; do
   if ! command -v "$tool" > /dev/null; then
@@ -41,35 +40,12 @@ for tool in mkfs.vfat mcopy syslinux cpio; do
   fi
 done
 
-resolve_kernel() {
-  apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-    awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
-}
-kernel_pkg=$(resolve_kernel)
-if [ -z "$kernel_pkg" ] && [ "$(id -u)" -eq 0 ]; then
-  apt-get update -q >&2
-  kernel_pkg=$(resolve_kernel)
-fi
-if [ -z "$kernel_pkg" ]; then
-  echo "build-installer: cannot resolve linux-image-cloud-amd64 (run apt-get update)" >&2
-  exit 1
-fi
-kernel_ver=$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/ { print $2 }')
-busybox_ver=$(dpkg-query -W -f='${Version}' busybox-static)
+guest_inputs syslinux
 syslinux_ver=$(dpkg-query -W -f='${Version}' syslinux)
-key=$(printf '%s\n' "$kernel_pkg=$kernel_ver" "busybox-static=$busybox_ver" "syslinux=$syslinux_ver" "$(sha256sum < "$0")" |
-  sha256sum | cut -c1-16)
-out="$cache_root/$key"
-if [ -f "$out/vmlinuz" ] && [ -f "$out/installer.gz" ] && [ -f "$out/disk.img" ]; then
-  echo "$out"
-  exit 0
-fi
+guest_cache_dir installer vmlinuz installer.gz disk.img
 
 log "building the rig installer ($kernel_pkg $kernel_ver, busybox $busybox_ver, syslinux $syslinux_ver) in $out"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$kernel_pkg" >&2)
-dpkg -x "$work"/"$kernel_pkg"_*.deb "$work/kernel"
+guest_fetch_kernel
 moddir=$(echo "$work"/kernel/lib/modules/*)
 
 # The modules a virtio NIC and disk need, dependencies first. No depmod here:
@@ -93,8 +69,7 @@ for name in virtio_pci virtio_net virtio_blk; do add_module "$name"; done
 # A busybox root with the modules, in load order (modules.order).
 make_root() {
   local root=$1
-  mkdir -p "$root"/{bin,dev,proc,sys,tmp,root,modules}
-  cp /bin/busybox "$root/bin/busybox"
+  busybox_root "$root" modules
   local i=0
   for path in "${ordered[@]}"; do
     i=$((i + 1))
@@ -105,30 +80,14 @@ make_root() {
 # ---- the installed OS: os.gz and disk.img ----
 os_root="$work/os"
 make_root "$os_root"
-cat > "$os_root/init" <<'INIT'
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
+write_init "$os_root/init" heartbeat <<'INIT'
 for m in /modules/*.ko; do insmod "$m" 2>/dev/null; done
 n=0
 while [ ! -b /dev/vda ] && [ "$n" -lt 100 ]; do n=$((n + 1)); sleep 0.1; done
 marker=$(dd if=/dev/vda bs=1048576 skip=32 count=1 2>/dev/null | head -n 1 | tr -d '\000')
 echo "VIRTFLEET-BOOTED-FROM-DISK ${marker:-no marker on /dev/vda}"
-read -r up _ < /proc/uptime
-echo "VIRTFLEET-GUEST-READY uptime=$up"
-n=0
-while true; do
-  sleep 1
-  n=$((n + 1))
-  read -r up _ < /proc/uptime
-  echo "VIRTFLEET-GUEST-HEARTBEAT n=$n uptime=$up"
-done
 INIT
-chmod 755 "$os_root/init"
-(cd "$os_root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -9) > "$work/os.gz"
+pack_initramfs "$os_root" "$work/os.gz"
 cp "$work"/kernel/boot/vmlinuz-* "$work/vmlinuz"
 
 cat > "$work/syslinux.cfg" <<'CFG'
@@ -165,13 +124,7 @@ case "$1" in
 esac
 DHCP
 chmod 755 "$inst_root/udhcpc.script"
-cat > "$inst_root/init" <<'INIT'
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
+write_init "$inst_root/init" <<'INIT'
 fail() {
   echo "VIRTFLEET-INSTALLER-FAILED $*"
   exec sh -c 'while true; do sleep 3600; done'
@@ -200,13 +153,9 @@ sync
 echo "VIRTFLEET-INSTALLER-DONE"
 poweroff -f
 INIT
-chmod 755 "$inst_root/init"
 
 mkdir -p "$out.tmp"
-(cd "$inst_root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -9) > "$out.tmp/installer.gz"
+pack_initramfs "$inst_root" "$out.tmp/installer.gz"
 cp "$work/vmlinuz" "$out.tmp/vmlinuz"
 cp "$work/disk.img" "$out.tmp/disk.img"
-printf '%s\n' "$kernel_pkg=$kernel_ver" "busybox-static=$busybox_ver" "syslinux=$syslinux_ver" > "$out.tmp/inputs"
-rm -rf "$out"
-mv "$out.tmp" "$out"
-echo "$out"
+guest_cache_publish

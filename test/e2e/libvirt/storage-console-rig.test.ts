@@ -5,35 +5,24 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { LibvirtConnection, type LibvirtError } from '../../../src/hypervisors/libvirt/native/index.js';
+import { describe, expect, it } from '@jest/globals';
+import type { LibvirtError } from '../../../src/hypervisors/libvirt/native/index.js';
 import { el, serialize } from '../../integration/libvirt/fixtures.js';
 import { READY_MARKER, guestImage } from '../../rig/guest.js';
-import { Rig } from '../../rig/rig.js';
+import { rigConnection } from './rig-connection.js';
 
 const KiB = 1024;
 
 describe('libvirt binding: volume streams and console on a real libvirtd', () => {
-  let rig: Rig;
-  let conn: LibvirtConnection;
-
-  beforeAll(async () => {
-    rig = await Rig.start({ hosts: 1 });
-    conn = await LibvirtConnection.open(rig.hosts[0]!.uri);
-  }, 120_000);
-
-  afterAll(async () => {
-    await conn?.close().catch(() => undefined);
-    await rig?.teardown();
-  }, 60_000);
+  const on = rigConnection();
 
   it('uploads to and downloads from a volume, from and to Buffers and files', async () => {
     const pool = `streams-${process.pid}`;
-    const poolPath = join(rig.sharedDir, pool);
-    await conn.storagePoolDefineXML(serialize(el('pool', { type: 'dir' }, el('name', {}, pool), el('target', {}, el('path', {}, poolPath)))));
-    await conn.storagePoolCreate(pool, { build: true });
+    const poolPath = join(on.rig.sharedDir, pool);
+    await on.conn.storagePoolDefineXML(serialize(el('pool', { type: 'dir' }, el('name', {}, pool), el('target', {}, el('path', {}, poolPath)))));
+    await on.conn.storagePoolCreate(pool, { build: true });
     try {
-      const vol = await conn.storageVolCreateXML(
+      const vol = await on.conn.storageVolCreateXML(
         pool,
         serialize(el('volume', {}, el('name', {}, 'disk.raw'), el('capacity', { unit: 'KiB' }, 1024), el('target', {}, el('format', { type: 'raw' })))),
       );
@@ -41,47 +30,47 @@ describe('libvirt binding: volume streams and console on a real libvirtd', () =>
 
       // A Buffer in, a Buffer out.
       const data = randomBytes(256 * KiB);
-      expect(await conn.storageVolUpload(vol.key, data)).toBe(data.length);
-      const back = await conn.storageVolDownload(vol.key, { length: data.length });
+      expect(await on.conn.storageVolUpload(vol.key, data)).toBe(data.length);
+      const back = await on.conn.storageVolDownload(vol.key, { length: data.length });
       expect(back.equals(data)).toBe(true);
       expect(readFileSync(vol.path).subarray(0, data.length).equals(data)).toBe(true);
 
       // At an offset, from a file; the whole volume out to a file.
-      const file = join(rig.sharedDir, `upload-${process.pid}.bin`);
+      const file = join(on.rig.sharedDir, `upload-${process.pid}.bin`);
       const more = randomBytes(64 * KiB);
       writeFileSync(file, more);
-      expect(await conn.storageVolUpload(vol.key, file, { offset: 512 * KiB })).toBe(more.length);
-      const out = join(rig.sharedDir, `download-${process.pid}.bin`);
-      expect(await conn.storageVolDownload(vol.key, { file: out })).toBe(1024 * KiB);
+      expect(await on.conn.storageVolUpload(vol.key, file, { offset: 512 * KiB })).toBe(more.length);
+      const out = join(on.rig.sharedDir, `download-${process.pid}.bin`);
+      expect(await on.conn.storageVolDownload(vol.key, { file: out })).toBe(1024 * KiB);
       const whole = readFileSync(out);
       expect(whole.subarray(0, data.length).equals(data)).toBe(true);
       expect(whole.subarray(512 * KiB, 512 * KiB + more.length).equals(more)).toBe(true);
 
       // A clone carries the data.
-      const clone = await conn.storageVolCreateXMLFrom(
+      const clone = await on.conn.storageVolCreateXMLFrom(
         pool,
         serialize(el('volume', {}, el('name', {}, 'clone.raw'), el('capacity', { unit: 'KiB' }, 1024), el('target', {}, el('format', { type: 'raw' })))),
         vol.key,
       );
-      expect((await conn.storageVolDownload(clone.key, { length: data.length })).equals(data)).toBe(true);
-      expect(await conn.storageVolGetInfo(clone.key)).toMatchObject({ type: 'file', capacity: 1024 * KiB });
+      expect((await on.conn.storageVolDownload(clone.key, { length: data.length })).equals(data)).toBe(true);
+      expect(await on.conn.storageVolGetInfo(clone.key)).toMatchObject({ type: 'file', capacity: 1024 * KiB });
 
       // A source that fails mid-stream (a directory: open works, read
       // fails) aborts the stream and reports the read error; the connection
       // carries on.
-      await expect(conn.storageVolUpload(vol.key, rig.sharedDir)).rejects.toMatchObject({
+      await expect(on.conn.storageVolUpload(vol.key, on.rig.sharedDir)).rejects.toMatchObject({
         codeName: 'VIR_ERR_SYSTEM_ERROR',
         message: expect.stringContaining('Is a directory'),
       });
-      expect(await conn.isAlive()).toBe(true);
-      expect((await conn.storageVolDownload(vol.key, { length: data.length })).equals(data)).toBe(true);
+      expect(await on.conn.isAlive()).toBe(true);
+      expect((await on.conn.storageVolDownload(vol.key, { length: data.length })).equals(data)).toBe(true);
 
-      await conn.storageVolDelete(clone.key);
-      await conn.storageVolDelete(vol.key);
+      await on.conn.storageVolDelete(clone.key);
+      await on.conn.storageVolDelete(vol.key);
     } finally {
-      await conn.storagePoolDestroy(pool).catch(() => undefined);
-      await conn.storagePoolDelete(pool).catch(() => undefined);
-      await conn.storagePoolUndefine(pool).catch(() => undefined);
+      await on.conn.storagePoolDestroy(pool).catch(() => undefined);
+      await on.conn.storagePoolDelete(pool).catch(() => undefined);
+      await on.conn.storagePoolUndefine(pool).catch(() => undefined);
     }
   }, 60_000);
 
@@ -117,10 +106,10 @@ describe('libvirt binding: volume streams and console on a real libvirtd', () =>
         ),
       ),
     );
-    await conn.defineXML(xml);
+    await on.conn.defineXML(xml);
     try {
-      await conn.domainCreate(uuid, { paused: true });
-      const console = await conn.domainOpenConsole(uuid);
+      await on.conn.domainCreate(uuid, { paused: true });
+      const console = await on.conn.domainOpenConsole(uuid);
       let text = '';
       const marker = new Promise<RegExpMatchArray>((resolve) => {
         console.onData((data) => {
@@ -130,12 +119,12 @@ describe('libvirt binding: volume streams and console on a real libvirtd', () =>
         });
       });
       const ended = new Promise<LibvirtError | undefined>((resolve) => console.onEnd(resolve));
-      await conn.domainResume(uuid);
+      await on.conn.domainResume(uuid);
       const match = await marker;
       expect(Number(match[1])).toBeGreaterThan(0);
 
       // A second client is refused while this one holds the console.
-      await expect(conn.domainOpenConsole(uuid)).rejects.toMatchObject({ name: 'LibvirtError' });
+      await expect(on.conn.domainOpenConsole(uuid)).rejects.toMatchObject({ name: 'LibvirtError' });
       expect(await console.write('\n')).toBe(1);
 
       await console.close();
@@ -144,15 +133,15 @@ describe('libvirt binding: volume streams and console on a real libvirtd', () =>
       await expect(console.write('x')).rejects.toMatchObject({ codeName: 'VIR_ERR_INVALID_STREAM' });
 
       // Reopened, it ends by itself when the guest goes away.
-      const again = await conn.domainOpenConsole(uuid);
+      const again = await on.conn.domainOpenConsole(uuid);
       const againEnded = new Promise<LibvirtError | undefined>((resolve) => again.onEnd(resolve));
-      await conn.domainDestroy(uuid);
+      await on.conn.domainDestroy(uuid);
       await againEnded;
       expect(again.ended).toBe(true);
       await again.close();
     } finally {
-      await conn.domainDestroy(uuid).catch(() => undefined);
-      await conn.domainUndefine(uuid).catch(() => undefined);
+      await on.conn.domainDestroy(uuid).catch(() => undefined);
+      await on.conn.domainUndefine(uuid).catch(() => undefined);
     }
   }, 90_000);
 });

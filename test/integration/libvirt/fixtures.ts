@@ -100,3 +100,15 @@ export function uniqueName(prefix: string): string {
   counter += 1;
   return `${prefix}-${process.pid}-${counter}`;
 }
+
+/** Records the order in which calls settle: `note(name, call)` returns `call`, and pushes `name` onto `order` when it settles. */
+export function recorder(): { order: string[]; note: <T>(name: string, call: Promise<T>) => Promise<T> } {
+  const order: string[] = [];
+  return {
+    order,
+    note: (name, call) =>
+      call.finally(() => {
+        order.push(name);
+      }),
+  };
+}

@@ -5,19 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { LibvirtConnection } from '../../../src/hypervisors/libvirt/native/index.js';
-import { domainXml, testHost, uniqueName } from './fixtures.js';
-
-/** Records the order in which the calls settle. */
-function recorder(): { order: string[]; note: <T>(name: string, call: Promise<T>) => Promise<T> } {
-  const order: string[] = [];
-  return {
-    order,
-    note: (name, call) =>
-      call.finally(() => {
-        order.push(name);
-      }),
-  };
-}
+import { domainXml, recorder, testHost, uniqueName } from './fixtures.js';
 
 describe('libvirt binding: start and stop beside the worker (test driver)', () => {
   const host = testHost({ cpus: { sockets: 1, cores: 2, threads: 1, mhz: 2000, model: 'side' }, memoryKiB: 4 * 1024 * 1024 });
