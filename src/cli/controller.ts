@@ -5,6 +5,7 @@ import { createLogger, LOG_LEVELS } from '../observability/logging.js';
 import { Fleet } from '../controllers/fleet.js';
 import { addControllers, type ControllersOptions } from '../controllers/setup.js';
 import { Manager } from '../runtime/manager.js';
+import { PXE_DEFAULTS, PxeValueError, pxeSettings, type PxeSettings } from '../provisioning/pxe.js';
 
 export function loadKubeConfig(path: string | undefined): KubeConfig {
   const kc = new KubeConfig();
@@ -29,6 +30,11 @@ interface ControllerFlags {
   installUrlBase?: string;
   installTlsCert?: string;
   installTlsKey?: string;
+  pxeNetwork: string;
+  pxeBridge: string;
+  pxeAddress: string;
+  pxePool: string;
+  pxePoolPath: string;
 }
 
 function seconds(flag: string, value: string): number {
@@ -52,6 +58,18 @@ function installEndpoint(flags: ControllerFlags): Pick<ControllersOptions, 'inst
       ...(flags.installTlsCert !== undefined && flags.installTlsKey !== undefined ? { tls: { certFile: flags.installTlsCert, keyFile: flags.installTlsKey } } : {}),
     },
   };
+}
+
+/** The PXE settings of the flags, checked now: a bad one stops the controller at start, naming its flag. */
+export function installPxe(flags: Pick<ControllerFlags, 'pxeNetwork' | 'pxeBridge' | 'pxeAddress' | 'pxePool' | 'pxePoolPath'>): Pick<ControllersOptions, 'installPxe'> {
+  const given: PxeSettings = { network: flags.pxeNetwork, bridge: flags.pxeBridge, address: flags.pxeAddress, pool: flags.pxePool, poolPath: flags.pxePoolPath };
+  try {
+    return { installPxe: pxeSettings(given) };
+  } catch (error) {
+    if (!(error instanceof PxeValueError)) throw error;
+    const flag = `--pxe-${error.field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw new Error(`${flag}: ${error.message.slice(error.field.length + 2)}`);
+  }
 }
 
 export function controllerCommand(): Command {
@@ -80,6 +98,12 @@ export function controllerCommand(): Command {
     .option('--install-url-base <url>', 'the URL guests reach the install endpoint at, when not http(s)://HOST:PORT of --install-address (NAT, a Service)')
     .option('--install-tls-cert <file>', 'serve the install endpoint over HTTPS with this PEM certificate chain (with --install-tls-key)')
     .option('--install-tls-key <file>', 'the PEM private key for --install-tls-cert')
+    // PXE installs (InstallProfile spec.boot.method pxe): what the controller makes on each host.
+    .option('--pxe-network <name>', 'the libvirt network (NAT, DHCP + TFTP) installers boot from on each host', PXE_DEFAULTS.network)
+    .option('--pxe-bridge <name>', 'its bridge on the host (at most 15 characters)', PXE_DEFAULTS.bridge)
+    .option('--pxe-address <ipv4>', 'the host\'s address on that network; the network is its /24 (pick one no host uses)', PXE_DEFAULTS.address)
+    .option('--pxe-pool <name>', 'the directory storage pool on each host that is the TFTP root (iPXE scripts, installer kernels)', PXE_DEFAULTS.pool)
+    .option('--pxe-pool-path <dir>', 'that pool\'s directory, when the controller defines it', PXE_DEFAULTS.poolPath)
     .action(async (flags: ControllerFlags) => {
       const logger = createLogger(flags.logLevel);
       const abort = new AbortController();
@@ -113,6 +137,7 @@ export function controllerCommand(): Command {
           logger,
           orphanScanIntervalMs: seconds('--orphan-scan-interval', flags.orphanScanInterval),
           ...installEndpoint(flags),
+          ...installPxe(flags),
           ...(process.env.POD_NAME ? { instance: process.env.POD_NAME } : {}),
         });
         await manager.run(abort.signal);

@@ -13,6 +13,7 @@ import { virtualMachineController } from './virtualmachine.js';
 import { SECRET, type SecretObject } from './host-credentials.js';
 import { INSTALL_PROFILE, installProfileController, type ProfileObject } from './installprofile.js';
 import { InstallServer } from '../provisioning/install-server.js';
+import type { PxeSettings } from '../provisioning/pxe.js';
 
 export interface ControllersOptions {
   fleet: Fleet;
@@ -56,6 +57,8 @@ export interface ControllersOptions {
   };
   /** Overrides every InstallProfile's spec.timeoutMinutes (tests). */
   installTimeoutMs?: number;
+  /** The install network and PXE pool the controller manages on each host (defaults: PXE_DEFAULTS). */
+  installPxe?: Partial<PxeSettings>;
 }
 
 export function addControllers(manager: Manager, options: ControllersOptions): void {
@@ -123,6 +126,7 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       profiles,
       ...(installServer ? { installServer } : {}),
       ...(options.installTimeoutMs ? { installTimeoutMs: options.installTimeoutMs } : {}),
+      ...(options.installPxe ? { installPxe: options.installPxe } : {}),
     }),
   );
 }

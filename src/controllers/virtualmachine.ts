@@ -44,6 +44,7 @@ import { untilAborted } from '../runtime/abort.js';
 import { InstallFlow, type InstallContext, type InstallerDomain, type InstallPlan } from './install.js';
 import type { ProfileObject } from './installprofile.js';
 import type { InstallServer } from '../provisioning/install-server.js';
+import type { PxeSettings } from '../provisioning/pxe.js';
 
 export interface VirtualMachineControllerOptions {
   client: KubeClient;
@@ -70,6 +71,8 @@ export interface VirtualMachineControllerOptions {
   installServer?: InstallServer;
   /** Overrides the profiles' spec.timeoutMinutes (tests). */
   installTimeoutMs?: number;
+  /** The install network and PXE pool on the hosts (defaults: src/provisioning/pxe.ts PXE_DEFAULTS). */
+  installPxe?: Partial<PxeSettings>;
 }
 
 /** How a redefinition is explained in the Redefined Event, by install plan. */
@@ -151,6 +154,7 @@ export class VirtualMachineReconciler implements Reconciler {
       ...(options.profiles ? { profiles: options.profiles } : {}),
       ...(options.installServer ? { server: options.installServer } : {}),
       ...(options.installTimeoutMs ? { timeoutMs: options.installTimeoutMs } : {}),
+      ...(options.installPxe ? { pxe: options.installPxe } : {}),
     });
   }
 

@@ -2,6 +2,7 @@
 // network's definition (checked against libvirt's schema with virt-xml-validate), the boot file
 // and the per-MAC iPXE script, the installer's domain (one NIC on the install network, network
 // boot), and every hostile value refused rather than written.
+import { installPxe } from '../../src/cli/controller.js';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -169,5 +170,26 @@ describe("the installer's domain for PXE", () => {
     expect(withMac.mac).toBe('52:54:00:aa:bb:cc');
     const none = pxeInstallerSpec({ metadata: { uid: UID }, spec: {} } as never, 'kvm', 'vf-install');
     expect(none.spec.networks).toEqual([{ name: 'install', network: 'vf-install', model: 'virtio', macAddress: none.mac }]);
+  });
+});
+
+describe('the controller flags for PXE (virtfleet controller --pxe-*)', () => {
+  const defaults = { pxeNetwork: 'vf-install', pxeBridge: 'vfinstall0', pxeAddress: '192.168.213.1', pxePool: 'vf-pxe', pxePoolPath: '/var/lib/libvirt/virtfleet-pxe' };
+
+  it('pass checked settings to the controllers', () => {
+    expect(installPxe({ ...defaults, pxeAddress: '10.77.0.1', pxeNetwork: 'lab-install' })).toEqual({
+      installPxe: { network: 'lab-install', bridge: 'vfinstall0', address: '10.77.0.1', pool: 'vf-pxe', poolPath: '/var/lib/libvirt/virtfleet-pxe' },
+    });
+  });
+
+  it.each([
+    [{ pxeAddress: '10.77.0.255' }, /^--pxe-address: /],
+    [{ pxeAddress: '10.77.0.1,evil' }, /^--pxe-address: /],
+    [{ pxeBridge: 'a-bridge-name-too-long' }, /^--pxe-bridge: /],
+    [{ pxeNetwork: 'vf install' }, /^--pxe-network: /],
+    [{ pxePoolPath: '/var/lib/x,tftp-secure' }, /^--pxe-pool-path: /],
+    [{ pxePool: "vf'pxe" }, /^--pxe-pool: /],
+  ])('refuse %j, naming the flag', (change, message) => {
+    expect(() => installPxe({ ...defaults, ...change })).toThrow(message);
   });
 });
