@@ -130,6 +130,11 @@ const RAN = new Set(['Running', 'Stopped', 'Paused', 'CrashLoopBackOff', 'Migrat
 export class InstallFlow {
   /** By VM UID: installs under way in this process. */
   private readonly sessions = new Map<string, Session>();
+  /**
+   * By "<host URI> <MAC>": the VM whose iPXE script that is. Two installing VMs of one host with
+   * the same MAC (set by the user) would overwrite each other's script: the second one waits.
+   */
+  private readonly macs = new Map<string, string>();
   private readonly media: InstallMedia;
   private readonly memo = new HashMemo();
   private readonly changeListeners = new Set<() => void>();
@@ -326,9 +331,18 @@ export class InstallFlow {
     let pxeState: Session['pxe'];
     if (pxe) {
       const installer = pxeInstallerSpec(vm, placedType(draft), this.pxe.settings.network);
+      const claim = `${ctx.hypervisor.uri} ${installer.mac}`;
+      const holder = this.macs.get(claim);
+      if (holder !== undefined && holder !== uid) {
+        server.revoke(uid);
+        const other = [...this.sessions.entries()].find(([id]) => id === holder)?.[1].key ?? holder;
+        return wait(R.InstallMacInUse, `VM ${other} installs on this host with the same MAC ${installer.mac} (spec.networks[].macAddress); the install starts once that one ends, or give this VM another MAC`, 30_000);
+      }
+      this.macs.set(claim, uid);
       try {
         await this.pxe.writeScript(ctx.hypervisor, installer.mac, { kernel: baseName(media.kernel), initrd: baseName(media.initrd), cmdline });
       } catch (error) {
+        this.macs.delete(claim);
         server.revoke(uid);
         if (isHypervisorError(error, 'unreachable')) throw error;
         return wait(R.InstallMediaFailed, `cannot write the iPXE script of MAC ${installer.mac} into storage pool ${this.pxe.settings.pool} (host ${ctx.hypervisor.uri}): ${(error as Error).message}; retrying`, 30_000);
@@ -422,6 +436,7 @@ export class InstallFlow {
         const installer = pxeInstallerSpec(vm, placedType(ctx.draft), this.pxe.settings.network);
         domainPlan = { spec: { ...installer.spec, kernelBoot: undefined }, bootDevice: 'network' };
         pxeState = { hypervisor, mac };
+        this.macs.set(`${hypervisor.uri} ${mac}`, uid);
       }
     }
     const token = cmdline ? tokenInCmdline(cmdline, uid) : undefined;
@@ -485,6 +500,7 @@ export class InstallFlow {
     this.sessions.delete(uid);
     this.options.server?.revoke(uid);
     const pxe = session?.pxe;
+    if (pxe && this.macs.get(`${pxe.hypervisor.uri} ${pxe.mac}`) === uid) this.macs.delete(`${pxe.hypervisor.uri} ${pxe.mac}`);
     if (pxe) {
       // The token is revoked already; the script that carries it goes too (best effort: a
       // script left behind names a revoked token, and the next install of the MAC replaces it).

@@ -89,6 +89,8 @@ export const VM_REASONS = {
   PreparingInstall: 'PreparingInstall',
   /** The installer's kernel or initrd cannot be put on the host (message: which, why). Retried. */
   InstallMediaFailed: 'InstallMediaFailed',
+  /** Another VM installs by PXE on the same host with the same MAC: this one waits (message: which). */
+  InstallMacInUse: 'InstallMacInUse',
 } as const;
 
 /** Reasons of Events on VirtualMachines (kubectl describe). */
