@@ -49,6 +49,30 @@ export function pxeInstallerSpec(
   };
 }
 
+/** What pxeMacHolder needs to know of a VM (a VmObject from the cache). */
+export interface PxeMacCandidate {
+  metadata: { uid?: string; namespace?: string; name?: string };
+  spec: Pick<VirtualMachineSpec, 'networks' | 'disks'> & { install?: unknown };
+  status?: { host?: string; hypervisor?: string; conditions?: Array<{ type: string; status: string; reason?: string }> };
+}
+
+/**
+ * Another VM that installs by PXE on `host` with `mac`, as the cluster says (its status: that
+ * host, Installed=False with reason Installing), or undefined. Scripts are named by MAC, so a
+ * second one would overwrite the first's. From status rather than memory, so that a restarted
+ * controller sees it before that VM's install is taken up again.
+ */
+export function pxeMacHolder(candidates: Iterable<PxeMacCandidate>, self: string, host: string, mac: string, network: string): PxeMacCandidate | undefined {
+  for (const vm of candidates) {
+    if (vm.metadata.uid === self || !vm.spec.install || vm.status?.host !== host) continue;
+    const installed = vm.status.conditions?.find((c) => c.type === 'Installed');
+    if (installed?.status !== 'False' || installed.reason !== 'Installing') continue;
+    const type = vm.status.hypervisor === 'xen' ? 'xen' : 'kvm';
+    if (pxeInstallerSpec(vm, type, network).mac === mac.toLowerCase()) return vm;
+  }
+  return undefined;
+}
+
 /** The MAC of the NIC on `network` in a domain definition that boots from the network, or undefined. */
 export function pxeMacInDomain(xml: string, network: string): string | undefined {
   const domain = parseXml(xml);

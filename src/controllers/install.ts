@@ -45,7 +45,7 @@ import type { KubeClient } from '../runtime/kube-client.js';
 import { watchMapped, type Source } from '../runtime/sources.js';
 import { untilAborted } from '../runtime/abort.js';
 import { InstallMedia } from './install-media.js';
-import { PxeHosts, pxeInstallerSpec, pxeMacInDomain } from './install-pxe.js';
+import { PxeHosts, pxeInstallerSpec, pxeMacHolder, pxeMacInDomain } from './install-pxe.js';
 import type { PxeSettings } from '../provisioning/pxe.js';
 import { INSTALL_PROFILE_CONDITIONS, VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from './reasons.js';
 import { problemsMessage, secretLookup, type ProfileObject } from './installprofile.js';
@@ -332,10 +332,12 @@ export class InstallFlow {
     if (pxe) {
       const installer = pxeInstallerSpec(vm, placedType(draft), this.pxe.settings.network);
       const claim = `${ctx.hypervisor.uri} ${installer.mac}`;
+      // Claimed in this process (an install starting now) or, per the cluster, under way.
       const holder = this.macs.get(claim);
-      if (holder !== undefined && holder !== uid) {
+      const listed = pxeMacHolder(this.options.vms.list(), uid, draft.status.host ?? '', installer.mac, this.pxe.settings.network);
+      const other = holder !== undefined && holder !== uid ? (this.sessions.get(holder)?.key ?? holder) : listed ? objectKey(listed as VmObject) : undefined;
+      if (other !== undefined) {
         server.revoke(uid);
-        const other = [...this.sessions.entries()].find(([id]) => id === holder)?.[1].key ?? holder;
         return wait(R.InstallMacInUse, `VM ${other} installs on this host with the same MAC ${installer.mac} (spec.networks[].macAddress); the install starts once that one ends, or give this VM another MAC`, 30_000);
       }
       this.macs.set(claim, uid);

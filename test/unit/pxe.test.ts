@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { pxeInstallerSpec, pxeMacInDomain } from '../../src/controllers/install-pxe.js';
+import { pxeInstallerSpec, pxeMacHolder, pxeMacInDomain } from '../../src/controllers/install-pxe.js';
 import { buildDomainXml } from '../../src/hypervisors/domain-xml.js';
 import { installerCmdline } from '../../src/provisioning/install-boot.js';
 import { BOOT_SCRIPT, PXE_DEFAULTS, PxeValueError, bootScript, cmdlineInScript, macScript, macScriptName, networkXml, pxeSettings, scriptCmdline } from '../../src/provisioning/pxe.js';
@@ -191,5 +191,35 @@ describe('the controller flags for PXE (virtfleet controller --pxe-*)', () => {
     [{ pxePool: "vf'pxe" }, /^--pxe-pool: /],
   ])('refuse %j, naming the flag', (change, message) => {
     expect(() => installPxe({ ...defaults, ...change })).toThrow(message);
+  });
+});
+
+describe('a MAC already installing on the host (pxeMacHolder)', () => {
+  const installing = { type: 'Installed', status: 'False', reason: 'Installing' };
+  const vm = (uid: string, name: string, mac: string | undefined, status: Record<string, unknown>) => ({
+    metadata: { uid, namespace: 'lab', name },
+    spec: { install: {}, disks: [], networks: mac ? [{ name: 'nic0', model: 'virtio' as const, macAddress: mac }] : [] },
+    status: { hypervisor: 'kvm', ...status },
+  });
+  const first = vm('u1', 'first', '52:54:00:aa:bb:cc', { host: 'kvm-01', conditions: [installing] });
+
+  it('is the other VM installing on that host with that MAC (any case)', () => {
+    expect(pxeMacHolder([first], 'u2', 'kvm-01', '52:54:00:AA:BB:CC', 'vf-install')).toBe(first);
+  });
+
+  it('is none for the VM itself, another host, another MAC, an ended or waiting install, or a VM without spec.install', () => {
+    expect(pxeMacHolder([first], 'u1', 'kvm-01', '52:54:00:aa:bb:cc', 'vf-install')).toBeUndefined();
+    expect(pxeMacHolder([first], 'u2', 'kvm-02', '52:54:00:aa:bb:cc', 'vf-install')).toBeUndefined();
+    expect(pxeMacHolder([first], 'u2', 'kvm-01', '52:54:00:aa:bb:cd', 'vf-install')).toBeUndefined();
+    const done = vm('u1', 'first', '52:54:00:aa:bb:cc', { host: 'kvm-01', conditions: [{ type: 'Installed', status: 'True', reason: 'Installed' }] });
+    const waiting = vm('u1', 'first', '52:54:00:aa:bb:cc', { host: 'kvm-01', conditions: [{ type: 'Installed', status: 'False', reason: 'PreparingInstall' }] });
+    const plain = { ...first, spec: { ...first.spec, install: undefined } };
+    for (const other of [done, waiting, plain]) expect(pxeMacHolder([other], 'u2', 'kvm-01', '52:54:00:aa:bb:cc', 'vf-install')).toBeUndefined();
+  });
+
+  it('knows the MAC a VM without interfaces installs with (derived from its UID)', () => {
+    const bare = vm('0b8e6f5e-2f5d-4a8e-9f0e-3c1d2b4a5e6f', 'bare', undefined, { host: 'kvm-01', conditions: [installing] });
+    const mac = pxeInstallerSpec(bare, 'kvm', 'vf-install').mac;
+    expect(pxeMacHolder([bare], 'u2', 'kvm-01', mac, 'vf-install')).toBe(bare);
   });
 });
