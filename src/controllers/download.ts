@@ -5,6 +5,7 @@ import { createWriteStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { errorText } from './error-text.js';
 
 /** How far a download is: bytes received, and the whole (Content-Length) when the server said. */
 export interface DownloadProgress {
@@ -22,7 +23,7 @@ export async function downloadToFile(url: string, file: string, progress: Downlo
   try {
     response = await fetch(url, { signal, redirect: 'follow' });
   } catch (error) {
-    throw new Error(`cannot fetch: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`cannot fetch: ${errorText(error)}`);
   }
   if (!response.ok || !response.body) {
     await response.body?.cancel().catch(() => undefined);

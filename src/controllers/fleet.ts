@@ -92,18 +92,15 @@ export class Fleet {
   }
 
   /**
-   * Live migrations get connections of their own: on libvirt 9.0 other calls on a connection
-   * that carries a migration often wait for the next keepalive (5 s). Made at the first one.
+   * Connections of their own, same credentials, each pool made at its first use:
+   * - migration: on libvirt 9.0 other calls on a connection that carries a migration often wait
+   *   for the next keepalive (5 s);
+   * - heartbeat: on the shared connection a heartbeat would wait behind slow calls (domain
+   *   starts during a recovery) and a busy, healthy host would miss beats. Not for test:///
+   *   hosts, whose calls never block and where a second connection would be a second simulated
+   *   host in memory.
    */
-  private migrationConnections: LibvirtConnectionPool | undefined;
-
-  /**
-   * Heartbeats get connections of their own too: on the shared connection they would wait behind
-   * slow calls (domain starts during a recovery) and a busy, healthy host would miss beats. Not
-   * for test:/// hosts, whose calls never block and where a second connection would be a
-   * second simulated host in memory.
-   */
-  private heartbeatConnections: LibvirtConnectionPool | undefined;
+  private readonly sidePools = new Map<'migration' | 'heartbeat', LibvirtConnectionPool>();
 
   /** Domain events, by the domain's UUID (= the VM's UID), with the host's URI. Returns the unsubscribe function. */
   onDomainEvent(listener: DomainListener): () => void {
@@ -136,8 +133,8 @@ export class Fleet {
     let hypervisor = this.hypervisors.get(uri);
     if (!hypervisor) {
       hypervisor = new LibvirtHypervisor(this.connections, uri, {
-        migrationPool: this.migrationPool(),
-        ...(uri.startsWith('test:') ? {} : { heartbeatPool: this.heartbeatPool() }),
+        migrationPool: this.sidePool('migration'),
+        ...(uri.startsWith('test:') ? {} : { heartbeatPool: this.sidePool('heartbeat') }),
       });
       this.hypervisors.set(uri, hypervisor);
     }
@@ -198,24 +195,17 @@ export class Fleet {
   useCredentials(resolver: (host: FleetHost) => CredentialsResolution): void {
     this.credentialsResolver = resolver;
     this.connections.setCredentials((uri) => this.credentialsFor(uri));
-    this.migrationConnections?.setCredentials((uri) => this.credentialsFor(uri));
-    this.heartbeatConnections?.setCredentials((uri) => this.credentialsFor(uri));
+    for (const pool of this.sidePools.values()) pool.setCredentials((uri) => this.credentialsFor(uri));
   }
 
-  private heartbeatPool(): LibvirtConnectionPool {
-    if (!this.heartbeatConnections) {
-      this.heartbeatConnections = new LibvirtConnectionPool();
-      if (this.credentialsResolver) this.heartbeatConnections.setCredentials((uri) => this.credentialsFor(uri));
+  private sidePool(kind: 'migration' | 'heartbeat'): LibvirtConnectionPool {
+    let pool = this.sidePools.get(kind);
+    if (!pool) {
+      pool = new LibvirtConnectionPool();
+      if (this.credentialsResolver) pool.setCredentials((uri) => this.credentialsFor(uri));
+      this.sidePools.set(kind, pool);
     }
-    return this.heartbeatConnections;
-  }
-
-  private migrationPool(): LibvirtConnectionPool {
-    if (!this.migrationConnections) {
-      this.migrationConnections = new LibvirtConnectionPool();
-      if (this.credentialsResolver) this.migrationConnections.setCredentials((uri) => this.credentialsFor(uri));
-    }
-    return this.migrationConnections;
+    return pool;
   }
 
   /** Connects a host (and forwards its events); for hosts whose credentials were checked. */
@@ -248,8 +238,7 @@ export class Fleet {
     this.poolListeners.clear();
     this.readinessListeners.clear();
     if (this.ownsConnections) await this.connections.closeAll();
-    await this.migrationConnections?.closeAll();
-    await this.heartbeatConnections?.closeAll();
+    await Promise.all([...this.sidePools.values()].map((pool) => pool.closeAll()));
   }
 
   private forgetHost(hosts: Map<string, FleetHost>, host: FleetHost): void {
@@ -260,8 +249,7 @@ export class Fleet {
     this.hypervisors.delete(host.uri);
     // Only a pool of our own is ours to shrink; a shared one belongs to whoever passed it in.
     if (this.ownsConnections) void this.connections.release(host.uri);
-    void this.migrationConnections?.release(host.uri);
-    void this.heartbeatConnections?.release(host.uri);
+    for (const pool of this.sidePools.values()) void pool.release(host.uri);
   }
 
   private poolsUsing(uri: string): FleetHost[] {

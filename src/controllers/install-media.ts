@@ -30,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isHypervisorError, type Hypervisor } from '../hypervisors/hypervisor.js';
 import { downloadToFile } from './download.js';
+import { errorText } from './error-text.js';
 
 export const INSTALLER_VOLUME_PREFIX = 'vf-installer-';
 /** World-readable: a PXE boot serves them by TFTP through dnsmasq, which does not run as root. */
@@ -132,7 +133,7 @@ export class InstallMedia {
       }
     } catch (error) {
       if (isHypervisorError(error, 'unreachable')) throw error;
-      return { state: 'failed', message: `storage pool ${pool}: ${describe(error)}`, retryMs };
+      return { state: 'failed', message: `storage pool ${pool}: ${errorText(error)}`, retryMs };
     }
     if (!fetchable) {
       return {
@@ -158,7 +159,7 @@ export class InstallMedia {
     try {
       response = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(30_000) });
     } catch (error) {
-      return { error: `cannot fetch: ${describe(error)}` };
+      return { error: `cannot fetch: ${errorText(error)}` };
     }
     await response.body?.cancel().catch(() => undefined);
     if (!response.ok) return { error: `HTTP ${response.status} ${response.statusText}`.trim() };
@@ -175,7 +176,7 @@ export class InstallMedia {
       },
       (error: unknown) => {
         job.state = 'failed';
-        job.error = describe(error);
+        job.error = errorText(error);
         job.retryAt = this.now() + (this.options.retryMs ?? 30_000);
       },
     ).finally(() => this.options.onJobEnd?.());
@@ -197,7 +198,7 @@ export class InstallMedia {
         // The host copies it under its real name: a volume of that name is always whole.
         await hypervisor.cloneVolume(pool, { name, format: 'raw', capacityBytes: size, mode: MEDIA_MODE }, { pool, name: part });
       } catch (error) {
-        throw new Error(`upload to storage pool ${pool}: ${describe(error)}`);
+        throw new Error(`upload to storage pool ${pool}: ${errorText(error)}`);
       } finally {
         await hypervisor.deleteVolume(pool, part).catch(() => false);
       }
@@ -214,6 +215,3 @@ function progress(kind: MediaKind, job: Job): string {
   return `installer ${kind}: downloading ${job.url}: ${mib(job.received)}${total}`;
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

@@ -20,6 +20,7 @@ import { derivedMac } from '../hypervisors/domain-xml.js';
 import { isHypervisorError, type Hypervisor } from '../hypervisors/hypervisor.js';
 import { child, childrenNamed, parseXml } from '../hypervisors/xml.js';
 import { BOOT_SCRIPT, bootScript, cmdlineInScript, macScript, macScriptName, networkXml, pxeSettings, type MacScript, type PxeSettings } from '../provisioning/pxe.js';
+import { errorText } from './error-text.js';
 
 /** Mode of the PXE pool's directory and of its files: dnsmasq's TFTP reads them as another user. */
 export const PXE_DIR_MODE = '0755';
@@ -49,6 +50,11 @@ export function pxeInstallerSpec(
   };
 }
 
+/** The hypervisor type a VM is placed on (its status), for a derived MAC: KVM's prefix unless Xen. */
+export function placedType(status: { hypervisor?: string } | undefined): 'kvm' | 'xen' {
+  return status?.hypervisor === 'xen' ? 'xen' : 'kvm';
+}
+
 /** What pxeMacHolder needs to know of a VM (a VmObject from the cache). */
 export interface PxeMacCandidate {
   metadata: { uid?: string; namespace?: string; name?: string };
@@ -67,8 +73,7 @@ export function pxeMacHolder(candidates: Iterable<PxeMacCandidate>, self: string
     if (vm.metadata.uid === self || !vm.spec.install || vm.status?.host !== host) continue;
     const installed = vm.status.conditions?.find((c) => c.type === 'Installed');
     if (installed?.status !== 'False' || installed.reason !== 'Installing') continue;
-    const type = vm.status.hypervisor === 'xen' ? 'xen' : 'kvm';
-    if (pxeInstallerSpec(vm, type, network).mac === mac.toLowerCase()) return vm;
+    if (pxeInstallerSpec(vm, placedType(vm.status), network).mac === mac.toLowerCase()) return vm;
   }
   return undefined;
 }
@@ -102,14 +107,14 @@ export class PxeHosts {
       root = await hypervisor.storagePoolPath(pool);
     } catch (error) {
       if (isHypervisorError(error, 'unreachable')) throw error;
-      return { ok: false, message: `PXE storage pool ${pool} (the TFTP root): ${describe(error)}` };
+      return { ok: false, message: `PXE storage pool ${pool} (the TFTP root): ${errorText(error)}` };
     }
     try {
       let xml: string;
       try {
         xml = networkXml(this.settings, root);
       } catch (error) {
-        return { ok: false, message: `storage pool ${pool} cannot be a TFTP root: ${describe(error)}` };
+        return { ok: false, message: `storage pool ${pool} cannot be a TFTP root: ${errorText(error)}` };
       }
       const existing = await hypervisor.network(network);
       if (!existing) await hypervisor.defineNetwork(xml);
@@ -122,7 +127,7 @@ export class PxeHosts {
       if (!existing?.active) await hypervisor.startNetwork(network);
     } catch (error) {
       if (isHypervisorError(error, 'unreachable')) throw error;
-      return { ok: false, message: `network ${network}: ${describe(error)} (the host needs dnsmasq (Debian dnsmasq-base) and iptables for it)` };
+      return { ok: false, message: `network ${network}: ${errorText(error)} (the host needs dnsmasq (Debian dnsmasq-base) and iptables for it)` };
     }
     try {
       const script = Buffer.from(bootScript());
@@ -130,7 +135,7 @@ export class PxeHosts {
       if (!existing || existing.capacityBytes !== script.length) await this.write(hypervisor, BOOT_SCRIPT, script);
     } catch (error) {
       if (isHypervisorError(error, 'unreachable')) throw error;
-      return { ok: false, message: `PXE boot file ${BOOT_SCRIPT} in storage pool ${pool}: ${describe(error)}` };
+      return { ok: false, message: `PXE boot file ${BOOT_SCRIPT} in storage pool ${pool}: ${errorText(error)}` };
     }
     return { ok: true };
   }
@@ -174,6 +179,3 @@ function sameTftp(xml: string, root: string): boolean {
   return ips.some((ip) => child(ip, 'tftp')?.attrs.root === root && child(ip, 'dhcp', 'bootp')?.attrs.file === BOOT_SCRIPT);
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

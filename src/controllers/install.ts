@@ -30,7 +30,7 @@
 // define and whether to hold the power steps), afterDefine() once it is defined, and report()
 // after its power steps.
 import type { VirtualMachineSpec } from '../api/virtualmachine.js';
-import { isHypervisorError, type DomainStatus, type Hypervisor } from '../hypervisors/hypervisor.js';
+import { ignoring, isHypervisorError, type DomainStatus, type Hypervisor } from '../hypervisors/hypervisor.js';
 import { child, parseXml, type XmlElement } from '../hypervisors/xml.js';
 import type { Logger } from '../observability/logging.js';
 import { installerCmdline, installerMedia, tokenInCmdline } from '../provisioning/install-boot.js';
@@ -45,7 +45,7 @@ import type { KubeClient } from '../runtime/kube-client.js';
 import { watchMapped, type Source } from '../runtime/sources.js';
 import { untilAborted } from '../runtime/abort.js';
 import { InstallMedia } from './install-media.js';
-import { PxeHosts, pxeInstallerSpec, pxeMacHolder, pxeMacInDomain } from './install-pxe.js';
+import { PxeHosts, placedType, pxeInstallerSpec, pxeMacHolder, pxeMacInDomain } from './install-pxe.js';
 import type { PxeSettings } from '../provisioning/pxe.js';
 import { INSTALL_PROFILE_CONDITIONS, VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from './reasons.js';
 import { problemsMessage, secretLookup, type ProfileObject } from './installprofile.js';
@@ -203,10 +203,10 @@ export class InstallFlow {
     if ((plan.kind !== 'install' && plan.kind !== 'installed') || !plan.startNow) return domain;
     if (plan.kind === 'install' && isActive(domain.state)) {
       // A retry of a VM that runs: it restarts into the installer.
-      await ignoring(() => hypervisor.destroy(uid));
+      await ignoring(['invalid-state', 'not-found'], () => hypervisor.destroy(uid));
     }
     if (!isActive((await hypervisor.state(uid)).state)) {
-      await ignoring(() => hypervisor.start(uid));
+      await ignoring(['invalid-state', 'not-found'], () => hypervisor.start(uid));
       ctx.event('Normal', E.Started, plan.kind === 'install' ? `started into the installer on ${hypervisor.uri}` : `started from its disk on ${hypervisor.uri}`);
     }
     return hypervisor.state(uid);
@@ -310,7 +310,7 @@ export class InstallFlow {
     }
 
     const pxe = profile.spec.boot.method === 'pxe';
-    if (pxe && placedType(draft) === 'xen' && vm.spec.xen?.mode === 'pv') {
+    if (pxe && placedType(draft.status) === 'xen' && vm.spec.xen?.mode === 'pv') {
       return wait(R.ProfileNotValid, `InstallProfile ${shown} boots its installer by PXE, which a Xen PV guest cannot do (it has no firmware): use a profile with spec.boot.method kernel, or xen.mode hvm`);
     }
     if (pxe) {
@@ -330,7 +330,7 @@ export class InstallFlow {
     let domainPlan: InstallerDomain;
     let pxeState: Session['pxe'];
     if (pxe) {
-      const installer = pxeInstallerSpec(vm, placedType(draft), this.pxe.settings.network);
+      const installer = pxeInstallerSpec(vm, placedType(draft.status), this.pxe.settings.network);
       const claim = `${ctx.hypervisor.uri} ${installer.mac}`;
       // Claimed in this process (an install starting now) or, per the cluster, under way.
       const holder = this.macs.get(claim);
@@ -390,7 +390,7 @@ export class InstallFlow {
     if (isActive(domain.state)) {
       session.interrupted = false;
       if (now < session.deadline) return stillInstalling();
-      await ignoring(() => hypervisor.destroy(uid));
+      await ignoring(['invalid-state', 'not-found'], () => hypervisor.destroy(uid));
       return this.fail(ctx, R.InstallTimedOut, `the installer did not power the VM off within ${minutes(session.deadline - session.startedAt)}; destroyed. See its serial console log for why`);
     }
     if (this.stopAsked(ctx)) session.interrupted = true;
@@ -435,7 +435,7 @@ export class InstallFlow {
       const script = await this.pxe.readScript(hypervisor, mac);
       if (script) {
         [kernel, initrd, cmdline] = [script.kernel, script.initrd, script.cmdline];
-        const installer = pxeInstallerSpec(vm, placedType(ctx.draft), this.pxe.settings.network);
+        const installer = pxeInstallerSpec(vm, placedType(ctx.draft.status), this.pxe.settings.network);
         domainPlan = { spec: { ...installer.spec, kernelBoot: undefined }, bootDevice: 'network' };
         pxeState = { hypervisor, mac };
         this.macs.set(`${hypervisor.uri} ${mac}`, uid);
@@ -540,11 +540,6 @@ export class InstallFlow {
   }
 }
 
-/** The hypervisor type the VM is placed on (this reconcile's status), for a derived MAC: KVM's prefix unless Xen. */
-function placedType(draft: VmStatusDraft): 'kvm' | 'xen' {
-  return draft.status.hypervisor === 'xen' ? 'xen' : 'kvm';
-}
-
 function baseName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
@@ -554,11 +549,3 @@ function minutes(ms: number): string {
   return m >= 1 ? `${Math.round(m)} min` : `${Math.round(ms / 1000)} s`;
 }
 
-/** Runs `action`; an already stopped or started domain, or a gone one, is no error here. */
-async function ignoring(action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    if (!isHypervisorError(error, 'invalid-state') && !isHypervisorError(error, 'not-found')) throw error;
-  }
-}

@@ -10,7 +10,7 @@
 // last defined, when a shutdown was asked) only saves libvirt calls or times a grace period.
 import type { HostPool } from '../api/hostpool.js';
 import { DomainSpecError } from '../hypervisors/domain-values.js';
-import { isHypervisorError, type DomainStatus, type Hypervisor } from '../hypervisors/hypervisor.js';
+import { ignoring, isHypervisorError, type DomainStatus, type Hypervisor } from '../hypervisors/hypervisor.js';
 import type { Logger } from '../observability/logging.js';
 import type { ControllerMetrics } from '../observability/metrics.js';
 import { Controller } from '../runtime/controller.js';
@@ -1108,15 +1108,6 @@ function vmRequest(vm: VmObject): VmRequest {
 function schedulingPolicy(pool: PoolObject): PlacementPolicy {
   const { strategy, cpuOvercommit, memoryOvercommit } = pool.spec.scheduling;
   return { strategy, cpuOvercommit, memoryOvercommit };
-}
-
-/** Runs `action`, treating the given HypervisorError kinds as done (already started, already gone). */
-async function ignoring(kinds: Array<'not-found' | 'invalid-state'>, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    if (!kinds.some((kind) => isHypervisorError(error, kind))) throw error;
-  }
 }
 
 // ---- wiring -------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import { isHypervisorError, type Hypervisor, type VolumeFormat, type VolumeStatu
 import { childrenNamed, child, parseXml } from '../hypervisors/xml.js';
 import { downloadToFile } from './download.js';
 import type { VmObject } from './resources.js';
+import { errorText } from './error-text.js';
 
 export type StorageSpec = HostPoolSpec['storage'];
 
@@ -124,7 +125,7 @@ export class DiskProvisioner {
       await this.ensurePool(storage, hypervisor);
     } catch (error) {
       if (isHypervisorError(error, 'unreachable')) throw error;
-      return failed('ProvisioningFailed', `HostPool spec.storage.pool ${storage.pool}: cannot use it on host ${hostName}: ${describe(error)}`);
+      return failed('ProvisioningFailed', `HostPool spec.storage.pool ${storage.pool}: cannot use it on host ${hostName}: ${errorText(error)}`);
     }
     const backings: Record<string, DiskBacking> = {};
     const created: string[] = [];
@@ -143,7 +144,7 @@ export class DiskProvisioner {
         }
       } catch (error) {
         if (isHypervisorError(error, 'unreachable')) throw error;
-        return failed('ProvisioningFailed', `${field}: ${describe(error)} (host ${hostName})`);
+        return failed('ProvisioningFailed', `${field}: ${errorText(error)} (host ${hostName})`);
       }
     }
     if (pending.length > 0) return { state: 'pending', message: pending.join('; '), requeueAfterMs: this.progressIntervalMs };
@@ -295,7 +296,7 @@ export class DiskProvisioner {
       },
       (error: unknown) => {
         job.state = 'failed';
-        job.error = describe(error);
+        job.error = errorText(error);
       },
     ).finally(() => {
       if (!abort.signal.aborted) this.options.onJobEnd?.(uid);
@@ -316,7 +317,7 @@ export class DiskProvisioner {
       try {
         await hypervisor.createVolume(pool, { name, format: image.format, capacityBytes });
       } catch (error) {
-        if (!isHypervisorError(error, 'already-exists')) throw new Error(`upload: ${describe(error)}`);
+        if (!isHypervisorError(error, 'already-exists')) throw new Error(`upload: ${errorText(error)}`);
         await hypervisor.deleteVolume(pool, name);
         await hypervisor.createVolume(pool, { name, format: image.format, capacityBytes });
       }
@@ -327,7 +328,7 @@ export class DiskProvisioner {
       } catch (error) {
         // A volume that is not complete must not be taken for the disk.
         await hypervisor.deleteVolume(pool, name).catch(() => false);
-        throw new Error(`upload: ${describe(error)}`);
+        throw new Error(`upload: ${errorText(error)}`);
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -368,6 +369,3 @@ async function domainUses(hypervisor: Hypervisor, uid: string, path: string): Pr
   return (devices ? childrenNamed(devices, 'disk') : []).some((disk) => child(disk, 'source')?.attrs.file === path);
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

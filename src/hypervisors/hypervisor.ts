@@ -186,6 +186,15 @@ export function isHypervisorError(error: unknown, kind?: HypervisorErrorKind): e
   return error instanceof HypervisorError && (kind === undefined || error.kind === kind);
 }
 
+/** Runs `action`, treating the given HypervisorError kinds as done (already started, already gone). */
+export async function ignoring(kinds: HypervisorErrorKind[], action: () => Promise<unknown>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (!kinds.some((kind) => isHypervisorError(error, kind))) throw error;
+  }
+}
+
 /** A storage pool the controller puts volumes in: a directory pool when it makes one. */
 export interface StoragePoolRef {
   name: string;

@@ -28,7 +28,7 @@ import type {
 import { HypervisorError, type HypervisorErrorKind } from '../hypervisor.js';
 import { summarizeCapabilities } from './capabilities.js';
 import { traceNow, traces } from '../../runtime/trace.js';
-import { child, el, parseXml, serializeXml } from '../xml.js';
+import { child, el, parseXml, serializeXml, type XmlElement } from '../xml.js';
 import { HostUnavailableError, type LibvirtConnectionPool, type LinkEvent } from './connection-pool.js';
 import {
   isLibvirtError,
@@ -108,13 +108,7 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   async ping(): Promise<void> {
-    const heartbeats = this.options.heartbeatPool;
-    if (!heartbeats) return void (await this.call('ping', (conn) => conn.getLibVersion()));
-    try {
-      await (await heartbeats.connection(this.uri)).getLibVersion();
-    } catch (error) {
-      throw toHypervisorError(error, this.uri, 'ping');
-    }
+    await this.call('ping', (conn) => conn.getLibVersion(), this.options.heartbeatPool);
   }
 
   listDomains(): Promise<DomainStatus[]> {
@@ -236,8 +230,7 @@ export class LibvirtHypervisor implements Hypervisor {
         if (!pool.path) {
           throw new HypervisorError('not-found', this.uri, `ensure storage pool ${pool.name}`, `the host has no storage pool ${pool.name} and no directory was given to create one`);
         }
-        const permissions = pool.mode === undefined ? undefined : el('permissions', {}, el('mode', {}, octalMode(pool.mode)));
-        await conn.storagePoolDefineXML(serializeXml(el('pool', { type: 'dir' }, el('name', {}, pool.name), el('target', {}, el('path', {}, pool.path), permissions))));
+        await conn.storagePoolDefineXML(serializeXml(el('pool', { type: 'dir' }, el('name', {}, pool.name), el('target', {}, el('path', {}, pool.path), permissionsXml(pool.mode)))));
         created = true;
         // build makes the directory (and leaves an existing one alone). Not create's build flag:
         // the test driver refuses it.
@@ -445,10 +438,11 @@ export class LibvirtHypervisor implements Hypervisor {
     return driver;
   }
 
-  private async call<T>(operation: string, action: (conn: LibvirtConnection) => Promise<T>): Promise<T> {
+  /** Runs `action` on this host's connection of `pool` (the shared one unless given), errors as HypervisorErrors. */
+  private async call<T>(operation: string, action: (conn: LibvirtConnection) => Promise<T>, pool: LibvirtConnectionPool = this.pool): Promise<T> {
     const start = traces.hypervisorCall.hasSubscribers ? traceNow() : 0;
     try {
-      const result = await action(await this.pool.connection(this.uri));
+      const result = await action(await pool.connection(this.uri));
       if (start) traces.hypervisorCall.publish({ uri: this.uri, operation, start, ms: traceNow() - start });
       return result;
     } catch (error) {
@@ -538,22 +532,22 @@ function guestInterface(iface: InterfaceAddresses): GuestInterface {
 }
 
 function volumeXml(volume: NewVolume): string {
-  const permissions = volume.mode === undefined ? undefined : el('permissions', {}, el('mode', {}, octalMode(volume.mode)));
   return serializeXml(
     el(
       'volume',
       {},
       el('name', {}, volume.name),
       el('capacity', { unit: 'bytes' }, String(volume.capacityBytes)),
-      el('target', {}, el('format', { type: volume.format }), permissions),
+      el('target', {}, el('format', { type: volume.format }), permissionsXml(volume.mode)),
     ),
   );
 }
 
-/** A file mode for libvirt's <permissions><mode>: octal digits only. */
-function octalMode(mode: string): string {
+/** libvirt's <permissions><mode> for a pool directory or a volume file (octal digits only), or nothing. */
+function permissionsXml(mode: string | undefined): XmlElement | undefined {
+  if (mode === undefined) return undefined;
   if (!/^0?[0-7]{3}$/.test(mode)) throw new Error(`file mode ${JSON.stringify(mode)} is not octal, e.g. 0644`);
-  return mode;
+  return el('permissions', {}, el('mode', {}, mode));
 }
 
 async function volumeStatus(conn: LibvirtConnection, pool: string, identity: StorageVolIdentity): Promise<VolumeStatus> {
