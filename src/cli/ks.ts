@@ -20,7 +20,7 @@ import { validateText } from '../api/validate.js';
 import { INSTALL_PROFILE, secretLookup, type ProfileObject } from '../controllers/installprofile.js';
 import type { SecretLookup, SecretRecord } from '../provisioning/profile-secrets.js';
 import { formatProblems, renderProfile } from '../provisioning/profile.js';
-import { isNotFound, KubeClient } from '../runtime/kube-client.js';
+import { checkNamespace, checkObjectName, InvalidNameError, isNotFound, KubeClient } from '../runtime/kube-client.js';
 import { loadKubeConfig } from './controller.js';
 import { EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, formatProblem, type Output } from './validate.js';
 
@@ -76,15 +76,18 @@ export async function runRender(profileName: string | undefined, flags: RenderFl
     return flags.file ? await renderFromFiles(profileName, flags, output) : await renderFromCluster(profileName, flags, output);
   } catch (error) {
     output.err(`virtfleet ks render: ${error instanceof Error ? error.message : String(error)}`);
-    return error instanceof UsageError ? EXIT_USAGE : EXIT_PROBLEMS;
+    return error instanceof UsageError || error instanceof InvalidNameError ? EXIT_USAGE : EXIT_PROBLEMS;
   }
 }
 
 async function renderFromCluster(name: string | undefined, flags: RenderFlags, output: RenderOutput): Promise<number> {
   if (!name) throw new UsageError('name the InstallProfile to render, or give --file');
   if (flags.secret) throw new UsageError('--secret goes with --file; from the cluster the profile\'s own Secrets are read');
+  checkObjectName(name);
+  if (flags.namespace !== undefined) checkNamespace(flags.namespace);
   const config = loadKubeConfig(flags.kubeconfig);
   const namespace = flags.namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? 'default';
+  checkNamespace(namespace);
   const client = new KubeClient(config, 'virtfleet-cli');
   let profile: ProfileObject;
   try {

@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, MIGRATE_TO_ANNOTATION, VM_ACTIONS, type VmAction } from '../controllers/vm-actions.js';
 import { VIRTUAL_MACHINE, VM_FINALIZER, type VmObject } from '../controllers/resources.js';
 import { findCondition, type Condition } from '../runtime/conditions.js';
-import { isNotFound, KubeClient } from '../runtime/kube-client.js';
+import { checkNamespace, checkObjectName, InvalidNameError, isNotFound, KubeClient, namespaceProblem } from '../runtime/kube-client.js';
 import { loadKubeConfig } from './controller.js';
 
 const POLL_MS = 500;
@@ -31,15 +31,44 @@ const DESCRIPTIONS: Record<VmAction, string> = {
 
 export class CliError extends Error {}
 
-function context(flags: VmFlags): { client: KubeClient; namespace: string } {
+/** A bad argument or flag: nothing was asked of the cluster; exit status 2. */
+export class UsageError extends CliError {}
+
+/** What a command works on, checked in full before any request. */
+interface Target {
+  client: KubeClient;
+  namespace: string;
+  timeoutMs: number;
+}
+
+/**
+ * Checks every argument and flag before anything is done: a bad `--timeout` must not be found
+ * only after the VM was stopped, and a name such as `.` must never reach a URL.
+ */
+function checkedTarget(name: string, flags: VmFlags & { to?: string }): Target {
+  usage(() => checkObjectName(name), 'NAME');
+  if (flags.namespace !== undefined) usage(() => checkNamespace(flags.namespace!), '--namespace');
+  const toProblem = flags.to === undefined ? undefined : namespaceProblem(flags.to); // host names are DNS labels too
+  if (toProblem) throw new UsageError(`--to: ${JSON.stringify(flags.to)} is not a host name: ${toProblem}`);
+  const ms = timeoutMs(flags.timeout);
   const config = loadKubeConfig(flags.kubeconfig);
   const namespace = flags.namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? 'default';
-  return { client: new KubeClient(config, 'virtfleet-cli'), namespace };
+  usage(() => checkNamespace(namespace), 'the kubeconfig context\'s namespace');
+  return { client: new KubeClient(config, 'virtfleet-cli'), namespace, timeoutMs: ms };
+}
+
+function usage(check: () => void, what: string): void {
+  try {
+    check();
+  } catch (error) {
+    if (error instanceof InvalidNameError) throw new UsageError(`${what}: ${error.message}`);
+    throw error;
+  }
 }
 
 function timeoutMs(value: string): number {
-  const seconds = Number(value.replace(/s$/, ''));
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new CliError(`--timeout: "${value}" is not a positive number of seconds`);
+  const seconds = /^\d+(\.\d+)?s?$/.test(value) ? Number(value.replace(/s$/, '')) : NaN;
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout: "${value}" is not a positive number of seconds`);
   return seconds * 1000;
 }
 
@@ -69,7 +98,7 @@ function printer(out: (line: string) => void, label: string): (vm: VmObject) => 
 }
 
 export async function runAction(action: VmAction, name: string, flags: VmFlags & { to?: string }, out: (line: string) => void): Promise<void> {
-  const { client, namespace } = context(flags);
+  const { client, namespace, timeoutMs: waitMs } = checkedTarget(name, flags);
   const label = `vm/${name}:`;
   if (!(await getVm(client, namespace, name))) throw new CliError(`virtualmachine ${name} not found in namespace ${namespace}`);
   const id = `${new Date().toISOString()}-${randomBytes(3).toString('hex')}`;
@@ -78,7 +107,7 @@ export async function runAction(action: VmAction, name: string, flags: VmFlags &
   await client.patch(VIRTUAL_MACHINE, namespace, name, { metadata: { annotations: { [ACTION_ANNOTATION]: action, [ACTION_ID_ANNOTATION]: id, ...target } } });
   out(`${label} asked to ${action} (${ACTION_ID_ANNOTATION}=${id})`);
   if (!flags.wait) return;
-  const deadline = Date.now() + timeoutMs(flags.timeout);
+  const deadline = Date.now() + waitMs;
   const show = printer(out, label);
   for (;;) {
     const vm = await getVm(client, namespace, name);
@@ -106,14 +135,14 @@ interface DeleteFlags extends VmFlags {
 }
 
 export async function runDelete(name: string, flags: DeleteFlags, out: (line: string) => void): Promise<void> {
-  const { client, namespace } = context(flags);
+  const { client, namespace, timeoutMs: waitMs } = checkedTarget(name, flags);
   const label = `vm/${name}:`;
   const vm = await getVm(client, namespace, name);
   if (!vm) throw new CliError(`virtualmachine ${name} not found in namespace ${namespace}`);
   if (!vm.metadata.deletionTimestamp) await client.delete(VIRTUAL_MACHINE, namespace, name);
   out(`${label} deleting (shut down, then the domain and its volumes are removed from ${vm.status?.host ?? 'its host'})`);
   if (!flags.wait && !flags.force) return;
-  const deadline = Date.now() + timeoutMs(flags.timeout);
+  const deadline = Date.now() + waitMs;
   const show = printer(out, label);
   for (;;) {
     const current = await getVm(client, namespace, name);
@@ -158,7 +187,7 @@ function common(command: Command, timeout: string): Command {
 function handle(run: () => Promise<void>): Promise<void> {
   return run().catch((error: unknown) => {
     process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
+    process.exitCode = error instanceof UsageError ? 2 : 1;
   });
 }
 

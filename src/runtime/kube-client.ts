@@ -72,12 +72,65 @@ export interface RequestCounts {
   writesByPath: Map<string, number>;
 }
 
-/** `/apis/group/version[/namespaces/ns]/plural[/name[/subresource]]`. */
+/** A name or namespace that is not a valid Kubernetes name: refused before any request is made. */
+export class InvalidNameError extends Error {
+  constructor(
+    readonly field: 'name' | 'namespace',
+    readonly value: string,
+    reason: string,
+  ) {
+    super(`invalid ${field} ${JSON.stringify(value)}: ${reason}`);
+    this.name = 'InvalidNameError';
+  }
+}
+
+// RFC 1123, as the API server checks object names (DNS subdomain) and namespaces (DNS label).
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Why `value` is not a valid object name (a DNS subdomain), or undefined when it is. */
+export function objectNameProblem(value: string): string | undefined {
+  if (value === '') return 'a name may not be empty';
+  if (value.length > 253) return 'must be no more than 253 characters';
+  if (!DNS_SUBDOMAIN.test(value)) return "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')";
+  return undefined;
+}
+
+/** Why `value` is not a valid namespace (a DNS label), or undefined when it is. */
+export function namespaceProblem(value: string): string | undefined {
+  if (value === '') return 'a namespace may not be empty';
+  if (value.length > 63) return 'must be no more than 63 characters';
+  if (!DNS_LABEL.test(value)) return "must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name')";
+  return undefined;
+}
+
+/** Throws InvalidNameError when `value` is not a valid object name. */
+export function checkObjectName(value: string, field: 'name' = 'name'): void {
+  const problem = objectNameProblem(value);
+  if (problem) throw new InvalidNameError(field, value, problem);
+}
+
+/** Throws InvalidNameError when `value` is not a valid namespace. */
+export function checkNamespace(value: string): void {
+  const problem = namespaceProblem(value);
+  if (problem) throw new InvalidNameError('namespace', value, problem);
+}
+
+/**
+ * `/apis/group/version[/namespaces/ns]/plural[/name[/subresource]]`. A name or namespace that is
+ * given must be a valid Kubernetes name: `.`, `..`, `a/b` or `%2F` would otherwise be normalised
+ * away or split, and a DELETE meant for one object would hit the whole collection. An empty string
+ * is not "no name": callers that mean the collection pass undefined.
+ */
 export function resourcePath(type: ResourceType, namespace?: string, name?: string, subresource?: string): string {
+  // A collection of a namespaced kind without a namespace is every namespace's (list, watch).
+  const scoped = type.namespaced && (name !== undefined || !!namespace);
+  if (scoped) checkNamespace(namespace ?? '');
+  if (name !== undefined) checkObjectName(name);
   const base = type.group ? `/apis/${type.group}/${type.version}` : `/api/${type.version}`;
-  const ns = type.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
-  const item = name ? `/${encodeURIComponent(name)}` : '';
-  const sub = name && subresource ? `/${subresource}` : '';
+  const ns = scoped ? `/namespaces/${namespace}` : '';
+  const item = name !== undefined ? `/${name}` : '';
+  const sub = name !== undefined && subresource ? `/${subresource}` : '';
   return `${base}${ns}/${type.plural}${item}${sub}`;
 }
 

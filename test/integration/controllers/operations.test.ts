@@ -2,10 +2,13 @@
 // `virtfleet vm start|stop|restart|pause|unpause|delete` (driven through the CLI's own functions
 // against the real API server), how each runStrategy treats a domain that went down, and the
 // restart count.
+import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CliError, runAction, runDelete } from '../../../src/cli/vm.js';
 import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION } from '../../../src/controllers/vm-actions.js';
 import { VIRTUAL_MACHINE, type VmObject } from '../../../src/controllers/resources.js';
+import { kubeconfigPath } from '../../harness/kube.js';
+import { repoRoot } from '../../../src/devstack/binaries.js';
 import { ControllerBench, condition, isRunning, type HostDecl } from './fixtures.js';
 
 const HOST: HostDecl = { name: 'ops-1', cpus: 8, memoryGiB: 8, hypervisor: 'kvm' };
@@ -208,5 +211,60 @@ describe('vm delete', () => {
       await bench.hypervisor(HOST).undefine(vm.metadata.uid ?? '').catch(() => undefined);
       await bench.startController();
     }
+  });
+});
+
+/** The real `virtfleet` command, as a user runs it; never throws on a non-zero exit. */
+function virtfleet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot() }, (error, stdout, stderr) => {
+      if (error && typeof error.code !== 'number') reject(error);
+      else resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('names and flags are checked before anything is done', () => {
+  const BAD = ['.', '..', '', 'a/b', 'a%2Fb', '%2e%2e'];
+
+  it.each(BAD)('`vm delete %j` makes no request, exits 2 naming the argument, and leaves every VM alone', async (name) => {
+    for (const vm of ['keep-1', 'keep-2']) if (!bench.vm(vm)) await bench.createVm(vm, pool);
+    const before = ['keep-1', 'keep-2'].map((vm) => bench.vm(vm)!.metadata.resourceVersion);
+    const run = await virtfleet(['vm', 'delete', name, '-n', bench.namespace, '--kubeconfig', kubeconfigPath(), '--no-wait']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`NAME: invalid name ${JSON.stringify(name)}`);
+    expect(run.stdout).toBe('');
+    // Read from the API server, not the watch: both VMs there, not being deleted.
+    for (const [i, vm] of ['keep-1', 'keep-2'].entries()) {
+      const current = await bench.kube.get<VmObject>(VIRTUAL_MACHINE, bench.namespace, vm);
+      expect(current.metadata.deletionTimestamp).toBeUndefined();
+      expect(Number(current.metadata.resourceVersion)).toBeGreaterThanOrEqual(Number(before[i]));
+    }
+  });
+
+  it('refuses a bad name before even reading the kubeconfig: no request can have been made', async () => {
+    const run = await virtfleet(['vm', 'delete', '.', '-n', bench.namespace, '--kubeconfig', '/nonexistent/kubeconfig']);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim()).toBe('error: NAME: invalid name ".": must consist of lower case alphanumeric characters, \'-\' or \'.\', and must start and end with an alphanumeric character (e.g. \'example.com\')');
+  });
+
+  it('`vm stop NAME --timeout abc` fails on the flag before stopping anything', async () => {
+    if (!bench.vm('keep-1')) await bench.createVm('keep-1', pool);
+    const vm = await bench.untilVm('keep-1', isRunning, 'Running');
+    const run = await virtfleet(['vm', 'stop', 'keep-1', '-n', bench.namespace, '--kubeconfig', kubeconfigPath(), '--timeout', 'abc']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('--timeout: "abc" is not a positive number of seconds');
+    const current = await bench.kube.get<VmObject>(VIRTUAL_MACHINE, bench.namespace, 'keep-1');
+    expect(current.metadata.annotations?.[ACTION_ANNOTATION]).toBeUndefined();
+    expect((await bench.hypervisor(HOST).state(vm.metadata.uid ?? '')).state).toBe('running');
+  });
+
+  it('refuses a bad --namespace and --to the same way', async () => {
+    const ns = await virtfleet(['vm', 'start', 'keep-1', '-n', '..', '--kubeconfig', kubeconfigPath()]);
+    expect(ns.code).toBe(2);
+    expect(ns.stderr).toContain('--namespace: invalid namespace ".."');
+    const to = await virtfleet(['vm', 'migrate', 'keep-1', '-n', bench.namespace, '--kubeconfig', kubeconfigPath(), '--to', '../x']);
+    expect(to.code).toBe(2);
+    expect(to.stderr).toContain('--to: "../x" is not a host name');
   });
 });
