@@ -39,6 +39,16 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 const SLOT_DIR = '/run/virtfleet-rig';
+/** Every rig address comes from this range (one /30 per host). */
+export const RIG_RANGE = '10.250.0.0/16';
+/**
+ * The root namespace's catch-all for RIG_RANGE: a downed veth removes its /30, and without this
+ * the packets for that host would follow the default route off the machine. The /30s are longer
+ * prefixes and win while they exist; the highest metric keeps this below any other route for the
+ * same range. Never removed: concurrent rigs (and later ones) share it, and a machine where the
+ * rig's private range fails locally is what every test wants.
+ */
+const RIG_UNREACHABLE_ROUTE = ['unreachable', RIG_RANGE, 'metric', '4294967295'];
 const LIBVIRT_PORT = 16509;
 /** A directory private to each host (its /var/lib/libvirt/rig), same path on all. */
 export const GUEST_PRIVATE_DIR = '/var/lib/libvirt/rig';
@@ -107,6 +117,17 @@ function netnsPids(netns: string): number[] {
   } catch {
     return [];
   }
+}
+
+/** Installs RIG_UNREACHABLE_ROUTE (idempotent). */
+export async function ensureRigUnreachableRoute(): Promise<void> {
+  await run('ip', ['route', 'replace', ...RIG_UNREACHABLE_ROUTE]);
+}
+
+/** Whether the root namespace has the catch-all for RIG_RANGE. */
+export async function hasRigUnreachableRoute(): Promise<boolean> {
+  const { stdout } = await run('ip', ['route', 'show', 'type', 'unreachable', 'exact', RIG_RANGE]);
+  return stdout.startsWith(`unreachable ${RIG_RANGE}`);
 }
 
 /** Kills a slot's processes and removes its namespace and veth (synchronous: usable from an exit hook). */
@@ -271,7 +292,7 @@ export class RigHost {
     // forwarding on the outer veth only (not the machine-wide switch), and a
     // route for the rig's range only; nothing else is reachable.
     writeFileSync(`/proc/sys/net/ipv4/conf/${names.outer}/forwarding`, '1\n');
-    await run('ip', ['-n', names.netns, 'route', 'add', '10.250.0.0/16', 'via', names.outerAddress]);
+    await run('ip', ['-n', names.netns, 'route', 'add', RIG_RANGE, 'via', names.outerAddress]);
 
     // The mount namespace: private state directories bind-mounted over the
     // standard ones; then virtlockd (daemonized) and libvirtd (in the
@@ -419,6 +440,8 @@ export class RigHost {
   async cutLink(method: 'link' | 'iptables' = 'link'): Promise<void> {
     const names = slotNames(this.slot);
     if (method === 'link') {
+      // Without the catch-all, this host's packets would leave the machine by the default route.
+      if (!(await hasRigUnreachableRoute())) throw new Error(`refusing to take ${names.outer} down: the unreachable route for ${RIG_RANGE} is missing`);
       await run('ip', ['link', 'set', names.outer, 'down']);
     } else {
       await this.iptables('-I');
@@ -484,6 +507,7 @@ export class Rig {
   /** Starts `options.hosts` libvirtd hosts; on any failure tears down what started and rejects. */
   static async start(options: RigOptions): Promise<Rig> {
     await ensurePrerequisites();
+    await ensureRigUnreachableRoute();
     const rig = new Rig(mkdtempSync(join(tmpdir(), 'vfrig-')), options.diskLeases ?? true, options.hideKvm ?? true);
     liveRigs.add(rig);
     installExitHook();

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { LibvirtConnection, isLibvirtError } from '../../../src/hypervisors/libvirt/native/index.js';
 import { GuestShell, READY_MARKER, guestOnRig, waitForFileMatch, type Guest } from '../../rig/guest.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Rig, type RigHost } from '../../rig/rig.js';
 import { closeEvent, lifecycleEvent } from '../../rig/waiters.js';
 
@@ -127,6 +129,35 @@ describe('libvirt binding on real libvirtd + QEMU hosts', () => {
     const again = await open(frozen.uri);
     expect(await again.getType()).toBe('QEMU');
   }, 60_000);
+
+  /** `ip route get ADDRESS` in the root namespace: the route line, or the error ip printed. */
+  async function routeGet(address: string): Promise<string> {
+    return promisify(execFile)('ip', ['route', 'get', address]).then(
+      ({ stdout }) => stdout.split('\n')[0]!.trim(),
+      (error: { stderr?: string }) => `error: ${(error.stderr ?? '').trim()}`,
+    );
+  }
+
+  it('keeps every rig address on the machine when a link goes down: unreachable, never the default route', async () => {
+    const down = rig.hosts[1]!;
+    const up = rig.hosts[0]!;
+    // Both ends of every host's /30, and an unused address of the range.
+    const outer = (host: RigHost) => host.address.replace(/\.2$/, '.1');
+    const unused = '10.250.255.254';
+    await down.cutLink('link');
+    try {
+      expect(await routeGet(down.address)).toBe('error: RTNETLINK answers: No route to host');
+      expect(await routeGet(unused)).toBe('error: RTNETLINK answers: No route to host');
+      // The other host is still reached over its own veth.
+      expect(await routeGet(up.address)).toMatch(new RegExp(`^${up.address.replace(/\./g, '\\.')} dev vfr\\d+o src ${outer(up).replace(/\./g, '\\.')}`));
+      for (const host of rig.hosts) {
+        for (const address of [host.address, outer(host)]) expect(await routeGet(address)).not.toMatch(/ via |dev eth|dev en/);
+      }
+    } finally {
+      await down.restoreLink('link');
+    }
+    expect(await routeGet(down.address)).toMatch(/ dev vfr\d+o /);
+  });
 
   it.each(['link', 'iptables'] as const)('partitions a host (%s cut): the connection closes by keepalive, its guest keeps running', async (method) => {
     const host = rig.hosts[1]!;
