@@ -23,6 +23,7 @@ interface ControllerFlags {
   leaderElectionNamespace: string;
   leaderElectionId: string;
   leaseDuration: string;
+  shutdownGrace: string;
   renewDeadline: string;
   retryPeriod: string;
   orphanScanInterval: string;
@@ -85,6 +86,7 @@ export function controllerCommand(): Command {
     .option('--lease-duration <seconds>', 'how long a standby waits before taking an unrenewed lease', '15')
     .option('--renew-deadline <seconds>', 'how long the leader keeps trying to renew before giving up', '10')
     .option('--retry-period <seconds>', 'how often the leader renews', '2')
+    .option('--shutdown-grace <seconds>', 'how long a guest has to shut down (runStrategy Halted, vm stop, delete) before it is destroyed', '60')
     .option(
       '--orphan-scan-interval <seconds>',
       'how often each host is scanned for orphan domains (virtfleet\'s marker, no VirtualMachine), besides at connect and on domain events',
@@ -136,6 +138,7 @@ export function controllerCommand(): Command {
           fleet,
           logger,
           orphanScanIntervalMs: seconds('--orphan-scan-interval', flags.orphanScanInterval),
+          shutdownGraceMs: seconds('--shutdown-grace', flags.shutdownGrace),
           ...installEndpoint(flags),
           ...installPxe(flags),
           ...(process.env.POD_NAME ? { instance: process.env.POD_NAME } : {}),

@@ -74,6 +74,7 @@ export interface FleetOptions {
 type DomainListener = (uid: string, event: HostEvent, uri: string) => void;
 type PoolListener = (pool: string, event: HostEvent) => void;
 type ReadinessListener = (pool: string, hosts: string[]) => void;
+type CopyListener = (uid: string) => void;
 
 export class Fleet {
   readonly connections: LibvirtConnectionPool;
@@ -84,6 +85,9 @@ export class Fleet {
   private readonly domainListeners = new Set<DomainListener>();
   private readonly poolListeners = new Set<PoolListener>();
   private readonly readinessListeners = new Set<ReadinessListener>();
+  private readonly copyListeners = new Set<CopyListener>();
+  /** By VM UID: hosts where the pool's scan saw a live copy the VM's status does not name. */
+  private readonly strayCopies = new Map<string, Set<string>>();
   private credentialsResolver: ((host: FleetHost) => CredentialsResolution) | undefined;
 
   constructor(options: FleetOptions = {}) {
@@ -103,6 +107,29 @@ export class Fleet {
   private readonly sidePools = new Map<'migration' | 'heartbeat', LibvirtConnectionPool>();
 
   /** Domain events, by the domain's UUID (= the VM's UID), with the host's URI. Returns the unsubscribe function. */
+  /**
+   * A live copy of VM `uid` on `host`, where its status does not say it runs (the HostPool
+   * controller's scan). Only the VM controller decides what becomes of it (vm-location.ts).
+   */
+  reportStrayCopy(uid: string, host: string): void {
+    const hosts = this.strayCopies.get(uid) ?? new Set<string>();
+    hosts.add(host);
+    this.strayCopies.set(uid, hosts);
+    for (const listener of this.copyListeners) listener(uid);
+  }
+
+  /** The hosts reported by reportStrayCopy since the last call, taken out. */
+  takeStrayCopies(uid: string): string[] {
+    const hosts = this.strayCopies.get(uid);
+    this.strayCopies.delete(uid);
+    return hosts ? [...hosts] : [];
+  }
+
+  onStrayCopy(listener: CopyListener): () => void {
+    this.copyListeners.add(listener);
+    return () => this.copyListeners.delete(listener);
+  }
+
   onDomainEvent(listener: DomainListener): () => void {
     this.domainListeners.add(listener);
     return () => this.domainListeners.delete(listener);
@@ -235,6 +262,7 @@ export class Fleet {
     for (const off of this.subscriptions.values()) off();
     this.subscriptions.clear();
     this.domainListeners.clear();
+    this.copyListeners.clear();
     this.poolListeners.clear();
     this.readinessListeners.clear();
     if (this.ownsConnections) await this.connections.closeAll();

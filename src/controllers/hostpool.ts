@@ -20,6 +20,7 @@
 // again), every orphanScanIntervalMs, and soon after a domain event of a UUID that is no VM's
 // (a domain came or went behind the controller's back) or a VM's deletion (its domain may have
 // been left behind when its finalizer was removed by hand).
+import { live } from './vm-location.js';
 import type { Logger } from '../observability/logging.js';
 import type { ControllerMetrics } from '../observability/metrics.js';
 import { Controller } from '../runtime/controller.js';
@@ -160,9 +161,13 @@ export class HostPoolReconciler implements Reconciler {
   }
 
   /**
-   * Domains of VMs that run elsewhere now (moved off this host while it was down): destroyed
-   * and undefined, so a host that comes back never runs a second copy. Judged from the scan
-   * just made; a VM being migrated is left alone (its domain is on both hosts for a while).
+   * Copies of VMs whose status names another host (moved off this host while it was down, or a
+   * migration this host took part in). A stopped copy is undefined here, so a host that comes
+   * back never starts a second copy. A live one (running or paused) is never destroyed on this
+   * evidence alone: it may be the copy that holds the guest's state (a migration that finished
+   * unseen). It is reported to the VM controller, which decides by the one location rule
+   * (vm-location.ts). A VM with a migration record is left alone: its copies are the VM
+   * controller's to settle.
    */
   private async removeStaleCopies(poolName: string, host: FleetHost): Promise<void> {
     const { vms, allocations, fleet, events, logger } = this.options;
@@ -171,20 +176,20 @@ export class HostPoolReconciler implements Reconciler {
       const vm = byUid.get(domain.uuid);
       if (!vm || vm.spec.hostPoolRef.name !== poolName) continue;
       const placed = allocations.hostOf(vm);
-      if (!placed || placed === host.name || vm.status?.phase === 'Migrating' || allocations.migrating.has(domain.uuid)) continue;
-      const hypervisor = fleet.hypervisor(host.uri);
+      if (!placed || placed === host.name || vm.status?.migration || vm.status?.phase === 'Migrating' || allocations.migrating.has(domain.uuid)) continue;
+      if (live(domain.state)) {
+        fleet.reportStrayCopy(domain.uuid, host.name);
+        continue;
+      }
       try {
-        await hypervisor.destroy(domain.uuid).catch((error: unknown) => {
-          if (!isHypervisorError(error, 'invalid-state') && !isHypervisorError(error, 'not-found')) throw error;
-        });
-        await hypervisor.undefine(domain.uuid).catch((error: unknown) => {
+        await fleet.hypervisor(host.uri).undefine(domain.uuid).catch((error: unknown) => {
           if (!isHypervisorError(error, 'not-found')) throw error;
         });
       } catch (error) {
         logger.warn({ pool: poolName, host: host.name, domain: domain.name, err: error }, 'cannot remove a stale copy of a VM that runs elsewhere');
         continue;
       }
-      const message = `stale copy ${domain.name} (${domain.state}) removed from ${host.name}: the VM runs on ${placed} now`;
+      const message = `stale copy ${domain.name} (${domain.state}) removed from ${host.name}: the VM lives on ${placed} now`;
       logger.info({ pool: poolName, host: host.name, domain: domain.name, vm: `${vm.metadata.namespace}/${vm.metadata.name}` }, message);
       if (events) void events.record(vm, 'Normal', POOL_EVENTS.StaleCopyRemoved, message);
     }

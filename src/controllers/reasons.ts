@@ -48,6 +48,8 @@ export const VM_REASONS = {
   RecoveryBlocked: 'RecoveryBlocked',
   /** The host failed and is being fenced; the VM is started elsewhere after. */
   RecoveryPending: 'RecoveryPending',
+  /** A host that may hold a running copy does not answer: nothing is started or removed until it does or is fenced (vm-location.ts). */
+  CopyUnknown: 'CopyUnknown',
   HostUnreachable: 'HostUnreachable',
   Terminating: 'Terminating',
   // Healthy
@@ -61,6 +63,8 @@ export const VM_REASONS = {
   Migrated: 'Migrated',
   MigrationFailed: 'MigrationFailed',
   MigrationQueued: 'MigrationQueued',
+  /** The migration ended, but a host it involved does not answer: where the VM runs is not known yet. */
+  MigrationUnresolved: 'MigrationUnresolved',
   NoDestination: 'NoDestination',
   NotMigrating: 'NotMigrating',
   // RestartRequired
@@ -113,6 +117,13 @@ export const VM_EVENTS = {
   CrashLoopBackOff: 'CrashLoopBackOff',
   /** Its host failed and was fenced: the VM is started on another host. */
   Evacuated: 'Evacuated',
+  /** Two running copies were found; one was kept by the rule of vm-location.ts, the others destroyed. */
+  SplitBrain: 'SplitBrain',
+  /** A copy the rule of vm-location.ts does not keep was removed (with the evidence in the message). */
+  CopyRemoved: 'CopyRemoved',
+  /** The VM was found running on another host than status.host (a migration finished unseen) and is taken as it is. */
+  Adopted: 'Adopted',
+  CopyUnknown: 'CopyUnknown',
   MigrationStarted: 'MigrationStarted',
   /** The health check failed failureThreshold times in a row; the VM is restarted. */
   Unhealthy: 'Unhealthy',

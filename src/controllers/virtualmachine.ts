@@ -39,6 +39,8 @@ import { DiskProvisioner, type StorageSpec } from './vm-storage.js';
 import { CrashBackoff } from './crash-backoff.js';
 import { HealthProbes } from './health.js';
 import { MIGRATION_ATTEMPTS, MigrationJobs, progressText, type MigrationJob } from './vm-migration.js';
+import { VmCopies } from './vm-copies.js';
+import { live, locate, suspectHosts, type Location } from './vm-location.js';
 import { VmStatusDraft } from './vm-status.js';
 import { untilAborted } from '../runtime/abort.js';
 import { InstallFlow, type InstallContext, type InstallerDomain, type InstallPlan } from './install.js';
@@ -131,6 +133,7 @@ export class VirtualMachineReconciler implements Reconciler {
   private readonly disks: DiskProvisioner;
   private readonly crashes = new CrashBackoff();
   private readonly migrations: MigrationJobs;
+  private readonly copies: VmCopies;
   private readonly health: HealthProbes;
   /** By UID: when the failed host this VM is being moved off was declared failed (for the recovery metric). */
   private readonly evacuatedAt = new Map<string, number>();
@@ -145,6 +148,7 @@ export class VirtualMachineReconciler implements Reconciler {
     this.addressRetryMs = options.addressRetryMs ?? 15_000;
     this.disks = options.disks ?? new DiskProvisioner();
     this.migrations = new MigrationJobs((uid) => options.onMigrationEnd?.(uid));
+    this.copies = new VmCopies(options.fleet);
     this.health = new HealthProbes((uid) => options.onMigrationEnd?.(uid));
     this.installs = new InstallFlow({
       client: options.client,
@@ -176,8 +180,14 @@ export class VirtualMachineReconciler implements Reconciler {
       const pool = this.options.pools.get(vm.spec.hostPoolRef.name);
       let placement = this.ensurePlaced(vm, pool, draft);
       if (!placement) throw new Halt();
+      // Where the VM runs when status alone cannot tell (a migration ended or was interrupted,
+      // or the pool's scan saw a copy elsewhere): before anything is started or moved.
+      const settled = pool ? await this.settleCopies(vm, pool, draft) : undefined;
+      if (settled !== undefined) throw new Halt(settled);
       const recovery = this.recoveryFor(vm, pool, placement);
       if (recovery?.go) {
+        // After fencing, a copy already running on a reachable host is adopted, not replaced.
+        await this.guardStart(vm, pool!, placement.host, draft);
         placement = this.placeElsewhere(vm, pool!, placement.host, draft);
         if (!placement) throw new Halt(this.hostRetryMs);
       }
@@ -189,8 +199,8 @@ export class VirtualMachineReconciler implements Reconciler {
       if (finalizerError !== undefined) throw finalizerError;
       const host = this.readyHost(vm, pool, placement, draft, recovery && !recovery.go ? recovery : undefined);
       const hypervisor = this.options.fleet.hypervisor(host.uri);
-      // A migration under way or just ended comes first: the domain may have left this host.
-      const inFlight = (await this.adoptInterruptedMigration(vm, host, draft)) ?? (await this.migrationInFlight(vm, pool!, hypervisor, draft));
+      // A migration under way comes first: the domain is on two hosts meanwhile.
+      const inFlight = await this.migrationInFlight(vm, hypervisor, draft);
       if (inFlight !== undefined) {
         await this.writeStatus(current, draft);
         return { requeueAfterMs: inFlight };
@@ -214,7 +224,7 @@ export class VirtualMachineReconciler implements Reconciler {
         await this.writeStatus(current, draft);
         return { requeueAfterMs: migrating };
       }
-      const power = await this.applyRunStrategy(vm, hypervisor, domain, draft);
+      const power = await this.applyRunStrategy(vm, pool!, host.name, hypervisor, domain, draft);
       domain = power.domain;
       // A running installer is Installing, not Running (install.ts says so instead).
       if (!power.backingOff && !this.installs.report(vm, install, domain, draft)) this.reportPowerState(vm, domain, draft, power.hold);
@@ -569,53 +579,148 @@ export class VirtualMachineReconciler implements Reconciler {
   // ---- live migration (maintenance drain, `virtfleet vm migrate`) ----------------------------------
 
   /**
-   * A migration this process does not know (it restarted meanwhile): status.migration says
-   * where the VM was going. Wherever the domain runs now is where it is; while it is on both
-   * hosts the migration is still going on (libvirt carries on without us). Undefined when there
-   * is nothing to adopt; else when to look again.
+   * Settles where the VM runs by the rule of vm-location.ts when status alone cannot tell: a
+   * migration of this process ended (its outcome is a hint, not the truth: a cut at the
+   * switchover fails the call while the destination runs), status.migration names a migration
+   * this process does not know (it restarted meanwhile; libvirt may still be running it), or the
+   * pool's scan saw a live copy elsewhere. Undefined: nothing to settle, the reconcile goes on;
+   * else when to look again.
    */
-  private async adoptInterruptedMigration(vm: VmObject, host: FleetHost, draft: VmStatusDraft): Promise<number | undefined> {
+  private async settleCopies(vm: VmObject, pool: PoolObject, draft: VmStatusDraft): Promise<number | undefined> {
     const uid = vm.metadata.uid ?? '';
+    const job = this.migrations.get(uid);
+    if (job && !job.outcome) return undefined; // migrationInFlight follows it
+    const poolName = pool.metadata.name ?? '';
+    const ended = this.migrations.takeEnded(uid);
+    const stray = this.options.fleet.takeStrayCopies(uid);
     const migration = draft.status.migration;
-    if (!migration || this.migrations.get(uid)) return undefined;
-    const poolName = vm.spec.hostPoolRef.name;
-    const target = this.options.fleet.host(poolName, migration.target);
-    const source = this.options.fleet.host(poolName, migration.source);
-    if (!target?.readiness.ready || !source) return this.hostRetryMs;
-    const [there, here] = await Promise.all([
-      this.options.fleet.hypervisor(target.uri).lookup(uid),
-      this.options.fleet.hypervisor(source.uri).lookup(uid).catch(() => undefined),
-    ]);
-    if (there && here && isActive(here.state)) return MIGRATION_LOOK_MS; // still going
-    delete draft.status.migration;
-    this.options.allocations.migrating.delete(uid);
-    if (there && isActive(there.state)) {
-      const record: Placed = { key: objectKey(vm), pool: poolName, host: target.name, hypervisor: draft.status.hypervisor ?? 'kvm', reason: `migrated from ${source.name}` };
-      this.options.allocations.record(uid, record);
-      draft.status.host = target.name;
-      draft.set(C.Migrating, 'False', R.Migrated, `migrated from ${source.name} to ${target.name} (found there after a controller restart)`);
-      this.event(vm, 'Normal', E.Migrated, `migrated from ${source.name} to ${target.name} (found there after a controller restart)`);
+    if (!migration && !ended && stray.length === 0) return undefined;
+    if (ended) this.countMigration(ended);
+    const sightings = await this.copies.sight(poolName, uid, [...suspectHosts(draft.status.host, migration), ...stray], new Set(stray));
+    if (migration && !ended) {
+      // A migration this process lost: libvirt carries on without us while the source runs it.
+      const source = sightings.find((s) => s.host === migration.source);
+      const sourceHost = this.options.fleet.host(poolName, migration.source);
+      if (source?.reach === 'reachable' && source.domain && live(source.domain.state) && sourceHost) {
+        const progress = await this.options.fleet.hypervisor(sourceHost.uri).migrationProgress(uid).catch(() => undefined);
+        if (progress?.active) {
+          this.options.allocations.migrating.add(uid);
+          draft.phase('Migrating');
+          draft.set(C.Migrating, 'True', R.Migrating, `migrating from ${migration.source} to ${migration.target}: ${progressText(progress)} (found under way after a controller restart)`);
+          return MIGRATION_LOOK_MS;
+        }
+      }
+    }
+    const verdict = locate({ host: draft.status.host, migration, migrating: false, sightings });
+    if (verdict.kind === 'blind') {
+      for (const host of stray) this.options.fleet.reportStrayCopy(uid, host); // looked at again once it answers
+      draft.phase('Unknown');
+      if (migration) draft.set(C.Migrating, 'False', R.MigrationUnresolved, `the migration from ${migration.source} to ${migration.target} ended; ${verdict.message}`);
+      const before = draft.condition(C.Ready)?.message;
+      draft.set(C.Ready, 'Unknown', R.CopyUnknown, verdict.message);
+      if (before !== verdict.message) this.event(vm, 'Warning', E.CopyUnknown, verdict.message);
+      return this.hostRetryMs;
+    }
+    if (verdict.kind === 'migrating') return MIGRATION_LOOK_MS; // not reached: migrating is false
+    await this.removeCopies(vm, poolName, verdict);
+    const home = verdict.kind === 'split-brain' ? verdict.keep : verdict.host;
+    if (migration) {
+      delete draft.status.migration;
+      this.options.allocations.migrating.delete(uid);
+    }
+    const asked = draft.status.lastAction?.action === 'migrate' && draft.status.lastAction.state === 'InProgress' ? draft.status.lastAction : undefined;
+    if (migration && home === migration.target) {
+      const message = ended?.outcome?.ok
+        ? `migrated live from ${migration.source} to ${migration.target} in ${((ended.outcome.endedAt - ended.startedAt) / 1000).toFixed(1)} s`
+        : `migrated from ${migration.source} to ${migration.target} (found running there: ${ended ? `the call reported "${ended.outcome?.message ?? ''}"` : 'the controller restarted meanwhile'})`;
+      this.moveTo(vm, poolName, home, `migrated from ${migration.source}`, draft);
+      draft.set(C.Migrating, 'False', R.Migrated, message);
+      this.event(vm, 'Normal', E.Migrated, message);
+      if (asked) this.recordAction(vm, draft, { id: asked.id, action: 'migrate', state: 'Succeeded', message });
       return 100;
     }
-    draft.set(C.Migrating, 'False', R.MigrationFailed, `the migration from ${source.name} to ${target.name} did not finish (the controller restarted meanwhile); the VM is on ${host.name}`);
+    if (migration) {
+      const failures = this.migrations.failures(uid);
+      const gaveUp = failures >= MIGRATION_ATTEMPTS;
+      const why = ended ? `failed (attempt ${failures} of ${MIGRATION_ATTEMPTS}): ${ended.outcome?.message ?? ''}` : 'did not finish (the controller restarted meanwhile)';
+      const message = `migration from ${migration.source} to ${migration.target} ${why}; ` + (gaveUp ? `gave up: the VM keeps running on ${home} (\`virtfleet vm migrate ${vm.metadata.name}\` tries again)` : 'retrying');
+      if (draft.status.phase === 'Migrating') draft.phase(verdict.kind === 'settled' && !verdict.running ? 'Stopped' : 'Running');
+      draft.set(C.Migrating, 'False', R.MigrationFailed, message);
+      this.event(vm, 'Warning', E.MigrationFailed, message);
+      if (asked && gaveUp) this.recordAction(vm, draft, { id: asked.id, action: 'migrate', state: 'Failed', message });
+    }
+    if (home && home !== draft.status.host && (verdict.kind === 'split-brain' || verdict.copy)) {
+      const message = `found ${verdict.kind === 'split-brain' || verdict.running ? 'running' : 'defined'} on ${home}, not on ${draft.status.host ?? 'no host'} as status said; taken as it is`;
+      this.moveTo(vm, poolName, home, `found on ${home}`, draft);
+      this.event(vm, 'Normal', E.Adopted, message);
+    }
     return 100;
   }
 
   /**
-   * Moves a running VM off a host in maintenance, or where `virtfleet vm migrate` asks, a few at
-   * a time per source host, in the background. Undefined: nothing to do, the reconcile goes on;
-   * else when to look again (the power steps wait meanwhile).
+   * Before a copy is started where none is (a define on a host without the domain, a start, an
+   * evacuation): every host of the pool is asked. A copy that runs (or is paused) elsewhere is
+   * adopted instead; a host that may hold one and does not answer holds the start. Returns when
+   * the start may go ahead on `host`; otherwise halts the reconcile.
    */
-  /** A migration of this process that ended (recorded) or still runs (progress); undefined when neither. */
-  private async migrationInFlight(vm: VmObject, pool: PoolObject, hypervisor: Hypervisor, draft: VmStatusDraft): Promise<number | undefined> {
+  private async guardStart(vm: VmObject, pool: PoolObject, host: string, draft: VmStatusDraft): Promise<void> {
+    const uid = vm.metadata.uid ?? '';
+    const poolName = pool.metadata.name ?? '';
+    const sightings = await this.copies.sight(poolName, uid, 'all');
+    const verdict = locate({ host, migration: draft.status.migration, migrating: false, sightings });
+    if (verdict.kind === 'blind') {
+      draft.phase('Unknown');
+      const before = draft.condition(C.Ready)?.message;
+      draft.set(C.Ready, 'Unknown', R.CopyUnknown, verdict.message);
+      if (before !== verdict.message) this.event(vm, 'Warning', E.CopyUnknown, verdict.message);
+      throw new Halt(this.hostRetryMs);
+    }
+    if (verdict.kind === 'migrating') throw new Halt(MIGRATION_LOOK_MS);
+    const home = verdict.kind === 'split-brain' ? verdict.keep : verdict.host;
+    const elsewhere = home !== host && (verdict.kind === 'split-brain' || verdict.copy);
+    // Stopped copies elsewhere are left to the pool's scan, unless the VM moves to one of them.
+    if (verdict.kind === 'split-brain' || (verdict.kind === 'settled' && verdict.running) || elsewhere) await this.removeCopies(vm, poolName, verdict);
+    if (!elsewhere) return;
+    this.moveTo(vm, poolName, home, `found on ${home}`, draft);
+    const message = `found ${verdict.kind === 'split-brain' || verdict.running ? 'running' : 'defined'} on ${home} before starting it on ${host}; taken as it is, no second copy started`;
+    this.event(vm, 'Normal', E.Adopted, message);
+    throw new Halt(100);
+  }
+
+  /** Removes the copies a verdict does not keep; split-brain is said loudly. */
+  private async removeCopies(vm: VmObject, poolName: string, verdict: Exclude<Location, { kind: 'blind' | 'migrating' }>): Promise<void> {
+    if (verdict.remove.length === 0) return;
+    const uid = vm.metadata.uid ?? '';
+    if (verdict.kind === 'split-brain') {
+      this.options.metrics?.vmSplitBrain.inc({ namespace: vm.metadata.namespace ?? '', name: vm.metadata.name ?? '' });
+      this.event(vm, 'Warning', E.SplitBrain, verdict.message);
+      this.options.logger.warn({ vm: objectKey(vm), keep: verdict.keep, remove: verdict.remove.map((r) => r.host) }, `split-brain: ${verdict.message}`);
+    }
+    const { removed, failed } = await this.copies.remove(poolName, uid, verdict.remove);
+    for (const removal of removed) this.event(vm, verdict.kind === 'split-brain' ? 'Warning' : 'Normal', E.CopyRemoved, `copy on ${removal.host} (${removal.state}) removed: ${removal.why}`);
+    for (const removal of failed) this.event(vm, 'Warning', E.CopyRemoved, `cannot remove the copy on ${removal.host} (${removal.state}; ${removal.why}): ${removal.error}; retrying`);
+    if (failed.length > 0) throw new Halt(this.hostRetryMs);
+  }
+
+  /** Records that the VM lives on `host` now (allocation and status.host). */
+  private moveTo(vm: VmObject, poolName: string, host: string, reason: string, draft: VmStatusDraft): void {
+    const record: Placed = { key: objectKey(vm), pool: poolName, host, hypervisor: draft.status.hypervisor ?? 'kvm', reason };
+    this.options.allocations.record(vm.metadata.uid ?? '', record);
+    draft.status.host = host;
+    this.defined.delete(vm.metadata.uid ?? '');
+  }
+
+  private countMigration(job: MigrationJob): void {
+    const outcome = job.outcome!;
+    const label = outcome.ok ? 'success' : outcome.aborted ? 'aborted' : 'failure';
+    this.options.metrics?.migrations.inc({ outcome: label });
+    this.options.metrics?.migrationDuration.observe({ outcome: label }, (outcome.endedAt - job.startedAt) / 1000);
+  }
+
+  /** A migration of this process still running: its progress in the Migrating condition. */
+  private async migrationInFlight(vm: VmObject, hypervisor: Hypervisor, draft: VmStatusDraft): Promise<number | undefined> {
     const uid = vm.metadata.uid ?? '';
     const now = Date.now();
-    const ended = this.migrations.takeEnded(uid);
-    if (ended) {
-      this.options.allocations.migrating.delete(uid);
-      delete draft.status.migration;
-      if (this.recordMigrationEnd(vm, pool, ended, draft)) return 100; // the VM lives elsewhere now
-    }
     const job = this.migrations.get(uid);
     if (job && !job.outcome) {
       if (!job.progress || now - job.progress.at >= MIGRATION_LOOK_MS) {
@@ -682,38 +787,6 @@ export class VirtualMachineReconciler implements Reconciler {
     return MIGRATION_LOOK_MS;
   }
 
-  /** Records how a migration ended; true when the VM now runs on the other host. */
-  private recordMigrationEnd(vm: VmObject, pool: PoolObject, job: MigrationJob, draft: VmStatusDraft): boolean {
-    const uid = vm.metadata.uid ?? '';
-    const outcome = job.outcome!;
-    const seconds = (outcome.endedAt - job.startedAt) / 1000;
-    const label = outcome.ok ? 'success' : outcome.aborted ? 'aborted' : 'failure';
-    this.options.metrics?.migrations.inc({ outcome: label });
-    this.options.metrics?.migrationDuration.observe({ outcome: label }, seconds);
-    const last = draft.status.lastAction;
-    const asked = last?.action === 'migrate' && last.state === 'InProgress' ? last : undefined;
-    if (outcome.ok) {
-      const record: Placed = { key: objectKey(vm), pool: pool.metadata.name ?? '', host: job.to, hypervisor: draft.status.hypervisor ?? 'kvm', reason: `migrated from ${job.from}` };
-      this.options.allocations.record(uid, record);
-      draft.status.host = job.to;
-      const message = `migrated live from ${job.from} to ${job.to} in ${seconds.toFixed(1)} s`;
-      draft.set(C.Migrating, 'False', R.Migrated, message);
-      this.event(vm, 'Normal', E.Migrated, message);
-      if (asked) this.recordAction(vm, draft, { id: asked.id, action: 'migrate', state: 'Succeeded', message });
-      return true;
-    }
-    const failures = this.migrations.failures(uid);
-    const gaveUp = failures >= MIGRATION_ATTEMPTS;
-    const message =
-      `migration from ${job.from} to ${job.to} failed (attempt ${failures} of ${MIGRATION_ATTEMPTS}): ${outcome.message}; ` +
-      (gaveUp ? `gave up: the VM keeps running on ${job.from} (\`virtfleet vm migrate ${vm.metadata.name}\` tries again)` : 'retrying');
-    draft.phase('Running');
-    draft.set(C.Migrating, 'False', R.MigrationFailed, message);
-    this.event(vm, 'Warning', E.MigrationFailed, message);
-    if (asked && gaveUp) this.recordAction(vm, draft, { id: asked.id, action: 'migrate', state: 'Failed', message });
-    return false;
-  }
-
   // ---- the domain on its host ---------------------------------------------------------------
 
   /** The VM's host when it is ready; otherwise the reconcile halts with a condition saying why. */
@@ -768,7 +841,7 @@ export class VirtualMachineReconciler implements Reconciler {
 
   private async ensureDefined(
     vm: VmObject,
-    pool: HostPool,
+    pool: PoolObject,
     host: FleetHost,
     placement: Placement,
     hypervisor: Hypervisor,
@@ -792,6 +865,9 @@ export class VirtualMachineReconciler implements Reconciler {
       throw new Halt();
     }
     const existing = await hypervisor.lookup(uid);
+    // A VM defined before whose domain is not here: it may live elsewhere (a migration finished
+    // unseen); a fresh VM's UID cannot be on any host yet.
+    if (!existing && vm.status?.domainUUID) await this.guardStart(vm, pool, host.name, draft);
     const previous = this.defined.get(uid);
     if (!existing || previous !== xml) {
       try {
@@ -828,6 +904,8 @@ export class VirtualMachineReconciler implements Reconciler {
    */
   private async applyRunStrategy(
     vm: VmObject,
+    pool: PoolObject,
+    hostName: string,
     hypervisor: Hypervisor,
     domain: DomainStatus,
     draft: VmStatusDraft,
@@ -870,6 +948,8 @@ export class VirtualMachineReconciler implements Reconciler {
         return { domain, requeueAfterMs: pending.leftMs, backingOff: true };
       }
     }
+    // Never a second copy: a VM that ran before is started only when no host has it live.
+    if (step.action === 'start' && vm.status?.domainUUID) await this.guardStart(vm, pool, hostName, draft);
     const requeueAfterMs = await this.performPower(vm, hypervisor, step);
     let recoveredFrom: number | undefined;
     if (step.action === 'start') {
@@ -1155,7 +1235,9 @@ function capacitySources(options: VirtualMachineControllerOptions): Source {
       const changed = new Set(hosts);
       for (const vm of vms.list()) {
         const host = allocations.hostOf(vm);
-        if (vm.spec.hostPoolRef.name === pool && host && changed.has(host)) controller.enqueue(objectKey(vm));
+        const migration = vm.status?.migration;
+        const involved = (host && changed.has(host)) || (migration && (changed.has(migration.source) || changed.has(migration.target)));
+        if (vm.spec.hostPoolRef.name === pool && involved) controller.enqueue(objectKey(vm));
       }
     });
     await untilAborted(signal);
@@ -1176,13 +1258,16 @@ function domainEventSource(options: VirtualMachineControllerOptions): Source {
       if (event.type === 'delete') keyByUid.delete(uid);
       else keyByUid.set(uid, objectKey(event.object));
     });
-    const offFleet = fleet.onDomainEvent((uid) => {
+    const enqueue = (uid: string) => {
       const key = keyByUid.get(uid);
       if (key) controller.enqueue(key);
-    });
+    };
+    const offFleet = fleet.onDomainEvent(enqueue);
+    const offCopies = fleet.onStrayCopy(enqueue);
     await untilAborted(signal);
     offVms();
     offFleet();
+    offCopies();
   };
 }
 

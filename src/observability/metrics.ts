@@ -62,6 +62,7 @@ export class ControllerMetrics {
   readonly orphanScans: Counter<'pool' | 'result'>;
   readonly vmRestarts: Counter<'namespace' | 'name' | 'reason'>;
   readonly vmRecoveryBlocked: Gauge<'namespace' | 'name' | 'reason'>;
+  readonly vmSplitBrain: Counter<'namespace' | 'name'>;
   readonly fencingActions: Counter<'pool' | 'host' | 'result'>;
   readonly recoveryDuration: Histogram<'kind'>;
   readonly migrationDuration: Histogram<'outcome'>;
@@ -156,6 +157,12 @@ export class ControllerMetrics {
       name: 'virtfleet_vm_recovery_blocked',
       help: '1 while a VM of a failed host waits because its old copy is not known dead (reason: no_fencing, fencing_failed).',
       labelNames: ['namespace', 'name', 'reason'],
+      registers,
+    });
+    this.vmSplitBrain = new Counter({
+      name: 'virtfleet_vm_split_brain_total',
+      help: 'Times two running copies of one VM were found (and all but one destroyed, by the rule in docs/controllers.md).',
+      labelNames: ['namespace', 'name'],
       registers,
     });
     this.fencingActions = new Counter({
