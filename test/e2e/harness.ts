@@ -10,7 +10,8 @@
 //     await stack.deleteVms(60_000);
 //     await stack.stop();
 //   }, 180_000);
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -21,6 +22,7 @@ import { addControllers } from '../../src/controllers/setup.js';
 import { repoRoot } from '../../src/devstack/binaries.js';
 import { ControlPlane, type ControlPlaneInfo } from '../../src/devstack/controlplane.js';
 import { installCrds } from '../../src/devstack/crds.js';
+import { freePort } from '../../src/devstack/ports.js';
 import { Cache } from '../../src/runtime/cache.js';
 import type { Condition } from '../../src/runtime/conditions.js';
 import type { Informer } from '../../src/runtime/informer.js';
@@ -69,6 +71,12 @@ export interface RigControllerOptions {
   tag: string;
   /** Added to the message of a wait that timed out (the VMs' status, say). */
   detail?: () => string;
+  /**
+   * Run the controller as its own process (`virtfleet controller`, as a Deployment runs it), so
+   * that a test can SIGKILL it (killController) and start it again (startController). Default:
+   * in this process.
+   */
+  controllerProcess?: boolean;
 }
 
 export class RigController {
@@ -87,6 +95,7 @@ export class RigController {
   private readonly controllerStop = new AbortController();
   private readonly watchStop = new AbortController();
   private running: Promise<void> | undefined;
+  private child: ChildProcess | undefined;
   private watching: Promise<void> | undefined;
   private readonly waiters = new Set<() => void>();
 
@@ -113,11 +122,51 @@ export class RigController {
     for (const informer of [this.vms, this.pools]) informer.on(() => this.poke());
     this.watching = cache.run(this.watchStop.signal);
     await cache.waitForSync();
+    if (this.options.controllerProcess) {
+      await this.startController();
+      return;
+    }
     this.manager = new Manager({ kubeConfig, logger: this.logs.logger });
     this.fleet = new Fleet();
     // The busybox guest ignores ACPI shutdown: destroy soon after asking.
     addControllers(this.manager, { fleet: this.fleet, logger: this.logs.logger, shutdownGraceMs: 3_000 });
     this.running = this.manager.run(this.controllerStop.signal);
+  }
+
+  /** The controller process's log (controllerProcess). */
+  get controllerLog(): string {
+    return join(this.dir, 'controller.log');
+  }
+
+  /** Starts `virtfleet controller` as a process (controllerProcess) and waits for /readyz. */
+  async startController(): Promise<void> {
+    const health = await freePort();
+    const log = openSync(this.controllerLog, 'a');
+    const child = spawn(
+      process.execPath,
+      // prettier-ignore
+      ['--import', 'tsx', 'src/cli/main.ts', 'controller', '--kubeconfig', this.info.kubeconfig,
+        '--health-address', `127.0.0.1:${health}`, '--metrics-address', '', '--log-level', 'info', '--shutdown-grace', '3'],
+      { cwd: repoRoot(), stdio: ['ignore', log, log] },
+    );
+    closeSync(log);
+    this.child = child;
+    const tail = () => readFileSync(this.controllerLog, 'utf8').split('\n').slice(-30).join('\n');
+    for (const deadline = Date.now() + 60_000; ; ) {
+      if (child.exitCode !== null) throw new Error(`the controller exited (code ${child.exitCode}):\n${tail()}`);
+      if (await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.ok, () => false)) return;
+      if (Date.now() > deadline) throw new Error(`the controller did not answer /readyz within 60 s:\n${tail()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** SIGKILL of the controller process (controllerProcess); resolves once it is gone. */
+  async killController(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
   }
 
   /**
@@ -136,6 +185,7 @@ export class RigController {
     await this.watching;
     this.controllerStop.abort();
     await this.running;
+    await this.killController();
     await this.fleet?.close();
     await this.rig?.teardown();
     await this.plane.stop();

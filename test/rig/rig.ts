@@ -457,6 +457,20 @@ export class RigHost {
     }
   }
 
+  /**
+   * Slows what the host sends (a token bucket on its inner veth): a migration out of it then
+   * takes seconds instead of one, long enough to act in its middle. unshape() lifts it.
+   */
+  async shape(rateMbit: number): Promise<void> {
+    const names = slotNames(this.slot);
+    await run('ip', ['netns', 'exec', names.netns, 'tc', 'qdisc', 'replace', 'dev', names.inner, 'root', 'tbf', 'rate', `${rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms']);
+  }
+
+  async unshape(): Promise<void> {
+    const names = slotNames(this.slot);
+    await run('ip', ['netns', 'exec', names.netns, 'tc', 'qdisc', 'del', 'dev', names.inner, 'root']).catch(() => undefined);
+  }
+
   private async iptables(op: '-I' | '-D'): Promise<void> {
     const names = slotNames(this.slot);
     const exec = ['netns', 'exec', names.netns, 'iptables', '-w'];
