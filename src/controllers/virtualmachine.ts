@@ -614,11 +614,8 @@ export class VirtualMachineReconciler implements Reconciler {
     const verdict = locate({ host: draft.status.host, migration, migrating: false, sightings });
     if (verdict.kind === 'blind') {
       for (const host of stray) this.options.fleet.reportStrayCopy(uid, host); // looked at again once it answers
-      draft.phase('Unknown');
       if (migration) draft.set(C.Migrating, 'False', R.MigrationUnresolved, `the migration from ${migration.source} to ${migration.target} ended; ${verdict.message}`);
-      const before = draft.condition(C.Ready)?.message;
-      draft.set(C.Ready, 'Unknown', R.CopyUnknown, verdict.message);
-      if (before !== verdict.message) this.event(vm, 'Warning', E.CopyUnknown, verdict.message);
+      this.reportBlind(vm, poolName, verdict, draft);
       return this.hostRetryMs;
     }
     if (verdict.kind === 'migrating') return MIGRATION_LOOK_MS; // not reached: migrating is false
@@ -669,10 +666,7 @@ export class VirtualMachineReconciler implements Reconciler {
     const sightings = await this.copies.sight(poolName, uid, 'all');
     const verdict = locate({ host, migration: draft.status.migration, migrating: false, sightings });
     if (verdict.kind === 'blind') {
-      draft.phase('Unknown');
-      const before = draft.condition(C.Ready)?.message;
-      draft.set(C.Ready, 'Unknown', R.CopyUnknown, verdict.message);
-      if (before !== verdict.message) this.event(vm, 'Warning', E.CopyUnknown, verdict.message);
+      this.reportBlind(vm, poolName, verdict, draft);
       throw new Halt(this.hostRetryMs);
     }
     if (verdict.kind === 'migrating') throw new Halt(MIGRATION_LOOK_MS);
@@ -685,6 +679,18 @@ export class VirtualMachineReconciler implements Reconciler {
     const message = `found ${verdict.kind === 'split-brain' || verdict.running ? 'running' : 'defined'} on ${home} before starting it on ${host}; taken as it is, no second copy started`;
     this.event(vm, 'Normal', E.Adopted, message);
     throw new Halt(100);
+  }
+
+  /**
+   * Nothing is started or removed while a host that may hold a copy is silent. Hosts still
+   * connecting (a controller that just started) are only waited for; a failed one is a Warning.
+   */
+  private reportBlind(vm: VmObject, poolName: string, verdict: Extract<Location, { kind: 'blind' }>, draft: VmStatusDraft): void {
+    const failed = verdict.hosts.some((name) => FAILED_HOST_REASONS.has(this.options.fleet.host(poolName, name)?.readiness.reason ?? ''));
+    draft.phase('Unknown');
+    const before = draft.condition(C.Ready)?.message;
+    draft.set(C.Ready, 'Unknown', failed ? R.CopyUnknown : R.HostNotReady, verdict.message);
+    if (failed && before !== verdict.message) this.event(vm, 'Warning', E.CopyUnknown, verdict.message);
   }
 
   /** Removes the copies a verdict does not keep; split-brain is said loudly. */

@@ -65,6 +65,11 @@ export function live(state: DomainState): boolean {
   return runs(state) || state === 'paused' || state === 'pmsuspended';
 }
 
+/** "rig-0 does not answer", "rig-0 and rig-1 do not answer". */
+function silent(hosts: string[]): string {
+  return hosts.length > 1 ? `${hosts.slice(0, -1).join(', ')} and ${hosts.at(-1)!} do not answer` : `${hosts[0]!} does not answer`;
+}
+
 /** The hosts that may hold a copy, from status alone. */
 export function suspectHosts(host: string | undefined, migration: MigrationRecord | undefined): string[] {
   return [...new Set([host, migration?.source, migration?.target].filter((name): name is string => !!name))];
@@ -103,7 +108,7 @@ export function locate(input: LocationInput): Location {
         kind: 'blind',
         hosts: unseen,
         running: host,
-        message: `the VM runs on ${host}, and ${unseen.join(', ')} (which may hold another copy) does not answer; nothing is removed or started until it does or is fenced`,
+        message: `the VM runs on ${host}, and ${silent(unseen)} (may hold another copy); nothing is removed or started until ${unseen.length > 1 ? 'they answer or are' : 'it answers or is'} fenced`,
       };
     }
     return { kind: 'settled', host, running: true, copy: true, remove };
@@ -115,7 +120,7 @@ export function locate(input: LocationInput): Location {
       kind: 'blind',
       hosts: blind,
       running: undefined,
-      message: `no running copy is seen, and ${blind.join(', ')} (which may hold one) does not answer; the VM is not started anywhere until it answers or is fenced`,
+      message: `no running copy is seen, and ${silent(blind)} (may hold one); the VM is not started anywhere until ${blind.length > 1 ? 'they answer or are' : 'it answers or is'} fenced`,
     };
   }
   if (paused.length > 0) {

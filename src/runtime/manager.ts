@@ -2,6 +2,7 @@
 // reachable, keeps the shared cache warm on every replica, serves health and
 // metrics, and (with leader election) starts the controllers only on the
 // leader. Knows nothing of what the controllers manage.
+import { setMaxListeners } from 'node:events';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -64,6 +65,9 @@ export class Manager {
   }
 
   async run(signal: AbortSignal): Promise<void> {
+    // Every informer, source and worker waits on this signal for as long as it runs: many
+    // listeners by design, not a leak (Node warned "MaxListenersExceededWarning" at 11).
+    setMaxListeners(0, signal);
     const { kubeConfig, logger } = this.options;
     const server = kubeConfig.getCurrentCluster()?.server ?? '(none)';
     const version = await kubeConfig
@@ -122,6 +126,7 @@ export class Manager {
   }
 
   private async runControllers(signal: AbortSignal): Promise<void> {
+    setMaxListeners(0, signal); // the leader's signal: the same many waiters
     const { logger } = this.options;
     logger.info({ controllers: this.runnables.map((r) => r.name) }, `starting ${this.runnables.length} controller(s)`);
     const running = this.runnables.map((runnable) => runnable.run(signal));
