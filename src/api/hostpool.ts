@@ -150,6 +150,23 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
     },
     { default: {} },
   ),
+  leases: Type.Optional(
+    obj(
+      'A lock-manager lease for every VM of the pool (virtlockd), so that no second copy of a VM can run: a copy started ' +
+        'elsewhere is refused, and a live migration\'s source cannot resume once the destination holds the lease (a partition at ' +
+        'the switchover). Each host must run virtlockd with lock_manager = "lockd" in qemu.conf and, in qemu-lockd.conf, ' +
+        'file_lockspace_dir = this directory on storage all hosts share, with auto_disk_leases = 1 (libvirt registers the ' +
+        'lockspace only then). Without it, such a second copy is only detected and removed (docs/controllers.md).',
+      {
+        lockspace: matching('The hosts\' virtlockd lockspace directory (file_lockspace_dir), the same shared directory on every host.', ABSOLUTE_PATH),
+        storagePool: matching(
+          'libvirt dir storage pool over that directory, through which the controller makes each VM\'s lease file; defined on a host that lacks it.',
+          LIBVIRT_NAME,
+          { default: 'virtfleet-leases' },
+        ),
+      },
+    ),
+  ),
   network: obj(
     'The network VMs join when an interface names neither network nor bridge.',
     { name: matching('libvirt network name.', LIBVIRT_NAME, { maxLength: 64, default: 'default' }) },

@@ -48,6 +48,8 @@ export const VM_REASONS = {
   RecoveryBlocked: 'RecoveryBlocked',
   /** The host failed and is being fenced; the VM is started elsewhere after. */
   RecoveryPending: 'RecoveryPending',
+  /** HostPool spec.leases: the VM's lease file cannot be made (message: why, what to fix). */
+  LeaseUnavailable: 'LeaseUnavailable',
   /** A host that may hold a running copy does not answer: nothing is started or removed until it does or is fenced (vm-location.ts). */
   CopyUnknown: 'CopyUnknown',
   HostUnreachable: 'HostUnreachable',

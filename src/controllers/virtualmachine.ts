@@ -40,6 +40,8 @@ import { CrashBackoff } from './crash-backoff.js';
 import { HealthProbes } from './health.js';
 import { MIGRATION_ATTEMPTS, MigrationJobs, progressText, type MigrationJob } from './vm-migration.js';
 import { VmCopies } from './vm-copies.js';
+import { LeaseFiles } from './vm-lease.js';
+import { errorText } from './error-text.js';
 import { live, locate, suspectHosts, type Location } from './vm-location.js';
 import { VmStatusDraft } from './vm-status.js';
 import { untilAborted } from '../runtime/abort.js';
@@ -134,6 +136,7 @@ export class VirtualMachineReconciler implements Reconciler {
   private readonly crashes = new CrashBackoff();
   private readonly migrations: MigrationJobs;
   private readonly copies: VmCopies;
+  private readonly leases = new LeaseFiles();
   private readonly health: HealthProbes;
   /** By UID: when the failed host this VM is being moved off was declared failed (for the recovery metric). */
   private readonly evacuatedAt = new Map<string, number>();
@@ -211,6 +214,7 @@ export class VirtualMachineReconciler implements Reconciler {
       const install = await this.installs.prepare(installContext);
       if (install.kind === 'wait') throw new Halt(install.requeueAfterMs);
       const installer = install.kind === 'install' ? install.domain : undefined;
+      await this.ensureLease(vm, pool!, hypervisor, draft);
       let domain = await this.ensureDefined(vm, pool!, host, placement, hypervisor, draft, disks, installer, REDEFINED_BECAUSE[install.kind]);
       domain = await this.installs.afterDefine(installContext, install, domain);
       if (install.kind === 'failed') {
@@ -276,6 +280,7 @@ export class VirtualMachineReconciler implements Reconciler {
       this.migrations.forget(uid);
       this.health.stop(uid);
       this.installs.forget(uid);
+      this.leases.forget(uid);
     }
   }
 
@@ -309,6 +314,8 @@ export class VirtualMachineReconciler implements Reconciler {
           return { requeueAfterMs: step };
         }
         await this.removeVolumes(vm, hypervisor, host.name);
+        const leases = this.options.pools.get(vm.spec.hostPoolRef.name)?.spec.leases;
+        if (leases) await this.leases.remove(leases, hypervisor, uid);
       } catch (error) {
         if (!isHypervisorError(error, 'unreachable')) throw error;
         draft.set(C.Ready, 'Unknown', R.HostUnreachable, `cannot delete the domain: host ${placement.host} is unreachable (${error.message}); the VM is deleted once the host answers`);
@@ -591,11 +598,10 @@ export class VirtualMachineReconciler implements Reconciler {
     const job = this.migrations.get(uid);
     if (job && !job.outcome) return undefined; // migrationInFlight follows it
     const poolName = pool.metadata.name ?? '';
-    const ended = this.migrations.takeEnded(uid);
+    const ended = job?.outcome ? job : undefined; // taken out once settled: its outcome is told then
     const stray = this.options.fleet.takeStrayCopies(uid);
     const migration = draft.status.migration;
     if (!migration && !ended && stray.length === 0) return undefined;
-    if (ended) this.countMigration(ended);
     const sightings = await this.copies.sight(poolName, uid, [...suspectHosts(draft.status.host, migration), ...stray], new Set(stray));
     if (migration && !ended) {
       // A migration this process lost: libvirt carries on without us while the source runs it.
@@ -620,6 +626,10 @@ export class VirtualMachineReconciler implements Reconciler {
     }
     if (verdict.kind === 'migrating') return MIGRATION_LOOK_MS; // not reached: migrating is false
     await this.removeCopies(vm, poolName, verdict);
+    if (ended) {
+      this.migrations.takeEnded(uid);
+      this.countMigration(ended);
+    }
     const home = verdict.kind === 'split-brain' ? verdict.keep : verdict.host;
     if (migration) {
       delete draft.status.migration;
@@ -892,6 +902,21 @@ export class VirtualMachineReconciler implements Reconciler {
     draft.status.domainName = name;
     draft.set(C.Provisioned, 'True', R.Defined, `domain ${name} defined on ${host.name} (${type})`);
     return existing ?? (await hypervisor.state(uid));
+  }
+
+  /** The VM's lease file, before a domain with a <lease> is defined (vm-lease.ts). */
+  private async ensureLease(vm: VmObject, pool: PoolObject, hypervisor: Hypervisor, draft: VmStatusDraft): Promise<void> {
+    const leases = pool.spec.leases;
+    if (!leases) return;
+    try {
+      await this.leases.ensure(leases, hypervisor, vm.metadata.uid ?? '');
+    } catch (error) {
+      if (isHypervisorError(error, 'unreachable')) throw error;
+      const message = `cannot make the VM's lease in HostPool ${pool.metadata.name ?? ''} spec.leases: ${errorText(error)}`;
+      if (draft.set(C.Provisioned, 'False', R.LeaseUnavailable, `${message}; retrying`)) this.event(vm, 'Warning', E.ProvisioningFailed, message);
+      if (draft.condition(C.Ready)?.status !== 'True') draft.set(C.Ready, 'False', R.LeaseUnavailable, 'the VM\'s lease cannot be made (see Provisioned)');
+      throw new Halt(this.hostRetryMs);
+    }
   }
 
   private refuseDefinition(vm: VmObject, draft: VmStatusDraft, message: string): void {

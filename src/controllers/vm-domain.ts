@@ -51,5 +51,11 @@ export function domainXmlFor(
     disks: disks ?? diskBackings(vm, pool.storage),
     defaultNetwork: pool.network.name,
     ...(bootDevice ? { bootDevice } : {}),
+    ...(pool.leases ? { lease: { lockspaceDir: pool.leases.lockspace, key: leaseKey(uid) } } : {}),
   });
+}
+
+/** The VM's lease resource in the lockspace (a file of that name): one per VM, by UID. */
+export function leaseKey(uid: string): string {
+  return `virtfleet-${uid}`;
 }

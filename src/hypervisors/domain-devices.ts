@@ -19,6 +19,7 @@ export function devices(input: DomainXmlInput, domainUuid: string, xenPv: boolea
     {},
     target.emulator !== undefined && !xenPv && el('emulator', {}, hostPath('target.emulator', target.emulator)),
     ...disks,
+    input.lease && leaseElement(input.lease),
     kvm && disks.some((disk) => disk.children.some((c) => c.name === 'target' && c.attrs.bus === 'scsi')) &&
       el('controller', { type: 'scsi', index: 0, model: 'virtio-scsi' }),
     ...interfaceElements(input, domainUuid, xenPv),
@@ -28,6 +29,18 @@ export function devices(input: DomainXmlInput, domainUuid: string, xenPv: boolea
       el('channel', { type: 'unix' }, el('source', { mode: 'bind' }), el('target', { type: 'virtio', name: GUEST_AGENT_CHANNEL })),
     kvm && el('memballoon', { model: 'virtio' }),
   );
+}
+
+/**
+ * libvirt names a lease's lockspace as a directory (target path) and a lockspace name in it;
+ * virtlockd joins them: the lockspace is `<target path>/<lockspace>`, which must be the directory
+ * the hosts' virtlockd has as its lockspace (file_lockspace_dir).
+ */
+function leaseElement(lease: NonNullable<DomainXmlInput['lease']>): XmlElement {
+  const dir = hostPath('spec.leases.lockspace', lease.lockspaceDir).replace(/\/$/, '');
+  const at = dir.lastIndexOf('/');
+  if (at <= 0) throw new DomainSpecError('spec.leases.lockspace', `${JSON.stringify(dir)} is not a directory below / (e.g. /var/lib/libvirt/lockd/files)`);
+  return el('lease', {}, el('lockspace', {}, dir.slice(at + 1)), el('key', {}, libvirtName('lease key', lease.key)), el('target', { path: dir.slice(0, at) }));
 }
 
 // Bus names the guest sees, per spec bus and hypervisor. Xen's paravirtual disks play the part

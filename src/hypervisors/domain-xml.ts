@@ -70,6 +70,12 @@ export interface DomainXmlInput {
    * an installer's boot. Not with spec.kernelBoot or a disk's bootOrder.
    */
   bootDevice?: 'network';
+  /**
+   * A lock-manager lease for the whole VM (virtlockd, HostPool spec.leases): the directory that is
+   * the hosts' lockspace and the resource's name in it. Held by the host whose copy runs; a
+   * second copy cannot start, and a migration's source cannot resume once the destination holds it.
+   */
+  lease?: { lockspaceDir: string; key: string };
 }
 
 export interface DomainXml {

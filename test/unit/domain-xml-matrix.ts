@@ -63,6 +63,8 @@ export const MATRIX: [string, DomainXmlInput][] = [
   ['kvm, decimal 1G memory', kvmInput({}, { memory: '1G' })],
   ['kvm, 16Ti memory', kvmInput({}, { memory: '16Ti' })],
   ['kvm, no disks or networks', kvmInput({}, { disks: [], networks: [] })],
+  ['kvm, a virtlockd lease', kvmInput({ lease: { lockspaceDir: '/var/lib/libvirt/lockd/files', key: `virtfleet-${UID}` } })],
+  ['xen, a virtlockd lease', xenInput('hvm', { lease: { lockspaceDir: '/srv/shared/lockspace/', key: `virtfleet-${UID}` } })],
   [
     'kvm, disks on every bus with boot order and read-only',
     kvmInput(

@@ -357,3 +357,20 @@ describe('buildDomainXml: hostile values', () => {
     expect(refusal(input).field).toBe(field);
   });
 });
+
+describe('the VM lease (HostPool spec.leases)', () => {
+  it('names the lockspace as libvirt and virtlockd join it: target path + lockspace name = the lockspace directory', () => {
+    const lease = must(child(must(child(build(kvmInput({ lease: { lockspaceDir: '/var/lib/libvirt/lockd/files/', key: `virtfleet-${UID}` } })), 'devices'), 'devices'), 'lease'), 'lease');
+    expect(child(lease, 'lockspace')?.text).toBe('files');
+    expect(child(lease, 'key')?.text).toBe(`virtfleet-${UID}`);
+    expect(child(lease, 'target')?.attrs).toEqual({ path: '/var/lib/libvirt/lockd' });
+  });
+
+  it('has none without spec.leases', () => {
+    expect(child(must(child(build(kvmInput()), 'devices'), 'devices'), 'lease')).toBeUndefined();
+  });
+
+  it.each(['/', 'relative/dir', '/a/../b', "/a/b'c"])('refuses the lockspace %j, naming the field', (dir) => {
+    expect(refusal(kvmInput({ lease: { lockspaceDir: dir, key: 'k' } })).message).toMatch(/spec\.leases\.lockspace/);
+  });
+});
