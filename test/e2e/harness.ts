@@ -77,6 +77,11 @@ export interface RigControllerOptions {
    * in this process.
    */
   controllerProcess?: boolean;
+  /**
+   * Run a virtlockd per rig host with a lockspace shared by all (rig.lockspaceDir), for pools with
+   * spec.leases. Default false.
+   */
+  leases?: boolean;
 }
 
 export class RigController {
@@ -111,7 +116,7 @@ export class RigController {
   async start(watch?: (vms: Informer<VmObject>, pools: Informer<PoolObject>) => void): Promise<void> {
     this.info = await this.plane.start();
     await installCrds(this.info.binaries.kubectl, this.info.kubeconfig, repoRoot());
-    this.rig = await Rig.start({ hosts: this.options.hosts, diskLeases: false });
+    this.rig = await Rig.start({ hosts: this.options.hosts, diskLeases: this.options.leases ?? false });
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(this.info.kubeconfig);
     this.client = new KubeClient(kubeConfig);
