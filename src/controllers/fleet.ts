@@ -109,7 +109,7 @@ export class Fleet {
   /** Domain events, by the domain's UUID (= the VM's UID), with the host's URI. Returns the unsubscribe function. */
   /**
    * A live copy of VM `uid` on `host`, where its status does not say it runs (the HostPool
-   * controller's scan). Only the VM controller decides what becomes of it (vm-location.ts).
+   * controller's scan). Only the VM controller decides what becomes of it (vm/location.ts).
    */
   reportStrayCopy(uid: string, host: string): void {
     const hosts = this.strayCopies.get(uid) ?? new Set<string>();

@@ -20,7 +20,7 @@
 // again), every orphanScanIntervalMs, and soon after a domain event of a UUID that is no VM's
 // (a domain came or went behind the controller's back) or a VM's deletion (its domain may have
 // been left behind when its finalizer was removed by hand).
-import { live } from './vm-location.js';
+import { live } from './vm/location.js';
 import type { Logger } from '../observability/logging.js';
 import type { ControllerMetrics } from '../observability/metrics.js';
 import { Controller } from '../runtime/controller.js';
@@ -166,7 +166,7 @@ export class HostPoolReconciler implements Reconciler {
    * back never starts a second copy. A live one (running or paused) is never destroyed on this
    * evidence alone: it may be the copy that holds the guest's state (a migration that finished
    * unseen). It is reported to the VM controller, which decides by the one location rule
-   * (vm-location.ts). A VM with a migration record is left alone: its copies are the VM
+   * (vm/location.ts). A VM with a migration record is left alone: its copies are the VM
    * controller's to settle.
    */
   private async removeStaleCopies(poolName: string, host: FleetHost): Promise<void> {

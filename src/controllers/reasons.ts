@@ -50,7 +50,7 @@ export const VM_REASONS = {
   RecoveryPending: 'RecoveryPending',
   /** HostPool spec.leases: the VM's lease file cannot be made (message: why, what to fix). */
   LeaseUnavailable: 'LeaseUnavailable',
-  /** A host that may hold a running copy does not answer: nothing is started or removed until it does or is fenced (vm-location.ts). */
+  /** A host that may hold a running copy does not answer: nothing is started or removed until it does or is fenced (vm/location.ts). */
   CopyUnknown: 'CopyUnknown',
   HostUnreachable: 'HostUnreachable',
   Terminating: 'Terminating',
@@ -119,9 +119,9 @@ export const VM_EVENTS = {
   CrashLoopBackOff: 'CrashLoopBackOff',
   /** Its host failed and was fenced: the VM is started on another host. */
   Evacuated: 'Evacuated',
-  /** Two running copies were found; one was kept by the rule of vm-location.ts, the others destroyed. */
+  /** Two running copies were found; one was kept by the rule of vm/location.ts, the others destroyed. */
   SplitBrain: 'SplitBrain',
-  /** A copy the rule of vm-location.ts does not keep was removed (with the evidence in the message). */
+  /** A copy the rule of vm/location.ts does not keep was removed (with the evidence in the message). */
   CopyRemoved: 'CopyRemoved',
   /** The VM was found running on another host than status.host (a migration finished unseen) and is taken as it is. */
   Adopted: 'Adopted',

@@ -9,7 +9,7 @@ import type { Fleet } from './fleet.js';
 import { hostPoolController } from './hostpool.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from './resources.js';
 import { vmSample } from './vm-metrics.js';
-import { virtualMachineController } from './virtualmachine.js';
+import { virtualMachineController } from './vm/wiring.js';
 import { SECRET, type SecretObject } from './host-credentials.js';
 import { INSTALL_PROFILE, installProfileController, type ProfileObject } from './installprofile.js';
 import { InstallServer } from '../provisioning/install-server.js';

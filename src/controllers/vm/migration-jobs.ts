@@ -3,7 +3,7 @@
 // reconcile must not), looked at by later reconciles, and ended with an outcome the reconciler
 // records. A few at a time per source host; failures are retried after a delay, then given up
 // until something changes.
-import { isHypervisorError, type Hypervisor, type MigrationProgress } from '../hypervisors/hypervisor.js';
+import { isHypervisorError, type Hypervisor, type MigrationProgress } from '../../hypervisors/hypervisor.js';
 
 export interface MigrationJob {
   from: string;

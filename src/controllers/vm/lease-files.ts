@@ -2,9 +2,9 @@
 // the hosts' shared lockspace directory, but creates it only for disk leases, not for <lease>
 // elements. The controller makes it, before the domain is defined with its <lease>, as an empty
 // raw volume of a libvirt dir pool over that directory; it is deleted with the VM.
-import type { HostPoolSpec } from '../api/hostpool.js';
-import { ignoring, isHypervisorError, type Hypervisor } from '../hypervisors/hypervisor.js';
-import { leaseKey } from './vm-domain.js';
+import type { HostPoolSpec } from '../../api/hostpool.js';
+import { ignoring, isHypervisorError, type Hypervisor } from '../../hypervisors/hypervisor.js';
+import { leaseKey } from '../vm-domain.js';
 
 type Leases = NonNullable<HostPoolSpec['leases']>;
 

@@ -1,10 +1,10 @@
-// The I/O half of the location rule (vm-location.ts): asks hosts what they hold for a VM's UUID,
+// The I/O half of the location rule (vm/location.ts): asks hosts what they hold for a VM's UUID,
 // and removes the copies the rule does not keep. A host that is not ready, or that does not answer,
 // is reported unreachable (fenced when its fencing command confirmed power-off); nothing is
 // guessed.
-import { ignoring, isHypervisorError } from '../hypervisors/hypervisor.js';
-import type { Fleet } from './fleet.js';
-import type { Removal, Sighting } from './vm-location.js';
+import { ignoring, isHypervisorError } from '../../hypervisors/hypervisor.js';
+import type { Fleet } from '../fleet.js';
+import type { Removal, Sighting } from './location.js';
 
 export class VmCopies {
   constructor(private readonly fleet: Fleet) {}

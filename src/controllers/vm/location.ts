@@ -15,7 +15,7 @@
 //   else the first by host name; the others are destroyed, with an Event and an alert.
 // - A copy is removed only on evidence: the kept copy was seen running (or, for copies that do not
 //   run, any copy was seen where the VM is).
-import type { DomainState } from '../hypervisors/hypervisor.js';
+import type { DomainState } from '../../hypervisors/hypervisor.js';
 
 /** What one host says about the VM's UUID. */
 export type Sighting =

@@ -1,7 +1,7 @@
-// The one rule for where a VM runs (src/controllers/vm-location.ts), case by case: the cases the
+// The one rule for where a VM runs (src/controllers/vm/location.ts), case by case: the cases the
 // rig found (a partition at a migration's switchover, a controller restart mid-migration) first.
 import { describe, expect, it } from '@jest/globals';
-import { locate, type Sighting } from '../../src/controllers/vm-location.js';
+import { locate, type Sighting } from '../../src/controllers/vm/location.js';
 
 const running = (host: string, reason = 'migrated'): Sighting => ({ host, reach: 'reachable', domain: { state: 'running', reason } });
 const paused = (host: string, reason = 'migration'): Sighting => ({ host, reach: 'reachable', domain: { state: 'paused', reason } });

@@ -1,0 +1,108 @@
+// Step: live migration (a host in maintenance, `virtfleet vm migrate`). Started here, run in the
+// background by MigrationJobs (a migration takes seconds to minutes, a reconcile must not);
+// followed while it runs (progress in Migrating); how it ended is settled by the copies step by
+// the location rule, never taken from the call's outcome alone. Writes Migrating,
+// status.migration (before the migration starts) and lastAction of `vm migrate`.
+import type { DomainStatus, Hypervisor } from '../../hypervisors/hypervisor.js';
+import { place } from '../../scheduler/placement.js';
+import type { FleetHost } from '../fleet.js';
+import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
+import type { PoolObject, VmObject } from '../resources.js';
+import { isActive } from '../run-strategy.js';
+import { MIGRATE_TO_ANNOTATION, actionRequest } from '../vm-actions.js';
+import type { VmStatusDraft } from '../vm-status.js';
+import type { VmKit } from './kit.js';
+import { MigrationJobs, progressText } from './migration-jobs.js';
+import { MIGRATION_LOOK_MS, MIGRATION_TIMEOUT_MS } from './options.js';
+import { schedulingPolicy, vmRequest, type PlacementStep } from './placement.js';
+
+export class MigrationStep {
+  readonly jobs: MigrationJobs;
+
+  constructor(
+    private readonly kit: VmKit,
+    private readonly placement: PlacementStep,
+  ) {
+    this.jobs = new MigrationJobs((uid) => kit.options.wake?.(uid));
+  }
+
+  /** A migration of this process still running: its progress in the Migrating condition; undefined when none runs. */
+  async inFlight(vm: VmObject, hypervisor: Hypervisor, draft: VmStatusDraft): Promise<number | undefined> {
+    const uid = vm.metadata.uid ?? '';
+    const now = this.kit.now();
+    const job = this.jobs.get(uid);
+    if (job && !job.outcome) {
+      if (!job.progress || now - job.progress.at >= MIGRATION_LOOK_MS) {
+        job.progress = { at: now, figures: await hypervisor.migrationProgress(uid).catch(() => undefined) };
+      }
+      draft.phase('Migrating');
+      draft.set(C.Migrating, 'True', R.Migrating, `migrating from ${job.from} to ${job.to}: ${progressText(job.progress.figures)}`);
+      return MIGRATION_LOOK_MS;
+    }
+    return undefined;
+  }
+
+  /**
+   * Moves a running VM off a host in maintenance, or where `virtfleet vm migrate` asks, a few at a
+   * time per source host. Undefined: nothing to do, the reconcile goes on; else when to look
+   * again (the power steps wait meanwhile).
+   */
+  async start(vm: VmObject, pool: PoolObject, host: FleetHost, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<number | undefined> {
+    const uid = vm.metadata.uid ?? '';
+    const now = this.kit.now();
+    const parsed = actionRequest(vm.metadata.annotations);
+    const request = parsed && !('error' in parsed) && parsed.action === 'migrate' ? parsed : undefined;
+    const last = draft.status.lastAction;
+    const asked = request !== undefined && !(last?.id === request.id && last.action === 'migrate' && last.state !== 'InProgress');
+    if (!asked && !host.maintenance) {
+      this.jobs.reset(uid);
+      if (draft.condition(C.Migrating)?.status === 'True') draft.set(C.Migrating, 'False', R.NotMigrating, 'no migration under way');
+      return undefined;
+    }
+    if (!isActive(domain.state)) return undefined; // nothing runs to move; a start request is refused by decideAction
+    if (asked && (last?.id !== request.id || last.action !== 'migrate')) {
+      this.jobs.reset(uid);
+      this.kit.recordAction(vm, draft, { id: request.id, action: 'migrate', state: 'InProgress', message: 'migration asked' });
+    }
+    const why = asked ? 'asked' : `host ${host.name} is in maintenance`;
+    const may = this.jobs.mayStart(uid, host.name, now);
+    if (!may.ok) {
+      if (may.reason === 'gave-up') {
+        if (asked) this.kit.recordAction(vm, draft, { id: request.id, action: 'migrate', state: 'Failed', message: may.message });
+        return undefined;
+      }
+      if (may.reason === 'busy') draft.set(C.Migrating, 'False', R.MigrationQueued, `${why}: waiting, ${may.message}`);
+      return may.retryInMs ?? MIGRATION_LOOK_MS;
+    }
+    const target = asked ? vm.metadata.annotations?.[MIGRATE_TO_ANNOTATION] : undefined;
+    const poolName = pool.metadata.name ?? '';
+    const candidates = this.placement.hostStates(poolName).filter((state) => state.name !== host.name && (!target || state.name === target));
+    if (target && candidates.length === 0) {
+      this.kit.recordAction(vm, draft, { id: request!.id, action: 'migrate', state: 'Refused', message: `no host ${target} in HostPool ${poolName} other than the VM's own (${host.name})` });
+      return undefined;
+    }
+    const result = place(vmRequest(vm), candidates, schedulingPolicy(pool));
+    if (!result.placed) {
+      const message = `${why}, but no other host can take the VM: ${result.message}`;
+      if (draft.condition(C.Migrating)?.message !== message) this.kit.event(vm, 'Warning', E.MigrationFailed, message);
+      draft.set(C.Migrating, 'False', R.NoDestination, message);
+      if (asked) this.kit.recordAction(vm, draft, { id: request!.id, action: 'migrate', state: 'Failed', message });
+      return asked ? undefined : this.kit.hostRetryMs;
+    }
+    const destination = this.kit.options.fleet.host(poolName, result.host)!;
+    // Recorded before it starts: a controller that dies meanwhile finds where the VM went.
+    draft.status.migration = { source: host.name, target: result.host, started: new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z') };
+    draft.phase('Migrating');
+    draft.set(C.Migrating, 'True', R.Migrating, `migrating from ${host.name} to ${result.host}: starting (${why})`);
+    await this.kit.writeStatus(vm, draft);
+    this.kit.options.allocations.migrating.add(uid);
+    this.jobs.start({ uid, from: host.name, to: result.host, hypervisor, destinationUri: destination.uri, timeoutMs: MIGRATION_TIMEOUT_MS });
+    this.kit.event(vm, 'Normal', E.MigrationStarted, `live migration from ${host.name} to ${result.host} started (${why})`);
+    return MIGRATION_LOOK_MS;
+  }
+
+  forget(uid: string): void {
+    this.jobs.forget(uid);
+    this.kit.options.allocations.migrating.delete(uid);
+  }
+}

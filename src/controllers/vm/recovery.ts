@@ -1,0 +1,127 @@
+// Step: recovery from a failed host. A VM of a failed host is started elsewhere only once the
+// old copy is known dead (the host's fencing command confirmed power-off), never on a guess;
+// otherwise it waits with a reason that says what would unblock it, and the
+// virtfleet_vm_recovery_blocked series says so to Prometheus.
+import { ACTION_ANNOTATION } from '../vm-actions.js';
+import { FAILED_HOST_REASONS } from '../pool-status.js';
+import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
+import type { PoolObject, VmObject } from '../resources.js';
+import type { VmStatusDraft } from '../vm-status.js';
+import type { VmKit } from './kit.js';
+import type { Placement, PlacementStep } from './placement.js';
+
+/** Whether a VM of a failed host may be started elsewhere now, or why it waits. */
+export type RecoveryVerdict = { go: true; failedAt: number; fencedBy: string } | RecoveryWait;
+export interface RecoveryWait {
+  go: false;
+  reason: string;
+  message: string;
+  /** The reason label of virtfleet_vm_recovery_blocked, when the wait needs a person. */
+  metric?: 'no_fencing' | 'fencing_failed' | 'disks_not_shared';
+}
+
+export class RecoveryStep {
+  constructor(
+    private readonly kit: VmKit,
+    private readonly placement: PlacementStep,
+  ) {}
+
+  /**
+   * Whether the VM's failed host lets it be started elsewhere now. Undefined while the host has
+   * not failed (ready, or only connecting / misconfigured).
+   */
+  verdict(vm: VmObject, pool: PoolObject | undefined, placement: Placement): RecoveryVerdict | undefined {
+    if (!pool) return undefined;
+    const host = this.kit.options.fleet.host(pool.metadata.name ?? '', placement.host);
+    if (!host || host.readiness.ready || !FAILED_HOST_REASONS.has(host.readiness.reason ?? '')) return undefined;
+    const poolName = pool.metadata.name ?? '';
+    const failure = `host ${host.name} failed (${host.readiness.reason}: ${host.readiness.message})`;
+    const held = vm.metadata.annotations?.[ACTION_ANNOTATION];
+    const wanted = vm.spec.recovery.evacuate && (vm.spec.runStrategy === 'Always' || vm.spec.runStrategy === 'RerunOnFailure') && held !== 'stop' && held !== 'pause';
+    if (!wanted) {
+      const why = !vm.spec.recovery.evacuate ? 'spec.recovery.evacuate is false' : held === 'stop' || held === 'pause' ? `it is held by ${ACTION_ANNOTATION}=${held}` : `runStrategy ${vm.spec.runStrategy} does not restart it`;
+      return { go: false, reason: R.HostNotReady, message: `${failure}; the VM waits for it (${why})` };
+    }
+    if ((vm.spec.disks?.length ?? 0) > 0 && !pool.spec.storage.shared) {
+      return {
+        go: false,
+        reason: R.RecoveryBlocked,
+        metric: 'disks_not_shared',
+        message:
+          `${failure}; the VM is not started elsewhere: its disks are in storage pool ${pool.spec.storage.pool} on ${host.name} only ` +
+          `(HostPool ${poolName} spec.storage.shared is false). Bring the host back, or use shared storage and set spec.storage.shared`,
+      };
+    }
+    const declared = pool.spec.hosts.find((entry) => entry.name === host.name)?.fencing;
+    const fencing = host.fencing;
+    if (fencing?.state === 'Fenced') return { go: true, failedAt: host.notReadySince ?? this.kit.now(), fencedBy: fencing.message };
+    if (declared?.method !== 'command') {
+      return {
+        go: false,
+        reason: R.RecoveryBlocked,
+        metric: 'no_fencing',
+        message:
+          `${failure}; the VM is not started elsewhere because its old copy may still be running there and no fencing is configured ` +
+          `(HostPool ${poolName} spec.hosts[${host.name}].fencing). Configure a fencing command that powers the host off, or bring the host back`,
+      };
+    }
+    if (fencing?.state === 'Failed') {
+      return {
+        go: false,
+        reason: R.RecoveryBlocked,
+        metric: 'fencing_failed',
+        message: `${failure}; fencing it failed (attempt ${fencing.attempts}: ${fencing.message}), retried; the VM is started elsewhere once the host is fenced`,
+      };
+    }
+    return { go: false, reason: R.RecoveryPending, message: `${failure}; fencing it (${fencing?.message ?? 'about to start'}); the VM is started elsewhere once the host is fenced` };
+  }
+
+  /** Places the VM on another host of the pool, recording the move (written before anything is made there). */
+  placeElsewhere(vm: VmObject, pool: PoolObject, from: string, draft: VmStatusDraft): Placement | undefined {
+    const uid = vm.metadata.uid ?? '';
+    const poolName = pool.metadata.name ?? '';
+    const result = this.placement.placeAwayFrom(vm, pool, from, `moved from failed host ${from}`, draft);
+    if (!result.placed) {
+      draft.phase('Unknown');
+      const message = `host ${from} failed and was fenced, but no other host can take the VM: ${result.message}`;
+      const before = draft.condition(C.Scheduled)?.message;
+      draft.set(C.Scheduled, 'False', R.Unschedulable, message);
+      draft.set(C.Ready, 'Unknown', R.RecoveryBlocked, message);
+      if (before !== message) this.kit.event(vm, 'Warning', E.FailedScheduling, message);
+      return undefined;
+    }
+    const { host, hypervisor } = result.placed;
+    // A fresh start on the new host: no crash to count, no old definition to compare with.
+    draft.phase('Provisioning');
+    draft.set(C.Provisioned, 'False', R.Evacuating, `moving to ${host}: host ${from} failed and was fenced`);
+    const memory = this.kit.memory(vm);
+    delete memory.defined;
+    this.kit.crashes.forget(uid);
+    memory.evacuatedAt = this.kit.options.fleet.host(poolName, from)?.notReadySince ?? this.kit.now();
+    draft.status.restarts = (draft.status.restarts ?? 0) + 1;
+    this.kit.options.metrics?.vmRestarts.inc({ ...this.kit.labels(vm), reason: 'host_failure' });
+    this.kit.event(vm, 'Warning', E.Evacuated, `host ${from} failed and was fenced; starting the VM on ${host} (${result.why})`);
+    return { host, hypervisor };
+  }
+
+  /** virtfleet_vm_recovery_blocked: 1 with the reason while the wait needs a person, absent otherwise. */
+  reportBlocked(vm: VmObject, reason: string | undefined): void {
+    const metrics = this.kit.options.metrics;
+    if (!metrics) return;
+    const memory = this.kit.memory(vm);
+    const before = memory.blockedReason;
+    if (before === reason) return;
+    const labels = this.kit.labels(vm);
+    if (before) metrics.vmRecoveryBlocked.remove({ ...labels, reason: before });
+    if (reason) {
+      metrics.vmRecoveryBlocked.set({ ...labels, reason }, 1);
+      memory.blockedReason = reason;
+    } else delete memory.blockedReason;
+  }
+
+  /** The VM is gone (deleted, or its finalizer removed by hand): its series goes with it. */
+  forget(uid: string): void {
+    const memory = this.kit.memories.peek(uid);
+    if (memory?.blockedReason) this.kit.options.metrics?.vmRecoveryBlocked.remove({ namespace: memory.namespace, name: memory.name, reason: memory.blockedReason });
+  }
+}
