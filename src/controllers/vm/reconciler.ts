@@ -177,6 +177,13 @@ export class VirtualMachineReconciler implements Reconciler {
   private forgetVm(uid: string): void {
     for (const step of [this.migration, this.recovery, this.disks, this.lease, this.power, this.health]) step.forget(uid);
     this.installs.forget(uid);
+    const memory = this.kit.memories.peek(uid);
+    const metrics = this.kit.options.metrics;
+    if (memory && metrics) {
+      const labels = { namespace: memory.namespace, name: memory.name };
+      for (const reason of ['crash', 'probe', 'host_failure']) metrics.vmRestarts.remove({ ...labels, reason });
+      metrics.vmSplitBrain.remove(labels);
+    }
     this.kit.memories.drop(uid);
   }
 }

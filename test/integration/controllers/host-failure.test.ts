@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { HOST_POOL } from '../../../src/controllers/resources.js';
 import { SECRET } from '../../../src/controllers/host-credentials.js';
 import type { KubeObject } from '../../../src/runtime/kube-client.js';
+import { runDelete } from '../../../src/cli/vm.js';
 import { ControllerBench, condition, isRunning, type HostDecl } from './fixtures.js';
 
 const A: HostDecl = { name: 'a-1', cpus: 4, memoryGiB: 4, hypervisor: 'kvm' };
@@ -77,6 +78,27 @@ describe('a failed host without fencing', () => {
     await setHosts(pool, [hostSpec(A), hostSpec(B)]);
     await bench.untilVm('vm-nofence', isRunning, 'Running on A again');
     expect(bench.vm('vm-nofence')?.status?.host).toBe('a-1');
+  });
+});
+
+describe('a VM of a failed host removed with `vm delete --force`', () => {
+  it('takes its per-VM metric series with it (virtfleet_vm_recovery_blocked)', async () => {
+    const pool = await poolWithVmOnA('forced');
+    await setHosts(pool, [hostSpec(A, { uri: UNREACHABLE_URI }), hostSpec(B)]);
+    await bench.untilVm('vm-forced', (v) => condition(v, 'Ready')?.reason === 'RecoveryBlocked', 'RecoveryBlocked');
+    const series = `virtfleet_vm_recovery_blocked{namespace="${bench.namespace}",name="vm-forced",reason="no_fencing"} 1`;
+    expect(await bench.manager!.metrics.registry.metrics()).toContain(series);
+    // The host is gone for good: the operator removes the VM without the controller's clean-up.
+    const lines: string[] = [];
+    await runDelete('vm-forced', { namespace: bench.namespace, wait: true, timeout: '1', force: true }, (line) => lines.push(line));
+    expect(lines.at(-1)).toBe('vm/vm-forced: finalizer removed; the object is gone');
+    await bench.until(() => !bench.vm('vm-forced'), 10_000, 'vm-forced gone');
+    // The controller forgets the VM when its delete event reaches its cache.
+    for (const deadline = Date.now() + 10_000; (await bench.manager!.metrics.registry.metrics()).includes('name="vm-forced"'); ) {
+      if (Date.now() > deadline) throw new Error(`series of vm-forced still exported:\n${(await bench.manager!.metrics.registry.metrics()).split('\n').filter((l) => l.includes('vm-forced')).join('\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await setHosts(pool, [hostSpec(A), hostSpec(B)]);
   });
 });
 
