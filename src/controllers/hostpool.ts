@@ -2,16 +2,11 @@
 //
 //   get (gone → let its hosts go once they have no VMs) → hosts in the Fleet match spec.hosts
 //   → heartbeat each host that is due (facts on first contact and after a reconnect)
-//   → scan the hosts that are due for orphan domains (and remove stale copies of VMs that run
-//   elsewhere now) → readiness per host → fencing of failed hosts that still have VMs
+//   → scan the hosts that are due for orphan domains (and report copies of VMs that live
+//   elsewhere now to the VM controller) → readiness per host → fencing of failed hosts that
+//   still have VMs (hostpool-fencing.ts)
 //   → status (only when changed), an Event when the orphans changed, per-host metrics
 //   → come back at the next heartbeat.
-//
-// Fencing (fencing.ts) runs in the background: a failed host (Disconnected, HeartbeatMissed,
-// Unreachable) with VMs placed on it and spec.hosts[].fencing.method command gets its command
-// run; Fenced (exit 0) lets the VM controller start those VMs elsewhere; Failed is retried
-// (10 s, doubling to 5 min). The state is in status.hosts[].fencing, so a restarted controller
-// knows a host was fenced. It is cleared when the host is back.
 //
 // Heartbeats and scans are libvirt calls, never API calls, and status holds no per-beat
 // timestamps: a steady pool writes nothing.
@@ -20,7 +15,6 @@
 // again), every orphanScanIntervalMs, and soon after a domain event of a UUID that is no VM's
 // (a domain came or went behind the controller's back) or a VM's deletion (its domain may have
 // been left behind when its finalizer was removed by hand).
-import { live } from './vm/location.js';
 import type { Logger } from '../observability/logging.js';
 import type { ControllerMetrics } from '../observability/metrics.js';
 import { Controller } from '../runtime/controller.js';
@@ -35,9 +29,8 @@ import type { Allocations, HostAllocation } from './allocations.js';
 import type { Fleet, FleetHost } from './fleet.js';
 import { HostOrphanScan, orphanList, type HostOrphans, type OrphanDomain } from './orphan-domains.js';
 import { FAILED_HOST_REASONS, hostReadiness, poolStatus } from './pool-status.js';
-import { fencingEnv, fencingRetryMs, runFencingCommand } from './fencing.js';
-import { isHypervisorError } from '../hypervisors/hypervisor.js';
-import { POOL_EVENTS } from './reasons.js';
+import { HostFencer } from './hostpool-fencing.js';
+import { POOL_EVENTS, VM_REASONS } from './reasons.js';
 import { HOST_POOL, type PoolObject, type VmObject } from './resources.js';
 import { untilAborted } from '../runtime/abort.js';
 import { resolveCredentials, type SecretObject } from './host-credentials.js';
@@ -66,8 +59,6 @@ export interface HostPoolControllerOptions {
 }
 
 export const DEFAULT_ORPHAN_SCAN_INTERVAL_MS = 5 * 60_000;
-/** How long a fencing command may run before it is killed and counted as failed. */
-const FENCING_TIMEOUT_MS = 60_000;
 
 export class HostPoolReconciler implements Reconciler {
   /** Orphan scan state per host; a host given a new URI is a new FleetHost, and starts afresh. */
@@ -79,13 +70,15 @@ export class HostPoolReconciler implements Reconciler {
   /** Per pool, the hosts that have metric series. */
   private readonly metricHosts = new Map<string, Set<string>>();
   private readonly orphanScanIntervalMs: number;
-  /** Fencing commands under way, by `pool/host`. */
-  private readonly fencingRuns = new Map<string, Promise<void>>();
   /** Called with a pool name when something done in the background (fencing) needs a reconcile. */
   readonly wakers = new Set<(pool: string) => void>();
+  private readonly fencer: HostFencer;
 
   constructor(private readonly options: HostPoolControllerOptions) {
     this.orphanScanIntervalMs = options.orphanScanIntervalMs ?? DEFAULT_ORPHAN_SCAN_INTERVAL_MS;
+    this.fencer = new HostFencer(options, (pool) => {
+      for (const wake of this.wakers) wake(pool);
+    });
   }
 
   scanOf(host: FleetHost): HostOrphanScan {
@@ -117,7 +110,7 @@ export class HostPoolReconciler implements Reconciler {
     await Promise.all(hosts.map((host) => this.beatIfDue(host, periodMs)));
     const scannedBefore = new Map(hosts.map((host) => [host, this.scanOf(host).lastScanAt]));
     await Promise.all(hosts.map((host) => this.scanIfDue(host, periodMs)));
-    await Promise.all(hosts.filter((host) => this.scanOf(host).lastScanAt > (scannedBefore.get(host) ?? 0)).map((host) => this.removeStaleCopies(key, host)));
+    for (const host of hosts.filter((host) => this.scanOf(host).lastScanAt > (scannedBefore.get(host) ?? 0))) this.reportStrayCopies(key, host);
     const changed: string[] = [];
     for (const host of hosts) {
       const next = hostReadiness(host, spec.failureDetection.failureThreshold);
@@ -131,7 +124,7 @@ export class HostPoolReconciler implements Reconciler {
       if (next.ready) host.notReadySince = undefined;
       else host.notReadySince ??= Date.now();
     }
-    this.fence(pool, hosts, allocations);
+    this.fencer.fence(pool, hosts, allocations);
     fleet.readinessChanged(key, changed);
 
     const orphans = new Map<string, OrphanDomain[]>();
@@ -148,7 +141,7 @@ export class HostPoolReconciler implements Reconciler {
           host: host.name,
           vms: placed.length,
           migrating: objects.filter((vm) => vm?.status?.phase === 'Migrating').length,
-          failed: objects.filter((vm) => (vm?.status?.conditions as Condition[] | undefined)?.some((c) => c.type === 'Migrating' && c.reason === 'MigrationFailed' && c.message?.includes('gave up'))).map((vm) => vm!.metadata.name ?? ''),
+          failed: objects.filter((vm) => (vm?.status?.conditions as Condition[] | undefined)?.some((c) => c.type === 'Migrating' && c.reason === VM_REASONS.MigrationGaveUp)).map((vm) => vm!.metadata.name ?? ''),
         };
       });
     const status = poolStatus({ generation: pool.metadata.generation, previous: pool.status, hosts, allocations, blockedRemovals, orphans, maintenance });
@@ -162,105 +155,20 @@ export class HostPoolReconciler implements Reconciler {
 
   /**
    * Copies of VMs whose status names another host (moved off this host while it was down, or a
-   * migration this host took part in). A stopped copy is undefined here, so a host that comes
-   * back never starts a second copy. A live one (running or paused) is never destroyed on this
-   * evidence alone: it may be the copy that holds the guest's state (a migration that finished
-   * unseen). It is reported to the VM controller, which decides by the one location rule
-   * (vm/location.ts). A VM with a migration record is left alone: its copies are the VM
-   * controller's to settle.
+   * migration this host took part in), from the scan just made: reported to the VM controller,
+   * which alone decides what becomes of a VM's copies, by the one location rule (vm/location.ts):
+   * a stopped copy is removed, a running one only on evidence. A VM whose migration is under way
+   * is left alone: its domain is on both hosts for a while.
    */
-  private async removeStaleCopies(poolName: string, host: FleetHost): Promise<void> {
-    const { vms, allocations, fleet, events, logger } = this.options;
+  private reportStrayCopies(poolName: string, host: FleetHost): void {
+    const { vms, allocations, fleet } = this.options;
     const byUid = new Map(vms.list().map((vm) => [vm.metadata.uid ?? '', vm]));
     for (const domain of this.scanOf(host).lastDomains) {
       const vm = byUid.get(domain.uuid);
       if (!vm || vm.spec.hostPoolRef.name !== poolName) continue;
       const placed = allocations.hostOf(vm);
       if (!placed || placed === host.name || vm.status?.migration || vm.status?.phase === 'Migrating' || allocations.migrating.has(domain.uuid)) continue;
-      if (live(domain.state)) {
-        fleet.reportStrayCopy(domain.uuid, host.name);
-        continue;
-      }
-      try {
-        await fleet.hypervisor(host.uri).undefine(domain.uuid).catch((error: unknown) => {
-          if (!isHypervisorError(error, 'not-found')) throw error;
-        });
-      } catch (error) {
-        logger.warn({ pool: poolName, host: host.name, domain: domain.name, err: error }, 'cannot remove a stale copy of a VM that runs elsewhere');
-        continue;
-      }
-      const message = `stale copy ${domain.name} (${domain.state}) removed from ${host.name}: the VM lives on ${placed} now`;
-      logger.info({ pool: poolName, host: host.name, domain: domain.name, vm: `${vm.metadata.namespace}/${vm.metadata.name}` }, message);
-      if (events) void events.record(vm, 'Normal', POOL_EVENTS.StaleCopyRemoved, message);
-    }
-  }
-
-  /** Starts the fencing command of each failed host that needs it (see the file comment). */
-  private fence(pool: PoolObject, hosts: FleetHost[], allocations: Map<string, HostAllocation>): void {
-    const poolName = pool.metadata.name ?? '';
-    for (const host of hosts) {
-      const failed = !host.readiness.ready && FAILED_HOST_REASONS.has(host.readiness.reason ?? '');
-      if (!failed) {
-        if (host.readiness.ready) host.fencing = undefined;
-        continue;
-      }
-      if (!host.fencing) {
-        // After a controller restart: what this controller wrote before.
-        const before = pool.status?.hosts?.find((entry) => entry.name === host.name)?.fencing;
-        if (before) host.fencing = { state: before.state, message: before.message ?? '', attempts: before.attempts ?? 0, time: before.time };
-      }
-      const declared = pool.spec.hosts.find((entry) => entry.name === host.name)?.fencing;
-      if (declared?.method !== 'command' || !declared.command) continue;
-      if (!host.fencing && (allocations.get(host.name)?.vms.length ?? 0) === 0) continue; // nothing to recover
-      const key = `${poolName}/${host.name}`;
-      if (this.fencingRuns.has(key) || host.fencing?.state === 'Fenced') continue;
-      if (host.fencing?.state === 'Failed' && (host.fencing.retryAt ?? 0) > Date.now()) continue;
-      this.fencingRuns.set(
-        key,
-        this.runFencing(pool, host, declared).finally(() => {
-          this.fencingRuns.delete(key);
-          for (const wake of this.wakers) wake(poolName);
-        }),
-      );
-    }
-  }
-
-  private async runFencing(pool: PoolObject, host: FleetHost, declared: NonNullable<PoolObject['spec']['hosts'][number]['fencing']>): Promise<void> {
-    const { events, metrics, logger, secrets, credentialsNamespace } = this.options;
-    const poolName = pool.metadata.name ?? '';
-    const attempts = (host.fencing?.attempts ?? 0) + 1;
-    const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const argv = declared.command ?? [];
-    host.fencing = { state: 'Fencing', message: `running ${argv[0]} (attempt ${attempts})`, attempts, time: now() };
-    if (events) void events.record(pool, 'Warning', POOL_EVENTS.Fencing, `host ${host.name} failed (${host.readiness.reason}); fencing it with ${argv[0]} (attempt ${attempts})`);
-    let secretData: Record<string, string> | undefined;
-    let problem: string | undefined;
-    if (declared.secretRef) {
-      const ref = declared.secretRef;
-      if (ref.namespace !== credentialsNamespace) problem = `fencing.secretRef names Secret ${ref.namespace}/${ref.name}, but Secrets are read only in ${credentialsNamespace}`;
-      else {
-        secretData = secrets?.get(`${ref.namespace}/${ref.name}`)?.data;
-        if (!secretData) problem = `fencing.secretRef: Secret ${ref.namespace}/${ref.name} not found`;
-      }
-    }
-    let outcome: { ok: boolean; message: string };
-    if (problem) outcome = { ok: false, message: problem };
-    else {
-      const { env, secrets: hidden, skipped } = fencingEnv({ pool: poolName, host: host.name, uri: host.uri, path: process.env.PATH }, secretData);
-      if (skipped.length > 0) logger.warn({ pool: poolName, host: host.name, keys: skipped }, 'fencing Secret keys that are not environment variable names are not passed');
-      outcome = await runFencingCommand({ argv, env, secrets: hidden, timeoutMs: FENCING_TIMEOUT_MS });
-    }
-    metrics?.fencingActions.inc({ pool: poolName, host: host.name, result: outcome.ok ? 'success' : 'failure' });
-    if (host.fencing?.attempts !== attempts) return; // the host came back meanwhile
-    if (outcome.ok) {
-      host.fencing = { state: 'Fenced', message: outcome.message, attempts, time: now() };
-      logger.info({ pool: poolName, host: host.name }, `host fenced: ${outcome.message}`);
-      if (events) void events.record(pool, 'Normal', POOL_EVENTS.Fenced, `host ${host.name} fenced (${outcome.message}); its VMs are started on other hosts`);
-    } else {
-      const retryMs = fencingRetryMs(attempts);
-      host.fencing = { state: 'Failed', message: outcome.message, attempts, time: now(), retryAt: Date.now() + retryMs };
-      logger.warn({ pool: poolName, host: host.name }, `fencing failed: ${outcome.message}`);
-      if (events) void events.record(pool, 'Warning', POOL_EVENTS.FencingFailed, `fencing host ${host.name} failed: ${outcome.message}; retrying in ${retryMs / 1000} s; its VMs wait`);
+      fleet.reportStrayCopy(domain.uuid, host.name);
     }
   }
 

@@ -67,6 +67,8 @@ export const VM_REASONS = {
   MigrationQueued: 'MigrationQueued',
   /** The migration ended, but a host it involved does not answer: where the VM runs is not known yet. */
   MigrationUnresolved: 'MigrationUnresolved',
+  /** The last of MIGRATION_ATTEMPTS failed: the VM stays where it is until asked again. */
+  MigrationGaveUp: 'MigrationGaveUp',
   NoDestination: 'NoDestination',
   NotMigrating: 'NotMigrating',
   // RestartRequired
@@ -199,8 +201,6 @@ export const POOL_EVENTS = {
   Fencing: 'Fencing',
   Fenced: 'Fenced',
   FencingFailed: 'FencingFailed',
-  /** A copy of a VM that runs elsewhere was removed from a host that came back. */
-  StaleCopyRemoved: 'StaleCopyRemoved',
 } as const;
 
 /** Reasons of one host's `ready: false` in HostPool status.hosts[]. */

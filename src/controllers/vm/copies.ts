@@ -92,7 +92,7 @@ export class CopiesStep {
       const why = ended ? `failed (attempt ${failures} of ${MIGRATION_ATTEMPTS}): ${ended.outcome?.message ?? ''}` : 'did not finish (the controller restarted meanwhile)';
       const message = `migration from ${migration.source} to ${migration.target} ${why}; ` + (gaveUp ? `gave up: the VM keeps running on ${home} (\`virtfleet vm migrate ${vm.metadata.name}\` tries again)` : 'retrying');
       if (draft.status.phase === 'Migrating') draft.phase(verdict.kind === 'settled' && !verdict.running ? 'Stopped' : 'Running');
-      draft.set(C.Migrating, 'False', R.MigrationFailed, message);
+      draft.set(C.Migrating, 'False', gaveUp ? R.MigrationGaveUp : R.MigrationFailed, message);
       this.kit.event(vm, 'Warning', E.MigrationFailed, message);
       if (asked && gaveUp) this.kit.recordAction(vm, draft, { id: asked.id, action: 'migrate', state: 'Failed', message });
     }

@@ -1,0 +1,95 @@
+// Fencing of failed hosts, for the HostPool controller. A failed host (Disconnected,
+// HeartbeatMissed, Unreachable) with VMs placed on it and spec.hosts[].fencing.method command
+// gets its command run (fencing.ts) in the background; Fenced (exit 0) lets the VM controller
+// start those VMs elsewhere; Failed is retried (10 s, doubling to 5 min). The state lives on
+// the host (FleetHost.fencing) and in status.hosts[].fencing, so a restarted controller knows a
+// host was fenced. It is cleared when the host is back.
+import type { HostAllocation } from './allocations.js';
+import { fencingEnv, fencingRetryMs, runFencingCommand } from './fencing.js';
+import type { FleetHost } from './fleet.js';
+import type { HostPoolControllerOptions } from './hostpool.js';
+import { FAILED_HOST_REASONS } from './pool-status.js';
+import { POOL_EVENTS } from './reasons.js';
+import type { PoolObject } from './resources.js';
+
+/** How long a fencing command may run before it is killed and counted as failed. */
+const FENCING_TIMEOUT_MS = 60_000;
+
+export class HostFencer {
+  private readonly fencingRuns = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly options: Pick<HostPoolControllerOptions, 'events' | 'metrics' | 'logger' | 'secrets' | 'credentialsNamespace'>,
+    /** A fencing run ended: the pool is looked at again. */
+    private readonly done: (pool: string) => void,
+  ) {}
+
+  /** Starts the fencing command of each failed host that needs it (see the file comment). */
+  fence(pool: PoolObject, hosts: FleetHost[], allocations: Map<string, HostAllocation>): void {
+    const poolName = pool.metadata.name ?? '';
+    for (const host of hosts) {
+      const failed = !host.readiness.ready && FAILED_HOST_REASONS.has(host.readiness.reason ?? '');
+      if (!failed) {
+        if (host.readiness.ready) host.fencing = undefined;
+        continue;
+      }
+      if (!host.fencing) {
+        // After a controller restart: what this controller wrote before.
+        const before = pool.status?.hosts?.find((entry) => entry.name === host.name)?.fencing;
+        if (before) host.fencing = { state: before.state, message: before.message ?? '', attempts: before.attempts ?? 0, time: before.time };
+      }
+      const declared = pool.spec.hosts.find((entry) => entry.name === host.name)?.fencing;
+      if (declared?.method !== 'command' || !declared.command) continue;
+      if (!host.fencing && (allocations.get(host.name)?.vms.length ?? 0) === 0) continue; // nothing to recover
+      const key = `${poolName}/${host.name}`;
+      if (this.fencingRuns.has(key) || host.fencing?.state === 'Fenced') continue;
+      if (host.fencing?.state === 'Failed' && (host.fencing.retryAt ?? 0) > Date.now()) continue;
+      this.fencingRuns.set(
+        key,
+        this.runFencing(pool, host, declared).finally(() => {
+          this.fencingRuns.delete(key);
+          this.done(poolName);
+        }),
+      );
+    }
+  }
+
+  private async runFencing(pool: PoolObject, host: FleetHost, declared: NonNullable<PoolObject['spec']['hosts'][number]['fencing']>): Promise<void> {
+    const { events, metrics, logger, secrets, credentialsNamespace } = this.options;
+    const poolName = pool.metadata.name ?? '';
+    const attempts = (host.fencing?.attempts ?? 0) + 1;
+    const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const argv = declared.command ?? [];
+    host.fencing = { state: 'Fencing', message: `running ${argv[0]} (attempt ${attempts})`, attempts, time: now() };
+    if (events) void events.record(pool, 'Warning', POOL_EVENTS.Fencing, `host ${host.name} failed (${host.readiness.reason}); fencing it with ${argv[0]} (attempt ${attempts})`);
+    let secretData: Record<string, string> | undefined;
+    let problem: string | undefined;
+    if (declared.secretRef) {
+      const ref = declared.secretRef;
+      if (ref.namespace !== credentialsNamespace) problem = `fencing.secretRef names Secret ${ref.namespace}/${ref.name}, but Secrets are read only in ${credentialsNamespace}`;
+      else {
+        secretData = secrets?.get(`${ref.namespace}/${ref.name}`)?.data;
+        if (!secretData) problem = `fencing.secretRef: Secret ${ref.namespace}/${ref.name} not found`;
+      }
+    }
+    let outcome: { ok: boolean; message: string };
+    if (problem) outcome = { ok: false, message: problem };
+    else {
+      const { env, secrets: hidden, skipped } = fencingEnv({ pool: poolName, host: host.name, uri: host.uri, path: process.env.PATH }, secretData);
+      if (skipped.length > 0) logger.warn({ pool: poolName, host: host.name, keys: skipped }, 'fencing Secret keys that are not environment variable names are not passed');
+      outcome = await runFencingCommand({ argv, env, secrets: hidden, timeoutMs: FENCING_TIMEOUT_MS });
+    }
+    metrics?.fencingActions.inc({ pool: poolName, host: host.name, result: outcome.ok ? 'success' : 'failure' });
+    if (host.fencing?.attempts !== attempts) return; // the host came back meanwhile
+    if (outcome.ok) {
+      host.fencing = { state: 'Fenced', message: outcome.message, attempts, time: now() };
+      logger.info({ pool: poolName, host: host.name }, `host fenced: ${outcome.message}`);
+      if (events) void events.record(pool, 'Normal', POOL_EVENTS.Fenced, `host ${host.name} fenced (${outcome.message}); its VMs are started on other hosts`);
+    } else {
+      const retryMs = fencingRetryMs(attempts);
+      host.fencing = { state: 'Failed', message: outcome.message, attempts, time: now(), retryAt: Date.now() + retryMs };
+      logger.warn({ pool: poolName, host: host.name }, `fencing failed: ${outcome.message}`);
+      if (events) void events.record(pool, 'Warning', POOL_EVENTS.FencingFailed, `fencing host ${host.name} failed: ${outcome.message}; retrying in ${retryMs / 1000} s; its VMs wait`);
+    }
+  }
+}
