@@ -1,17 +1,65 @@
 // `virtfleet controller`: the controller process.
 import { Command, Option } from 'commander';
-import { KubeConfig } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { findHomeDir, KubeConfig } from '@kubernetes/client-node';
 import { createLogger, LOG_LEVELS } from '../observability/logging.js';
 import { Fleet } from '../controllers/fleet.js';
 import { addControllers, type ControllersOptions } from '../controllers/setup.js';
 import { Manager } from '../runtime/manager.js';
 import { PXE_DEFAULTS, PxeValueError, pxeSettings, type PxeSettings } from '../provisioning/pxe.js';
 
+/**
+ * No kubeconfig was found, or the one given cannot be read. The message says which files were
+ * looked for and how to give one; the CLI's commands exit 2 (a usage error) on it.
+ */
+export class KubeConfigError extends Error {}
+
+const HOW_TO_GIVE = 'Give one with --kubeconfig FILE or KUBECONFIG=FILE';
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * The kubeconfig, looked for as kubectl does: --kubeconfig, else the files in $KUBECONFIG (merged),
+ * else ~/.kube/config, else the pod's service account. When none is there, a KubeConfigError says
+ * so, instead of the client's later "HTTP protocol is not allowed" for its made-up
+ * http://localhost:8080.
+ */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
   const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault(); // KUBECONFIG, ~/.kube/config, then in-cluster
-  return kc;
+  const read = (file: string, from: string, config = kc) => {
+    try {
+      config.loadFromFile(file);
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+      throw new KubeConfigError(`cannot read kubeconfig ${file} (${from}): ${reason}`);
+    }
+  };
+  if (path) {
+    read(path, 'from --kubeconfig');
+    return kc;
+  }
+  const listed = (process.env.KUBECONFIG ?? '').split(delimiter).filter(Boolean);
+  if (listed.length > 0) {
+    read(listed[0]!, 'listed in $KUBECONFIG');
+    for (const file of listed.slice(1)) {
+      const other = new KubeConfig();
+      read(file, 'listed in $KUBECONFIG', other);
+      kc.mergeConfig(other);
+    }
+    return kc;
+  }
+  const home = findHomeDir();
+  const file = home ? join(home, '.kube', 'config') : undefined;
+  if (file && existsSync(file)) {
+    read(file, 'the default kubeconfig');
+    return kc;
+  }
+  if (existsSync(SERVICE_ACCOUNT_TOKEN)) {
+    kc.loadFromCluster();
+    return kc;
+  }
+  const where = file ? `${file} does not exist` : '~/.kube/config cannot be looked for ($HOME is not set)';
+  throw new KubeConfigError(`no kubeconfig: $KUBECONFIG is not set, ${where}, and this is not a pod with a service account. ${HOW_TO_GIVE}.`);
 }
 
 interface ControllerFlags {

@@ -21,7 +21,7 @@ import { INSTALL_PROFILE, secretLookup, type ProfileObject } from '../controller
 import type { SecretLookup, SecretRecord } from '../provisioning/profile-secrets.js';
 import { formatProblems, renderProfile } from '../provisioning/profile.js';
 import { checkNamespace, checkObjectName, InvalidNameError, isNotFound, KubeClient } from '../runtime/kube-client.js';
-import { loadKubeConfig } from './controller.js';
+import { KubeConfigError, loadKubeConfig } from './controller.js';
 import { EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, formatProblem, type Output } from './validate.js';
 
 export interface RenderFlags {
@@ -85,7 +85,14 @@ async function renderFromCluster(name: string | undefined, flags: RenderFlags, o
   if (flags.secret) throw new UsageError('--secret goes with --file; from the cluster the profile\'s own Secrets are read');
   checkObjectName(name);
   if (flags.namespace !== undefined) checkNamespace(flags.namespace);
-  const config = loadKubeConfig(flags.kubeconfig);
+  const config = (() => {
+    try {
+      return loadKubeConfig(flags.kubeconfig);
+    } catch (error) {
+      if (!(error instanceof KubeConfigError)) throw error;
+      throw new UsageError(`${error.message} Or render the InstallProfile from its YAML file, without a cluster: virtfleet ks render --file PROFILE.yaml`);
+    }
+  })();
   const namespace = flags.namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? 'default';
   checkNamespace(namespace);
   const client = new KubeClient(config, 'virtfleet-cli');

@@ -9,7 +9,7 @@ import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, MIGRATE_TO_ANNOTATION, VM_ACTI
 import { VIRTUAL_MACHINE, VM_FINALIZER, type VmObject } from '../controllers/resources.js';
 import { findCondition, type Condition } from '../runtime/conditions.js';
 import { checkNamespace, checkObjectName, InvalidNameError, isNotFound, KubeClient, namespaceProblem } from '../runtime/kube-client.js';
-import { loadKubeConfig } from './controller.js';
+import { KubeConfigError, loadKubeConfig } from './controller.js';
 
 const POLL_MS = 500;
 
@@ -51,7 +51,12 @@ function checkedTarget(name: string, flags: VmFlags & { to?: string }): Target {
   const toProblem = flags.to === undefined ? undefined : namespaceProblem(flags.to); // host names are DNS labels too
   if (toProblem) throw new UsageError(`--to: ${JSON.stringify(flags.to)} is not a host name: ${toProblem}`);
   const ms = timeoutMs(flags.timeout);
-  const config = loadKubeConfig(flags.kubeconfig);
+  let config: ReturnType<typeof loadKubeConfig>;
+  try {
+    config = loadKubeConfig(flags.kubeconfig);
+  } catch (error) {
+    throw error instanceof KubeConfigError ? new UsageError(error.message) : error;
+  }
   const namespace = flags.namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? 'default';
   usage(() => checkNamespace(namespace), 'the kubeconfig context\'s namespace');
   return { client: new KubeClient(config, 'virtfleet-cli'), namespace, timeoutMs: ms };

@@ -1,5 +1,5 @@
 // How a VirtualMachine appears in the VM gauges (virtfleet_vms, virtfleet_vm_ready,
-// virtfleet_vm_crash_looping), from its cached object alone.
+// virtfleet_vm_crash_looping, virtfleet_vm_installing), from its cached object alone.
 import type { VmSample } from '../observability/metrics.js';
 import { findCondition, type Condition } from '../runtime/conditions.js';
 import { VM_REASONS as R } from './reasons.js';
@@ -24,6 +24,21 @@ export function meantToRun(vm: VmObject): boolean {
   }
 }
 
+/**
+ * Installed=False reasons of an install that is under way and ends by itself: the installer runs
+ * (phase Installing; the profile's timeoutMinutes bound it, then InstallTimedOut), its kernel and
+ * initrd are being put on the host, or it waits for another VM's install on the same MAC. Not the
+ * reasons that wait for a person (no endpoint, no valid profile, media that cannot be fetched)
+ * nor a failed install: a VM held by those is down.
+ */
+const INSTALL_UNDER_WAY: ReadonlySet<string> = new Set([R.Installing, R.PreparingInstall, R.InstallMacInUse]);
+
+/** The VM is being installed (spec.install): not Ready, by design, for as long as the install takes. */
+export function installing(vm: VmObject): boolean {
+  const installed = findCondition((vm.status?.conditions ?? []) as Condition[], 'Installed');
+  return installed?.status === 'False' && INSTALL_UNDER_WAY.has(installed.reason);
+}
+
 export function vmSample(vm: VmObject): VmSample {
   const ready = findCondition((vm.status?.conditions ?? []) as Condition[], 'Ready');
   return {
@@ -32,5 +47,6 @@ export function vmSample(vm: VmObject): VmSample {
     phase: vm.status?.phase ?? 'Pending',
     ready: ready?.status === 'True',
     meantToRun: meantToRun(vm),
+    installing: installing(vm),
   };
 }

@@ -38,6 +38,8 @@ export interface VmSample {
   ready: boolean;
   /** Its runStrategy (and any operation on it) wants it running: it has a virtfleet_vm_ready series. */
   meantToRun: boolean;
+  /** Its OS install (spec.install) is under way: not Ready by design, and bounded by the install's timeout. */
+  installing: boolean;
 }
 
 export class ControllerMetrics {
@@ -145,6 +147,16 @@ export class ControllerMetrics {
       collect() {
         this.reset();
         for (const vm of samples()) if (vm.meantToRun) this.set({ namespace: vm.namespace, name: vm.name }, vm.phase === 'CrashLoopBackOff' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'virtfleet_vm_installing',
+      help: '1 while the VM\'s OS install (spec.install) is under way (the installer runs, its media are put on the host, or it waits its turn for a MAC), else 0; VMs meant to run only.',
+      labelNames: ['namespace', 'name'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const vm of samples()) if (vm.meantToRun) this.set({ namespace: vm.namespace, name: vm.name }, vm.installing ? 1 : 0);
       },
     });
     this.vmRestarts = new Counter({

@@ -114,7 +114,13 @@ export class Manager {
           });
           await this.elector.run(signal, (leadSignal) => this.runControllers(leadSignal));
         } else {
-          await this.runControllers(signal);
+          // Without leader election this process leads alone: the same series, with no lease.
+          this.metrics.leader.set({ lease: '' }, 1);
+          try {
+            await this.runControllers(signal);
+          } finally {
+            this.metrics.leader.set({ lease: '' }, 0);
+          }
         }
       } finally {
         this.ready = false;

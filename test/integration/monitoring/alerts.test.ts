@@ -24,6 +24,9 @@ const RENDER = join(rulesDir, 'render-prometheusrule.sh');
 const DASHBOARD = join(monitoringDir, 'grafana-dashboard.json');
 const RUNBOOKS = join(root, 'docs/runbooks');
 const OBSERVABILITY_DOC = join(root, 'docs/observability.md');
+const MONITORING_KUSTOMIZATION = join(monitoringDir, 'kustomization.yaml');
+/** Where runbook_url points by default: the repository's docs/ on GitHub, so Alertmanager shows a working link. */
+const DEFAULT_RUNBOOK_BASE = 'https://github.com/virtfleet/virtfleet/blob/main/docs';
 
 interface Rule {
   alert?: string;
@@ -65,6 +68,11 @@ interface Dashboard {
   schemaVersion: number;
   panels: Panel[];
   templating: { list: { name: string; type: string; query?: unknown; datasource?: { uid?: string } }[] };
+}
+interface Kustomization {
+  configMapGenerator?: { name: string; behavior?: string; literals?: string[]; options?: { annotations?: Record<string, string> } }[];
+  replacements?: unknown[];
+  resources?: string[];
 }
 interface K8sObject {
   apiVersion: string;
@@ -186,7 +194,8 @@ describe('alerting rules (deploy/monitoring/rules/virtfleet.rules.yaml)', () => 
         severity: expect.stringMatching(/^(critical|warning)$/),
         annotations: ['description', 'runbook_url', 'summary'],
       });
-      expect(rule.annotations!.runbook_url).toBe(`docs/runbooks/${rule.alert}.md`);
+      // A link that opens as it is (Alertmanager, Grafana), under the default base kustomize sets.
+      expect(rule.annotations!.runbook_url).toBe(`${DEFAULT_RUNBOOK_BASE}/runbooks/${rule.alert}.md`);
     }
     // The alerts the issue asks for, under the names the runbooks and docs use.
     expect(alertNames).toEqual(
@@ -256,12 +265,38 @@ describe('deploy/monitoring with kustomize', () => {
     expect({ code: dryRun.code, stderr: dryRun.stderr }).toEqual({ code: 0, stderr: '' });
   });
 
-  it('the overlay in docs/observability.md turns runbook_url into links under a base URL', async () => {
+  it('runbook_url is <base>/runbooks/<alert>.md with base a value of the kustomization, by default the repository on GitHub', async () => {
+    const kustomization = parse(readFileSync(MONITORING_KUSTOMIZATION, 'utf8')) as Kustomization;
+    const generator = kustomization.configMapGenerator?.find((entry) => entry.name === 'virtfleet-runbooks');
+    expect(generator?.literals).toEqual([`base=${DEFAULT_RUNBOOK_BASE}`]);
+    expect(generator?.options?.annotations?.['config.kubernetes.io/local-config']).toBe('true');
+    // The value is used: another base in a copy of the kustomization moves every link.
+    const dir = mkdtempSync(join(tmpdir(), 'virtfleet-runbook-base-'));
+    try {
+      const other = 'https://docs.example.org/virtfleet/docs';
+      // The files next to the kustomization are copied (kustomize reads files only below its root).
+      const resources = kustomization.resources!.map((resource) => (existsSync(join(monitoringDir, resource, 'kustomization.yaml')) ? relative(dir, join(monitoringDir, resource)) : resource));
+      for (const file of [...resources.filter((resource) => resource.endsWith('.yaml')), 'grafana-dashboard.json']) {
+        writeFileSync(join(dir, file), readFileSync(join(monitoringDir, file), 'utf8'));
+      }
+      const configMapGenerator = kustomization.configMapGenerator!.map((entry) => (entry.name === 'virtfleet-runbooks' ? { ...entry, literals: [`base=${other}`] } : entry));
+      writeFileSync(join(dir, 'kustomization.yaml'), stringify({ ...kustomization, resources, configMapGenerator }));
+      const objects = await kustomize(dir);
+      const rule = find(objects, 'PrometheusRule', 'virtfleet-controller').spec as unknown as RuleFile;
+      expect(rule.groups.flatMap((group) => group.rules).map((entry) => entry.annotations?.runbook_url)).toEqual(alertNames.map((alert) => `${other}/runbooks/${alert}.md`));
+      expect(objects.filter((object) => object.metadata.name === 'virtfleet-runbooks')).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the overlay in docs/observability.md turns runbook_url into links under another base URL', async () => {
     const doc = readFileSync(OBSERVABILITY_DOC, 'utf8');
     const block = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1]!).find((text) => text.includes('virtfleet-runbooks'));
     if (!block) throw new Error('docs/observability.md has no yaml block with the virtfleet-runbooks overlay');
     const overlay = parse(block) as { resources: string[]; configMapGenerator: { literals: string[] }[] };
     const base = overlay.configMapGenerator[0]!.literals.find((literal) => literal.startsWith('base='))!.slice('base='.length);
+    expect(base).not.toBe(DEFAULT_RUNBOOK_BASE);
     const dir = mkdtempSync(join(tmpdir(), 'virtfleet-runbook-overlay-'));
     try {
       writeFileSync(join(dir, 'kustomization.yaml'), stringify({ ...overlay, resources: [relative(dir, monitoringDir)] }));
