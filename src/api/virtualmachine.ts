@@ -32,10 +32,8 @@ import { celExactlyOne, countSet, withRules } from './rules.js';
 export const RUN_STRATEGIES = ['Always', 'RerunOnFailure', 'Manual', 'Halted'] as const;
 export const VM_PHASES = [
   'Pending',
-  'Scheduling',
   'Provisioning',
   'Installing',
-  'Starting',
   'Running',
   'Stopped',
   'Paused',

@@ -3,6 +3,7 @@
 // after initialDelaySeconds, each within timeoutSeconds. The probes run on timers in the
 // controller, never inside a reconcile; when failures in a row reach failureThreshold (or the
 // verdict flips back), the VM is enqueued and its reconcile decides (restart per runStrategy).
+import { errorText } from './error-text.js';
 import { connect } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -55,7 +56,7 @@ export async function probeOnce(check: HealthCheck, target: { address: string | 
       await target.hypervisor.guestPing(target.uid, check.timeoutSeconds);
       return { ok: true, message: 'guest agent answered guest-ping' };
     } catch (error) {
-      return { ok: false, message: `guest agent: ${error instanceof Error ? error.message : String(error)}` };
+      return { ok: false, message: `guest agent: ${errorText(error)}` };
     }
   }
   const port = check.tcp?.port ?? check.http?.port ?? 0;

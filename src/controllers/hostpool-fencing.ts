@@ -4,6 +4,7 @@
 // start those VMs elsewhere; Failed is retried (10 s, doubling to 5 min). The state lives on
 // the host (FleetHost.fencing) and in status.hosts[].fencing, so a restarted controller knows a
 // host was fenced. It is cleared when the host is back.
+import { rfc3339 } from '../runtime/time.js';
 import type { HostAllocation } from './allocations.js';
 import { fencingEnv, fencingRetryMs, runFencingCommand } from './fencing.js';
 import type { FleetHost } from './fleet.js';
@@ -58,7 +59,7 @@ export class HostFencer {
     const { events, metrics, logger, secrets, credentialsNamespace } = this.options;
     const poolName = pool.metadata.name ?? '';
     const attempts = (host.fencing?.attempts ?? 0) + 1;
-    const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const now = () => rfc3339(Date.now());
     const argv = declared.command ?? [];
     host.fencing = { state: 'Fencing', message: `running ${argv[0]} (attempt ${attempts})`, attempts, time: now() };
     if (events) void events.record(pool, 'Warning', POOL_EVENTS.Fencing, `host ${host.name} failed (${host.readiness.reason}); fencing it with ${argv[0]} (attempt ${attempts})`);

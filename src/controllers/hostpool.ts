@@ -15,6 +15,7 @@
 // again), every orphanScanIntervalMs, and soon after a domain event of a UUID that is no VM's
 // (a domain came or went behind the controller's back) or a VM's deletion (its domain may have
 // been left behind when its finalizer was removed by hand).
+import { errorText } from './error-text.js';
 import type { Logger } from '../observability/logging.js';
 import type { ControllerMetrics } from '../observability/metrics.js';
 import { Controller } from '../runtime/controller.js';
@@ -318,7 +319,7 @@ export class HostPoolReconciler implements Reconciler {
       host.missedBeats++;
       // Without the connection pool's countdown ("; next attempt in 159 ms"): the message goes
       // into status, which must not change on every beat while the host stays down.
-      host.lastError = (error instanceof Error ? error.message : String(error)).replace(/; next attempt in \d+ ms/g, '');
+      host.lastError = errorText(error).replace(/; next attempt in \d+ ms/g, '');
       this.options.logger.warn({ pool: host.pool, host: host.name, missedBeats: host.missedBeats, err: error }, 'heartbeat missed');
     }
   }

@@ -51,7 +51,7 @@ import { INSTALL_PROFILE_CONDITIONS, VM_CONDITIONS as C, VM_EVENTS as E, VM_REAS
 import { problemsMessage, secretLookup, type ProfileObject } from './installprofile.js';
 import type { PoolObject, VmObject } from './resources.js';
 import { isActive } from './run-strategy.js';
-import { ACTION_ANNOTATION, actionRequest, type ActionDecision } from './vm-actions.js';
+import { ACTION_ANNOTATION, actionRequest, heldBy, type ActionDecision } from './vm-actions.js';
 import type { VmStatusDraft } from './vm-status.js';
 
 export type KernelBoot = NonNullable<VirtualMachineSpec['kernelBoot']>;
@@ -254,8 +254,7 @@ export class InstallFlow {
 
   /** Whether a new install would run now: by runStrategy, or a start asked for. */
   private willRun(vm: VmObject, request: { id: string } | undefined): boolean {
-    const held = vm.metadata.annotations?.[ACTION_ANNOTATION];
-    if (vm.spec.runStrategy === 'Halted' || held === 'stop' || held === 'pause') return false;
+    if (vm.spec.runStrategy === 'Halted' || heldBy(vm.metadata.annotations)) return false;
     return vm.spec.runStrategy !== 'Manual' || request !== undefined;
   }
 

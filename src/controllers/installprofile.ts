@@ -27,13 +27,14 @@ import { ApiError, isNotFound, type KubeClient, type KubeObject, type ResourceTy
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../runtime/reconciler.js';
 import { watchOwn, type Source } from '../runtime/sources.js';
 import { patchStatusIfChanged } from '../runtime/status.js';
+import { GROUP, VERSION } from '../api/common.js';
 import { SECRET } from './host-credentials.js';
 import { INSTALL_PROFILE_CONDITIONS, INSTALL_PROFILE_EVENTS, INSTALL_PROFILE_REASONS } from './reasons.js';
 
 export const INSTALL_PROFILE: ResourceType = {
   kind: 'InstallProfile',
-  group: 'virtfleet.io',
-  version: 'v1alpha1',
+  group: GROUP,
+  version: VERSION,
   plural: 'installprofiles',
   namespaced: true,
 };

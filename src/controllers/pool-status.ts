@@ -1,6 +1,7 @@
 // Pure pieces of the HostPool controller: whether a host is ready (and why not), and the pool's
 // status from its hosts and their allocations. Nothing here changes per heartbeat, so a steady
 // pool computes the status it already has and writes nothing.
+import { rfc3339 } from '../runtime/time.js';
 import type { HostPoolStatus, HostStatus } from '../api/hostpool.js';
 import { setCondition, type Condition } from '../runtime/conditions.js';
 import type { HostAllocation } from './allocations.js';
@@ -143,7 +144,7 @@ export function poolStatus(input: PoolStatusInput): HostPoolStatus {
 function hostStatus(host: FleetHost, allocation: HostAllocation | undefined, orphans: OrphanDomain[] | undefined, previous: HostPoolStatus | undefined, now: Date): HostStatus {
   const { readiness, facts } = host;
   const before = previous?.hosts?.find((entry) => entry.name === host.name);
-  const lastTransitionTime = before && before.ready === readiness.ready && before.lastTransitionTime ? before.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const lastTransitionTime = before && before.ready === readiness.ready && before.lastTransitionTime ? before.lastTransitionTime : rfc3339(now);
   return {
     name: host.name,
     ready: readiness.ready,

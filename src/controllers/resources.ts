@@ -1,20 +1,21 @@
 // The resource types the controllers read and write, and the finalizer they own.
 import type { HostPool } from '../api/hostpool.js';
 import type { VirtualMachine } from '../api/virtualmachine.js';
+import { GROUP, VERSION } from '../api/common.js';
 import type { KubeObject, ResourceType } from '../runtime/kube-client.js';
 
 export const VIRTUAL_MACHINE: ResourceType = {
   kind: 'VirtualMachine',
-  group: 'virtfleet.io',
-  version: 'v1alpha1',
+  group: GROUP,
+  version: VERSION,
   plural: 'virtualmachines',
   namespaced: true,
 };
 
 export const HOST_POOL: ResourceType = {
   kind: 'HostPool',
-  group: 'virtfleet.io',
-  version: 'v1alpha1',
+  group: GROUP,
+  version: VERSION,
   plural: 'hostpools',
   namespaced: false,
 };

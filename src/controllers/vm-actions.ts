@@ -26,6 +26,12 @@ export const ACTION_ID_ANNOTATION = 'virtfleet.io/action-id';
 export const VM_ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'migrate'] as const;
 /** With action migrate: the host to migrate to (a name in the HostPool); unset: the scheduler chooses. */
 export const MIGRATE_TO_ANNOTATION = 'virtfleet.io/migrate-to';
+
+/** The operation that holds the VM stopped or paused (`vm stop`, `vm pause`) until lifted, if any. */
+export function heldBy(annotations: Record<string, string> | undefined): 'stop' | 'pause' | undefined {
+  const action = annotations?.[ACTION_ANNOTATION];
+  return action === 'stop' || action === 'pause' ? action : undefined;
+}
 export type VmAction = (typeof VM_ACTIONS)[number];
 
 export type LastAction = NonNullable<VirtualMachineStatus['lastAction']>;

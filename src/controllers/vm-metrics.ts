@@ -4,12 +4,11 @@ import type { VmSample } from '../observability/metrics.js';
 import { findCondition, type Condition } from '../runtime/conditions.js';
 import { VM_REASONS as R } from './reasons.js';
 import type { VmObject } from './resources.js';
-import { ACTION_ANNOTATION } from './vm-actions.js';
+import { heldBy } from './vm-actions.js';
 
 /** The VM should be running now: an alert on it not being Ready means something. */
 export function meantToRun(vm: VmObject): boolean {
-  const held = vm.metadata.annotations?.[ACTION_ANNOTATION];
-  if (held === 'stop' || held === 'pause') return false;
+  if (heldBy(vm.metadata.annotations)) return false;
   const ready = findCondition((vm.status?.conditions ?? []) as Condition[], 'Ready');
   switch (vm.spec.runStrategy) {
     case 'Always':

@@ -2,6 +2,8 @@
 // generation it was computed from; lastTransitionTime moves only when the
 // status (True/False/Unknown) changes, so an unchanged condition is equal
 // to its old self and causes no write.
+import { rfc3339 } from './time.js';
+
 export interface Condition {
   type: string;
   status: 'True' | 'False' | 'Unknown';
@@ -22,7 +24,7 @@ export function setCondition(conditions: readonly Condition[] | undefined, input
     type: input.type,
     status: input.status,
     observedGeneration: generation,
-    lastTransitionTime: previous && previous.status === input.status ? previous.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    lastTransitionTime: previous && previous.status === input.status ? previous.lastTransitionTime : rfc3339(now),
     reason: input.reason,
     message: input.message,
   };

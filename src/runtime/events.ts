@@ -7,6 +7,7 @@
 // does: a burst of reconciles queues its Events instead of sending them all at once, so that
 // they do not compete with the reconciles' own status writes for the API server (in the scale
 // bench, 3 Events per VM were half of all requests). A full queue drops new Events (logged).
+import { rfc3339 } from './time.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../observability/logging.js';
 import { isNotFound, type KubeClient, type KubeObject, type ResourceType } from './kube-client.js';
@@ -87,7 +88,7 @@ export class EventRecorder {
     const meta = object.metadata ?? {};
     const namespace = meta.namespace || 'default';
     const key = [meta.uid, type, reason, message].join('\u0000');
-    const timestamp = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const timestamp = rfc3339(now);
     const windowMs = this.options.aggregateWindowMs ?? 10 * 60_000;
     try {
       const previous = this.recent.get(key);

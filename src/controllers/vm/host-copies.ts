@@ -2,6 +2,7 @@
 // and removes the copies the rule does not keep. A host that is not ready, or that does not answer,
 // is reported unreachable (fenced when its fencing command confirmed power-off); nothing is
 // guessed.
+import { errorText } from '../error-text.js';
 import { ignoring, isHypervisorError } from '../../hypervisors/hypervisor.js';
 import type { Fleet } from '../fleet.js';
 import type { Removal, Sighting } from './location.js';
@@ -47,7 +48,7 @@ export class VmCopies {
           await ignoring(['not-found'], () => hypervisor.undefine(uid));
           removed.push(removal);
         } catch (error) {
-          failed.push({ ...removal, error: error instanceof Error ? error.message : String(error) });
+          failed.push({ ...removal, error: errorText(error) });
         }
       }),
     );

@@ -3,6 +3,7 @@
 // reconcile must not), looked at by later reconciles, and ended with an outcome the reconciler
 // records. A few at a time per source host; failures are retried after a delay, then given up
 // until something changes.
+import { errorText } from '../error-text.js';
 import { isHypervisorError, type Hypervisor, type MigrationProgress } from '../../hypervisors/hypervisor.js';
 
 export interface MigrationJob {
@@ -80,7 +81,7 @@ export class MigrationJobs {
         this.history.delete(request.uid);
       },
       (error: unknown) => {
-        const message = error instanceof Error ? error.message : String(error);
+        const message = errorText(error);
         job.outcome = { ok: false, aborted: isHypervisorError(error, 'aborted'), message, endedAt: Date.now() };
         const past = this.history.get(request.uid);
         const failures = (past?.failures ?? 0) + 1;

@@ -3,6 +3,7 @@
 // followed while it runs (progress in Migrating); how it ended is settled by the copies step by
 // the location rule, never taken from the call's outcome alone. Writes Migrating,
 // status.migration (before the migration starts) and lastAction of `vm migrate`.
+import { rfc3339 } from '../../runtime/time.js';
 import type { DomainStatus, Hypervisor } from '../../hypervisors/hypervisor.js';
 import { place } from '../../scheduler/placement.js';
 import type { FleetHost } from '../fleet.js';
@@ -91,7 +92,7 @@ export class MigrationStep {
     }
     const destination = this.kit.options.fleet.host(poolName, result.host)!;
     // Recorded before it starts: a controller that dies meanwhile finds where the VM went.
-    draft.status.migration = { source: host.name, target: result.host, started: new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z') };
+    draft.status.migration = { source: host.name, target: result.host, started: rfc3339(now) };
     draft.phase('Migrating');
     draft.set(C.Migrating, 'True', R.Migrating, `migrating from ${host.name} to ${result.host}: starting (${why})`);
     await this.kit.writeStatus(vm, draft);

@@ -2,7 +2,7 @@
 // old copy is known dead (the host's fencing command confirmed power-off), never on a guess;
 // otherwise it waits with a reason that says what would unblock it, and the
 // virtfleet_vm_recovery_blocked series says so to Prometheus.
-import { ACTION_ANNOTATION } from '../vm-actions.js';
+import { ACTION_ANNOTATION, heldBy } from '../vm-actions.js';
 import { FAILED_HOST_REASONS } from '../pool-status.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { PoolObject, VmObject } from '../resources.js';
@@ -36,10 +36,10 @@ export class RecoveryStep {
     if (!host || host.readiness.ready || !FAILED_HOST_REASONS.has(host.readiness.reason ?? '')) return undefined;
     const poolName = pool.metadata.name ?? '';
     const failure = `host ${host.name} failed (${host.readiness.reason}: ${host.readiness.message})`;
-    const held = vm.metadata.annotations?.[ACTION_ANNOTATION];
-    const wanted = vm.spec.recovery.evacuate && (vm.spec.runStrategy === 'Always' || vm.spec.runStrategy === 'RerunOnFailure') && held !== 'stop' && held !== 'pause';
+    const held = heldBy(vm.metadata.annotations);
+    const wanted = vm.spec.recovery.evacuate && (vm.spec.runStrategy === 'Always' || vm.spec.runStrategy === 'RerunOnFailure') && !held;
     if (!wanted) {
-      const why = !vm.spec.recovery.evacuate ? 'spec.recovery.evacuate is false' : held === 'stop' || held === 'pause' ? `it is held by ${ACTION_ANNOTATION}=${held}` : `runStrategy ${vm.spec.runStrategy} does not restart it`;
+      const why = !vm.spec.recovery.evacuate ? 'spec.recovery.evacuate is false' : held ? `it is held by ${ACTION_ANNOTATION}=${held}` : `runStrategy ${vm.spec.runStrategy} does not restart it`;
       return { go: false, reason: R.HostNotReady, message: `${failure}; the VM waits for it (${why})` };
     }
     if ((vm.spec.disks?.length ?? 0) > 0 && !pool.spec.storage.shared) {
