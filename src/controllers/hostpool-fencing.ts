@@ -21,6 +21,7 @@ export class HostFencer {
 
   constructor(
     private readonly options: Pick<HostPoolControllerOptions, 'events' | 'metrics' | 'logger' | 'secrets' | 'credentialsNamespace'>,
+    private readonly now: () => number,
     /** A fencing run ended: the pool is looked at again. */
     private readonly done: (pool: string) => void,
   ) {}
@@ -44,7 +45,7 @@ export class HostFencer {
       if (!host.fencing && (allocations.get(host.name)?.vms.length ?? 0) === 0) continue; // nothing to recover
       const key = `${poolName}/${host.name}`;
       if (this.fencingRuns.has(key) || host.fencing?.state === 'Fenced') continue;
-      if (host.fencing?.state === 'Failed' && (host.fencing.retryAt ?? 0) > Date.now()) continue;
+      if (host.fencing?.state === 'Failed' && (host.fencing.retryAt ?? 0) > this.now()) continue;
       this.fencingRuns.set(
         key,
         this.runFencing(pool, host, declared).finally(() => {
@@ -59,7 +60,7 @@ export class HostFencer {
     const { events, metrics, logger, secrets, credentialsNamespace } = this.options;
     const poolName = pool.metadata.name ?? '';
     const attempts = (host.fencing?.attempts ?? 0) + 1;
-    const now = () => rfc3339(Date.now());
+    const now = () => rfc3339(this.now());
     const argv = declared.command ?? [];
     host.fencing = { state: 'Fencing', message: `running ${argv[0]} (attempt ${attempts})`, attempts, time: now() };
     if (events) void events.record(pool, 'Warning', POOL_EVENTS.Fencing, `host ${host.name} failed (${host.readiness.reason}); fencing it with ${argv[0]} (attempt ${attempts})`);
@@ -88,7 +89,7 @@ export class HostFencer {
       if (events) void events.record(pool, 'Normal', POOL_EVENTS.Fenced, `host ${host.name} fenced (${outcome.message}); its VMs are started on other hosts`);
     } else {
       const retryMs = fencingRetryMs(attempts);
-      host.fencing = { state: 'Failed', message: outcome.message, attempts, time: now(), retryAt: Date.now() + retryMs };
+      host.fencing = { state: 'Failed', message: outcome.message, attempts, time: now(), retryAt: this.now() + retryMs };
       logger.warn({ pool: poolName, host: host.name }, `fencing failed: ${outcome.message}`);
       if (events) void events.record(pool, 'Warning', POOL_EVENTS.FencingFailed, `fencing host ${host.name} failed: ${outcome.message}; retrying in ${retryMs / 1000} s; its VMs wait`);
     }

@@ -31,6 +31,7 @@ import type { Fleet, FleetHost } from './fleet.js';
 import { HostOrphanScan, orphanList, type HostOrphans, type OrphanDomain } from './orphan-domains.js';
 import { FAILED_HOST_REASONS, hostReadiness, poolStatus } from './pool-status.js';
 import { HostFencer } from './hostpool-fencing.js';
+import { beatDue, nextBeatIn } from './heartbeats.js';
 import { POOL_EVENTS, VM_REASONS } from './reasons.js';
 import { HOST_POOL, type PoolObject, type VmObject } from './resources.js';
 import { untilAborted } from '../runtime/abort.js';
@@ -57,6 +58,8 @@ export interface HostPoolControllerOptions {
    * domains of VMs in other namespaces cannot be judged, and are never reported as orphans.
    */
   vmNamespace?: string;
+  /** The clock decisions read (epoch ms); tests inject their own. Default Date.now. */
+  now?: () => number;
 }
 
 export const DEFAULT_ORPHAN_SCAN_INTERVAL_MS = 5 * 60_000;
@@ -75,9 +78,12 @@ export class HostPoolReconciler implements Reconciler {
   readonly wakers = new Set<(pool: string) => void>();
   private readonly fencer: HostFencer;
 
+  private readonly now: () => number;
+
   constructor(private readonly options: HostPoolControllerOptions) {
     this.orphanScanIntervalMs = options.orphanScanIntervalMs ?? DEFAULT_ORPHAN_SCAN_INTERVAL_MS;
-    this.fencer = new HostFencer(options, (pool) => {
+    this.now = options.now ?? Date.now;
+    this.fencer = new HostFencer(options, this.now, (pool) => {
       for (const wake of this.wakers) wake(pool);
     });
   }
@@ -123,7 +129,7 @@ export class HostPoolReconciler implements Reconciler {
       this.decided.add(host);
       host.readiness = next;
       if (next.ready) host.notReadySince = undefined;
-      else host.notReadySince ??= Date.now();
+      else host.notReadySince ??= this.now();
     }
     this.fencer.fence(pool, hosts, allocations);
     fleet.readinessChanged(key, changed);
@@ -150,8 +156,8 @@ export class HostPoolReconciler implements Reconciler {
     this.reportMetrics(key, allocations);
     await patchStatusIfChanged(this.options.client, HOST_POOL, pool as PoolObject & { status?: Record<string, unknown> }, status as Record<string, unknown>);
     this.reportOrphanChanges(pool, hosts);
-    const retries = hosts.flatMap((host) => (host.fencing?.state === 'Failed' && host.fencing.retryAt ? [Math.max(0, host.fencing.retryAt - Date.now())] : []));
-    return { requeueAfterMs: Math.min(nextBeatIn(hosts, periodMs), ...retries) };
+    const retries = hosts.flatMap((host) => (host.fencing?.state === 'Failed' && host.fencing.retryAt ? [Math.max(0, host.fencing.retryAt - this.now())] : []));
+    return { requeueAfterMs: Math.min(nextBeatIn(hosts, periodMs, this.now()), ...retries) };
   }
 
   /**
@@ -180,7 +186,7 @@ export class HostPoolReconciler implements Reconciler {
    */
   private async scanIfDue(host: FleetHost, periodMs: number): Promise<void> {
     const scan = this.scanOf(host);
-    if (!scan.due && Date.now() - scan.lastScanAt < this.orphanScanIntervalMs) return;
+    if (!scan.due && this.now() - scan.lastScanAt < this.orphanScanIntervalMs) return;
     if (host.credentialsProblem || host.disconnected || !host.facts || host.missedBeats > 0) return; // not now: it is not answering
     const { vms, vmNamespace, metrics, logger } = this.options;
     try {
@@ -297,10 +303,10 @@ export class HostPoolReconciler implements Reconciler {
    * a domain list. A call that does not answer within the period counts as a missed beat.
    */
   private async beatIfDue(host: FleetHost, periodMs: number): Promise<void> {
-    if (host.credentialsProblem) return; // not contacted; hostReadiness says why
-    const now = Date.now();
-    // lastBeatAt is 0 before first contact and after a reconnect (Fleet), so those go at once.
-    if (now - host.lastBeatAt < periodMs) return;
+    // Hosts with a credentials problem are not contacted (hostReadiness says why); lastBeatAt is
+    // 0 before first contact and after a reconnect (Fleet), so those go at once.
+    const now = this.now();
+    if (!beatDue(host, periodMs, now)) return;
     host.lastBeatAt = now;
     const hypervisor = this.options.fleet.hypervisor(host.uri);
     try {
@@ -327,12 +333,6 @@ export class HostPoolReconciler implements Reconciler {
 
 /** How long VM changes are gathered before their pool is reconciled (sources.ts delayMs). */
 const VM_CHANGE_BATCH_MS = 500;
-
-function nextBeatIn(hosts: FleetHost[], periodMs: number): number {
-  const now = Date.now();
-  const due = hosts.filter((host) => !host.credentialsProblem).map((host) => host.lastBeatAt + periodMs - now);
-  return Math.max(50, Math.min(periodMs, ...due));
-}
 
 function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

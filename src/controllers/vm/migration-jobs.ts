@@ -45,6 +45,7 @@ export class MigrationJobs {
     /** Called with the UID when a job ends, so the VM is reconciled at once. */
     private readonly onEnd: (uid: string) => void,
     private readonly retryMs = 10_000,
+    private readonly now: () => number = Date.now,
   ) {}
 
   get(uid: string): MigrationJob | undefined {
@@ -73,19 +74,19 @@ export class MigrationJobs {
   }
 
   start(request: MigrationStart): MigrationJob {
-    const job: MigrationJob = { from: request.from, to: request.to, startedAt: Date.now() };
+    const job: MigrationJob = { from: request.from, to: request.to, startedAt: this.now() };
     this.jobs.set(request.uid, job);
     void request.hypervisor.migrate(request.uid, { uri: request.destinationUri }, { timeoutMs: request.timeoutMs }).then(
       () => {
-        job.outcome = { ok: true, aborted: false, message: `migrated from ${job.from} to ${job.to}`, endedAt: Date.now() };
+        job.outcome = { ok: true, aborted: false, message: `migrated from ${job.from} to ${job.to}`, endedAt: this.now() };
         this.history.delete(request.uid);
       },
       (error: unknown) => {
         const message = errorText(error);
-        job.outcome = { ok: false, aborted: isHypervisorError(error, 'aborted'), message, endedAt: Date.now() };
+        job.outcome = { ok: false, aborted: isHypervisorError(error, 'aborted'), message, endedAt: this.now() };
         const past = this.history.get(request.uid);
         const failures = (past?.failures ?? 0) + 1;
-        this.history.set(request.uid, { failures, retryAt: Date.now() + this.retryMs * 2 ** (failures - 1), lastMessage: message });
+        this.history.set(request.uid, { failures, retryAt: this.now() + this.retryMs * 2 ** (failures - 1), lastMessage: message });
       },
     ).finally(() => this.onEnd(request.uid));
     return job;

@@ -24,7 +24,7 @@ export class MigrationStep {
     private readonly kit: VmKit,
     private readonly placement: PlacementStep,
   ) {
-    this.jobs = new MigrationJobs((uid) => kit.options.wake?.(uid));
+    this.jobs = new MigrationJobs((uid) => kit.options.wake?.(uid), undefined, kit.now);
   }
 
   /** A migration of this process still running: its progress in the Migrating condition; undefined when none runs. */
