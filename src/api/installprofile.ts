@@ -31,6 +31,7 @@ import { isQuantity, quantityWithin } from './quantity.js';
 import { withRules } from './rules.js';
 
 const show = (v: string) => JSON.stringify(v);
+const codePoint = (c: string) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 
 const OS_NAME = definePattern('^[A-Za-z0-9][A-Za-z0-9 ._-]*$', 64, (v) => `${show(v)} is not an OS name (e.g. Rocky, AlmaLinux, Fedora)`);
 const OS_VERSION = definePattern('^[0-9]+(\\.[0-9]+)*$', 16, (v) => `${show(v)} is not an OS version (digits and dots, e.g. 9.4)`);
@@ -56,11 +57,20 @@ const LINUX_USER = definePattern(
   (v) => `${show(v)} is not a Linux user or group name (lowercase letters, digits, '_' and '-', at most 32)`,
 );
 // Key type, base64 body, optional comment; the comment may not hold '"' or '\' because the
-// renderer writes the key inside double quotes (sshkey --username=... "KEY").
+// renderer writes the key inside double quotes (sshkey --username=... "KEY"), nor anything that
+// breaks a line: C0 and C1 controls (\x85 is NEL) and the Unicode line and paragraph separators
+// (U+2028, U+2029; \p{Zl} and \p{Zp} in RE2 and JavaScript alike).
 const SSH_PUBLIC_KEY = definePattern(
-  String.raw`^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^"\\\x00-\x1f\x7f]*)?$`,
+  String.raw`^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^"\\\x00-\x1f\x7f-\x9f\p{Zl}\p{Zp}]*)?$`,
   8192,
-  (v) => `${show(v.length > 40 ? `${v.slice(0, 40)}...` : v)} is not one SSH public key line (e.g. ssh-ed25519 AAAA... user@host)`,
+  (v) => {
+    const bad = /["\\\x00-\x1f\x7f-\x9f\u2028\u2029]/u.exec(v);
+    const found = bad ? ` (character ${bad.index + 1} is ${codePoint(bad[0])})` : '';
+    return (
+      `${show(v.length > 40 ? `${v.slice(0, 40)}...` : v)} is not one SSH public key line${found}: type, key and an optional comment ` +
+      'without quotes, backslashes, control characters or line separators such as U+0085 and U+2028 (e.g. ssh-ed25519 AAAA... user@host)'
+    );
+  },
 );
 const MOUNT_POINT = definePattern(
   '^(/|(/[A-Za-z0-9._-]+)+|swap|biosboot)$',

@@ -45,3 +45,24 @@ export function describe(value: unknown): string {
   if (typeof value === 'object' && value !== null) return 'a mapping';
   return String(value);
 }
+
+// Characters that must never reach a terminal or a CI log raw: C0 and C1 controls (ESC starts
+// terminal escape sequences, CR overwrites the line, NEL breaks it), line and paragraph separators,
+// bidirectional overrides and isolates (they reorder what is shown), and lone surrogates.
+const UNPRINTABLE = /[\p{Cc}\p{Zl}\p{Zp}\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]|\p{Cs}/gu;
+
+/**
+ * `text` safe to print on one line: every character in UNPRINTABLE is written as an escape
+ * (`\x1b`, `\u2028`), so a message shows a hostile value without acting on it.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** At most `max` characters of `text`, with `...` when cut (for values quoted in messages). */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}...`;
+}

@@ -94,3 +94,13 @@ export function countSet(self: object, fields: readonly string[]): number {
 export function celExactlyOne(fields: readonly string[]): string {
   return `${fields.map((field) => `(has(self.${field}) ? 1 : 0)`).join(' + ')} == 1`;
 }
+
+/**
+ * A regular expression as a CEL string literal, for `self.matches(...)`: CEL's literal undoes one
+ * level of backslashes, RE2 reads the rest. Use only patterns that mean the same in RE2 and in
+ * JavaScript with the `u` flag, so the twin can run the very same text.
+ */
+export function celRegex(pattern: string): string {
+  if (pattern.includes("'")) throw new Error(`celRegex: quote in ${pattern}`);
+  return `'${pattern.replace(/\\/g, '\\\\')}'`;
+}

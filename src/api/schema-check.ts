@@ -152,7 +152,7 @@ function isRecord(value: unknown): value is Json {
 }
 
 /** The known field closest to a misspelt one, if it is close enough to be a likely typo. */
-function closest(field: string, known: string[]): string | undefined {
+export function closest(field: string, known: string[]): string | undefined {
   let best: { name: string; distance: number } | undefined;
   for (const name of known) {
     const distance = name.toLowerCase() === field.toLowerCase() ? 0 : editDistance(field, name);

@@ -27,7 +27,7 @@ import {
   type ResourceDefinition,
 } from './common.js';
 import { isQuantity, quantityWithin } from './quantity.js';
-import { celExactlyOne, countSet, withRules } from './rules.js';
+import { celExactlyOne, celRegex, countSet, withRules } from './rules.js';
 
 export const RUN_STRATEGIES = ['Always', 'RerunOnFailure', 'Manual', 'Halted'] as const;
 export const VM_PHASES = [
@@ -63,6 +63,15 @@ const HTTP_PATH = definePattern(
 const MIN_MEMORY = '16Mi';
 const MAX_MEMORY = '16Ti';
 const MIN_DISK = '1Mi';
+// The controller hands libvirt a disk's size as a number of bytes (exact in a JavaScript number
+// up to 2^53) and libvirt reads it as an unsigned long long: 1Pi (2^50) is far beyond any real
+// disk and well inside both. Larger values (99e99, 8Ei) failed only on the host, for ever.
+const MAX_DISK = '1Pi';
+// A whole number of bytes, written so that no arithmetic is needed to see it: digits, then a
+// binary or decimal multiplier or a positive exponent. CEL has no exact test for a fractional
+// quantity (quantity().isInteger() depends on how the API server happens to store the value, and
+// says false for 100Ti), so the form is the rule. RE2 and JavaScript read it the same way.
+const WHOLE_BYTES = '^\\+?[0-9]+([KMGTPE]i|[kMGTPE]|[eE]\\+?[0-9]+)?$';
 const MAX_VCPUS = 512;
 
 const Cpu = withRules(
@@ -133,9 +142,23 @@ const Xen = obj('Xen-only settings; refused when spec.hypervisor is kvm.', {
   }),
 });
 
+/** A '.' or '..' segment in a path. */
+const DOT_SEGMENT = '(^|/)\\.\\.?(/|$)';
+
+/** A file on the host, named without '.' or '..' segments (libvirt would open another file than the one shown). */
+const hostFile = (description: string) =>
+  withRules(matching(description, ABSOLUTE_PATH), [
+    {
+      id: 'vm-host-file-no-dot-segments',
+      cel: `!self.matches(${celRegex(DOT_SEGMENT)})`,
+      message: "the path may not contain '.' or '..' segments: give the file's own absolute path, e.g. /var/lib/virtfleet/boot/vmlinuz",
+      holds: (path) => !new RegExp(DOT_SEGMENT, 'u').test(path),
+    },
+  ]);
+
 const KernelBoot = obj('Direct kernel boot: start the guest from a kernel and initrd on the host instead of a disk.', {
-  kernel: matching('Absolute path of the kernel image on the host.', ABSOLUTE_PATH),
-  initrd: Type.Optional(matching('Absolute path of the initial ramdisk on the host.', ABSOLUTE_PATH)),
+  kernel: hostFile("Absolute path of the kernel image on the host, without '.' or '..' segments."),
+  initrd: Type.Optional(hostFile("Absolute path of the initial ramdisk on the host, without '.' or '..' segments.")),
   cmdline: Type.Optional(matching('Kernel command line; one line, no control characters.', SINGLE_LINE)),
 });
 
@@ -168,14 +191,34 @@ const Disk = withRules(
   obj('A virtual disk, backed by a volume the controller creates in the host\'s storage pool.', {
     name: dnsLabel('Name of the disk, unique within the VM; also names its volume.'),
     size: Type.Optional(
-      withRules(quantity(`Capacity, e.g. 20Gi; at least ${MIN_DISK}. Required for blank disks; grows image and clone disks.`), [
-        {
-          id: 'vm-disk-min-size',
-          cel: `!isQuantity(self) || quantity(self).compareTo(quantity('${MIN_DISK}')) >= 0`,
-          message: `size must be at least ${MIN_DISK}`,
-          holds: (size) => !isQuantity(size) || quantityWithin(size, MIN_DISK),
-        },
-      ]),
+      withRules(
+        quantity(
+          `Capacity in whole bytes, e.g. 20Gi or 1536Mi (no fractions such as 1.5Gi, no m); between ${MIN_DISK} and ${MAX_DISK}. ` +
+            'Required for blank disks; grows image and clone disks.',
+        ),
+        [
+          {
+            id: 'vm-disk-min-size',
+            cel: `!isQuantity(self) || quantity(self).compareTo(quantity('${MIN_DISK}')) >= 0`,
+            message: `size must be at least ${MIN_DISK}`,
+            holds: (size) => !isQuantity(size) || quantityWithin(size, MIN_DISK),
+          },
+          {
+            id: 'vm-disk-max-size',
+            cel: `!isQuantity(self) || quantity(self).compareTo(quantity('${MAX_DISK}')) <= 0`,
+            message: `size must be at most ${MAX_DISK} (1125899906842624 bytes, the largest disk virtfleet creates): give a smaller size, e.g. 10Ti`,
+            holds: (size) => !isQuantity(size) || quantityWithin(size, undefined, MAX_DISK),
+          },
+          {
+            id: 'vm-disk-whole-bytes',
+            cel: `!isQuantity(self) || self.matches(${celRegex(WHOLE_BYTES)})`,
+            message:
+              'size must be a whole number of bytes, written as digits with an optional suffix (Ki, Mi, Gi, Ti, Pi or k, M, G, T, P): ' +
+              'e.g. 1536Mi instead of 1.5Gi; no fractions, no m (milli)',
+            holds: (size) => !isQuantity(size) || new RegExp(WHOLE_BYTES, 'u').test(size),
+          },
+        ],
+      ),
     ),
     bus: oneOf('Bus the guest sees the disk on.', ['virtio', 'sata', 'scsi'], { default: 'virtio' }),
     bootOrder: Type.Optional(int('Boot priority among the VM\'s disks, 1 first; unique within the VM.', { minimum: 1, maximum: 32 })),

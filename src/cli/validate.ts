@@ -6,11 +6,16 @@
 //   manifests/web.yaml:9: VirtualMachine/web-1: spec.memory: "2GB" is not a Kubernetes quantity (use e.g. 2Gi or 2048Mi)
 // FILE is the path as given (directories are searched recursively); LINE is where the field (or,
 // when it is missing, its parent) starts; an object without kind or name shows as `document N`
-// (N counts from 1 within the file). YAML syntax errors have no PATH. A summary goes to stderr.
+// (N counts from 1 within the file). YAML syntax errors have no PATH; a file that is not text (binary
+// data, not UTF-8, raw control characters) or whose aliases expand too far is one line without one.
+// No line ever carries a raw control character, line separator or bidi override: they are printed
+// as escapes (\x1b, \u2028), so a hostile manifest cannot act on the terminal or the CI log.
+// A summary goes to stderr.
 // Exit status: 0 no problems, 1 problems found, 2 usage error (e.g. a path that does not exist).
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import { printable } from '../api/problems.js';
 import { validateFile, type FileProblem } from '../api/validate.js';
 
 export const EXIT_OK = 0;
@@ -28,6 +33,11 @@ const processOutput: Output = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
 };
+
+/** `output` with every line made printable first (file names and values can hold anything). */
+function escaping(output: Output): Output {
+  return { out: (line) => output.out(printable(line)), err: (line) => output.err(printable(line)) };
+}
 
 export function validateCommand(): Command {
   return new Command('validate')
@@ -48,7 +58,8 @@ export function validateCommand(): Command {
 }
 
 /** Validates the files under `paths`, prints problems and a summary; returns the exit status. */
-export function runValidate(paths: string[], output: Output = processOutput): number {
+export function runValidate(paths: string[], rawOutput: Output = processOutput): number {
+  const output = escaping(rawOutput);
   const files: string[] = [];
   for (const path of paths) {
     const found = manifestFiles(path);

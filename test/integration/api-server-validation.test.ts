@@ -8,9 +8,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CustomObjectsApi, Watch } from '@kubernetes/client-node';
+import { ApiException, CustomObjectsApi, Watch } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
-import { withDefaults } from '../../src/api/validate.js';
+import { validateObject, withDefaults } from '../../src/api/validate.js';
 import { kubeConfig, kubectl } from '../harness/kube.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -65,6 +65,92 @@ describe('the API server refuses each invalid fixture at the field the validator
     if (result.code === 0) await kubectl(['delete', '-n', namespace, '-f', file, '--ignore-not-found']);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain(expected);
+  });
+});
+
+// The rules issue 11 added, at their edges: for each value the real API server (a dry-run create
+// with strict field validation, as kubectl sends it) and the validator give the same verdict, and a
+// refusal names the same field. Fixtures show that bad values are refused; these also show that
+// the values next to them are not.
+describe('the API server and the validator agree at the edges of the metadata, disk size, host path and SSH key rules', () => {
+  let namespace = '';
+  beforeAll(async () => {
+    namespace = await createNamespace('vf-edges');
+  });
+  afterAll(async () => {
+    await deleteNamespace(namespace);
+  });
+
+  const vm = (spec: Record<string, unknown>, metadata: Record<string, unknown> = {}) => ({
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'VirtualMachine',
+    metadata: { name: `edge-${unique()}`, ...metadata },
+    spec: { hostPoolRef: { name: 'lab' }, memory: '1Gi', ...spec },
+  });
+  const disk = (size: string) => vm({ disks: [{ name: 'd', size, source: { blank: {} } }] });
+  const kernel = (path: string) => vm({ kernelBoot: { kernel: path, initrd: '/boot/initrd.img' } });
+  const annotations = (bytes: number) => vm({}, { annotations: { note: 'x'.repeat(bytes - 'note'.length) } });
+  const profile = (comment: string) => ({
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'InstallProfile',
+    metadata: { name: `edge-${unique()}` },
+    spec: {
+      os: { name: 'Rocky', version: '9.4' },
+      installTree: 'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os',
+      rootPassword: { secretKeyRef: { name: 'root', key: 'hash' } },
+      rootSSHAuthorizedKeys: [`ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholder ${comment}`],
+    },
+  });
+
+  const cases: { what: string; object: Record<string, unknown>; accepted: boolean }[] = [
+    { what: 'disk size 1Pi', object: disk('1Pi'), accepted: true },
+    { what: 'disk size 1Pi + 1 byte', object: disk('1125899906842625'), accepted: false },
+    { what: 'disk size 1024Ti', object: disk('1024Ti'), accepted: true },
+    { what: 'disk size 1e9', object: disk('1e9'), accepted: true },
+    { what: 'disk size 99e99', object: disk('99e99'), accepted: false },
+    { what: 'disk size 8Ei', object: disk('8Ei'), accepted: false },
+    { what: 'disk size 9Ei (capped at 2^63-1 by the API server)', object: disk('9Ei'), accepted: false },
+    { what: 'disk size 1048576.5', object: disk('1048576.5'), accepted: false },
+    { what: 'disk size 1.5Gi', object: disk('1.5Gi'), accepted: false },
+    { what: 'disk size 1048576000m', object: disk('1048576000m'), accepted: false },
+    { what: 'kernel /boot/.hidden/vmlinuz', object: kernel('/boot/.hidden/vmlinuz'), accepted: true },
+    { what: 'kernel /boot/..vmlinuz', object: kernel('/boot/..vmlinuz'), accepted: true },
+    { what: 'kernel /boot/../vmlinuz', object: kernel('/boot/../vmlinuz'), accepted: false },
+    { what: 'kernel /boot/./vmlinuz', object: kernel('/boot/./vmlinuz'), accepted: false },
+    { what: 'kernel /boot/..', object: kernel('/boot/..'), accepted: false },
+    { what: 'annotations of 262144 bytes', object: annotations(262144), accepted: true },
+    { what: 'annotations of 262145 bytes', object: annotations(262145), accepted: false },
+    { what: 'annotation key with upper case', object: vm({}, { annotations: { 'Example.COM/Owner': 'x' } }), accepted: true },
+    { what: 'label key with an upper-case prefix', object: vm({}, { labels: { 'Example.com/owner': 'x' } }), accepted: false },
+    { what: 'label value of 63 characters', object: vm({}, { labels: { tier: 'v'.repeat(63) } }), accepted: true },
+    { what: 'label value of 64 characters', object: vm({}, { labels: { tier: 'v'.repeat(64) } }), accepted: false },
+    { what: 'label value with a slash', object: vm({}, { labels: { image: 'rocky/9' } }), accepted: false },
+    { what: 'unknown metadata field', object: vm({}, { label: { tier: 'web' } }), accepted: false },
+    { what: 'SSH key comment José ✓ (NBSP)', object: profile('José ✓\u00a0laptop'), accepted: true },
+    { what: 'SSH key comment with U+2028', object: profile('a@b\u2028%end'), accepted: false },
+    { what: 'SSH key comment with U+2029', object: profile('a@b\u2029%end'), accepted: false },
+    { what: 'SSH key comment with U+0085', object: profile('a@b\u0085%end'), accepted: false },
+    { what: 'SSH key comment with U+009B', object: profile('a@b\u009b'), accepted: false },
+  ];
+
+  it.each(cases)('$what → accepted: $accepted', async ({ object, accepted }) => {
+    const problems = validateObject(object);
+    const plural = object.kind === 'InstallProfile' ? 'installprofiles' : 'virtualmachines';
+    let refusal: string | undefined;
+    try {
+      await kubeConfig()
+        .makeApiClient(CustomObjectsApi)
+        .createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, body: object, dryRun: 'All', fieldValidation: 'Strict' });
+    } catch (error) {
+      // 422 Invalid, or 400 BadRequest for a strict-decoding error; anything else is not a verdict.
+      if (!(error instanceof ApiException) || ![400, 422].includes(error.code)) throw error;
+      refusal = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
+    }
+    expect({ server: refusal === undefined, validator: problems.length === 0 }).toEqual({ server: accepted, validator: accepted });
+    if (refusal !== undefined) {
+      expect(problems).toHaveLength(1);
+      expect(refusal).toContain(problems[0]?.path);
+    }
   });
 });
 

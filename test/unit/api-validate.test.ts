@@ -96,6 +96,21 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
     fails: [{}, { blank: {}, clone: { volume: 'v' } }, { blank: {}, image: { url: 'https://x/y' }, clone: { volume: 'v' } }],
   },
   'vm-disk-min-size': { holds: ['1Mi', '20Gi', '1048576'], fails: ['1Ki', '1048575', '0'] },
+  // Issue 11: 99e99 and 8Ei (2^63, libvirt's "numerical overflow") passed and failed on the host for ever.
+  'vm-disk-max-size': {
+    holds: ['1Pi', '1024Ti', '1125899906842624', '1P', '20Gi', 'not-a-quantity'],
+    fails: ['99e99', '8Ei', '1025Ti', '1125899906842625', '2P', '1e16', '1.5Ei'],
+  },
+  // Issue 11: 1048576.5 (half a byte) passed and failed on the host for ever.
+  'vm-disk-whole-bytes': {
+    holds: ['20Gi', '1536Mi', '1048576', '500G', '1e9', '1E12', '+1Gi', 'not-a-quantity'],
+    fails: ['1048576.5', '1.5Gi', '1048576.0', '.5Gi', '1048576000m', '1e-3', '2000000e-1'],
+  },
+  // Issue 11: '..' in a kernel or initrd path was refused only when the domain XML was built.
+  'vm-host-file-no-dot-segments': {
+    holds: ['/boot/vmlinuz', '/boot/.hidden/vmlinuz', '/boot/..initrd', '/boot/.../x', '/boot/vmlinuz.', '/boot/'],
+    fails: ['/boot/../etc/shadow', '/boot/./vmlinuz', '/..', '/.', '/boot/..', '/boot/.', '/boot/../', '/a/b/./'],
+  },
   'vm-blank-disk-needs-size': {
     holds: [disk({ size: '1Gi', source: { blank: {} } }), disk({ source: { image: { url: 'https://x/y' } } })],
     fails: [disk({ source: { blank: {} } })],
@@ -267,6 +282,116 @@ describe('validateObject', () => {
     expect(validateObject(vm({}, { name: 'db.example' }))).toEqual([]);
     expect(validateObject(vm({}, { name: 'web', namespace: 'team.a' })).map((p) => p.path)).toEqual(['metadata.namespace']);
     expect(validateObject(vm({}, { name: 'x'.repeat(254) }))[0]?.message).toBe('must be at most 253 characters long (got 254)');
+  });
+
+  it('refuses a disk size that is not a whole number of bytes up to 1Pi, with a message that names the fix', () => {
+    const sized = (size: string) => vm({ disks: [{ name: 'd', size, source: { blank: {} } }] });
+    expect(validateObject(sized('1048576.5'))).toEqual([
+      { path: 'spec.disks[0].size', message: expect.stringMatching(/^size must be a whole number of bytes.*e\.g\. 1536Mi instead of 1\.5Gi/) },
+    ]);
+    for (const size of ['99e99', '8Ei']) {
+      expect(validateObject(sized(size))).toEqual([{ path: 'spec.disks[0].size', message: expect.stringMatching(/^size must be at most 1Pi /) }]);
+    }
+    expect(validateObject(sized('1Pi'))).toEqual([]);
+  });
+
+  it("refuses '.' and '..' segments in the kernel and initrd paths", () => {
+    expect(validateObject(vm({ kernelBoot: { kernel: '/boot/../etc/shadow', initrd: '/boot/./initrd.img' } }))).toEqual([
+      { path: 'spec.kernelBoot.kernel', message: expect.stringContaining("may not contain '.' or '..' segments") },
+      { path: 'spec.kernelBoot.initrd', message: expect.stringContaining("may not contain '.' or '..' segments") },
+    ]);
+    expect(validateObject(vm({ kernelBoot: { kernel: '/boot/.vmlinuz', initrd: '/boot/..img' } }))).toEqual([]);
+  });
+
+  it('refuses SSH-key comments with C1 controls and Unicode line or paragraph separators, and accepts other Unicode', () => {
+    const profile = (key: string) => ({
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'InstallProfile',
+      metadata: { name: 'p' },
+      spec: {
+        os: { name: 'Rocky', version: '9.4' },
+        installTree: 'https://example.com/os',
+        rootPassword: { secretKeyRef: { name: 's', key: 'k' } },
+        rootSSHAuthorizedKeys: [key],
+      },
+    });
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholder';
+    for (const [separator, name] of [['\u2028', 'U+2028'], ['\u2029', 'U+2029'], ['\u0085', 'U+0085'], ['\u009b', 'U+009B'], ['\u0080', 'U+0080']]) {
+      expect(validateObject(profile(`${key} a@b${separator}%end`))).toEqual([
+        { path: 'spec.rootSSHAuthorizedKeys[0]', message: expect.stringContaining(`(character 53 is ${name})`) },
+      ]);
+    }
+    expect(validateObject(profile(`${key} José ✓ laptop\u00a0(home)`))).toEqual([]);
+  });
+
+  describe('metadata, as the API server checks it (apimachinery ValidateObjectMeta)', () => {
+    const meta = (metadata: Record<string, unknown>) => validateObject(vm({}, { name: 'web-1', ...metadata }));
+
+    it('accepts labels and annotations the API server accepts', () => {
+      expect(
+        meta({
+          labels: { tier: 'web', 'app.kubernetes.io/name': 'shop', 'example.com/empty': '', a: 'A-b_c.9', 'k.x': null },
+          annotations: { 'Example.COM/Owner': 'any text\nat all: ✓', 'kubectl.kubernetes.io/last-applied-configuration': '{}' },
+        }),
+      ).toEqual([]);
+    });
+
+    it('refuses bad label keys and values at metadata.labels, one line each', () => {
+      const problems = meta({
+        labels: {
+          'team name': 'a',
+          'Example.com/x': 'a',
+          '/x': 'a',
+          'a/b/c': 'a',
+          [`${'n'.repeat(64)}`]: 'a',
+          tier: 'web/1',
+          long: 'v'.repeat(64),
+          number: 1,
+          yes: true,
+        },
+      });
+      expect(problems.map((p) => p.path)).toEqual(Array(9).fill('metadata.labels'));
+      expect(problems.map((p) => p.message)).toEqual([
+        expect.stringMatching(/^label key "team name" has a name that is not letters/),
+        expect.stringMatching(/^label key "Example.com\/x" has a prefix that is not a DNS subdomain/),
+        expect.stringMatching(/^label key "\/x" has an empty prefix/),
+        expect.stringMatching(/^label key "a\/b\/c" has more than one '\/'/),
+        expect.stringMatching(/^label key "n{64}" has a name longer than 63 characters \(got 64\)/),
+        'label "tier": "web/1" is not a label value (letters, digits, \'-\', \'_\' and \'.\', starting and ending with a letter or digit)',
+        'label "long": the value must be at most 63 characters long (got 64)',
+        'label "number": the value must be a string (got 1): put it in quotes',
+        'label "yes": the value must be a string (got true): put it in quotes',
+      ]);
+      expect(meta({ labels: ['tier=web'] })).toEqual([{ path: 'metadata.labels', message: 'must be a mapping of label keys to values (got a list)' }]);
+    });
+
+    it('refuses bad annotation keys (case does not matter) and values that are not strings', () => {
+      expect(meta({ annotations: { 'Example.COM/Ok': 'x', 'not ok': 'x', replicas: 3 } })).toEqual([
+        { path: 'metadata.annotations', message: expect.stringMatching(/^annotation key "not ok" has a name that is not letters/) },
+        { path: 'metadata.annotations', message: 'annotation "replicas": the value must be a string (got 3): put it in quotes' },
+      ]);
+    });
+
+    it('refuses annotations over 262144 bytes in all (keys and values, in UTF-8 bytes), as the API server words it', () => {
+      // 'note' (4 bytes) + value: exactly at the limit passes, one byte more does not.
+      expect(meta({ annotations: { note: 'x'.repeat(262140) } })).toEqual([]);
+      expect(meta({ annotations: { note: 'x'.repeat(262141) } })).toEqual([
+        {
+          path: 'metadata.annotations',
+          message: expect.stringMatching(/^Too long: may not be more than 262144 bytes \(keys and values hold 262145 bytes together\)/),
+        },
+      ]);
+      // Bytes, not characters: 'é' is two bytes in UTF-8.
+      expect(meta({ annotations: { note: 'é'.repeat(131071) } }).map((p) => p.path)).toEqual(['metadata.annotations']);
+      // Spread over many annotations.
+      const many = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`example.com/n${i}`, 'x'.repeat(30000)]));
+      expect(meta({ annotations: many }).map((p) => p.path)).toEqual(['metadata.annotations']);
+    });
+
+    it('refuses fields ObjectMeta does not have, with a guess', () => {
+      expect(meta({ label: { tier: 'web' } })).toEqual([{ path: 'metadata.label', message: 'unknown field (did you mean labels?)' }]);
+      expect(meta({ uid: 'x', finalizers: [], ownerReferences: [], generateName: 'w-' })).toEqual([]);
+    });
   });
 
   it('explains enum, quantity and type errors in words', () => {
