@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/logging.js';
 import type { ControllerMetrics } from '../observability/metrics.js';
 import type { Runnable } from './manager.js';
+import { isConflict, isNotFound } from './kube-client.js';
 import { RequeueAfterError, TerminalError, type Reconciler } from './reconciler.js';
 import { WorkQueue } from './workqueue.js';
 import { traceNow, traces } from './trace.js';
@@ -98,6 +99,15 @@ export class Controller implements Runnable {
         record('success');
       }
     } catch (error) {
+      if (isExpectedRace(error)) {
+        // A write based on a read the API server has moved past (409), or an object deleted
+        // meanwhile (404): routine with several writers and a lagging cache, not a fault. Looked
+        // at again, with the usual backoff, from the fresher cache.
+        const retryInMs = this.queue.addRateLimited(key);
+        logger.debug({ err: error, retryInMs }, 'the object changed or went away meanwhile; looking again');
+        record('conflict');
+        return;
+      }
       metrics?.reconcileErrors.inc(labels);
       if (error instanceof TerminalError) {
         this.queue.forget(key);
@@ -114,4 +124,9 @@ export class Controller implements Runnable {
       }
     }
   }
+}
+
+/** An API answer that only says the reconcile raced another writer or a deletion. */
+function isExpectedRace(error: unknown): boolean {
+  return isConflict(error) || isNotFound(error);
 }

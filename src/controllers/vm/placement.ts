@@ -42,9 +42,12 @@ export class PlacementStep {
       return placed;
     }
     const poolName = vm.spec.hostPoolRef.name;
+    // Ready=False says why too: tools that read Ready (kstatus, kubectl wait) must not take a VM
+    // that waits for a host for one that is done.
     if (!pool) {
       draft.phase('Pending');
       const changed = draft.set(C.Scheduled, 'False', R.HostPoolNotFound, `HostPool ${poolName} does not exist: create it, or fix spec.hostPoolRef.name`);
+      draft.set(C.Ready, 'False', R.HostPoolNotFound, 'not placed on a host (see Scheduled)');
       if (changed) this.kit.event(vm, 'Warning', E.FailedScheduling, `HostPool ${poolName} does not exist`);
       return undefined;
     }
@@ -53,12 +56,15 @@ export class PlacementStep {
       draft.phase('Pending');
       const before = draft.condition(C.Scheduled)?.message;
       draft.set(C.Scheduled, 'False', R.Unschedulable, result.message);
+      draft.set(C.Ready, 'False', R.Unschedulable, 'not placed on a host: no host of the pool can take it (see Scheduled)');
       if (before !== result.message) this.kit.event(vm, 'Warning', E.FailedScheduling, result.message);
       return undefined;
     }
     const record: Placed = { key: objectKey(vm), pool: poolName, host: result.host, hypervisor: result.hypervisor, reason: result.reason };
     allocations.record(vm.metadata.uid ?? '', record);
     recordPlacement(draft, record);
+    const ready = draft.condition(C.Ready)?.reason;
+    if (ready === R.Unschedulable || ready === R.HostPoolNotFound) draft.set(C.Ready, 'False', R.Placed, `placed on ${result.host}; the domain is being made`);
     this.kit.event(vm, 'Normal', E.Scheduled, `placed on ${result.host} (${result.hypervisor}): ${result.reason}`);
     return { host: result.host, hypervisor: result.hypervisor };
   }

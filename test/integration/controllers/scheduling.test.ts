@@ -22,6 +22,8 @@ describe('scheduling', () => {
     await bench.createVm('big', pool, { memory: '4Gi' });
     const waiting = await bench.untilVm('big', (vm) => /insufficient/.test(condition(vm, 'Scheduled')?.message ?? ''), 'Scheduled=False for lack of room');
     expect(condition(waiting, 'Scheduled')).toMatchObject({ reason: 'Unschedulable', observedGeneration: waiting.metadata.generation });
+    // Not done: Ready says so, for tools that read only Ready (kstatus, kubectl wait).
+    expect(condition(waiting, 'Ready')).toMatchObject({ status: 'False', reason: 'Unschedulable', observedGeneration: waiting.metadata.generation });
     expect(condition(waiting, 'Scheduled')?.message).toBe('no host fits: small-1: insufficient memory: need 4Gi, free 1Gi');
     expect(waiting.status?.phase).toBe('Pending');
     expect(waiting.status?.host).toBeUndefined();

@@ -3,6 +3,8 @@
 // to one object never runs two reconciles of it at once.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { setTimeout as delay } from 'node:timers/promises';
+import { Registry } from 'prom-client';
+import { ControllerMetrics } from '../../../src/observability/metrics.js';
 import { Cache } from '../../../src/runtime/cache.js';
 import { Controller } from '../../../src/runtime/controller.js';
 import type { Informer } from '../../../src/runtime/informer.js';
@@ -18,6 +20,7 @@ let informer: Informer<ConfigMap>;
 let running: Promise<unknown>;
 let reconciler: RecordingReconciler;
 let controller: Controller;
+const metrics = new ControllerMetrics(new Registry(), { processMetrics: false });
 
 beforeAll(async () => {
   namespace = await freshNamespace(kube, 'runtime');
@@ -28,6 +31,11 @@ beforeAll(async () => {
     async ({ key }, attempt) => {
       const name = key.split('/')[1] ?? '';
       if (name.startsWith('flaky') && attempt <= 4) throw new Error(`flaky failure ${attempt}`);
+      if (name.startsWith('stale') && attempt <= 2) {
+        // A write from a stale read: the real API server answers 409 Conflict.
+        const object = informer.get(key)!;
+        await kube.replace(CONFIGMAP, { ...object, metadata: { ...object.metadata, resourceVersion: '1' }, data: { v: 'from a stale read' } });
+      }
       if (name.startsWith('slow')) await delay(200); // a slow reconcile, the scenario under test
     },
   );
@@ -35,6 +43,7 @@ beforeAll(async () => {
     name: 'configmaps',
     reconciler,
     logger: logs.logger,
+    metrics,
     concurrency: 4,
     backoff: { baseMs: 50, maxMs: 5_000 },
     sources: [watchOwn(informer)],
@@ -45,6 +54,22 @@ beforeAll(async () => {
 afterAll(async () => {
   stop.abort();
   await running;
+});
+
+describe('routine races with the API server', () => {
+  it('treats a 409 Conflict as a reason to look again, not an error: no error log, not counted as a reconcile error', async () => {
+    const key = `${namespace}/stale-1`;
+    const errorsBefore = (await metrics.reconcileErrors.get()).values.reduce((sum, v) => sum + v.value, 0);
+    await kube.create(CONFIGMAP, configMap(namespace, 'stale-1', { v: '1' }));
+    await reconciler.changed.until(() => reconciler.seen.some((s) => s.key === key), 30_000, 'reconciled after the conflicts');
+    expect(reconciler.attempts.get(key)).toBe(3);
+    const lines = logs.lines().filter((line) => line.key === key);
+    expect(lines.filter((line) => Number(line.level) >= 40)).toEqual([]);
+    expect(lines.some((line) => line.level === 20 && /changed or went away meanwhile/.test(String(line.msg)))).toBe(true);
+    expect((await metrics.reconcileErrors.get()).values.reduce((sum, v) => sum + v.value, 0)).toBe(errorsBefore);
+    const results = (await metrics.reconcileTotal.get()).values.filter((v) => v.labels.result === 'conflict');
+    expect(results.reduce((sum, v) => sum + v.value, 0)).toBeGreaterThanOrEqual(2);
+  });
 });
 
 describe('controller runtime on a real API server', () => {
