@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and etcd from Go modules (versions pinned by
+# Builds kube-apiserver, kube-controller-manager, kubectl and etcd from Go modules (versions pinned by
 # the go.mod files under hack/controlplane/) into a cache outside the work
 # tree, keyed by version. Go's module and build caches are kept, so a rebuild
 # after a version bump is incremental; an existing binary is reused at once.
@@ -54,4 +54,5 @@ build() { # module dir, package, output name, [ldflags]
 
 build etcd virtfleet.io/hack/controlplane/etcd "etcd-$etcd_version"
 build kubernetes k8s.io/kubernetes/cmd/kube-apiserver "kube-apiserver-$k8s_version" "$(k8s_ldflags)"
+build kubernetes k8s.io/kubernetes/cmd/kube-controller-manager "kube-controller-manager-$k8s_version" "$(k8s_ldflags)"
 build kubernetes k8s.io/kubernetes/cmd/kubectl "kubectl-$k8s_version" "$(k8s_ldflags)"
