@@ -91,14 +91,19 @@ export function macAddress(field: string, value: unknown): string {
 // line is one line, and XML 1.0 cannot carry most C0 characters at all.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u;
 const LONE_SURROGATE = /\p{Cs}/u;
+// U+FFFE and U+FFFF are outside XML 1.0's Char production: libvirt's parser refuses the document.
+const NOT_XML = /[\ufffe\uffff]/u;
 const MAX_CMDLINE = 4096;
 
 /** A kernel command line: one line, printable; quotes and '<' are fine (the library escapes them). */
 export function kernelCmdline(field: string, value: unknown): string {
   if (typeof value !== 'string') throw new DomainSpecError(field, `must be a string, not ${typeof value}`);
-  if (value.length > MAX_CMDLINE) throw new DomainSpecError(field, `is ${value.length} characters long; at most ${MAX_CMDLINE} are allowed`);
+  // Characters as the API server counts them (code points), so both refuse the same values.
+  const length = [...value].length;
+  if (length > MAX_CMDLINE) throw new DomainSpecError(field, `is ${length} characters long; at most ${MAX_CMDLINE} are allowed`);
   if (CONTROL.test(value)) throw new DomainSpecError(field, 'must be a single line without control characters (newline, tab, NUL…)');
   if (LONE_SURROGATE.test(value)) throw new DomainSpecError(field, 'contains a lone UTF-16 surrogate, which XML cannot carry');
+  if (NOT_XML.test(value)) throw new DomainSpecError(field, 'contains U+FFFE or U+FFFF, which XML cannot carry');
   return value;
 }
 
@@ -122,6 +127,11 @@ export function memoryKiB(field: string, value: unknown, minKiB: number, maxKiB:
   let denominator = KIB;
   if (q.exp10 >= 0) numerator *= 10n ** BigInt(q.exp10);
   else denominator *= 10n ** BigInt(-q.exp10);
+  // The bounds hold for the exact size, not the rounded one: 16777215 (one byte short of 16Mi)
+  // rounds up to 16384 KiB but is below 16Mi, as the API server's rule says.
+  if (numerator < BigInt(minKiB) * denominator || numerator > BigInt(maxKiB) * denominator) {
+    throw new DomainSpecError(field, `${JSON.stringify(value)} is outside ${minKiB} KiB to ${maxKiB} KiB`);
+  }
   const kib = (numerator + denominator - 1n) / denominator;
   if (kib < BigInt(minKiB) || kib > BigInt(maxKiB)) {
     throw new DomainSpecError(field, `${JSON.stringify(value)} is outside ${minKiB} KiB to ${maxKiB} KiB`);
