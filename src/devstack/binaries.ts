@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 export interface ControlPlaneBinaries {
   etcd: string;
   kubeApiserver: string;
+  /** Checked only by a control plane that runs it (ControlPlaneOptions.controllerManager). */
+  kubeControllerManager: string;
   kubectl: string;
   kubernetesVersion: string;
   etcdVersion: string;
@@ -45,14 +47,18 @@ export function controlPlaneBinaries(root: string = repoRoot()): ControlPlaneBin
   const binaries = {
     etcd: join(bin, `etcd-${etcdVersion}`),
     kubeApiserver: join(bin, `kube-apiserver-${kubernetesVersion}`),
+    kubeControllerManager: join(bin, `kube-controller-manager-${kubernetesVersion}`),
     kubectl: join(bin, `kubectl-${kubernetesVersion}`),
     kubernetesVersion,
     etcdVersion,
   };
-  for (const path of [binaries.etcd, binaries.kubeApiserver, binaries.kubectl]) {
-    if (!existsSync(path)) {
-      throw new Error(`control-plane binary ${path} is missing: run hack/setup.sh (make test and make run do it for you)`);
-    }
-  }
+  for (const path of [binaries.etcd, binaries.kubeApiserver, binaries.kubectl]) requireBinary(path);
   return binaries;
+}
+
+/** Throws an error that says how to build `path` when it is missing. */
+export function requireBinary(path: string): void {
+  if (!existsSync(path)) {
+    throw new Error(`control-plane binary ${path} is missing: run hack/setup.sh (make test and make run do it for you)`);
+  }
 }

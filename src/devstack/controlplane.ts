@@ -1,14 +1,16 @@
 // A real etcd + kube-apiserver on loopback, for the test harness and for
 // `make run`: client-certificate auth, RBAC, service-account signing keys,
-// as controller-runtime's envtest sets them up.
+// as controller-runtime's envtest sets them up. With `controllerManager`, also a
+// real kube-controller-manager (namespace deletion, garbage collection of
+// ownerReferences, service accounts...), kept running as a static pod would be.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { controlPlaneBinaries, type ControlPlaneBinaries } from './binaries.js';
+import { controlPlaneBinaries, requireBinary, type ControlPlaneBinaries } from './binaries.js';
 import { ensurePki, type Pki } from './pki.js';
 import { freePort, portOr } from './ports.js';
-import { Supervised } from './process.js';
+import { Restarting, Supervised } from './process.js';
 
 export interface ControlPlaneOptions {
   /** Holds data, certificates, logs and the kubeconfig. */
@@ -21,6 +23,16 @@ export interface ControlPlaneOptions {
   /** etcd without fsync: much faster, safe only for throw-away test data. */
   unsafeNoFsync?: boolean;
   startTimeoutMs?: number;
+  /**
+   * Also run kube-controller-manager, so that namespaces finish deleting and ownerReferences
+   * are garbage-collected. Off by default: the integration tier needs neither and saves its
+   * start-up and CPU; `make run` turns it on.
+   */
+  controllerManager?: boolean;
+  /** Where kube-controller-manager's exits and restarts are reported. */
+  log?: (line: string) => void;
+  /** Aborted when the owner is stopping everything: kube-controller-manager exiting then is no crash. */
+  stopSignal?: AbortSignal;
 }
 
 export interface ControlPlaneInfo {
@@ -61,6 +73,7 @@ function httpsGet(url: string, pki: Pki): Promise<{ status: number; body: string
 export class ControlPlane {
   private etcd: Supervised | undefined;
   private apiserver: Supervised | undefined;
+  private controllerManager: Restarting | undefined;
   private readonly dirs: { data: string; logs: string; pki: string };
 
   constructor(private readonly options: ControlPlaneOptions) {
@@ -125,11 +138,12 @@ export class ControlPlane {
     this.apiserver = await this.launchApiServer(ports.apiserver, 'kube-apiserver');
 
     this.writeKubeconfig(server, pki);
+    if (this.options.controllerManager) await this.startControllerManager(server, pki);
     return {
       server,
       kubeconfig: this.kubeconfigPath,
       binaries,
-      pids: [this.etcd.pid, this.apiserver.pid].filter((pid): pid is number => pid !== undefined),
+      pids: [this.etcd.pid, this.apiserver.pid, this.controllerManager?.pid].filter((pid): pid is number => pid !== undefined),
     };
   }
 
@@ -155,8 +169,9 @@ export class ControlPlane {
         `--service-account-key-file=${pki.serviceAccountPub}`,
         `--service-account-signing-key-file=${pki.serviceAccountKey}`,
         '--service-cluster-ip-range=10.0.0.0/24',
-        // No kubelets or controller-manager here: nothing would mint the
-        // tokens that this admission plugin waits for.
+        // No kubelets here, so no pods to give tokens to; and without
+        // kube-controller-manager nothing would make the service accounts this
+        // admission plugin waits for.
         '--disable-admission-plugins=ServiceAccount',
         '--endpoint-reconciler-type=none',
         '--allow-privileged=true',
@@ -166,6 +181,61 @@ export class ControlPlane {
     });
     await apiserver.waitUntilReady(async () => (await httpsGet(`https://127.0.0.1:${port}/readyz`, pki)).status === 200, timeout * 2);
     return apiserver;
+  }
+
+  get controllerManagerKubeconfigPath(): string {
+    return join(this.options.stateDir, 'controller-manager.kubeconfig');
+  }
+
+  /**
+   * kube-controller-manager as kubeadm runs it: its own client certificate (user
+   * system:kube-controller-manager, bound by the bootstrap RBAC), each controller under its own
+   * service account (tokens from the TokenRequest API), the service-account key of the API server
+   * (--service-account-private-key-file is the key the API server verifies with), and the CA to
+   * sign CSRs. No leader election: there is one.
+   */
+  private async startControllerManager(server: string, pki: Pki): Promise<void> {
+    if (!this.started) throw new Error('start() the control plane first');
+    const { binaries, timeout } = this.started;
+    requireBinary(binaries.kubeControllerManager);
+    const kubeconfig = this.controllerManagerKubeconfigPath;
+    this.writeKubeconfig(server, pki, kubeconfig, {
+      name: 'system:kube-controller-manager',
+      cert: pki.controllerManagerCert,
+      key: pki.controllerManagerKey,
+    });
+    const port = await freePort();
+    const log = this.options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    this.controllerManager = new Restarting({
+      name: 'kube-controller-manager',
+      command: binaries.kubeControllerManager,
+      args: [
+        `--kubeconfig=${kubeconfig}`,
+        `--authentication-kubeconfig=${kubeconfig}`,
+        `--authorization-kubeconfig=${kubeconfig}`,
+        '--bind-address=127.0.0.1',
+        `--secure-port=${port}`,
+        `--tls-cert-file=${pki.servingCert}`,
+        `--tls-private-key-file=${pki.servingKey}`,
+        `--client-ca-file=${pki.caCert}`,
+        `--root-ca-file=${pki.caCert}`,
+        `--service-account-private-key-file=${pki.serviceAccountKey}`,
+        '--use-service-account-credentials=true',
+        `--cluster-signing-cert-file=${pki.caCert}`,
+        `--cluster-signing-key-file=${pki.caKey}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--leader-elect=false',
+        '--v=1',
+      ],
+      logFile: join(this.dirs.logs, 'kube-controller-manager.log'),
+      // /healthz is open to anyone (--authorization-always-allow-paths); served with the API server's cert.
+      ready: async () => (await httpsGet(`https://127.0.0.1:${port}/healthz`, pki)).status === 200,
+      readyTimeoutMs: timeout,
+      log,
+      stopGraceMs: 10_000,
+      ...(this.options.stopSignal ? { stopSignal: this.options.stopSignal } : {}),
+    });
+    await this.controllerManager.start();
   }
 
   /** Kills the API server at once (SIGKILL), as a crash would; etcd keeps running. */
@@ -200,26 +270,27 @@ export class ControlPlane {
     return `https://127.0.0.1:${ports.apiserver}`;
   }
 
-  private writeKubeconfig(server: string, pki: Pki, path: string = this.kubeconfigPath): void {
+  private writeKubeconfig(
+    server: string,
+    pki: Pki,
+    path: string = this.kubeconfigPath,
+    user: { name: string; cert: string; key: string } = { name: 'virtfleet-admin', cert: pki.adminCert, key: pki.adminKey },
+  ): void {
     const b64 = (file: string) => readFileSync(file).toString('base64');
     const config = {
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: 'virtfleet-local', cluster: { server, 'certificate-authority-data': b64(pki.caCert) } }],
-      users: [
-        {
-          name: 'virtfleet-admin',
-          user: { 'client-certificate-data': b64(pki.adminCert), 'client-key-data': b64(pki.adminKey) },
-        },
-      ],
-      contexts: [{ name: 'virtfleet-local', context: { cluster: 'virtfleet-local', user: 'virtfleet-admin' } }],
+      users: [{ name: user.name, user: { 'client-certificate-data': b64(user.cert), 'client-key-data': b64(user.key) } }],
+      contexts: [{ name: 'virtfleet-local', context: { cluster: 'virtfleet-local', user: user.name } }],
       'current-context': 'virtfleet-local',
     };
     writeFileSync(path, stringify(config), { mode: 0o600 });
   }
 
-  /** Stops the API server first, then etcd, so etcd never loses a writer mid-request. */
+  /** Stops kube-controller-manager, then the API server, then etcd, so etcd never loses a writer mid-request. */
   async stop(): Promise<void> {
+    await this.controllerManager?.stop();
     await this.apiserver?.stop(15_000);
     await this.etcd?.stop(10_000);
   }
@@ -232,6 +303,7 @@ export class ControlPlane {
 
   /** Synchronous last resort for process 'exit' handlers. */
   killNow(): void {
+    this.controllerManager?.killNow();
     for (const part of [this.apiserver, this.etcd]) if (part?.running) part.child.kill('SIGKILL');
   }
 }

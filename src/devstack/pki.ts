@@ -1,7 +1,8 @@
 // Certificates of the local control plane, made with the openssl command as
 // controller-runtime's envtest does: a CA, the API server's serving cert for
-// 127.0.0.1, an admin client cert in system:masters, and the service-account
-// signing key pair. Existing files are kept, so `make run` reuses them.
+// 127.0.0.1, an admin client cert in system:masters, kube-controller-manager's
+// client cert (user system:kube-controller-manager, which Kubernetes' bootstrap
+// RBAC binds to the role of that name), and the service-account signing key pair. Existing files are kept, so `make run` reuses them.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +17,10 @@ export interface Pki {
   servingKey: string;
   adminCert: string;
   adminKey: string;
+  controllerManagerCert: string;
+  controllerManagerKey: string;
+  /** The CA's key: kube-controller-manager signs CertificateSigningRequests with it. */
+  caKey: string;
   serviceAccountKey: string;
   serviceAccountPub: string;
 }
@@ -28,6 +33,9 @@ export function pkiPaths(dir: string): Pki {
     servingKey: join(dir, 'apiserver.key'),
     adminCert: join(dir, 'admin.crt'),
     adminKey: join(dir, 'admin.key'),
+    controllerManagerCert: join(dir, 'controller-manager.crt'),
+    controllerManagerKey: join(dir, 'controller-manager.key'),
+    caKey: join(dir, 'ca.key'),
     serviceAccountKey: join(dir, 'sa.key'),
     serviceAccountPub: join(dir, 'sa.pub'),
   };
@@ -72,6 +80,10 @@ export async function ensurePki(dir: string): Promise<Pki> {
   }
   if (!existsSync(pki.adminCert)) {
     await signedCert(pki, 'admin', '/O=system:masters/CN=virtfleet-admin',
+      'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
+  }
+  if (!existsSync(pki.controllerManagerCert)) {
+    await signedCert(pki, 'controller-manager', '/CN=system:kube-controller-manager',
       'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
   }
   if (!existsSync(pki.serviceAccountPub)) {

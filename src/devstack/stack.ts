@@ -1,8 +1,12 @@
 // The local stack behind `make run`: a real control plane whose data lives in
 // a state directory (kept across runs), the CRDs, the example manifests (with
 // the simulated hosts of HostPool lab, and HostPool local when this machine
-// runs libvirtd), and the controller process. Ctrl-C stops every child;
-// nothing is left running.
+// runs libvirtd), and the controller process with its install endpoint. The
+// control plane includes kube-controller-manager, so namespaces finish deleting
+// and ownerReferences are collected; the examples are applied server-side under
+// their own field manager; the controller is restarted with backoff when it
+// exits, as a Deployment would restart it. Ctrl-C stops every child; nothing
+// is left running.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -12,7 +16,7 @@ import { ControlPlane } from './controlplane.js';
 import { installCrds, kubectlOrThrow } from './crds.js';
 import { processesUsing } from './leftovers.js';
 import { freePort } from './ports.js';
-import { Supervised } from './process.js';
+import { Restarting } from './process.js';
 
 export interface DevStackOptions {
   stateDir: string;
@@ -37,6 +41,19 @@ export interface DevStackOptions {
 export const LAB_HOSTS_DIR = '/var/lib/virtfleet/lab/hosts';
 
 /** The sockets of a local libvirt daemon: the monolithic libvirtd, or the modular virtqemud. */
+/** The field manager `make run` applies the examples with (server-side apply). */
+export const EXAMPLES_FIELD_MANAGER = 'virtfleet-examples';
+
+/**
+ * Server-side apply of the examples under their own field manager: re-applied on every start
+ * without drift (no last-applied-configuration), and a user's `kubectl apply --server-side` of
+ * the same files shares the fields instead of conflicting. --force-conflicts: a start puts the
+ * examples back as the files say, taking back fields changed since (as client-side apply did).
+ */
+export function applyExamplesArgs(path: string): string[] {
+  return ['apply', '--server-side', `--field-manager=${EXAMPLES_FIELD_MANAGER}`, '--force-conflicts', '-f', path];
+}
+
 export const LOCAL_LIBVIRT_SOCKETS = ['/run/libvirt/libvirt-sock', '/run/libvirt/virtqemud-sock'];
 
 export interface InstalledHosts {
@@ -146,28 +163,28 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     );
   }
 
-  const plane = new ControlPlane({ stateDir, stablePorts: true });
-  let controller: Supervised | undefined;
+  const plane = new ControlPlane({ stateDir, stablePorts: true, controllerManager: true, log: out, stopSignal: signal });
+  let controller: Restarting | undefined;
   const stopAll = async () => {
     await controller?.stop();
     await plane.stop();
   };
   process.once('exit', () => {
-    if (controller?.running) controller.child.kill('SIGKILL');
+    controller?.killNow();
     plane.killNow();
   });
 
   try {
-    out(`starting etcd and kube-apiserver (state in ${stateDir})...`);
+    out(`starting etcd, kube-apiserver and kube-controller-manager (state in ${stateDir})...`);
     const info = await plane.start();
     out(`installing CRDs from ${join(root, 'crds')}...`);
     await installCrds(info.binaries.kubectl, info.kubeconfig, root);
     if (options.applyExamples && local) {
       out(`applying the example manifests in ${manifests}...`);
-      await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, ['apply', '-f', manifests]);
+      await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, applyExamplesArgs(manifests));
       if (local.use) {
         out(`${local.why}: applying HostPool local (qemu:///system) from ${relative(root, localPoolFile)}`);
-        await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, ['apply', '-f', localPoolFile]);
+        await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, applyExamplesArgs(localPoolFile));
       } else {
         out(`${local.why}: HostPool local not applied; the examples use the simulated HostPool lab`);
       }
@@ -176,34 +193,50 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     out('starting the controller...');
     const healthPort = await freePort();
     const metricsPort = await freePort();
+    // The install endpoint serves installing VMs their Kickstart. On loopback: the lab's
+    // simulated hosts boot nothing, and a real host's guests would need --install-url-base.
+    const installPort = await freePort();
     const [command, ...args] = options.controllerCommand;
-    controller = new Supervised({
+    controller = new Restarting({
       name: 'controller',
       command: command ?? process.execPath,
-      args: [...args, '--kubeconfig', info.kubeconfig, '--health-address', `127.0.0.1:${healthPort}`, '--metrics-address', `127.0.0.1:${metricsPort}`],
+      args: [
+        ...args,
+        '--kubeconfig', info.kubeconfig,
+        '--health-address', `127.0.0.1:${healthPort}`,
+        '--metrics-address', `127.0.0.1:${metricsPort}`,
+        '--install-address', `127.0.0.1:${installPort}`,
+      ],
       logFile: join(stateDir, 'logs', 'controller.log'),
+      ready: async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok,
+      readyTimeoutMs: 30_000,
+      log: out,
+      stopSignal: signal,
     });
-    await controller.waitUntilReady(async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, 30_000);
+    await controller.start();
 
     out('');
-    out(`virtfleet local stack is up: kube-apiserver ${info.binaries.kubernetesVersion}, etcd ${info.binaries.etcdVersion}, controller`);
+    out(
+      `virtfleet local stack is up: kube-apiserver and kube-controller-manager ${info.binaries.kubernetesVersion}, ` +
+        `etcd ${info.binaries.etcdVersion}, controller (pid ${String(controller.pid)}; restarted if it exits)`,
+    );
     out(`  kubeconfig: ${info.kubeconfig}`);
     out(`  try:        kubectl --kubeconfig ${info.kubeconfig} get vm,hp,iprof -A`);
     if (local) out(`  pools:      lab (simulated: ${LAB_HOSTS_DIR}/*.xml)${local.use ? ', local (qemu:///system)' : ''}`);
     out(`  kubectl:    ${info.binaries.kubectl} (same version as the API server)`);
     out(`  metrics:    http://127.0.0.1:${metricsPort}/metrics`);
+    out(`  install:    http://127.0.0.1:${installPort} (the controller's install endpoint, --install-address)`);
     out(`  logs:       ${join(stateDir, 'logs')}/`);
     out('Press Ctrl-C to stop.');
 
-    // A part that dies on its own fails the stack; Ctrl-C stops it cleanly.
-    const running = controller;
+    // The controller and kube-controller-manager are restarted when they exit; etcd or
+    // kube-apiserver dying fails the stack. Ctrl-C stops it cleanly.
     const reason = await new Promise<string>((resolve, reject) => {
       if (signal.aborted) resolve('stop requested');
       signal.addEventListener('abort', () => resolve('stop requested'), { once: true });
-      void running.exited.then((code) => reject(running.failure(`exited on its own (code ${String(code)})`)));
       void plane.firstExit().then(reject);
     });
-    out(`${reason}: stopping the controller, kube-apiserver and etcd...`);
+    out(`${reason}: stopping the controller, kube-controller-manager, kube-apiserver and etcd...`);
   } finally {
     await stopAll();
     out('stopped; nothing is left running.');
