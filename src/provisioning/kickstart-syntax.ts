@@ -90,8 +90,9 @@ export function scriptBody(script: string, path: string): string {
       const code = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
       throw new KickstartValueError(path, `line ${index + 1} contains the control character U+${code}, which Kickstart may read as a line break; remove it`);
     }
-    // \s covers every character Python's lstrip() strips that is not refused above.
-    if (/^\s*%/u.test(line)) {
+    // Tab, space and \p{Z} are every character Python's lstrip() strips that is not refused
+    // above, and the API's rule says the same; \s would also take U+FEFF, which lstrip() keeps.
+    if (/^[\t \p{Z}]*%/u.test(line)) {
       throw new KickstartValueError(
         path,
         `line ${index + 1} starts with '%' (${show(line.trim())}): Kickstart would read it as a section keyword such as %end and ` +
