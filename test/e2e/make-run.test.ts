@@ -2,7 +2,10 @@
 // simulated hosts of HostPool lab and runs the examples on them (KVM and Xen
 // hosts Ready, the small VM Running, the image-URL VM refused as documented),
 // applies HostPool local only when asked to (or when a libvirtd runs), keeps
-// its data across a restart, and Ctrl-C leaves no process behind.
+// its data across a restart, and Ctrl-C leaves no process behind. It behaves as
+// a cluster: kube-controller-manager deletes namespaces and collects owned
+// objects, the examples are applied server-side (no drift after a restart), a
+// killed controller is restarted, and rocky-1 says what its install waits for.
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -74,9 +77,38 @@ async function leftoversAfterStop(): Promise<string[]> {
   return left.map((p) => `${p.pid} ${p.command}`);
 }
 
-async function kubectl(kubeconfig: string, args: string[]): Promise<string> {
-  const { stdout } = await run(kubectlBin, ['--kubeconfig', kubeconfig, ...args]);
-  return stdout;
+async function kubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
+  if (input === undefined) {
+    const { stdout } = await run(kubectlBin, ['--kubeconfig', kubeconfig, ...args]);
+    return stdout;
+  }
+  return new Promise((resolve, reject) => {
+    const child = execFile(kubectlBin, ['--kubeconfig', kubeconfig, ...args], (error, stdout, stderr) =>
+      error ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout),
+    );
+    child.stdin?.end(input);
+  });
+}
+
+/** Polls the stack's output until `pattern` matches it. */
+async function untilOutput(stack: RunningStack, pattern: RegExp, what: string, ms = 60_000): Promise<RegExpExecArray> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const match = pattern.exec(stack.output());
+    if (match) return match;
+    if (hasExited(stack.child)) throw new Error(`make run exited while waiting for ${what}:\n${stack.output()}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}; output:\n${stack.output()}`);
+    await delay(200);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 interface Condition {
@@ -87,6 +119,7 @@ interface Condition {
 }
 
 interface Vm {
+  metadata?: { annotations?: Record<string, string>; managedFields?: Array<{ manager: string; operation: string }> };
   status?: { phase?: string; host?: string; hypervisor?: string; conditions?: Condition[] };
 }
 
@@ -149,7 +182,7 @@ describe('make run', () => {
     expect(current.output()).toMatch(/pools: +lab \(simulated: \/var\/lib\/virtfleet\/lab\/hosts\/\*\.xml\)\n/);
     expect(await kubectl(kubeconfig, ['get', 'hostpools', '-o', 'name'])).not.toContain('hostpool.virtfleet.io/local');
 
-    const [pool, small, db, image] = await Promise.all([
+    const [pool, small, db, image, rocky] = await Promise.all([
       untilObject<Pool>(kubeconfig, ['hostpool', 'lab'], (p) => p.status?.readyHosts === 3, 'HostPool lab: 3 hosts ready'),
       untilObject<Vm>(
         kubeconfig,
@@ -165,6 +198,14 @@ describe('make run', () => {
         (vm) => ['ProvisioningFailed', 'ImageDownloadFailed'].includes(condition(vm, 'Provisioned')?.reason ?? ''),
         'VirtualMachine cirros: Provisioned=False, ProvisioningFailed or ImageDownloadFailed',
         150_000,
+      ),
+      // The stack runs the install endpoint, so rocky-1 gets past it, to the first thing this
+      // machine lacks: the Secrets hold placeholders, not crypt hashes.
+      untilObject<Vm>(
+        kubeconfig,
+        ['vm', 'rocky-1'],
+        (vm) => condition(vm, 'Installed')?.reason === 'ProfileNotValid' && /InvalidSecret/.test(condition(vm, 'Installed')?.message ?? ''),
+        'VirtualMachine rocky-1: Installed=False, ProfileNotValid (InvalidSecret)',
       ),
     ]);
 
@@ -193,6 +234,39 @@ describe('make run', () => {
     expect(detail).toMatch(provisioned.reason === 'ProvisioningFailed' ? /^upload: / : /^(cannot fetch: |HTTP )/);
     expect(detail).toMatch(/ \(host kvm-0[12]\); retrying in \d+ s$/);
 
+    // rocky-1 says plainly what it waits for, and what to do.
+    expect(rocky.status?.phase).toBe('Provisioning');
+    expect(condition(rocky, 'Installed')).toMatchObject({ status: 'False', reason: 'ProfileNotValid' });
+    expect(condition(rocky, 'Installed')?.message).toContain(
+      'InstallProfile default/rocky-9 is not valid (InvalidSecret): spec.rootPassword.secretKeyRef: Secret default/rocky-root-password key password-hash holds no crypt hash',
+    );
+    expect(condition(rocky, 'Installed')?.message).toContain('openssl passwd -6');
+    expect(condition(rocky, 'Ready')).toMatchObject({ status: 'False', reason: 'ProfileNotValid' });
+
+    // kube-controller-manager runs: the garbage collector removes what an owner leaves, and a
+    // namespace delete completes (kubectl delete waits until the namespace is gone).
+    const namespace = 'doomed';
+    await kubectl(kubeconfig, ['create', 'namespace', namespace]);
+    await kubectl(kubeconfig, ['-n', namespace, 'create', 'configmap', 'owner', '--from-literal=a=1']);
+    const ownerUid = await kubectl(kubeconfig, ['-n', namespace, 'get', 'configmap', 'owner', '-o', 'jsonpath={.metadata.uid}']);
+    const owned = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'owned', namespace, ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: ownerUid }] } };
+    await kubectl(kubeconfig, ['create', '-f', '-'], JSON.stringify(owned));
+    await kubectl(kubeconfig, ['-n', namespace, 'delete', 'configmap', 'owner']);
+    await kubectl(kubeconfig, ['-n', namespace, 'wait', '--for=delete', 'configmap/owned', '--timeout=60s']);
+    await kubectl(kubeconfig, ['-n', namespace, 'create', 'configmap', 'left-inside', '--from-literal=a=1']);
+    await kubectl(kubeconfig, ['delete', 'namespace', namespace, '--timeout=90s']);
+    await expect(kubectl(kubeconfig, ['get', 'namespace', namespace])).rejects.toThrow(/NotFound/);
+
+    // A killed controller is restarted, as a Deployment's pod would be, and says so.
+    const firstPid = Number((await untilOutput(current, /controller \(pid (\d+); restarted if it exits\)/, 'the controller pid'))[1]);
+    expect(alive(firstPid)).toBe(true);
+    process.kill(firstPid, 'SIGKILL');
+    await untilOutput(current, /controller exited unexpectedly \(signal SIGKILL\) after [\d.]+ s; restarting it in 1 s \(restart 1; its log: \S+controller\.log\)/, 'the restart notice');
+    const secondPid = Number((await untilOutput(current, /controller restarted \(pid (\d+)\) and ready/, 'the restarted controller'))[1]);
+    expect(secondPid).not.toBe(firstPid);
+    expect(alive(secondPid)).toBe(true);
+    expect(hasExited(current.child)).toBe(false);
+
     await ctrlC(current);
     expect(await leftoversAfterStop()).toEqual([]);
   }, STACK_TIMEOUT_MS);
@@ -211,6 +285,27 @@ describe('make run', () => {
     expect(current.output()).toContain('VIRTFLEET_LOCAL_LIBVIRT=1: applying HostPool local (qemu:///system) from manifests/optional/hostpool-local.yaml');
     expect(current.output()).toMatch(/pools: +lab \(simulated: \S+\), local \(qemu:\/\/\/system\)\n/);
     expect(await kubectl(kubeconfig, ['get', 'hostpool', 'local', '-o', 'jsonpath={.spec.hosts[*].uri}'])).toBe('qemu:///system');
+
+    // The examples were applied again, server-side, by their own field manager: no drift, no
+    // last-applied-configuration, and a user's server-side diff is empty (kubectl exits 1 on a difference).
+    expect(await kubectl(kubeconfig, ['diff', '--server-side', '-f', join(repoRoot(), 'manifests')])).toBe('');
+    const small = JSON.parse(await kubectl(kubeconfig, ['get', 'vm', 'small', '-o', 'json', '--show-managed-fields'])) as Vm;
+    expect(small.metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration']).toBeUndefined();
+    expect(small.metadata?.managedFields?.filter((f) => f.operation === 'Apply').map((f) => f.manager)).toEqual(['virtfleet-examples']);
+
+    // With real password hashes, rocky-1 goes on to the install media, as far as the simulated
+    // hosts allow: the test driver cannot upload files into a storage pool.
+    const hash = '$6$virtfleet$' + 'x'.repeat(86);
+    for (const name of ['rocky-root-password', 'rocky-admin-password']) {
+      await kubectl(kubeconfig, ['patch', 'secret', name, '-p', JSON.stringify({ data: { 'password-hash': Buffer.from(hash).toString('base64') } })]);
+    }
+    const media = await untilObject<Vm>(
+      kubeconfig,
+      ['vm', 'rocky-1'],
+      (vm) => condition(vm, 'Installed')?.reason === 'InstallMediaFailed',
+      'VirtualMachine rocky-1: Installed=False, InstallMediaFailed',
+    );
+    expect(condition(media, 'Installed')?.message).toMatch(/^PXE boot file \S+ in storage pool \S+: upload .*not supported by the connection driver.*; retrying$/);
 
     await ctrlC(current);
     expect(await leftoversAfterStop()).toEqual([]);
