@@ -92,10 +92,15 @@ export const ABSOLUTE_PATH = definePattern(
   (v) => `${quote(v)} is not an absolute path of safe characters (letters, digits, '.', '_', '+', '-', '/'), e.g. /var/lib/virtfleet`,
 );
 /** Printable text on one line: no newline or other control character. */
+// C0 and C1 controls, DEL, and the Unicode line and paragraph separators (U+0085 and U+2028 end a
+// line for many readers). The separators are written as the characters themselves: the same
+// pattern must compile in Go (RE2, the API server) and in JavaScript (the validator), which spell
+// \u escapes differently. U+FFFE/U+FFFF (which XML cannot carry) cannot be named here at all:
+// kustomize and kubectl refuse a CRD holding them ("control characters are not allowed").
 export const SINGLE_LINE = definePattern(
-  '^[^\\x00-\\x1f\\x7f]*$',
+  '^[^\\x00-\\x1f\\x7f-\\x9f\u2028\u2029]*$',
   4096,
-  (v) => `${quote(v)} must be a single line without control characters`,
+  (v) => `${quote(v)} must be a single line without control characters or line separators`,
 );
 // URLs: only characters that need no quoting in Kickstart, iPXE scripts or shells, so no
 // whitespace, quotes, '$', '`', '\', '#', '<', '>', '{', '}', '|' or '^'.

@@ -89,6 +89,7 @@ describe('the API server and the validator agree at the edges of the metadata, d
   });
   const disk = (size: string) => vm({ disks: [{ name: 'd', size, source: { blank: {} } }] });
   const kernel = (path: string) => vm({ kernelBoot: { kernel: path, initrd: '/boot/initrd.img' } });
+  const cmdline = (line: string) => vm({ kernelBoot: { kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: line } });
   const annotations = (bytes: number) => vm({}, { annotations: { note: 'x'.repeat(bytes - 'note'.length) } });
   const profile = (comment: string) => ({
     apiVersion: `${GROUP}/${VERSION}`,
@@ -126,6 +127,9 @@ describe('the API server and the validator agree at the edges of the metadata, d
     { what: 'label value of 64 characters', object: vm({}, { labels: { tier: 'v'.repeat(64) } }), accepted: false },
     { what: 'label value with a slash', object: vm({}, { labels: { image: 'rocky/9' } }), accepted: false },
     { what: 'unknown metadata field', object: vm({}, { label: { tier: 'web' } }), accepted: false },
+    { what: 'kernel command line with U+0085 (NEL)', object: cmdline('console=ttyS0\u0085init=/bin/sh'), accepted: false },
+    { what: 'kernel command line with U+2028', object: cmdline('console=ttyS0\u2028init=/bin/sh'), accepted: false },
+    { what: 'kernel command line with é and NBSP', object: cmdline('console=ttyS0 note=é\u00a0x'), accepted: true },
     { what: 'SSH key comment José ✓ (NBSP)', object: profile('José ✓\u00a0laptop'), accepted: true },
     { what: 'SSH key comment with U+2028', object: profile('a@b\u2028%end'), accepted: false },
     { what: 'SSH key comment with U+2029', object: profile('a@b\u2029%end'), accepted: false },
