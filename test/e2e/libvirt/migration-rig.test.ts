@@ -127,7 +127,8 @@ describe('live migration through the Hypervisor interface on real libvirtd + QEM
   it('reports progress on both hosts while a (throttled) migration runs; the shared connections stay prompt', async () => {
     const guest = await boot(a, 'mig-progress');
     let settled = false;
-    const migration = a.migrate(guest.uuid, { uri: hostB.uri }, { bandwidthMiBs: 16 }).finally(() => {
+    // Aborted if it has not converged in 150 s (a loaded machine): the test then fails, it never hangs.
+    const migration = a.migrate(guest.uuid, { uri: hostB.uri }, { bandwidthMiBs: 16, timeoutMs: 150_000 }).finally(() => {
       settled = true;
     });
     const t0 = Date.now();
