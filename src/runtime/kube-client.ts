@@ -105,9 +105,9 @@ export function namespaceProblem(value: string): string | undefined {
 }
 
 /** Throws InvalidNameError when `value` is not a valid object name. */
-export function checkObjectName(value: string, field: 'name' = 'name'): void {
+export function checkObjectName(value: string): void {
   const problem = objectNameProblem(value);
-  if (problem) throw new InvalidNameError(field, value, problem);
+  if (problem) throw new InvalidNameError('name', value, problem);
 }
 
 /** Throws InvalidNameError when `value` is not a valid namespace. */
