@@ -8,7 +8,7 @@ JEST := node --experimental-vm-modules --no-warnings=ExperimentalWarning node_mo
 NATIVE_ADDON := build/Release/virtfleet_libvirt.node
 NATIVE_SRC := binding.gyp $(wildcard src/hypervisors/libvirt/native/*.cc src/hypervisors/libvirt/native/*.h)
 
-.PHONY: all setup build native gen typecheck test test-unit test-integration test-e2e run clean
+.PHONY: all setup build native gen typecheck lint format test test-unit test-integration test-e2e run clean
 
 all: test
 
@@ -33,9 +33,16 @@ gen: setup
 typecheck: setup
 	@npm run --silent typecheck
 
+# typescript-eslint (eslint.config.js) and Prettier (.prettierrc.json); `make format` rewrites.
+lint: setup
+	@npm run --silent lint
+
+format: setup
+	@npm run --silent format
+
 # Every tier, end-to-end included: unit, integration (real kube-apiserver +
 # etcd), e2e (the local stack driven as a user would).
-test: setup build typecheck
+test: setup build typecheck lint
 	@$(JEST) --ci
 
 test-unit: setup

@@ -55,10 +55,23 @@ function domainXml(name: string, uuid: string, shutoff = false): string {
 
 /** A private simulated host: a test-driver definition file (optionally holding one domain). */
 function hostFile(tag: string, domain?: string): string {
-  const cpu = el('cpu', {}, el('mhz', {}, 2000), el('model', {}, 'x86_64'), el('nodes', {}, 1), el('sockets', {}, 1), el('cores', {}, 4), el('threads', {}, 1), el('active', {}, 4));
+  const cpu = el(
+    'cpu',
+    {},
+    el('mhz', {}, 2000),
+    el('model', {}, 'x86_64'),
+    el('nodes', {}, 1),
+    el('sockets', {}, 1),
+    el('cores', {}, 4),
+    el('threads', {}, 1),
+    el('active', {}, 4),
+  );
   const file = join(dir, `${tag}.xml`);
   // The domain element goes in as already-serialized, escaped XML.
-  const nodeXml = serialize(el('node', {}, cpu, el('memory', {}, 8388608))).replace('</node>', `${domain ?? ''}</node>`);
+  const nodeXml = serialize(el('node', {}, cpu, el('memory', {}, 8388608))).replace(
+    '</node>',
+    `${domain ?? ''}</node>`,
+  );
   writeFileSync(file, nodeXml);
   return `test://${file}`;
 }
@@ -92,7 +105,9 @@ async function benchBindingSequential(cycles: number): Promise<number> {
 }
 
 async function benchBindingParallel(cycles: number, connections: number): Promise<number> {
-  const conns = await Promise.all(Array.from({ length: connections }, (_, c) => LibvirtConnection.open(hostFile(`par${c}`))));
+  const conns = await Promise.all(
+    Array.from({ length: connections }, (_, c) => LibvirtConnection.open(hostFile(`par${c}`))),
+  );
   await Promise.all(conns.map((conn, c) => bindingCycles(conn, `warm${c}`, 100)));
   const per = Math.ceil(cycles / connections);
   const t0 = performance.now();
@@ -217,7 +232,9 @@ async function main(): Promise<void> {
   console.log('');
   console.log('                                         cycles/s   vs virsh batch   vs virsh per call');
   const row = (label: string, r: number) =>
-    console.log(`${label.padEnd(40)} ${fmt(r).padStart(8)}   ${(r / batch).toFixed(2).padStart(13)}×   ${(r / perCall).toFixed(1).padStart(15)}×`);
+    console.log(
+      `${label.padEnd(40)} ${fmt(r).padStart(8)}   ${(r / batch).toFixed(2).padStart(13)}×   ${(r / perCall).toFixed(1).padStart(15)}×`,
+    );
   row('binding, 1 connection, sequential', seq);
   row(`binding, ${CONNECTIONS} connections at once`, par);
   row('virsh, one process in batch mode', batch);
@@ -227,12 +244,16 @@ async function main(): Promise<void> {
   console.log('');
   const steps = mem.rssMiB.map((m) => m.toFixed(1)).join(' -> ');
   const gcNote = (globalThis as { gc?: unknown }).gc ? 'after GC' : 'no --expose-gc';
-  console.log(`${ROUNDS} × ${CALLS} calls on one connection: ${fmt(mem.perSecond)} calls/s; RSS (MiB, ${gcNote}) at start and after each round: ${steps}`);
+  console.log(
+    `${ROUNDS} × ${CALLS} calls on one connection: ${fmt(mem.perSecond)} calls/s; RSS (MiB, ${gcNote}) at start and after each round: ${steps}`,
+  );
 
   if (WITH_RIG) {
     const samples = await benchKillLatency(KILLS);
     console.log('');
-    console.log(`kill -9 of QEMU -> JavaScript lifecycle event (real libvirtd over qemu+tcp, ${samples.length} kills): p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms, max ${samples[samples.length - 1]?.toFixed(1)} ms`);
+    console.log(
+      `kill -9 of QEMU -> JavaScript lifecycle event (real libvirtd over qemu+tcp, ${samples.length} kills): p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms, max ${samples[samples.length - 1]?.toFixed(1)} ms`,
+    );
     const slow = samples.filter((ms) => ms > 100);
     console.log(`  over 100 ms: ${slow.length} (${slow.map((ms) => ms.toFixed(0)).join(', ') || 'none'})`);
   }

@@ -52,7 +52,17 @@ import { guestImage, type GuestImage } from '../../test/rig/guest.js';
 import { CopiesChecker, procStat } from '../../test/rig/qemu-copies.js';
 import { Rig } from '../../test/rig/rig.js';
 import { lifecycleEvent } from '../../test/rig/waiters.js';
-import { arg, cleanupOnExit, controllerReady, percentile, pooled, startControlPlane, stopChild, Waiter, watchUntilCleanup } from '../common.js';
+import {
+  arg,
+  cleanupOnExit,
+  controllerReady,
+  percentile,
+  pooled,
+  startControlPlane,
+  stopChild,
+  Waiter,
+  watchUntilCleanup,
+} from '../common.js';
 
 const CRASHES = arg('crashes', 20);
 const RIG_GUESTS = arg('rig-guests', 10);
@@ -62,7 +72,10 @@ const RIG = !process.argv.includes('--no-rig');
 const SIM = !process.argv.includes('--no-sim');
 const NAMESPACE = 'default';
 // The API's defaults unless asked (--heartbeat-seconds): what a pool gets without a failureDetection.
-const FAILURE_DETECTION = { heartbeatPeriodSeconds: arg('heartbeat-seconds', 2), failureThreshold: arg('failure-threshold', 3) };
+const FAILURE_DETECTION = {
+  heartbeatPeriodSeconds: arg('heartbeat-seconds', 2),
+  failureThreshold: arg('failure-threshold', 3),
+};
 const BACKOFF = { initialSeconds: 1, maxSeconds: 1 };
 const UNREACHABLE_URI = 'qemu+tcp://127.0.0.1:1/system';
 const GiB = 1024 * 1024; // KiB
@@ -95,7 +108,8 @@ function load(): string {
 function condition(vm: VmObject | undefined, type: string): Condition | undefined {
   return (vm?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
 }
-const isRunning = (vm: VmObject | undefined) => vm?.status?.phase === 'Running' && condition(vm, 'Ready')?.status === 'True';
+const isRunning = (vm: VmObject | undefined) =>
+  vm?.status?.phase === 'Running' && condition(vm, 'Ready')?.status === 'True';
 type Pool = PoolObject & { status?: HostPool['status'] };
 
 // ---- /proc: CPU time (QEMUs by UUID: test/rig/qemu-copies.ts) ----------------------------------
@@ -119,7 +133,20 @@ async function startController(kubeconfig: string): Promise<ControllerProcess> {
   const log = openSync(controllerLog, 'a');
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'controller', '--kubeconfig', kubeconfig, '--health-address', `127.0.0.1:${health}`, '--metrics-address', `127.0.0.1:${metrics}`, '--log-level', 'info'],
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'controller',
+      '--kubeconfig',
+      kubeconfig,
+      '--health-address',
+      `127.0.0.1:${health}`,
+      '--metrics-address',
+      `127.0.0.1:${metrics}`,
+      '--log-level',
+      'info',
+    ],
     { cwd: root, stdio: ['ignore', log, log] },
   );
   closeSync(log);
@@ -130,10 +157,16 @@ async function startController(kubeconfig: string): Promise<ControllerProcess> {
 }
 
 /** `virtfleet_recovery_duration_seconds` of one kind, as the controller measured it: count and sum. */
-async function recoveryMetric(controller: ControllerProcess, kind: 'crash' | 'host'): Promise<{ count: number; sum: number }> {
+async function recoveryMetric(
+  controller: ControllerProcess,
+  kind: 'crash' | 'host',
+): Promise<{ count: number; sum: number }> {
   const text = await (await fetch(controller.metricsUrl)).text();
   const value = (name: string) => Number(new RegExp(`^${name}\\{kind="${kind}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { count: value('virtfleet_recovery_duration_seconds_count'), sum: value('virtfleet_recovery_duration_seconds_sum') };
+  return {
+    count: value('virtfleet_recovery_duration_seconds_count'),
+    sum: value('virtfleet_recovery_duration_seconds_sum'),
+  };
 }
 
 /** The controller's log lines (JSON) from `since` (epoch ms). */
@@ -155,7 +188,9 @@ function controllerLines(since: number): Array<Record<string, unknown>> {
 }
 
 function missedBeats(pool: string, host: string, since: number): number {
-  return controllerLines(since).filter((line) => line.msg === 'heartbeat missed' && line.pool === pool && line.host === host).length;
+  return controllerLines(since).filter(
+    (line) => line.msg === 'heartbeat missed' && line.pool === pool && line.host === host,
+  ).length;
 }
 
 // ---- the run ---------------------------------------------------------------------------------------
@@ -170,8 +205,12 @@ const rows: Row[] = [];
 const notes: string[] = [];
 
 async function main(): Promise<void> {
-  say(`virtfleet recovery bench: ${RIG ? `${CRASHES} crashes and a host failure with ${RIG_GUESTS} guests on the rig` : 'no rig'}${SIM ? `, a host failure with ${SIM_VMS} VMs on the test driver` : ''}; temp dir ${dir}`);
-  say(`machine: ${load()}; controller: a child process (src/cli/main.ts through tsx), heartbeats every ${FAILURE_DETECTION.heartbeatPeriodSeconds} s, failure after ${FAILURE_DETECTION.failureThreshold} missed`);
+  say(
+    `virtfleet recovery bench: ${RIG ? `${CRASHES} crashes and a host failure with ${RIG_GUESTS} guests on the rig` : 'no rig'}${SIM ? `, a host failure with ${SIM_VMS} VMs on the test driver` : ''}; temp dir ${dir}`,
+  );
+  say(
+    `machine: ${load()}; controller: a child process (src/cli/main.ts through tsx), heartbeats every ${FAILURE_DETECTION.heartbeatPeriodSeconds} s, failure after ${FAILURE_DETECTION.failureThreshold} missed`,
+  );
   const info = await startControlPlane(dir, root, cleanups);
 
   const kc = new KubeConfig();
@@ -223,11 +262,14 @@ async function main(): Promise<void> {
     for (const change of (readiness.get(key) ?? []).filter((c) => c.at >= since)) {
       if (!change.ready && !from) from = change;
       else if (change.ready && from) {
-        spells.push(`${((from.at - since) / 1000).toFixed(1)}–${((change.at - since) / 1000).toFixed(1)} s (${from.reason})`);
+        spells.push(
+          `${((from.at - since) / 1000).toFixed(1)}–${((change.at - since) / 1000).toFixed(1)} s (${from.reason})`,
+        );
         from = undefined;
       }
     }
-    if (from) spells.push(`${((from.at - since) / 1000).toFixed(1)} s– (${from.reason}; still NotReady when all were Running)`);
+    if (from)
+      spells.push(`${((from.at - since) / 1000).toFixed(1)} s– (${from.reason}; still NotReady when all were Running)`);
     return spells;
   }
   await watchUntilCleanup(cache, cleanups);
@@ -237,18 +279,34 @@ async function main(): Promise<void> {
   const pool = (name: string) => pools.get(name) as Pool | undefined;
   const hostStatus = (poolName: string, host: string) => pool(poolName)?.status?.hosts?.find((h) => h.name === host);
 
-  async function createPool(name: string, hosts: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Promise<void> {
-    await kube.create(HOST_POOL, { apiVersion: 'virtfleet.io/v1alpha1', kind: 'HostPool', metadata: { name }, spec: { hosts, failureDetection: FAILURE_DETECTION, ...extra } });
-    await changed.until(() => pool(name)?.status?.readyHosts === hosts.length, 60_000, () => `pool ${name} ready: ${JSON.stringify(pool(name)?.status?.hosts)}`);
+  async function createPool(
+    name: string,
+    hosts: Array<Record<string, unknown>>,
+    extra: Record<string, unknown> = {},
+  ): Promise<void> {
+    await kube.create(HOST_POOL, {
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'HostPool',
+      metadata: { name },
+      spec: { hosts, failureDetection: FAILURE_DETECTION, ...extra },
+    });
+    await changed.until(
+      () => pool(name)?.status?.readyHosts === hosts.length,
+      60_000,
+      () => `pool ${name} ready: ${JSON.stringify(pool(name)?.status?.hosts)}`,
+    );
   }
   /** Sets the pool's hosts; resolves once the controller wrote a status for that generation. */
   async function setHosts(name: string, hosts: Array<Record<string, unknown>>, readyHosts?: number): Promise<number> {
     const patched = (await kube.patch(HOST_POOL, undefined, name, { spec: { hosts } })) as PoolObject;
     const generation = patched.metadata.generation;
     await changed.until(
-      () => pool(name)?.status?.observedGeneration === generation && (readyHosts === undefined || pool(name)?.status?.readyHosts === readyHosts),
+      () =>
+        pool(name)?.status?.observedGeneration === generation &&
+        (readyHosts === undefined || pool(name)?.status?.readyHosts === readyHosts),
       60_000,
-      () => `pool ${name} generation ${generation} observed${readyHosts === undefined ? '' : ` with ${readyHosts} hosts ready`}: ${JSON.stringify(pool(name)?.status?.hosts)}`,
+      () =>
+        `pool ${name} generation ${generation} observed${readyHosts === undefined ? '' : ` with ${readyHosts} hosts ready`}: ${JSON.stringify(pool(name)?.status?.hosts)}`,
     );
     return Date.now();
   }
@@ -256,7 +314,11 @@ async function main(): Promise<void> {
     await pooled(names, 16, async (name) => {
       await kube.delete(VIRTUAL_MACHINE, NAMESPACE, name).catch(() => undefined);
     });
-    await changed.until(() => names.every((name) => !vm(name)), 120_000, () => `${names.filter((n) => vm(n)).length} VMs deleted`);
+    await changed.until(
+      () => names.every((name) => !vm(name)),
+      120_000,
+      () => `${names.filter((n) => vm(n)).length} VMs deleted`,
+    );
   }
   function vmObject(name: string, poolName: string, spec: Record<string, unknown>): VmObject {
     return {
@@ -271,7 +333,11 @@ async function main(): Promise<void> {
     const image = await guestImage();
     const rig = await Rig.start({ hosts: 3, diskLeases: false });
     cleanups.push(() => rig.teardown());
-    const poolHost = (i: number, extra: Record<string, unknown> = {}) => ({ name: `rig-${i}`, uri: rig.hosts[i]!.uri, ...extra });
+    const poolHost = (i: number, extra: Record<string, unknown> = {}) => ({
+      name: `rig-${i}`,
+      uri: rig.hosts[i]!.uri,
+      ...extra,
+    });
     await crashes(rig, image);
     await rigHostFailure(rig, image, poolHost);
   }
@@ -283,7 +349,9 @@ async function main(): Promise<void> {
   const width = Math.max(...rows.map((r) => r.figure.length));
   const mwidth = Math.max(...rows.map((r) => r.measured.length));
   for (const row of rows) {
-    say(`  ${row.figure.padEnd(width)}  ${row.measured.padEnd(mwidth)}  aim ${row.aim.padEnd(8)} ${row.met === undefined ? '' : row.met ? 'met' : 'MISSED'}`);
+    say(
+      `  ${row.figure.padEnd(width)}  ${row.measured.padEnd(mwidth)}  aim ${row.aim.padEnd(8)} ${row.met === undefined ? '' : row.met ? 'met' : 'MISSED'}`,
+    );
   }
   for (const note of notes) say(`  note: ${note}`);
 
@@ -292,7 +360,9 @@ async function main(): Promise<void> {
     const POOL = 'rec-crash';
     const host = rig.hosts[2]!;
     say('');
-    say(`crashes: ${CRASHES} × kill -9 of one guest's QEMU on rig-2 (restartBackoff ${BACKOFF.initialSeconds} s / ${BACKOFF.maxSeconds} s: a run of ${stableAfterMs(BACKOFF) / 1000} s resets it); ${load()}`);
+    say(
+      `crashes: ${CRASHES} × kill -9 of one guest's QEMU on rig-2 (restartBackoff ${BACKOFF.initialSeconds} s / ${BACKOFF.maxSeconds} s: a run of ${stableAfterMs(BACKOFF) / 1000} s resets it); ${load()}`,
+    );
     await createPool(POOL, [{ name: 'rig-2', uri: host.uri }]);
     await kube.create(
       VIRTUAL_MACHINE,
@@ -302,7 +372,11 @@ async function main(): Promise<void> {
         recovery: { restartBackoff: BACKOFF },
       }),
     );
-    await changed.until(() => isRunning(vm('crashy')), 120_000, () => `crashy Running: ${JSON.stringify(vm('crashy')?.status)}`);
+    await changed.until(
+      () => isRunning(vm('crashy')),
+      120_000,
+      () => `crashy Running: ${JSON.stringify(vm('crashy')?.status)}`,
+    );
     const uuid = vm('crashy')!.metadata.uid!;
     const conn = await LibvirtConnection.open(host.uri);
     const metricBefore = await recoveryMetric(controller, 'crash');
@@ -330,8 +404,14 @@ async function main(): Promise<void> {
         // The console opened now (the domain has just started).
         await readyMarker(conn, uuid, 60_000);
         marker.push(Date.now() - killedAt);
-        await changed.until(() => isRunning(vm('crashy')) && (vm('crashy')?.status?.restarts ?? 0) === restartsBefore + 1, 30_000, () => `crashy Running with restart ${restartsBefore + 1}: ${JSON.stringify(vm('crashy')?.status)}`);
-        process.stdout.write(`  crash ${String(i + 1).padStart(2)}: stopped event ${stopped.at(-1)} ms, started again ${started.at(-1)} ms, guest ready ${marker.at(-1)} ms\n`);
+        await changed.until(
+          () => isRunning(vm('crashy')) && (vm('crashy')?.status?.restarts ?? 0) === restartsBefore + 1,
+          30_000,
+          () => `crashy Running with restart ${restartsBefore + 1}: ${JSON.stringify(vm('crashy')?.status)}`,
+        );
+        process.stdout.write(
+          `  crash ${String(i + 1).padStart(2)}: stopped event ${stopped.at(-1)} ms, started again ${started.at(-1)} ms, guest ready ${marker.at(-1)} ms\n`,
+        );
       }
     } finally {
       await conn.close();
@@ -365,49 +445,97 @@ async function main(): Promise<void> {
     say(`  kill → stopped event      p50 ${s(percentile(stopped, 50))}, p99 ${s(percentile(stopped, 99))}`);
     say(`  kill → started again      p50 ${s(percentile(started, 50))}, p99 ${s(percentile(started, 99))}`);
     const restart = started.map((t, i) => t - stopped[i]!);
-    say(`    of which stopped event → started event (reconcile + domainCreate) p50 ${s(percentile(restart, 50))}, p99 ${s(percentile(restart, 99))}`);
-    say(`    raw domainCreate of the same XML by the bench (5 times): p50 ${s(percentile(raw, 50))}, max ${s(Math.max(...raw))}`);
+    say(
+      `    of which stopped event → started event (reconcile + domainCreate) p50 ${s(percentile(restart, 50))}, p99 ${s(percentile(restart, 99))}`,
+    );
+    say(
+      `    raw domainCreate of the same XML by the bench (5 times): p50 ${s(percentile(raw, 50))}, max ${s(Math.max(...raw))}`,
+    );
     say(`  kill → guest ready marker p50 ${s(percentile(marker, 50))}, p99 ${s(percentile(marker, 99))}`);
-    say(`  the controller's own view (virtfleet_recovery_duration_seconds{kind="crash"}, failure seen → domain running): mean ${s(controllerMean)} over ${metric.count - metricBefore.count}`);
-    say(`  every crash restarted at once (no CrashLoopBackOff seen): ${crashLoops === loopsBefore ? 'yes' : `NO (${crashLoops - loopsBefore} CrashLoopBackOff statuses)`}; restarts counted: ${vm('crashy')?.status?.restarts}`);
-    rows.push({ figure: `crash → QEMU started again, p50 / p99 (${CRASHES} crashes, rig)`, measured: `${s(percentile(started, 50))} / ${s(percentile(started, 99))}`, aim: '< 2 s p99', met: percentile(started, 99) < AIMS.crashP99Ms });
-    rows.push({ figure: 'crash → guest ready marker, p50 / p99 (+ guest boot)', measured: `${s(percentile(marker, 50))} / ${s(percentile(marker, 99))}`, aim: '—' });
+    say(
+      `  the controller's own view (virtfleet_recovery_duration_seconds{kind="crash"}, failure seen → domain running): mean ${s(controllerMean)} over ${metric.count - metricBefore.count}`,
+    );
+    say(
+      `  every crash restarted at once (no CrashLoopBackOff seen): ${crashLoops === loopsBefore ? 'yes' : `NO (${crashLoops - loopsBefore} CrashLoopBackOff statuses)`}; restarts counted: ${vm('crashy')?.status?.restarts}`,
+    );
+    rows.push({
+      figure: `crash → QEMU started again, p50 / p99 (${CRASHES} crashes, rig)`,
+      measured: `${s(percentile(started, 50))} / ${s(percentile(started, 99))}`,
+      aim: '< 2 s p99',
+      met: percentile(started, 99) < AIMS.crashP99Ms,
+    });
+    rows.push({
+      figure: 'crash → guest ready marker, p50 / p99 (+ guest boot)',
+      measured: `${s(percentile(marker, 50))} / ${s(percentile(marker, 99))}`,
+      aim: '—',
+    });
     await deleteVms(['crashy']);
     await kube.delete(HOST_POOL, undefined, POOL);
   }
 
   // ---- 4. host failure on the rig ------------------------------------------------------------------
-  async function rigHostFailure(rig: Rig, image: GuestImage, poolHost: (i: number, extra?: Record<string, unknown>) => Record<string, unknown>): Promise<void> {
+  async function rigHostFailure(
+    rig: Rig,
+    image: GuestImage,
+    poolHost: (i: number, extra?: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<void> {
     const POOL = 'rec-rig';
     const cut = rig.hosts[0]!;
     const names = Array.from({ length: RIG_GUESTS }, (_, i) => `guest-${String(i).padStart(2, '0')}`);
     say('');
-    say(`rig host failure: ${RIG_GUESTS} guests on rig-0 of 3 rig hosts, rig-0's link cut, fencing = SIGKILL of everything in its network namespace`);
+    say(
+      `rig host failure: ${RIG_GUESTS} guests on rig-0 of 3 rig hosts, rig-0's link cut, fencing = SIGKILL of everything in its network namespace`,
+    );
     const fenceLog = join(dir, 'fence.log');
     const fenceScript = join(dir, 'fence.sh');
-    writeFileSync(fenceScript, ['#!/bin/sh', `echo "$(date +%s%3N) host=$VIRTFLEET_HOST netns=$1" >> ${fenceLog}`, 'ip netns pids "$1" | xargs -r kill -9', 'exit 0', ''].join('\n'));
+    writeFileSync(
+      fenceScript,
+      [
+        '#!/bin/sh',
+        `echo "$(date +%s%3N) host=$VIRTFLEET_HOST netns=$1" >> ${fenceLog}`,
+        'ip netns pids "$1" | xargs -r kill -9',
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
     chmodSync(fenceScript, 0o755);
     // A rig host offers the machine's CPUs; 10 one-vCPU guests need the overcommit.
     await createPool(POOL, [poolHost(0)], { scheduling: { cpuOvercommit: 16 } });
     await pooled(names, 8, async (name) => {
-      await kube.create(VIRTUAL_MACHINE, vmObject(name, POOL, { hypervisor: 'kvm', kernelBoot: { kernel: image.kernel, initrd: image.initrd, cmdline: 'console=ttyS0 panic=-1' } }));
+      await kube.create(
+        VIRTUAL_MACHINE,
+        vmObject(name, POOL, {
+          hypervisor: 'kvm',
+          kernelBoot: { kernel: image.kernel, initrd: image.initrd, cmdline: 'console=ttyS0 panic=-1' },
+        }),
+      );
     });
-    await changed.until(() => names.every((n) => isRunning(vm(n)) && vm(n)?.status?.host === 'rig-0'), 300_000, () => `${names.filter((n) => isRunning(vm(n))).length} of ${RIG_GUESTS} Running on rig-0`);
-    await setHosts(POOL, [poolHost(0, { fencing: { method: 'command', command: [fenceScript, cut.netns] } }), poolHost(1), poolHost(2)], 3);
+    await changed.until(
+      () => names.every((n) => isRunning(vm(n)) && vm(n)?.status?.host === 'rig-0'),
+      300_000,
+      () => `${names.filter((n) => isRunning(vm(n))).length} of ${RIG_GUESTS} Running on rig-0`,
+    );
+    await setHosts(
+      POOL,
+      [poolHost(0, { fencing: { method: 'command', command: [fenceScript, cut.netns] } }), poolHost(1), poolHost(2)],
+      3,
+    );
 
     // The guests boot under TCG (seconds of CPU each): cut only once that is over, so that the
     // detection is measured on a quiet machine, not on one busy booting guests.
     const pids = names.map((n) => cut.qemuPid(vm(n)!.status!.domainName!));
     const settleStart = Date.now();
     let rate = Infinity;
-    for (let before = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0); Date.now() - settleStart < 120_000; ) {
+    for (let before = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0); Date.now() - settleStart < 120_000;) {
       await sleep(1000);
       const now = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
       rate = now - before;
       before = now;
       if (rate < 0.05 * RIG_GUESTS) break;
     }
-    say(`  guests settled after ${s(Date.now() - settleStart)} (their QEMUs use ${rate.toFixed(2)} CPU s/s together); ${load()}`);
+    say(
+      `  guests settled after ${s(Date.now() - settleStart)} (their QEMUs use ${rate.toFixed(2)} CPU s/s together); ${load()}`,
+    );
 
     const uids = new Map(names.map((n) => [vm(n)!.metadata.uid!, n]));
     const checker = new CopiesChecker(() => uids);
@@ -425,13 +553,23 @@ async function main(): Promise<void> {
     const offs = watchers.map((conn, i) =>
       conn.onDomainEvent((event) => {
         const name = uidToName.get(event.domain.uuid);
-        if (name && event.type === 'lifecycle' && event.event === 'started' && !qemuStartedAt.has(name)) qemuStartedAt.set(name, { at: Date.now(), host: `rig-${i + 1}` });
+        if (name && event.type === 'lifecycle' && event.event === 'started' && !qemuStartedAt.has(name))
+          qemuStartedAt.set(name, { at: Date.now(), host: `rig-${i + 1}` });
       }),
     );
     const cutAt = Date.now();
     await cut.cutLink('link');
-    await changed.until(() => names.every((n) => movedAt.has(n)), 180_000, () => `${names.filter((n) => movedAt.has(n)).length} of ${RIG_GUESTS} Running elsewhere; rig-0: ${JSON.stringify(hostStatus(POOL, 'rig-0'))}`);
-    await changed.until(() => fencedAt.has(key), 10_000, () => 'rig-0 Fenced in status');
+    await changed.until(
+      () => names.every((n) => movedAt.has(n)),
+      180_000,
+      () =>
+        `${names.filter((n) => movedAt.has(n)).length} of ${RIG_GUESTS} Running elsewhere; rig-0: ${JSON.stringify(hostStatus(POOL, 'rig-0'))}`,
+    );
+    await changed.until(
+      () => fencedAt.has(key),
+      10_000,
+      () => 'rig-0 Fenced in status',
+    );
     checker.sample();
     checker.stop();
     for (const off of offs) off();
@@ -448,33 +586,70 @@ async function main(): Promise<void> {
     say(`  cut → rig-0 NotReady (pool status, watch)   ${s(detect)} (${notReadyAt.get(key)!.reason})`);
     say(`  cut → fencing command called                ${s(calledAt - cutAt)} (called ${calls.length}×)`);
     say(`  cut → Fenced (pool status, watch)           ${s(fencedAt.get(key)! - cutAt)}`);
-    say(`  cut → first / median / all ${RIG_GUESTS} Running elsewhere ${s(Math.min(...times))} / ${s(percentile(times, 50))} / ${s(total)} (${[...spread].map(([h, c]) => `${c} on ${h}`).join(', ')}; ${restarted} with status.restarts + 1)`);
-    say(`  the controller's own view (virtfleet_recovery_duration_seconds{kind="host"}, host declared failed → VM running): mean ${s(((metric.sum - metricBefore.sum) / Math.max(1, metric.count - metricBefore.count)) * 1000)} over ${metric.count - metricBefore.count}`);
+    say(
+      `  cut → first / median / all ${RIG_GUESTS} Running elsewhere ${s(Math.min(...times))} / ${s(percentile(times, 50))} / ${s(total)} (${[...spread].map(([h, c]) => `${c} on ${h}`).join(', ')}; ${restarted} with status.restarts + 1)`,
+    );
+    say(
+      `  the controller's own view (virtfleet_recovery_duration_seconds{kind="host"}, host declared failed → VM running): mean ${s(((metric.sum - metricBefore.sum) / Math.max(1, metric.count - metricBefore.count)) * 1000)} over ${metric.count - metricBefore.count}`,
+    );
     say(`  where the time went, per destination host (seconds after the cut):`);
     for (const h of ['rig-1', 'rig-2']) {
       const mine = names.filter((n) => vm(n)?.status?.host === h);
       const at = (m: Map<string, number>, n: string) => ((m.get(n)! - cutAt) / 1000).toFixed(1);
-      const qemu = mine.map((n) => qemuStartedAt.get(n)?.at).filter((t): t is number => t !== undefined).sort((x, y) => x - y);
+      const qemu = mine
+        .map((n) => qemuStartedAt.get(n)?.at)
+        .filter((t): t is number => t !== undefined)
+        .sort((x, y) => x - y);
       const spells = notReadySpells(`${POOL}/${h}`, cutAt);
       say(
-        `    ${h}: placed ${mine.map((n) => at(placedAt, n)).sort((x, y) => Number(x) - Number(y)).join(', ')}; QEMU started ${qemu.map((t) => ((t - cutAt) / 1000).toFixed(1)).join(', ')}; ` +
-          `Running (watch) ${mine.map((n) => at(movedAt, n)).sort((x, y) => Number(x) - Number(y)).join(', ')}; NotReady ${spells.length ? spells.join(', ') : 'never'}`,
+        `    ${h}: placed ${mine
+          .map((n) => at(placedAt, n))
+          .sort((x, y) => Number(x) - Number(y))
+          .join(', ')}; QEMU started ${qemu.map((t) => ((t - cutAt) / 1000).toFixed(1)).join(', ')}; ` +
+          `Running (watch) ${mine
+            .map((n) => at(movedAt, n))
+            .sort((x, y) => Number(x) - Number(y))
+            .join(', ')}; NotReady ${spells.length ? spells.join(', ') : 'never'}`,
       );
     }
-    say(`  rig-0 processes left: ${cut.pids().length}; copies checker: ${checker.sampling()}, most live QEMUs of one VM at once: ${checker.worst()}`);
+    say(
+      `  rig-0 processes left: ${cut.pids().length}; copies checker: ${checker.sampling()}, most live QEMUs of one VM at once: ${checker.worst()}`,
+    );
     const others = ['rig-1', 'rig-2'].map((h) => `${h} ${missedBeats(POOL, h, cutAt)}`);
     const flipped = ['rig-1', 'rig-2'].filter((h) => notReadySpells(`${POOL}/${h}`, cutAt).length > 0);
-    say(`  heartbeats missed meanwhile by the hosts the guests moved to: ${others.join(', ')}${flipped.length ? `; declared NotReady: ${flipped.join(', ')}` : ''}`);
+    say(
+      `  heartbeats missed meanwhile by the hosts the guests moved to: ${others.join(', ')}${flipped.length ? `; declared NotReady: ${flipped.join(', ')}` : ''}`,
+    );
     if (flipped.length > 0 || others.some((o) => !o.endsWith(' 0'))) {
       notes.push(
         `on the rig, the destination hosts missed heartbeats while starting the moved guests (${others.join(', ')}${flipped.length ? `; ${flipped.join(', ')} declared NotReady` : ''}): ` +
           'a heartbeat waits behind domainCreate calls on the same connection (one worker thread per connection)',
       );
     }
-    rows.push({ figure: 'rig: cut → host NotReady (detection)', measured: s(detect), aim: '< 10 s', met: detect < AIMS.detectMs });
-    rows.push({ figure: 'rig: cut → fencing command called', measured: s(calledAt - cutAt), aim: '< 10 s', met: calledAt - cutAt < AIMS.detectMs });
-    rows.push({ figure: `rig: cut → all ${RIG_GUESTS} guests Running elsewhere`, measured: s(total), aim: '< 20 s', met: total < AIMS.recoverMs });
-    rows.push({ figure: 'rig: most live QEMUs of one VM at any sample', measured: String(checker.worst()), aim: '≤ 1', met: checker.worst() <= 1 });
+    rows.push({
+      figure: 'rig: cut → host NotReady (detection)',
+      measured: s(detect),
+      aim: '< 10 s',
+      met: detect < AIMS.detectMs,
+    });
+    rows.push({
+      figure: 'rig: cut → fencing command called',
+      measured: s(calledAt - cutAt),
+      aim: '< 10 s',
+      met: calledAt - cutAt < AIMS.detectMs,
+    });
+    rows.push({
+      figure: `rig: cut → all ${RIG_GUESTS} guests Running elsewhere`,
+      measured: s(total),
+      aim: '< 20 s',
+      met: total < AIMS.recoverMs,
+    });
+    rows.push({
+      figure: 'rig: most live QEMUs of one VM at any sample',
+      measured: String(checker.worst()),
+      aim: '≤ 1',
+      met: checker.worst() <= 1,
+    });
     for (const n of names) movedFrom.delete(n);
     await deleteVms(names);
     await kube.delete(HOST_POOL, undefined, POOL);
@@ -486,19 +661,34 @@ async function main(): Promise<void> {
     const hosts = testHosts();
     cleanups.push(() => hosts.cleanup());
     // A holds all VMs at first (128 MiB, 1 vCPU each); B, C, D take them over.
-    const decl = (name: string, cpus: number, memoryGiB: number) => ({ name, uri: hosts.host(name, { cpus, memoryKiB: memoryGiB * GiB }), hypervisor: 'kvm' });
+    const decl = (name: string, cpus: number, memoryGiB: number) => ({
+      name,
+      uri: hosts.host(name, { cpus, memoryKiB: memoryGiB * GiB }),
+      hypervisor: 'kvm',
+    });
     const a = decl('sim-a', Math.max(16, Math.ceil(SIM_VMS / 4)), Math.max(16, Math.ceil(SIM_VMS / 8) + 4));
-    const others = ['sim-b', 'sim-c', 'sim-d'].map((name) => decl(name, Math.max(16, Math.ceil(SIM_VMS / 8)), Math.max(16, Math.ceil(SIM_VMS / 16) + 4)));
+    const others = ['sim-b', 'sim-c', 'sim-d'].map((name) =>
+      decl(name, Math.max(16, Math.ceil(SIM_VMS / 8)), Math.max(16, Math.ceil(SIM_VMS / 16) + 4)),
+    );
     const fencing = { method: 'command', command: ['/bin/true'] };
     const names = Array.from({ length: SIM_VMS }, (_, i) => `sim-${String(i).padStart(3, '0')}`);
     say('');
-    say(`test-driver host failure: ${SIM_VMS} VMs on sim-a, 3 more simulated hosts, fencing /bin/true; sim-a's URI becomes ${UNREACHABLE_URI}; ${load()}`);
+    say(
+      `test-driver host failure: ${SIM_VMS} VMs on sim-a, 3 more simulated hosts, fencing /bin/true; sim-a's URI becomes ${UNREACHABLE_URI}; ${load()}`,
+    );
     await createPool(POOL, [a]);
     const createStart = Date.now();
     await pooled(names, 32, async (name) => {
-      await kube.create(VIRTUAL_MACHINE, vmObject(name, POOL, { kernelBoot: { kernel: '/var/lib/virtfleet/test/vmlinuz' } }));
+      await kube.create(
+        VIRTUAL_MACHINE,
+        vmObject(name, POOL, { kernelBoot: { kernel: '/var/lib/virtfleet/test/vmlinuz' } }),
+      );
     });
-    await changed.until(() => names.every((n) => isRunning(vm(n)) && vm(n)?.status?.host === 'sim-a'), 300_000, () => `${names.filter((n) => isRunning(vm(n))).length} of ${SIM_VMS} Running on sim-a`);
+    await changed.until(
+      () => names.every((n) => isRunning(vm(n)) && vm(n)?.status?.host === 'sim-a'),
+      300_000,
+      () => `${names.filter((n) => isRunning(vm(n))).length} of ${SIM_VMS} Running on sim-a`,
+    );
     say(`  ${SIM_VMS} VMs Running on sim-a after ${s(Date.now() - createStart)}`);
     await setHosts(POOL, [{ ...a, fencing }, ...others], 4);
     const restartsBefore = new Map(names.map((n) => [n, vm(n)?.status?.restarts ?? 0]));
@@ -508,9 +698,20 @@ async function main(): Promise<void> {
     fencedAt.delete(key);
     const metricBefore = await recoveryMetric(controller, 'host');
     const failAt = Date.now();
-    await kube.patch(HOST_POOL, undefined, POOL, { spec: { hosts: [{ ...a, uri: UNREACHABLE_URI, fencing }, ...others] } });
-    await changed.until(() => names.every((n) => movedAt.has(n)), 180_000, () => `${names.filter((n) => movedAt.has(n)).length} of ${SIM_VMS} Running elsewhere; sim-a: ${JSON.stringify(hostStatus(POOL, 'sim-a'))}`);
-    await changed.until(() => fencedAt.has(key), 10_000, () => 'sim-a Fenced in status');
+    await kube.patch(HOST_POOL, undefined, POOL, {
+      spec: { hosts: [{ ...a, uri: UNREACHABLE_URI, fencing }, ...others] },
+    });
+    await changed.until(
+      () => names.every((n) => movedAt.has(n)),
+      180_000,
+      () =>
+        `${names.filter((n) => movedAt.has(n)).length} of ${SIM_VMS} Running elsewhere; sim-a: ${JSON.stringify(hostStatus(POOL, 'sim-a'))}`,
+    );
+    await changed.until(
+      () => fencedAt.has(key),
+      10_000,
+      () => 'sim-a Fenced in status',
+    );
     const times = names.map((n) => movedAt.get(n)! - failAt);
     const detect = notReadyAt.get(key)!.at - failAt;
     const total = Math.max(...times);
@@ -518,12 +719,28 @@ async function main(): Promise<void> {
     const restarted = names.filter((n) => (vm(n)?.status?.restarts ?? 0) === restartsBefore.get(n)! + 1).length;
     const spread = new Map<string, number>();
     for (const n of names) spread.set(vm(n)?.status?.host ?? '?', (spread.get(vm(n)?.status?.host ?? '?') ?? 0) + 1);
-    say(`  URI patch → sim-a NotReady (pool status)  ${s(detect)} (${notReadyAt.get(key)!.reason}: a refused connection, seen at once; not comparable to a silent host)`);
+    say(
+      `  URI patch → sim-a NotReady (pool status)  ${s(detect)} (${notReadyAt.get(key)!.reason}: a refused connection, seen at once; not comparable to a silent host)`,
+    );
     say(`  URI patch → Fenced (pool status)          ${s(fencedAt.get(key)! - failAt)}`);
-    say(`  URI patch → first / median / all ${SIM_VMS} Running elsewhere ${s(Math.min(...times))} / ${s(percentile(times, 50))} / ${s(total)} (${[...spread].map(([h, c]) => `${c} on ${h}`).join(', ')}; ${restarted} with status.restarts + 1)`);
-    say(`  the controller's own view (host declared failed → VM running): mean ${s(((metric.sum - metricBefore.sum) / Math.max(1, metric.count - metricBefore.count)) * 1000)} over ${metric.count - metricBefore.count}`);
-    rows.push({ figure: 'test driver: URI unreachable → host NotReady (refused connection)', measured: s(detect), aim: '< 10 s', met: detect < AIMS.detectMs });
-    rows.push({ figure: `test driver: → all ${SIM_VMS} VMs Running elsewhere`, measured: s(total), aim: '< 20 s', met: total < AIMS.recoverMs });
+    say(
+      `  URI patch → first / median / all ${SIM_VMS} Running elsewhere ${s(Math.min(...times))} / ${s(percentile(times, 50))} / ${s(total)} (${[...spread].map(([h, c]) => `${c} on ${h}`).join(', ')}; ${restarted} with status.restarts + 1)`,
+    );
+    say(
+      `  the controller's own view (host declared failed → VM running): mean ${s(((metric.sum - metricBefore.sum) / Math.max(1, metric.count - metricBefore.count)) * 1000)} over ${metric.count - metricBefore.count}`,
+    );
+    rows.push({
+      figure: 'test driver: URI unreachable → host NotReady (refused connection)',
+      measured: s(detect),
+      aim: '< 10 s',
+      met: detect < AIMS.detectMs,
+    });
+    rows.push({
+      figure: `test driver: → all ${SIM_VMS} VMs Running elsewhere`,
+      measured: s(total),
+      aim: '< 20 s',
+      met: total < AIMS.recoverMs,
+    });
     for (const n of names) movedFrom.delete(n);
     await deleteVms(names);
   }
@@ -531,9 +748,14 @@ async function main(): Promise<void> {
 
 main()
   .catch((error: unknown) => {
-    process.stderr.write(`recovery bench failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    process.stderr.write(
+      `recovery bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     if (existsSync(controllerLog)) {
-      const tail = readFileSync(controllerLog, 'utf8').split('\n').filter((line) => /"level":(40|50|60)/.test(line)).slice(-20);
+      const tail = readFileSync(controllerLog, 'utf8')
+        .split('\n')
+        .filter((line) => /"level":(40|50|60)/.test(line))
+        .slice(-20);
       if (tail.length > 0) process.stderr.write(`controller warnings and errors (last 20):\n${tail.join('\n')}\n`);
     }
     process.exitCode = 1;

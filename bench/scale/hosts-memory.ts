@@ -63,7 +63,10 @@ async function main(input: HostsMemoryInput): Promise<HostsMemory> {
   const pool = new LibvirtConnectionPool();
   try {
     const hypervisors = new Map(
-      input.hosts.map((h) => [h.name, new LibvirtHypervisor(pool, files.host(`mem-${h.name}`, { cpus: h.cpus, memoryKiB: h.memoryGiB * GiB }))]),
+      input.hosts.map((h) => [
+        h.name,
+        new LibvirtHypervisor(pool, files.host(`mem-${h.name}`, { cpus: h.cpus, memoryKiB: h.memoryGiB * GiB })),
+      ]),
     );
     await settle();
     const baseKiB = rssKiB();
@@ -90,7 +93,14 @@ async function main(input: HostsMemoryInput): Promise<HostsMemory> {
     input.domains = []; // only the hosts' copy of the XML should count
     await settle();
     const domainsKiB = rssKiB();
-    return { hosts: input.hosts.length, domains: count, baseKiB, hostsKiB, domainsKiB, heapUsed: process.memoryUsage().heapUsed };
+    return {
+      hosts: input.hosts.length,
+      domains: count,
+      baseKiB,
+      hostsKiB,
+      domainsKiB,
+      heapUsed: process.memoryUsage().heapUsed,
+    };
   } finally {
     await pool.closeAll();
     files.cleanup();

@@ -29,7 +29,20 @@
 // Everything it starts (control plane, controller, temp dirs) is stopped and removed on the way
 // out, also on failure and on Ctrl-C; `--keep` keeps the temp dir (logs) for a look.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, statSync, mkdtempSync, symlinkSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  statSync,
+  mkdtempSync,
+  symlinkSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  openSync,
+  closeSync,
+} from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve as resolve_ } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -49,7 +62,17 @@ import { Cache } from '../../src/runtime/cache.js';
 import type { Condition } from '../../src/runtime/conditions.js';
 import { KubeClient } from '../../src/runtime/kube-client.js';
 import { testHosts, type TestHosts } from '../../test/integration/hypervisor/test-hosts.js';
-import { arg, cleanupOnExit, controllerReady, percentile, pooled, startControlPlane, stopChild, Waiter, watchUntilCleanup } from '../common.js';
+import {
+  arg,
+  cleanupOnExit,
+  controllerReady,
+  percentile,
+  pooled,
+  startControlPlane,
+  stopChild,
+  Waiter,
+  watchUntilCleanup,
+} from '../common.js';
 import type { HostsMemory, HostsMemoryInput } from './hosts-memory.js';
 
 const VMS = arg('vms', 1000);
@@ -70,7 +93,9 @@ const TRACE = process.argv.includes('--trace');
  * the controller measured with changes that are not in the tree yet. The tree is not touched.
  */
 /** `--node-options "…"`: extra node/V8 options for the controller process (to compare heap settings). */
-const NODE_OPTIONS = process.argv.includes('--node-options') ? process.argv[process.argv.indexOf('--node-options') + 1]!.split(/\s+/).filter(Boolean) : [];
+const NODE_OPTIONS = process.argv.includes('--node-options')
+  ? process.argv[process.argv.indexOf('--node-options') + 1]!.split(/\s+/).filter(Boolean)
+  : [];
 /** `--no-deploy-env`: do not give the controller the node options and environment deploy/ gives it. */
 const DEPLOY_ENV = !process.argv.includes('--no-deploy-env');
 const PATCH = process.argv.includes('--patch') ? process.argv[process.argv.indexOf('--patch') + 1] : undefined;
@@ -226,11 +251,19 @@ function deployedEnv(tree: string): Record<string, string> {
   const docs = parseAllDocuments(readFileSync(file, 'utf8')).map((doc) => doc.toJS() as Record<string, unknown>);
   const out: Record<string, string> = {};
   for (const doc of docs) {
-    const containers = ((doc?.spec as { template?: { spec?: { containers?: Array<{ name?: string; env?: Array<{ name: string; value?: string }> }> } } })?.template?.spec?.containers) ?? [];
+    const containers =
+      (
+        doc?.spec as {
+          template?: {
+            spec?: { containers?: Array<{ name?: string; env?: Array<{ name: string; value?: string }> }> };
+          };
+        }
+      )?.template?.spec?.containers ?? [];
     for (const container of containers) {
       if (container.name !== 'controller') continue;
       for (const variable of container.env ?? []) {
-        if ((variable.name === 'NODE_OPTIONS' || variable.name === 'MALLOC_ARENA_MAX') && variable.value !== undefined) out[variable.name] = variable.value;
+        if ((variable.name === 'NODE_OPTIONS' || variable.name === 'MALLOC_ARENA_MAX') && variable.value !== undefined)
+          out[variable.name] = variable.value;
       }
     }
   }
@@ -288,13 +321,21 @@ async function controllerEntry(): Promise<string[]> {
         error ? reject(new Error(`--patch ${PATCH} does not apply to src:\n${stdout}${stderr}`)) : resolve(),
       ),
     );
-    const tsconfig = { extends: join(root, 'tsconfig.json'), compilerOptions: { rootDir: 'src', outDir: 'dist' }, include: ['src'] };
+    const tsconfig = {
+      extends: join(root, 'tsconfig.json'),
+      compilerOptions: { rootDir: 'src', outDir: 'dist' },
+      include: ['src'],
+    };
     writeFileSync(join(base, 'tsconfig.json'), JSON.stringify(tsconfig));
-    await new Promise<void>((resolve) => execFile(process.execPath, [tsc, '-p', join(base, 'tsconfig.json')], { cwd: base }, () => resolve()));
+    await new Promise<void>((resolve) =>
+      execFile(process.execPath, [tsc, '-p', join(base, 'tsconfig.json')], { cwd: base }, () => resolve()),
+    );
     if (DEPLOY_ENV) controllerEnv = deployedEnv(base);
   } else {
     if (DEPLOY_ENV) controllerEnv = deployedEnv(root);
-    await new Promise<void>((resolve) => execFile(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', out], { cwd: root }, () => resolve()));
+    await new Promise<void>((resolve) =>
+      execFile(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', out], { cwd: root }, () => resolve()),
+    );
   }
   const main = join(out, 'cli', 'main.js');
   if (!existsSync(main)) throw new Error(`compiling src to ${out} made no cli/main.js; try --tsx`);
@@ -324,7 +365,11 @@ async function startController(entry: string[], kubeconfig: string): Promise<Con
       '--log-level',
       'warn',
     ],
-    { cwd: root, stdio: ['ignore', log, log], env: { ...process.env, ...controllerEnv, ...(TRACE ? { VIRTFLEET_TRACE_FILE: traceFile } : {}) } },
+    {
+      cwd: root,
+      stdio: ['ignore', log, log],
+      env: { ...process.env, ...controllerEnv, ...(TRACE ? { VIRTFLEET_TRACE_FILE: traceFile } : {}) },
+    },
   );
   closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -336,7 +381,13 @@ async function startController(entry: string[], kubeconfig: string): Promise<Con
     rss.lastKiB = kib;
     rss.peakKiB = Math.max(rss.peakKiB, kib);
   }, 100);
-  const controller: ControllerProcess = { child, exited, metricsUrl: `http://127.0.0.1:${metrics}/metrics`, rss, stopSampling: () => clearInterval(timer) };
+  const controller: ControllerProcess = {
+    child,
+    exited,
+    metricsUrl: `http://127.0.0.1:${metrics}/metrics`,
+    rss,
+    stopSampling: () => clearInterval(timer),
+  };
   cleanups.push(async () => {
     controller.stopSampling();
     await stopChild(child, exited);
@@ -408,7 +459,13 @@ interface TraceRecord {
  * The controller's trace records of one-at-a-time VMs, each within its own window (create
  * request → Ready seen by the bench): the median VM's timeline, and per step the p50 offset.
  */
-function traceReport(singles: string[], uids: Map<string, string>, createdAt: Map<string, number>, readyAt: Map<string, number>, latencies: Map<string, number>): string[] {
+function traceReport(
+  singles: string[],
+  uids: Map<string, string>,
+  createdAt: Map<string, number>,
+  readyAt: Map<string, number>,
+  latencies: Map<string, number>,
+): string[] {
   if (!existsSync(traceFile)) return ['  (no trace records)'];
   const records = readFileSync(traceFile, 'utf8')
     .split('\n')
@@ -418,7 +475,9 @@ function traceReport(singles: string[], uids: Map<string, string>, createdAt: Ma
   const label = (r: TraceRecord): string => {
     switch (r.ch) {
       case 'kube:request':
-        return `API ${r.method} ${String(r.path).replace(/^\/apis?\/[^/]+(\/v[^/]+)?/, '').replace(/single-\d+/, 'VM')} → ${r.status}`;
+        return `API ${r.method} ${String(r.path)
+          .replace(/^\/apis?\/[^/]+(\/v[^/]+)?/, '')
+          .replace(/single-\d+/, 'VM')} → ${r.status}`;
       case 'informer:event':
         return `watch ${r.resource} ${r.type}`;
       case 'workqueue:add':
@@ -443,8 +502,10 @@ function traceReport(singles: string[], uids: Map<string, string>, createdAt: Ma
         // Only this VM's where the record names it; the rest (events, a define, the pool's) by time.
         if (r.ch === 'reconcile' || r.ch === 'workqueue:add') return r.key === `${NAMESPACE}/${name}`;
         if (r.ch === 'informer:event') return r.resource !== 'virtualmachines' || r.key === `${NAMESPACE}/${name}`;
-        if (r.ch === 'kube:request' && String(r.path).includes('/virtualmachines/')) return String(r.path).includes(`/virtualmachines/${name}`);
-        if (r.ch === 'hypervisor:call' && /[0-9a-f]{8}-[0-9a-f]{4}-/.test(String(r.operation))) return String(r.operation).includes(uid);
+        if (r.ch === 'kube:request' && String(r.path).includes('/virtualmachines/'))
+          return String(r.path).includes(`/virtualmachines/${name}`);
+        if (r.ch === 'hypervisor:call' && /[0-9a-f]{8}-[0-9a-f]{4}-/.test(String(r.operation)))
+          return String(r.operation).includes(uid);
         return true;
       })
       .map((r) => ({ offset: (r.start ?? r.at ?? 0) - from, ms: r.ms ?? 0, what: label(r) }))
@@ -453,15 +514,29 @@ function traceReport(singles: string[], uids: Map<string, string>, createdAt: Ma
   }
   const byLatency = [...singles].sort((a, b) => latencies.get(a)! - latencies.get(b)!);
   const median = byLatency[Math.floor(byLatency.length / 2)]!;
-  const lines = [`  the median VM (${median}, ${ms(latencies.get(median)!)} ms), as the controller's probes saw it (ms from the create request; duration):`];
-  for (const step of perVm.get(median)!) lines.push(`    ${ms(step.offset).padStart(6)}  ${step.ms ? `${ms(step.ms)}`.padStart(6) : '      '}  ${step.what}`);
+  const lines = [
+    `  the median VM (${median}, ${ms(latencies.get(median)!)} ms), as the controller's probes saw it (ms from the create request; duration):`,
+  ];
+  for (const step of perVm.get(median)!)
+    lines.push(
+      `    ${ms(step.offset).padStart(6)}  ${step.ms ? `${ms(step.ms)}`.padStart(6) : '      '}  ${step.what}`,
+    );
   // Per kind of step over all VMs: how many per VM and their total duration (p50).
   const kinds = new Set([...perVm.values()].flatMap((steps) => steps.map((s) => s.what)));
   lines.push(`  per kind of step over the ${singles.length} VMs: count per VM (p50), total ms per VM (p50)`);
   for (const kind of [...kinds].sort()) {
     const counts = singles.map((n) => perVm.get(n)!.filter((s) => s.what === kind).length).sort((a, b) => a - b);
-    const totals = singles.map((n) => perVm.get(n)!.filter((s) => s.what === kind).reduce((sum, s) => sum + s.ms, 0)).sort((a, b) => a - b);
-    lines.push(`    ${kind.padEnd(60)} ${String(percentile(counts, 50)).padStart(3)}  ${ms(percentile(totals, 50)).padStart(6)}`);
+    const totals = singles
+      .map((n) =>
+        perVm
+          .get(n)!
+          .filter((s) => s.what === kind)
+          .reduce((sum, s) => sum + s.ms, 0),
+      )
+      .sort((a, b) => a - b);
+    lines.push(
+      `    ${kind.padEnd(60)} ${String(percentile(counts, 50)).padStart(3)}  ${ms(percentile(totals, 50)).padStart(6)}`,
+    );
   }
   return lines;
 }
@@ -478,11 +553,17 @@ interface HostDecl {
 function hostDecls(n: number): HostDecl[] {
   const cpus = [16, 24, 32, 48, 64];
   const mem = [8, 16, 24, 32, 48, 64];
-  return Array.from({ length: n }, (_, i) => ({ name: `host-${String(i).padStart(3, '0')}`, cpus: cpus[i % cpus.length]!, memoryGiB: mem[(i * 7) % mem.length]! }));
+  return Array.from({ length: n }, (_, i) => ({
+    name: `host-${String(i).padStart(3, '0')}`,
+    cpus: cpus[i % cpus.length]!,
+    memoryGiB: mem[(i * 7) % mem.length]!,
+  }));
 }
 
 function writeHosts(hosts: TestHosts, decls: HostDecl[], tag: string): Map<string, string> {
-  return new Map(decls.map((h) => [h.name, hosts.host(`${tag}-${h.name}`, { cpus: h.cpus, memoryKiB: h.memoryGiB * GiB })]));
+  return new Map(
+    decls.map((h) => [h.name, hosts.host(`${tag}-${h.name}`, { cpus: h.cpus, memoryKiB: h.memoryGiB * GiB })]),
+  );
 }
 
 function vmObject(name: string): VmObject {
@@ -515,7 +596,10 @@ async function rawLibvirt(hosts: TestHosts, decls: HostDecl[], pool: PoolObject,
   const facts = await new LibvirtHypervisor(new LibvirtConnectionPool(), seqUris.values().next().value!).facts();
   const xmlOf = (vm: VmObject) => domainXmlFor(vm, pool.spec, vm.status?.hypervisor ?? 'kvm', facts).xml;
 
-  const open = async (uris: Map<string, string>) => new Map(await Promise.all([...uris].map(async ([name, uri]) => [name, await LibvirtConnection.open(uri)] as const)));
+  const open = async (uris: Map<string, string>) =>
+    new Map(
+      await Promise.all([...uris].map(async ([name, uri]) => [name, await LibvirtConnection.open(uri)] as const)),
+    );
   const seq = await open(seqUris);
   const par = await open(parUris);
   const val = await open(valUris);
@@ -558,7 +642,12 @@ async function rawLibvirt(hosts: TestHosts, decls: HostDecl[], pool: PoolObject,
  * difference would count): the same host declarations, the same domains (XML, host) as the
  * controller made, through the same binding; its RSS before and after.
  */
-async function hostsMemory(hosts: TestHosts, decls: HostDecl[], pool: PoolObject, vms: VmObject[]): Promise<HostsMemory> {
+async function hostsMemory(
+  hosts: TestHosts,
+  decls: HostDecl[],
+  pool: PoolObject,
+  vms: VmObject[],
+): Promise<HostsMemory> {
   const connections = new LibvirtConnectionPool();
   const facts = await new LibvirtHypervisor(connections, hosts.host('facts', {})).facts();
   await connections.closeAll();
@@ -573,8 +662,26 @@ async function hostsMemory(hosts: TestHosts, decls: HostDecl[], pool: PoolObject
   const file = join(dir, 'domains.json');
   writeFileSync(file, JSON.stringify(input));
   const out = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, ['--expose-gc', '--max-semi-space-size=1', '--import', 'tsx', join(root, 'bench', 'scale', 'hosts-memory.ts'), file, '--json'], { cwd: root, maxBuffer: 1 << 20, env: { ...process.env, ...(controllerEnv.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: controllerEnv.MALLOC_ARENA_MAX } : {}) } }, (error, stdout) =>
-      error ? reject(error) : resolve(stdout),
+    execFile(
+      process.execPath,
+      [
+        '--expose-gc',
+        '--max-semi-space-size=1',
+        '--import',
+        'tsx',
+        join(root, 'bench', 'scale', 'hosts-memory.ts'),
+        file,
+        '--json',
+      ],
+      {
+        cwd: root,
+        maxBuffer: 1 << 20,
+        env: {
+          ...process.env,
+          ...(controllerEnv.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: controllerEnv.MALLOC_ARENA_MAX } : {}),
+        },
+      },
+      (error, stdout) => (error ? reject(error) : resolve(stdout)),
     ),
   );
   return JSON.parse(out) as HostsMemory;
@@ -630,7 +737,15 @@ async function main(): Promise<void> {
 
   const entry = await controllerEntry();
   process.stdout.write(
-    `controller environment from deploy/base/deployment.yaml: ${Object.keys(controllerEnv).length ? Object.entries(controllerEnv).map(([k, v]) => `${k}="${v}"`).join(' ') : DEPLOY_ENV ? 'none set there (node sizes its heap for this machine)' : 'not used (--no-deploy-env)'}\n`,
+    `controller environment from deploy/base/deployment.yaml: ${
+      Object.keys(controllerEnv).length
+        ? Object.entries(controllerEnv)
+            .map(([k, v]) => `${k}="${v}"`)
+            .join(' ')
+        : DEPLOY_ENV
+          ? 'none set there (node sizes its heap for this machine)'
+          : 'not used (--no-deploy-env)'
+    }\n`,
   );
   const beforeController = await apiserverRequests(kubectl, info.kubeconfig);
   const controllerStartedAt = performance.now();
@@ -643,7 +758,12 @@ async function main(): Promise<void> {
   const poolReadyMs = performance.now() - controllerStartedAt;
   const rssIdleKiB = controller.rss.lastKiB;
   const [etcdPid, apiserverPid] = info.pids;
-  const cpuPids = { controller: controller.child.pid, 'kube-apiserver': apiserverPid, etcd: etcdPid, bench: process.pid };
+  const cpuPids = {
+    controller: controller.child.pid,
+    'kube-apiserver': apiserverPid,
+    etcd: etcdPid,
+    bench: process.pid,
+  };
   const cpuBeforeBurst = cpuSample(cpuPids);
   const loadBefore = loadavg()[0]!;
   const memoryIdle = await memoryBreakdown(controller);
@@ -658,7 +778,11 @@ async function main(): Promise<void> {
     await kube.create(VIRTUAL_MACHINE, vmObject(name));
   });
   const appliedMs = performance.now() - burstStart;
-  await changed.until(() => names.every((n) => readyAt.has(n)), CONVERGE_DEADLINE_MS, () => `all ${VMS} VMs Ready (${names.filter((n) => readyAt.has(n)).length} are)`);
+  await changed.until(
+    () => names.every((n) => readyAt.has(n)),
+    CONVERGE_DEADLINE_MS,
+    () => `all ${VMS} VMs Ready (${names.filter((n) => readyAt.has(n)).length} are)`,
+  );
   const allReadyMs = Math.max(...names.map((n) => readyAt.get(n)!)) - burstStart;
   const burstLatencies = names.map((n) => readyAt.get(n)! - createdAt.get(n)!).sort((a, b) => a - b);
   const rssAfterBurstKiB = controller.rss.lastKiB;
@@ -674,7 +798,8 @@ async function main(): Promise<void> {
     const vm = vms.get(`${NAMESPACE}/${name}`);
     if (!vm?.status?.host) problems.push(`${name}: no host`);
     else perHost.set(vm.status.host, (perHost.get(vm.status.host) ?? 0) + 1);
-    if (vm?.status?.domainUUID !== vm?.metadata.uid) problems.push(`${name}: domainUUID ${vm?.status?.domainUUID} ≠ uid ${vm?.metadata.uid}`);
+    if (vm?.status?.domainUUID !== vm?.metadata.uid)
+      problems.push(`${name}: domainUUID ${vm?.status?.domainUUID} ≠ uid ${vm?.metadata.uid}`);
   }
 
   // ---- quiet window: converged, nothing to do -------------------------------------------------
@@ -688,7 +813,11 @@ async function main(): Promise<void> {
   for (const name of singles) {
     createdAt.set(name, performance.now());
     await kube.create(VIRTUAL_MACHINE, vmObject(name));
-    await changed.until(() => readyAt.has(name), 60_000, () => `${name} Ready (status: ${JSON.stringify(vms.get(`${NAMESPACE}/${name}`)?.status)})`);
+    await changed.until(
+      () => readyAt.has(name),
+      60_000,
+      () => `${name} Ready (status: ${JSON.stringify(vms.get(`${NAMESPACE}/${name}`)?.status)})`,
+    );
   }
   const singleLatencies = singles.map((n) => readyAt.get(n)! - createdAt.get(n)!).sort((a, b) => a - b);
   const afterSingles = await apiserverRequests(kubectl, info.kubeconfig);
@@ -745,9 +874,22 @@ async function main(): Promise<void> {
         const t = steps.get(n)?.get(stage);
         return t === undefined ? [] : [t - createdAt.get(n)!];
       });
-      return `    ${stage.padEnd(40)} ${ms(percentile(offsets.sort((a, b) => a - b), 50))} ms (${offsets.length} VMs)`;
+      return `    ${stage.padEnd(40)} ${ms(
+        percentile(
+          offsets.sort((a, b) => a - b),
+          50,
+        ),
+      )} ms (${offsets.length} VMs)`;
     }),
-    ...(TRACE ? traceReport(singles, new Map(singles.map((n) => [n, vms.get(`${NAMESPACE}/${n}`)?.metadata.uid ?? ''])), createdAt, readyAt, new Map(singles.map((n) => [n, readyAt.get(n)! - createdAt.get(n)!]))) : []),
+    ...(TRACE
+      ? traceReport(
+          singles,
+          new Map(singles.map((n) => [n, vms.get(`${NAMESPACE}/${n}`)?.metadata.uid ?? ''])),
+          createdAt,
+          readyAt,
+          new Map(singles.map((n) => [n, readyAt.get(n)! - createdAt.get(n)!])),
+        )
+      : []),
     `raw libvirt define+start (binding, in-process, same XML, same kind of hosts):`,
     `  per VM p50 / p99               ${ms(rawP50)} / ${ms(percentile(rawSorted, 99))} ms`,
     `  per VM p50 / p99, defined with schema validation as the controller defines: ${ms(percentile(validatedSorted, 50))} / ${ms(percentile(validatedSorted, 99))} ms`,

@@ -12,8 +12,16 @@ if (file) {
     appendFileSync(file, lines.join(''));
     lines = [];
   };
-  for (const name of ['virtfleet:kube:request', 'virtfleet:informer:event', 'virtfleet:workqueue:add', 'virtfleet:reconcile', 'virtfleet:hypervisor:call']) {
-    subscribe(name, (message) => lines.push(`${JSON.stringify({ ch: name.split(':').slice(1).join(':'), ...message })}\n`));
+  for (const name of [
+    'virtfleet:kube:request',
+    'virtfleet:informer:event',
+    'virtfleet:workqueue:add',
+    'virtfleet:reconcile',
+    'virtfleet:hypervisor:call',
+  ]) {
+    subscribe(name, (message) =>
+      lines.push(`${JSON.stringify({ ch: name.split(':').slice(1).join(':'), ...message })}\n`),
+    );
   }
   setInterval(flush, 500).unref();
   process.on('exit', flush);

@@ -58,7 +58,8 @@ const quote = (value: string) => JSON.stringify(value);
 export const DNS_LABEL = definePattern(
   '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
   63,
-  (v) => `${quote(v)} is not a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit, e.g. web-1)`,
+  (v) =>
+    `${quote(v)} is not a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit, e.g. web-1)`,
 );
 export const DNS_SUBDOMAIN = definePattern(
   '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
@@ -73,12 +74,14 @@ export const QUANTITY = definePattern(
 export const LABEL_KEY = definePattern(
   '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$',
   317,
-  (v) => `${quote(v)} is not a label key (an optional DNS prefix and '/', then letters, digits, '-', '_' and '.', e.g. example.com/rack)`,
+  (v) =>
+    `${quote(v)} is not a label key (an optional DNS prefix and '/', then letters, digits, '-', '_' and '.', e.g. example.com/rack)`,
 );
 export const LABEL_VALUE = definePattern(
   '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$',
   63,
-  (v) => `${quote(v)} is not a label value (letters, digits, '-', '_' and '.', starting and ending with a letter or digit)`,
+  (v) =>
+    `${quote(v)} is not a label value (letters, digits, '-', '_' and '.', starting and ending with a letter or digit)`,
 );
 export const SECRET_KEY = definePattern(
   '^[-._a-zA-Z0-9]+$',
@@ -89,7 +92,8 @@ export const SECRET_KEY = definePattern(
 export const ABSOLUTE_PATH = definePattern(
   '^(/[A-Za-z0-9._+-]+)+/?$',
   1024,
-  (v) => `${quote(v)} is not an absolute path of safe characters (letters, digits, '.', '_', '+', '-', '/'), e.g. /var/lib/virtfleet`,
+  (v) =>
+    `${quote(v)} is not an absolute path of safe characters (letters, digits, '.', '_', '+', '-', '/'), e.g. /var/lib/virtfleet`,
 );
 /** Printable text on one line: no newline or other control character. */
 // C0 and C1 controls, DEL, and the Unicode line and paragraph separators (U+0085 and U+2028 end a
@@ -114,7 +118,8 @@ export const HTTP_URL = definePattern(
 export const INSTALL_URL = definePattern(
   `^(https?|ftp|nfs)://${URL_HOST}${URL_REST}$`,
   2048,
-  (v) => `${quote(v)} is not an http://, https://, ftp:// or nfs:// URL of safe characters (no spaces, quotes, '$', '#' or '\\')`,
+  (v) =>
+    `${quote(v)} is not an http://, https://, ftp:// or nfs:// URL of safe characters (no spaces, quotes, '$', '#' or '\\')`,
 );
 export const IPV4 = definePattern(
   '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$',
@@ -125,7 +130,8 @@ export const IPV4 = definePattern(
 export const LIBVIRT_NAME = definePattern(
   '^[A-Za-z0-9][A-Za-z0-9._-]*$',
   128,
-  (v) => `${quote(v)} is not a libvirt object name (letters, digits, '.', '_' and '-', starting with a letter or digit)`,
+  (v) =>
+    `${quote(v)} is not a libvirt object name (letters, digits, '.', '_' and '-', starting with a letter or digit)`,
 );
 /** A Linux network interface name (IFNAMSIZ is 16 including the terminator). */
 export const INTERFACE_NAME = definePattern(
@@ -186,7 +192,11 @@ export function mapOf<T extends TSchema>(description: string, values: T, options
  * the node's CEL rules as written, without filling in nested defaults first, so a bare `{}`
  * would fail rules that read defaulted children (and `kubectl explain` shows the full value).
  */
-export function obj<P extends TProperties>(description: string, properties: P, options: ObjectOptions = {}): TObject<P> {
+export function obj<P extends TProperties>(
+  description: string,
+  properties: P,
+  options: ObjectOptions = {},
+): TObject<P> {
   const expanded = isEmptyObject(options.default) ? { ...options, default: childDefaults(properties) } : options;
   const schema = Type.Object(properties, { description, ...expanded });
   const node = schema as { required?: string[] };
@@ -237,31 +247,31 @@ export const dnsSubdomain = (description: string) => matching(description, DNS_S
 // ---------------------------------------------------------------------------------------------
 // Shared object types.
 
-export const ConditionSchema = obj(
-  'One aspect of the object\'s state, in the shape of metav1.Condition.',
-  {
-    type: str('Kind of condition in CamelCase, e.g. Ready, Scheduled, Installed.', {
-      pattern: '^[A-Za-z][A-Za-z0-9]*$',
-      maxLength: 316,
-    }),
-    status: oneOf('Whether the condition holds: True, False or Unknown.', ['True', 'False', 'Unknown']),
-    observedGeneration: Type.Optional(
-      int('The .metadata.generation the condition was computed from.', { format: 'int64', minimum: 0 }),
-    ),
-    lastTransitionTime: str('When the status last changed (RFC 3339).', { format: 'date-time' }),
-    reason: str('Machine-readable CamelCase reason for the last transition.', {
-      pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
-      maxLength: 1024,
-    }),
-    message: Type.Optional(str('Human-readable details about the last transition.', { maxLength: 32768 })),
-  },
-);
+export const ConditionSchema = obj("One aspect of the object's state, in the shape of metav1.Condition.", {
+  type: str('Kind of condition in CamelCase, e.g. Ready, Scheduled, Installed.', {
+    pattern: '^[A-Za-z][A-Za-z0-9]*$',
+    maxLength: 316,
+  }),
+  status: oneOf('Whether the condition holds: True, False or Unknown.', ['True', 'False', 'Unknown']),
+  observedGeneration: Type.Optional(
+    int('The .metadata.generation the condition was computed from.', { format: 'int64', minimum: 0 }),
+  ),
+  lastTransitionTime: str('When the status last changed (RFC 3339).', { format: 'date-time' }),
+  reason: str('Machine-readable CamelCase reason for the last transition.', {
+    pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
+    maxLength: 1024,
+  }),
+  message: Type.Optional(str('Human-readable details about the last transition.', { maxLength: 32768 })),
+});
 
 export function conditions(description: string) {
   return namedList(description, ConditionSchema, { keys: ['type'], maxItems: 16 });
 }
 
-export function localObjectReference(description: string, nameDescription = 'Name of the object, in the same namespace.') {
+export function localObjectReference(
+  description: string,
+  nameDescription = 'Name of the object, in the same namespace.',
+) {
   return obj(description, { name: dnsSubdomain(nameDescription) });
 }
 
@@ -276,7 +286,7 @@ export function secretReference(description: string) {
 export function secretKeySelector(description: string) {
   return obj(description, {
     name: dnsSubdomain('Name of the Secret, in the same namespace.'),
-    key: matching('Key within the Secret\'s data.', SECRET_KEY),
+    key: matching("Key within the Secret's data.", SECRET_KEY),
   });
 }
 
@@ -290,9 +300,13 @@ const LabelSelectorRequirement = withRules(
       'DoesNotExist',
     ]),
     values: Type.Optional(
-      listOf('Label values; required for In and NotIn, empty for Exists and DoesNotExist.', matching('A label value.', LABEL_VALUE), {
-        maxItems: 64,
-      }),
+      listOf(
+        'Label values; required for In and NotIn, empty for Exists and DoesNotExist.',
+        matching('A label value.', LABEL_VALUE),
+        {
+          maxItems: 64,
+        },
+      ),
     ),
   }),
   [

@@ -65,7 +65,10 @@ export function objectSchema(resource: ResourceDefinition): JsonSchema {
         type: 'string',
         description: `APIVersion defines the versioned schema of this representation of an object: ${API_VERSION}.`,
       },
-      kind: { type: 'string', description: `Kind is a string value representing the REST resource this object represents: ${resource.kind}.` },
+      kind: {
+        type: 'string',
+        description: `Kind is a string value representing the REST resource this object represents: ${resource.kind}.`,
+      },
       // The API server validates metadata itself; a schema here may only narrow name/generateName.
       metadata: { type: 'object' },
       spec: resource.spec,
@@ -92,7 +95,10 @@ export function toStructural(node: object, path = '<root>'): JsonSchema {
     if (value === undefined) continue;
     if (key === 'properties') {
       out.properties = Object.fromEntries(
-        Object.entries(value as Record<string, object>).map(([name, child]) => [name, toStructural(child, `${path}.${name}`)]),
+        Object.entries(value as Record<string, object>).map(([name, child]) => [
+          name,
+          toStructural(child, `${path}.${name}`),
+        ]),
       );
     } else if (key === 'items') {
       out.items = toStructural(value as object, `${path}[]`);
@@ -113,7 +119,14 @@ export interface CustomResourceDefinition {
   metadata: { name: string; labels: Record<string, string> };
   spec: {
     group: string;
-    names: { kind: string; listKind: string; plural: string; singular: string; shortNames: string[]; categories: string[] };
+    names: {
+      kind: string;
+      listKind: string;
+      plural: string;
+      singular: string;
+      shortNames: string[];
+      categories: string[];
+    };
     scope: 'Namespaced' | 'Cluster';
     versions: {
       name: string;

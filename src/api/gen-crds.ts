@@ -23,7 +23,8 @@ function quoteUnsafe(value: unknown): unknown {
     return scalar;
   }
   if (Array.isArray(value)) return value.map(quoteUnsafe);
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, quoteUnsafe(v)]));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, quoteUnsafe(v)]));
   return value;
 }
 
@@ -40,7 +41,11 @@ export function renderCrds(): Map<string, string> {
     files.set(`${crdName(resource)}.yaml`, HEADER + crdYaml(buildCrd(resource)));
   }
   // So deploy/ (and anyone) can include the CRDs with kustomize: `resources: [../crds]`.
-  const kustomization = { apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: [...files.keys()] };
+  const kustomization = {
+    apiVersion: 'kustomize.config.k8s.io/v1beta1',
+    kind: 'Kustomization',
+    resources: [...files.keys()],
+  };
   files.set('kustomization.yaml', HEADER + stringify(kustomization));
   return files;
 }

@@ -30,7 +30,18 @@ import {
 import { withRules } from './rules.js';
 
 /** libvirt URI schemes virtfleet connects with. `test` is libvirt's built-in simulated driver. */
-export const URI_SCHEMES = ['qemu', 'qemu+ssh', 'qemu+tls', 'qemu+tcp', 'qemu+unix', 'xen', 'xen+ssh', 'xen+tls', 'test', 'test+unix'];
+export const URI_SCHEMES = [
+  'qemu',
+  'qemu+ssh',
+  'qemu+tls',
+  'qemu+tcp',
+  'qemu+unix',
+  'xen',
+  'xen+ssh',
+  'xen+tls',
+  'test',
+  'test+unix',
+];
 
 // The URI reaches libvirt (and, for +ssh, an ssh command line), so it is limited to URI
 // characters that need no quoting: no whitespace, quotes, '$', '`', '\', '#', '<', '>', '|'.
@@ -43,9 +54,9 @@ const LIBVIRT_URI = definePattern(
 );
 
 const Fencing = withRules(
-  obj('How to make sure a failed host\'s VMs are dead before they are started elsewhere.', {
+  obj("How to make sure a failed host's VMs are dead before they are started elsewhere.", {
     method: oneOf(
-      'none: the host\'s VMs are never started elsewhere while it is down (they wait, saying why); ' +
+      "none: the host's VMs are never started elsewhere while it is down (they wait, saying why); " +
         'command: run spec.hosts[].fencing.command, and start them elsewhere once it exits 0.',
       ['none', 'command'],
       { default: 'none' },
@@ -77,7 +88,7 @@ const Host = withRules(
     name: dnsLabel('Name of the host, unique within the pool; VMs report it in status.host.'),
     uri: matching(
       'libvirt connection URI, e.g. qemu+tls://host1.example/system, qemu+ssh://root@host1/system, xen+ssh://root@host2, ' +
-        'or test:///default (libvirt\'s simulated driver).',
+        "or test:///default (libvirt's simulated driver).",
       LIBVIRT_URI,
     ),
     hypervisor: Type.Optional(
@@ -87,7 +98,9 @@ const Host = withRules(
       ),
     ),
     credentialsSecretRef: Type.Optional(
-      secretReference('Secret with connection credentials: ssh-privatekey and known_hosts for +ssh, or tls.crt, tls.key and ca.crt for +tls.'),
+      secretReference(
+        'Secret with connection credentials: ssh-privatekey and known_hosts for +ssh, or tls.crt, tls.key and ca.crt for +tls.',
+      ),
     ),
     labels: Type.Optional(
       mapOf('Labels that VMs select hosts by (spec.placement.hostSelector).', matching('A label value.', LABEL_VALUE), {
@@ -103,11 +116,15 @@ const Host = withRules(
       cel:
         "!has(self.hypervisor) || !((self.uri.startsWith('xen') && self.hypervisor == 'kvm') || " +
         "(self.uri.startsWith('qemu') && self.hypervisor == 'xen'))",
-      message: 'hypervisor contradicts the URI: qemu URIs are kvm hosts and xen URIs are xen hosts; remove hypervisor or fix it',
+      message:
+        'hypervisor contradicts the URI: qemu URIs are kvm hosts and xen URIs are xen hosts; remove hypervisor or fix it',
       fieldPath: '.hypervisor',
       holds: (host) =>
         host.hypervisor === undefined ||
-        !((host.uri.startsWith('xen') && host.hypervisor === 'kvm') || (host.uri.startsWith('qemu') && host.hypervisor === 'xen')),
+        !(
+          (host.uri.startsWith('xen') && host.hypervisor === 'kvm') ||
+          (host.uri.startsWith('qemu') && host.hypervisor === 'xen')
+        ),
     },
   ],
 );
@@ -117,18 +134,29 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
   scheduling: obj(
     'How VMs are placed.',
     {
-      strategy: oneOf('spread: the least loaded host first; binpack: fill hosts before using the next.', ['spread', 'binpack'], {
-        default: 'spread',
-      }),
+      strategy: oneOf(
+        'spread: the least loaded host first; binpack: fill hosts before using the next.',
+        ['spread', 'binpack'],
+        {
+          default: 'spread',
+        },
+      ),
       cpuOvercommit: num('vCPUs that may be allocated per host CPU.', { minimum: 1, maximum: 16, default: 4 }),
-      memoryOvercommit: num('Guest memory that may be allocated per byte of host memory.', { minimum: 1, maximum: 4, default: 1 }),
+      memoryOvercommit: num('Guest memory that may be allocated per byte of host memory.', {
+        minimum: 1,
+        maximum: 4,
+        default: 1,
+      }),
     },
     { default: {} },
   ),
   failureDetection: obj(
     'When a host counts as failed.',
     {
-      heartbeatPeriodSeconds: int('Seconds between heartbeats to each host; a heartbeat that does not answer within the period is missed.', { minimum: 1, maximum: 300, default: 2 }),
+      heartbeatPeriodSeconds: int(
+        'Seconds between heartbeats to each host; a heartbeat that does not answer within the period is missed.',
+        { minimum: 1, maximum: 300, default: 2 },
+      ),
       failureThreshold: int('Missed heartbeats after which the host is NotReady and its VMs are recovered.', {
         minimum: 1,
         maximum: 100,
@@ -141,9 +169,11 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
     'Where VM disks are created on each host.',
     {
       pool: matching('libvirt storage pool for VM volumes.', LIBVIRT_NAME, { default: 'default' }),
-      path: Type.Optional(matching('Directory for a dir-type pool the controller creates if the pool is missing.', ABSOLUTE_PATH)),
+      path: Type.Optional(
+        matching('Directory for a dir-type pool the controller creates if the pool is missing.', ABSOLUTE_PATH),
+      ),
       shared: bool(
-        'The pool is shared storage (e.g. NFS) with the same path on every host, so a VM\'s volumes are there on any host. ' +
+        "The pool is shared storage (e.g. NFS) with the same path on every host, so a VM's volumes are there on any host. " +
           'Needed to restart a VM with disks on another host when its host fails; without it such VMs wait for their host.',
         false,
       ),
@@ -153,14 +183,17 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
   leases: Type.Optional(
     obj(
       'A lock-manager lease for every VM of the pool (virtlockd), so that no second copy of a VM can run: a copy started ' +
-        'elsewhere is refused, and a live migration\'s source cannot resume once the destination holds the lease (a partition at ' +
+        "elsewhere is refused, and a live migration's source cannot resume once the destination holds the lease (a partition at " +
         'the switchover). Each host must run virtlockd with lock_manager = "lockd" in qemu.conf and, in qemu-lockd.conf, ' +
         'file_lockspace_dir = this directory on storage all hosts share, with auto_disk_leases = 1 (libvirt registers the ' +
         'lockspace only then). Without it, such a second copy is only detected and removed (docs/controllers.md).',
       {
-        lockspace: matching('The hosts\' virtlockd lockspace directory (file_lockspace_dir), the same shared directory on every host.', ABSOLUTE_PATH),
+        lockspace: matching(
+          "The hosts' virtlockd lockspace directory (file_lockspace_dir), the same shared directory on every host.",
+          ABSOLUTE_PATH,
+        ),
         storagePool: matching(
-          'libvirt dir storage pool over that directory, through which the controller makes each VM\'s lease file; defined on a host that lacks it.',
+          "libvirt dir storage pool over that directory, through which the controller makes each VM's lease file; defined on a host that lacks it.",
           LIBVIRT_NAME,
           { default: 'virtfleet-leases' },
         ),
@@ -196,13 +229,22 @@ export const HostPoolStatusSchema = obj('The observed state of the pool, written
         allocated: Type.Optional(Resources('What its VMs are given.')),
         vmCount: Type.Optional(int('VMs placed on the host.', { minimum: 0 })),
         orphanDomains: Type.Optional(
-          int('Domains on the host with virtfleet\'s marker but no VirtualMachine (reported, never destroyed by the controller).', { minimum: 0 }),
+          int(
+            "Domains on the host with virtfleet's marker but no VirtualMachine (reported, never destroyed by the controller).",
+            { minimum: 0 },
+          ),
         ),
         lastTransitionTime: Type.Optional(str('When ready last changed (RFC 3339).', { format: 'date-time' })),
-        lastHeartbeatTime: Type.Optional(str('When the host last answered a heartbeat (RFC 3339).', { format: 'date-time' })),
+        lastHeartbeatTime: Type.Optional(
+          str('When the host last answered a heartbeat (RFC 3339).', { format: 'date-time' }),
+        ),
         fencing: Type.Optional(
           obj('Fencing of the host after it failed (spec.hosts[].fencing), until it is back and clean.', {
-            state: oneOf('Fencing: the command runs; Fenced: it confirmed power-off; Failed: it did not (retried).', ['Fencing', 'Fenced', 'Failed']),
+            state: oneOf('Fencing: the command runs; Fenced: it confirmed power-off; Failed: it did not (retried).', [
+              'Fencing',
+              'Fenced',
+              'Failed',
+            ]),
             message: Type.Optional(str('What the command said, or why it failed.', { maxLength: 4096 })),
             attempts: Type.Optional(int('Commands run for this failure.', { minimum: 0 })),
             time: str('When the state was reached (RFC 3339).', { format: 'date-time' }),
@@ -242,7 +284,8 @@ export const hostPoolResource: ResourceDefinition = {
   shortNames: ['hp'],
   scope: 'Cluster',
   categories: ['virtfleet'],
-  description: 'A set of KVM or Xen hosts reached through libvirt, and how virtfleet places VMs on them and detects their failure.',
+  description:
+    'A set of KVM or Xen hosts reached through libvirt, and how virtfleet places VMs on them and detects their failure.',
   spec: HostPoolSpecSchema,
   status: HostPoolStatusSchema,
   printerColumns: [

@@ -33,8 +33,16 @@ import { withRules } from './rules.js';
 const show = (v: string) => JSON.stringify(v);
 const codePoint = (c: string) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 
-const OS_NAME = definePattern('^[A-Za-z0-9][A-Za-z0-9 ._-]*$', 64, (v) => `${show(v)} is not an OS name (e.g. Rocky, AlmaLinux, Fedora)`);
-const OS_VERSION = definePattern('^[0-9]+(\\.[0-9]+)*$', 16, (v) => `${show(v)} is not an OS version (digits and dots, e.g. 9.4)`);
+const OS_NAME = definePattern(
+  '^[A-Za-z0-9][A-Za-z0-9 ._-]*$',
+  64,
+  (v) => `${show(v)} is not an OS name (e.g. Rocky, AlmaLinux, Fedora)`,
+);
+const OS_VERSION = definePattern(
+  '^[0-9]+(\\.[0-9]+)*$',
+  16,
+  (v) => `${show(v)} is not an OS version (digits and dots, e.g. 9.4)`,
+);
 const REPO_ID = definePattern(
   '^[A-Za-z0-9][A-Za-z0-9._-]*$',
   64,
@@ -45,7 +53,11 @@ const LANGUAGE = definePattern(
   64,
   (v) => `${show(v)} is not a locale (e.g. en_US.UTF-8 or de_DE.UTF-8)`,
 );
-const KEYBOARD = definePattern('^[A-Za-z0-9_-]+$', 64, (v) => `${show(v)} is not a console keymap (e.g. us, de-nodeadkeys)`);
+const KEYBOARD = definePattern(
+  '^[A-Za-z0-9_-]+$',
+  64,
+  (v) => `${show(v)} is not a console keymap (e.g. us, de-nodeadkeys)`,
+);
 const TIMEZONE = definePattern(
   '^(UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+){1,2})$',
   64,
@@ -87,7 +99,8 @@ const PACKAGE = definePattern(
 const KERNEL_ARGS = definePattern(
   '^[A-Za-z0-9 ._,:=/+@%~-]*$',
   1024,
-  (v) => `${show(v)} contains characters not allowed in kernel arguments (allowed: letters, digits, space and . _ , : = / + @ % ~ -)`,
+  (v) =>
+    `${show(v)} contains characters not allowed in kernel arguments (allowed: letters, digits, space and . _ , : = / + @ % ~ -)`,
 );
 
 const MIN_PART = '1Mi';
@@ -97,7 +110,9 @@ const Network = withRules(
     'Network configuration of the installed system (Kickstart network).',
     {
       bootProto: oneOf('dhcp, or static with ip and netmask.', ['dhcp', 'static'], { default: 'dhcp' }),
-      device: Type.Optional(matching('Interface to configure, e.g. ens3, or link for the first with a link.', INTERFACE_NAME)),
+      device: Type.Optional(
+        matching('Interface to configure, e.g. ens3, or link for the first with a link.', INTERFACE_NAME),
+      ),
       ip: Type.Optional(matching('IPv4 address, for static.', IPV4)),
       netmask: Type.Optional(matching('IPv4 netmask, e.g. 255.255.255.0, for static.', IPV4)),
       gateway: Type.Optional(matching('IPv4 default gateway.', IPV4)),
@@ -128,7 +143,10 @@ const Network = withRules(
 
 const Partition = withRules(
   obj('One partition (Kickstart part).', {
-    mountPoint: matching('Where it is mounted: an absolute path, or swap or biosboot for those partition kinds.', MOUNT_POINT),
+    mountPoint: matching(
+      'Where it is mounted: an absolute path, or swap or biosboot for those partition kinds.',
+      MOUNT_POINT,
+    ),
     fsType: oneOf('File system.', ['xfs', 'ext4', 'swap', 'vfat', 'biosboot']),
     size: withRules(quantity(`Size, e.g. 20Gi (rounded down to whole MiB); at least ${MIN_PART}.`), [
       {
@@ -144,10 +162,12 @@ const Partition = withRules(
     {
       id: 'ip-part-special-kinds',
       cel: "(self.fsType == 'swap') == (self.mountPoint == 'swap') && (self.fsType == 'biosboot') == (self.mountPoint == 'biosboot')",
-      message: 'swap and biosboot partitions need the same word as mountPoint and fsType (e.g. mountPoint: swap, fsType: swap)',
+      message:
+        'swap and biosboot partitions need the same word as mountPoint and fsType (e.g. mountPoint: swap, fsType: swap)',
       fieldPath: '.fsType',
       holds: (part) =>
-        (part.fsType === 'swap') === (part.mountPoint === 'swap') && (part.fsType === 'biosboot') === (part.mountPoint === 'biosboot'),
+        (part.fsType === 'swap') === (part.mountPoint === 'swap') &&
+        (part.fsType === 'biosboot') === (part.mountPoint === 'biosboot'),
     },
   ],
 );
@@ -156,11 +176,17 @@ const Partitioning = withRules(
   obj(
     'How the disk is partitioned.',
     {
-      mode: oneOf('auto: the installer\'s default layout (autopart); manual: the partitions in parts.', ['auto', 'manual'], {
-        default: 'auto',
-      }),
+      mode: oneOf(
+        "auto: the installer's default layout (autopart); manual: the partitions in parts.",
+        ['auto', 'manual'],
+        {
+          default: 'auto',
+        },
+      ),
       clearAll: bool('Erase all partitions on the disk first (clearpart --all --initlabel).', true),
-      parts: Type.Optional(namedList('Partitions for mode manual, by mount point.', Partition, { keys: ['mountPoint'], maxItems: 32 })),
+      parts: Type.Optional(
+        namedList('Partitions for mode manual, by mount point.', Partition, { keys: ['mountPoint'], maxItems: 32 }),
+      ),
     },
     { default: {} },
   ),
@@ -187,7 +213,7 @@ const Partitioning = withRules(
 const PostScript = withRules(
   obj('A %post script, run in the installed system after the packages are installed.', {
     script: str(
-      'The script. No line may start with \'%\': Kickstart would read it as a section keyword (a line %end would end %post early).',
+      "The script. No line may start with '%': Kickstart would read it as a section keyword (a line %end would end %post early).",
       { maxLength: 65536 },
     ),
     interpreter: matching('Interpreter the script runs with.', ABSOLUTE_PATH, { default: '/bin/sh' }),
@@ -199,7 +225,8 @@ const PostScript = withRules(
       id: 'ip-post-no-control-characters',
       // Doubled backslashes: CEL's string literal undoes one level, RE2 reads the rest.
       cel: String.raw`!self.script.matches('[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\x{2028}\\x{2029}]')`,
-      message: 'the script may not contain control characters other than tab and newline (Kickstart reads \\r, \\v, \\f, \\x1c-\\x1e and \\x85 as line breaks); use LF line endings',
+      message:
+        'the script may not contain control characters other than tab and newline (Kickstart reads \\r, \\v, \\f, \\x1c-\\x1e and \\x85 as line breaks); use LF line endings',
       fieldPath: '.script',
       holds: (post) => !/[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/u.test(post.script),
     },
@@ -220,17 +247,25 @@ const Boot = withRules(
     'How the installer is booted.',
     {
       method: oneOf(
-        'pxe: network boot through the host\'s libvirt network (TFTP + iPXE); kernel: direct kernel boot of the installer.',
+        "pxe: network boot through the host's libvirt network (TFTP + iPXE); kernel: direct kernel boot of the installer.",
         ['pxe', 'kernel'],
         { default: 'pxe' },
       ),
       kernelUrl: Type.Optional(
-        matching('Installer kernel; defaults to <installTree>/images/pxeboot/vmlinuz. Set together with initrdUrl.', INSTALL_URL),
+        matching(
+          'Installer kernel; defaults to <installTree>/images/pxeboot/vmlinuz. Set together with initrdUrl.',
+          INSTALL_URL,
+        ),
       ),
       initrdUrl: Type.Optional(
-        matching('Installer initrd; defaults to <installTree>/images/pxeboot/initrd.img. Set together with kernelUrl.', INSTALL_URL),
+        matching(
+          'Installer initrd; defaults to <installTree>/images/pxeboot/initrd.img. Set together with kernelUrl.',
+          INSTALL_URL,
+        ),
       ),
-      extraArgs: Type.Optional(matching('Extra installer kernel arguments, e.g. console=ttyS0 inst.text.', KERNEL_ARGS)),
+      extraArgs: Type.Optional(
+        matching('Extra installer kernel arguments, e.g. console=ttyS0 inst.text.', KERNEL_ARGS),
+      ),
     },
     { default: {} },
   ),
@@ -260,9 +295,13 @@ const sshKeys = (description: string) =>
 const User = withRules(
   obj('A user account to create.', {
     name: matching('Login name.', LINUX_USER),
-    groups: Type.Optional(listOf('Supplementary groups, e.g. wheel.', matching('A group name.', LINUX_USER), { maxItems: 32 })),
+    groups: Type.Optional(
+      listOf('Supplementary groups, e.g. wheel.', matching('A group name.', LINUX_USER), { maxItems: 32 }),
+    ),
     passwordSecretRef: Type.Optional(
-      secretKeySelector('Secret key holding the user\'s password as a crypt(3) hash (e.g. from openssl passwd -6). Unset: no password login.'),
+      secretKeySelector(
+        "Secret key holding the user's password as a crypt(3) hash (e.g. from openssl passwd -6). Unset: no password login.",
+      ),
     ),
     sshAuthorizedKeys: Type.Optional(sshKeys('SSH public keys allowed to log in as the user.')),
   }),
@@ -283,7 +322,10 @@ export const InstallProfileSpecSchema = obj('The OS to install and how.', {
     name: matching('Distribution name, e.g. Rocky.', OS_NAME),
     version: matching('Distribution version, e.g. 9.4.', OS_VERSION),
   }),
-  installTree: matching('URL of the install tree (the directory holding images/ and the repodata), e.g. https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os.', INSTALL_URL),
+  installTree: matching(
+    'URL of the install tree (the directory holding images/ and the repodata), e.g. https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os.',
+    INSTALL_URL,
+  ),
   repos: Type.Optional(
     namedList(
       'Extra package repositories, by name.',
@@ -307,18 +349,30 @@ export const InstallProfileSpecSchema = obj('The OS to install and how.', {
   network: Network,
   partitioning: Partitioning,
   packages: Type.Optional(
-    listOf('Packages (%packages): names, @groups, @^environments, and -name to exclude.', matching('One package entry.', PACKAGE), {
-      maxItems: 500,
-    }),
+    listOf(
+      'Packages (%packages): names, @groups, @^environments, and -name to exclude.',
+      matching('One package entry.', PACKAGE),
+      {
+        maxItems: 500,
+      },
+    ),
   ),
   post: Type.Optional(PostScript),
   boot: Boot,
-  timeoutMinutes: int('Minutes the install may take before it counts as failed.', { minimum: 5, maximum: 1440, default: 60 }),
+  timeoutMinutes: int('Minutes the install may take before it counts as failed.', {
+    minimum: 5,
+    maximum: 1440,
+    default: 60,
+  }),
 });
 
 export const InstallProfileStatusSchema = obj('The observed state of the profile, written by the controller.', {
   conditions: Type.Optional(conditions('Valid: the profile renders to a Kickstart file and its Secrets exist.')),
-  renderedHash: Type.Optional(str('SHA-256 of the rendered Kickstart file (with secrets), to tell when installs would differ.', { maxLength: 128 })),
+  renderedHash: Type.Optional(
+    str('SHA-256 of the rendered Kickstart file (with secrets), to tell when installs would differ.', {
+      maxLength: 128,
+    }),
+  ),
   observedGeneration: Type.Optional(
     int('The .metadata.generation the status was computed from.', { format: 'int64', minimum: 0 }),
   ),
@@ -354,7 +408,13 @@ export const installProfileResource: ResourceDefinition = {
   printerColumns: [
     conditionColumn('Valid', 'Whether the profile renders and its Secrets exist.'),
     { name: 'OS', type: 'string', jsonPath: '.spec.os.name', description: 'Distribution name.' },
-    { name: 'Version', type: 'string', jsonPath: '.spec.os.version', description: 'Distribution version.', priority: 1 },
+    {
+      name: 'Version',
+      type: 'string',
+      jsonPath: '.spec.os.version',
+      description: 'Distribution version.',
+      priority: 1,
+    },
     { name: 'Boot', type: 'string', jsonPath: '.spec.boot.method', description: 'pxe or kernel.' },
     AGE_COLUMN,
   ],

@@ -4,7 +4,11 @@ import { hostPoolResource } from './hostpool.js';
 import { installProfileResource } from './installprofile.js';
 import { virtualMachineResource } from './virtualmachine.js';
 
-export const RESOURCES: readonly ResourceDefinition[] = [virtualMachineResource, hostPoolResource, installProfileResource];
+export const RESOURCES: readonly ResourceDefinition[] = [
+  virtualMachineResource,
+  hostPoolResource,
+  installProfileResource,
+];
 
 export function resourceByKind(kind: string): ResourceDefinition | undefined {
   return RESOURCES.find((resource) => resource.kind === kind);

@@ -35,7 +35,10 @@ function compiled(resource: ResourceDefinition): ValidateFunction {
 function createAjv(): Ajv {
   const instance = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true });
   addFormats.default(instance, ['date-time']);
-  instance.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && Math.abs(n) < 2 ** 31 });
+  instance.addFormat('int32', {
+    type: 'number',
+    validate: (n: number) => Number.isInteger(n) && Math.abs(n) < 2 ** 31,
+  });
   instance.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
   // Kubernetes extensions: list-map keys and rules are enforced in validate.ts; the others are
   // annotations for the API server.
@@ -49,11 +52,15 @@ function createAjv(): Ajv {
 function closeObjects(node: JsonSchema): JsonSchema {
   const out: JsonSchema = { ...node };
   if (isRecord(node.properties)) {
-    out.properties = Object.fromEntries(Object.entries(node.properties).map(([k, v]) => [k, closeObjects(v as JsonSchema)]));
-    if (node.additionalProperties === undefined && !node['x-kubernetes-preserve-unknown-fields']) out.additionalProperties = false;
+    out.properties = Object.fromEntries(
+      Object.entries(node.properties).map(([k, v]) => [k, closeObjects(v as JsonSchema)]),
+    );
+    if (node.additionalProperties === undefined && !node['x-kubernetes-preserve-unknown-fields'])
+      out.additionalProperties = false;
   }
   if (isRecord(node.items)) out.items = closeObjects(node.items as JsonSchema);
-  if (isRecord(node.additionalProperties)) out.additionalProperties = closeObjects(node.additionalProperties as JsonSchema);
+  if (isRecord(node.additionalProperties))
+    out.additionalProperties = closeObjects(node.additionalProperties as JsonSchema);
   return out;
 }
 
@@ -84,7 +91,10 @@ function toProblem(error: ErrorObject, data: unknown): Problem {
       const field = String(params.additionalProperty);
       const known = Object.keys((error.parentSchema?.properties as Json | undefined) ?? {});
       const guess = closest(field, known);
-      return { path: formatPath([...segments, field]), message: `unknown field${guess ? ` (did you mean ${guess}?)` : ''}` };
+      return {
+        path: formatPath([...segments, field]),
+        message: `unknown field${guess ? ` (did you mean ${guess}?)` : ''}`,
+      };
     }
     case 'enum': {
       const allowed = (params.allowedValues as unknown[]).map(String).join(', ');
@@ -99,12 +109,21 @@ function toProblem(error: ErrorObject, data: unknown): Problem {
       return { path, message: typeMessage(String(params.type), value, error.parentSchema) };
     case 'minimum':
     case 'exclusiveMinimum':
-      return { path, message: `must be ${error.keyword === 'minimum' ? 'at least' : 'more than'} ${String(params.limit)} (got ${describe(value)})` };
+      return {
+        path,
+        message: `must be ${error.keyword === 'minimum' ? 'at least' : 'more than'} ${String(params.limit)} (got ${describe(value)})`,
+      };
     case 'maximum':
     case 'exclusiveMaximum':
-      return { path, message: `must be ${error.keyword === 'maximum' ? 'at most' : 'less than'} ${String(params.limit)} (got ${describe(value)})` };
+      return {
+        path,
+        message: `must be ${error.keyword === 'maximum' ? 'at most' : 'less than'} ${String(params.limit)} (got ${describe(value)})`,
+      };
     case 'minLength':
-      return { path, message: params.limit === 1 ? 'must not be empty' : `must be at least ${String(params.limit)} characters long` };
+      return {
+        path,
+        message: params.limit === 1 ? 'must not be empty' : `must be at least ${String(params.limit)} characters long`,
+      };
     case 'maxLength':
       return { path, message: `must be at most ${String(params.limit)} characters long (got ${String(value).length})` };
     case 'minItems':
@@ -114,7 +133,10 @@ function toProblem(error: ErrorObject, data: unknown): Problem {
     case 'minProperties':
       return { path, message: `must have at least ${String(params.limit)} entries` };
     case 'maxProperties':
-      return { path, message: `must have at most ${String(params.limit)} entries (got ${Object.keys(value as Json).length})` };
+      return {
+        path,
+        message: `must have at most ${String(params.limit)} entries (got ${Object.keys(value as Json).length})`,
+      };
     case 'format':
       return params.format === 'date-time'
         ? { path, message: `must be an RFC 3339 date-time such as 2024-05-01T12:00:00Z (got ${describe(value)})` }
@@ -156,7 +178,8 @@ export function closest(field: string, known: string[]): string | undefined {
   let best: { name: string; distance: number } | undefined;
   for (const name of known) {
     const distance = name.toLowerCase() === field.toLowerCase() ? 0 : editDistance(field, name);
-    if (distance <= Math.max(1, Math.floor(name.length / 4)) && (!best || distance < best.distance)) best = { name, distance };
+    if (distance <= Math.max(1, Math.floor(name.length / 4)) && (!best || distance < best.distance))
+      best = { name, distance };
   }
   return best?.name;
 }

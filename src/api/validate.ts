@@ -40,10 +40,12 @@ type Json = Record<string, unknown>;
 
 /** Checks one object as the API server would check it on create; other API groups pass untouched. */
 export function validateObject(object: unknown): Problem[] {
-  if (!isRecord(object)) return [{ path: '', message: 'not a Kubernetes object: expected a mapping with apiVersion and kind' }];
+  if (!isRecord(object))
+    return [{ path: '', message: 'not a Kubernetes object: expected a mapping with apiVersion and kind' }];
   const { apiVersion, kind } = object;
   const header: Problem[] = [];
-  if (typeof apiVersion !== 'string' || apiVersion === '') header.push({ path: 'apiVersion', message: 'required field is missing' });
+  if (typeof apiVersion !== 'string' || apiVersion === '')
+    header.push({ path: 'apiVersion', message: 'required field is missing' });
   if (typeof kind !== 'string' || kind === '') header.push({ path: 'kind', message: 'required field is missing' });
   if (header.length > 0 || typeof apiVersion !== 'string' || typeof kind !== 'string') return header;
 
@@ -66,7 +68,10 @@ export function validateObject(object: unknown): Problem[] {
  * `kubectl get -o yaml` would show it after create. Objects of other groups come back unchanged.
  */
 export function withDefaults<T>(object: T): T {
-  const resource = isRecord(object) && typeof object.kind === 'string' && object.apiVersion === API_VERSION ? resourceByKind(object.kind) : undefined;
+  const resource =
+    isRecord(object) && typeof object.kind === 'string' && object.apiVersion === API_VERSION
+      ? resourceByKind(object.kind)
+      : undefined;
   if (!resource || !isRecord(object)) return object;
   const { status, ...rest } = object;
   const data = dropNulls(structuredClone(rest)) as Json;
@@ -113,25 +118,39 @@ function validateMetadata(metadata: unknown, resource: ResourceDefinition): Prob
   for (const field of Object.keys(metadata)) {
     if (OBJECT_META_FIELDS.includes(field)) continue;
     const guess = closest(field, OBJECT_META_FIELDS);
-    problems.push({ path: formatPath(['metadata', field]), message: `unknown field${guess ? ` (did you mean ${guess}?)` : ''}` });
+    problems.push({
+      path: formatPath(['metadata', field]),
+      message: `unknown field${guess ? ` (did you mean ${guess}?)` : ''}`,
+    });
   }
   const { name, namespace, labels, annotations } = metadata;
   if (name === undefined || name === null || name === '') {
     problems.push({ path: 'metadata.name', message: 'required field is missing (kubectl apply needs a name)' });
   } else {
-    problems.push(...checkName('metadata.name', name, DNS_SUBDOMAIN.pattern, DNS_SUBDOMAIN.maxLength, DNS_SUBDOMAIN.hint));
+    problems.push(
+      ...checkName('metadata.name', name, DNS_SUBDOMAIN.pattern, DNS_SUBDOMAIN.maxLength, DNS_SUBDOMAIN.hint),
+    );
   }
   // Namespaces are DNS labels; the API server ignores the field on cluster-scoped kinds.
   if (namespace !== undefined && namespace !== null && resource.scope === 'Namespaced') {
-    problems.push(...checkName('metadata.namespace', namespace, DNS_LABEL.pattern, DNS_LABEL.maxLength, DNS_LABEL.hint));
+    problems.push(
+      ...checkName('metadata.namespace', namespace, DNS_LABEL.pattern, DNS_LABEL.maxLength, DNS_LABEL.hint),
+    );
   }
   problems.push(...checkLabels(labels), ...checkAnnotations(annotations));
   return problems;
 }
 
-function checkName(path: string, value: unknown, pattern: string, maxLength: number, hint: (v: string) => string): Problem[] {
+function checkName(
+  path: string,
+  value: unknown,
+  pattern: string,
+  maxLength: number,
+  hint: (v: string) => string,
+): Problem[] {
   if (typeof value !== 'string') return [{ path, message: `must be a string (got ${describe(value)})` }];
-  if (value.length > maxLength) return [{ path, message: `must be at most ${maxLength} characters long (got ${value.length})` }];
+  if (value.length > maxLength)
+    return [{ path, message: `must be at most ${maxLength} characters long (got ${value.length})` }];
   return new RegExp(pattern, 'u').test(value) ? [] : [{ path, message: hint(value) }];
 }
 
@@ -139,7 +158,8 @@ function checkName(path: string, value: unknown, pattern: string, maxLength: num
 function checkLabels(labels: unknown): Problem[] {
   const path = 'metadata.labels';
   if (labels === undefined || labels === null) return [];
-  if (!isRecord(labels)) return [{ path, message: `must be a mapping of label keys to values (got ${describe(labels)})` }];
+  if (!isRecord(labels))
+    return [{ path, message: `must be a mapping of label keys to values (got ${describe(labels)})` }];
   const problems: Problem[] = [];
   const valuePattern = new RegExp(LABEL_VALUE.pattern, 'u');
   for (const [key, value] of Object.entries(labels)) {
@@ -148,9 +168,15 @@ function checkLabels(labels: unknown): Problem[] {
     // A null value reads as "" (encoding/json leaves the string empty).
     if (value === null) continue;
     if (typeof value !== 'string') {
-      problems.push({ path, message: `label ${shown(key)}: the value must be a string (got ${describe(value)}): put it in quotes` });
+      problems.push({
+        path,
+        message: `label ${shown(key)}: the value must be a string (got ${describe(value)}): put it in quotes`,
+      });
     } else if (value.length > LABEL_VALUE.maxLength) {
-      problems.push({ path, message: `label ${shown(key)}: the value must be at most ${LABEL_VALUE.maxLength} characters long (got ${value.length})` });
+      problems.push({
+        path,
+        message: `label ${shown(key)}: the value must be at most ${LABEL_VALUE.maxLength} characters long (got ${value.length})`,
+      });
     } else if (!valuePattern.test(value)) {
       problems.push({ path, message: `label ${shown(key)}: ${LABEL_VALUE.hint(clip(value, 80))}` });
     }
@@ -162,14 +188,18 @@ function checkLabels(labels: unknown): Problem[] {
 function checkAnnotations(annotations: unknown): Problem[] {
   const path = 'metadata.annotations';
   if (annotations === undefined || annotations === null) return [];
-  if (!isRecord(annotations)) return [{ path, message: `must be a mapping of annotation keys to values (got ${describe(annotations)})` }];
+  if (!isRecord(annotations))
+    return [{ path, message: `must be a mapping of annotation keys to values (got ${describe(annotations)})` }];
   const problems: Problem[] = [];
   let bytes = 0;
   for (const [key, value] of Object.entries(annotations)) {
     const keyProblem = qualifiedNameProblem(key.toLowerCase());
     if (keyProblem) problems.push({ path, message: `annotation key ${shown(key)} ${keyProblem} (${KEY_EXAMPLE})` });
     if (value !== null && typeof value !== 'string') {
-      problems.push({ path, message: `annotation ${shown(key)}: the value must be a string (got ${describe(value)}): put it in quotes` });
+      problems.push({
+        path,
+        message: `annotation ${shown(key)}: the value must be a string (got ${describe(value)}): put it in quotes`,
+      });
     }
     bytes += Buffer.byteLength(key) + (typeof value === 'string' ? Buffer.byteLength(value) : 0);
   }
@@ -191,13 +221,15 @@ function qualifiedNameProblem(key: string): string | undefined {
   const [prefix, name = ''] = parts.length === 2 ? parts : [undefined, key];
   if (prefix !== undefined) {
     if (prefix === '') return "has an empty prefix before '/'";
-    if (prefix.length > DNS_SUBDOMAIN.maxLength) return `has a prefix longer than ${DNS_SUBDOMAIN.maxLength} characters (got ${prefix.length})`;
+    if (prefix.length > DNS_SUBDOMAIN.maxLength)
+      return `has a prefix longer than ${DNS_SUBDOMAIN.maxLength} characters (got ${prefix.length})`;
     if (!new RegExp(DNS_SUBDOMAIN.pattern, 'u').test(prefix)) {
       return "has a prefix that is not a DNS subdomain (lowercase letters, digits, '-' and '.')";
     }
   }
   if (name === '') return 'has an empty name';
-  if (name.length > QUALIFIED_NAME_MAX) return `has a name longer than ${QUALIFIED_NAME_MAX} characters (got ${name.length})`;
+  if (name.length > QUALIFIED_NAME_MAX)
+    return `has a name longer than ${QUALIFIED_NAME_MAX} characters (got ${name.length})`;
   if (!QUALIFIED_NAME_PART.test(name)) {
     return "has a name that is not letters, digits, '-', '_' and '.', starting and ending with a letter or digit";
   }
@@ -256,7 +288,8 @@ function walk(schema: Json, value: unknown, segments: Segment[], errorPaths: str
     value.forEach((item, index) => walk(schema.items as Json, item, [...segments, index], errorPaths, out));
   }
   if (isRecord(value) && isRecord(schema.additionalProperties)) {
-    for (const [key, child] of Object.entries(value)) walk(schema.additionalProperties, child, [...segments, key], errorPaths, out);
+    for (const [key, child] of Object.entries(value))
+      walk(schema.additionalProperties, child, [...segments, key], errorPaths, out);
   }
 }
 
@@ -299,7 +332,8 @@ export function validateFile(file: string): FileReport {
     bytes = readFileSync(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (code ?? String(error));
+    const reason =
+      code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (code ?? String(error));
     return { file, objects: 0, problems: [{ file, path: '', message: `cannot read the file: ${reason}` }] };
   }
   return validateBytes(bytes, file);
@@ -317,14 +351,19 @@ const NOT_CHECKED = 'nothing in it was checked';
 /** The text, or why the bytes are not a text file (and where). */
 function decodeText(bytes: Uint8Array): string | { message: string } {
   const nul = bytes.indexOf(0);
-  if (nul >= 0) return { message: `not a YAML or JSON text file: it holds a NUL byte at offset ${nul} (binary data?); ${NOT_CHECKED}` };
+  if (nul >= 0)
+    return {
+      message: `not a YAML or JSON text file: it holds a NUL byte at offset ${nul} (binary data?); ${NOT_CHECKED}`,
+    };
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     const offset = firstInvalidUtf8(bytes);
     const byte = (bytes[offset] ?? 0).toString(16).padStart(2, '0');
-    return { message: `not a YAML or JSON text file: byte 0x${byte} at offset ${offset} is not UTF-8 (binary data?); ${NOT_CHECKED}` };
+    return {
+      message: `not a YAML or JSON text file: byte 0x${byte} at offset ${offset} is not UTF-8 (binary data?); ${NOT_CHECKED}`,
+    };
   }
   return text;
 }
@@ -354,7 +393,16 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
   let i = 0;
   while (i < bytes.length) {
     const lead = bytes[i] ?? 0;
-    const extra = lead < 0x80 ? 0 : lead >= 0xc2 && lead <= 0xdf ? 1 : lead >= 0xe0 && lead <= 0xef ? 2 : lead >= 0xf0 && lead <= 0xf4 ? 3 : -1;
+    const extra =
+      lead < 0x80
+        ? 0
+        : lead >= 0xc2 && lead <= 0xdf
+          ? 1
+          : lead >= 0xe0 && lead <= 0xef
+            ? 2
+            : lead >= 0xf0 && lead <= 0xf4
+              ? 3
+              : -1;
     if (extra < 0) return i;
     // The second byte's range excludes overlong forms, surrogates and code points past U+10FFFF.
     const low = lead === 0xe0 ? 0xa0 : lead === 0xf0 ? 0x90 : 0x80;
@@ -400,7 +448,13 @@ export function validateText(text: string, file: string): FileReport {
     try {
       value = document.toJS();
     } catch (error) {
-      report.problems.push({ file, line: lineAt(document.range[0]), object, path: '', message: unreadableDocument(error) });
+      report.problems.push({
+        file,
+        line: lineAt(document.range[0]),
+        object,
+        path: '',
+        message: unreadableDocument(error),
+      });
       return;
     }
     if (value === null || value === undefined) return;
@@ -408,12 +462,21 @@ export function validateText(text: string, file: string): FileReport {
     const label = objectLabel(value) ?? object;
     for (const problem of validateObject(value)) {
       const offset = offsetOf(document.contents, parsePath(problem.path));
-      report.problems.push({ file, object: label, ...problem, ...(offset === undefined ? {} : { line: lineAt(offset) }) });
+      report.problems.push({
+        file,
+        object: label,
+        ...problem,
+        ...(offset === undefined ? {} : { line: lineAt(offset) }),
+      });
     }
   });
   if (syntaxErrors > MAX_SYNTAX_ERRORS) {
     const more = syntaxErrors - MAX_SYNTAX_ERRORS;
-    report.problems.push({ file, path: '', message: `${more} more YAML syntax error${more === 1 ? '' : 's'} not shown; fix the ones above first` });
+    report.problems.push({
+      file,
+      path: '',
+      message: `${more} more YAML syntax error${more === 1 ? '' : 's'} not shown; fix the ones above first`,
+    });
   }
   return report;
 }

@@ -47,12 +47,14 @@ export const VM_PHASES = [
 const CPU_MODEL = definePattern(
   '^[A-Za-z0-9_.-]+$',
   64,
-  (v) => `${JSON.stringify(v)} is not a CPU model name (host-passthrough, host-model, or a libvirt model such as Skylake-Server)`,
+  (v) =>
+    `${JSON.stringify(v)} is not a CPU model name (host-passthrough, host-model, or a libvirt model such as Skylake-Server)`,
 );
 const MAC_ADDRESS = definePattern(
   '^[0-9A-Fa-f][02468ACEace](:[0-9A-Fa-f]{2}){5}$',
   17,
-  (v) => `${JSON.stringify(v)} is not a unicast MAC address (six ':'-separated hex pairs, first octet even, e.g. 52:54:00:12:34:56)`,
+  (v) =>
+    `${JSON.stringify(v)} is not a unicast MAC address (six ':'-separated hex pairs, first octet even, e.g. 52:54:00:12:34:56)`,
 );
 const HTTP_PATH = definePattern(
   "^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$",
@@ -151,7 +153,8 @@ const hostFile = (description: string) =>
     {
       id: 'vm-host-file-no-dot-segments',
       cel: `!self.matches(${celRegex(DOT_SEGMENT)})`,
-      message: "the path may not contain '.' or '..' segments: give the file's own absolute path, e.g. /var/lib/virtfleet/boot/vmlinuz",
+      message:
+        "the path may not contain '.' or '..' segments: give the file's own absolute path, e.g. /var/lib/virtfleet/boot/vmlinuz",
       holds: (path) => !new RegExp(DOT_SEGMENT, 'u').test(path),
     },
   ]);
@@ -163,7 +166,7 @@ const KernelBoot = obj('Direct kernel boot: start the guest from a kernel and in
 });
 
 const DiskSource = withRules(
-  obj('Where the disk\'s first content comes from; set exactly one of blank, image or clone.', {
+  obj("Where the disk's first content comes from; set exactly one of blank, image or clone.", {
     blank: Type.Optional(obj('An empty disk of the given size.', {})),
     image: Type.Optional(
       obj('A disk image downloaded once from a URL (qcow2 or raw) into the pool.', {
@@ -173,7 +176,9 @@ const DiskSource = withRules(
     clone: Type.Optional(
       obj('A copy of an existing volume in a libvirt storage pool on the host.', {
         volume: matching('Name of the volume to copy.', LIBVIRT_NAME),
-        pool: Type.Optional(matching('Storage pool of that volume; defaults to the HostPool\'s spec.storage.pool.', LIBVIRT_NAME)),
+        pool: Type.Optional(
+          matching("Storage pool of that volume; defaults to the HostPool's spec.storage.pool.", LIBVIRT_NAME),
+        ),
       }),
     ),
   }),
@@ -188,7 +193,7 @@ const DiskSource = withRules(
 );
 
 const Disk = withRules(
-  obj('A virtual disk, backed by a volume the controller creates in the host\'s storage pool.', {
+  obj("A virtual disk, backed by a volume the controller creates in the host's storage pool.", {
     name: dnsLabel('Name of the disk, unique within the VM; also names its volume.'),
     size: Type.Optional(
       withRules(
@@ -221,9 +226,11 @@ const Disk = withRules(
       ),
     ),
     bus: oneOf('Bus the guest sees the disk on.', ['virtio', 'sata', 'scsi'], { default: 'virtio' }),
-    bootOrder: Type.Optional(int('Boot priority among the VM\'s disks, 1 first; unique within the VM.', { minimum: 1, maximum: 32 })),
+    bootOrder: Type.Optional(
+      int("Boot priority among the VM's disks, 1 first; unique within the VM.", { minimum: 1, maximum: 32 }),
+    ),
     readOnly: bool('Attach the disk read-only.', false),
-    retain: bool('Keep the disk\'s volume on the host when the VM is deleted (it is deleted by default).', false),
+    retain: bool("Keep the disk's volume on the host when the VM is deleted (it is deleted by default).", false),
     source: DiskSource,
   }),
   [
@@ -239,7 +246,7 @@ const Disk = withRules(
 );
 
 const Network = withRules(
-  obj('A network interface. With neither network nor bridge it joins the HostPool\'s spec.network.name.', {
+  obj("A network interface. With neither network nor bridge it joins the HostPool's spec.network.name.", {
     name: dnsLabel('Name of the interface, unique within the VM.'),
     network: Type.Optional(matching('libvirt network to join.', LIBVIRT_NAME, { maxLength: 64 })),
     bridge: Type.Optional(matching('Host bridge to join, e.g. br0.', INTERFACE_NAME)),
@@ -273,10 +280,22 @@ const HealthCheck = withRules(
         scheme: oneOf('HTTP or HTTPS (certificates are not verified).', ['HTTP', 'HTTPS'], { default: 'HTTP' }),
       }),
     ),
-    initialDelaySeconds: int('Seconds after the guest starts before the first probe.', { minimum: 0, maximum: 3600, default: 0 }),
+    initialDelaySeconds: int('Seconds after the guest starts before the first probe.', {
+      minimum: 0,
+      maximum: 3600,
+      default: 0,
+    }),
     periodSeconds: int('Seconds between probes.', { minimum: 1, maximum: 3600, default: 10 }),
-    timeoutSeconds: int('Seconds a probe may take; less than periodSeconds.', { minimum: 1, maximum: 3600, default: 1 }),
-    failureThreshold: int('Consecutive failed probes after which the guest is restarted.', { minimum: 1, maximum: 100, default: 3 }),
+    timeoutSeconds: int('Seconds a probe may take; less than periodSeconds.', {
+      minimum: 1,
+      maximum: 3600,
+      default: 1,
+    }),
+    failureThreshold: int('Consecutive failed probes after which the guest is restarted.', {
+      minimum: 1,
+      maximum: 100,
+      default: 3,
+    }),
   }),
   [
     {
@@ -335,16 +354,23 @@ const Placement = obj('Constraints on which host runs the VM.', {
 
 export const VirtualMachineSpecSchema = withRules(
   obj('The desired state of the VM.', {
-    hostPoolRef: localObjectReference('The HostPool whose hosts may run the VM.', 'Name of the (cluster-scoped) HostPool.'),
+    hostPoolRef: localObjectReference(
+      'The HostPool whose hosts may run the VM.',
+      'Name of the (cluster-scoped) HostPool.',
+    ),
     placement: Type.Optional(Placement),
     hypervisor: oneOf(
-      'kvm, xen, or auto: let the scheduler choose from the pool\'s hosts and spec.workload (the choice and its reason go to status).',
+      "kvm, xen, or auto: let the scheduler choose from the pool's hosts and spec.workload (the choice and its reason go to status).",
       ['kvm', 'xen', 'auto'],
       { default: 'auto' },
     ),
-    workload: oneOf('What the VM mostly does; guides the choice when hypervisor is auto.', ['compute', 'io', 'general'], {
-      default: 'general',
-    }),
+    workload: oneOf(
+      'What the VM mostly does; guides the choice when hypervisor is auto.',
+      ['compute', 'io', 'general'],
+      {
+        default: 'general',
+      },
+    ),
     runStrategy: oneOf(
       'Always: keep running; RerunOnFailure: restart only after a failure; Manual: start and stop only on request; Halted: keep stopped.',
       RUN_STRATEGIES,
@@ -359,7 +385,7 @@ export const VirtualMachineSpecSchema = withRules(
     networks: Type.Optional(namedList('Network interfaces, by name.', Network, { maxItems: 16 })),
     install: Type.Optional(
       obj('Install an OS on first boot; later boots start from disk.', {
-        profileRef: localObjectReference('The InstallProfile to install, in the VM\'s namespace.'),
+        profileRef: localObjectReference("The InstallProfile to install, in the VM's namespace."),
       }),
     ),
     healthCheck: Type.Optional(HealthCheck),
@@ -416,8 +442,10 @@ export const VirtualMachineStatusSchema = obj('The observed state of the VM, wri
   phase: Type.Optional(oneOf('A one-word summary for humans; conditions carry the details.', VM_PHASES)),
   host: Type.Optional(str('Name of the HostPool host the VM is placed on.', { maxLength: 63 })),
   hypervisor: Type.Optional(oneOf('The hypervisor the VM runs on.', HYPERVISORS)),
-  hypervisorReason: Type.Optional(str('Why that hypervisor was chosen (mainly for hypervisor auto).', { maxLength: 1024 })),
-  domainUUID: Type.Optional(str('UUID of the libvirt domain; equal to the object\'s metadata.uid.', { maxLength: 36 })),
+  hypervisorReason: Type.Optional(
+    str('Why that hypervisor was chosen (mainly for hypervisor auto).', { maxLength: 1024 }),
+  ),
+  domainUUID: Type.Optional(str("UUID of the libvirt domain; equal to the object's metadata.uid.", { maxLength: 36 })),
   domainName: Type.Optional(str('Name of the libvirt domain on the host.', { maxLength: 253 })),
   addresses: Type.Optional(
     listOf(
@@ -432,20 +460,29 @@ export const VirtualMachineStatusSchema = obj('The observed state of the VM, wri
   ),
   restarts: Type.Optional(int('How often the controller restarted the VM after failures.', { minimum: 0 })),
   migration: Type.Optional(
-    obj('A live migration under way (written before it starts, so a restarted controller can tell where the VM ended up).', {
-      source: str('Host it leaves.', { maxLength: 63 }),
-      target: str('Host it goes to.', { maxLength: 63 }),
-      started: str('When it started (RFC 3339).', { format: 'date-time' }),
-    }),
+    obj(
+      'A live migration under way (written before it starts, so a restarted controller can tell where the VM ended up).',
+      {
+        source: str('Host it leaves.', { maxLength: 63 }),
+        target: str('Host it goes to.', { maxLength: 63 }),
+        started: str('When it started (RFC 3339).', { format: 'date-time' }),
+      },
+    ),
   ),
   lastAction: Type.Optional(
-    obj('The last operation asked through the virtfleet.io/action annotation (virtfleet vm start|stop|…), and what came of it.', {
-      id: str('virtfleet.io/action-id of the request.', { maxLength: 128 }),
-      action: str('The action asked: start, stop, restart, pause, unpause or migrate.', { maxLength: 32 }),
-      state: oneOf('InProgress, Succeeded, Failed (tried, did not work), or Refused (not tried; the message says why).', ['InProgress', 'Succeeded', 'Failed', 'Refused']),
-      message: Type.Optional(str('What happened.', { maxLength: 1024 })),
-      time: str('When the state last changed (RFC 3339).', { format: 'date-time' }),
-    }),
+    obj(
+      'The last operation asked through the virtfleet.io/action annotation (virtfleet vm start|stop|…), and what came of it.',
+      {
+        id: str('virtfleet.io/action-id of the request.', { maxLength: 128 }),
+        action: str('The action asked: start, stop, restart, pause, unpause or migrate.', { maxLength: 32 }),
+        state: oneOf(
+          'InProgress, Succeeded, Failed (tried, did not work), or Refused (not tried; the message says why).',
+          ['InProgress', 'Succeeded', 'Failed', 'Refused'],
+        ),
+        message: Type.Optional(str('What happened.', { maxLength: 1024 })),
+        time: str('When the state last changed (RFC 3339).', { format: 'date-time' }),
+      },
+    ),
   ),
   conditions: Type.Optional(
     conditions('Scheduled, Provisioned, Installed, Ready, Healthy and Migrating, each for the generation it saw.'),
@@ -483,10 +520,15 @@ export const virtualMachineResource: ResourceDefinition = {
   spec: VirtualMachineSpecSchema,
   status: VirtualMachineStatusSchema,
   printerColumns: [
-    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Summary of the VM\'s state.' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: "Summary of the VM's state." },
     { name: 'Host', type: 'string', jsonPath: '.status.host', description: 'Host the VM is placed on.' },
     { name: 'Hypervisor', type: 'string', jsonPath: '.status.hypervisor', description: 'kvm or xen.' },
-    { name: 'IP', type: 'string', jsonPath: '.status.addresses[0].ip', description: 'First address the guest reported.' },
+    {
+      name: 'IP',
+      type: 'string',
+      jsonPath: '.status.addresses[0].ip',
+      description: 'First address the guest reported.',
+    },
     conditionColumn('Ready', 'Whether the guest is up (and healthy, with a healthCheck).'),
     AGE_COLUMN,
   ],

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // The `virtfleet` command. Each subcommand lives in its own module and is only wired in here.
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, type CommanderError } from 'commander';
 import { controllerCommand } from './controller.js';
 import { devCommand } from './dev.js';
 import { EXIT_USAGE, validateCommand } from './validate.js';
 import { vmCommand } from './vm.js';
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 const program = new Command('virtfleet')
   .description('run virtual machines on KVM and Xen hosts from Kubernetes')

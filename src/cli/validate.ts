@@ -41,7 +41,9 @@ function escaping(output: Output): Output {
 
 export function validateCommand(): Command {
   return new Command('validate')
-    .description('check virtfleet manifests (schema, cross-field rules, names) as the API server would, without a cluster')
+    .description(
+      'check virtfleet manifests (schema, cross-field rules, names) as the API server would, without a cluster',
+    )
     .argument('<paths...>', 'manifest files, or directories searched recursively for *.yaml, *.yml and *.json')
     .addHelpText(
       'after',
@@ -96,7 +98,9 @@ export function runValidate(paths: string[], rawOutput: Output = processOutput):
 
 export function formatProblem(problem: FileProblem): string {
   const location = problem.line === undefined ? problem.file : `${problem.file}:${problem.line}`;
-  return [location, problem.object, problem.path, problem.message].filter((part) => part !== undefined && part !== '').join(': ');
+  return [location, problem.object, problem.path, problem.message]
+    .filter((part) => part !== undefined && part !== '')
+    .join(': ');
 }
 
 /** The manifest files a path stands for, sorted; undefined when it does not exist. */

@@ -5,10 +5,23 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command, Option } from 'commander';
-import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, MIGRATE_TO_ANNOTATION, VM_ACTIONS, type VmAction } from '../controllers/vm-actions.js';
+import {
+  ACTION_ANNOTATION,
+  ACTION_ID_ANNOTATION,
+  MIGRATE_TO_ANNOTATION,
+  VM_ACTIONS,
+  type VmAction,
+} from '../controllers/vm-actions.js';
 import { VIRTUAL_MACHINE, VM_FINALIZER, type VmObject } from '../controllers/resources.js';
 import { findCondition, type Condition } from '../runtime/conditions.js';
-import { checkNamespace, checkObjectName, InvalidNameError, isNotFound, KubeClient, namespaceProblem } from '../runtime/kube-client.js';
+import {
+  checkNamespace,
+  checkObjectName,
+  InvalidNameError,
+  isNotFound,
+  KubeClient,
+  namespaceProblem,
+} from '../runtime/kube-client.js';
 import { KubeConfigError, loadKubeConfig } from './controller.js';
 
 const POLL_MS = 500;
@@ -26,7 +39,8 @@ const DESCRIPTIONS: Record<VmAction, string> = {
   restart: 'shut the VM down and start it again (a cold restart: it boots its current definition)',
   pause: 'pause the running VM; it stays paused until `vm unpause`',
   unpause: 'resume a paused VM',
-  migrate: 'live-migrate the running VM to another host of its pool (--to HOST, or the scheduler chooses); it keeps running throughout',
+  migrate:
+    'live-migrate the running VM to another host of its pool (--to HOST, or the scheduler chooses); it keeps running throughout',
 };
 
 export class CliError extends Error {}
@@ -58,7 +72,7 @@ function checkedTarget(name: string, flags: VmFlags & { to?: string }): Target {
     throw error instanceof KubeConfigError ? new UsageError(error.message) : error;
   }
   const namespace = flags.namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? 'default';
-  usage(() => checkNamespace(namespace), 'the kubeconfig context\'s namespace');
+  usage(() => checkNamespace(namespace), "the kubeconfig context's namespace");
   return { client: new KubeClient(config, 'virtfleet-cli'), namespace, timeoutMs: ms };
 }
 
@@ -73,7 +87,8 @@ function usage(check: () => void, what: string): void {
 
 function timeoutMs(value: string): number {
   const seconds = /^\d+(\.\d+)?s?$/.test(value) ? Number(value.replace(/s$/, '')) : NaN;
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout: "${value}" is not a positive number of seconds`);
+  if (!Number.isFinite(seconds) || seconds <= 0)
+    throw new UsageError(`--timeout: "${value}" is not a positive number of seconds`);
   return seconds * 1000;
 }
 
@@ -102,14 +117,22 @@ function printer(out: (line: string) => void, label: string): (vm: VmObject) => 
   };
 }
 
-export async function runAction(action: VmAction, name: string, flags: VmFlags & { to?: string }, out: (line: string) => void): Promise<void> {
+export async function runAction(
+  action: VmAction,
+  name: string,
+  flags: VmFlags & { to?: string },
+  out: (line: string) => void,
+): Promise<void> {
   const { client, namespace, timeoutMs: waitMs } = checkedTarget(name, flags);
   const label = `vm/${name}:`;
-  if (!(await getVm(client, namespace, name))) throw new CliError(`virtualmachine ${name} not found in namespace ${namespace}`);
+  if (!(await getVm(client, namespace, name)))
+    throw new CliError(`virtualmachine ${name} not found in namespace ${namespace}`);
   const id = `${new Date().toISOString()}-${randomBytes(3).toString('hex')}`;
   // migrate-to is set or cleared with every request, so an old target never applies to a new one.
   const target = action === 'migrate' ? { [MIGRATE_TO_ANNOTATION]: flags.to ?? null } : {};
-  await client.patch(VIRTUAL_MACHINE, namespace, name, { metadata: { annotations: { [ACTION_ANNOTATION]: action, [ACTION_ID_ANNOTATION]: id, ...target } } });
+  await client.patch(VIRTUAL_MACHINE, namespace, name, {
+    metadata: { annotations: { [ACTION_ANNOTATION]: action, [ACTION_ID_ANNOTATION]: id, ...target } },
+  });
   out(`${label} asked to ${action} (${ACTION_ID_ANNOTATION}=${id})`);
   if (!flags.wait) return;
   const deadline = Date.now() + waitMs;
@@ -128,7 +151,10 @@ export async function runAction(action: VmAction, name: string, flags: VmFlags &
       if (last.state === 'Failed') throw new CliError(`${action} failed: ${last.message ?? ''}`);
     }
     if (Date.now() > deadline) {
-      const state = last?.id === id ? `${last.state}: ${last.message ?? ''}` : 'not taken up by the controller yet (is it running?)';
+      const state =
+        last?.id === id
+          ? `${last.state}: ${last.message ?? ''}`
+          : 'not taken up by the controller yet (is it running?)';
       throw new CliError(`${action} not finished after ${flags.timeout} s: ${state}`);
     }
     await delay(POLL_MS);
@@ -145,7 +171,9 @@ export async function runDelete(name: string, flags: DeleteFlags, out: (line: st
   const vm = await getVm(client, namespace, name);
   if (!vm) throw new CliError(`virtualmachine ${name} not found in namespace ${namespace}`);
   if (!vm.metadata.deletionTimestamp) await client.delete(VIRTUAL_MACHINE, namespace, name);
-  out(`${label} deleting (shut down, then the domain and its volumes are removed from ${vm.status?.host ?? 'its host'})`);
+  out(
+    `${label} deleting (shut down, then the domain and its volumes are removed from ${vm.status?.host ?? 'its host'})`,
+  );
   if (!flags.wait && !flags.force) return;
   const deadline = Date.now() + waitMs;
   const show = printer(out, label);
@@ -177,13 +205,15 @@ export async function runDelete(name: string, flags: DeleteFlags, out: (line: st
   );
   const finalizers = (current.metadata.finalizers ?? []).filter((f) => f !== VM_FINALIZER);
   // The resourceVersion guards against a finalizer list changed meanwhile.
-  await client.patch(VIRTUAL_MACHINE, namespace, name, { metadata: { finalizers, resourceVersion: current.metadata.resourceVersion } });
+  await client.patch(VIRTUAL_MACHINE, namespace, name, {
+    metadata: { finalizers, resourceVersion: current.metadata.resourceVersion },
+  });
   out(`${label} finalizer removed; the object is gone`);
 }
 
 function common(command: Command, timeout: string): Command {
   return command
-    .option('-n, --namespace <namespace>', 'namespace of the VM (default: the kubeconfig context\'s, else default)')
+    .option('-n, --namespace <namespace>', "namespace of the VM (default: the kubeconfig context's, else default)")
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
     .option('--no-wait', 'return once asked, without following the outcome')
     .addOption(new Option('--timeout <seconds>', 'how long to follow the outcome').default(timeout));
@@ -200,9 +230,16 @@ export function vmCommand(): Command {
   const vm = new Command('vm').description('operations on one VirtualMachine');
   const out = (line: string) => process.stdout.write(`${line}\n`);
   for (const action of VM_ACTIONS) {
-    const command = common(new Command(action).argument('<name>', 'the VirtualMachine').description(DESCRIPTIONS[action]), action === 'migrate' ? '900' : '300');
-    if (action === 'migrate') command.option('--to <host>', 'the destination host (a name in the VM\'s HostPool)');
-    vm.addCommand(command.action((name: string, flags: VmFlags & { to?: string }) => handle(() => runAction(action, name, flags, out))));
+    const command = common(
+      new Command(action).argument('<name>', 'the VirtualMachine').description(DESCRIPTIONS[action]),
+      action === 'migrate' ? '900' : '300',
+    );
+    if (action === 'migrate') command.option('--to <host>', "the destination host (a name in the VM's HostPool)");
+    vm.addCommand(
+      command.action((name: string, flags: VmFlags & { to?: string }) =>
+        handle(() => runAction(action, name, flags, out)),
+      ),
+    );
   }
   vm.addCommand(
     common(
@@ -216,7 +253,11 @@ export function vmCommand(): Command {
         ),
       '120',
     )
-      .option('--force', 'remove the finalizer after --timeout even though the domain could not be removed (see RISK above)', false)
+      .option(
+        '--force',
+        'remove the finalizer after --timeout even though the domain could not be removed (see RISK above)',
+        false,
+      )
       .action((name: string, flags: DeleteFlags) => handle(() => runDelete(name, flags, out))),
   );
   return vm;

@@ -50,7 +50,13 @@ export class CrashBackoff {
 
   /** A failure seen now; returns when the VM may start again. */
   failure(uid: string, spec: BackoffSpec, now: number): FailureVerdict {
-    const track = this.tracks.get(uid) ?? { failures: 0, startedAt: undefined, startAt: undefined, detectedAt: undefined, delayMs: 0 };
+    const track = this.tracks.get(uid) ?? {
+      failures: 0,
+      startedAt: undefined,
+      startAt: undefined,
+      detectedAt: undefined,
+      delayMs: 0,
+    };
     const stable = track.startedAt !== undefined && now - track.startedAt >= stableAfterMs(spec);
     track.failures = stable ? 1 : track.failures + 1;
     const delayMs = backoffDelayMs(track.failures, spec, this.random);
@@ -62,7 +68,10 @@ export class CrashBackoff {
   }
 
   /** The restart that is due, if one is pending: undefined when none, else ms left (≤ 0: due). */
-  pending(uid: string, now: number): { leftMs: number; startAt: number; failures: number; delayMs: number } | undefined {
+  pending(
+    uid: string,
+    now: number,
+  ): { leftMs: number; startAt: number; failures: number; delayMs: number } | undefined {
     const track = this.tracks.get(uid);
     if (track?.startAt === undefined) return undefined;
     return { leftMs: track.startAt - now, startAt: track.startAt, failures: track.failures, delayMs: track.delayMs };
@@ -70,7 +79,13 @@ export class CrashBackoff {
 
   /** The VM was started now; returns when the failure it recovers from was seen, if any. */
   started(uid: string, now: number): number | undefined {
-    const track = this.tracks.get(uid) ?? { failures: 0, startedAt: undefined, startAt: undefined, detectedAt: undefined, delayMs: 0 };
+    const track = this.tracks.get(uid) ?? {
+      failures: 0,
+      startedAt: undefined,
+      startAt: undefined,
+      detectedAt: undefined,
+      delayMs: 0,
+    };
     const detectedAt = track.detectedAt;
     track.startedAt = now;
     track.startAt = undefined;

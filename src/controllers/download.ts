@@ -18,12 +18,17 @@ export interface DownloadProgress {
  * `progress` (`total` from Content-Length). Rejects on a failed fetch, an HTTP error, a body
  * shorter than its Content-Length, or `signal` aborting.
  */
-export async function downloadToFile(url: string, file: string, progress: DownloadProgress, signal?: AbortSignal): Promise<void> {
+export async function downloadToFile(
+  url: string,
+  file: string,
+  progress: DownloadProgress,
+  signal?: AbortSignal,
+): Promise<void> {
   let response: Response;
   try {
     response = await fetch(url, { signal, redirect: 'follow' });
   } catch (error) {
-    throw new Error(`cannot fetch: ${errorText(error)}`);
+    throw new Error(`cannot fetch: ${errorText(error)}`, { cause: error });
   }
   if (!response.ok || !response.body) {
     await response.body?.cancel().catch(() => undefined);
@@ -37,7 +42,12 @@ export async function downloadToFile(url: string, file: string, progress: Downlo
       callback(null, chunk);
     },
   });
-  await pipeline(Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>), counter, createWriteStream(file, { mode: 0o600 }), { signal });
+  await pipeline(
+    Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>),
+    counter,
+    createWriteStream(file, { mode: 0o600 }),
+    { signal },
+  );
   if (progress.total !== undefined && progress.received !== progress.total) {
     throw new Error(`download ended after ${progress.received} of ${progress.total} bytes`);
   }

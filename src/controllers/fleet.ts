@@ -297,14 +297,18 @@ export class Fleet {
       for (const host of affected) {
         // Bookkeeping only; the HostPool controller decides what it means.
         if (event.type === 'disconnected') {
-          host.disconnected = { reason: event.reason, ...(event.message === undefined ? {} : { message: event.message }) };
+          host.disconnected = {
+            reason: event.reason,
+            ...(event.message === undefined ? {} : { message: event.message }),
+          };
           host.factsStale = true;
         } else {
           host.disconnected = undefined;
           host.lastBeatAt = 0; // re-read the host at the next reconcile, not a period later
         }
       }
-      for (const pool of new Set(affected.map((host) => host.pool))) for (const listener of this.poolListeners) listener(pool, event);
+      for (const pool of new Set(affected.map((host) => host.pool)))
+        for (const listener of this.poolListeners) listener(pool, event);
       return;
     }
     for (const listener of this.domainListeners) listener(event.domain.uuid, event, uri);

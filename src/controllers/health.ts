@@ -24,32 +24,60 @@ export function tcpProbe(address: string, port: number, timeoutMs: number): Prom
     };
     socket.once('connect', () => done({ ok: true, message: `${where}: connected` }));
     socket.once('timeout', () => done({ ok: false, message: `${where}: no connection within ${timeoutMs / 1000} s` }));
-    socket.once('error', (error: NodeJS.ErrnoException) => done({ ok: false, message: `${where}: ${error.code ?? error.message}` }));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      done({ ok: false, message: `${where}: ${error.code ?? error.message}` }),
+    );
   });
 }
 
 /** An HTTP(S) GET; healthy on 2xx and 3xx. Certificates are not verified (guests often have self-signed ones). */
-export function httpProbe(address: string, port: number, path: string, scheme: 'HTTP' | 'HTTPS', timeoutMs: number): Promise<ProbeResult> {
+export function httpProbe(
+  address: string,
+  port: number,
+  path: string,
+  scheme: 'HTTP' | 'HTTPS',
+  timeoutMs: number,
+): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const host = address.includes(':') ? `[${address}]` : address;
     const where = `${scheme.toLowerCase()}://${host}:${port}${path}`;
     const send = scheme === 'HTTPS' ? httpsRequest : httpRequest;
-    const request = send({ host: address, port, path, method: 'GET', timeout: timeoutMs, rejectUnauthorized: false, headers: { 'user-agent': 'virtfleet-probe' } }, (response) => {
-      response.resume();
-      const status = response.statusCode ?? 0;
-      resolve(status >= 200 && status < 400 ? { ok: true, message: `${where}: HTTP ${status}` } : { ok: false, message: `${where}: HTTP ${status}` });
-    });
+    const request = send(
+      {
+        host: address,
+        port,
+        path,
+        method: 'GET',
+        timeout: timeoutMs,
+        rejectUnauthorized: false,
+        headers: { 'user-agent': 'virtfleet-probe' },
+      },
+      (response) => {
+        response.resume();
+        const status = response.statusCode ?? 0;
+        resolve(
+          status >= 200 && status < 400
+            ? { ok: true, message: `${where}: HTTP ${status}` }
+            : { ok: false, message: `${where}: HTTP ${status}` },
+        );
+      },
+    );
     request.once('timeout', () => {
       request.destroy();
       resolve({ ok: false, message: `${where}: no answer within ${timeoutMs / 1000} s` });
     });
-    request.once('error', (error: NodeJS.ErrnoException) => resolve({ ok: false, message: `${where}: ${error.code ?? error.message}` }));
+    request.once('error', (error: NodeJS.ErrnoException) =>
+      resolve({ ok: false, message: `${where}: ${error.code ?? error.message}` }),
+    );
     request.end();
   });
 }
 
 /** One probe of the VM as its health check says; `address` is its first known address. */
-export async function probeOnce(check: HealthCheck, target: { address: string | undefined; uid: string; hypervisor: Hypervisor }): Promise<ProbeResult> {
+export async function probeOnce(
+  check: HealthCheck,
+  target: { address: string | undefined; uid: string; hypervisor: Hypervisor },
+): Promise<ProbeResult> {
   const timeoutMs = check.timeoutSeconds * 1000;
   if (check.guestAgent) {
     try {
@@ -60,7 +88,11 @@ export async function probeOnce(check: HealthCheck, target: { address: string | 
     }
   }
   const port = check.tcp?.port ?? check.http?.port ?? 0;
-  if (!target.address) return { ok: false, message: `no address known for the guest (status.addresses is empty), cannot probe port ${port}` };
+  if (!target.address)
+    return {
+      ok: false,
+      message: `no address known for the guest (status.addresses is empty), cannot probe port ${port}`,
+    };
   if (check.tcp) return tcpProbe(target.address, check.tcp.port, timeoutMs);
   if (check.http) return httpProbe(target.address, check.http.port, check.http.path, check.http.scheme, timeoutMs);
   return { ok: false, message: 'spec.healthCheck names no probe' };

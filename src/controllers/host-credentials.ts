@@ -25,15 +25,19 @@ export interface SecretRef {
 }
 
 export type CredentialsResolution =
-  | { ok: true; credentials: HostCredentials }
-  | { ok: false; reason: string; message: string };
+  { ok: true; credentials: HostCredentials } | { ok: false; reason: string; message: string };
 
 export const SSH_KEYS = ['ssh-privatekey', 'known_hosts'] as const;
 export const TLS_KEYS = ['tls.crt', 'tls.key', 'ca.crt'] as const;
 
 /** The credentials for `uri` in the Secret's data (base64, as the API returns it). */
-export function credentialsFromSecret(uri: string, ref: SecretRef, data: Record<string, string> | undefined): CredentialsResolution {
-  const value = (key: string): Buffer | undefined => (data?.[key] === undefined ? undefined : Buffer.from(data[key]!, 'base64'));
+export function credentialsFromSecret(
+  uri: string,
+  ref: SecretRef,
+  data: Record<string, string> | undefined,
+): CredentialsResolution {
+  const value = (key: string): Buffer | undefined =>
+    data?.[key] === undefined ? undefined : Buffer.from(data[key]!, 'base64');
   const text = (key: string) => value(key)?.toString('utf8');
   const secret = `Secret ${ref.namespace}/${ref.name}`;
   const missing = (keys: readonly string[]) => keys.filter((key) => value(key) === undefined);
@@ -45,14 +49,20 @@ export function credentialsFromSecret(uri: string, ref: SecretRef, data: Record<
   const transport = transportOf(uri);
   if (transport === 'ssh') {
     const absent = missing(SSH_KEYS);
-    if (absent.length > 0) return invalid(`${secret} lacks ${absent.join(', ')} (an +ssh URI needs ${SSH_KEYS.join(' and ')}; host-key checking stays on)`);
+    if (absent.length > 0)
+      return invalid(
+        `${secret} lacks ${absent.join(', ')} (an +ssh URI needs ${SSH_KEYS.join(' and ')}; host-key checking stays on)`,
+      );
     credentials.ssh = { privateKey: value('ssh-privatekey')!, knownHosts: value('known_hosts')! };
   } else if (transport === 'tls') {
     const absent = missing(TLS_KEYS);
-    if (absent.length > 0) return invalid(`${secret} lacks ${absent.join(', ')} (a +tls URI needs ${TLS_KEYS.join(', ')})`);
+    if (absent.length > 0)
+      return invalid(`${secret} lacks ${absent.join(', ')} (a +tls URI needs ${TLS_KEYS.join(', ')})`);
     credentials.tls = { cert: value('tls.crt')!, key: value('tls.key')!, ca: value('ca.crt')! };
   } else if (username === undefined && password === undefined) {
-    return invalid(`${secret} has neither username nor password, the only credentials a ${uri.split(':')[0]} URI can use`);
+    return invalid(
+      `${secret} has neither username nor password, the only credentials a ${uri.split(':')[0]} URI can use`,
+    );
   }
   return { ok: true, credentials };
 }
@@ -62,7 +72,12 @@ function invalid(message: string): CredentialsResolution {
 }
 
 /** The credentials of a host whose spec names `ref`, from the cached Secrets of `namespace`. */
-export function resolveCredentials(uri: string, ref: SecretRef, namespace: string, secrets: Informer<SecretObject> | undefined): CredentialsResolution {
+export function resolveCredentials(
+  uri: string,
+  ref: SecretRef,
+  namespace: string,
+  secrets: Informer<SecretObject> | undefined,
+): CredentialsResolution {
   if (ref.namespace !== namespace) {
     return {
       ok: false,
@@ -72,8 +87,18 @@ export function resolveCredentials(uri: string, ref: SecretRef, namespace: strin
         `namespace ${namespace} (the only one it may read Secrets in); move the Secret there and point credentialsSecretRef at it`,
     };
   }
-  if (!secrets) return { ok: false, reason: HOST_REASONS.CredentialsNotFound, message: `this controller reads no Secrets; Secret ${ref.namespace}/${ref.name} cannot be used` };
+  if (!secrets)
+    return {
+      ok: false,
+      reason: HOST_REASONS.CredentialsNotFound,
+      message: `this controller reads no Secrets; Secret ${ref.namespace}/${ref.name} cannot be used`,
+    };
   const secret = secrets.get(`${ref.namespace}/${ref.name}`);
-  if (!secret) return { ok: false, reason: HOST_REASONS.CredentialsNotFound, message: `Secret ${ref.namespace}/${ref.name} (credentialsSecretRef) does not exist` };
+  if (!secret)
+    return {
+      ok: false,
+      reason: HOST_REASONS.CredentialsNotFound,
+      message: `Secret ${ref.namespace}/${ref.name} (credentialsSecretRef) does not exist`,
+    };
   return credentialsFromSecret(uri, ref, secret.data);
 }

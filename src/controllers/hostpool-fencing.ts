@@ -20,7 +20,10 @@ export class HostFencer {
   private readonly fencingRuns = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly options: Pick<HostPoolControllerOptions, 'events' | 'metrics' | 'logger' | 'secrets' | 'credentialsNamespace'>,
+    private readonly options: Pick<
+      HostPoolControllerOptions,
+      'events' | 'metrics' | 'logger' | 'secrets' | 'credentialsNamespace'
+    >,
     private readonly now: () => number,
     /** A fencing run ended: the pool is looked at again. */
     private readonly done: (pool: string) => void,
@@ -38,7 +41,13 @@ export class HostFencer {
       if (!host.fencing) {
         // After a controller restart: what this controller wrote before.
         const before = pool.status?.hosts?.find((entry) => entry.name === host.name)?.fencing;
-        if (before) host.fencing = { state: before.state, message: before.message ?? '', attempts: before.attempts ?? 0, time: before.time };
+        if (before)
+          host.fencing = {
+            state: before.state,
+            message: before.message ?? '',
+            attempts: before.attempts ?? 0,
+            time: before.time,
+          };
       }
       const declared = pool.spec.hosts.find((entry) => entry.name === host.name)?.fencing;
       if (declared?.method !== 'command' || !declared.command) continue;
@@ -56,19 +65,30 @@ export class HostFencer {
     }
   }
 
-  private async runFencing(pool: PoolObject, host: FleetHost, declared: NonNullable<PoolObject['spec']['hosts'][number]['fencing']>): Promise<void> {
+  private async runFencing(
+    pool: PoolObject,
+    host: FleetHost,
+    declared: NonNullable<PoolObject['spec']['hosts'][number]['fencing']>,
+  ): Promise<void> {
     const { events, metrics, logger, secrets, credentialsNamespace } = this.options;
     const poolName = pool.metadata.name ?? '';
     const attempts = (host.fencing?.attempts ?? 0) + 1;
     const now = () => rfc3339(this.now());
     const argv = declared.command ?? [];
     host.fencing = { state: 'Fencing', message: `running ${argv[0]} (attempt ${attempts})`, attempts, time: now() };
-    if (events) void events.record(pool, 'Warning', POOL_EVENTS.Fencing, `host ${host.name} failed (${host.readiness.reason}); fencing it with ${argv[0]} (attempt ${attempts})`);
+    if (events)
+      void events.record(
+        pool,
+        'Warning',
+        POOL_EVENTS.Fencing,
+        `host ${host.name} failed (${host.readiness.reason}); fencing it with ${argv[0]} (attempt ${attempts})`,
+      );
     let secretData: Record<string, string> | undefined;
     let problem: string | undefined;
     if (declared.secretRef) {
       const ref = declared.secretRef;
-      if (ref.namespace !== credentialsNamespace) problem = `fencing.secretRef names Secret ${ref.namespace}/${ref.name}, but Secrets are read only in ${credentialsNamespace}`;
+      if (ref.namespace !== credentialsNamespace)
+        problem = `fencing.secretRef names Secret ${ref.namespace}/${ref.name}, but Secrets are read only in ${credentialsNamespace}`;
       else {
         secretData = secrets?.get(`${ref.namespace}/${ref.name}`)?.data;
         if (!secretData) problem = `fencing.secretRef: Secret ${ref.namespace}/${ref.name} not found`;
@@ -77,8 +97,16 @@ export class HostFencer {
     let outcome: { ok: boolean; message: string };
     if (problem) outcome = { ok: false, message: problem };
     else {
-      const { env, secrets: hidden, skipped } = fencingEnv({ pool: poolName, host: host.name, uri: host.uri, path: process.env.PATH }, secretData);
-      if (skipped.length > 0) logger.warn({ pool: poolName, host: host.name, keys: skipped }, 'fencing Secret keys that are not environment variable names are not passed');
+      const {
+        env,
+        secrets: hidden,
+        skipped,
+      } = fencingEnv({ pool: poolName, host: host.name, uri: host.uri, path: process.env.PATH }, secretData);
+      if (skipped.length > 0)
+        logger.warn(
+          { pool: poolName, host: host.name, keys: skipped },
+          'fencing Secret keys that are not environment variable names are not passed',
+        );
       outcome = await runFencingCommand({ argv, env, secrets: hidden, timeoutMs: FENCING_TIMEOUT_MS });
     }
     metrics?.fencingActions.inc({ pool: poolName, host: host.name, result: outcome.ok ? 'success' : 'failure' });
@@ -86,12 +114,30 @@ export class HostFencer {
     if (outcome.ok) {
       host.fencing = { state: 'Fenced', message: outcome.message, attempts, time: now() };
       logger.info({ pool: poolName, host: host.name }, `host fenced: ${outcome.message}`);
-      if (events) void events.record(pool, 'Normal', POOL_EVENTS.Fenced, `host ${host.name} fenced (${outcome.message}); its VMs are started on other hosts`);
+      if (events)
+        void events.record(
+          pool,
+          'Normal',
+          POOL_EVENTS.Fenced,
+          `host ${host.name} fenced (${outcome.message}); its VMs are started on other hosts`,
+        );
     } else {
       const retryMs = fencingRetryMs(attempts);
-      host.fencing = { state: 'Failed', message: outcome.message, attempts, time: now(), retryAt: this.now() + retryMs };
+      host.fencing = {
+        state: 'Failed',
+        message: outcome.message,
+        attempts,
+        time: now(),
+        retryAt: this.now() + retryMs,
+      };
       logger.warn({ pool: poolName, host: host.name }, `fencing failed: ${outcome.message}`);
-      if (events) void events.record(pool, 'Warning', POOL_EVENTS.FencingFailed, `fencing host ${host.name} failed: ${outcome.message}; retrying in ${retryMs / 1000} s; its VMs wait`);
+      if (events)
+        void events.record(
+          pool,
+          'Warning',
+          POOL_EVENTS.FencingFailed,
+          `fencing host ${host.name} failed: ${outcome.message}; retrying in ${retryMs / 1000} s; its VMs wait`,
+        );
     }
   }
 }

@@ -29,7 +29,7 @@ import type { Condition } from '../runtime/conditions.js';
 import type { Allocations, HostAllocation } from './allocations.js';
 import type { Fleet, FleetHost } from './fleet.js';
 import { HostOrphanScan, orphanList, type HostOrphans, type OrphanDomain } from './orphan-domains.js';
-import { FAILED_HOST_REASONS, hostReadiness, poolStatus } from './pool-status.js';
+import { hostReadiness, poolStatus } from './pool-status.js';
 import { HostFencer } from './hostpool-fencing.js';
 import { beatDue, nextBeatIn } from './heartbeats.js';
 import { POOL_EVENTS, VM_REASONS } from './reasons.js';
@@ -68,7 +68,10 @@ export class HostPoolReconciler implements Reconciler {
   /** Orphan scan state per host; a host given a new URI is a new FleetHost, and starts afresh. */
   private readonly scans = new WeakMap<FleetHost, HostOrphanScan>();
   /** Per pool, the orphans last reported (`host/uuid` → what the Event names), for Events on change. */
-  private readonly reportedOrphans = new Map<string, Map<string, { host: string; uri: string; orphan: OrphanDomain }>>();
+  private readonly reportedOrphans = new Map<
+    string,
+    Map<string, { host: string; uri: string; orphan: OrphanDomain }>
+  >();
   /** Hosts whose readiness this controller decided at least once. */
   private readonly decided = new WeakSet<FleetHost>();
   /** Per pool, the hosts that have metric series. */
@@ -112,12 +115,15 @@ export class HostPoolReconciler implements Reconciler {
 
     const spec = pool.spec;
     const periodMs = spec.failureDetection.heartbeatPeriodSeconds * 1000;
-    const hosts = spec.hosts.map((declared) => fleet.host(key, declared.name)).filter((host): host is FleetHost => host !== undefined);
+    const hosts = spec.hosts
+      .map((declared) => fleet.host(key, declared.name))
+      .filter((host): host is FleetHost => host !== undefined);
     for (const host of hosts) this.checkCredentials(host);
     await Promise.all(hosts.map((host) => this.beatIfDue(host, periodMs)));
     const scannedBefore = new Map(hosts.map((host) => [host, this.scanOf(host).lastScanAt]));
     await Promise.all(hosts.map((host) => this.scanIfDue(host, periodMs)));
-    for (const host of hosts.filter((host) => this.scanOf(host).lastScanAt > (scannedBefore.get(host) ?? 0))) this.reportStrayCopies(key, host);
+    for (const host of hosts.filter((host) => this.scanOf(host).lastScanAt > (scannedBefore.get(host) ?? 0)))
+      this.reportStrayCopies(key, host);
     const changed: string[] = [];
     for (const host of hosts) {
       const next = hostReadiness(host, spec.failureDetection.failureThreshold);
@@ -125,7 +131,8 @@ export class HostPoolReconciler implements Reconciler {
       // placeholder it replaces: a host given a new URI is a new FleetHost, and the VMs placed
       // on it must hear that it is not ready (nothing else would reconcile a running VM).
       const first = !this.decided.has(host);
-      if (first || next.ready !== host.readiness.ready || next.hypervisor !== host.readiness.hypervisor) changed.push(host.name);
+      if (first || next.ready !== host.readiness.ready || next.hypervisor !== host.readiness.hypervisor)
+        changed.push(host.name);
       this.decided.add(host);
       host.readiness = next;
       if (next.ready) host.notReadySince = undefined;
@@ -148,15 +155,36 @@ export class HostPoolReconciler implements Reconciler {
           host: host.name,
           vms: placed.length,
           migrating: objects.filter((vm) => vm?.status?.phase === 'Migrating').length,
-          failed: objects.filter((vm) => (vm?.status?.conditions as Condition[] | undefined)?.some((c) => c.type === 'Migrating' && c.reason === VM_REASONS.MigrationGaveUp)).map((vm) => vm!.metadata.name ?? ''),
+          failed: objects
+            .filter((vm) =>
+              (vm?.status?.conditions as Condition[] | undefined)?.some(
+                (c) => c.type === 'Migrating' && c.reason === VM_REASONS.MigrationGaveUp,
+              ),
+            )
+            .map((vm) => vm!.metadata.name ?? ''),
         };
       });
-    const status = poolStatus({ generation: pool.metadata.generation, previous: pool.status, hosts, allocations, blockedRemovals, orphans, maintenance });
+    const status = poolStatus({
+      generation: pool.metadata.generation,
+      previous: pool.status,
+      hosts,
+      allocations,
+      blockedRemovals,
+      orphans,
+      maintenance,
+    });
     // Metrics first: whoever sees the new status through a watch finds them up to date.
     this.reportMetrics(key, allocations);
-    await patchStatusIfChanged(this.options.client, HOST_POOL, pool as PoolObject & { status?: Record<string, unknown> }, status as Record<string, unknown>);
+    await patchStatusIfChanged(
+      this.options.client,
+      HOST_POOL,
+      pool as PoolObject & { status?: Record<string, unknown> },
+      status as Record<string, unknown>,
+    );
     this.reportOrphanChanges(pool, hosts);
-    const retries = hosts.flatMap((host) => (host.fencing?.state === 'Failed' && host.fencing.retryAt ? [Math.max(0, host.fencing.retryAt - this.now())] : []));
+    const retries = hosts.flatMap((host) =>
+      host.fencing?.state === 'Failed' && host.fencing.retryAt ? [Math.max(0, host.fencing.retryAt - this.now())] : [],
+    );
     return { requeueAfterMs: Math.min(nextBeatIn(hosts, periodMs, this.now()), ...retries) };
   }
 
@@ -174,7 +202,14 @@ export class HostPoolReconciler implements Reconciler {
       const vm = byUid.get(domain.uuid);
       if (!vm || vm.spec.hostPoolRef.name !== poolName) continue;
       const placed = allocations.hostOf(vm);
-      if (!placed || placed === host.name || vm.status?.migration || vm.status?.phase === 'Migrating' || allocations.migrating.has(domain.uuid)) continue;
+      if (
+        !placed ||
+        placed === host.name ||
+        vm.status?.migration ||
+        vm.status?.phase === 'Migrating' ||
+        allocations.migrating.has(domain.uuid)
+      )
+        continue;
       fleet.reportStrayCopy(domain.uuid, host.name);
     }
   }
@@ -208,7 +243,8 @@ export class HostPoolReconciler implements Reconciler {
     const name = pool.metadata.name ?? '';
     const current = new Map<string, { host: string; uri: string; orphan: OrphanDomain }>();
     for (const host of hosts) {
-      for (const orphan of this.scans.get(host)?.orphans ?? []) current.set(`${host.name}/${orphan.uuid}`, { host: host.name, uri: host.uri, orphan });
+      for (const orphan of this.scans.get(host)?.orphans ?? [])
+        current.set(`${host.name}/${orphan.uuid}`, { host: host.name, uri: host.uri, orphan });
     }
     const previous = this.reportedOrphans.get(name) ?? new Map();
     this.reportedOrphans.set(name, current);
@@ -224,8 +260,12 @@ export class HostPoolReconciler implements Reconciler {
     const appeared = [...current].filter(([key]) => !previous.has(key)).map(([, entry]) => entry);
     // Only from hosts still scanned under the same URI: a host that left the pool (or changed
     // URI) says nothing about its domains.
-    const scanned = new Set(hosts.filter((host) => this.scans.get(host)?.orphans).map((host) => `${host.name} ${host.uri}`));
-    const gone = [...previous].filter(([key, entry]) => !current.has(key) && scanned.has(`${entry.host} ${entry.uri}`)).map(([, entry]) => entry);
+    const scanned = new Set(
+      hosts.filter((host) => this.scans.get(host)?.orphans).map((host) => `${host.name} ${host.uri}`),
+    );
+    const gone = [...previous]
+      .filter(([key, entry]) => !current.has(key) && scanned.has(`${entry.host} ${entry.uri}`))
+      .map(([, entry]) => entry);
     const events = this.options.events;
     if (!events) return;
     if (appeared.length > 0) {
@@ -237,7 +277,12 @@ export class HostPoolReconciler implements Reconciler {
       );
     }
     if (gone.length > 0) {
-      void events.record(pool, 'Normal', POOL_EVENTS.OrphanDomainsGone, `no longer on their hosts: ${orphanList(byHost(gone))}`);
+      void events.record(
+        pool,
+        'Normal',
+        POOL_EVENTS.OrphanDomainsGone,
+        `no longer on their hosts: ${orphanList(byHost(gone))}`,
+      );
     }
   }
 
@@ -272,7 +317,10 @@ export class HostPoolReconciler implements Reconciler {
   }
 
   /** Hosts that left spec.hosts go once no VM is placed on them; the rest are reported. */
-  private releaseRemovedHosts(pool: string, allocations: Map<string, { vms: string[] }>): Array<{ host: string; vms: string[] }> {
+  private releaseRemovedHosts(
+    pool: string,
+    allocations: Map<string, { vms: string[] }>,
+  ): Array<{ host: string; vms: string[] }> {
     const blocked: Array<{ host: string; vms: string[] }> = [];
     for (const host of this.options.fleet.hosts(pool)) {
       if (host.inSpec) continue;
@@ -289,7 +337,12 @@ export class HostPoolReconciler implements Reconciler {
       host.credentialsProblem = undefined;
       return;
     }
-    const resolution = resolveCredentials(host.uri, host.credentialsSecret, this.options.credentialsNamespace, this.options.secrets);
+    const resolution = resolveCredentials(
+      host.uri,
+      host.credentialsSecret,
+      this.options.credentialsNamespace,
+      this.options.secrets,
+    );
     if (resolution.ok) {
       host.credentialsProblem = undefined;
       this.options.fleet.connect(host);
@@ -326,7 +379,10 @@ export class HostPoolReconciler implements Reconciler {
       // Without the connection pool's countdown ("; next attempt in 159 ms"): the message goes
       // into status, which must not change on every beat while the host stays down.
       host.lastError = errorText(error).replace(/; next attempt in \d+ ms/g, '');
-      this.options.logger.warn({ pool: host.pool, host: host.name, missedBeats: host.missedBeats, err: error }, 'heartbeat missed');
+      this.options.logger.warn(
+        { pool: host.pool, host: host.name, missedBeats: host.missedBeats, err: error },
+        'heartbeat missed',
+      );
     }
   }
 }
@@ -352,7 +408,13 @@ function poolsOfSecret(pools: Informer<PoolObject>): (secret: SecretObject) => s
   return (secret) =>
     pools
       .list()
-      .filter((pool) => pool.spec.hosts.some((host) => host.credentialsSecretRef?.name === secret.metadata?.name && host.credentialsSecretRef?.namespace === secret.metadata?.namespace))
+      .filter((pool) =>
+        pool.spec.hosts.some(
+          (host) =>
+            host.credentialsSecretRef?.name === secret.metadata?.name &&
+            host.credentialsSecretRef?.namespace === secret.metadata?.namespace,
+        ),
+      )
       .map((pool) => pool.metadata.name ?? '');
 }
 

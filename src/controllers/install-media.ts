@@ -97,12 +97,29 @@ export class InstallMedia {
    * The paths of the kernel and initrd in `pool` on the host, once there. Rejects only with
    * HypervisorErrors of kind 'unreachable'; everything else is a result naming what failed.
    */
-  async ensure(hypervisor: Hypervisor, pool: string, urls: { kernelUrl: string; initrdUrl: string }): Promise<MediaResult> {
-    const results = [await this.ensureOne(hypervisor, pool, urls.kernelUrl, 'vmlinuz'), await this.ensureOne(hypervisor, pool, urls.initrdUrl, 'initrd.img')];
+  async ensure(
+    hypervisor: Hypervisor,
+    pool: string,
+    urls: { kernelUrl: string; initrdUrl: string },
+  ): Promise<MediaResult> {
+    const results = [
+      await this.ensureOne(hypervisor, pool, urls.kernelUrl, 'vmlinuz'),
+      await this.ensureOne(hypervisor, pool, urls.initrdUrl, 'initrd.img'),
+    ];
     const failed = results.filter((r) => r.state === 'failed');
-    if (failed.length > 0) return { state: 'failed', message: failed.map((r) => r.message).join('; '), requeueAfterMs: Math.min(...failed.map((r) => r.retryMs)) };
+    if (failed.length > 0)
+      return {
+        state: 'failed',
+        message: failed.map((r) => r.message).join('; '),
+        requeueAfterMs: Math.min(...failed.map((r) => r.retryMs)),
+      };
     const pending = results.filter((r) => r.state === 'pending');
-    if (pending.length > 0) return { state: 'pending', message: pending.map((r) => r.message).join('; '), requeueAfterMs: this.options.progressIntervalMs ?? 5_000 };
+    if (pending.length > 0)
+      return {
+        state: 'pending',
+        message: pending.map((r) => r.message).join('; '),
+        requeueAfterMs: this.options.progressIntervalMs ?? 5_000,
+      };
     const [kernel, initrd] = results as Array<{ state: 'ready'; path: string }>;
     return { state: 'ready', kernel: kernel!.path, initrd: initrd!.path };
   }
@@ -112,7 +129,11 @@ export class InstallMedia {
     pool: string,
     url: string,
     kind: MediaKind,
-  ): Promise<{ state: 'ready'; path: string } | { state: 'pending'; message: string } | { state: 'failed'; message: string; retryMs: number }> {
+  ): Promise<
+    | { state: 'ready'; path: string }
+    | { state: 'pending'; message: string }
+    | { state: 'failed'; message: string; retryMs: number }
+  > {
     const retryMs = this.options.retryMs ?? 30_000;
     const fetchable = /^https?:\/\//.test(url);
     let validator = '';
@@ -124,7 +145,8 @@ export class InstallMedia {
     const name = installerVolumeName(url, validator, kind);
     const key = `${hypervisor.uri} ${pool} ${name}`;
     const job = this.jobs.get(key);
-    if (job && (job.state === 'downloading' || job.state === 'uploading')) return { state: 'pending', message: progress(kind, job) };
+    if (job && (job.state === 'downloading' || job.state === 'uploading'))
+      return { state: 'pending', message: progress(kind, job) };
     try {
       const existing = await hypervisor.volume(pool, name);
       if (existing) {
@@ -146,7 +168,8 @@ export class InstallMedia {
     }
     if (job?.state === 'failed') {
       const left = (job.retryAt ?? 0) - this.now();
-      if (left > 0) return { state: 'failed', message: `installer ${kind} ${url}: ${job.error ?? 'failed'}`, retryMs: left };
+      if (left > 0)
+        return { state: 'failed', message: `installer ${kind} ${url}: ${job.error ?? 'failed'}`, retryMs: left };
     }
     this.start(key, url, hypervisor, pool, name);
     return { state: 'pending', message: progress(kind, this.jobs.get(key)!) };
@@ -170,16 +193,18 @@ export class InstallMedia {
 
   private start(key: string, url: string, hypervisor: Hypervisor, pool: string, name: string): void {
     const job: Job = { url, state: 'downloading', received: 0, total: undefined, finished: Promise.resolve() };
-    job.finished = this.run(job, hypervisor, pool, name).then(
-      () => {
-        job.state = 'done';
-      },
-      (error: unknown) => {
-        job.state = 'failed';
-        job.error = errorText(error);
-        job.retryAt = this.now() + (this.options.retryMs ?? 30_000);
-      },
-    ).finally(() => this.options.onJobEnd?.());
+    job.finished = this.run(job, hypervisor, pool, name)
+      .then(
+        () => {
+          job.state = 'done';
+        },
+        (error: unknown) => {
+          job.state = 'failed';
+          job.error = errorText(error);
+          job.retryAt = this.now() + (this.options.retryMs ?? 30_000);
+        },
+      )
+      .finally(() => this.options.onJobEnd?.());
     this.jobs.set(key, job);
   }
 
@@ -196,9 +221,13 @@ export class InstallMedia {
         await hypervisor.createVolume(pool, { name: part, format: 'raw', capacityBytes: size, mode: MEDIA_MODE });
         await hypervisor.uploadVolume(pool, part, file);
         // The host copies it under its real name: a volume of that name is always whole.
-        await hypervisor.cloneVolume(pool, { name, format: 'raw', capacityBytes: size, mode: MEDIA_MODE }, { pool, name: part });
+        await hypervisor.cloneVolume(
+          pool,
+          { name, format: 'raw', capacityBytes: size, mode: MEDIA_MODE },
+          { pool, name: part },
+        );
       } catch (error) {
-        throw new Error(`upload to storage pool ${pool}: ${errorText(error)}`);
+        throw new Error(`upload to storage pool ${pool}: ${errorText(error)}`, { cause: error });
       } finally {
         await hypervisor.deleteVolume(pool, part).catch(() => false);
       }
@@ -214,4 +243,3 @@ function progress(kind: MediaKind, job: Job): string {
   const total = job.total === undefined ? '' : ` of ${mib(job.total)}`;
   return `installer ${kind}: downloading ${job.url}: ${mib(job.received)}${total}`;
 }
-

@@ -19,7 +19,17 @@ import type { VirtualMachineSpec } from '../api/virtualmachine.js';
 import { derivedMac } from '../hypervisors/domain-xml.js';
 import { isHypervisorError, type Hypervisor } from '../hypervisors/hypervisor.js';
 import { child, childrenNamed, parseXml } from '../hypervisors/xml.js';
-import { BOOT_SCRIPT, bootScript, cmdlineInScript, macScript, macScriptName, networkXml, pxeSettings, type MacScript, type PxeSettings } from '../provisioning/pxe.js';
+import {
+  BOOT_SCRIPT,
+  bootScript,
+  cmdlineInScript,
+  macScript,
+  macScriptName,
+  networkXml,
+  pxeSettings,
+  type MacScript,
+  type PxeSettings,
+} from '../provisioning/pxe.js';
 import { errorText } from './error-text.js';
 
 /** Mode of the PXE pool's directory and of its files: dnsmasq's TFTP reads them as another user. */
@@ -39,7 +49,9 @@ export function pxeInstallerSpec(
   const nic = nics.find((n) => n.name === 'install') ?? nics[0];
   const name = nic?.name ?? 'install';
   const mac = (nic?.macAddress ?? derivedMac(hypervisor, vm.metadata.uid ?? '', name)).toLowerCase();
-  const installNic = { name, network, model: nic?.model ?? 'virtio', macAddress: mac } as NonNullable<VirtualMachineSpec['networks']>[number];
+  const installNic = { name, network, model: nic?.model ?? 'virtio', macAddress: mac } as NonNullable<
+    VirtualMachineSpec['networks']
+  >[number];
   return {
     mac,
     spec: {
@@ -59,7 +71,11 @@ export function placedType(status: { hypervisor?: string } | undefined): 'kvm' |
 export interface PxeMacCandidate {
   metadata: { uid?: string; namespace?: string; name?: string };
   spec: Pick<VirtualMachineSpec, 'networks' | 'disks'> & { install?: unknown };
-  status?: { host?: string; hypervisor?: string; conditions?: Array<{ type: string; status: string; reason?: string }> };
+  status?: {
+    host?: string;
+    hypervisor?: string;
+    conditions?: Array<{ type: string; status: string; reason?: string }>;
+  };
 }
 
 /**
@@ -68,7 +84,13 @@ export interface PxeMacCandidate {
  * second one would overwrite the first's. From status rather than memory, so that a restarted
  * controller sees it before that VM's install is taken up again.
  */
-export function pxeMacHolder(candidates: Iterable<PxeMacCandidate>, self: string, host: string, mac: string, network: string): PxeMacCandidate | undefined {
+export function pxeMacHolder(
+  candidates: Iterable<PxeMacCandidate>,
+  self: string,
+  host: string,
+  mac: string,
+  network: string,
+): PxeMacCandidate | undefined {
   for (const vm of candidates) {
     if (vm.metadata.uid === self || !vm.spec.install || vm.status?.host !== host) continue;
     const installed = vm.status.conditions?.find((c) => c.type === 'Installed');
@@ -84,7 +106,9 @@ export function pxeMacInDomain(xml: string, network: string): string | undefined
   const os = child(domain, 'os');
   if (!os || !childrenNamed(os, 'boot').some((boot) => boot.attrs.dev === 'network')) return undefined;
   const devices = child(domain, 'devices');
-  const nic = devices ? childrenNamed(devices, 'interface').find((n) => child(n, 'source')?.attrs.network === network) : undefined;
+  const nic = devices
+    ? childrenNamed(devices, 'interface').find((n) => child(n, 'source')?.attrs.network === network)
+    : undefined;
   return nic ? child(nic, 'mac')?.attrs.address?.toLowerCase() : undefined;
 }
 
@@ -127,7 +151,10 @@ export class PxeHosts {
       if (!existing?.active) await hypervisor.startNetwork(network);
     } catch (error) {
       if (isHypervisorError(error, 'unreachable')) throw error;
-      return { ok: false, message: `network ${network}: ${errorText(error)} (the host needs dnsmasq (Debian dnsmasq-base) and iptables for it)` };
+      return {
+        ok: false,
+        message: `network ${network}: ${errorText(error)} (the host needs dnsmasq (Debian dnsmasq-base) and iptables for it)`,
+      };
     }
     try {
       const script = Buffer.from(bootScript());
@@ -148,7 +175,9 @@ export class PxeHosts {
   /** The VM's script as written, or undefined (none, or not one of ours). */
   async readScript(hypervisor: Hypervisor, mac: string): Promise<MacScript | undefined> {
     try {
-      return cmdlineInScript((await hypervisor.downloadVolume(this.settings.pool, macScriptName(mac), MAX_SCRIPT_BYTES)).toString('utf8'));
+      return cmdlineInScript(
+        (await hypervisor.downloadVolume(this.settings.pool, macScriptName(mac), MAX_SCRIPT_BYTES)).toString('utf8'),
+      );
     } catch (error) {
       if (isHypervisorError(error, 'unreachable')) throw error;
       return undefined;
@@ -176,6 +205,7 @@ export class PxeHosts {
 /** Whether a network definition serves `root` by TFTP with our boot file. */
 function sameTftp(xml: string, root: string): boolean {
   const ips = childrenNamed(parseXml(xml), 'ip');
-  return ips.some((ip) => child(ip, 'tftp')?.attrs.root === root && child(ip, 'dhcp', 'bootp')?.attrs.file === BOOT_SCRIPT);
+  return ips.some(
+    (ip) => child(ip, 'tftp')?.attrs.root === root && child(ip, 'dhcp', 'bootp')?.attrs.file === BOOT_SCRIPT,
+  );
 }
-

@@ -169,7 +169,8 @@ export class InstallFlow {
     }
     const domain = await ctx.hypervisor.lookup(uid);
     let session = retry ? undefined : this.sessions.get(uid);
-    if (!session && !retry && domain && (!installed || installed.reason === R.Installing)) session = await this.resume(ctx, installed);
+    if (!session && !retry && domain && (!installed || installed.reason === R.Installing))
+      session = await this.resume(ctx, installed);
     if (session) return this.drive(ctx, session, domain);
 
     if (!retry && !installed && domain && RAN.has(draft.status.phase ?? '')) {
@@ -184,14 +185,22 @@ export class InstallFlow {
     if (!retry && !this.willRun(vm, request)) {
       // Not before it is to run: the timeout would count while nothing installs.
       draft.phase('Stopped');
-      const how = vm.spec.runStrategy === 'Manual' ? `runStrategy Manual: \`virtfleet vm start ${vm.metadata.name ?? ''}\` starts it` : `runStrategy ${vm.spec.runStrategy}, or held by ${ACTION_ANNOTATION}`;
+      const how =
+        vm.spec.runStrategy === 'Manual'
+          ? `runStrategy Manual: \`virtfleet vm start ${vm.metadata.name ?? ''}\` starts it`
+          : `runStrategy ${vm.spec.runStrategy}, or held by ${ACTION_ANNOTATION}`;
       draft.set(C.Installed, 'False', R.WaitingForStart, `the install starts when the VM is started (${how})`);
       draft.set(C.Ready, 'False', R.Stopped, 'not started yet; the install starts with it (see Installed)');
       return { kind: 'wait' };
     }
     const plan = await this.start(ctx, domain, retry);
     if (retry && plan.kind === 'install') {
-      ctx.recordAction({ id: retry.id, action: retry.action, state: 'Succeeded', message: `the install of InstallProfile ${this.sessions.get(uid)?.profile ?? ''} starts again` });
+      ctx.recordAction({
+        id: retry.id,
+        action: retry.action,
+        state: 'Succeeded',
+        message: `the install of InstallProfile ${this.sessions.get(uid)?.profile ?? ''} starts again`,
+      });
     }
     return plan;
   }
@@ -207,7 +216,13 @@ export class InstallFlow {
     }
     if (!isActive((await hypervisor.state(uid)).state)) {
       await ignoring(['invalid-state', 'not-found'], () => hypervisor.start(uid));
-      ctx.event('Normal', E.Started, plan.kind === 'install' ? `started into the installer on ${hypervisor.uri}` : `started from its disk on ${hypervisor.uri}`);
+      ctx.event(
+        'Normal',
+        E.Started,
+        plan.kind === 'install'
+          ? `started into the installer on ${hypervisor.uri}`
+          : `started from its disk on ${hypervisor.uri}`,
+      );
     }
     return hypervisor.state(uid);
   }
@@ -220,7 +235,12 @@ export class InstallFlow {
     if (plan.kind !== 'install' || !isActive(domain.state)) return false;
     const session = this.sessions.get(vm.metadata.uid ?? '');
     draft.phase('Installing');
-    draft.set(C.Ready, 'False', R.Installing, `installing InstallProfile ${session?.profile ?? ''}; the VM boots from its disk once the installer powers it off`);
+    draft.set(
+      C.Ready,
+      'False',
+      R.Installing,
+      `installing InstallProfile ${session?.profile ?? ''}; the VM boots from its disk once the installer powers it off`,
+    );
     return true;
   }
 
@@ -232,7 +252,14 @@ export class InstallFlow {
   /** Enqueues VMs whose install waits for a profile, the endpoint or a download. */
   source(profiles: Informer<ProfileObject> | undefined): Source[] {
     const { vms } = this.options;
-    const waiting = () => vms.list().filter((vm) => vm.spec.install && findCondition(vm.status?.conditions as Condition[] | undefined, C.Installed)?.status !== 'True');
+    const waiting = () =>
+      vms
+        .list()
+        .filter(
+          (vm) =>
+            vm.spec.install &&
+            findCondition(vm.status?.conditions as Condition[] | undefined, C.Installed)?.status !== 'True',
+        );
     const onChange: Source = async (controller, signal) => {
       const listener = () => {
         for (const vm of waiting()) controller.enqueue(objectKey(vm));
@@ -244,7 +271,11 @@ export class InstallFlow {
     if (!profiles) return [onChange];
     const byProfile = watchMapped(profiles, (profile) =>
       waiting()
-        .filter((vm) => vm.metadata.namespace === profile.metadata.namespace && vm.spec.install?.profileRef.name === profile.metadata.name)
+        .filter(
+          (vm) =>
+            vm.metadata.namespace === profile.metadata.namespace &&
+            vm.spec.install?.profileRef.name === profile.metadata.name,
+        )
         .map(objectKey),
     );
     return [onChange, byProfile];
@@ -262,7 +293,8 @@ export class InstallFlow {
   private startRequest(vm: VmObject, draft: VmStatusDraft): { id: string; action: 'start' | 'restart' } | undefined {
     if (vm.spec.runStrategy === 'Halted') return undefined;
     const request = actionRequest(vm.metadata.annotations);
-    if (!request || 'error' in request || (request.action !== 'start' && request.action !== 'restart')) return undefined;
+    if (!request || 'error' in request || (request.action !== 'start' && request.action !== 'restart'))
+      return undefined;
     const last = draft.status.lastAction;
     if (last?.id === request.id && last.action === request.action) return undefined;
     return { id: request.id, action: request.action };
@@ -270,12 +302,21 @@ export class InstallFlow {
 
   private holdFailed(vm: VmObject, draft: VmStatusDraft, installed: Condition): InstallPlan {
     draft.phase('Failed');
-    draft.set(C.Ready, 'False', installed.reason, `the install failed (see Installed); \`virtfleet vm restart ${vm.metadata.name ?? ''}\` starts it again`);
+    draft.set(
+      C.Ready,
+      'False',
+      installed.reason,
+      `the install failed (see Installed); \`virtfleet vm restart ${vm.metadata.name ?? ''}\` starts it again`,
+    );
     return { kind: 'failed' };
   }
 
   /** Starts an install: profile, endpoint and media first, then a token. */
-  private async start(ctx: InstallContext, domain: DomainStatus | undefined, retry: { id: string } | undefined): Promise<InstallPlan> {
+  private async start(
+    ctx: InstallContext,
+    domain: DomainStatus | undefined,
+    retry: { id: string } | undefined,
+  ): Promise<InstallPlan> {
     const { vm, draft } = ctx;
     const uid = vm.metadata.uid ?? '';
     const namespace = vm.metadata.namespace ?? '';
@@ -286,23 +327,41 @@ export class InstallFlow {
       const before = draft.condition(C.Installed)?.message;
       draft.set(C.Installed, 'False', reason, message);
       draft.set(C.Ready, 'False', reason, 'the install has not started (see Installed)');
-      if (before !== message && (reason === R.InstallMediaFailed || reason === R.InstallEndpointUnavailable)) ctx.event('Warning', reason, message);
+      if (before !== message && (reason === R.InstallMediaFailed || reason === R.InstallEndpointUnavailable))
+        ctx.event('Warning', reason, message);
       return { kind: 'wait', ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }) };
     };
 
     const server = this.options.server;
     if (!server) {
-      return wait(R.InstallEndpointUnavailable, 'the controller runs no install endpoint: start it with --install-address (and --install-url-base); see docs/provisioning.md');
+      return wait(
+        R.InstallEndpointUnavailable,
+        'the controller runs no install endpoint: start it with --install-address (and --install-url-base); see docs/provisioning.md',
+      );
     }
     const endpoint = server.status();
-    if (endpoint.kind === 'failed') return wait(R.InstallEndpointUnavailable, `the install endpoint cannot listen: ${endpoint.message}`);
-    if (endpoint.kind !== 'listening') return wait(R.InstallEndpointUnavailable, 'waiting for the install endpoint to listen');
+    if (endpoint.kind === 'failed')
+      return wait(R.InstallEndpointUnavailable, `the install endpoint cannot listen: ${endpoint.message}`);
+    if (endpoint.kind !== 'listening')
+      return wait(R.InstallEndpointUnavailable, 'waiting for the install endpoint to listen');
 
     const profile = this.options.profiles?.get(`${namespace}/${profileName}`);
-    if (!profile) return wait(R.ProfileNotFound, `InstallProfile ${shown} does not exist: create it, or fix spec.install.profileRef.name`);
-    const valid = findCondition(profile.status?.conditions as Condition[] | undefined, INSTALL_PROFILE_CONDITIONS.Valid);
+    if (!profile)
+      return wait(
+        R.ProfileNotFound,
+        `InstallProfile ${shown} does not exist: create it, or fix spec.install.profileRef.name`,
+      );
+    const valid = findCondition(
+      profile.status?.conditions as Condition[] | undefined,
+      INSTALL_PROFILE_CONDITIONS.Valid,
+    );
     if (valid?.status !== 'True') {
-      return wait(R.ProfileNotValid, valid ? `InstallProfile ${shown} is not valid (${valid.reason}): ${valid.message}` : `InstallProfile ${shown} has not been checked yet`);
+      return wait(
+        R.ProfileNotValid,
+        valid
+          ? `InstallProfile ${shown} is not valid (${valid.reason}): ${valid.message}`
+          : `InstallProfile ${shown} has not been checked yet`,
+      );
     }
     if (valid.observedGeneration !== undefined && valid.observedGeneration !== profile.metadata.generation) {
       return wait(R.ProfileNotValid, `InstallProfile ${shown} changed and has not been checked again yet`);
@@ -310,7 +369,10 @@ export class InstallFlow {
 
     const pxe = profile.spec.boot.method === 'pxe';
     if (pxe && placedType(draft.status) === 'xen' && vm.spec.xen?.mode === 'pv') {
-      return wait(R.ProfileNotValid, `InstallProfile ${shown} boots its installer by PXE, which a Xen PV guest cannot do (it has no firmware): use a profile with spec.boot.method kernel, or xen.mode hvm`);
+      return wait(
+        R.ProfileNotValid,
+        `InstallProfile ${shown} boots its installer by PXE, which a Xen PV guest cannot do (it has no firmware): use a profile with spec.boot.method kernel, or xen.mode hvm`,
+      );
     }
     if (pxe) {
       // The network and the TFTP root first: the installer's files go into that pool.
@@ -321,7 +383,12 @@ export class InstallFlow {
     const mediaPool = pxe ? this.pxe.settings.pool : ctx.pool.spec.storage.pool;
     const media = await this.media.ensure(ctx.hypervisor, mediaPool, urls);
     if (media.state === 'pending') return wait(R.PreparingInstall, media.message, media.requeueAfterMs);
-    if (media.state === 'failed') return wait(R.InstallMediaFailed, `${media.message} (host ${ctx.hypervisor.uri}); retrying`, media.requeueAfterMs);
+    if (media.state === 'failed')
+      return wait(
+        R.InstallMediaFailed,
+        `${media.message} (host ${ctx.hypervisor.uri}); retrying`,
+        media.requeueAfterMs,
+      );
 
     const token = server.issue(uid);
     const url = server.urlFor(uid, token);
@@ -333,20 +400,43 @@ export class InstallFlow {
       const claim = `${ctx.hypervisor.uri} ${installer.mac}`;
       // Claimed in this process (an install starting now) or, per the cluster, under way.
       const holder = this.macs.get(claim);
-      const listed = pxeMacHolder(this.options.vms.list(), uid, draft.status.host ?? '', installer.mac, this.pxe.settings.network);
-      const other = holder !== undefined && holder !== uid ? (this.sessions.get(holder)?.key ?? holder) : listed ? objectKey(listed as VmObject) : undefined;
+      const listed = pxeMacHolder(
+        this.options.vms.list(),
+        uid,
+        draft.status.host ?? '',
+        installer.mac,
+        this.pxe.settings.network,
+      );
+      const other =
+        holder !== undefined && holder !== uid
+          ? (this.sessions.get(holder)?.key ?? holder)
+          : listed
+            ? objectKey(listed as VmObject)
+            : undefined;
       if (other !== undefined) {
         server.revoke(uid);
-        return wait(R.InstallMacInUse, `VM ${other} installs on this host with the same MAC ${installer.mac} (spec.networks[].macAddress); the install starts once that one ends, or give this VM another MAC`, 30_000);
+        return wait(
+          R.InstallMacInUse,
+          `VM ${other} installs on this host with the same MAC ${installer.mac} (spec.networks[].macAddress); the install starts once that one ends, or give this VM another MAC`,
+          30_000,
+        );
       }
       this.macs.set(claim, uid);
       try {
-        await this.pxe.writeScript(ctx.hypervisor, installer.mac, { kernel: baseName(media.kernel), initrd: baseName(media.initrd), cmdline });
+        await this.pxe.writeScript(ctx.hypervisor, installer.mac, {
+          kernel: baseName(media.kernel),
+          initrd: baseName(media.initrd),
+          cmdline,
+        });
       } catch (error) {
         this.macs.delete(claim);
         server.revoke(uid);
         if (isHypervisorError(error, 'unreachable')) throw error;
-        return wait(R.InstallMediaFailed, `cannot write the iPXE script of MAC ${installer.mac} into storage pool ${this.pxe.settings.pool} (host ${ctx.hypervisor.uri}): ${(error as Error).message}; retrying`, 30_000);
+        return wait(
+          R.InstallMediaFailed,
+          `cannot write the iPXE script of MAC ${installer.mac} into storage pool ${this.pxe.settings.pool} (host ${ctx.hypervisor.uri}): ${(error as Error).message}; retrying`,
+          30_000,
+        );
       }
       domainPlan = { spec: { ...installer.spec, kernelBoot: undefined }, bootDevice: 'network' };
       pxeState = { hypervisor: ctx.hypervisor, mac: installer.mac };
@@ -371,9 +461,20 @@ export class InstallFlow {
     draft.drop(C.Installed);
     this.setInstalling(draft, session);
     draft.phase('Installing');
-    const how = pxe ? `by PXE on network ${this.pxe.settings.network} (MAC ${pxeState?.mac ?? ''})` : 'by direct kernel boot';
-    ctx.event('Normal', E.InstallStarted, `installing InstallProfile ${shown} ${how}; Kickstart at ${session.shownUrl}; timeout ${Math.round(timeoutMs / 60_000)} min`);
-    return { kind: 'install', domain: session.domain, startNow: retry !== undefined || (domain !== undefined && isActive(domain.state)), requeueAfterMs: timeoutMs };
+    const how = pxe
+      ? `by PXE on network ${this.pxe.settings.network} (MAC ${pxeState?.mac ?? ''})`
+      : 'by direct kernel boot';
+    ctx.event(
+      'Normal',
+      E.InstallStarted,
+      `installing InstallProfile ${shown} ${how}; Kickstart at ${session.shownUrl}; timeout ${Math.round(timeoutMs / 60_000)} min`,
+    );
+    return {
+      kind: 'install',
+      domain: session.domain,
+      startNow: retry !== undefined || (domain !== undefined && isActive(domain.state)),
+      requeueAfterMs: timeoutMs,
+    };
   }
 
   /** An install under way: finished, failed, timed out, or still going. */
@@ -383,30 +484,63 @@ export class InstallFlow {
     const now = Date.now();
     const stillInstalling = (): InstallPlan => {
       this.setInstalling(draft, session);
-      return { kind: 'install', domain: session.domain, startNow: false, requeueAfterMs: Math.max(session.deadline - now, 1) };
+      return {
+        kind: 'install',
+        domain: session.domain,
+        startNow: false,
+        requeueAfterMs: Math.max(session.deadline - now, 1),
+      };
     };
     if (!domain) return stillInstalling(); // defined again by the reconciler
     if (isActive(domain.state)) {
       session.interrupted = false;
       if (now < session.deadline) return stillInstalling();
       await ignoring(['invalid-state', 'not-found'], () => hypervisor.destroy(uid));
-      return this.fail(ctx, R.InstallTimedOut, `the installer did not power the VM off within ${minutes(session.deadline - session.startedAt)}; destroyed. See its serial console log for why`);
+      return this.fail(
+        ctx,
+        R.InstallTimedOut,
+        `the installer did not power the VM off within ${minutes(session.deadline - session.startedAt)}; destroyed. See its serial console log for why`,
+      );
     }
     if (this.stopAsked(ctx)) session.interrupted = true;
     if (!session.interrupted && domain.reason === 'shutdown') {
       this.end(uid);
       const took = minutes(now - session.startedAt);
-      draft.set(C.Installed, 'True', R.Installed, `InstallProfile ${session.profile} installed in ${took}; the VM boots from its disk`);
-      ctx.event('Normal', E.Installed, `the installer powered the VM off after ${took}: installed; redefined to boot from its disk`);
+      draft.set(
+        C.Installed,
+        'True',
+        R.Installed,
+        `InstallProfile ${session.profile} installed in ${took}; the VM boots from its disk`,
+      );
+      ctx.event(
+        'Normal',
+        E.Installed,
+        `the installer powered the VM off after ${took}: installed; redefined to boot from its disk`,
+      );
       const held = vm.spec.runStrategy === 'Halted' || vm.metadata.annotations?.[ACTION_ANNOTATION] === 'stop';
       return { kind: 'installed', startNow: !held };
     }
     // 'failed': the host could not start it at all (QEMU refused the definition, a missing file):
     // starting it again would fail again, as fast as the controller could try.
-    if (!session.interrupted && (domain.state === 'crashed' || domain.reason === 'crashed' || domain.reason === 'destroyed' || domain.reason === 'failed')) {
-      return this.fail(ctx, R.InstallFailed, `the installer stopped (${domain.state}, ${domain.reason}) before the install finished; see its serial console log`);
+    if (
+      !session.interrupted &&
+      (domain.state === 'crashed' ||
+        domain.reason === 'crashed' ||
+        domain.reason === 'destroyed' ||
+        domain.reason === 'failed')
+    ) {
+      return this.fail(
+        ctx,
+        R.InstallFailed,
+        `the installer stopped (${domain.state}, ${domain.reason}) before the install finished; see its serial console log`,
+      );
     }
-    if (now >= session.deadline) return this.fail(ctx, R.InstallTimedOut, `the install did not finish within ${minutes(session.deadline - session.startedAt)}`);
+    if (now >= session.deadline)
+      return this.fail(
+        ctx,
+        R.InstallTimedOut,
+        `the install did not finish within ${minutes(session.deadline - session.startedAt)}`,
+      );
     return stillInstalling();
   }
 
@@ -425,15 +559,17 @@ export class InstallFlow {
     }
     const os: XmlElement | undefined = child(parseXml(xml), 'os');
     const text = (name: string) => (os ? child(os, name)?.text.trim() || undefined : undefined);
-    let [kernel, initrd, cmdline] = [text('kernel'), text('initrd'), text('cmdline')];
-    let domainPlan: InstallerDomain | undefined = kernel && initrd && cmdline ? { spec: { kernelBoot: { kernel, initrd, cmdline } } } : undefined;
+    const [kernel, initrd] = [text('kernel'), text('initrd')];
+    let cmdline = text('cmdline');
+    let domainPlan: InstallerDomain | undefined =
+      kernel && initrd && cmdline ? { spec: { kernelBoot: { kernel, initrd, cmdline } } } : undefined;
     let pxeState: Session['pxe'];
     // A PXE install: its command line is in its iPXE script on the host, named by its MAC.
     const mac = domainPlan ? undefined : pxeMacInDomain(xml, this.pxe.settings.network);
     if (mac) {
       const script = await this.pxe.readScript(hypervisor, mac);
       if (script) {
-        [kernel, initrd, cmdline] = [script.kernel, script.initrd, script.cmdline];
+        cmdline = script.cmdline;
         const installer = pxeInstallerSpec(vm, placedType(ctx.draft.status), this.pxe.settings.network);
         domainPlan = { spec: { ...installer.spec, kernelBoot: undefined }, bootDevice: 'network' };
         pxeState = { hypervisor, mac };
@@ -447,7 +583,11 @@ export class InstallFlow {
     const profile = this.options.profiles?.get(`${namespace}/${profileName}`);
     const startedAt = installed ? Date.parse(installed.lastTransitionTime) : Date.now();
     const timeoutMs = this.options.timeoutMs ?? (profile ? profile.spec.timeoutMinutes * 60_000 : DEFAULT_TIMEOUT_MS);
-    const url = cmdline.split(' ').find((word) => word.startsWith('inst.ks='))?.slice('inst.ks='.length) ?? '';
+    const url =
+      cmdline
+        .split(' ')
+        .find((word) => word.startsWith('inst.ks='))
+        ?.slice('inst.ks='.length) ?? '';
     const session: Session = {
       key: objectKey(vm),
       domain: domainPlan,
@@ -460,7 +600,10 @@ export class InstallFlow {
       interrupted: false,
     };
     this.sessions.set(uid, session);
-    this.options.logger.info({ vm: objectKey(vm), kickstart: session.shownUrl }, 'install under way taken up from the domain definition');
+    this.options.logger.info(
+      { vm: objectKey(vm), kickstart: session.shownUrl },
+      'install under way taken up from the domain definition',
+    );
     return session;
   }
 
@@ -478,7 +621,12 @@ export class InstallFlow {
     const { vm, draft } = ctx;
     this.end(vm.metadata.uid ?? '');
     draft.phase('Failed');
-    draft.set(C.Installed, 'False', reason, `${message}; \`virtfleet vm restart ${vm.metadata.name ?? ''}\` starts the install again`);
+    draft.set(
+      C.Installed,
+      'False',
+      reason,
+      `${message}; \`virtfleet vm restart ${vm.metadata.name ?? ''}\` starts the install again`,
+    );
     draft.set(C.Ready, 'False', reason, 'the install failed (see Installed)');
     ctx.event('Warning', reason === R.InstallTimedOut ? E.InstallTimedOut : E.InstallFailed, message);
     return { kind: 'failed' };
@@ -501,12 +649,16 @@ export class InstallFlow {
     this.sessions.delete(uid);
     this.options.server?.revoke(uid);
     const pxe = session?.pxe;
-    if (pxe && this.macs.get(`${pxe.hypervisor.uri} ${pxe.mac}`) === uid) this.macs.delete(`${pxe.hypervisor.uri} ${pxe.mac}`);
+    if (pxe && this.macs.get(`${pxe.hypervisor.uri} ${pxe.mac}`) === uid)
+      this.macs.delete(`${pxe.hypervisor.uri} ${pxe.mac}`);
     if (pxe) {
       // The token is revoked already; the script that carries it goes too (best effort: a
       // script left behind names a revoked token, and the next install of the MAC replaces it).
       this.pxe.deleteScript(pxe.hypervisor, pxe.mac).catch((error: unknown) => {
-        this.options.logger.warn({ vm: session.key, host: pxe.hypervisor.uri, mac: pxe.mac, err: error }, 'cannot delete the iPXE script of an ended install');
+        this.options.logger.warn(
+          { vm: session.key, host: pxe.hypervisor.uri, mac: pxe.mac, err: error },
+          'cannot delete the iPXE script of an ended install',
+        );
       });
     }
   }
@@ -526,15 +678,34 @@ export class InstallFlow {
     const name = vm.spec.install.profileRef.name;
     const profile = this.options.profiles?.get(`${namespace}/${name}`);
     if (!profile) {
-      this.options.event(vm, 'Warning', E.KickstartUnavailable, `the installer at ${client} asked for its Kickstart, but InstallProfile ${namespace}/${name} does not exist any more`);
+      this.options.event(
+        vm,
+        'Warning',
+        E.KickstartUnavailable,
+        `the installer at ${client} asked for its Kickstart, but InstallProfile ${namespace}/${name} does not exist any more`,
+      );
       return { status: 'unavailable' };
     }
-    const result = await renderProfile({ namespace, name, spec: profile.spec }, secretLookup(this.options.client, namespace), this.memo);
+    const result = await renderProfile(
+      { namespace, name, spec: profile.spec },
+      secretLookup(this.options.client, namespace),
+      this.memo,
+    );
     if (!result.ok) {
-      this.options.event(vm, 'Warning', E.KickstartUnavailable, `the installer at ${client} asked for its Kickstart, but InstallProfile ${namespace}/${name} does not render: ${problemsMessage(result.problems)}`);
+      this.options.event(
+        vm,
+        'Warning',
+        E.KickstartUnavailable,
+        `the installer at ${client} asked for its Kickstart, but InstallProfile ${namespace}/${name} does not render: ${problemsMessage(result.problems)}`,
+      );
       return { status: 'unavailable' };
     }
-    this.options.event(vm, 'Normal', E.KickstartServed, `Kickstart of InstallProfile ${namespace}/${name} (${result.hash}) served to ${client}`);
+    this.options.event(
+      vm,
+      'Normal',
+      E.KickstartServed,
+      `Kickstart of InstallProfile ${namespace}/${name} (${result.hash}) served to ${client}`,
+    );
     return { status: 'ok', text: result.text };
   }
 }
@@ -547,4 +718,3 @@ function minutes(ms: number): string {
   const m = ms / 60_000;
   return m >= 1 ? `${Math.round(m)} min` : `${Math.round(ms / 1000)} s`;
 }
-

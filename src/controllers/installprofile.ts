@@ -74,11 +74,20 @@ export class InstallProfileReconciler implements Reconciler {
     if (!profile || profile.metadata.deletionTimestamp) return;
     const namespace = profile.metadata.namespace ?? '';
     const name = profile.metadata.name ?? '';
-    const result = await renderProfile({ namespace, name, spec: profile.spec }, secretLookup(this.options.client, namespace), this.memo);
+    const result = await renderProfile(
+      { namespace, name, spec: profile.spec },
+      secretLookup(this.options.client, namespace),
+      this.memo,
+    );
     const status = profileStatus(profile.status, profile.metadata.generation, result);
     const uid = profile.metadata.uid ?? key;
     if (!this.reported.has(uid)) this.reported.set(uid, signature(profile.status));
-    await patchStatusIfChanged(this.options.client, INSTALL_PROFILE, profile as ProfileObject & { status?: Record<string, unknown> }, status as Record<string, unknown>);
+    await patchStatusIfChanged(
+      this.options.client,
+      INSTALL_PROFILE,
+      profile as ProfileObject & { status?: Record<string, unknown> },
+      status as Record<string, unknown>,
+    );
     const changed = this.recordChange(profile, uid, status, result);
     if (result.ok) {
       logger[changed ? 'info' : 'debug']({ renderedHash: result.hash, secrets: result.secrets }, 'profile rendered');
@@ -87,14 +96,20 @@ export class InstallProfileReconciler implements Reconciler {
     const reason = findCondition(status.conditions as Condition[], INSTALL_PROFILE_CONDITIONS.Valid)?.reason;
     logger[changed ? 'info' : 'debug']({ reason, problems: result.problems.length }, 'profile invalid');
     // A spec problem waits for the next change of the spec (a watch event); Secrets are not watched.
-    if (result.problems.some((problem) => problem.kind !== 'spec')) return { requeueAfterMs: this.options.secretRetryMs ?? DEFAULT_SECRET_RETRY_MS };
+    if (result.problems.some((problem) => problem.kind !== 'spec'))
+      return { requeueAfterMs: this.options.secretRetryMs ?? DEFAULT_SECRET_RETRY_MS };
   }
 
   /**
    * Normal Rendered when the profile became valid or its file changed; Warning Invalid when it
    * became invalid or its problems changed. Returns whether it changed.
    */
-  private recordChange(profile: ProfileObject, uid: string, status: InstallProfileStatus, result: ProfileRender): boolean {
+  private recordChange(
+    profile: ProfileObject,
+    uid: string,
+    status: InstallProfileStatus,
+    result: ProfileRender,
+  ): boolean {
     const next = signature(status);
     if (this.reported.get(uid) === next) return false;
     this.reported.set(uid, next);
@@ -102,7 +117,12 @@ export class InstallProfileReconciler implements Reconciler {
     if (!events) return true;
     if (result.ok) {
       const lines = result.text.split('\n').length - 1;
-      void events.record(profile, 'Normal', INSTALL_PROFILE_EVENTS.Rendered, `renders to a Kickstart file of ${lines} lines, ${result.hash}`);
+      void events.record(
+        profile,
+        'Normal',
+        INSTALL_PROFILE_EVENTS.Rendered,
+        `renders to a Kickstart file of ${lines} lines, ${result.hash}`,
+      );
     } else {
       const valid = findCondition(status.conditions as Condition[], INSTALL_PROFILE_CONDITIONS.Valid);
       void events.record(profile, 'Warning', INSTALL_PROFILE_EVENTS.Invalid, valid?.message ?? 'invalid');
@@ -121,12 +141,24 @@ export class InstallProfileReconciler implements Reconciler {
 function signature(status: InstallProfileStatus | undefined): string {
   const valid = findCondition(status?.conditions as Condition[] | undefined, INSTALL_PROFILE_CONDITIONS.Valid);
   if (!valid) return '';
-  return [valid.status, valid.reason, valid.status === 'True' ? status?.renderedHash ?? '' : valid.message].join('\u0000');
+  return [valid.status, valid.reason, valid.status === 'True' ? (status?.renderedHash ?? '') : valid.message].join(
+    '\u0000',
+  );
 }
 
 /** The status a render result stands for; conditions other than Valid are kept. */
-export function profileStatus(previous: InstallProfileStatus | undefined, generation: number | undefined, result: ProfileRender, now: Date = new Date()): InstallProfileStatus {
-  const conditions = setCondition(previous?.conditions as Condition[] | undefined, validCondition(result), generation, now);
+export function profileStatus(
+  previous: InstallProfileStatus | undefined,
+  generation: number | undefined,
+  result: ProfileRender,
+  now: Date = new Date(),
+): InstallProfileStatus {
+  const conditions = setCondition(
+    previous?.conditions as Condition[] | undefined,
+    validCondition(result),
+    generation,
+    now,
+  );
   const status: InstallProfileStatus = { conditions };
   if (result.ok) status.renderedHash = result.hash;
   if (generation !== undefined) status.observedGeneration = generation;
@@ -137,7 +169,12 @@ function validCondition(result: ProfileRender): Omit<Condition, 'lastTransitionT
   const type = INSTALL_PROFILE_CONDITIONS.Valid;
   if (result.ok) {
     const lines = result.text.split('\n').length - 1;
-    return { type, status: 'True', reason: INSTALL_PROFILE_REASONS.Rendered, message: `the profile and its Secrets render to a Kickstart file of ${lines} lines` };
+    return {
+      type,
+      status: 'True',
+      reason: INSTALL_PROFILE_REASONS.Rendered,
+      message: `the profile and its Secrets render to a Kickstart file of ${lines} lines`,
+    };
   }
   return { type, status: 'False', reason: invalidReason(result.problems), message: problemsMessage(result.problems) };
 }
@@ -157,7 +194,8 @@ export function problemsMessage(problems: readonly ProfileProblem[]): string {
   let message = '';
   for (const [index, line] of lines.entries()) {
     const next = message === '' ? line : `${message}; ${line}`;
-    if (next.length > MAX_MESSAGE) return `${message}; and ${lines.length - index} more problem${lines.length - index === 1 ? '' : 's'}`;
+    if (next.length > MAX_MESSAGE)
+      return `${message}; and ${lines.length - index} more problem${lines.length - index === 1 ? '' : 's'}`;
     message = next;
   }
   return message;
@@ -168,13 +206,18 @@ export function problemsMessage(problems: readonly ProfileProblem[]): string {
  * until they change); any other failure is thrown, and the reconcile retried with backoff.
  * `forbidden` says how to grant the reader access (default: the controller's RoleBinding).
  */
-export function secretLookup(client: KubeClient, namespace: string, forbidden: (namespace: string) => string = controllerForbidden): SecretLookup {
+export function secretLookup(
+  client: KubeClient,
+  namespace: string,
+  forbidden: (namespace: string) => string = controllerForbidden,
+): SecretLookup {
   return async (name) => {
     try {
       return { status: 'found', secret: await client.get<SecretRecord & KubeObject>(SECRET, namespace, name) };
     } catch (error) {
       if (isNotFound(error)) return { status: 'not-found' };
-      if (error instanceof ApiError && error.status === 403) return { status: 'forbidden', message: forbidden(namespace) };
+      if (error instanceof ApiError && error.status === 403)
+        return { status: 'forbidden', message: forbidden(namespace) };
       throw error;
     }
   };

@@ -94,7 +94,12 @@ export class HostOrphanScan {
     }
   }
 
-  private async look(hypervisor: Hypervisor, knownUids: () => Set<string>, judges: (marker: DomainMarker) => boolean, timeoutMs: number): Promise<OrphanDomain[]> {
+  private async look(
+    hypervisor: Hypervisor,
+    knownUids: () => Set<string>,
+    judges: (marker: DomainMarker) => boolean,
+    timeoutMs: number,
+  ): Promise<OrphanDomain[]> {
     const before = knownUids();
     const domains = await withDeadline(hypervisor.listDomains(), timeoutMs, `list domains of ${hypervisor.uri}`);
     this.lastDomains = domains;
@@ -107,7 +112,11 @@ export class HostOrphanScan {
       await Promise.all(
         unread.slice(start, start + XML_READS_AT_ONCE).map(async (domain) => {
           try {
-            const xml = await withDeadline(hypervisor.xml(domain.uuid), timeoutMs, `read XML of domain ${domain.name} on ${hypervisor.uri}`);
+            const xml = await withDeadline(
+              hypervisor.xml(domain.uuid),
+              timeoutMs,
+              `read XML of domain ${domain.name} on ${hypervisor.uri}`,
+            );
             this.markers.set(domain.uuid, domainMarker(xml) ?? null);
           } catch (error) {
             // Gone since the list: nothing to report, nothing to remember.
@@ -125,7 +134,9 @@ export class HostOrphanScan {
       orphans.push({ uuid: domain.uuid, name: domain.name, vm: marker });
     }
     // Code-point order: the same everywhere, whatever the locale.
-    orphans.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0));
+    orphans.sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0,
+    );
     this.orphans = orphans;
     this.lastScanAt = Date.now();
     return orphans;

@@ -10,15 +10,25 @@ import { orphanList, type OrphanDomain } from './orphan-domains.js';
 import { HOST_REASONS, POOL_CONDITIONS, POOL_REASONS } from './reasons.js';
 
 /** Reasons of a host that failed while in use (as opposed to one misconfigured or not contacted yet): its VMs are recovered elsewhere. */
-export const FAILED_HOST_REASONS: ReadonlySet<string> = new Set([HOST_REASONS.Disconnected, HOST_REASONS.HeartbeatMissed, HOST_REASONS.Unreachable]);
+export const FAILED_HOST_REASONS: ReadonlySet<string> = new Set([
+  HOST_REASONS.Disconnected,
+  HOST_REASONS.HeartbeatMissed,
+  HOST_REASONS.Unreachable,
+]);
 
 /** Decides a host's readiness from what the Fleet observed. */
 export function hostReadiness(host: FleetHost, failureThreshold: number): HostReadiness {
-  if (!host.inSpec) return { ready: false, reason: HOST_REASONS.RemovedFromSpec, message: 'removed from spec.hosts; takes no new VMs' };
-  if (host.credentialsProblem) return { ready: false, reason: host.credentialsProblem.reason, message: host.credentialsProblem.message };
+  if (!host.inSpec)
+    return { ready: false, reason: HOST_REASONS.RemovedFromSpec, message: 'removed from spec.hosts; takes no new VMs' };
+  if (host.credentialsProblem)
+    return { ready: false, reason: host.credentialsProblem.reason, message: host.credentialsProblem.message };
   if (host.disconnected) {
     const detail = host.disconnected.message ? `: ${host.disconnected.message}` : '';
-    return { ready: false, reason: HOST_REASONS.Disconnected, message: `connection to ${host.uri} lost (${host.disconnected.reason})${detail}; reconnecting` };
+    return {
+      ready: false,
+      reason: HOST_REASONS.Disconnected,
+      message: `connection to ${host.uri} lost (${host.disconnected.reason})${detail}; reconnecting`,
+    };
   }
   if (host.missedBeats >= failureThreshold) {
     return {
@@ -54,7 +64,12 @@ export function hostReadiness(host: FleetHost, failureThreshold: number): HostRe
 
 /** Bytes as a Kubernetes quantity, in the largest binary unit that divides them. */
 export function bytesToQuantity(bytes: number): string {
-  for (const [suffix, size] of [['Ti', 2 ** 40], ['Gi', 2 ** 30], ['Mi', 2 ** 20], ['Ki', 2 ** 10]] as const) {
+  for (const [suffix, size] of [
+    ['Ti', 2 ** 40],
+    ['Gi', 2 ** 30],
+    ['Mi', 2 ** 20],
+    ['Ki', 2 ** 10],
+  ] as const) {
     if (bytes >= size && bytes % size === 0) return `${bytes / size}${suffix}`;
   }
   return String(Math.round(bytes));
@@ -77,7 +92,9 @@ export interface PoolStatusInput {
 
 export function poolStatus(input: PoolStatusInput): HostPoolStatus {
   const now = input.now ?? new Date();
-  const hosts = input.hosts.map((host) => hostStatus(host, input.allocations.get(host.name), input.orphans?.get(host.name), input.previous, now));
+  const hosts = input.hosts.map((host) =>
+    hostStatus(host, input.allocations.get(host.name), input.orphans?.get(host.name), input.previous, now),
+  );
   const notReady = hosts.filter((host) => !host.ready);
   const readyHosts = hosts.length - notReady.length;
   const why = notReady.map((host) => `${host.name}: ${host.reason} (${host.message})`).join('; ');
@@ -86,18 +103,37 @@ export function poolStatus(input: PoolStatusInput): HostPoolStatus {
   const set = (type: string, status: 'True' | 'False', reason: string, message: string) => {
     conditions = setCondition(conditions, { type, status, reason, message }, input.generation, now);
   };
-  if (readyHosts > 0) set(POOL_CONDITIONS.Ready, 'True', POOL_REASONS.HostsReady, `${readyHosts} of ${hosts.length} hosts ready`);
-  else set(POOL_CONDITIONS.Ready, 'False', POOL_REASONS.NoHostReady, hosts.length === 0 ? 'the pool has no hosts' : `no host is ready: ${why}`);
+  if (readyHosts > 0)
+    set(POOL_CONDITIONS.Ready, 'True', POOL_REASONS.HostsReady, `${readyHosts} of ${hosts.length} hosts ready`);
+  else
+    set(
+      POOL_CONDITIONS.Ready,
+      'False',
+      POOL_REASONS.NoHostReady,
+      hosts.length === 0 ? 'the pool has no hosts' : `no host is ready: ${why}`,
+    );
   if (notReady.length > 0) set(POOL_CONDITIONS.Degraded, 'True', POOL_REASONS.HostsNotReady, why);
   else set(POOL_CONDITIONS.Degraded, 'False', POOL_REASONS.AllHostsReady, 'every host is ready');
   const mismatched = notReady.filter((host) => host.reason === HOST_REASONS.HypervisorMismatch);
   if (mismatched.length > 0) {
-    set(POOL_CONDITIONS.HypervisorMismatch, 'True', POOL_REASONS.DeclaredDiffersFromDetected, mismatched.map((host) => `${host.name}: ${host.message}`).join('; '));
+    set(
+      POOL_CONDITIONS.HypervisorMismatch,
+      'True',
+      POOL_REASONS.DeclaredDiffersFromDetected,
+      mismatched.map((host) => `${host.name}: ${host.message}`).join('; '),
+    );
   } else {
-    set(POOL_CONDITIONS.HypervisorMismatch, 'False', POOL_REASONS.AsDeclared, 'no host contradicts its declared hypervisor');
+    set(
+      POOL_CONDITIONS.HypervisorMismatch,
+      'False',
+      POOL_REASONS.AsDeclared,
+      'no host contradicts its declared hypervisor',
+    );
   }
   if (input.blockedRemovals.length > 0) {
-    const list = input.blockedRemovals.map(({ host, vms }) => `${host} (${vms.length} VMs: ${vms.slice(0, 5).join(', ')}${vms.length > 5 ? ', …' : ''})`);
+    const list = input.blockedRemovals.map(
+      ({ host, vms }) => `${host} (${vms.length} VMs: ${vms.slice(0, 5).join(', ')}${vms.length > 5 ? ', …' : ''})`,
+    );
     set(
       POOL_CONDITIONS.RemovalBlocked,
       'True',
@@ -122,7 +158,12 @@ export function poolStatus(input: PoolStatusInput): HostPoolStatus {
         'A VirtualMachine recreated under the same name cannot adopt it (a new object has a new UID), and its domain is refused while the orphan holds the name.',
     );
   } else {
-    set(POOL_CONDITIONS.OrphanDomains, 'False', POOL_REASONS.NoOrphanDomains, 'no host has domains with virtfleet\'s marker and no VirtualMachine');
+    set(
+      POOL_CONDITIONS.OrphanDomains,
+      'False',
+      POOL_REASONS.NoOrphanDomains,
+      "no host has domains with virtfleet's marker and no VirtualMachine",
+    );
   }
   const draining = input.maintenance ?? [];
   if (draining.length > 0) {
@@ -131,20 +172,34 @@ export function poolStatus(input: PoolStatusInput): HostPoolStatus {
         ? `${host}: empty`
         : `${host}: ${vms} VM${vms === 1 ? '' : 's'} left` +
           (migrating > 0 ? `, ${migrating} migrating` : '') +
-          (failed.length > 0 ? `, not movable: ${failed.slice(0, 5).join(', ')}${failed.length > 5 ? ', …' : ''} (see their Migrating condition)` : ''),
+          (failed.length > 0
+            ? `, not movable: ${failed.slice(0, 5).join(', ')}${failed.length > 5 ? ', …' : ''} (see their Migrating condition)`
+            : ''),
     );
     const empty = draining.every((entry) => entry.vms === 0);
-    set(POOL_CONDITIONS.Maintenance, 'True', empty ? POOL_REASONS.Drained : POOL_REASONS.Draining, `hosts in maintenance: ${parts.join('; ')}`);
+    set(
+      POOL_CONDITIONS.Maintenance,
+      'True',
+      empty ? POOL_REASONS.Drained : POOL_REASONS.Draining,
+      `hosts in maintenance: ${parts.join('; ')}`,
+    );
   } else {
     set(POOL_CONDITIONS.Maintenance, 'False', POOL_REASONS.NoMaintenance, 'no host is in maintenance');
   }
   return { hosts, readyHosts, hostCount: hosts.length, conditions, observedGeneration: input.generation };
 }
 
-function hostStatus(host: FleetHost, allocation: HostAllocation | undefined, orphans: OrphanDomain[] | undefined, previous: HostPoolStatus | undefined, now: Date): HostStatus {
+function hostStatus(
+  host: FleetHost,
+  allocation: HostAllocation | undefined,
+  orphans: OrphanDomain[] | undefined,
+  previous: HostPoolStatus | undefined,
+  now: Date,
+): HostStatus {
   const { readiness, facts } = host;
   const before = previous?.hosts?.find((entry) => entry.name === host.name);
-  const lastTransitionTime = before && before.ready === readiness.ready && before.lastTransitionTime ? before.lastTransitionTime : rfc3339(now);
+  const lastTransitionTime =
+    before && before.ready === readiness.ready && before.lastTransitionTime ? before.lastTransitionTime : rfc3339(now);
   return {
     name: host.name,
     ready: readiness.ready,
@@ -158,6 +213,15 @@ function hostStatus(host: FleetHost, allocation: HostAllocation | undefined, orp
     vmCount: allocation?.vms.length ?? 0,
     orphanDomains: orphans?.length,
     lastTransitionTime,
-    ...(host.fencing ? { fencing: { state: host.fencing.state, message: host.fencing.message, attempts: host.fencing.attempts, time: host.fencing.time } } : {}),
+    ...(host.fencing
+      ? {
+          fencing: {
+            state: host.fencing.state,
+            message: host.fencing.message,
+            attempts: host.fencing.attempts,
+            time: host.fencing.time,
+          },
+        }
+      : {}),
   };
 }

@@ -28,18 +28,52 @@ function summarize(xml: string): Summary {
       attrs(child(domain, 'cpu'), ['mode']),
       child(domain, 'cpu', 'model')?.text ?? '',
     ].join('|'),
-    'spec.firmware': [attrs(os, ['firmware']), ...(os ? childrenNamed(os, 'firmware').flatMap((f) => childrenNamed(f, 'feature').map((x) => attrs(x, ['name', 'enabled']))) : [])].join('|'),
-    'spec.kernelBoot': ['kernel', 'initrd', 'cmdline'].map((name) => (os ? child(os, name)?.text ?? '' : '')).join('|'),
+    'spec.firmware': [
+      attrs(os, ['firmware']),
+      ...(os
+        ? childrenNamed(os, 'firmware').flatMap((f) =>
+            childrenNamed(f, 'feature').map((x) => attrs(x, ['name', 'enabled'])),
+          )
+        : []),
+    ].join('|'),
+    'spec.kernelBoot': ['kernel', 'initrd', 'cmdline']
+      .map((name) => (os ? (child(os, name)?.text ?? '') : ''))
+      .join('|'),
     'spec.disks': disks
-      .map((disk) => [attrs(child(disk, 'source'), ['file']), attrs(child(disk, 'target'), ['dev', 'bus']), child(disk, 'readonly') ? 'ro' : 'rw'].join(','))
+      .map((disk) =>
+        [
+          attrs(child(disk, 'source'), ['file']),
+          attrs(child(disk, 'target'), ['dev', 'bus']),
+          child(disk, 'readonly') ? 'ro' : 'rw',
+        ].join(','),
+      )
       .join('|'),
     'spec.networks': nics
-      .map((nic) => [nic.attrs.type ?? '', attrs(child(nic, 'source'), ['network', 'bridge']), attrs(child(nic, 'mac'), ['address']), attrs(child(nic, 'model'), ['type'])].join(','))
+      .map((nic) =>
+        [
+          nic.attrs.type ?? '',
+          attrs(child(nic, 'source'), ['network', 'bridge']),
+          attrs(child(nic, 'mac'), ['address']),
+          attrs(child(nic, 'model'), ['type']),
+        ].join(','),
+      )
       .join('|'),
   };
 }
 
-const UNIT_KIB: Record<string, number> = { b: 1 / 1024, bytes: 1 / 1024, k: 1, kib: 1, kb: 1000 / 1024, m: 1024, mib: 1024, mb: 1e6 / 1024, g: 1024 ** 2, gib: 1024 ** 2, gb: 1e9 / 1024 };
+const UNIT_KIB: Record<string, number> = {
+  b: 1 / 1024,
+  bytes: 1 / 1024,
+  k: 1,
+  kib: 1,
+  kb: 1000 / 1024,
+  m: 1024,
+  mib: 1024,
+  mb: 1e6 / 1024,
+  g: 1024 ** 2,
+  gib: 1024 ** 2,
+  gb: 1e9 / 1024,
+};
 
 /** A libvirt memory element's amount in KiB (libvirt writes KiB; other units for safety). */
 function kib(element: XmlElement | undefined): number {

@@ -31,7 +31,12 @@ export function stoppedByGuest(domain: Pick<DomainStatus, 'state' | 'reason'>): 
  * Stopping: a graceful shutdown first, a destroy once `graceMs` have passed since it was asked
  * (`shutdownSince`, undefined when it was not asked yet).
  */
-export function stopAction(domain: Pick<DomainStatus, 'state'>, shutdownSince: number | undefined, now: number, graceMs: number): PowerAction {
+export function stopAction(
+  domain: Pick<DomainStatus, 'state'>,
+  shutdownSince: number | undefined,
+  now: number,
+  graceMs: number,
+): PowerAction {
   if (!isActive(domain.state)) return { action: 'none' };
   if (shutdownSince === undefined) return { action: 'shutdown', recheckMs: graceMs };
   const left = shutdownSince + graceMs - now;

@@ -63,11 +63,20 @@ export interface ControllersOptions {
 
 export function addControllers(manager: Manager, options: ControllersOptions): void {
   const { fleet, logger } = options;
-  const vms = manager.cache.informerFor<VmObject>(VIRTUAL_MACHINE, options.namespace ? { namespace: options.namespace } : {});
-  const pools = manager.cache.informerFor<PoolObject>(HOST_POOL, options.hostPoolSelector ? { labelSelector: options.hostPoolSelector } : {});
+  const vms = manager.cache.informerFor<VmObject>(
+    VIRTUAL_MACHINE,
+    options.namespace ? { namespace: options.namespace } : {},
+  );
+  const pools = manager.cache.informerFor<PoolObject>(
+    HOST_POOL,
+    options.hostPoolSelector ? { labelSelector: options.hostPoolSelector } : {},
+  );
   const credentialsNamespace = options.credentialsNamespace ?? process.env.POD_NAMESPACE ?? 'virtfleet-system';
   // Only the controller's namespace, and not the service-account tokens there.
-  const secrets = manager.cache.informerFor<SecretObject>(SECRET, { namespace: credentialsNamespace, fieldSelector: 'type!=kubernetes.io/service-account-token' });
+  const secrets = manager.cache.informerFor<SecretObject>(SECRET, {
+    namespace: credentialsNamespace,
+    fieldSelector: 'type!=kubernetes.io/service-account-token',
+  });
   const allocations = new Allocations(vms);
   const events = new EventRecorder(manager.client, {
     component: 'virtfleet-controller',
@@ -94,7 +103,10 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       ...(options.orphanScanIntervalMs ? { orphanScanIntervalMs: options.orphanScanIntervalMs } : {}),
     }),
   );
-  const profiles = manager.cache.informerFor<ProfileObject>(INSTALL_PROFILE, options.namespace ? { namespace: options.namespace } : {});
+  const profiles = manager.cache.informerFor<ProfileObject>(
+    INSTALL_PROFILE,
+    options.namespace ? { namespace: options.namespace } : {},
+  );
   const installServer = options.installEndpoint ? new InstallServer({ ...options.installEndpoint, logger }) : undefined;
   if (installServer) manager.add(installServer);
   manager.add(

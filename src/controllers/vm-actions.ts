@@ -43,15 +43,20 @@ export interface ActionRequest {
 }
 
 /** What the annotations ask, or an error naming the annotation and the fix. */
-export function actionRequest(annotations: Record<string, string> | undefined): ActionRequest | { error: string } | undefined {
+export function actionRequest(
+  annotations: Record<string, string> | undefined,
+): ActionRequest | { error: string } | undefined {
   const action = annotations?.[ACTION_ANNOTATION];
   if (action === undefined) return undefined;
   if (!(VM_ACTIONS as readonly string[]).includes(action)) {
-    return { error: `annotation ${ACTION_ANNOTATION}=${JSON.stringify(action.slice(0, 40))} is not one of ${VM_ACTIONS.join(', ')}; fix or remove it` };
+    return {
+      error: `annotation ${ACTION_ANNOTATION}=${JSON.stringify(action.slice(0, 40))} is not one of ${VM_ACTIONS.join(', ')}; fix or remove it`,
+    };
   }
   // Without an id, the action itself is the id: done once until an id is added.
   const id = annotations?.[ACTION_ID_ANNOTATION] ?? action;
-  if (id.length > 128) return { error: `annotation ${ACTION_ID_ANNOTATION} is longer than 128 characters; use a shorter id` };
+  if (id.length > 128)
+    return { error: `annotation ${ACTION_ID_ANNOTATION} is longer than 128 characters; use a shorter id` };
   return { action: action as VmAction, id };
 }
 
@@ -92,17 +97,37 @@ export function decideAction(input: ActionInput): ActionDecision {
     case 'stop': {
       const step = stopAction(domain, shutdownSince, now, graceMs);
       if (step.action === 'none') {
-        return { power: step, hold: 'stop', ...(isNew || last?.state !== 'Succeeded' ? { record: record('Succeeded', 'stopped; it stays stopped until `virtfleet vm start`') } : {}) };
+        return {
+          power: step,
+          hold: 'stop',
+          ...(isNew || last?.state !== 'Succeeded'
+            ? { record: record('Succeeded', 'stopped; it stays stopped until `virtfleet vm start`') }
+            : {}),
+        };
       }
       return { power: step, hold: 'stop', ...(isNew ? { record: record('InProgress', 'shutting down') } : {}) };
     }
     case 'pause': {
       if (paused(domain.state)) {
-        return { power: { action: 'none' }, hold: 'pause', ...(isNew || last?.state !== 'Succeeded' ? { record: record('Succeeded', 'paused; it stays paused until `virtfleet vm unpause`') } : {}) };
+        return {
+          power: { action: 'none' },
+          hold: 'pause',
+          ...(isNew || last?.state !== 'Succeeded'
+            ? { record: record('Succeeded', 'paused; it stays paused until `virtfleet vm unpause`') }
+            : {}),
+        };
       }
-      if (isActive(domain.state)) return { power: { action: 'suspend' }, hold: 'pause', ...(isNew ? { record: record('InProgress', 'pausing') } : {}) };
+      if (isActive(domain.state))
+        return {
+          power: { action: 'suspend' },
+          hold: 'pause',
+          ...(isNew ? { record: record('InProgress', 'pausing') } : {}),
+        };
       if (!isNew) return byStrategy();
-      return { ...byStrategy(), record: record('Refused', `the VM is not running (domain ${domain.state}); pause applies to a running VM`) };
+      return {
+        ...byStrategy(),
+        record: record('Refused', `the VM is not running (domain ${domain.state}); pause applies to a running VM`),
+      };
     }
     case 'start':
     case 'unpause':
@@ -115,19 +140,27 @@ export function decideAction(input: ActionInput): ActionDecision {
   if (request.action === 'migrate') {
     // The reconciler runs the migration and records its end; here only whether it may begin.
     if (done || !isNew) return byStrategy();
-    if (!isActive(domain.state)) return { ...byStrategy(), record: record('Refused', `the VM is not running (domain ${domain.state}); live migration moves a running VM`) };
+    if (!isActive(domain.state))
+      return {
+        ...byStrategy(),
+        record: record('Refused', `the VM is not running (domain ${domain.state}); live migration moves a running VM`),
+      };
     return { ...byStrategy(), record: record('InProgress', 'migration asked') };
   }
   if (done) return byStrategy();
   if (strategy === 'Halted' && request.action !== 'unpause') {
     return {
       ...byStrategy(),
-      record: record('Refused', `runStrategy Halted keeps the VM stopped: set spec.runStrategy to Always or Manual in its manifest to ${request.action} it`),
+      record: record(
+        'Refused',
+        `runStrategy Halted keeps the VM stopped: set spec.runStrategy to Always or Manual in its manifest to ${request.action} it`,
+      ),
     };
   }
   switch (request.action) {
     case 'start':
-      if (paused(domain.state)) return { power: { action: 'resume' }, record: record('Succeeded', 'resumed the paused VM') };
+      if (paused(domain.state))
+        return { power: { action: 'resume' }, record: record('Succeeded', 'resumed the paused VM') };
       if (isActive(domain.state)) return { power: { action: 'none' }, record: record('Succeeded', 'already running') };
       return { power: { action: 'start' }, record: record('Succeeded', 'started') };
     case 'unpause':
@@ -138,7 +171,10 @@ export function decideAction(input: ActionInput): ActionDecision {
       // which also applies changes that waited for a restart.
       if (isActive(domain.state)) {
         const step = stopAction(domain, shutdownSince, now, graceMs);
-        return { power: step, ...(isNew ? { record: record('InProgress', 'shutting down; starts again once stopped') } : {}) };
+        return {
+          power: step,
+          ...(isNew ? { record: record('InProgress', 'shutting down; starts again once stopped') } : {}),
+        };
       }
       return { power: { action: 'start' }, record: record('Succeeded', isNew ? 'was stopped; started' : 'restarted') };
     }

@@ -32,7 +32,8 @@ export function guestAddresses(interfaces: GuestInterface[], names: Map<string, 
     const name = names.get(nic.mac.toLowerCase());
     if (!name) continue;
     for (const address of nic.addresses) {
-      if (reachable(address.address)) addresses.push({ interface: name, ip: address.address, mac: nic.mac.toLowerCase() });
+      if (reachable(address.address))
+        addresses.push({ interface: name, ip: address.address, mac: nic.mac.toLowerCase() });
     }
   }
   // Spec order of interfaces, then the order the host gave: stable, so an unchanged set writes nothing.

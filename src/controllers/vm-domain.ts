@@ -23,7 +23,12 @@ export function diskBackings(vm: VmObject, storage: HostPoolSpec['storage']): Re
   const { namespace = '', name = '', uid = '' } = vm.metadata;
   const base = domainName(namespace, name, uid);
   const dir = storageDir(storage);
-  return Object.fromEntries((vm.spec.disks ?? []).map((disk) => [disk.name, { path: `${dir}/${volumeName(base, disk.name)}`, format: 'qcow2' as const }]));
+  return Object.fromEntries(
+    (vm.spec.disks ?? []).map((disk) => [
+      disk.name,
+      { path: `${dir}/${volumeName(base, disk.name)}`, format: 'qcow2' as const },
+    ]),
+  );
 }
 
 export function domainTarget(hypervisor: HypervisorType, facts: HostFacts): DomainTarget {

@@ -12,7 +12,10 @@ export class VmStatusDraft {
   status: VirtualMachineStatus;
   private readonly generation: number | undefined;
 
-  constructor(vm: VmObject, private readonly now: () => Date = () => new Date()) {
+  constructor(
+    vm: VmObject,
+    private readonly now: () => Date = () => new Date(),
+  ) {
     this.status = structuredClone(vm.status ?? {});
     this.generation = vm.metadata.generation;
   }
@@ -28,7 +31,12 @@ export class VmStatusDraft {
   /** Sets a condition; returns true when its status (True/False/Unknown) changed or it is new. */
   set(type: string, status: ConditionStatus, reason: string, message: string): boolean {
     const before = this.condition(type);
-    this.status.conditions = setCondition(this.conditions, { type, status, reason, message }, this.generation, this.now());
+    this.status.conditions = setCondition(
+      this.conditions,
+      { type, status, reason, message },
+      this.generation,
+      this.now(),
+    );
     return before?.status !== status;
   }
 

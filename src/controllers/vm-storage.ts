@@ -94,7 +94,16 @@ export class DiskProvisioner {
    * each failure in a row (retryMs, 2×, 4×… at most 10 min): every attempt downloads the whole
    * image again, and a reconcile for another reason must not start one early.
    */
-  private readonly imageFailures = new Map<string, { count: number; retryAt: number; delayMs: number; reason: 'ImageDownloadFailed' | 'ProvisioningFailed'; message: string }>();
+  private readonly imageFailures = new Map<
+    string,
+    {
+      count: number;
+      retryAt: number;
+      delayMs: number;
+      reason: 'ImageDownloadFailed' | 'ProvisioningFailed';
+      message: string;
+    }
+  >();
   /** `${uri} ${pool}`: storage pools made sure of by this process. */
   private readonly pools = new Set<string>();
   private readonly progressIntervalMs: number;
@@ -111,10 +120,20 @@ export class DiskProvisioner {
    * Makes (or finds) a volume for every disk of the VM. Rejects only with HypervisorErrors of
    * kind 'unreachable' (the caller's host-unreachable path); other failures are results.
    */
-  async provision(vm: VmObject, storage: StorageSpec, hostName: string, hypervisor: Hypervisor): Promise<ProvisionResult> {
+  async provision(
+    vm: VmObject,
+    storage: StorageSpec,
+    hostName: string,
+    hypervisor: Hypervisor,
+  ): Promise<ProvisionResult> {
     const disks = vm.spec.disks ?? [];
     if (disks.length === 0) return { state: 'ready', disks: {}, created: [] };
-    const failed = (reason: 'ProvisioningFailed' | 'ImageDownloadFailed', message: string, retryInMs = this.retryMs, retryDelayMs = retryInMs): ProvisionResult => ({
+    const failed = (
+      reason: 'ProvisioningFailed' | 'ImageDownloadFailed',
+      message: string,
+      retryInMs = this.retryMs,
+      retryDelayMs = retryInMs,
+    ): ProvisionResult => ({
       state: 'failed',
       reason,
       message,
@@ -125,7 +144,10 @@ export class DiskProvisioner {
       await this.ensurePool(storage, hypervisor);
     } catch (error) {
       if (isHypervisorError(error, 'unreachable')) throw error;
-      return failed('ProvisioningFailed', `HostPool spec.storage.pool ${storage.pool}: cannot use it on host ${hostName}: ${errorText(error)}`);
+      return failed(
+        'ProvisioningFailed',
+        `HostPool spec.storage.pool ${storage.pool}: cannot use it on host ${hostName}: ${errorText(error)}`,
+      );
     }
     const backings: Record<string, DiskBacking> = {};
     const created: string[] = [];
@@ -135,19 +157,28 @@ export class DiskProvisioner {
       try {
         const outcome = await this.provisionDisk(vm, disk, storage, hypervisor);
         if (outcome.state === 'ready') {
-          backings[disk.name] = { path: outcome.volume.path, format: outcome.volume.format === 'unknown' ? 'raw' : outcome.volume.format };
+          backings[disk.name] = {
+            path: outcome.volume.path,
+            format: outcome.volume.format === 'unknown' ? 'raw' : outcome.volume.format,
+          };
           if (outcome.created) created.push(disk.name);
         } else if (outcome.state === 'pending') {
           pending.push(`${field}: ${outcome.message}`);
         } else {
-          return failed(outcome.reason, `${field}${outcome.field ? `.${outcome.field}` : ''}: ${outcome.message} (host ${hostName})`, outcome.retryInMs, outcome.retryDelayMs);
+          return failed(
+            outcome.reason,
+            `${field}${outcome.field ? `.${outcome.field}` : ''}: ${outcome.message} (host ${hostName})`,
+            outcome.retryInMs,
+            outcome.retryDelayMs,
+          );
         }
       } catch (error) {
         if (isHypervisorError(error, 'unreachable')) throw error;
         return failed('ProvisioningFailed', `${field}: ${errorText(error)} (host ${hostName})`);
       }
     }
-    if (pending.length > 0) return { state: 'pending', message: pending.join('; '), requeueAfterMs: this.progressIntervalMs };
+    if (pending.length > 0)
+      return { state: 'pending', message: pending.join('; '), requeueAfterMs: this.progressIntervalMs };
     return { state: 'ready', disks: backings, created };
   }
 
@@ -156,7 +187,11 @@ export class DiskProvisioner {
    * Deletes the volumes of the VM's disks, except those with `retain` (kept, and used again by
    * a VM of the same namespace, name and disk name, since a volume that exists is used).
    */
-  async remove(vm: VmObject, storage: StorageSpec, hypervisor: Hypervisor): Promise<{ deleted: string[]; retained: string[] }> {
+  async remove(
+    vm: VmObject,
+    storage: StorageSpec,
+    hypervisor: Hypervisor,
+  ): Promise<{ deleted: string[]; retained: string[] }> {
     const uid = vm.metadata.uid ?? '';
     await this.cancel(uid);
     const deleted: string[] = [];
@@ -199,7 +234,10 @@ export class DiskProvisioner {
   private async ensurePool(storage: StorageSpec, hypervisor: Hypervisor): Promise<void> {
     const key = `${hypervisor.uri} ${storage.pool}`;
     if (this.pools.has(key)) return;
-    const status = await hypervisor.ensureStoragePool({ name: storage.pool, ...(storage.path ? { path: storage.path } : {}) });
+    const status = await hypervisor.ensureStoragePool({
+      name: storage.pool,
+      ...(storage.path ? { path: storage.path } : {}),
+    });
     if (!status.active) throw new Error(`storage pool ${storage.pool} is not active`);
     this.pools.add(key);
   }
@@ -212,7 +250,14 @@ export class DiskProvisioner {
   ): Promise<
     | { state: 'ready'; volume: VolumeStatus; created: boolean }
     | { state: 'pending'; message: string }
-    | { state: 'failed'; reason: 'ProvisioningFailed' | 'ImageDownloadFailed'; field?: string; message: string; retryInMs?: number; retryDelayMs?: number }
+    | {
+        state: 'failed';
+        reason: 'ProvisioningFailed' | 'ImageDownloadFailed';
+        field?: string;
+        message: string;
+        retryInMs?: number;
+        retryDelayMs?: number;
+      }
   > {
     const uid = vm.metadata.uid ?? '';
     const name = volumeNameOf(vm, disk.name);
@@ -230,7 +275,14 @@ export class DiskProvisioner {
       }
       const failure = this.imageFailures.get(key);
       if (failure && failure.retryAt > this.now()) {
-        return { state: 'failed', reason: failure.reason, field: 'source.image.url', message: failure.message, retryInMs: failure.retryAt - this.now(), retryDelayMs: failure.delayMs };
+        return {
+          state: 'failed',
+          reason: failure.reason,
+          field: 'source.image.url',
+          message: failure.message,
+          retryInMs: failure.retryAt - this.now(),
+          retryDelayMs: failure.delayMs,
+        };
       }
       const existing = await hypervisor.volume(storage.pool, name);
       if (existing) {
@@ -255,15 +307,25 @@ export class DiskProvisioner {
         throw error;
       });
       if (!from) {
-        return { state: 'failed', reason: 'ProvisioningFailed', field: 'source.clone.volume', message: `no volume ${source.clone.volume} in storage pool ${fromPool} to clone` };
+        return {
+          state: 'failed',
+          reason: 'ProvisioningFailed',
+          field: 'source.clone.volume',
+          message: `no volume ${source.clone.volume} in storage pool ${fromPool} to clone`,
+        };
       }
       const capacityBytes = Math.max(size ?? 0, from.capacityBytes);
-      const volume = await hypervisor.cloneVolume(storage.pool, { name, format: 'qcow2', capacityBytes }, { pool: fromPool, name: from.name });
+      const volume = await hypervisor.cloneVolume(
+        storage.pool,
+        { name, format: 'qcow2', capacityBytes },
+        { pool: fromPool, name: from.name },
+      );
       return { state: 'ready', volume, created: true };
     }
 
     // blank (the API requires a size for it)
-    if (size === undefined) return { state: 'failed', reason: 'ProvisioningFailed', field: 'size', message: 'a blank disk needs a size' };
+    if (size === undefined)
+      return { state: 'failed', reason: 'ProvisioningFailed', field: 'size', message: 'a blank disk needs a size' };
     const volume = await hypervisor.createVolume(storage.pool, { name, format: 'qcow2', capacityBytes: size });
     return { state: 'ready', volume, created: true };
   }
@@ -271,7 +333,16 @@ export class DiskProvisioner {
   private observeJob(
     key: string,
     job: ImageJob,
-  ): { state: 'pending'; message: string } | { state: 'failed'; reason: 'ImageDownloadFailed' | 'ProvisioningFailed'; field?: string; message: string; retryInMs: number; retryDelayMs: number } {
+  ):
+    | { state: 'pending'; message: string }
+    | {
+        state: 'failed';
+        reason: 'ImageDownloadFailed' | 'ProvisioningFailed';
+        field?: string;
+        message: string;
+        retryInMs: number;
+        retryDelayMs: number;
+      } {
     if (job.state === 'failed') {
       // Remembered with its retry time; the first reconcile after it starts afresh.
       this.jobs.delete(key);
@@ -283,28 +354,54 @@ export class DiskProvisioner {
       return { state: 'failed', reason, field: 'source.image.url', message, retryInMs, retryDelayMs: retryInMs };
     }
     const now = this.now();
-    if (!job.shown || now - job.shown.at >= this.progressIntervalMs) job.shown = { at: now, message: progressMessage(job) };
+    if (!job.shown || now - job.shown.at >= this.progressIntervalMs)
+      job.shown = { at: now, message: progressMessage(job) };
     return { state: 'pending', message: job.shown.message };
   }
 
-  private startImageJob(key: string, uid: string, url: string, pool: string, name: string, size: number | undefined, hypervisor: Hypervisor): void {
+  private startImageJob(
+    key: string,
+    uid: string,
+    url: string,
+    pool: string,
+    name: string,
+    size: number | undefined,
+    hypervisor: Hypervisor,
+  ): void {
     const abort = new AbortController();
-    const job: ImageJob = { url, state: 'downloading', received: 0, total: undefined, error: undefined, shown: undefined, abort, finished: Promise.resolve() };
-    job.finished = this.runImageJob(job, pool, name, size, hypervisor).then(
-      () => {
-        job.state = 'done';
-      },
-      (error: unknown) => {
-        job.state = 'failed';
-        job.error = errorText(error);
-      },
-    ).finally(() => {
-      if (!abort.signal.aborted) this.options.onJobEnd?.(uid);
-    });
+    const job: ImageJob = {
+      url,
+      state: 'downloading',
+      received: 0,
+      total: undefined,
+      error: undefined,
+      shown: undefined,
+      abort,
+      finished: Promise.resolve(),
+    };
+    job.finished = this.runImageJob(job, pool, name, size, hypervisor)
+      .then(
+        () => {
+          job.state = 'done';
+        },
+        (error: unknown) => {
+          job.state = 'failed';
+          job.error = errorText(error);
+        },
+      )
+      .finally(() => {
+        if (!abort.signal.aborted) this.options.onJobEnd?.(uid);
+      });
     this.jobs.set(key, job);
   }
 
-  private async runImageJob(job: ImageJob, pool: string, name: string, size: number | undefined, hypervisor: Hypervisor): Promise<void> {
+  private async runImageJob(
+    job: ImageJob,
+    pool: string,
+    name: string,
+    size: number | undefined,
+    hypervisor: Hypervisor,
+  ): Promise<void> {
     // mkdtemp makes the directory 0700; the file inside is 0600.
     const dir = await mkdtemp(join(this.options.tmpDir ?? tmpdir(), 'virtfleet-image-'));
     try {
@@ -317,18 +414,20 @@ export class DiskProvisioner {
       try {
         await hypervisor.createVolume(pool, { name, format: image.format, capacityBytes });
       } catch (error) {
-        if (!isHypervisorError(error, 'already-exists')) throw new Error(`upload: ${errorText(error)}`);
+        if (!isHypervisorError(error, 'already-exists'))
+          throw new Error(`upload: ${errorText(error)}`, { cause: error });
         await hypervisor.deleteVolume(pool, name);
         await hypervisor.createVolume(pool, { name, format: image.format, capacityBytes });
       }
       try {
         await hypervisor.uploadVolume(pool, name, file);
         // A qcow2 upload brings its own virtual size; grow it to the disk's size.
-        if (size !== undefined && size > image.virtualSize && image.format === 'qcow2') await hypervisor.resizeVolume(pool, name, size);
+        if (size !== undefined && size > image.virtualSize && image.format === 'qcow2')
+          await hypervisor.resizeVolume(pool, name, size);
       } catch (error) {
         // A volume that is not complete must not be taken for the disk.
         await hypervisor.deleteVolume(pool, name).catch(() => false);
-        throw new Error(`upload: ${errorText(error)}`);
+        throw new Error(`upload: ${errorText(error)}`, { cause: error });
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -343,7 +442,8 @@ export async function imageFacts(file: string): Promise<{ format: VolumeFormat; 
     const header = Buffer.alloc(32);
     const { bytesRead } = await handle.read(header, 0, 32, 0);
     const { size } = await handle.stat();
-    if (bytesRead >= 32 && header.readUInt32BE(0) === 0x514649fb) return { format: 'qcow2', virtualSize: Number(header.readBigUInt64BE(24)) };
+    if (bytesRead >= 32 && header.readUInt32BE(0) === 0x514649fb)
+      return { format: 'qcow2', virtualSize: Number(header.readBigUInt64BE(24)) };
     return { format: 'raw', virtualSize: size };
   } finally {
     await handle.close();
@@ -353,7 +453,8 @@ export async function imageFacts(file: string): Promise<{ format: VolumeFormat; 
 function progressMessage(job: ImageJob): string {
   if (job.received === 0 && job.total === undefined) return `downloading image ${job.url}: starting`;
   if (job.state === 'uploading') return `uploading image ${job.url} (${mib(job.received)}) to the host`;
-  const total = job.total === undefined ? '' : ` of ${mib(job.total)} (${Math.floor((job.received / job.total) * 100)}%)`;
+  const total =
+    job.total === undefined ? '' : ` of ${mib(job.total)} (${Math.floor((job.received / job.total) * 100)}%)`;
   return `downloading image ${job.url}: ${mib(job.received)}${total}`;
 }
 
@@ -368,4 +469,3 @@ async function domainUses(hypervisor: Hypervisor, uid: string, path: string): Pr
   const devices = child(domain, 'devices');
   return (devices ? childrenNamed(devices, 'disk') : []).some((disk) => child(disk, 'source')?.attrs.file === path);
 }
-

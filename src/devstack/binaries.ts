@@ -21,7 +21,8 @@ export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find the virtfleet repository root (no package.json above this module)');
+    if (parent === dir)
+      throw new Error('cannot find the virtfleet repository root (no package.json above this module)');
     dir = parent;
   }
   return dir;
@@ -59,6 +60,8 @@ export function controlPlaneBinaries(root: string = repoRoot()): ControlPlaneBin
 /** Throws an error that says how to build `path` when it is missing. */
 export function requireBinary(path: string): void {
   if (!existsSync(path)) {
-    throw new Error(`control-plane binary ${path} is missing: run hack/setup.sh (make test and make run do it for you)`);
+    throw new Error(
+      `control-plane binary ${path} is missing: run hack/setup.sh (make test and make run do it for you)`,
+    );
   }
 }

@@ -56,7 +56,12 @@ function httpsGet(url: string, pki: Pki): Promise<{ status: number; body: string
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey), timeout: 5000 },
+      {
+        ca: readFileSync(pki.caCert),
+        cert: readFileSync(pki.adminCert),
+        key: readFileSync(pki.adminKey),
+        timeout: 5000,
+      },
       (response) => {
         let body = '';
         response.setEncoding('utf8');
@@ -143,7 +148,9 @@ export class ControlPlane {
       server,
       kubeconfig: this.kubeconfigPath,
       binaries,
-      pids: [this.etcd.pid, this.apiserver.pid, this.controllerManager?.pid].filter((pid): pid is number => pid !== undefined),
+      pids: [this.etcd.pid, this.apiserver.pid, this.controllerManager?.pid].filter(
+        (pid): pid is number => pid !== undefined,
+      ),
     };
   }
 
@@ -179,7 +186,10 @@ export class ControlPlane {
       ],
       logFile: join(this.dirs.logs, `${name}.log`),
     });
-    await apiserver.waitUntilReady(async () => (await httpsGet(`https://127.0.0.1:${port}/readyz`, pki)).status === 200, timeout * 2);
+    await apiserver.waitUntilReady(
+      async () => (await httpsGet(`https://127.0.0.1:${port}/readyz`, pki)).status === 200,
+      timeout * 2,
+    );
     return apiserver;
   }
 
@@ -274,14 +284,20 @@ export class ControlPlane {
     server: string,
     pki: Pki,
     path: string = this.kubeconfigPath,
-    user: { name: string; cert: string; key: string } = { name: 'virtfleet-admin', cert: pki.adminCert, key: pki.adminKey },
+    user: { name: string; cert: string; key: string } = {
+      name: 'virtfleet-admin',
+      cert: pki.adminCert,
+      key: pki.adminKey,
+    },
   ): void {
     const b64 = (file: string) => readFileSync(file).toString('base64');
     const config = {
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: 'virtfleet-local', cluster: { server, 'certificate-authority-data': b64(pki.caCert) } }],
-      users: [{ name: user.name, user: { 'client-certificate-data': b64(user.cert), 'client-key-data': b64(user.key) } }],
+      users: [
+        { name: user.name, user: { 'client-certificate-data': b64(user.cert), 'client-key-data': b64(user.key) } },
+      ],
       contexts: [{ name: 'virtfleet-local', context: { cluster: 'virtfleet-local', user: user.name } }],
       'current-context': 'virtfleet-local',
     };

@@ -13,7 +13,7 @@ export async function kubectlOrThrow(kubectl: string, kubeconfig: string, args: 
     return stdout;
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new Error(`kubectl ${args.join(' ')} failed: ${stderr || String(error)}`);
+    throw new Error(`kubectl ${args.join(' ')} failed: ${stderr || String(error)}`, { cause: error });
   }
 }
 

@@ -46,7 +46,10 @@ async function openssl(args: string[]): Promise<void> {
     await run('openssl', args);
   } catch (error) {
     const detail = (error as { stderr?: string }).stderr ?? String(error);
-    throw new Error(`openssl ${args[0]} failed: ${detail.trim()} (is the openssl package installed? hack/setup.sh installs it)`);
+    throw new Error(
+      `openssl ${args[0]} failed: ${detail.trim()} (is the openssl package installed? hack/setup.sh installs it)`,
+      { cause: error },
+    );
   }
 }
 
@@ -59,8 +62,21 @@ async function signedCert(pki: Pki, name: string, subject: string, extensions: s
   writeFileSync(ext, extensions);
   await openssl(['req', '-new', ...EC_KEY, '-keyout', key, '-subj', subject, '-out', csr]);
   await openssl([
-    'x509', '-req', '-in', csr, '-CA', pki.caCert, '-CAkey', join(pki.dir, 'ca.key'), '-CAcreateserial',
-    '-days', '3650', '-extfile', ext, '-out', join(pki.dir, `${name}.crt`),
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    pki.caCert,
+    '-CAkey',
+    join(pki.dir, 'ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '3650',
+    '-extfile',
+    ext,
+    '-out',
+    join(pki.dir, `${name}.crt`),
   ]);
 }
 
@@ -70,21 +86,42 @@ export async function ensurePki(dir: string): Promise<Pki> {
   const pki = pkiPaths(dir);
   if (!existsSync(pki.caCert)) {
     await openssl([
-      'req', '-x509', ...EC_KEY, '-keyout', join(dir, 'ca.key'), '-out', pki.caCert,
-      '-days', '3650', '-subj', '/CN=virtfleet-local-ca',
+      'req',
+      '-x509',
+      ...EC_KEY,
+      '-keyout',
+      join(dir, 'ca.key'),
+      '-out',
+      pki.caCert,
+      '-days',
+      '3650',
+      '-subj',
+      '/CN=virtfleet-local-ca',
     ]);
   }
   if (!existsSync(pki.servingCert)) {
-    await signedCert(pki, 'apiserver', '/CN=kube-apiserver',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
+    await signedCert(
+      pki,
+      'apiserver',
+      '/CN=kube-apiserver',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n',
+    );
   }
   if (!existsSync(pki.adminCert)) {
-    await signedCert(pki, 'admin', '/O=system:masters/CN=virtfleet-admin',
-      'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
+    await signedCert(
+      pki,
+      'admin',
+      '/O=system:masters/CN=virtfleet-admin',
+      'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n',
+    );
   }
   if (!existsSync(pki.controllerManagerCert)) {
-    await signedCert(pki, 'controller-manager', '/CN=system:kube-controller-manager',
-      'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
+    await signedCert(
+      pki,
+      'controller-manager',
+      '/CN=system:kube-controller-manager',
+      'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n',
+    );
   }
   if (!existsSync(pki.serviceAccountPub)) {
     await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', pki.serviceAccountKey]);

@@ -95,17 +95,23 @@ export function installLabHosts(source: string, target: string = LAB_HOSTS_DIR):
         `  manifests/hostpool-lab.yaml names them by that absolute path (test://${target}/<host>.xml).\n` +
         `  Fix: make the directory yours once, then run make run again:\n` +
         `    sudo install -d -o ${userInfo().username} ${target}`,
+      { cause: error },
     );
   }
   return result;
 }
 
 /** Whether to apply HostPool local, and why. */
-export function localLibvirt(setting: 'auto' | boolean = localLibvirtFromEnv(), sockets: string[] = LOCAL_LIBVIRT_SOCKETS): { use: boolean; why: string } {
+export function localLibvirt(
+  setting: 'auto' | boolean = localLibvirtFromEnv(),
+  sockets: string[] = LOCAL_LIBVIRT_SOCKETS,
+): { use: boolean; why: string } {
   if (setting === true) return { use: true, why: 'VIRTFLEET_LOCAL_LIBVIRT=1' };
   if (setting === false) return { use: false, why: 'VIRTFLEET_LOCAL_LIBVIRT=0' };
   const socket = sockets.find((path) => statSync(path, { throwIfNoEntry: false })?.isSocket());
-  return socket ? { use: true, why: `a local libvirtd listens on ${socket}` } : { use: false, why: `no local libvirtd (no ${sockets.join(' or ')})` };
+  return socket
+    ? { use: true, why: `a local libvirtd listens on ${socket}` }
+    : { use: false, why: `no local libvirtd (no ${sockets.join(' or ')})` };
 }
 
 function localLibvirtFromEnv(): 'auto' | boolean {
@@ -113,7 +119,9 @@ function localLibvirtFromEnv(): 'auto' | boolean {
   if (value === '' || value === 'auto') return 'auto';
   if (['1', 'yes', 'true'].includes(value)) return true;
   if (['0', 'no', 'false'].includes(value)) return false;
-  throw new Error(`VIRTFLEET_LOCAL_LIBVIRT=${value}: use auto (apply HostPool local when a local libvirtd runs), 1 (always) or 0 (never)`);
+  throw new Error(
+    `VIRTFLEET_LOCAL_LIBVIRT=${value}: use auto (apply HostPool local when a local libvirtd runs), 1 (always) or 0 (never)`,
+  );
 }
 
 function isAlive(pid: number): boolean {
@@ -130,7 +138,11 @@ async function claimStateDir(stateDir: string, out: (line: string) => void): Pro
   const pidFile = join(stateDir, 'stack.pid');
   if (existsSync(pidFile)) {
     const previous = Number(readFileSync(pidFile, 'utf8'));
-    if (previous !== process.pid && isAlive(previous) && readFileSync(`/proc/${previous}/cmdline`, 'utf8').includes(stateDir)) {
+    if (
+      previous !== process.pid &&
+      isAlive(previous) &&
+      readFileSync(`/proc/${previous}/cmdline`, 'utf8').includes(stateDir)
+    ) {
       throw new Error(`another local stack (pid ${previous}) is using ${stateDir}; stop it with Ctrl-C first`);
     }
   }
@@ -163,7 +175,13 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     );
   }
 
-  const plane = new ControlPlane({ stateDir, stablePorts: true, controllerManager: true, log: out, stopSignal: signal });
+  const plane = new ControlPlane({
+    stateDir,
+    stablePorts: true,
+    controllerManager: true,
+    log: out,
+    stopSignal: signal,
+  });
   let controller: Restarting | undefined;
   const stopAll = async () => {
     await controller?.stop();
@@ -202,10 +220,14 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
       command: command ?? process.execPath,
       args: [
         ...args,
-        '--kubeconfig', info.kubeconfig,
-        '--health-address', `127.0.0.1:${healthPort}`,
-        '--metrics-address', `127.0.0.1:${metricsPort}`,
-        '--install-address', `127.0.0.1:${installPort}`,
+        '--kubeconfig',
+        info.kubeconfig,
+        '--health-address',
+        `127.0.0.1:${healthPort}`,
+        '--metrics-address',
+        `127.0.0.1:${metricsPort}`,
+        '--install-address',
+        `127.0.0.1:${installPort}`,
       ],
       logFile: join(stateDir, 'logs', 'controller.log'),
       ready: async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok,
@@ -222,7 +244,8 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     );
     out(`  kubeconfig: ${info.kubeconfig}`);
     out(`  try:        kubectl --kubeconfig ${info.kubeconfig} get vm,hp,iprof -A`);
-    if (local) out(`  pools:      lab (simulated: ${LAB_HOSTS_DIR}/*.xml)${local.use ? ', local (qemu:///system)' : ''}`);
+    if (local)
+      out(`  pools:      lab (simulated: ${LAB_HOSTS_DIR}/*.xml)${local.use ? ', local (qemu:///system)' : ''}`);
     out(`  kubectl:    ${info.binaries.kubectl} (same version as the API server)`);
     out(`  metrics:    http://127.0.0.1:${metricsPort}/metrics`);
     out(`  install:    http://127.0.0.1:${installPort} (the controller's install endpoint, --install-address)`);

@@ -1,7 +1,15 @@
 // The <devices> of a domain: disks, NICs, serial console, guest agent channel.
 import { createHash } from 'node:crypto';
 import type { DomainXmlInput } from './domain-xml.js';
-import { DomainSpecError, dnsLabel, hostPath, integer, interfaceName, libvirtName, macAddress } from './domain-values.js';
+import {
+  DomainSpecError,
+  dnsLabel,
+  hostPath,
+  integer,
+  interfaceName,
+  libvirtName,
+  macAddress,
+} from './domain-values.js';
 import { el, type XmlElement } from './xml.js';
 
 export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
@@ -20,13 +28,19 @@ export function devices(input: DomainXmlInput, domainUuid: string, xenPv: boolea
     target.emulator !== undefined && !xenPv && el('emulator', {}, hostPath('target.emulator', target.emulator)),
     ...disks,
     input.lease && leaseElement(input.lease),
-    kvm && disks.some((disk) => disk.children.some((c) => c.name === 'target' && c.attrs.bus === 'scsi')) &&
+    kvm &&
+      disks.some((disk) => disk.children.some((c) => c.name === 'target' && c.attrs.bus === 'scsi')) &&
       el('controller', { type: 'scsi', index: 0, model: 'virtio-scsi' }),
     ...interfaceElements(input, domainUuid, xenPv),
     ...consoleElements(input, xenPv),
     kvm &&
       input.guestAgent !== false &&
-      el('channel', { type: 'unix' }, el('source', { mode: 'bind' }), el('target', { type: 'virtio', name: GUEST_AGENT_CHANNEL })),
+      el(
+        'channel',
+        { type: 'unix' },
+        el('source', { mode: 'bind' }),
+        el('target', { type: 'virtio', name: GUEST_AGENT_CHANNEL }),
+      ),
     kvm && el('memballoon', { model: 'virtio' }),
   );
 }
@@ -39,15 +53,33 @@ export function devices(input: DomainXmlInput, domainUuid: string, xenPv: boolea
 function leaseElement(lease: NonNullable<DomainXmlInput['lease']>): XmlElement {
   const dir = hostPath('spec.leases.lockspace', lease.lockspaceDir).replace(/\/$/, '');
   const at = dir.lastIndexOf('/');
-  if (at <= 0) throw new DomainSpecError('spec.leases.lockspace', `${JSON.stringify(dir)} is not a directory below / (e.g. /var/lib/libvirt/lockd/files)`);
-  return el('lease', {}, el('lockspace', {}, dir.slice(at + 1)), el('key', {}, libvirtName('lease key', lease.key)), el('target', { path: dir.slice(0, at) }));
+  if (at <= 0)
+    throw new DomainSpecError(
+      'spec.leases.lockspace',
+      `${JSON.stringify(dir)} is not a directory below / (e.g. /var/lib/libvirt/lockd/files)`,
+    );
+  return el(
+    'lease',
+    {},
+    el('lockspace', {}, dir.slice(at + 1)),
+    el('key', {}, libvirtName('lease key', lease.key)),
+    el('target', { path: dir.slice(0, at) }),
+  );
 }
 
 // Bus names the guest sees, per spec bus and hypervisor. Xen's paravirtual disks play the part
 // virtio plays for KVM; its HVM guests also have emulated IDE (for 'sata') and SCSI.
 const DISK_BUS: Record<Hypervisor, Record<string, { bus: string; prefix: string } | undefined>> = {
-  kvm: { virtio: { bus: 'virtio', prefix: 'vd' }, sata: { bus: 'sata', prefix: 'sd' }, scsi: { bus: 'scsi', prefix: 'sd' } },
-  xen: { virtio: { bus: 'xen', prefix: 'xvd' }, sata: { bus: 'ide', prefix: 'hd' }, scsi: { bus: 'scsi', prefix: 'sd' } },
+  kvm: {
+    virtio: { bus: 'virtio', prefix: 'vd' },
+    sata: { bus: 'sata', prefix: 'sd' },
+    scsi: { bus: 'scsi', prefix: 'sd' },
+  },
+  xen: {
+    virtio: { bus: 'xen', prefix: 'xvd' },
+    sata: { bus: 'ide', prefix: 'hd' },
+    scsi: { bus: 'scsi', prefix: 'sd' },
+  },
 };
 
 /** vda, vdb, …, vdz, vdaa, …: the naming libvirt and Linux use for the n-th disk on a bus. */
@@ -63,13 +95,15 @@ export function diskDeviceName(prefix: string, index: number): string {
 
 function diskElements(input: DomainXmlInput, xenPv: boolean): XmlElement[] {
   const disks = input.spec.disks ?? [];
-  if (disks.length > MAX_DISKS) throw new DomainSpecError('spec.disks', `has ${disks.length} disks; at most ${MAX_DISKS} are allowed`);
+  if (disks.length > MAX_DISKS)
+    throw new DomainSpecError('spec.disks', `has ${disks.length} disks; at most ${MAX_DISKS} are allowed`);
   const perPrefix = new Map<string, number>();
   const seen = new Set<string>();
   return disks.map((disk, i) => {
     const field = `spec.disks[${i}]`;
     const diskName = dnsLabel(`${field}.name`, disk.name);
-    if (seen.has(diskName)) throw new DomainSpecError(`${field}.name`, `${JSON.stringify(diskName)} is used by two disks`);
+    if (seen.has(diskName))
+      throw new DomainSpecError(`${field}.name`, `${JSON.stringify(diskName)} is used by two disks`);
     seen.add(diskName);
     const bus = DISK_BUS[input.target.hypervisor][disk.bus];
     if (!bus) throw new DomainSpecError(`${field}.bus`, `${JSON.stringify(disk.bus)} is not virtio, sata or scsi`);
@@ -77,7 +111,8 @@ function diskElements(input: DomainXmlInput, xenPv: boolean): XmlElement[] {
       throw new DomainSpecError(`${field}.bus`, 'Xen PV guests have only paravirtual disks: set bus to virtio (xvd*)');
     }
     const backing = input.disks?.[diskName];
-    if (!backing) throw new DomainSpecError(`disks.${diskName}`, `no image was provided for disk ${JSON.stringify(diskName)}`);
+    if (!backing)
+      throw new DomainSpecError(`disks.${diskName}`, `no image was provided for disk ${JSON.stringify(diskName)}`);
     if (backing.format !== 'qcow2' && backing.format !== 'raw') {
       throw new DomainSpecError(`disks.${diskName}.format`, `${JSON.stringify(backing.format)} is not qcow2 or raw`);
     }
@@ -106,16 +141,22 @@ export function derivedMac(hypervisor: Hypervisor, uid: string, nic: string): st
 
 function interfaceElements(input: DomainXmlInput, domainUuid: string, xenPv: boolean): XmlElement[] {
   const nics = input.spec.networks ?? [];
-  if (nics.length > MAX_NICS) throw new DomainSpecError('spec.networks', `has ${nics.length} interfaces; at most ${MAX_NICS} are allowed`);
+  if (nics.length > MAX_NICS)
+    throw new DomainSpecError('spec.networks', `has ${nics.length} interfaces; at most ${MAX_NICS} are allowed`);
   const hypervisor = input.target.hypervisor;
   const seen = new Set<string>();
   return nics.map((nic, i) => {
     const field = `spec.networks[${i}]`;
     const nicName = dnsLabel(`${field}.name`, nic.name);
-    if (seen.has(nicName)) throw new DomainSpecError(`${field}.name`, `${JSON.stringify(nicName)} is used by two interfaces`);
+    if (seen.has(nicName))
+      throw new DomainSpecError(`${field}.name`, `${JSON.stringify(nicName)} is used by two interfaces`);
     seen.add(nicName);
-    if (nic.network !== undefined && nic.bridge !== undefined) throw new DomainSpecError(`${field}.bridge`, 'set network or bridge, not both');
-    const mac = nic.macAddress !== undefined ? macAddress(`${field}.macAddress`, nic.macAddress) : derivedMac(hypervisor, domainUuid, nicName);
+    if (nic.network !== undefined && nic.bridge !== undefined)
+      throw new DomainSpecError(`${field}.bridge`, 'set network or bridge, not both');
+    const mac =
+      nic.macAddress !== undefined
+        ? macAddress(`${field}.macAddress`, nic.macAddress)
+        : derivedMac(hypervisor, domainUuid, nicName);
     const model = nicModel(hypervisor, xenPv, nic.model, `${field}.model`);
     return el(
       'interface',
@@ -132,7 +173,10 @@ function interfaceElements(input: DomainXmlInput, domainUuid: string, xenPv: boo
 function networkName(input: DomainXmlInput, network: string | undefined, field: string): string {
   if (network !== undefined) return libvirtName(`${field}.network`, network);
   if (input.defaultNetwork === undefined) {
-    throw new DomainSpecError(`${field}.network`, 'names neither network nor bridge, and the HostPool gives no default network');
+    throw new DomainSpecError(
+      `${field}.network`,
+      'names neither network nor bridge, and the HostPool gives no default network',
+    );
   }
   return libvirtName('defaultNetwork', input.defaultNetwork);
 }
@@ -156,7 +200,12 @@ function consoleElements(input: DomainXmlInput, xenPv: boolean): XmlElement[] {
     return [el('serial', { type: 'file' }, el('source', { path: logPath }), el('target', { port: 0 }))];
   }
   return [
-    el('serial', { type: 'pty' }, el('target', { port: 0 }), logPath !== undefined && el('log', { file: logPath, append: 'on' })),
+    el(
+      'serial',
+      { type: 'pty' },
+      el('target', { port: 0 }),
+      logPath !== undefined && el('log', { file: logPath, append: 'on' }),
+    ),
     el('console', { type: 'pty' }, el('target', { type: 'serial', port: 0 })),
   ];
 }

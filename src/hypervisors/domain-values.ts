@@ -54,7 +54,10 @@ export const interfaceName = (field: string, value: unknown): string => checkPat
 export function hostPath(field: string, value: unknown): string {
   const path = checkPattern(field, value, ABSOLUTE_PATH);
   if (path.split('/').some((segment) => segment === '.' || segment === '..')) {
-    throw new DomainSpecError(field, `${JSON.stringify(path)} contains a '.' or '..' segment; give the path without them`);
+    throw new DomainSpecError(
+      field,
+      `${JSON.stringify(path)} contains a '.' or '..' segment; give the path without them`,
+    );
   }
   return path;
 }
@@ -64,7 +67,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** A UUID in libvirt's canonical form (lower-case, hyphenated), as Kubernetes writes UIDs. */
 export function uuid(field: string, value: unknown): string {
   if (typeof value !== 'string' || !UUID.test(value)) {
-    throw new DomainSpecError(field, `${JSON.stringify(value)} is not a lower-case UUID such as 0b8e6f5e-2f5d-4a8e-9f0e-3c1d2b4a5e6f`);
+    throw new DomainSpecError(
+      field,
+      `${JSON.stringify(value)} is not a lower-case UUID such as 0b8e6f5e-2f5d-4a8e-9f0e-3c1d2b4a5e6f`,
+    );
   }
   return value;
 }
@@ -73,7 +79,10 @@ const CPU_MODEL = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export function cpuModel(field: string, value: unknown): string {
   if (typeof value !== 'string' || !CPU_MODEL.test(value)) {
-    throw new DomainSpecError(field, `${JSON.stringify(value)} is not a CPU model name (host-passthrough, host-model, or e.g. Skylake-Server)`);
+    throw new DomainSpecError(
+      field,
+      `${JSON.stringify(value)} is not a CPU model name (host-passthrough, host-model, or e.g. Skylake-Server)`,
+    );
   }
   return value;
 }
@@ -100,9 +109,12 @@ export function kernelCmdline(field: string, value: unknown): string {
   if (typeof value !== 'string') throw new DomainSpecError(field, `must be a string, not ${typeof value}`);
   // Characters as the API server counts them (code points), so both refuse the same values.
   const length = [...value].length;
-  if (length > MAX_CMDLINE) throw new DomainSpecError(field, `is ${length} characters long; at most ${MAX_CMDLINE} are allowed`);
-  if (CONTROL.test(value)) throw new DomainSpecError(field, 'must be a single line without control characters (newline, tab, NUL…)');
-  if (LONE_SURROGATE.test(value)) throw new DomainSpecError(field, 'contains a lone UTF-16 surrogate, which XML cannot carry');
+  if (length > MAX_CMDLINE)
+    throw new DomainSpecError(field, `is ${length} characters long; at most ${MAX_CMDLINE} are allowed`);
+  if (CONTROL.test(value))
+    throw new DomainSpecError(field, 'must be a single line without control characters (newline, tab, NUL…)');
+  if (LONE_SURROGATE.test(value))
+    throw new DomainSpecError(field, 'contains a lone UTF-16 surrogate, which XML cannot carry');
   if (NOT_XML.test(value)) throw new DomainSpecError(field, 'contains U+FFFE or U+FFFF, which XML cannot carry');
   return value;
 }
@@ -122,7 +134,8 @@ const KIB = 1024n;
  */
 export function memoryKiB(field: string, value: unknown, minKiB: number, maxKiB: number): number {
   const q = typeof value === 'string' ? parseQuantity(value) : undefined;
-  if (!q || q.negative) throw new DomainSpecError(field, `${JSON.stringify(value)} is not a memory size such as 512Mi or 4Gi`);
+  if (!q || q.negative)
+    throw new DomainSpecError(field, `${JSON.stringify(value)} is not a memory size such as 512Mi or 4Gi`);
   let numerator = q.digits * 2n ** BigInt(q.exp2);
   let denominator = KIB;
   if (q.exp10 >= 0) numerator *= 10n ** BigInt(q.exp10);

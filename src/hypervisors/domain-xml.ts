@@ -23,7 +23,10 @@ import { el, serializeXml, type XmlElement } from './xml.js';
 export { derivedMac, diskDeviceName } from './domain-devices.js';
 
 /** The parts of a VirtualMachine spec that shape the domain (defaults applied, as the API server returns it). */
-export type DomainSpec = Pick<VirtualMachineSpec, 'cpu' | 'memory' | 'firmware' | 'xen' | 'kernelBoot' | 'disks' | 'networks'>;
+export type DomainSpec = Pick<
+  VirtualMachineSpec,
+  'cpu' | 'memory' | 'firmware' | 'xen' | 'kernelBoot' | 'disks' | 'networks'
+>;
 
 /** A disk image the caller made (or found) on the host for one of spec.disks. */
 export interface DiskBacking {
@@ -93,7 +96,6 @@ const MIN_MEMORY_KIB = 16 * 1024; // 16Mi, as the API's lower bound
 const MAX_MEMORY_KIB = 16 * 1024 ** 3; // 16Ti
 const MAX_VCPUS = 512;
 
-
 /** Builds the domain XML; throws DomainSpecError naming the field of the first value it refuses. */
 export function buildDomainXml(input: DomainXmlInput): DomainXml {
   const domainUuid = uuid('metadata.uid', input.uid);
@@ -111,7 +113,11 @@ export function buildDomainXml(input: DomainXmlInput): DomainXml {
     el('uuid', {}, domainUuid),
     // namespace/name are a DNS label and subdomain (checked by domainName), so the title is one line.
     el('title', {}, `${input.namespace}/${input.name}`),
-    el('metadata', {}, el('vf:vm', { 'xmlns:vf': METADATA_NAMESPACE, namespace: input.namespace, name: input.name, uid: domainUuid })),
+    el(
+      'metadata',
+      {},
+      el('vf:vm', { 'xmlns:vf': METADATA_NAMESPACE, namespace: input.namespace, name: input.name, uid: domainUuid }),
+    ),
     el('memory', { unit: 'KiB' }, kib),
     el('currentMemory', { unit: 'KiB' }, kib),
     el('vcpu', { placement: 'static' }, String(topology.sockets * topology.cores * topology.threads)),
@@ -136,22 +142,43 @@ function checkCombinations(input: DomainXmlInput, xenPv: boolean): void {
     throw new DomainSpecError('spec.xen', 'applies only to Xen guests, but the VM is placed on a KVM host');
   }
   if (target.hypervisor === 'xen' && spec.cpu.model !== undefined && spec.cpu.model !== 'host-passthrough') {
-    throw new DomainSpecError('spec.cpu.model', 'Xen (libxl) guests take only host-passthrough or no model; remove the model or run the VM on KVM');
+    throw new DomainSpecError(
+      'spec.cpu.model',
+      'Xen (libxl) guests take only host-passthrough or no model; remove the model or run the VM on KVM',
+    );
   }
   if (target.hypervisor === 'xen' && spec.firmware.secureBoot) {
-    throw new DomainSpecError('spec.firmware.secureBoot', 'Secure Boot is not available for Xen guests in libvirt; set it to false or run the VM on KVM');
+    throw new DomainSpecError(
+      'spec.firmware.secureBoot',
+      'Secure Boot is not available for Xen guests in libvirt; set it to false or run the VM on KVM',
+    );
   }
   if (xenPv && spec.firmware.type === 'uefi') {
-    throw new DomainSpecError('spec.firmware.type', 'Xen PV guests boot without firmware: set firmware.type to bios, or xen.mode to hvm');
+    throw new DomainSpecError(
+      'spec.firmware.type',
+      'Xen PV guests boot without firmware: set firmware.type to bios, or xen.mode to hvm',
+    );
   }
   if (xenPv && spec.kernelBoot === undefined && !(target.hypervisor === 'xen' && target.bootloader !== undefined)) {
-    throw new DomainSpecError('spec.kernelBoot', 'a Xen PV guest needs a kernel to boot: set spec.kernelBoot, or give the host a PV bootloader such as pygrub');
+    throw new DomainSpecError(
+      'spec.kernelBoot',
+      'a Xen PV guest needs a kernel to boot: set spec.kernelBoot, or give the host a PV bootloader such as pygrub',
+    );
   }
-  if (input.bootDevice === 'network' && (spec.kernelBoot !== undefined || xenPv || (spec.disks ?? []).some((disk) => disk.bootOrder !== undefined))) {
-    throw new DomainSpecError('bootDevice', 'a network boot goes with neither spec.kernelBoot, a Xen PV guest, nor a disk bootOrder');
+  if (
+    input.bootDevice === 'network' &&
+    (spec.kernelBoot !== undefined || xenPv || (spec.disks ?? []).some((disk) => disk.bootOrder !== undefined))
+  ) {
+    throw new DomainSpecError(
+      'bootDevice',
+      'a network boot goes with neither spec.kernelBoot, a Xen PV guest, nor a disk bootOrder',
+    );
   }
   if (xenPv && input.serialLogPath !== undefined) {
-    throw new DomainSpecError('serialLogPath', 'Xen PV guests have no serial port to log; their console is logged by xenconsoled on the host');
+    throw new DomainSpecError(
+      'serialLogPath',
+      'Xen PV guests have no serial port to log; their console is logged by xenconsoled on the host',
+    );
   }
 }
 
@@ -179,7 +206,12 @@ function cpuTopology(spec: DomainSpec['cpu']): Topology {
 }
 
 function cpu(model: string | undefined, topology: Topology): XmlElement {
-  const shape = el('topology', { sockets: topology.sockets, dies: 1, cores: topology.cores, threads: topology.threads });
+  const shape = el('topology', {
+    sockets: topology.sockets,
+    dies: 1,
+    cores: topology.cores,
+    threads: topology.threads,
+  });
   if (model === undefined) return el('cpu', {}, shape);
   if (model === 'host-passthrough' || model === 'host-model') return el('cpu', { mode: model }, shape);
   // fallback='forbid': a host without the model must refuse the guest, not quietly give it another CPU.
@@ -211,7 +243,13 @@ function os(input: DomainXmlInput, xenPv: boolean): XmlElement {
     // autoselection), so the XML names no firmware paths.
     { firmware: uefi ? 'efi' : undefined },
     type,
-    uefi && el('firmware', {}, el('feature', { enabled: secure, name: 'enrolled-keys' }), el('feature', { enabled: secure, name: 'secure-boot' })),
+    uefi &&
+      el(
+        'firmware',
+        {},
+        el('feature', { enabled: secure, name: 'enrolled-keys' }),
+        el('feature', { enabled: secure, name: 'secure-boot' }),
+      ),
     kernel && el('kernel', {}, hostPath('spec.kernelBoot.kernel', kernel.kernel)),
     kernel?.initrd !== undefined && el('initrd', {}, hostPath('spec.kernelBoot.initrd', kernel.initrd)),
     kernel?.cmdline !== undefined && el('cmdline', {}, kernelCmdline('spec.kernelBoot.cmdline', kernel.cmdline)),

@@ -19,7 +19,15 @@ export interface HostFacts {
   hypervisorVersion: string;
   /** libvirt's version on the host (the daemon's, for remote URIs), e.g. '9.0.0'. */
   libvirtVersion: string;
-  cpu: { count: number; model: string; mhz: number; sockets: number; cores: number; threads: number; numaNodes: number };
+  cpu: {
+    count: number;
+    model: string;
+    mhz: number;
+    sockets: number;
+    cores: number;
+    threads: number;
+    numaNodes: number;
+  };
   memoryBytes: number;
   /** Free memory; undefined where the host cannot tell (a test:/// host without NUMA cells). */
   freeMemoryBytes: number | undefined;
@@ -39,7 +47,8 @@ export interface CapabilitiesSummary {
 }
 
 /** libvirt's domain states, without prefix; 'unknown' for one newer than this build. */
-export type DomainState = 'nostate' | 'running' | 'blocked' | 'paused' | 'shutdown' | 'shutoff' | 'crashed' | 'pmsuspended' | 'unknown';
+export type DomainState =
+  'nostate' | 'running' | 'blocked' | 'paused' | 'shutdown' | 'shutoff' | 'crashed' | 'pmsuspended' | 'unknown';
 
 export interface DomainStatus {
   uuid: string;
@@ -141,7 +150,11 @@ export type HostEvent =
    * The host connection is gone: 'keepalive' (no answer), 'eof' (the other end closed), 'error'
    * (I/O error), 'client' (closed on purpose), 'open-failed' (a reconnect attempt failed).
    */
-  | { type: 'disconnected'; reason: 'keepalive' | 'eof' | 'error' | 'client' | 'open-failed' | 'unknown'; message?: string };
+  | {
+      type: 'disconnected';
+      reason: 'keepalive' | 'eof' | 'error' | 'client' | 'open-failed' | 'unknown';
+      message?: string;
+    };
 
 export type HostEventListener = (event: HostEvent) => void;
 

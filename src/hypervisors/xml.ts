@@ -19,7 +19,11 @@ export interface XmlElement {
 export type XmlChild = XmlElement | string | undefined | false | null;
 
 /** An element; attributes whose value is undefined are left out. */
-export function el(name: string, attrs: Record<string, string | number | undefined> = {}, ...children: XmlChild[]): XmlElement {
+export function el(
+  name: string,
+  attrs: Record<string, string | number | undefined> = {},
+  ...children: XmlChild[]
+): XmlElement {
   const kept: Record<string, string> = {};
   for (const [key, value] of Object.entries(attrs)) if (value !== undefined) kept[key] = String(value);
   const elements: XmlElement[] = [];

@@ -23,7 +23,12 @@ export function requestLabels(method: string, path: string): { verb: string; res
   const segments = path.split('?')[0]!.split('/').filter(Boolean);
   let rest = segments[0] === 'api' ? segments.slice(2) : segments[0] === 'apis' ? segments.slice(3) : segments;
   // namespaces/NS/PLURAL…, but not a Namespace's own subresources (namespaces/NS/status, …/finalize).
-  if (rest[0] === 'namespaces' && rest.length >= 3 && !(rest.length === 3 && (rest[2] === 'status' || rest[2] === 'finalize'))) rest = rest.slice(2);
+  if (
+    rest[0] === 'namespaces' &&
+    rest.length >= 3 &&
+    !(rest.length === 3 && (rest[2] === 'status' || rest[2] === 'finalize'))
+  )
+    rest = rest.slice(2);
   const [plural = 'unknown', name, subresource] = rest;
   const verbs = VERBS[method.toUpperCase()];
   const verb = verbs ? verbs[name === undefined ? 1 : 0] : method.toLowerCase();
@@ -79,35 +84,100 @@ export class ControllerMetrics {
       collectDefaultMetrics({ register: registry, prefix: 'virtfleet_' });
       // These three are gauges named like counters; promtool (rightly) flags
       // them, and the count of active handles says little about a controller.
-      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      for (const name of [
+        'nodejs_active_handles_total',
+        'nodejs_active_requests_total',
+        'nodejs_active_resources_total',
+      ]) {
         registry.removeSingleMetric(`virtfleet_${name}`);
       }
     }
     const registers = [registry];
     const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-    this.queueDepth = new Gauge({ name: 'virtfleet_workqueue_depth', help: 'Keys waiting in the work queue.', labelNames: ['controller'], registers });
-    this.queueAdds = new Counter({ name: 'virtfleet_workqueue_adds_total', help: 'Keys added to the work queue.', labelNames: ['controller'], registers });
-    this.queueRetries = new Counter({ name: 'virtfleet_workqueue_retries_total', help: 'Keys re-added after a failed reconcile.', labelNames: ['controller'], registers });
-    this.queueLatency = new Histogram({ name: 'virtfleet_workqueue_queue_duration_seconds', help: 'How long a key waited in the queue before its reconcile started.', labelNames: ['controller'], buckets, registers });
-    this.workDuration = new Histogram({ name: 'virtfleet_workqueue_work_duration_seconds', help: 'How long processing a key took, reconcile and bookkeeping.', labelNames: ['controller'], buckets, registers });
-    this.reconcileTotal = new Counter({ name: 'virtfleet_reconcile_total', help: 'Reconciles by outcome: success, requeue_after, error, terminal_error.', labelNames: ['controller', 'result'], registers });
-    this.reconcileErrors = new Counter({ name: 'virtfleet_reconcile_errors_total', help: 'Reconciles that ended in an error.', labelNames: ['controller'], registers });
-    this.reconcileDuration = new Histogram({ name: 'virtfleet_reconcile_duration_seconds', help: 'Duration of one reconcile.', labelNames: ['controller'], buckets, registers });
-    this.leader = new Gauge({ name: 'virtfleet_leader', help: '1 while this process holds the leader lease, else 0.', labelNames: ['lease'], registers });
+    this.queueDepth = new Gauge({
+      name: 'virtfleet_workqueue_depth',
+      help: 'Keys waiting in the work queue.',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.queueAdds = new Counter({
+      name: 'virtfleet_workqueue_adds_total',
+      help: 'Keys added to the work queue.',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.queueRetries = new Counter({
+      name: 'virtfleet_workqueue_retries_total',
+      help: 'Keys re-added after a failed reconcile.',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.queueLatency = new Histogram({
+      name: 'virtfleet_workqueue_queue_duration_seconds',
+      help: 'How long a key waited in the queue before its reconcile started.',
+      labelNames: ['controller'],
+      buckets,
+      registers,
+    });
+    this.workDuration = new Histogram({
+      name: 'virtfleet_workqueue_work_duration_seconds',
+      help: 'How long processing a key took, reconcile and bookkeeping.',
+      labelNames: ['controller'],
+      buckets,
+      registers,
+    });
+    this.reconcileTotal = new Counter({
+      name: 'virtfleet_reconcile_total',
+      help: 'Reconciles by outcome: success, requeue_after, error, terminal_error.',
+      labelNames: ['controller', 'result'],
+      registers,
+    });
+    this.reconcileErrors = new Counter({
+      name: 'virtfleet_reconcile_errors_total',
+      help: 'Reconciles that ended in an error.',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.reconcileDuration = new Histogram({
+      name: 'virtfleet_reconcile_duration_seconds',
+      help: 'Duration of one reconcile.',
+      labelNames: ['controller'],
+      buckets,
+      registers,
+    });
+    this.leader = new Gauge({
+      name: 'virtfleet_leader',
+      help: '1 while this process holds the leader lease, else 0.',
+      labelNames: ['lease'],
+      registers,
+    });
     this.kubeRequests = new Counter({
       name: 'virtfleet_kube_requests_total',
       help: 'Requests to the Kubernetes API server (watches excluded) by verb, resource and code: the HTTP status of a refused request, 2xx for a successful one, <error> when none came back.',
       labelNames: ['verb', 'resource', 'code'],
       registers,
     });
-    const host = (name: string, help: string) => new Gauge({ name, help, labelNames: ['pool', 'host'] as const, registers });
-    this.hostReady = host('virtfleet_host_ready', '1 while the host is ready (answers heartbeats, takes VMs), else 0; see the HostPool status for why.');
+    const host = (name: string, help: string) =>
+      new Gauge({ name, help, labelNames: ['pool', 'host'] as const, registers });
+    this.hostReady = host(
+      'virtfleet_host_ready',
+      '1 while the host is ready (answers heartbeats, takes VMs), else 0; see the HostPool status for why.',
+    );
     this.hostVms = host('virtfleet_host_vms', 'VirtualMachines placed on the host.');
     this.hostAllocatedCpus = host('virtfleet_host_allocated_cpus', 'vCPUs given to the VMs placed on the host.');
-    this.hostAllocatedMemory = host('virtfleet_host_allocated_memory_bytes', 'Memory given to the VMs placed on the host.');
+    this.hostAllocatedMemory = host(
+      'virtfleet_host_allocated_memory_bytes',
+      'Memory given to the VMs placed on the host.',
+    );
     this.hostCapacityCpus = host('virtfleet_host_capacity_cpus', 'CPUs of the host, as libvirt reports them.');
-    this.hostCapacityMemory = host('virtfleet_host_capacity_memory_bytes', 'Memory of the host, as libvirt reports it.');
-    this.orphanDomains = host('virtfleet_orphan_domains', 'Domains on the host with virtfleet\'s marker but no VirtualMachine (reported, never destroyed).');
+    this.hostCapacityMemory = host(
+      'virtfleet_host_capacity_memory_bytes',
+      'Memory of the host, as libvirt reports it.',
+    );
+    this.orphanDomains = host(
+      'virtfleet_orphan_domains',
+      "Domains on the host with virtfleet's marker but no VirtualMachine (reported, never destroyed).",
+    );
     this.orphanScans = new Counter({
       name: 'virtfleet_orphan_scans_total',
       help: 'Scans of hosts for orphan domains, by result (success, error).',
@@ -136,7 +206,8 @@ export class ControllerMetrics {
       registers,
       collect() {
         this.reset();
-        for (const vm of samples()) if (vm.meantToRun) this.set({ namespace: vm.namespace, name: vm.name }, vm.ready ? 1 : 0);
+        for (const vm of samples())
+          if (vm.meantToRun) this.set({ namespace: vm.namespace, name: vm.name }, vm.ready ? 1 : 0);
       },
     });
     new Gauge({
@@ -146,17 +217,20 @@ export class ControllerMetrics {
       registers,
       collect() {
         this.reset();
-        for (const vm of samples()) if (vm.meantToRun) this.set({ namespace: vm.namespace, name: vm.name }, vm.phase === 'CrashLoopBackOff' ? 1 : 0);
+        for (const vm of samples())
+          if (vm.meantToRun)
+            this.set({ namespace: vm.namespace, name: vm.name }, vm.phase === 'CrashLoopBackOff' ? 1 : 0);
       },
     });
     new Gauge({
       name: 'virtfleet_vm_installing',
-      help: '1 while the VM\'s OS install (spec.install) is under way (the installer runs, its media are put on the host, or it waits its turn for a MAC), else 0; VMs meant to run only.',
+      help: "1 while the VM's OS install (spec.install) is under way (the installer runs, its media are put on the host, or it waits its turn for a MAC), else 0; VMs meant to run only.",
       labelNames: ['namespace', 'name'] as const,
       registers,
       collect() {
         this.reset();
-        for (const vm of samples()) if (vm.meantToRun) this.set({ namespace: vm.namespace, name: vm.name }, vm.installing ? 1 : 0);
+        for (const vm of samples())
+          if (vm.meantToRun) this.set({ namespace: vm.namespace, name: vm.name }, vm.installing ? 1 : 0);
       },
     });
     this.vmRestarts = new Counter({
@@ -198,7 +272,12 @@ export class ControllerMetrics {
       buckets: recoveryBuckets,
       registers,
     });
-    this.migrations = new Counter({ name: 'virtfleet_migrations_total', help: 'Live migrations by outcome (success, failure, aborted).', labelNames: ['outcome'], registers });
+    this.migrations = new Counter({
+      name: 'virtfleet_migrations_total',
+      help: 'Live migrations by outcome (success, failure, aborted).',
+      labelNames: ['outcome'],
+      registers,
+    });
   }
 
   /** Where the VM gauges come from (the VM controller's cache). */
@@ -215,7 +294,11 @@ export class ControllerMetrics {
     this.observedClients.add(client);
     const request = client.request.bind(client);
     const counter = this.kubeRequests;
-    client.request = async function observed<T>(method: string, path: string, options?: Record<string, unknown>): Promise<T> {
+    client.request = async function observed<T>(
+      method: string,
+      path: string,
+      options?: Record<string, unknown>,
+    ): Promise<T> {
       const labels = requestLabels(method, path);
       try {
         const result = await request<T>(method, path, options);
@@ -231,7 +314,15 @@ export class ControllerMetrics {
 
   /** Drops the per-host series of a host that left its pool (or of a pool that is gone). */
   forgetHost(pool: string, host: string): void {
-    for (const gauge of [this.hostReady, this.hostVms, this.hostAllocatedCpus, this.hostAllocatedMemory, this.hostCapacityCpus, this.hostCapacityMemory, this.orphanDomains]) {
+    for (const gauge of [
+      this.hostReady,
+      this.hostVms,
+      this.hostAllocatedCpus,
+      this.hostAllocatedMemory,
+      this.hostCapacityCpus,
+      this.hostCapacityMemory,
+      this.orphanDomains,
+    ]) {
       gauge.remove({ pool, host });
     }
   }

@@ -34,7 +34,8 @@ export function installerCmdline(spec: Pick<InstallProfileSpec, 'installTree' | 
   const extra = (spec.boot?.extraArgs ?? '').split(' ').filter((word) => word !== '');
   const words = [`inst.ks=${kickstartUrl}`];
   if (/^(https?|ftp):\/\//.test(spec.installTree)) words.push(`inst.repo=${spec.installTree}`);
-  if (!extra.some((word) => word === 'inst.text' || word === 'inst.graphical' || word.startsWith('inst.vnc'))) words.push('inst.text');
+  if (!extra.some((word) => word === 'inst.text' || word === 'inst.graphical' || word.startsWith('inst.vnc')))
+    words.push('inst.text');
   if (!extra.some((word) => word.startsWith('console='))) words.push('console=ttyS0');
   for (const word of extra) if (!words.includes(word)) words.push(word);
   return words.join(' ');

@@ -81,7 +81,9 @@ export function installUrlBase(options: { address: string; urlBase?: string; tls
   if (options.urlBase !== undefined) {
     const base = options.urlBase.replace(/\/+$/, '');
     if (!URL_BASE.test(base)) {
-      throw new Error(`--install-url-base: ${JSON.stringify(options.urlBase)} is not an http:// or https:// URL of safe characters (e.g. http://10.0.0.2:8082)`);
+      throw new Error(
+        `--install-url-base: ${JSON.stringify(options.urlBase)} is not an http:// or https:// URL of safe characters (e.g. http://10.0.0.2:8082)`,
+      );
     }
     return base;
   }
@@ -136,7 +138,11 @@ export class InstallServer {
 
   constructor(private readonly options: InstallServerOptions) {
     // Refuse a configuration guests could not use before anything runs (port 0 is filled in later).
-    installUrlBase({ address: options.address, tls: options.tls !== undefined, ...(options.urlBase !== undefined ? { urlBase: options.urlBase } : {}) });
+    installUrlBase({
+      address: options.address,
+      tls: options.tls !== undefined,
+      ...(options.urlBase !== undefined ? { urlBase: options.urlBase } : {}),
+    });
   }
 
   /** Who renders the files; set once by the controller wiring. */
@@ -203,11 +209,18 @@ export class InstallServer {
     }
     const port = (server.address() as AddressInfo).port;
     const urlBase = installUrlBase(
-      { address: this.options.address, tls: this.options.tls !== undefined, ...(this.options.urlBase !== undefined ? { urlBase: this.options.urlBase } : {}) },
+      {
+        address: this.options.address,
+        tls: this.options.tls !== undefined,
+        ...(this.options.urlBase !== undefined ? { urlBase: this.options.urlBase } : {}),
+      },
       port,
     );
     this.setState({ kind: 'listening', urlBase });
-    logger.info({ address: this.options.address, port, urlBase, tls: this.options.tls !== undefined }, 'install endpoint listening');
+    logger.info(
+      { address: this.options.address, port, urlBase, tls: this.options.tls !== undefined },
+      'install endpoint listening',
+    );
     try {
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
@@ -250,13 +263,26 @@ export class InstallServer {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const shown = redactKickstartUrl(path);
     const answer = (status: number, body: string, contentType = 'text/plain; charset=utf-8') => {
-      res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.writeHead(status, {
+        'content-type': contentType,
+        'content-length': Buffer.byteLength(body),
+        'cache-control': 'no-store',
+      });
       res.end(body);
-      this.options.logger[status === 200 ? 'info' : 'debug']({ client, method: req.method, path: shown, status }, 'install endpoint request');
+      this.options.logger[status === 200 ? 'info' : 'debug'](
+        { client, method: req.method, path: shown, status },
+        'install endpoint request',
+      );
     };
     try {
       const parsed = parseKickstartPath(path);
-      if (req.method !== 'GET' || !parsed || (req.url ?? '').includes('?') || !this.accepts(parsed.uid, parsed.token) || !this.source) {
+      if (
+        req.method !== 'GET' ||
+        !parsed ||
+        (req.url ?? '').includes('?') ||
+        !this.accepts(parsed.uid, parsed.token) ||
+        !this.source
+      ) {
         answer(404, NOT_FOUND);
         return;
       }

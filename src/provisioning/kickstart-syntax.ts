@@ -17,7 +17,10 @@
 
 /** A value that cannot be rendered safely; `path` is its field path (e.g. spec.packages[3]). */
 export class KickstartValueError extends Error {
-  constructor(readonly path: string, message: string) {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'KickstartValueError';
   }
@@ -35,17 +38,33 @@ const show = (value: string) => JSON.stringify(value.length > 60 ? `${value.slic
 
 function checkCommon(value: string, path: string): void {
   if (value === '') throw new KickstartValueError(path, 'must not be empty');
-  if (LINE_BREAKS.test(value)) throw new KickstartValueError(path, `${show(value)} contains a line break, which would start a new Kickstart line; remove it`);
-  if (CONTROL.test(value)) throw new KickstartValueError(path, `${show(value)} contains a control character; remove it`);
-  if (value.startsWith('-')) throw new KickstartValueError(path, `${show(value)} starts with '-', which Kickstart would read as an option; remove the '-'`);
-  if (value.startsWith('%')) throw new KickstartValueError(path, `${show(value)} starts with '%', which Kickstart would read as a section keyword; remove the '%'`);
+  if (LINE_BREAKS.test(value))
+    throw new KickstartValueError(
+      path,
+      `${show(value)} contains a line break, which would start a new Kickstart line; remove it`,
+    );
+  if (CONTROL.test(value))
+    throw new KickstartValueError(path, `${show(value)} contains a control character; remove it`);
+  if (value.startsWith('-'))
+    throw new KickstartValueError(
+      path,
+      `${show(value)} starts with '-', which Kickstart would read as an option; remove the '-'`,
+    );
+  if (value.startsWith('%'))
+    throw new KickstartValueError(
+      path,
+      `${show(value)} starts with '%', which Kickstart would read as a section keyword; remove the '%'`,
+    );
 }
 
 /** `value` as one bare shlex word. */
 export function word(value: string, path: string): string {
   checkCommon(value, path);
   if (!BARE_WORD.test(value)) {
-    throw new KickstartValueError(path, `${show(value)} contains a space, quote, '\\', '#' or non-ASCII character, which this Kickstart field cannot hold; remove it`);
+    throw new KickstartValueError(
+      path,
+      `${show(value)} contains a space, quote, '\\', '#' or non-ASCII character, which this Kickstart field cannot hold; remove it`,
+    );
   }
   return value;
 }
@@ -72,7 +91,8 @@ export function command(directive: string, ...words: string[]): string {
 
 /** A comment line; only text of the checked kinds goes in. */
 export function comment(text: string, path: string): string {
-  if (CONTROL.test(text)) throw new KickstartValueError(path, `${show(text)} contains a control character or line break; remove it`);
+  if (CONTROL.test(text))
+    throw new KickstartValueError(path, `${show(text)} contains a control character or line break; remove it`);
   return `# ${text}`;
 }
 
@@ -82,13 +102,17 @@ export function comment(text: string, path: string): string {
  * for a section keyword.
  */
 export function scriptBody(script: string, path: string): string {
-  if (script.includes('\r')) throw new KickstartValueError(path, 'contains a carriage return (Windows line endings?); use LF line endings');
+  if (script.includes('\r'))
+    throw new KickstartValueError(path, 'contains a carriage return (Windows line endings?); use LF line endings');
   const lines = script.split('\n');
   for (const [index, line] of lines.entries()) {
     const bad = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/u.exec(line);
     if (bad) {
       const code = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
-      throw new KickstartValueError(path, `line ${index + 1} contains the control character U+${code}, which Kickstart may read as a line break; remove it`);
+      throw new KickstartValueError(
+        path,
+        `line ${index + 1} contains the control character U+${code}, which Kickstart may read as a line break; remove it`,
+      );
     }
     // Tab, space and \p{Z} are every character Python's lstrip() strips that is not refused
     // above, and the API's rule says the same; \s would also take U+FEFF, which lstrip() keeps.
@@ -96,7 +120,7 @@ export function scriptBody(script: string, path: string): string {
       throw new KickstartValueError(
         path,
         `line ${index + 1} starts with '%' (${show(line.trim())}): Kickstart would read it as a section keyword such as %end and ` +
-          "end the script there; indenting does not help. Rewrite the line so it does not start with '%', e.g. echo \"%end\"",
+          'end the script there; indenting does not help. Rewrite the line so it does not start with \'%\', e.g. echo "%end"',
       );
     }
   }

@@ -76,17 +76,36 @@ export function renderKickstartText(input: KickstartInput): KickstartResult {
 
   emit(() => headerLines(input));
   lines.push('text');
-  emit(() => command('url', option('url', field(spec.installTree, 'spec.installTree', ['installTree']), 'spec.installTree', 'quoted')));
+  emit(() =>
+    command(
+      'url',
+      option('url', field(spec.installTree, 'spec.installTree', ['installTree']), 'spec.installTree', 'quoted'),
+    ),
+  );
   (spec.repos ?? []).forEach((repo, i) => emit(() => repoLine(repo, `spec.repos[${i}]`)));
   emit(() => command('lang', word(field(spec.language, 'spec.language', ['language']), 'spec.language')));
-  emit(() => command('keyboard', option('vckeymap', field(spec.keyboard, 'spec.keyboard', ['keyboard']), 'spec.keyboard')));
+  emit(() =>
+    command('keyboard', option('vckeymap', field(spec.keyboard, 'spec.keyboard', ['keyboard']), 'spec.keyboard')),
+  );
   emit(() => command('timezone', word(field(spec.timezone, 'spec.timezone', ['timezone']), 'spec.timezone'), '--utc'));
   emit(() => networkLine(spec.network ?? { bootProto: 'dhcp' }));
   emit(() => rootpwLine(spec, passwords));
-  (spec.users ?? []).forEach((user, i) => emit(() => userLine(user, Object.hasOwn(passwords.users, user.name) ? passwords.users[user.name] : undefined, `spec.users[${i}]`)));
-  (spec.rootSSHAuthorizedKeys ?? []).forEach((key, i) => emit(() => sshkeyLine('root', key, `spec.rootSSHAuthorizedKeys[${i}]`)));
   (spec.users ?? []).forEach((user, i) =>
-    (user.sshAuthorizedKeys ?? []).forEach((key, k) => emit(() => sshkeyLine(user.name, key, `spec.users[${i}].sshAuthorizedKeys[${k}]`, `spec.users[${i}].name`))),
+    emit(() =>
+      userLine(
+        user,
+        Object.hasOwn(passwords.users, user.name) ? passwords.users[user.name] : undefined,
+        `spec.users[${i}]`,
+      ),
+    ),
+  );
+  (spec.rootSSHAuthorizedKeys ?? []).forEach((key, i) =>
+    emit(() => sshkeyLine('root', key, `spec.rootSSHAuthorizedKeys[${i}]`)),
+  );
+  (spec.users ?? []).forEach((user, i) =>
+    (user.sshAuthorizedKeys ?? []).forEach((key, k) =>
+      emit(() => sshkeyLine(user.name, key, `spec.users[${i}].sshAuthorizedKeys[${k}]`, `spec.users[${i}].name`)),
+    ),
   );
   emit(() => bootloaderLine(spec.boot?.extraArgs));
   emit(() => partitioningLines(spec.partitioning ?? { mode: 'auto', clearAll: true }));
@@ -103,7 +122,9 @@ export function renderKickstartText(input: KickstartInput): KickstartResult {
 // Directives
 
 function headerLines({ spec, profile }: KickstartInput): string[] {
-  const name = profile?.name ? `${profile.namespace ? `${profile.namespace}/` : ''}${profile.name}` : 'an InstallProfile';
+  const name = profile?.name
+    ? `${profile.namespace ? `${profile.namespace}/` : ''}${profile.name}`
+    : 'an InstallProfile';
   const os = `${field(spec.os.name, 'spec.os.name', ['os', 'name'])} ${field(spec.os.version, 'spec.os.version', ['os', 'version'])}`;
   const family = field(spec.os.family ?? 'rhel', 'spec.os.family', ['os', 'family']);
   return [
@@ -116,7 +137,12 @@ function repoLine(repo: { name: string; baseurl: string }, path: string): string
   return command(
     'repo',
     option('name', field(repo.name, `${path}.name`, ['repos', 'items', 'name']), `${path}.name`, 'quoted'),
-    option('baseurl', field(repo.baseurl, `${path}.baseurl`, ['repos', 'items', 'baseurl']), `${path}.baseurl`, 'quoted'),
+    option(
+      'baseurl',
+      field(repo.baseurl, `${path}.baseurl`, ['repos', 'items', 'baseurl']),
+      `${path}.baseurl`,
+      'quoted',
+    ),
   );
 }
 
@@ -128,7 +154,10 @@ function networkLine(network: InstallProfileSpec['network']): string {
   if (network.bootProto === 'static') {
     if (network.ip === undefined) throw new KickstartValueError(at('ip'), 'bootProto static needs ip');
     if (network.netmask === undefined) throw new KickstartValueError(at('netmask'), 'bootProto static needs netmask');
-    words.push(option('ip', check('ip', network.ip), at('ip')), option('netmask', check('netmask', network.netmask), at('netmask')));
+    words.push(
+      option('ip', check('ip', network.ip), at('ip')),
+      option('netmask', check('netmask', network.netmask), at('netmask')),
+    );
   }
   if (network.gateway !== undefined) words.push(option('gateway', check('gateway', network.gateway), at('gateway')));
   const nameservers = (network.nameservers ?? []).map((server, i) => {
@@ -136,7 +165,8 @@ function networkLine(network: InstallProfileSpec['network']): string {
     return word(server, `${at('nameservers')}[${i}]`);
   });
   if (nameservers.length > 0) words.push(option('nameserver', nameservers.join(','), at('nameservers')));
-  if (network.hostname !== undefined) words.push(option('hostname', check('hostname', network.hostname), at('hostname')));
+  if (network.hostname !== undefined)
+    words.push(option('hostname', check('hostname', network.hostname), at('hostname')));
   return command('network', ...words, '--activate');
 }
 
@@ -146,11 +176,21 @@ function rootpwLine(spec: InstallProfileSpec, passwords: ResolvedPasswords): str
   return command('rootpw', '--iscrypted', hashWord(passwords.root, path));
 }
 
-function userLine(user: NonNullable<InstallProfileSpec['users']>[number], hash: string | undefined, path: string): string {
+function userLine(
+  user: NonNullable<InstallProfileSpec['users']>[number],
+  hash: string | undefined,
+  path: string,
+): string {
   const name = field(user.name, `${path}.name`, ['users', 'items', 'name']);
-  if (name === 'root') throw new KickstartValueError(`${path}.name`, 'root is configured with spec.rootPassword and spec.rootSSHAuthorizedKeys, not as a user');
+  if (name === 'root')
+    throw new KickstartValueError(
+      `${path}.name`,
+      'root is configured with spec.rootPassword and spec.rootSSHAuthorizedKeys, not as a user',
+    );
   const words = [option('name', name, `${path}.name`)];
-  const groups = (user.groups ?? []).map((group, i) => word(field(group, `${path}.groups[${i}]`, ['users', 'items', 'groups', 'items']), `${path}.groups[${i}]`));
+  const groups = (user.groups ?? []).map((group, i) =>
+    word(field(group, `${path}.groups[${i}]`, ['users', 'items', 'groups', 'items']), `${path}.groups[${i}]`),
+  );
   if (groups.length > 0) words.push(option('groups', groups.join(','), `${path}.groups`));
   if (user.passwordSecretRef) words.push('--iscrypted', `--password=${hashWord(hash, `${path}.passwordSecretRef`)}`);
   return command('user', ...words);
@@ -159,7 +199,11 @@ function userLine(user: NonNullable<InstallProfileSpec['users']>[number], hash: 
 /** `sshkey` for root (userPath undefined) or for the user whose name is at userPath. */
 function sshkeyLine(username: string, key: string, path: string, userPath?: string): string {
   const name = userPath === undefined ? 'root' : field(username, userPath, ['users', 'items', 'name']);
-  const checked = field(key, path, userPath === undefined ? ['rootSSHAuthorizedKeys', 'items'] : ['users', 'items', 'sshAuthorizedKeys', 'items']);
+  const checked = field(
+    key,
+    path,
+    userPath === undefined ? ['rootSSHAuthorizedKeys', 'items'] : ['users', 'items', 'sshAuthorizedKeys', 'items'],
+  );
   return command('sshkey', option('username', name, userPath ?? path), quoted(checked, path));
 }
 
@@ -173,7 +217,9 @@ function bootloaderLine(extraArgs: string | undefined): string {
   const args = extraArgs === undefined ? '' : field(extraArgs, path, ['boot', 'extraArgs']);
   const consoles = args.split(' ').filter((arg) => arg.startsWith('console='));
   for (const arg of consoles) word(arg, path);
-  return consoles.length === 0 ? command('bootloader', '--location=mbr') : command('bootloader', '--location=mbr', option('append', consoles.join(' '), path, 'quoted'));
+  return consoles.length === 0
+    ? command('bootloader', '--location=mbr')
+    : command('bootloader', '--location=mbr', option('append', consoles.join(' '), path, 'quoted'));
 }
 
 function partitioningLines(partitioning: InstallProfileSpec['partitioning']): string[] {
@@ -182,25 +228,40 @@ function partitioningLines(partitioning: InstallProfileSpec['partitioning']): st
   else lines.push(command('clearpart', '--none'));
   const parts = partitioning.parts ?? [];
   if ((partitioning.mode ?? 'auto') === 'auto') {
-    if (parts.length > 0) throw new KickstartValueError('spec.partitioning.parts', 'mode auto lays out the disk itself: remove parts, or set mode to manual');
+    if (parts.length > 0)
+      throw new KickstartValueError(
+        'spec.partitioning.parts',
+        'mode auto lays out the disk itself: remove parts, or set mode to manual',
+      );
     lines.push(command('autopart', '--type=lvm'));
     return lines;
   }
-  if (parts.length === 0) throw new KickstartValueError('spec.partitioning.parts', 'mode manual needs at least one partition in parts');
+  if (parts.length === 0)
+    throw new KickstartValueError('spec.partitioning.parts', 'mode manual needs at least one partition in parts');
   parts.forEach((part, i) => lines.push(partLine(part, `spec.partitioning.parts[${i}]`)));
   return lines;
 }
 
 function partLine(part: NonNullable<InstallProfileSpec['partitioning']['parts']>[number], path: string): string {
   const schema = ['partitioning', 'parts', 'items'];
-  const mountPoint = word(field(part.mountPoint, `${path}.mountPoint`, [...schema, 'mountPoint']), `${path}.mountPoint`);
+  const mountPoint = word(
+    field(part.mountPoint, `${path}.mountPoint`, [...schema, 'mountPoint']),
+    `${path}.mountPoint`,
+  );
   const fsType = field(part.fsType, `${path}.fsType`, [...schema, 'fsType']);
   if ((fsType === 'swap') !== (mountPoint === 'swap') || (fsType === 'biosboot') !== (mountPoint === 'biosboot')) {
-    throw new KickstartValueError(`${path}.fsType`, 'swap and biosboot partitions need the same word as mountPoint and fsType (e.g. mountPoint: swap, fsType: swap)');
+    throw new KickstartValueError(
+      `${path}.fsType`,
+      'swap and biosboot partitions need the same word as mountPoint and fsType (e.g. mountPoint: swap, fsType: swap)',
+    );
   }
   // Anaconda makes an EFI system partition only for fstype efi; vfat would be a plain FAT partition.
   const fstype = mountPoint === '/boot/efi' && fsType === 'vfat' ? 'efi' : fsType;
-  const words = [mountPoint, option('fstype', fstype, `${path}.fsType`), `--size=${mebibytes(part.size, `${path}.size`)}`];
+  const words = [
+    mountPoint,
+    option('fstype', fstype, `${path}.fsType`),
+    `--size=${mebibytes(part.size, `${path}.size`)}`,
+  ];
   if (part.grow) words.push('--grow');
   return command('part', ...words);
 }
@@ -211,7 +272,10 @@ function packagesSection(packages: string[]): string[] {
     field(entry, path, ['packages', 'items']);
     // The schema's pattern, restated here: a name, @group, @^environment, or -exclusion of one.
     if (!/^-?(@\^?)?[A-Za-z0-9][A-Za-z0-9._+:*-]*$/.test(entry)) {
-      throw new KickstartValueError(path, `${JSON.stringify(entry)} is not a package, @group or -exclusion (no spaces, '%' or newlines)`);
+      throw new KickstartValueError(
+        path,
+        `${JSON.stringify(entry)} is not a package, @group or -exclusion (no spaces, '%' or newlines)`,
+      );
     }
     return entry;
   });
@@ -223,7 +287,8 @@ function packagesSection(packages: string[]): string[] {
 function postSection(post: NonNullable<InstallProfileSpec['post']>): string[] {
   const interpreter = post.interpreter ?? '/bin/sh';
   field(interpreter, 'spec.post.interpreter', ['post', 'interpreter']);
-  const header = interpreter === '/bin/sh' ? '%post' : `%post ${option('interpreter', interpreter, 'spec.post.interpreter')}`;
+  const header =
+    interpreter === '/bin/sh' ? '%post' : `%post ${option('interpreter', interpreter, 'spec.post.interpreter')}`;
   const body = scriptBody(post.script, 'spec.post.script');
   return ['', header, `${body}%end`];
 }
@@ -233,12 +298,20 @@ function postSection(post: NonNullable<InstallProfileSpec['post']>): string[] {
 
 /** A crypt hash as one word; a missing one is a problem of the reference it should come from. */
 function hashWord(hash: string | undefined, path: string): string {
-  if (hash === undefined) throw new KickstartValueError(path, 'no password hash was resolved from the Secret this names');
-  if (!isCryptHash(hash)) throw new KickstartValueError(path, 'the Secret this names holds no crypt hash in a format Kickstart accepts');
+  if (hash === undefined)
+    throw new KickstartValueError(path, 'no password hash was resolved from the Secret this names');
+  if (!isCryptHash(hash))
+    throw new KickstartValueError(path, 'the Secret this names holds no crypt hash in a format Kickstart accepts');
   return word(hash, path);
 }
 
-type SchemaNode = { pattern?: string; maxLength?: number; enum?: string[]; properties?: Record<string, SchemaNode>; items?: SchemaNode };
+type SchemaNode = {
+  pattern?: string;
+  maxLength?: number;
+  enum?: string[];
+  properties?: Record<string, SchemaNode>;
+  items?: SchemaNode;
+};
 
 /** The spec schema's node at `segments` (property names, 'items' for list entries). */
 function schemaNode(segments: string[]): SchemaNode {
@@ -256,13 +329,19 @@ function field(value: unknown, path: string, segments: string[]): string {
   if (typeof value !== 'string') throw new KickstartValueError(path, 'must be a string');
   const node = schemaNode(segments);
   if (node.enum && !node.enum.includes(value)) {
-    throw new KickstartValueError(path, `${JSON.stringify(value)} is not one of ${node.enum.map((v) => JSON.stringify(v)).join(', ')}`);
+    throw new KickstartValueError(
+      path,
+      `${JSON.stringify(value)} is not one of ${node.enum.map((v) => JSON.stringify(v)).join(', ')}`,
+    );
   }
   if (node.maxLength !== undefined && value.length > node.maxLength) {
     throw new KickstartValueError(path, `must be at most ${node.maxLength} characters long (got ${value.length})`);
   }
   if (node.pattern !== undefined && !new RegExp(node.pattern, 'u').test(value)) {
-    throw new KickstartValueError(path, patternHint(node.pattern)?.(value) ?? `${JSON.stringify(value)} does not match ${node.pattern}`);
+    throw new KickstartValueError(
+      path,
+      patternHint(node.pattern)?.(value) ?? `${JSON.stringify(value)} does not match ${node.pattern}`,
+    );
   }
   return value;
 }

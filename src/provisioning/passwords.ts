@@ -72,12 +72,17 @@ export function passwordHash(source: PasswordSource): PasswordHash {
     );
   }
   if (CRYPT_PREFIX.test(trimmed)) {
-    return refuse(`${label} starts like a crypt hash but is not one virtfleet accepts (${HASH_FORMATS}; MD5 $1$ and DES are too weak); make one ${MAKE_HASH}`);
+    return refuse(
+      `${label} starts like a crypt hash but is not one virtfleet accepts (${HASH_FORMATS}; MD5 $1$ and DES are too weak); make one ${MAKE_HASH}`,
+    );
   }
   if (/[\r\n]$/.test(text)) {
-    return refuse(`${label} ends with a line break, which would be part of the password (kubectl create secret --from-file keeps it); store it without (--from-literal, or printf '%s')`);
+    return refuse(
+      `${label} ends with a line break, which would be part of the password (kubectl create secret --from-file keeps it); store it without (--from-literal, or printf '%s')`,
+    );
   }
-  if (/[\x00-\x1f\x7f-\x9f]/.test(text)) return refuse(`${label} contains control characters, which cannot be typed at a login prompt`);
+  if (/[\x00-\x1f\x7f-\x9f]/.test(text))
+    return refuse(`${label} contains control characters, which cannot be typed at a login prompt`);
   if (value.length > MAX_PLAINTEXT_BYTES) return refuse(`${label} is longer than ${MAX_PLAINTEXT_BYTES} bytes`);
   return { ok: true, hash: sha512Crypt(value, derivedSalt(source.saltSeed, key)), hashed: true };
 }

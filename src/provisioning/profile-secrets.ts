@@ -70,15 +70,32 @@ interface Reference {
 }
 
 /** Resolves every password reference of `spec`; each Secret is looked up once. */
-export async function resolvePasswords(spec: InstallProfileSpec, namespace: string, lookup: SecretLookup, memo?: HashMemo): Promise<PasswordResolution> {
+export async function resolvePasswords(
+  spec: InstallProfileSpec,
+  namespace: string,
+  lookup: SecretLookup,
+  memo?: HashMemo,
+): Promise<PasswordResolution> {
   // No prototype: a user may be called __proto__ (a valid Linux name).
   const passwords: ResolvedPasswords = { users: Object.create(null) as Record<string, string> };
   const references: Reference[] = [];
   const root = spec.rootPassword?.secretKeyRef;
-  if (root) references.push({ path: 'spec.rootPassword.secretKeyRef', name: root.name, key: root.key, assign: (hash) => (passwords.root = hash) });
+  if (root)
+    references.push({
+      path: 'spec.rootPassword.secretKeyRef',
+      name: root.name,
+      key: root.key,
+      assign: (hash) => (passwords.root = hash),
+    });
   (spec.users ?? []).forEach((user, i) => {
     const ref = user.passwordSecretRef;
-    if (ref) references.push({ path: `spec.users[${i}].passwordSecretRef`, name: ref.name, key: ref.key, assign: (hash) => (passwords.users[user.name] = hash) });
+    if (ref)
+      references.push({
+        path: `spec.users[${i}].passwordSecretRef`,
+        name: ref.name,
+        key: ref.key,
+        assign: (hash) => (passwords.users[user.name] = hash),
+      });
   });
 
   const lookups = new Map<string, Promise<SecretLookupResult>>();
@@ -93,11 +110,19 @@ export async function resolvePasswords(spec: InstallProfileSpec, namespace: stri
     const result = await pending;
     const secretName = `${namespace}/${ref.name}`;
     if (result.status === 'not-found') {
-      problems.push({ path: ref.path, kind: 'not-found', message: `Secret ${secretName} does not exist; create it with the key ${ref.key}` });
+      problems.push({
+        path: ref.path,
+        kind: 'not-found',
+        message: `Secret ${secretName} does not exist; create it with the key ${ref.key}`,
+      });
       continue;
     }
     if (result.status === 'forbidden') {
-      problems.push({ path: ref.path, kind: 'forbidden', message: `cannot read Secret ${secretName}: ${result.message}` });
+      problems.push({
+        path: ref.path,
+        kind: 'forbidden',
+        message: `cannot read Secret ${secretName}: ${result.message}`,
+      });
       continue;
     }
     const { metadata = {}, data = {} } = result.secret;
@@ -112,7 +137,10 @@ export async function resolvePasswords(spec: InstallProfileSpec, namespace: stri
       });
       continue;
     }
-    const memoKey = metadata.uid && metadata.resourceVersion ? `${metadata.uid}\u0000${metadata.resourceVersion}\u0000${ref.key}` : undefined;
+    const memoKey =
+      metadata.uid && metadata.resourceVersion
+        ? `${metadata.uid}\u0000${metadata.resourceVersion}\u0000${ref.key}`
+        : undefined;
     const remembered = memoKey ? memo?.get(memoKey) : undefined;
     if (remembered) {
       ref.assign(remembered);
@@ -139,5 +167,7 @@ export async function resolvePasswords(spec: InstallProfileSpec, namespace: stri
  * it came from a cluster (new with every write to the Secret), else its namespace and name.
  */
 function saltSeed(metadata: NonNullable<SecretRecord['metadata']>, namespace: string, name: string): string {
-  return metadata.uid ? `uid:${metadata.uid}\u0000${metadata.resourceVersion ?? ''}` : `name:${namespace}/${name}\u0000${metadata.resourceVersion ?? ''}`;
+  return metadata.uid
+    ? `uid:${metadata.uid}\u0000${metadata.resourceVersion ?? ''}`
+    : `name:${namespace}/${name}\u0000${metadata.resourceVersion ?? ''}`;
 }

@@ -14,8 +14,7 @@ export interface ProfileProblem extends Problem {
 }
 
 export type ProfileRender =
-  | { ok: true; text: string; hash: string; secrets: string[] }
-  | { ok: false; problems: ProfileProblem[] };
+  { ok: true; text: string; hash: string; secrets: string[] } | { ok: false; problems: ProfileProblem[] };
 
 export interface ProfileInput {
   namespace: string;
@@ -23,22 +22,39 @@ export interface ProfileInput {
   spec: InstallProfileSpec;
 }
 
-export async function renderProfile(profile: ProfileInput, lookup: SecretLookup, memo?: HashMemo): Promise<ProfileRender> {
-  const object = { apiVersion: 'virtfleet.io/v1alpha1', kind: 'InstallProfile', metadata: { name: profile.name }, spec: profile.spec };
+export async function renderProfile(
+  profile: ProfileInput,
+  lookup: SecretLookup,
+  memo?: HashMemo,
+): Promise<ProfileRender> {
+  const object = {
+    apiVersion: 'virtfleet.io/v1alpha1',
+    kind: 'InstallProfile',
+    metadata: { name: profile.name },
+    spec: profile.spec,
+  };
   const schemaProblems = validateObject(object).filter((problem) => problem.path.startsWith('spec'));
-  if (schemaProblems.length > 0) return { ok: false, problems: schemaProblems.map((problem) => ({ ...problem, kind: 'spec' })) };
+  if (schemaProblems.length > 0)
+    return { ok: false, problems: schemaProblems.map((problem) => ({ ...problem, kind: 'spec' })) };
   const spec = withDefaults(object).spec;
 
   const resolution = await resolvePasswords(spec, profile.namespace, lookup, memo);
-  const rendered = renderKickstartText({ spec, passwords: resolution.passwords, profile: { namespace: profile.namespace, name: profile.name } });
-  if (rendered.ok && resolution.problems.length === 0) return { ok: true, text: rendered.text, hash: rendered.hash, secrets: resolution.versions };
+  const rendered = renderKickstartText({
+    spec,
+    passwords: resolution.passwords,
+    profile: { namespace: profile.namespace, name: profile.name },
+  });
+  if (rendered.ok && resolution.problems.length === 0)
+    return { ok: true, text: rendered.text, hash: rendered.hash, secrets: resolution.versions };
 
   // A reference whose Secret failed has no hash, so the renderer complains about it too: the
   // Secret's problem says more.
   const secretPaths = new Set(resolution.problems.map((problem) => problem.path));
   const renderProblems: ProfileProblem[] = rendered.ok
     ? []
-    : rendered.problems.filter((problem) => !secretPaths.has(problem.path)).map((problem) => ({ ...problem, kind: 'spec' }));
+    : rendered.problems
+        .filter((problem) => !secretPaths.has(problem.path))
+        .map((problem) => ({ ...problem, kind: 'spec' }));
   return { ok: false, problems: [...renderProblems, ...resolution.problems] };
 }
 

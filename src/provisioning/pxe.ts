@@ -78,7 +78,8 @@ const IPV4 = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0
 const CMDLINE_WORD = /^[A-Za-z0-9._,:=/+@%~?[\]-]+$/;
 
 function check(field: string, value: string, pattern: RegExp, what: string): string {
-  if (typeof value !== 'string' || !pattern.test(value)) throw new PxeValueError(field, `${JSON.stringify(value)} is not ${what}`);
+  if (typeof value !== 'string' || !pattern.test(value))
+    throw new PxeValueError(field, `${JSON.stringify(value)} is not ${what}`);
   return value;
 }
 
@@ -109,7 +110,8 @@ export function pxeSettings(settings: Partial<PxeSettings> = {}): PxeSettings {
 /** An absolute directory of plain path characters (it becomes a dnsmasq option). */
 export function pxePath(field: string, value: string): string {
   check(field, value, PATH, "an absolute path of letters, digits and . _ + - (no spaces, commas or '..')");
-  if (value.split('/').some((segment) => segment === '.' || segment === '..')) throw new PxeValueError(field, `${JSON.stringify(value)} contains a '.' or '..' segment`);
+  if (value.split('/').some((segment) => segment === '.' || segment === '..'))
+    throw new PxeValueError(field, `${JSON.stringify(value)} contains a '.' or '..' segment`);
   return value;
 }
 
@@ -133,7 +135,12 @@ export function networkXml(settings: PxeSettings, tftpRoot: string): string {
         'ip',
         { address: s.address, netmask: '255.255.255.0' },
         el('tftp', { root }),
-        el('dhcp', {}, el('range', { start: `${prefix}.10`, end: `${prefix}.250` }), el('bootp', { file: BOOT_SCRIPT })),
+        el(
+          'dhcp',
+          {},
+          el('range', { start: `${prefix}.10`, end: `${prefix}.250` }),
+          el('bootp', { file: BOOT_SCRIPT }),
+        ),
       ),
     ),
   );
@@ -164,16 +171,20 @@ export interface MacScript {
 export function macScript(script: MacScript): string {
   const kernel = check('kernel', script.kernel, FILE_NAME, 'a plain file name');
   const initrd = check('initrd', script.initrd, FILE_NAME, 'a plain file name');
-  return ['#!ipxe', `kernel ${kernel} ${scriptCmdline(script.cmdline)}`.trimEnd(), `initrd ${initrd}`, 'boot', ''].join('\n');
+  return ['#!ipxe', `kernel ${kernel} ${scriptCmdline(script.cmdline)}`.trimEnd(), `initrd ${initrd}`, 'boot', ''].join(
+    '\n',
+  );
 }
 
 /** A kernel command line fit for an iPXE script: words of safe characters, single spaces. */
 export function scriptCmdline(cmdline: string): string {
-  if (typeof cmdline !== 'string' || cmdline.length > 2048) throw new PxeValueError('cmdline', 'must be a string of at most 2048 characters');
+  if (typeof cmdline !== 'string' || cmdline.length > 2048)
+    throw new PxeValueError('cmdline', 'must be a string of at most 2048 characters');
   if (cmdline === '') return '';
   const words = cmdline.split(' ');
   words.forEach((word, i) => {
-    if (word === '') throw new PxeValueError('cmdline', 'words must be separated by single spaces, with none at either end');
+    if (word === '')
+      throw new PxeValueError('cmdline', 'words must be separated by single spaces, with none at either end');
     if (!CMDLINE_WORD.test(word)) {
       throw new PxeValueError(
         `cmdline word ${i + 1}`,

@@ -19,9 +19,27 @@ const MAX_SALT = 16;
 
 // The order in which the 64 digest bytes are encoded, three at a time (the last one alone).
 const ORDER: ReadonlyArray<readonly [number, number, number]> = [
-  [0, 21, 42], [22, 43, 1], [44, 2, 23], [3, 24, 45], [25, 46, 4], [47, 5, 26], [6, 27, 48],
-  [28, 49, 7], [50, 8, 29], [9, 30, 51], [31, 52, 10], [53, 11, 32], [12, 33, 54], [34, 55, 13],
-  [56, 14, 35], [15, 36, 57], [37, 58, 16], [59, 17, 38], [18, 39, 60], [40, 61, 19], [62, 20, 41],
+  [0, 21, 42],
+  [22, 43, 1],
+  [44, 2, 23],
+  [3, 24, 45],
+  [25, 46, 4],
+  [47, 5, 26],
+  [6, 27, 48],
+  [28, 49, 7],
+  [50, 8, 29],
+  [9, 30, 51],
+  [31, 52, 10],
+  [53, 11, 32],
+  [12, 33, 54],
+  [34, 55, 13],
+  [56, 14, 35],
+  [15, 36, 57],
+  [37, 58, 16],
+  [59, 17, 38],
+  [18, 39, 60],
+  [40, 61, 19],
+  [62, 20, 41],
 ];
 
 /**
@@ -30,7 +48,8 @@ const ORDER: ReadonlyArray<readonly [number, number, number]> = [
  * result only when they differ from the default 5000, so the output equals `openssl passwd -6`.
  */
 export function sha512Crypt(password: Buffer | string, salt: string, rounds: number = DEFAULT_ROUNDS): string {
-  if (salt.includes('$') || salt.includes(':') || /[\s\x00-\x1f]/.test(salt)) throw new Error('a crypt salt may not contain "$", ":" or whitespace');
+  if (salt.includes('$') || salt.includes(':') || /[\s\x00-\x1f]/.test(salt))
+    throw new Error('a crypt salt may not contain "$", ":" or whitespace');
   const p = typeof password === 'string' ? Buffer.from(password, 'utf8') : password;
   const s = Buffer.from(salt.slice(0, MAX_SALT), 'utf8');
   const r = Math.min(MAX_ROUNDS, Math.max(MIN_ROUNDS, Math.floor(rounds)));

@@ -2,7 +2,9 @@
 
 /** Resolves once `signal` aborts (at once if it already has). */
 export function untilAborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+  return new Promise((resolve) =>
+    signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
 }
 
 /** Resolves after `ms`, or as soon as `signal` aborts. */

@@ -10,7 +10,10 @@ export interface BackoffOptions {
 export class KeyBackoff<K> {
   private readonly failures = new Map<K, number>();
 
-  constructor(private readonly options: BackoffOptions, private readonly random: () => number = Math.random) {}
+  constructor(
+    private readonly options: BackoffOptions,
+    private readonly random: () => number = Math.random,
+  ) {}
 
   /** The delay before the next retry of `key`, counting this failure. */
   next(key: K): number {

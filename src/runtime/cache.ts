@@ -10,10 +10,20 @@ export class Cache {
   private running: Promise<void>[] = [];
   private signal: AbortSignal | undefined;
 
-  constructor(private readonly client: KubeClient, private readonly logger: Logger) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly logger: Logger,
+  ) {}
 
   informerFor<T extends KubeObject>(type: ResourceType, options: Omit<InformerOptions, 'logger'> = {}): Informer<T> {
-    const id = [type.group, type.version, type.plural, options.namespace ?? '', options.labelSelector ?? '', options.fieldSelector ?? ''].join('|');
+    const id = [
+      type.group,
+      type.version,
+      type.plural,
+      options.namespace ?? '',
+      options.labelSelector ?? '',
+      options.fieldSelector ?? '',
+    ].join('|');
     let informer = this.informers.get(id);
     if (!informer) {
       informer = new Informer<KubeObject>(this.client, type, { ...options, logger: this.logger });

@@ -16,7 +16,12 @@ export interface Condition {
 export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
 
 /** Returns `conditions` with `input` set for `generation`; other types are kept as they are. */
-export function setCondition(conditions: readonly Condition[] | undefined, input: ConditionInput, generation: number | undefined, now: Date = new Date()): Condition[] {
+export function setCondition(
+  conditions: readonly Condition[] | undefined,
+  input: ConditionInput,
+  generation: number | undefined,
+  now: Date = new Date(),
+): Condition[] {
   const list = [...(conditions ?? [])];
   const index = list.findIndex((condition) => condition.type === input.type);
   const previous = index >= 0 ? list[index] : undefined;

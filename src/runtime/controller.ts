@@ -83,7 +83,13 @@ export class Controller implements Runnable {
     const record = (result: string) => {
       const seconds = (performance.now() - started) / 1000;
       if (traces.reconcile.hasSubscribers) {
-        traces.reconcile.publish({ controller: this.name, key, start: performance.timeOrigin + started, ms: seconds * 1000, result });
+        traces.reconcile.publish({
+          controller: this.name,
+          key,
+          start: performance.timeOrigin + started,
+          ms: seconds * 1000,
+          result,
+        });
       }
       metrics?.reconcileTotal.inc({ ...labels, result });
       metrics?.reconcileDuration.observe(labels, seconds);

@@ -53,7 +53,10 @@ export class EventRecorder {
   private writing = 0;
   private dropped = 0;
 
-  constructor(private readonly client: KubeClient, private readonly options: EventRecorderOptions) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly options: EventRecorderOptions,
+  ) {}
 
   /**
    * Records an event. Resolves once it is written (or given up on); failures are logged, never
@@ -62,7 +65,14 @@ export class EventRecorder {
   record(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
     if (this.queue.length >= (this.options.maxQueued ?? 4096)) {
       if (this.dropped++ % 100 === 0) {
-        this.options.logger.warn({ dropped: this.dropped, reason, object: `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}` }, 'too many Events waiting to be written; dropping new ones');
+        this.options.logger.warn(
+          {
+            dropped: this.dropped,
+            reason,
+            object: `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`,
+          },
+          'too many Events waiting to be written; dropping new ones',
+        );
       }
       return Promise.resolve();
     }
@@ -97,7 +107,10 @@ export class EventRecorder {
         previous.lastSeen = now.getTime();
         this.touch(key, previous);
         try {
-          await this.client.patch(CORE_EVENT, previous.namespace, previous.name, { count: previous.count, lastTimestamp: timestamp });
+          await this.client.patch(CORE_EVENT, previous.namespace, previous.name, {
+            count: previous.count,
+            lastTimestamp: timestamp,
+          });
           return;
         } catch (error) {
           if (!isNotFound(error)) throw error; // the Event expired: create a new one below
@@ -128,7 +141,10 @@ export class EventRecorder {
       });
       this.touch(key, { name, namespace, count: 1, firstTimestamp: timestamp, lastSeen: now.getTime() });
     } catch (error) {
-      this.options.logger.warn({ err: error, reason, object: `${meta.namespace ?? ''}/${meta.name ?? ''}` }, 'could not record an event');
+      this.options.logger.warn(
+        { err: error, reason, object: `${meta.namespace ?? ''}/${meta.name ?? ''}` },
+        'could not record an event',
+      );
     }
   }
 

@@ -15,14 +15,25 @@ export function isBeingDeleted(object: KubeObject): boolean {
   return Boolean(object.metadata?.deletionTimestamp);
 }
 
-async function jsonPatch(client: KubeClient, type: ResourceType, object: KubeObject, operations: unknown[]): Promise<void> {
+async function jsonPatch(
+  client: KubeClient,
+  type: ResourceType,
+  object: KubeObject,
+  operations: unknown[],
+): Promise<void> {
   try {
-    await client.patch(type, object.metadata?.namespace, object.metadata?.name ?? '', operations, { patchType: 'json' });
+    await client.patch(type, object.metadata?.namespace, object.metadata?.name ?? '', operations, {
+      patchType: 'json',
+    });
   } catch (error) {
     // A failed "test" operation is 422 with reason Invalid; treat it as the conflict it is. The
     // API server's answer names no cause ("the server rejected our request due to an error in
     // our request"); a 422 that names one (a finalizer refused on an object being deleted) is not a conflict.
-    if (error instanceof ApiError && error.status === 422 && (/test/i.test(error.message) || !hasCauses(error.details))) {
+    if (
+      error instanceof ApiError &&
+      error.status === 422 &&
+      (/test/i.test(error.message) || !hasCauses(error.details))
+    ) {
       throw new ApiError(409, 'Conflict', `${object.metadata?.name} changed meanwhile: ${error.message}`);
     }
     throw error;
@@ -34,18 +45,34 @@ function hasCauses(details: unknown): boolean {
   return Array.isArray(causes) && causes.length > 0;
 }
 
-export async function addFinalizer(client: KubeClient, type: ResourceType, object: KubeObject, finalizer: string): Promise<boolean> {
+export async function addFinalizer(
+  client: KubeClient,
+  type: ResourceType,
+  object: KubeObject,
+  finalizer: string,
+): Promise<boolean> {
   if (hasFinalizer(object, finalizer)) return false;
   const list = object.metadata?.finalizers;
   // The API server's JSON patch passes a test of null on an absent member (and fails it on a present one).
   const operations = list?.length
-    ? [{ op: 'test', path: '/metadata/finalizers', value: list }, { op: 'add', path: '/metadata/finalizers/-', value: finalizer }]
-    : [{ op: 'test', path: '/metadata/finalizers', value: null }, { op: 'add', path: '/metadata/finalizers', value: [finalizer] }];
+    ? [
+        { op: 'test', path: '/metadata/finalizers', value: list },
+        { op: 'add', path: '/metadata/finalizers/-', value: finalizer },
+      ]
+    : [
+        { op: 'test', path: '/metadata/finalizers', value: null },
+        { op: 'add', path: '/metadata/finalizers', value: [finalizer] },
+      ];
   await jsonPatch(client, type, object, operations);
   return true;
 }
 
-export async function removeFinalizer(client: KubeClient, type: ResourceType, object: KubeObject, finalizer: string): Promise<boolean> {
+export async function removeFinalizer(
+  client: KubeClient,
+  type: ResourceType,
+  object: KubeObject,
+  finalizer: string,
+): Promise<boolean> {
   const index = object.metadata?.finalizers?.indexOf(finalizer) ?? -1;
   if (index < 0) return false;
   const test = { op: 'test', path: '/metadata/resourceVersion', value: object.metadata?.resourceVersion };

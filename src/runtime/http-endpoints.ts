@@ -31,7 +31,8 @@ export async function startEndpoints(address: string, endpoints: Endpoints): Pro
     Promise.resolve()
       .then(handler)
       .then(
-        ({ status, body, contentType }) => res.writeHead(status, { 'content-type': contentType ?? 'text/plain' }).end(body),
+        ({ status, body, contentType }) =>
+          res.writeHead(status, { 'content-type': contentType ?? 'text/plain' }).end(body),
         (error: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(error as Error).message}\n`),
       );
   });

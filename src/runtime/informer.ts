@@ -17,9 +17,7 @@ import { traceNow, traces } from './trace.js';
 import { isGone, resourcePath, type KubeClient, type KubeObject, type ResourceType } from './kube-client.js';
 
 export type InformerEvent<T> =
-  | { type: 'add'; object: T }
-  | { type: 'update'; object: T; old: T }
-  | { type: 'delete'; object: T };
+  { type: 'add'; object: T } | { type: 'update'; object: T; old: T } | { type: 'delete'; object: T };
 
 export interface InformerOptions {
   namespace?: string;
@@ -114,7 +112,7 @@ export class Informer<T extends KubeObject> {
     this.stats.lists++;
     const fresh = new Map<string, T>();
     let continueToken: string | undefined;
-    let resourceVersion = '';
+    let resourceVersion: string;
     do {
       const page = await this.client.list<T>(this.type, {
         namespace: this.options.namespace,
@@ -147,12 +145,19 @@ export class Informer<T extends KubeObject> {
     this.store.set(key, object);
     if (!old) this.emit({ type: 'add', object });
     // A relist returns unchanged objects too; only real changes are events.
-    else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit({ type: 'update', object, old });
+    else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion)
+      this.emit({ type: 'update', object, old });
   }
 
   private emit(event: InformerEvent<T>): void {
     if (traces.informerEvent.hasSubscribers) {
-      traces.informerEvent.publish({ resource: this.type.plural, type: event.type, key: objectKey(event.object), resourceVersion: event.object.metadata?.resourceVersion, at: traceNow() });
+      traces.informerEvent.publish({
+        resource: this.type.plural,
+        type: event.type,
+        key: objectKey(event.object),
+        resourceVersion: event.object.metadata?.resourceVersion,
+        at: traceNow(),
+      });
     }
     for (const handler of this.handlers) handler(event);
   }

@@ -2,7 +2,7 @@
 // authentication (certificates, tokens, exec plugins) and its undici
 // transport. Generic paths keep the runtime free of per-kind API classes; a
 // request counter lets tests and benches prove "no writes in steady state".
-import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { STATUS_CODES } from 'node:http';
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import { traceNow, traces } from './trace.js';
@@ -92,7 +92,8 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 export function objectNameProblem(value: string): string | undefined {
   if (value === '') return 'a name may not be empty';
   if (value.length > 253) return 'must be no more than 253 characters';
-  if (!DNS_SUBDOMAIN.test(value)) return "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')";
+  if (!DNS_SUBDOMAIN.test(value))
+    return "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')";
   return undefined;
 }
 
@@ -100,7 +101,8 @@ export function objectNameProblem(value: string): string | undefined {
 export function namespaceProblem(value: string): string | undefined {
   if (value === '') return 'a namespace may not be empty';
   if (value.length > 63) return 'must be no more than 63 characters';
-  if (!DNS_LABEL.test(value)) return "must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name')";
+  if (!DNS_LABEL.test(value))
+    return "must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name')";
   return undefined;
 }
 
@@ -147,7 +149,10 @@ export class KubeClient {
   readonly counts: RequestCounts = { reads: 0, writes: 0, writesByPath: new Map() };
   private auth: Promise<Authentication> | undefined;
 
-  constructor(readonly config: KubeConfig, private readonly fieldManager = 'virtfleet-controller') {}
+  constructor(
+    readonly config: KubeConfig,
+    private readonly fieldManager = 'virtfleet-controller',
+  ) {}
 
   /**
    * Headers and connection pool for requests. client-node builds a new pool (re-reading
@@ -182,9 +187,18 @@ export class KubeClient {
     return cluster.server;
   }
 
-  async request<T>(method: string, path: string, options: { body?: unknown; contentType?: string; query?: Record<string, string | number | boolean | undefined> } = {}): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    options: {
+      body?: unknown;
+      contentType?: string;
+      query?: Record<string, string | number | boolean | undefined>;
+    } = {},
+  ): Promise<T> {
     const url = new URL(this.server + path);
-    for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, String(value));
+    for (const [key, value] of Object.entries(options.query ?? {}))
+      if (value !== undefined) url.searchParams.set(key, String(value));
     if (WRITE_METHODS.has(method)) {
       this.counts.writes++;
       const key = `${method} ${path}`;
@@ -223,7 +237,12 @@ export class KubeClient {
     }
     if (!ok) {
       const status = (parsed ?? {}) as { reason?: string; message?: string; details?: unknown };
-      throw new ApiError(code, status.reason ?? STATUS_CODES[code] ?? '', status.message ?? `${method} ${path}: HTTP ${code}`, status.details);
+      throw new ApiError(
+        code,
+        status.reason ?? STATUS_CODES[code] ?? '',
+        status.message ?? `${method} ${path}: HTTP ${code}`,
+        status.details,
+      );
     }
     return parsed as T;
   }
@@ -232,7 +251,16 @@ export class KubeClient {
     return this.request('GET', resourcePath(type, namespace, name));
   }
 
-  list<T extends KubeObject>(type: ResourceType, query: { namespace?: string; labelSelector?: string; fieldSelector?: string; limit?: number; continue?: string } = {}): Promise<KubeList<T>> {
+  list<T extends KubeObject>(
+    type: ResourceType,
+    query: {
+      namespace?: string;
+      labelSelector?: string;
+      fieldSelector?: string;
+      limit?: number;
+      continue?: string;
+    } = {},
+  ): Promise<KubeList<T>> {
     const { namespace, ...rest } = query;
     return this.request('GET', resourcePath(type, namespace), { query: { ...rest } });
   }
@@ -245,12 +273,19 @@ export class KubeClient {
     return this.request('PUT', resourcePath(type, object.metadata?.namespace, object.metadata?.name), { body: object });
   }
 
-  patch<T extends KubeObject>(type: ResourceType, namespace: string | undefined, name: string, patch: unknown, options: { patchType?: PatchType; subresource?: string } = {}): Promise<T> {
+  patch<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    patch: unknown,
+    options: { patchType?: PatchType; subresource?: string } = {},
+  ): Promise<T> {
     const patchType = options.patchType ?? 'merge';
     return this.request('PATCH', resourcePath(type, namespace, name, options.subresource), {
       body: patch,
       contentType: PATCH_CONTENT_TYPES[patchType],
-      query: patchType === 'apply' ? { fieldManager: this.fieldManager, force: true } : { fieldManager: this.fieldManager },
+      query:
+        patchType === 'apply' ? { fieldManager: this.fieldManager, force: true } : { fieldManager: this.fieldManager },
     });
   }
 

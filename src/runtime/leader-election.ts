@@ -10,7 +10,13 @@ import { abortableDelay } from './abort.js';
 import { Informer } from './informer.js';
 import { isConflict, isNotFound, type KubeClient, type KubeObject, type ResourceType } from './kube-client.js';
 
-export const LEASE: ResourceType = { kind: 'Lease', group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespaced: true };
+export const LEASE: ResourceType = {
+  kind: 'Lease',
+  group: 'coordination.k8s.io',
+  version: 'v1',
+  plural: 'leases',
+  namespaced: true,
+};
 
 interface Lease extends KubeObject {
   spec?: {
@@ -46,7 +52,10 @@ export class LeaderElector {
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
 
-  constructor(private readonly client: KubeClient, private readonly options: LeaderElectionOptions) {
+  constructor(
+    private readonly client: KubeClient,
+    private readonly options: LeaderElectionOptions,
+  ) {
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
@@ -62,7 +71,10 @@ export class LeaderElector {
    * held); rejects if leadership is lost while running.
    */
   async run(signal: AbortSignal, lead: (leadSignal: AbortSignal) => Promise<void>): Promise<void> {
-    const logger = this.options.logger.child({ lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity });
+    const logger = this.options.logger.child({
+      lease: `${this.options.namespace}/${this.options.name}`,
+      identity: this.options.identity,
+    });
     const watcher = new Informer<Lease>(this.client, LEASE, {
       namespace: this.options.namespace,
       fieldSelector: `metadata.name=${this.options.name}`,
@@ -126,7 +138,9 @@ export class LeaderElector {
       if (signal.aborted) break;
       if (await this.tryAcquireOrRenew(logger)) lastRenew = Date.now();
       else if (Date.now() - lastRenew > this.renewDeadlineMs) {
-        return new Error(`leader election lost: could not renew lease ${this.options.namespace}/${this.options.name} within ${this.renewDeadlineMs} ms`);
+        return new Error(
+          `leader election lost: could not renew lease ${this.options.namespace}/${this.options.name} within ${this.renewDeadlineMs} ms`,
+        );
       }
     }
     return undefined;
@@ -135,7 +149,11 @@ export class LeaderElector {
   private async tryAcquireOrRenew(logger: Logger): Promise<boolean> {
     const { namespace, name, identity } = this.options;
     const now = new Date();
-    const spec = { holderIdentity: identity, leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000), renewTime: microTime(now) };
+    const spec = {
+      holderIdentity: identity,
+      leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
+      renewTime: microTime(now),
+    };
     let lease: Lease;
     try {
       lease = await this.client.get<Lease>(LEASE, namespace, name);

@@ -6,7 +6,7 @@ import { setMaxListeners } from 'node:events';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { type KubeConfig, VersionApi } from '@kubernetes/client-node';
 import type { Logger } from '../observability/logging.js';
 import { ControllerMetrics } from '../observability/metrics.js';
 import { Cache } from './cache.js';
@@ -92,7 +92,11 @@ export class Manager {
         const registry = this.metrics.registry;
         servers.push(
           await startEndpoints(this.options.metricsAddress, {
-            '/metrics': async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }),
+            '/metrics': async () => ({
+              status: 200,
+              body: await registry.metrics(),
+              contentType: registry.contentType,
+            }),
           }),
         );
       }
@@ -140,9 +144,12 @@ export class Manager {
     await untilAborted(signal);
     const results = await Promise.allSettled(running);
     for (const [index, result] of results.entries()) {
-      if (result.status === 'rejected') logger.error({ err: result.reason, controller: this.runnables[index]?.name }, 'controller stopped with an error');
+      if (result.status === 'rejected')
+        logger.error(
+          { err: result.reason, controller: this.runnables[index]?.name },
+          'controller stopped with an error',
+        );
     }
     logger.info('controllers stopped');
   }
 }
-

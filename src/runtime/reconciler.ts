@@ -30,7 +30,10 @@ export class TerminalError extends Error {
 
 /** A failure that should be retried after a given delay instead of the backoff. */
 export class RequeueAfterError extends Error {
-  constructor(message: string, readonly requeueAfterMs: number) {
+  constructor(
+    message: string,
+    readonly requeueAfterMs: number,
+  ) {
     super(message);
     this.name = 'RequeueAfterError';
   }

@@ -7,7 +7,6 @@ import { untilAborted } from './abort.js';
 
 export type Source = (controller: Controller, signal: AbortSignal) => Promise<void>;
 
-
 /** Every change of an object of the controller's own type enqueues its key. */
 export function watchOwn<T extends KubeObject>(informer: Informer<T>): Source {
   return watchMapped(informer, (object) => [objectKey(object)]);
@@ -23,10 +22,15 @@ export interface WatchMappedOptions {
 }
 
 /** Changes of related objects (owned, referenced) enqueue the keys `map` returns. */
-export function watchMapped<T extends KubeObject>(informer: Informer<T>, map: (object: T) => string[], options: WatchMappedOptions = {}): Source {
+export function watchMapped<T extends KubeObject>(
+  informer: Informer<T>,
+  map: (object: T) => string[],
+  options: WatchMappedOptions = {},
+): Source {
   const delayMs = options.delayMs ?? 0;
   return async (controller, signal) => {
-    const enqueue = delayMs > 0 ? (key: string) => controller.enqueueAfter(key, delayMs) : (key: string) => controller.enqueue(key);
+    const enqueue =
+      delayMs > 0 ? (key: string) => controller.enqueueAfter(key, delayMs) : (key: string) => controller.enqueue(key);
     const off = informer.on((event) => {
       for (const key of map(event.object)) enqueue(key);
       if (event.type === 'update') for (const key of map(event.old)) enqueue(key);

@@ -5,7 +5,10 @@ import { isDeepStrictEqual } from 'node:util';
 import type { KubeClient, KubeObject, ResourceType } from './kube-client.js';
 
 /** A merge patch from `before` to `after`: keys gone from `after` become null. */
-export function mergePatch(before: Record<string, unknown> | undefined, after: Record<string, unknown>): Record<string, unknown> {
+export function mergePatch(
+  before: Record<string, unknown> | undefined,
+  after: Record<string, unknown>,
+): Record<string, unknown> {
   const patch: Record<string, unknown> = {};
   for (const key of Object.keys(before ?? {})) if (!(key in after)) patch[key] = null;
   for (const [key, value] of Object.entries(after)) {
@@ -40,6 +43,12 @@ export async function patchStatusIfChanged<S extends Record<string, unknown>>(
   const before = normalize(object.status ?? {}) as Record<string, unknown>;
   const after = normalize(status) as Record<string, unknown>;
   if (isDeepStrictEqual(before, after)) return false;
-  await client.patch(type, object.metadata?.namespace, object.metadata?.name ?? '', { status: mergePatch(before, after) }, { subresource: 'status' });
+  await client.patch(
+    type,
+    object.metadata?.namespace,
+    object.metadata?.name ?? '',
+    { status: mergePatch(before, after) },
+    { subresource: 'status' },
+  );
   return true;
 }

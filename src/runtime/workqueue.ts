@@ -23,7 +23,10 @@ export class WorkQueue {
   private readonly backoff: KeyBackoff<string>;
   private shuttingDown = false;
 
-  constructor(backoff: BackoffOptions = { baseMs: 5, maxMs: 300_000, jitter: 0.1 }, private readonly hooks: WorkQueueHooks = {}) {
+  constructor(
+    backoff: BackoffOptions = { baseMs: 5, maxMs: 300_000, jitter: 0.1 },
+    private readonly hooks: WorkQueueHooks = {},
+  ) {
     this.backoff = new KeyBackoff(backoff);
   }
 

@@ -14,7 +14,10 @@ export type AutoHypervisorRules = Record<Workload, HypervisorType>;
 
 export const DEFAULT_AUTO_RULES: AutoHypervisorRules = { compute: 'kvm', io: 'xen', general: 'kvm' };
 
-export function preferenceOrder(workload: Workload, rules: AutoHypervisorRules = DEFAULT_AUTO_RULES): [HypervisorType, HypervisorType] {
+export function preferenceOrder(
+  workload: Workload,
+  rules: AutoHypervisorRules = DEFAULT_AUTO_RULES,
+): [HypervisorType, HypervisorType] {
   const preferred = rules[workload];
   return [preferred, preferred === 'kvm' ? 'xen' : 'kvm'];
 }

@@ -11,17 +11,23 @@ export interface LabelSelector {
   matchExpressions?: LabelSelectorRequirement[];
 }
 
-export function matchesSelector(labels: Record<string, string> | undefined, selector: LabelSelector | undefined): boolean {
+export function matchesSelector(
+  labels: Record<string, string> | undefined,
+  selector: LabelSelector | undefined,
+): boolean {
   if (!selector) return true;
   const have = labels ?? {};
   for (const [key, value] of Object.entries(selector.matchLabels ?? {})) if (have[key] !== value) return false;
   for (const { key, operator, values = [] } of selector.matchExpressions ?? []) {
     const present = Object.hasOwn(have, key);
     const ok =
-      operator === 'In' ? present && values.includes(have[key]!)
-      : operator === 'NotIn' ? !present || !values.includes(have[key]!)
-      : operator === 'Exists' ? present
-      : !present;
+      operator === 'In'
+        ? present && values.includes(have[key]!)
+        : operator === 'NotIn'
+          ? !present || !values.includes(have[key]!)
+          : operator === 'Exists'
+            ? present
+            : !present;
     if (!ok) return false;
   }
   return true;

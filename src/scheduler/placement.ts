@@ -40,7 +40,12 @@ export type Placement =
   | { placed: false; reasons: Array<{ host: string; reason: string }>; message: string };
 
 /** Why `host` cannot take `vm` as `hypervisor`, or undefined when it can. */
-export function whyNot(vm: VmRequest, host: HostState, hypervisor: HypervisorType, policy: PlacementPolicy): string | undefined {
+export function whyNot(
+  vm: VmRequest,
+  host: HostState,
+  hypervisor: HypervisorType,
+  policy: PlacementPolicy,
+): string | undefined {
   if (!host.ready) return 'not Ready';
   if (host.maintenance) return 'in maintenance';
   if (host.hypervisor === undefined) return 'hypervisor type unknown';
@@ -51,10 +56,12 @@ export function whyNot(vm: VmRequest, host: HostState, hypervisor: HypervisorTyp
   }
   const cpuLimit = Math.floor(host.capacity.cpus * policy.cpuOvercommit);
   const freeCpus = cpuLimit - host.allocated.cpus;
-  if (vm.vcpus > freeCpus) return `insufficient CPU: need ${vm.vcpus}, free ${Math.max(freeCpus, 0)} of ${cpuLimit} (overcommit ${policy.cpuOvercommit})`;
+  if (vm.vcpus > freeCpus)
+    return `insufficient CPU: need ${vm.vcpus}, free ${Math.max(freeCpus, 0)} of ${cpuLimit} (overcommit ${policy.cpuOvercommit})`;
   const memoryLimit = Math.floor(host.capacity.memoryBytes * policy.memoryOvercommit);
   const freeMemory = memoryLimit - host.allocated.memoryBytes;
-  if (vm.memoryBytes > freeMemory) return `insufficient memory: need ${formatBytes(vm.memoryBytes)}, free ${formatBytes(Math.max(freeMemory, 0))}`;
+  if (vm.memoryBytes > freeMemory)
+    return `insufficient memory: need ${formatBytes(vm.memoryBytes)}, free ${formatBytes(Math.max(freeMemory, 0))}`;
   return undefined;
 }
 
@@ -66,11 +73,14 @@ function freeMemoryShare(host: HostState, policy: PlacementPolicy): number {
 function best(hosts: HostState[], policy: PlacementPolicy): HostState {
   const sign = policy.strategy === 'spread' ? -1 : 1;
   // Ties break by name, so the same inputs always give the same host.
-  return [...hosts].sort((a, b) => sign * (freeMemoryShare(a, policy) - freeMemoryShare(b, policy)) || a.name.localeCompare(b.name))[0]!;
+  return [...hosts].sort(
+    (a, b) => sign * (freeMemoryShare(a, policy) - freeMemoryShare(b, policy)) || a.name.localeCompare(b.name),
+  )[0]!;
 }
 
 export function place(vm: VmRequest, hosts: readonly HostState[], policy: PlacementPolicy): Placement {
-  const candidates: HypervisorType[] = vm.hypervisor === 'auto' ? preferenceOrder(vm.workload, policy.autoRules) : [vm.hypervisor];
+  const candidates: HypervisorType[] =
+    vm.hypervisor === 'auto' ? preferenceOrder(vm.workload, policy.autoRules) : [vm.hypervisor];
   const reasons = new Map<string, string>();
   for (const [rank, hypervisor] of candidates.entries()) {
     const fitting = hosts.filter((host) => {
@@ -89,6 +99,9 @@ export function place(vm: VmRequest, hosts: readonly HostState[], policy: Placem
     return { placed: true, host: chosen.name, hypervisor, reason: `${why}; ${policy.strategy} chose ${chosen.name}` };
   }
   const list = hosts.map((host) => ({ host: host.name, reason: reasons.get(host.name) ?? 'no fit' }));
-  const message = list.length === 0 ? 'the pool has no hosts' : `no host fits: ${list.map((r) => `${r.host}: ${r.reason}`).join('; ')}`;
+  const message =
+    list.length === 0
+      ? 'the pool has no hosts'
+      : `no host fits: ${list.map((r) => `${r.host}: ${r.reason}`).join('; ')}`;
   return { placed: false, reasons: list, message };
 }

@@ -98,7 +98,20 @@ async function startController(): Promise<ChildProcess> {
   const log = openSync(logFile, 'a');
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'controller', '--kubeconfig', kubeconfig, '--health-address', `127.0.0.1:${health}`, '--metrics-address', '', '--log-level', 'warn'],
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'controller',
+      '--kubeconfig',
+      kubeconfig,
+      '--health-address',
+      `127.0.0.1:${health}`,
+      '--metrics-address',
+      '',
+      '--log-level',
+      'warn',
+    ],
     { cwd: repoRoot(), stdio: ['ignore', log, log] },
   );
   closeSync(log);
@@ -195,7 +208,8 @@ describe('controller chaos on real libvirtd hosts', () => {
     await until(
       () => names.every((name) => isReady(vms.get(`${NAMESPACE}/${name}`))),
       600_000,
-      () => `all ${VMS} VMs Ready after kills at ${kills.join(', ')}: ${names.filter((n) => isReady(vms.get(`${NAMESPACE}/${n}`))).length} are\n${lastLog()}`,
+      () =>
+        `all ${VMS} VMs Ready after kills at ${kills.join(', ')}: ${names.filter((n) => isReady(vms.get(`${NAMESPACE}/${n}`))).length} are\n${lastLog()}`,
     );
 
     // What the controller reports: each VM on one host, its domain's UUID its own UID.
@@ -224,6 +238,11 @@ describe('controller chaos on real libvirtd hosts', () => {
     const orphans = [...found.keys()].filter((uuid) => !hostOf.has(uuid));
     const twice = [...found].filter(([, hosts]) => hosts.length > 1);
     const misplaced = [...hostOf].filter(([uid, host]) => found.get(uid)?.[0] !== host);
-    expect({ orphans, twice, misplaced, domains: found.size }).toEqual({ orphans: [], twice: [], misplaced: [], domains: VMS });
+    expect({ orphans, twice, misplaced, domains: found.size }).toEqual({
+      orphans: [],
+      twice: [],
+      misplaced: [],
+      domains: VMS,
+    });
   }, 1_200_000);
 });

@@ -15,7 +15,9 @@ const run = promisify(execFile);
 const stack = new RigController({ hosts: 2, tag: 'core' });
 
 async function kubectl(args: string[], input?: string): Promise<string> {
-  const child = run(stack.info.binaries.kubectl, ['--kubeconfig', stack.info.kubeconfig, ...args], { maxBuffer: 1 << 24 });
+  const child = run(stack.info.binaries.kubectl, ['--kubeconfig', stack.info.kubeconfig, ...args], {
+    maxBuffer: 1 << 24,
+  });
   if (input !== undefined) child.child.stdin?.end(input);
   const { stdout } = await child;
   return stdout;

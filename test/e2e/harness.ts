@@ -41,7 +41,8 @@ export function condition(vm: VmObject | undefined, type: string): Condition | u
 }
 
 /** Running, and Ready=True. */
-export const isRunning = (vm: VmObject | undefined) => vm?.status?.phase === 'Running' && condition(vm, 'Ready')?.status === 'True';
+export const isRunning = (vm: VmObject | undefined) =>
+  vm?.status?.phase === 'Running' && condition(vm, 'Ready')?.status === 'True';
 
 /** A HostPool object. */
 export function hostPool(name: string, spec: Record<string, unknown>): KubeObject & { spec: Record<string, unknown> } {
@@ -49,7 +50,12 @@ export function hostPool(name: string, spec: Record<string, unknown>): KubeObjec
 }
 
 /** A VM of the rig's tiny guest (kernel boot, 128 MiB, its console on ttyS0), in `pool`; `extra` is added to its spec. */
-export function guestVm(name: string, pool: string, image: GuestImage, extra: Record<string, unknown> = {}): KubeObject & { spec: Record<string, unknown> } {
+export function guestVm(
+  name: string,
+  pool: string,
+  image: GuestImage,
+  extra: Record<string, unknown> = {},
+): KubeObject & { spec: Record<string, unknown> } {
   return {
     apiVersion: 'virtfleet.io/v1alpha1',
     kind: 'VirtualMachine',
@@ -157,9 +163,15 @@ export class RigController {
     closeSync(log);
     this.child = child;
     const tail = () => readFileSync(this.controllerLog, 'utf8').split('\n').slice(-30).join('\n');
-    for (const deadline = Date.now() + 60_000; ; ) {
+    for (const deadline = Date.now() + 60_000; ;) {
       if (child.exitCode !== null) throw new Error(`the controller exited (code ${child.exitCode}):\n${tail()}`);
-      if (await fetch(`http://127.0.0.1:${health}/readyz`).then((r) => r.ok, () => false)) return;
+      if (
+        await fetch(`http://127.0.0.1:${health}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        return;
       if (Date.now() > deadline) throw new Error(`the controller did not answer /readyz within 60 s:\n${tail()}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -180,7 +192,8 @@ export class RigController {
    */
   async deleteVms(withinMs: number): Promise<void> {
     if (!this.vms) return;
-    for (const vm of this.vms.list()) await this.client.delete(VIRTUAL_MACHINE, NAMESPACE, vm.metadata.name ?? '').catch(() => undefined);
+    for (const vm of this.vms.list())
+      await this.client.delete(VIRTUAL_MACHINE, NAMESPACE, vm.metadata.name ?? '').catch(() => undefined);
     await this.until(() => this.vms.list().length === 0, withinMs, 'VMs deleted').catch(() => undefined);
   }
 
@@ -212,7 +225,9 @@ export class RigController {
       const timer = setTimeout(() => {
         finish();
         const detail = this.options.detail?.();
-        reject(new Error(`${typeof what === 'string' ? what : what()}: not within ${ms} ms${detail ? `; ${detail}` : ''}`));
+        reject(
+          new Error(`${typeof what === 'string' ? what : what()}: not within ${ms} ms${detail ? `; ${detail}` : ''}`),
+        );
       }, ms);
       const finish = () => {
         clearInterval(tick);
@@ -220,7 +235,7 @@ export class RigController {
         this.waiters.delete(look);
       };
       const look = () => {
-        let ok = false;
+        let ok: boolean;
         try {
           ok = check();
         } catch {

@@ -13,9 +13,18 @@ import { lifecycleEvent } from '../rig/waiters.js';
 import { guestVm, hostPool, isRunning, RigController } from './harness.js';
 
 /** Every status the VM had, in order (phase and Ready reason), from a watch. */
-const history: Array<{ phase: string | undefined; reason: string | undefined; message: string | undefined; restarts: number }> = [];
+const history: Array<{
+  phase: string | undefined;
+  reason: string | undefined;
+  message: string | undefined;
+  restarts: number;
+}> = [];
 let latest: VmObject | undefined;
-const stack = new RigController({ hosts: 2, tag: 'health', detail: () => `last status ${JSON.stringify(latest?.status)}` });
+const stack = new RigController({
+  hosts: 2,
+  tag: 'health',
+  detail: () => `last status ${JSON.stringify(latest?.status)}`,
+});
 /** Resolves when `check` holds on the watched VM; rejects after `ms` with its last status. */
 const until = stack.until.bind(stack);
 
@@ -26,7 +35,12 @@ beforeAll(
         if (event.type === 'delete') return;
         latest = event.object;
         const ready = (event.object.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Ready');
-        history.push({ phase: event.object.status?.phase, reason: ready?.reason, message: ready?.message, restarts: event.object.status?.restarts ?? 0 });
+        history.push({
+          phase: event.object.status?.phase,
+          reason: ready?.reason,
+          message: ready?.message,
+          restarts: event.object.status?.restarts ?? 0,
+        });
       }),
     ),
   180_000,
@@ -47,7 +61,10 @@ describe('a guest whose QEMU is killed', () => {
   it('runs again on the same host, its marker seen again, the restart counted', async () => {
     const image = await guestImage();
     await stack.client.create(HOST_POOL, hostPool('rig-health', { hosts: stack.poolHosts() }));
-    await stack.client.create(VIRTUAL_MACHINE, guestVm('crashy', 'rig-health', image, { recovery: { restartBackoff: { initialSeconds: 2, maxSeconds: 8 } } }));
+    await stack.client.create(
+      VIRTUAL_MACHINE,
+      guestVm('crashy', 'rig-health', image, { recovery: { restartBackoff: { initialSeconds: 2, maxSeconds: 8 } } }),
+    );
     await until(ready, 120_000, 'crashy Ready');
     const vm = latest!;
     const host = hostOf(vm);
@@ -88,9 +105,15 @@ describe('a guest whose QEMU is killed', () => {
         const restartsBefore = latest?.status?.restarts ?? 0;
         const started = lifecycleEvent(conn, uuid, 'started', 60_000);
         process.kill(host.qemuPid(latest!.status?.domainName ?? ''), 'SIGKILL');
-        await until(() => latest?.status?.phase === 'CrashLoopBackOff' && (latest.status.restarts ?? 0) === restartsBefore + 1, 30_000, 'CrashLoopBackOff');
+        await until(
+          () => latest?.status?.phase === 'CrashLoopBackOff' && (latest.status.restarts ?? 0) === restartsBefore + 1,
+          30_000,
+          'CrashLoopBackOff',
+        );
         const message = history.at(-1)?.message ?? '';
-        expect(message).toMatch(new RegExp(`^the domain went down ${failures} times in a row; next start in [\\d.]+ s`));
+        expect(message).toMatch(
+          new RegExp(`^the domain went down ${failures} times in a row; next start in [\\d.]+ s`),
+        );
         delays.push(Number(/next start in ([\d.]+) s/.exec(message)?.[1]));
         // It starts again by itself once the delay is over; the console opened as soon as it has.
         await started;

@@ -53,14 +53,21 @@ const rigHost = (poolHostName: string) => stack.rigHost(poolHostName);
 
 // ---- the copies checker ------------------------------------------------------------------------
 
-const checker = new CopiesChecker(() => new Map(VMS.flatMap((name) => (vm(name)?.metadata.uid ? [[vm(name)!.metadata.uid!, name] as [string, string]] : []))));
+const checker = new CopiesChecker(
+  () =>
+    new Map(
+      VMS.flatMap((name) => (vm(name)?.metadata.uid ? [[vm(name)!.metadata.uid!, name] as [string, string]] : [])),
+    ),
+);
 
 /** Domains of the VMs on a reachable host, listed through the binding. */
 async function domainsOn(host: RigHost): Promise<Array<{ uuid: string; state: string }>> {
   const uids = new Set(VMS.map((name) => vm(name)?.metadata.uid));
   const conn = await LibvirtConnection.open(host.uri);
   try {
-    return (await conn.listAllDomains()).filter((d) => uids.has(d.uuid)).map((d) => ({ uuid: d.uuid, state: String(d.state) }));
+    return (await conn.listAllDomains())
+      .filter((d) => uids.has(d.uuid))
+      .map((d) => ({ uuid: d.uuid, state: String(d.state) }));
   } finally {
     await conn.close();
   }
@@ -68,7 +75,15 @@ async function domainsOn(host: RigHost): Promise<Array<{ uuid: string; state: st
 
 /** Missed heartbeats of host `name` logged by the HostPool controller (since `since`, epoch ms). */
 function missedBeats(name: string, since = 0): number {
-  return logs.lines().filter((line) => line.msg === 'heartbeat missed' && line.host === name && line.pool === POOL && Date.parse(String(line.time)) >= since).length;
+  return logs
+    .lines()
+    .filter(
+      (line) =>
+        line.msg === 'heartbeat missed' &&
+        line.host === name &&
+        line.pool === POOL &&
+        Date.parse(String(line.time)) >= since,
+    ).length;
 }
 
 const poolHost = (i: number, extra: Record<string, unknown> = {}) => stack.poolHost(i, extra);
@@ -86,8 +101,10 @@ beforeAll(
         // Every time a host of the pool is seen not ready, with the reason.
         for (const host of (event.object as Pool).status?.hosts ?? []) {
           const last = [...notReadySeen].reverse().find((seen) => seen.host === host.name);
-          if (!host.ready && (!last || last.ready)) notReadySeen.push({ at: Date.now(), host: host.name, ready: false, reason: host.reason ?? '' });
-          else if (host.ready && last && !last.ready) notReadySeen.push({ at: Date.now(), host: host.name, ready: true, reason: '' });
+          if (!host.ready && (!last || last.ready))
+            notReadySeen.push({ at: Date.now(), host: host.name, ready: false, reason: host.reason ?? '' });
+          else if (host.ready && last && !last.ready)
+            notReadySeen.push({ at: Date.now(), host: host.name, ready: true, reason: '' });
         }
       }),
     ),
@@ -110,12 +127,27 @@ afterAll(async () => {
 describe('a host cut off from the controller while its guests keep running', () => {
   it(`puts ${VMS.length} VMs on ${CUT}, then adds the other two hosts`, async () => {
     const image = await guestImage();
-    await stack.client.create(HOST_POOL, hostPool(POOL, { hosts: [poolHost(0)], failureDetection: { heartbeatPeriodSeconds: 1, failureThreshold: 3 } }));
-    await until(() => pool()?.status?.readyHosts === 1, 60_000, () => `${CUT} ready: ${JSON.stringify(pool()?.status)}`);
+    await stack.client.create(
+      HOST_POOL,
+      hostPool(POOL, { hosts: [poolHost(0)], failureDetection: { heartbeatPeriodSeconds: 1, failureThreshold: 3 } }),
+    );
+    await until(
+      () => pool()?.status?.readyHosts === 1,
+      60_000,
+      () => `${CUT} ready: ${JSON.stringify(pool()?.status)}`,
+    );
     for (const name of VMS) await stack.client.create(VIRTUAL_MACHINE, guestVm(name, POOL, image));
-    await until(() => VMS.every((name) => isRunning(vm(name)) && vm(name)?.status?.host === CUT), 120_000, () => `all Running on ${CUT}:\n${describeVms()}`);
+    await until(
+      () => VMS.every((name) => isRunning(vm(name)) && vm(name)?.status?.host === CUT),
+      120_000,
+      () => `all Running on ${CUT}:\n${describeVms()}`,
+    );
     await setHosts([poolHost(0), poolHost(1), poolHost(2)]);
-    await until(() => pool()?.status?.readyHosts === 3, 60_000, () => `3 hosts ready: ${JSON.stringify(pool()?.status?.hosts)}`);
+    await until(
+      () => pool()?.status?.readyHosts === 3,
+      60_000,
+      () => `3 hosts ready: ${JSON.stringify(pool()?.status?.hosts)}`,
+    );
     // From before the first cut until the end of the file.
     checker.start();
     expect([...checker.sample().values()]).toEqual(VMS.map(() => 1));
@@ -126,25 +158,39 @@ describe('a host cut off from the controller while its guests keep running', () 
     const pidsBefore = new Map(VMS.map((name) => [name, cut.qemuPid(vm(name)!.status!.domainName!)]));
     const cutAt = Date.now();
     await cut.cutLink('link');
-    await until(() => hostStatus(CUT)?.ready === false, 30_000, () => `${CUT} NotReady: ${JSON.stringify(hostStatus(CUT))}`);
+    await until(
+      () => hostStatus(CUT)?.ready === false,
+      30_000,
+      () => `${CUT} NotReady: ${JSON.stringify(hostStatus(CUT))}`,
+    );
     const notReadyAfter = Date.now() - cutAt;
     expect(hostStatus(CUT)?.reason).toMatch(/^(HeartbeatMissed|Disconnected)$/);
     const blocked = (name: string) => {
       const ready = condition(vm(name), 'Ready');
       return vm(name)?.status?.phase === 'Unknown' && ready?.status === 'Unknown' && ready.reason === 'RecoveryBlocked';
     };
-    await until(() => VMS.every(blocked), 30_000, () => `all RecoveryBlocked:\n${describeVms()}`);
+    await until(
+      () => VMS.every(blocked),
+      30_000,
+      () => `all RecoveryBlocked:\n${describeVms()}`,
+    );
     const blockedAfter = Date.now() - cutAt;
     for (const name of VMS) {
       expect(condition(vm(name), 'Ready')?.message).toMatch(
-        new RegExp(`^host ${CUT} failed \\((HeartbeatMissed|Disconnected): .*\\); the VM is not started elsewhere because its old copy may still be running there and no fencing is configured \\(HostPool ${POOL} spec\\.hosts\\[${CUT}\\]\\.fencing\\)`),
+        new RegExp(
+          `^host ${CUT} failed \\((HeartbeatMissed|Disconnected): .*\\); the VM is not started elsewhere because its old copy may still be running there and no fencing is configured \\(HostPool ${POOL} spec\\.hosts\\[${CUT}\\]\\.fencing\\)`,
+        ),
       );
     }
 
     // It stays so: through three more missed heartbeats of the cut host, the VMs stay blocked,
     // nothing of them appears on the other hosts, and their guests run on where they were.
     const beats = missedBeats(CUT);
-    await until(() => missedBeats(CUT) >= beats + 3, 30_000, () => `3 more missed heartbeats of ${CUT} (${missedBeats(CUT) - beats} so far)`);
+    await until(
+      () => missedBeats(CUT) >= beats + 3,
+      30_000,
+      () => `3 more missed heartbeats of ${CUT} (${missedBeats(CUT) - beats} so far)`,
+    );
     expect(VMS.filter((name) => !blocked(name))).toEqual([]);
     expect(await domainsOn(rigHost('rig-1'))).toEqual([]);
     expect(await domainsOn(rigHost('rig-2'))).toEqual([]);
@@ -156,7 +202,11 @@ describe('a host cut off from the controller while its guests keep running', () 
 
     await cut.restoreLink('link');
     const restoredAt = Date.now();
-    await until(() => VMS.every((name) => isRunning(vm(name))), 90_000, () => `all Running again:\n${describeVms()}`);
+    await until(
+      () => VMS.every((name) => isRunning(vm(name))),
+      90_000,
+      () => `all Running again:\n${describeVms()}`,
+    );
     const backAfter = Date.now() - restoredAt;
     for (const name of VMS) {
       expect(vm(name)?.status?.host).toBe(CUT);
@@ -166,7 +216,11 @@ describe('a host cut off from the controller while its guests keep running', () 
     }
     expect(await domainsOn(rigHost('rig-1'))).toEqual([]);
     expect(await domainsOn(rigHost('rig-2'))).toEqual([]);
-    await until(() => hostStatus(CUT)?.ready === true, 30_000, () => `${CUT} Ready again`);
+    await until(
+      () => hostStatus(CUT)?.ready === true,
+      30_000,
+      () => `${CUT} Ready again`,
+    );
     process.stdout.write(
       `host cut, no fencing: cut → ${CUT} NotReady ${notReadyAfter} ms, → all ${VMS.length} VMs RecoveryBlocked ${blockedAfter} ms; ` +
         `link restored after ${outage} ms; → all Running on ${CUT} again ${backAfter} ms\n`,
@@ -192,12 +246,27 @@ describe('a host cut off from the controller while its guests keep running', () 
       ].join('\n'),
     );
     chmodSync(fenceScript, 0o755);
-    const before = new Map(VMS.map((name) => [name, { restarts: vm(name)?.status?.restarts ?? 0, pid: cut.qemuPid(vm(name)!.status!.domainName!) }]));
+    const before = new Map(
+      VMS.map((name) => [
+        name,
+        { restarts: vm(name)?.status?.restarts ?? 0, pid: cut.qemuPid(vm(name)!.status!.domainName!) },
+      ]),
+    );
     const generation = (await stack.client.patch(HOST_POOL, undefined, POOL, {
-      spec: { hosts: [poolHost(0, { fencing: { method: 'command', command: [fenceScript, cut.netns] } }), poolHost(1), poolHost(2)] },
+      spec: {
+        hosts: [
+          poolHost(0, { fencing: { method: 'command', command: [fenceScript, cut.netns] } }),
+          poolHost(1),
+          poolHost(2),
+        ],
+      },
     })) as PoolObject;
     // The controller has seen the fencing command once its status names that generation.
-    await until(() => pool()?.status?.observedGeneration === generation.metadata.generation, 30_000, () => 'the pool with fencing observed');
+    await until(
+      () => pool()?.status?.observedGeneration === generation.metadata.generation,
+      30_000,
+      () => 'the pool with fencing observed',
+    );
     expect(pool()?.status?.readyHosts).toBe(3);
 
     const cutAt = Date.now();
@@ -221,7 +290,11 @@ describe('a host cut off from the controller while its guests keep running', () 
       () => `all moved off ${CUT}:\n${describeVms()}\n${CUT}: ${JSON.stringify(hostStatus(CUT))}`,
     );
     const allRunningAt = Date.now();
-    await until(() => hostStatus(CUT)?.fencing?.state === 'Fenced', 10_000, () => `${CUT} Fenced in status: ${JSON.stringify(hostStatus(CUT))}`);
+    await until(
+      () => hostStatus(CUT)?.fencing?.state === 'Fenced',
+      10_000,
+      () => `${CUT} Fenced in status: ${JSON.stringify(hostStatus(CUT))}`,
+    );
     fencedAt ||= Date.now();
 
     // The command ran once, with the host's name and namespace.
@@ -229,7 +302,10 @@ describe('a host cut off from the controller while its guests keep running', () 
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatch(new RegExp(` host=${CUT} uri=${cut.uri.replace(/[.+]/g, '\\$&')} netns=${cut.netns}$`));
     const fencedCallAt = Number(calls[0]!.split(' ')[0]);
-    expect(hostStatus(CUT)).toMatchObject({ ready: false, fencing: { state: 'Fenced', attempts: 1, message: `${fenceScript} exited 0: powered off ${cut.netns}` } });
+    expect(hostStatus(CUT)).toMatchObject({
+      ready: false,
+      fencing: { state: 'Fenced', attempts: 1, message: `${fenceScript} exited 0: powered off ${cut.netns}` },
+    });
     // The old guests are gone: nothing lives in the host's namespace any more.
     expect(cut.pids()).toEqual([]);
     const live = qemuProcessesByUuid();
@@ -247,11 +323,19 @@ describe('a host cut off from the controller while its guests keep running', () 
     for (const d of on1) expect(stack.vms.list().find((v) => v.metadata.uid === d.uuid)?.status?.host).toBe('rig-1');
     for (const d of on2) expect(stack.vms.list().find((v) => v.metadata.uid === d.uuid)?.status?.host).toBe('rig-2');
     const recovery = await stack.manager.metrics.recoveryDuration.get();
-    expect(recovery.values.find((v) => v.metricName === 'virtfleet_recovery_duration_seconds_count' && v.labels.kind === 'host')?.value).toBe(VMS.length);
+    expect(
+      recovery.values.find(
+        (v) => v.metricName === 'virtfleet_recovery_duration_seconds_count' && v.labels.kind === 'host',
+      )?.value,
+    ).toBe(VMS.length);
 
     // Still once, a few heartbeats later (a Fenced host is not fenced again).
     const beats = missedBeats(CUT);
-    await until(() => missedBeats(CUT) >= beats + 2 || hostStatus(CUT)?.reason === 'Disconnected', 30_000, () => 'more heartbeats of the fenced host');
+    await until(
+      () => missedBeats(CUT) >= beats + 2 || hostStatus(CUT)?.reason === 'Disconnected',
+      30_000,
+      () => 'more heartbeats of the fenced host',
+    );
     expect(readFileSync(fenceLog, 'utf8').trim().split('\n')).toHaveLength(1);
 
     checker.sample();
@@ -259,7 +343,9 @@ describe('a host cut off from the controller while its guests keep running', () 
     // The hosts the VMs moved to stay Ready while they start them: their heartbeats go over a
     // connection of their own, not behind the slow domainCreate calls (docs/benchmarks.md). A
     // destination declared failed would be fenced too, with fencing on every host.
-    const destinationFlips = notReadySeen.filter((seen) => (seen.host === 'rig-1' || seen.host === 'rig-2') && seen.at >= cutAt && !seen.ready);
+    const destinationFlips = notReadySeen.filter(
+      (seen) => (seen.host === 'rig-1' || seen.host === 'rig-2') && seen.at >= cutAt && !seen.ready,
+    );
     const others = ['rig-1', 'rig-2'].map((name) => {
       const flips = destinationFlips.filter((seen) => seen.host === name);
       return `${name} missed ${missedBeats(name, cutAt)} heartbeats${flips.length ? `, NotReady ${flips.length}× (${flips.map((f) => `${f.reason} at +${f.at - cutAt} ms`).join(', ')})` : ''}`;

@@ -63,7 +63,8 @@ async function installerImage(): Promise<{ dir: string; kernel: string; initrd: 
   const dir = stdout.trim().split('\n').pop() ?? '';
   const kernel = join(dir, 'vmlinuz');
   const initrd = join(dir, 'installer.gz');
-  if (!existsSync(kernel) || !existsSync(initrd)) throw new Error(`build-installer.sh gave no installer in ${JSON.stringify(dir)}`);
+  if (!existsSync(kernel) || !existsSync(initrd))
+    throw new Error(`build-installer.sh gave no installer in ${JSON.stringify(dir)}`);
   return { dir, kernel, initrd };
 }
 
@@ -77,7 +78,10 @@ beforeAll(async () => {
   // The install tree, on loopback: the controller downloads the installer from here and uploads
   // it to the host's PXE pool.
   tree = createServer((request, response) => {
-    const files: Record<string, string> = { '/tree/images/pxeboot/vmlinuz': installer.kernel, '/tree/images/pxeboot/initrd.img': installer.initrd };
+    const files: Record<string, string> = {
+      '/tree/images/pxeboot/vmlinuz': installer.kernel,
+      '/tree/images/pxeboot/initrd.img': installer.initrd,
+    };
     const file = files[request.url ?? ''];
     if (!file) return void response.writeHead(404).end();
     const body = readFileSync(file);
@@ -108,7 +112,12 @@ function startController(): void {
   const manager = new Manager({ kubeConfig, logger: logs.logger });
   fleet = new Fleet();
   stop = new AbortController();
-  addControllers(manager, { fleet, logger: logs.logger, shutdownGraceMs: 3_000, installEndpoint: { address: endpoint } });
+  addControllers(manager, {
+    fleet,
+    logger: logs.logger,
+    shutdownGraceMs: 3_000,
+    installEndpoint: { address: endpoint },
+  });
   running = manager.run(stop.signal);
 }
 
@@ -133,7 +142,10 @@ class ConsoleRecorder {
   private waiters = new Set<() => void>();
   private stopEvents: (() => void) | undefined;
 
-  constructor(private readonly conn: LibvirtConnection, private readonly uuid: string) {}
+  constructor(
+    private readonly conn: LibvirtConnection,
+    private readonly uuid: string,
+  ) {}
 
   start(): void {
     this.stopEvents = this.conn.onDomainEvent((event) => {
@@ -159,7 +171,10 @@ class ConsoleRecorder {
       const match = this.text.match(pattern);
       if (match) return match;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${what}: ${pattern} not on the console within ${timeoutMs} ms; it ends with:\n${this.text.slice(-3000)}`);
+      if (left <= 0)
+        throw new Error(
+          `${what}: ${pattern} not on the console within ${timeoutMs} ms; it ends with:\n${this.text.slice(-3000)}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, Math.min(left, 1_000));
         const waiters = this.waiters;
@@ -197,7 +212,8 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, 
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
@@ -235,7 +251,10 @@ describe('PXE install on a real libvirtd host', () => {
       apiVersion: 'virtfleet.io/v1alpha1',
       kind: 'HostPool',
       metadata: { name: 'rig' },
-      spec: { hosts: [{ name: 'rig-0', uri: host.uri }], storage: { pool: 'vf-disks', path: '/var/lib/libvirt/images/vf-disks' } },
+      spec: {
+        hosts: [{ name: 'rig-0', uri: host.uri }],
+        storage: { pool: 'vf-disks', path: '/var/lib/libvirt/images/vf-disks' },
+      },
     } as never);
     const created = (await client.create(VIRTUAL_MACHINE, {
       apiVersion: 'virtfleet.io/v1alpha1',
@@ -256,10 +275,14 @@ describe('PXE install on a real libvirtd host', () => {
     recorder.start();
     try {
       // Installing: the domain boots from the network, its one NIC on vf-install.
-      const installing = await until(async () => {
-        const vm = await vmNow();
-        return vm.status?.phase === 'Installing' ? vm : undefined;
-      }, 180_000, 'phase Installing');
+      const installing = await until(
+        async () => {
+          const vm = await vmNow();
+          return vm.status?.phase === 'Installing' ? vm : undefined;
+        },
+        180_000,
+        'phase Installing',
+      );
       const startedAt = Date.parse(condition(installing, 'Installed')?.lastTransitionTime ?? '');
       expect(condition(installing, 'Installed')?.message).toContain('boots by PXE (network vf-install)');
       const domainXml = await conn.domainGetXMLDesc(uid, { inactive: true });
@@ -271,12 +294,20 @@ describe('PXE install on a real libvirtd host', () => {
       const mac = /<mac address=['"]([0-9a-f:]+)['"]/.exec(domainXml)?.[1] ?? '';
       const scriptFile = host.privatePath(`${PXE_DEFAULTS.poolPath}/${macScriptName(mac)}`);
       const script = readFileSync(scriptFile, 'utf8');
-      expect(script).toMatch(/^#!ipxe\nkernel vf-installer-[0-9a-f]{20}-vmlinuz inst\.ks=http:\/\/\S+ inst\.repo=\S+ inst\.text console=ttyS0 quiet\ninitrd vf-installer-[0-9a-f]{20}-initrd\.img\nboot\n$/);
+      expect(script).toMatch(
+        /^#!ipxe\nkernel vf-installer-[0-9a-f]{20}-vmlinuz inst\.ks=http:\/\/\S+ inst\.repo=\S+ inst\.text console=ttyS0 quiet\ninitrd vf-installer-[0-9a-f]{20}-initrd\.img\nboot\n$/,
+      );
       const url = /inst\.ks=(\S+)/.exec(script)?.[1] ?? '';
-      expect(url).toMatch(new RegExp(`^http://${host.address.replace(/\.2$/, '.1').replaceAll('.', '\\.')}:\\d+/ks/${uid}/[A-Za-z0-9_-]{43}$`));
+      expect(url).toMatch(
+        new RegExp(
+          `^http://${host.address.replace(/\.2$/, '.1').replaceAll('.', '\\.')}:\\d+/ks/${uid}/[A-Za-z0-9_-]{43}$`,
+        ),
+      );
 
       // The installer fetched its Kickstart and printed its hash: the profile's renderedHash.
-      const printed = (await recorder.waitFor(/VIRTFLEET-INSTALLER-KS sha256=([0-9a-f]{64}) bytes=(\d+)/, 300_000, 'the installer'))[1]!;
+      const printed = (
+        await recorder.waitFor(/VIRTFLEET-INSTALLER-KS sha256=([0-9a-f]{64}) bytes=(\d+)/, 300_000, 'the installer')
+      )[1]!;
       const profile = (await client.get(INSTALL_PROFILE, NAMESPACE, 'tiny-os')) as ProfileObject;
       expect(`sha256:${printed}`).toBe(profile.status?.renderedHash);
       // The endpoint serves the same bytes while the install runs (the test fetches it once too).
@@ -290,12 +321,20 @@ describe('PXE install on a real libvirtd host', () => {
       await recorder.waitFor(/VIRTFLEET-INSTALLER-DONE/, 120_000, 'the installer writing the disk');
 
       // The controller boots it from its disk: the marker the installer wrote is read there.
-      const installed = await until(async () => {
-        const vm = await vmNow();
-        return vm.status?.phase === 'Running' && condition(vm, 'Installed')?.status === 'True' ? vm : undefined;
-      }, 180_000, 'Running and Installed=True');
+      const installed = await until(
+        async () => {
+          const vm = await vmNow();
+          return vm.status?.phase === 'Running' && condition(vm, 'Installed')?.status === 'True' ? vm : undefined;
+        },
+        180_000,
+        'Running and Installed=True',
+      );
       const installedAt = Date.parse(condition(installed, 'Installed')?.lastTransitionTime ?? '');
-      const marker = await recorder.waitFor(/VIRTFLEET-BOOTED-FROM-DISK VIRTFLEET-DISK-MARKER ks-sha256=([0-9a-f]{64})/, 120_000, 'the installed OS');
+      const marker = await recorder.waitFor(
+        /VIRTFLEET-BOOTED-FROM-DISK VIRTFLEET-DISK-MARKER ks-sha256=([0-9a-f]{64})/,
+        120_000,
+        'the installed OS',
+      );
       expect(marker[1]).toBe(printed);
       await recorder.waitFor(/VIRTFLEET-GUEST-READY uptime=/, 60_000, 'the installed OS ready');
       expect(condition(installed, 'Installed')).toMatchObject({ status: 'True', reason: 'Installed' });
@@ -306,16 +345,29 @@ describe('PXE install on a real libvirtd host', () => {
       // The token is revoked and its script gone.
       expect(await fetchText(url)).toEqual({ status: 404, body: 'not found\n' });
       const token = url.split('/').at(-1)!;
-      expect(await fetchText(url.replace(token, `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`))).toEqual({ status: 404, body: 'not found\n' });
+      expect(await fetchText(url.replace(token, `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`))).toEqual({
+        status: 404,
+        body: 'not found\n',
+      });
       await until(async () => (existsSync(scriptFile) ? undefined : true), 30_000, 'the per-MAC script deleted');
-      expect(logs.lines().some((line) => line.msg === 'install under way taken up from the domain definition' && line.vm === `${NAMESPACE}/pxe-1`)).toBe(true);
+      expect(
+        logs
+          .lines()
+          .some(
+            (line) =>
+              line.msg === 'install under way taken up from the domain definition' && line.vm === `${NAMESPACE}/pxe-1`,
+          ),
+      ).toBe(true);
       console.log(
         `PXE install on the rig: InstallStarted → Installed ${((installedAt - startedAt) / 1000).toFixed(0)} s (second-resolution timestamps); ` +
           `Kickstart ${served.body.length} bytes, sha256 ${printed.slice(0, 16)}…`,
       );
 
       // Secrets: the plaintext root password in no log line, Event, status, served file or script.
-      const events = await client.list({ kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true }, { namespace: NAMESPACE });
+      const events = await client.list(
+        { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
+        { namespace: NAMESPACE },
+      );
       const haystacks = {
         logs: JSON.stringify(logs.lines()),
         events: JSON.stringify(events.items),
@@ -326,8 +378,13 @@ describe('PXE install on a real libvirtd host', () => {
       };
       expect(haystacks.events).toContain('KickstartServed');
       expect(served.body).toMatch(/^rootpw --iscrypted \$6\$/m);
-      for (const secret of [ROOT_PASSWORD, Buffer.from(ROOT_PASSWORD).toString('base64'), JSON.stringify(ROOT_PASSWORD).slice(1, -1)]) {
-        for (const [where, text] of Object.entries(haystacks)) expect({ where, found: text.includes(secret) }).toEqual({ where, found: false });
+      for (const secret of [
+        ROOT_PASSWORD,
+        Buffer.from(ROOT_PASSWORD).toString('base64'),
+        JSON.stringify(ROOT_PASSWORD).slice(1, -1),
+      ]) {
+        for (const [where, text] of Object.entries(haystacks))
+          expect({ where, found: text.includes(secret) }).toEqual({ where, found: false });
       }
     } finally {
       await recorder.close();

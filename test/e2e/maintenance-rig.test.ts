@@ -11,7 +11,11 @@ import { guestVm, hostPool, isRunning, RigController } from './harness.js';
 
 const POOL = 'rig-maint';
 const HEARTBEAT = /VIRTFLEET-GUEST-HEARTBEAT n=(\d+)/g;
-const stack: RigController = new RigController({ hosts: 2, tag: 'maint', detail: () => `VMs: ${JSON.stringify(stack.vms.list().map((vm) => [vm.metadata.name, vm.status]))}` });
+const stack: RigController = new RigController({
+  hosts: 2,
+  tag: 'maint',
+  detail: () => `VMs: ${JSON.stringify(stack.vms.list().map((vm) => [vm.metadata.name, vm.status]))}`,
+});
 const until = stack.until.bind(stack);
 const hostSpec = (i: number, extra: Record<string, unknown> = {}) => stack.poolHost(i, extra);
 
@@ -28,7 +32,10 @@ const ready = (name: string) => isRunning(vm(name));
 /** The guest's console output from now on. */
 class ConsoleLog {
   text = '';
-  private constructor(private readonly conn: LibvirtConnection, private readonly console: LibvirtConsole) {}
+  private constructor(
+    private readonly conn: LibvirtConnection,
+    private readonly console: LibvirtConsole,
+  ) {}
   static async open(uri: string, uuid: string): Promise<ConsoleLog> {
     const conn = await LibvirtConnection.open(uri);
     const console = await conn.domainOpenConsole(uuid, { force: true });
@@ -42,8 +49,9 @@ class ConsoleLog {
     return [...this.text.matchAll(HEARTBEAT)].map((match) => Number(match[1]));
   }
   async until(check: () => boolean, ms: number, what: string): Promise<void> {
-    for (const deadline = Date.now() + ms; !check(); ) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms; console said: ${this.text.slice(-500)}`);
+    for (const deadline = Date.now() + ms; !check();) {
+      if (Date.now() > deadline)
+        throw new Error(`${what}: not within ${ms} ms; console said: ${this.text.slice(-500)}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
@@ -60,12 +68,20 @@ describe('a host put in maintenance', () => {
     for (const name of ['guest-a', 'guest-b']) await stack.client.create(VIRTUAL_MACHINE, guestVm(name, POOL, image));
     await until(() => ready('guest-a') && ready('guest-b'), 120_000, 'both guests Ready on rig-0');
     // Both guests booted and counting, seen on rig-0's consoles.
-    const before = await Promise.all(['guest-a', 'guest-b'].map((name) => ConsoleLog.open(stack.rig.hosts[0]!.uri, vm(name)!.metadata.uid ?? '')));
+    const before = await Promise.all(
+      ['guest-a', 'guest-b'].map((name) => ConsoleLog.open(stack.rig.hosts[0]!.uri, vm(name)!.metadata.uid ?? '')),
+    );
     await Promise.all(before.map((log) => log.until(() => log.beats().length >= 2, 60_000, 'heartbeats on rig-0')));
 
     const started = Date.now();
-    await stack.client.patch(HOST_POOL, undefined, POOL, { spec: { hosts: [hostSpec(0, { maintenance: true }), hostSpec(1)] } });
-    await until(() => ['guest-a', 'guest-b'].every((name) => vm(name)?.status?.host === 'rig-1' && ready(name)), 120_000, 'both guests on rig-1');
+    await stack.client.patch(HOST_POOL, undefined, POOL, {
+      spec: { hosts: [hostSpec(0, { maintenance: true }), hostSpec(1)] },
+    });
+    await until(
+      () => ['guest-a', 'guest-b'].every((name) => vm(name)?.status?.host === 'rig-1' && ready(name)),
+      120_000,
+      'both guests on rig-1',
+    );
     const took = Date.now() - started;
     const lastOnSource = before.map((log) => Math.max(...log.beats()));
     await Promise.all(before.map((log) => log.close()));
@@ -83,7 +99,10 @@ describe('a host put in maintenance', () => {
         await after.close();
       }
       const current = vm(name)!;
-      expect((current.status?.conditions as Condition[]).find((c) => c.type === 'Migrating')).toMatchObject({ status: 'False', reason: 'Migrated' });
+      expect((current.status?.conditions as Condition[]).find((c) => c.type === 'Migrating')).toMatchObject({
+        status: 'False',
+        reason: 'Migrated',
+      });
       expect(current.status?.restarts ?? 0).toBe(0);
     }
     // The host in maintenance is empty, and says so.
@@ -93,8 +112,16 @@ describe('a host put in maintenance', () => {
     } finally {
       await conn.close();
     }
-    await until(() => (stack.pool(POOL)?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Maintenance')?.reason === 'Drained', 30_000, 'pool Drained');
-    expect((stack.pool(POOL)?.status?.conditions as Condition[]).find((c) => c.type === 'Maintenance')?.message).toBe('hosts in maintenance: rig-0: empty');
+    await until(
+      () =>
+        (stack.pool(POOL)?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Maintenance')
+          ?.reason === 'Drained',
+      30_000,
+      'pool Drained',
+    );
+    expect((stack.pool(POOL)?.status?.conditions as Condition[]).find((c) => c.type === 'Maintenance')?.message).toBe(
+      'hosts in maintenance: rig-0: empty',
+    );
     process.stdout.write(`maintenance drain on the rig: 2 guests migrated off rig-0 in ${took} ms\n`);
   }, 400_000);
 });

@@ -97,7 +97,8 @@ async function untilOutput(stack: RunningStack, pattern: RegExp, what: string, m
     const match = pattern.exec(stack.output());
     if (match) return match;
     if (hasExited(stack.child)) throw new Error(`make run exited while waiting for ${what}:\n${stack.output()}`);
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}; output:\n${stack.output()}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${ms / 1000} s waiting for ${what}; output:\n${stack.output()}`);
     await delay(200);
   }
 }
@@ -133,9 +134,15 @@ interface Pool {
 const condition = (vm: Vm, type: string) => vm.status?.conditions?.find((c) => c.type === type);
 
 /** Polls `kubectl get <args> -o json` until `holds`; fails at the deadline with what it last saw. */
-async function untilObject<T>(kubeconfig: string, args: string[], holds: (object: T) => boolean, what: string, ms = 90_000): Promise<T> {
+async function untilObject<T>(
+  kubeconfig: string,
+  args: string[],
+  holds: (object: T) => boolean,
+  what: string,
+  ms = 90_000,
+): Promise<T> {
   const deadline = Date.now() + ms;
-  let last = '(nothing yet)';
+  let last: string;
   for (;;) {
     try {
       const object = JSON.parse(await kubectl(kubeconfig, ['get', ...args, '-o', 'json'])) as T;
@@ -144,7 +151,8 @@ async function untilObject<T>(kubeconfig: string, args: string[], holds: (object
     } catch (error) {
       last = (error as Error).message;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}; last seen: ${last}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${ms / 1000} s waiting for ${what}; last seen: ${last}`);
     await delay(250);
   }
 }
@@ -161,154 +169,225 @@ afterAll(async () => {
 });
 
 describe('make run', () => {
-  it('comes up, lists the three CRDs, runs the examples on the simulated lab, and Ctrl-C leaves nothing running', async () => {
-    current = startMakeRun('0');
-    const kubeconfig = await waitForKubeconfigLine(current);
-    expect(current.output()).toMatch(/try: +kubectl --kubeconfig \S+ get vm,hp,iprof -A/);
+  it(
+    'comes up, lists the three CRDs, runs the examples on the simulated lab, and Ctrl-C leaves nothing running',
+    async () => {
+      current = startMakeRun('0');
+      const kubeconfig = await waitForKubeconfigLine(current);
+      expect(current.output()).toMatch(/try: +kubectl --kubeconfig \S+ get vm,hp,iprof -A/);
 
-    const crds = await kubectl(kubeconfig, ['get', 'crd', '-o', 'name']);
-    expect(crds.split('\n').filter(Boolean).sort()).toEqual([
-      'customresourcedefinition.apiextensions.k8s.io/hostpools.virtfleet.io',
-      'customresourcedefinition.apiextensions.k8s.io/installprofiles.virtfleet.io',
-      'customresourcedefinition.apiextensions.k8s.io/virtualmachines.virtfleet.io',
-    ]);
-    // The example manifests were applied.
-    expect(await kubectl(kubeconfig, ['get', 'hostpools', '-o', 'name'])).toContain('hostpool.virtfleet.io/');
-    await kubectl(kubeconfig, ['create', 'configmap', 'kept-across-runs', '--from-literal=answer=42']);
+      const crds = await kubectl(kubeconfig, ['get', 'crd', '-o', 'name']);
+      expect(crds.split('\n').filter(Boolean).sort()).toEqual([
+        'customresourcedefinition.apiextensions.k8s.io/hostpools.virtfleet.io',
+        'customresourcedefinition.apiextensions.k8s.io/installprofiles.virtfleet.io',
+        'customresourcedefinition.apiextensions.k8s.io/virtualmachines.virtfleet.io',
+      ]);
+      // The example manifests were applied.
+      expect(await kubectl(kubeconfig, ['get', 'hostpools', '-o', 'name'])).toContain('hostpool.virtfleet.io/');
+      await kubectl(kubeconfig, ['create', 'configmap', 'kept-across-runs', '--from-literal=answer=42']);
 
-    // The lab's hosts are definition files at the fixed path the HostPool names.
-    expect(current.output()).toContain(`simulated hosts of HostPool lab in ${LAB_HOSTS}: kvm-01.xml, kvm-02.xml, xen-01.xml`);
-    expect(current.output()).toContain('VIRTFLEET_LOCAL_LIBVIRT=0: HostPool local not applied');
-    expect(current.output()).toMatch(/pools: +lab \(simulated: \/var\/lib\/virtfleet\/lab\/hosts\/\*\.xml\)\n/);
-    expect(await kubectl(kubeconfig, ['get', 'hostpools', '-o', 'name'])).not.toContain('hostpool.virtfleet.io/local');
+      // The lab's hosts are definition files at the fixed path the HostPool names.
+      expect(current.output()).toContain(
+        `simulated hosts of HostPool lab in ${LAB_HOSTS}: kvm-01.xml, kvm-02.xml, xen-01.xml`,
+      );
+      expect(current.output()).toContain('VIRTFLEET_LOCAL_LIBVIRT=0: HostPool local not applied');
+      expect(current.output()).toMatch(/pools: +lab \(simulated: \/var\/lib\/virtfleet\/lab\/hosts\/\*\.xml\)\n/);
+      expect(await kubectl(kubeconfig, ['get', 'hostpools', '-o', 'name'])).not.toContain(
+        'hostpool.virtfleet.io/local',
+      );
 
-    const [pool, small, db, image, rocky] = await Promise.all([
-      untilObject<Pool>(kubeconfig, ['hostpool', 'lab'], (p) => p.status?.readyHosts === 3, 'HostPool lab: 3 hosts ready'),
-      untilObject<Vm>(
-        kubeconfig,
-        ['vm', 'small'],
-        (vm) => vm.status?.phase === 'Running' && condition(vm, 'Ready')?.status === 'True',
-        'VirtualMachine small: Running, Ready=True',
-      ),
-      untilObject<Vm>(kubeconfig, ['vm', 'db-1'], (vm) => vm.status?.phase === 'Running', 'VirtualMachine db-1: Running'),
-      // The test driver cannot upload (no streams); without Internet access the download fails first.
-      untilObject<Vm>(
-        kubeconfig,
-        ['vm', 'cirros'],
-        (vm) => ['ProvisioningFailed', 'ImageDownloadFailed'].includes(condition(vm, 'Provisioned')?.reason ?? ''),
-        'VirtualMachine cirros: Provisioned=False, ProvisioningFailed or ImageDownloadFailed',
-        150_000,
-      ),
-      // The stack runs the install endpoint, so rocky-1 gets past it, to the first thing this
-      // machine lacks: the Secrets hold placeholders, not crypt hashes.
-      untilObject<Vm>(
+      const [pool, small, db, image, rocky] = await Promise.all([
+        untilObject<Pool>(
+          kubeconfig,
+          ['hostpool', 'lab'],
+          (p) => p.status?.readyHosts === 3,
+          'HostPool lab: 3 hosts ready',
+        ),
+        untilObject<Vm>(
+          kubeconfig,
+          ['vm', 'small'],
+          (vm) => vm.status?.phase === 'Running' && condition(vm, 'Ready')?.status === 'True',
+          'VirtualMachine small: Running, Ready=True',
+        ),
+        untilObject<Vm>(
+          kubeconfig,
+          ['vm', 'db-1'],
+          (vm) => vm.status?.phase === 'Running',
+          'VirtualMachine db-1: Running',
+        ),
+        // The test driver cannot upload (no streams); without Internet access the download fails first.
+        untilObject<Vm>(
+          kubeconfig,
+          ['vm', 'cirros'],
+          (vm) => ['ProvisioningFailed', 'ImageDownloadFailed'].includes(condition(vm, 'Provisioned')?.reason ?? ''),
+          'VirtualMachine cirros: Provisioned=False, ProvisioningFailed or ImageDownloadFailed',
+          150_000,
+        ),
+        // The stack runs the install endpoint, so rocky-1 gets past it, to the first thing this
+        // machine lacks: the Secrets hold placeholders, not crypt hashes.
+        untilObject<Vm>(
+          kubeconfig,
+          ['vm', 'rocky-1'],
+          (vm) =>
+            condition(vm, 'Installed')?.reason === 'ProfileNotValid' &&
+            /InvalidSecret/.test(condition(vm, 'Installed')?.message ?? ''),
+          'VirtualMachine rocky-1: Installed=False, ProfileNotValid (InvalidSecret)',
+        ),
+      ]);
+
+      // Three distinct hosts (a test:///default pool would be one host three times), as declared.
+      const hosts = Object.fromEntries(
+        (pool.status?.hosts ?? []).map((h) => [
+          h.name,
+          { ready: h.ready, hypervisor: h.hypervisor, capacity: h.capacity },
+        ]),
+      );
+      expect(hosts).toEqual({
+        'kvm-01': { ready: true, hypervisor: 'kvm', capacity: { cpus: 8, memory: '16Gi' } },
+        'kvm-02': { ready: true, hypervisor: 'kvm', capacity: { cpus: 4, memory: '8Gi' } },
+        'xen-01': { ready: true, hypervisor: 'xen', capacity: { cpus: 16, memory: '32Gi' } },
+      });
+
+      expect(small.status?.hypervisor).toBe('kvm');
+      expect(small.status?.host).toMatch(/^kvm-0[12]$/);
+      expect(condition(small, 'Provisioned')).toMatchObject({ status: 'True', reason: 'Defined' });
+      // hypervisor auto, workload io: the Xen host.
+      expect(db.status).toMatchObject({ host: 'xen-01', hypervisor: 'xen' });
+      expect(condition(db, 'Ready')?.status).toBe('True');
+
+      expect(image.status?.phase).toBe('Provisioning');
+      expect(condition(image, 'Ready')?.status).toBe('False');
+      const provisioned = condition(image, 'Provisioned')!;
+      expect(provisioned.status).toBe('False');
+      const prefix = `spec.disks[0] (root).source.image.url: image ${IMAGE_URL}: `;
+      expect(provisioned.message?.startsWith(prefix)).toBe(true);
+      const detail = provisioned.message!.slice(prefix.length);
+      expect(detail).toMatch(provisioned.reason === 'ProvisioningFailed' ? /^upload: / : /^(cannot fetch: |HTTP )/);
+      expect(detail).toMatch(/ \(host kvm-0[12]\); retrying in \d+ s$/);
+
+      // rocky-1 says plainly what it waits for, and what to do.
+      expect(rocky.status?.phase).toBe('Provisioning');
+      expect(condition(rocky, 'Installed')).toMatchObject({ status: 'False', reason: 'ProfileNotValid' });
+      expect(condition(rocky, 'Installed')?.message).toContain(
+        'InstallProfile default/rocky-9 is not valid (InvalidSecret): spec.rootPassword.secretKeyRef: Secret default/rocky-root-password key password-hash holds no crypt hash',
+      );
+      expect(condition(rocky, 'Installed')?.message).toContain('openssl passwd -6');
+      expect(condition(rocky, 'Ready')).toMatchObject({ status: 'False', reason: 'ProfileNotValid' });
+
+      // kube-controller-manager runs: the garbage collector removes what an owner leaves, and a
+      // namespace delete completes (kubectl delete waits until the namespace is gone).
+      const namespace = 'doomed';
+      await kubectl(kubeconfig, ['create', 'namespace', namespace]);
+      await kubectl(kubeconfig, ['-n', namespace, 'create', 'configmap', 'owner', '--from-literal=a=1']);
+      const ownerUid = await kubectl(kubeconfig, [
+        '-n',
+        namespace,
+        'get',
+        'configmap',
+        'owner',
+        '-o',
+        'jsonpath={.metadata.uid}',
+      ]);
+      const owned = {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: 'owned',
+          namespace,
+          ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: ownerUid }],
+        },
+      };
+      await kubectl(kubeconfig, ['create', '-f', '-'], JSON.stringify(owned));
+      await kubectl(kubeconfig, ['-n', namespace, 'delete', 'configmap', 'owner']);
+      await kubectl(kubeconfig, ['-n', namespace, 'wait', '--for=delete', 'configmap/owned', '--timeout=60s']);
+      await kubectl(kubeconfig, ['-n', namespace, 'create', 'configmap', 'left-inside', '--from-literal=a=1']);
+      await kubectl(kubeconfig, ['delete', 'namespace', namespace, '--timeout=90s']);
+      await expect(kubectl(kubeconfig, ['get', 'namespace', namespace])).rejects.toThrow(/NotFound/);
+
+      // A killed controller is restarted, as a Deployment's pod would be, and says so.
+      const firstPid = Number(
+        (await untilOutput(current, /controller \(pid (\d+); restarted if it exits\)/, 'the controller pid'))[1],
+      );
+      expect(alive(firstPid)).toBe(true);
+      process.kill(firstPid, 'SIGKILL');
+      await untilOutput(
+        current,
+        /controller exited unexpectedly \(signal SIGKILL\) after [\d.]+ s; restarting it in 1 s \(restart 1; its log: \S+controller\.log\)/,
+        'the restart notice',
+      );
+      const secondPid = Number(
+        (await untilOutput(current, /controller restarted \(pid (\d+)\) and ready/, 'the restarted controller'))[1],
+      );
+      expect(secondPid).not.toBe(firstPid);
+      expect(alive(secondPid)).toBe(true);
+      expect(hasExited(current.child)).toBe(false);
+
+      await ctrlC(current);
+      expect(await leftoversAfterStop()).toEqual([]);
+    },
+    STACK_TIMEOUT_MS,
+  );
+
+  it(
+    'reuses the data of the previous run, applies HostPool local when asked to, and stops cleanly again',
+    async () => {
+      const hostFiles = ['kvm-01.xml', 'kvm-02.xml', 'xen-01.xml'].map((file) => `${LAB_HOSTS}/${file}`);
+      const modifiedBefore = hostFiles.map((file) => statSync(file).mtimeMs);
+      current = startMakeRun('1');
+      const kubeconfig = await waitForKubeconfigLine(current);
+      const kept = await kubectl(kubeconfig, ['get', 'configmap', 'kept-across-runs', '-o', 'jsonpath={.data.answer}']);
+      expect(kept).toBe('42');
+
+      // Unchanged host files are not written again.
+      expect(current.output()).toContain(
+        `simulated hosts of HostPool lab in ${LAB_HOSTS}: kvm-01.xml, kvm-02.xml, xen-01.xml (all up to date)`,
+      );
+      expect(hostFiles.map((file) => statSync(file).mtimeMs)).toEqual(modifiedBefore);
+      expect(current.output()).toContain(
+        'VIRTFLEET_LOCAL_LIBVIRT=1: applying HostPool local (qemu:///system) from manifests/optional/hostpool-local.yaml',
+      );
+      expect(current.output()).toMatch(/pools: +lab \(simulated: \S+\), local \(qemu:\/\/\/system\)\n/);
+      expect(await kubectl(kubeconfig, ['get', 'hostpool', 'local', '-o', 'jsonpath={.spec.hosts[*].uri}'])).toBe(
+        'qemu:///system',
+      );
+
+      // The examples were applied again, server-side, by their own field manager: no drift, no
+      // last-applied-configuration, and a user's server-side diff is empty (kubectl exits 1 on a difference).
+      expect(await kubectl(kubeconfig, ['diff', '--server-side', '-f', join(repoRoot(), 'manifests')])).toBe('');
+      const small = JSON.parse(
+        await kubectl(kubeconfig, ['get', 'vm', 'small', '-o', 'json', '--show-managed-fields']),
+      ) as Vm;
+      expect(small.metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration']).toBeUndefined();
+      expect(small.metadata?.managedFields?.filter((f) => f.operation === 'Apply').map((f) => f.manager)).toEqual([
+        'virtfleet-examples',
+      ]);
+
+      // With real password hashes, rocky-1 goes on to the install media, as far as the simulated
+      // hosts allow: the test driver cannot upload files into a storage pool.
+      const hash = '$6$virtfleet$' + 'x'.repeat(86);
+      for (const name of ['rocky-root-password', 'rocky-admin-password']) {
+        await kubectl(kubeconfig, [
+          'patch',
+          'secret',
+          name,
+          '-p',
+          JSON.stringify({ data: { 'password-hash': Buffer.from(hash).toString('base64') } }),
+        ]);
+      }
+      const media = await untilObject<Vm>(
         kubeconfig,
         ['vm', 'rocky-1'],
-        (vm) => condition(vm, 'Installed')?.reason === 'ProfileNotValid' && /InvalidSecret/.test(condition(vm, 'Installed')?.message ?? ''),
-        'VirtualMachine rocky-1: Installed=False, ProfileNotValid (InvalidSecret)',
-      ),
-    ]);
+        (vm) => condition(vm, 'Installed')?.reason === 'InstallMediaFailed',
+        'VirtualMachine rocky-1: Installed=False, InstallMediaFailed',
+      );
+      expect(condition(media, 'Installed')?.message).toMatch(
+        /^PXE boot file \S+ in storage pool \S+: upload .*not supported by the connection driver.*; retrying$/,
+      );
 
-    // Three distinct hosts (a test:///default pool would be one host three times), as declared.
-    const hosts = Object.fromEntries((pool.status?.hosts ?? []).map((h) => [h.name, { ready: h.ready, hypervisor: h.hypervisor, capacity: h.capacity }]));
-    expect(hosts).toEqual({
-      'kvm-01': { ready: true, hypervisor: 'kvm', capacity: { cpus: 8, memory: '16Gi' } },
-      'kvm-02': { ready: true, hypervisor: 'kvm', capacity: { cpus: 4, memory: '8Gi' } },
-      'xen-01': { ready: true, hypervisor: 'xen', capacity: { cpus: 16, memory: '32Gi' } },
-    });
-
-    expect(small.status?.hypervisor).toBe('kvm');
-    expect(small.status?.host).toMatch(/^kvm-0[12]$/);
-    expect(condition(small, 'Provisioned')).toMatchObject({ status: 'True', reason: 'Defined' });
-    // hypervisor auto, workload io: the Xen host.
-    expect(db.status).toMatchObject({ host: 'xen-01', hypervisor: 'xen' });
-    expect(condition(db, 'Ready')?.status).toBe('True');
-
-    expect(image.status?.phase).toBe('Provisioning');
-    expect(condition(image, 'Ready')?.status).toBe('False');
-    const provisioned = condition(image, 'Provisioned')!;
-    expect(provisioned.status).toBe('False');
-    const prefix = `spec.disks[0] (root).source.image.url: image ${IMAGE_URL}: `;
-    expect(provisioned.message?.startsWith(prefix)).toBe(true);
-    const detail = provisioned.message!.slice(prefix.length);
-    expect(detail).toMatch(provisioned.reason === 'ProvisioningFailed' ? /^upload: / : /^(cannot fetch: |HTTP )/);
-    expect(detail).toMatch(/ \(host kvm-0[12]\); retrying in \d+ s$/);
-
-    // rocky-1 says plainly what it waits for, and what to do.
-    expect(rocky.status?.phase).toBe('Provisioning');
-    expect(condition(rocky, 'Installed')).toMatchObject({ status: 'False', reason: 'ProfileNotValid' });
-    expect(condition(rocky, 'Installed')?.message).toContain(
-      'InstallProfile default/rocky-9 is not valid (InvalidSecret): spec.rootPassword.secretKeyRef: Secret default/rocky-root-password key password-hash holds no crypt hash',
-    );
-    expect(condition(rocky, 'Installed')?.message).toContain('openssl passwd -6');
-    expect(condition(rocky, 'Ready')).toMatchObject({ status: 'False', reason: 'ProfileNotValid' });
-
-    // kube-controller-manager runs: the garbage collector removes what an owner leaves, and a
-    // namespace delete completes (kubectl delete waits until the namespace is gone).
-    const namespace = 'doomed';
-    await kubectl(kubeconfig, ['create', 'namespace', namespace]);
-    await kubectl(kubeconfig, ['-n', namespace, 'create', 'configmap', 'owner', '--from-literal=a=1']);
-    const ownerUid = await kubectl(kubeconfig, ['-n', namespace, 'get', 'configmap', 'owner', '-o', 'jsonpath={.metadata.uid}']);
-    const owned = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'owned', namespace, ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: ownerUid }] } };
-    await kubectl(kubeconfig, ['create', '-f', '-'], JSON.stringify(owned));
-    await kubectl(kubeconfig, ['-n', namespace, 'delete', 'configmap', 'owner']);
-    await kubectl(kubeconfig, ['-n', namespace, 'wait', '--for=delete', 'configmap/owned', '--timeout=60s']);
-    await kubectl(kubeconfig, ['-n', namespace, 'create', 'configmap', 'left-inside', '--from-literal=a=1']);
-    await kubectl(kubeconfig, ['delete', 'namespace', namespace, '--timeout=90s']);
-    await expect(kubectl(kubeconfig, ['get', 'namespace', namespace])).rejects.toThrow(/NotFound/);
-
-    // A killed controller is restarted, as a Deployment's pod would be, and says so.
-    const firstPid = Number((await untilOutput(current, /controller \(pid (\d+); restarted if it exits\)/, 'the controller pid'))[1]);
-    expect(alive(firstPid)).toBe(true);
-    process.kill(firstPid, 'SIGKILL');
-    await untilOutput(current, /controller exited unexpectedly \(signal SIGKILL\) after [\d.]+ s; restarting it in 1 s \(restart 1; its log: \S+controller\.log\)/, 'the restart notice');
-    const secondPid = Number((await untilOutput(current, /controller restarted \(pid (\d+)\) and ready/, 'the restarted controller'))[1]);
-    expect(secondPid).not.toBe(firstPid);
-    expect(alive(secondPid)).toBe(true);
-    expect(hasExited(current.child)).toBe(false);
-
-    await ctrlC(current);
-    expect(await leftoversAfterStop()).toEqual([]);
-  }, STACK_TIMEOUT_MS);
-
-  it('reuses the data of the previous run, applies HostPool local when asked to, and stops cleanly again', async () => {
-    const hostFiles = ['kvm-01.xml', 'kvm-02.xml', 'xen-01.xml'].map((file) => `${LAB_HOSTS}/${file}`);
-    const modifiedBefore = hostFiles.map((file) => statSync(file).mtimeMs);
-    current = startMakeRun('1');
-    const kubeconfig = await waitForKubeconfigLine(current);
-    const kept = await kubectl(kubeconfig, ['get', 'configmap', 'kept-across-runs', '-o', 'jsonpath={.data.answer}']);
-    expect(kept).toBe('42');
-
-    // Unchanged host files are not written again.
-    expect(current.output()).toContain(`simulated hosts of HostPool lab in ${LAB_HOSTS}: kvm-01.xml, kvm-02.xml, xen-01.xml (all up to date)`);
-    expect(hostFiles.map((file) => statSync(file).mtimeMs)).toEqual(modifiedBefore);
-    expect(current.output()).toContain('VIRTFLEET_LOCAL_LIBVIRT=1: applying HostPool local (qemu:///system) from manifests/optional/hostpool-local.yaml');
-    expect(current.output()).toMatch(/pools: +lab \(simulated: \S+\), local \(qemu:\/\/\/system\)\n/);
-    expect(await kubectl(kubeconfig, ['get', 'hostpool', 'local', '-o', 'jsonpath={.spec.hosts[*].uri}'])).toBe('qemu:///system');
-
-    // The examples were applied again, server-side, by their own field manager: no drift, no
-    // last-applied-configuration, and a user's server-side diff is empty (kubectl exits 1 on a difference).
-    expect(await kubectl(kubeconfig, ['diff', '--server-side', '-f', join(repoRoot(), 'manifests')])).toBe('');
-    const small = JSON.parse(await kubectl(kubeconfig, ['get', 'vm', 'small', '-o', 'json', '--show-managed-fields'])) as Vm;
-    expect(small.metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration']).toBeUndefined();
-    expect(small.metadata?.managedFields?.filter((f) => f.operation === 'Apply').map((f) => f.manager)).toEqual(['virtfleet-examples']);
-
-    // With real password hashes, rocky-1 goes on to the install media, as far as the simulated
-    // hosts allow: the test driver cannot upload files into a storage pool.
-    const hash = '$6$virtfleet$' + 'x'.repeat(86);
-    for (const name of ['rocky-root-password', 'rocky-admin-password']) {
-      await kubectl(kubeconfig, ['patch', 'secret', name, '-p', JSON.stringify({ data: { 'password-hash': Buffer.from(hash).toString('base64') } })]);
-    }
-    const media = await untilObject<Vm>(
-      kubeconfig,
-      ['vm', 'rocky-1'],
-      (vm) => condition(vm, 'Installed')?.reason === 'InstallMediaFailed',
-      'VirtualMachine rocky-1: Installed=False, InstallMediaFailed',
-    );
-    expect(condition(media, 'Installed')?.message).toMatch(/^PXE boot file \S+ in storage pool \S+: upload .*not supported by the connection driver.*; retrying$/);
-
-    await ctrlC(current);
-    expect(await leftoversAfterStop()).toEqual([]);
-    expect(current.output()).toContain('nothing is left running');
-  }, STACK_TIMEOUT_MS);
+      await ctrlC(current);
+      expect(await leftoversAfterStop()).toEqual([]);
+      expect(current.output()).toContain('nothing is left running');
+    },
+    STACK_TIMEOUT_MS,
+  );
 });

@@ -28,7 +28,8 @@ const stack: RigController = new RigController({
   tag: 'twice',
   controllerProcess: true,
   leases: true,
-  detail: () => `VM: ${JSON.stringify(stack.vm(VM)?.status)}; copies: ${JSON.stringify([...(checker?.last.get(uid()) ?? { states: new Map() }).states])}`,
+  detail: () =>
+    `VM: ${JSON.stringify(stack.vm(VM)?.status)}; copies: ${JSON.stringify([...(checker?.last.get(uid()) ?? { states: new Map() }).states])}`,
 });
 let checker: RunningCopiesChecker | undefined;
 const uid = () => stack.vm(VM)?.metadata.uid ?? '';
@@ -63,7 +64,9 @@ function fencingScript(): string {
 const leases = () => ({ lockspace: stack.rig.lockspaceDir });
 
 async function setPool(fencing: boolean, withLeases = true): Promise<void> {
-  const hosts = stack.rig.hosts.map((_, i) => stack.poolHost(i, fencing ? { fencing: { method: 'command', command: [join(stack.dir, 'fence.sh')] } } : {}));
+  const hosts = stack.rig.hosts.map((_, i) =>
+    stack.poolHost(i, fencing ? { fencing: { method: 'command', command: [join(stack.dir, 'fence.sh')] } } : {}),
+  );
   await stack.client.patch(HOST_POOL, undefined, POOL, { spec: { hosts, leases: withLeases ? leases() : null } });
 }
 
@@ -76,7 +79,12 @@ function nextHost(): string {
 /** `virtfleet vm migrate solo --to HOST`, as the CLI runs it; resolves with how it ended. */
 function migrate(to: string): Promise<{ ok: boolean; message: string; lines: string[] }> {
   const lines: string[] = [];
-  return runAction('migrate', VM, { namespace: NAMESPACE, kubeconfig: stack.info.kubeconfig, wait: true, timeout: '240', to }, (line) => lines.push(line)).then(
+  return runAction(
+    'migrate',
+    VM,
+    { namespace: NAMESPACE, kubeconfig: stack.info.kubeconfig, wait: true, timeout: '240', to },
+    (line) => lines.push(line),
+  ).then(
     () => ({ ok: true, message: lines.at(-1) ?? '', lines }),
     (error: unknown) => ({ ok: false, message: (error as Error).message, lines }),
   );
@@ -84,7 +92,7 @@ function migrate(to: string): Promise<{ ok: boolean; message: string; lines: str
 
 /** Polls the observer every 20 ms until the VM runs on `host` (pool name). */
 async function untilRunningOn(host: string, ms: number): Promise<void> {
-  for (const deadline = Date.now() + ms; ; ) {
+  for (const deadline = Date.now() + ms; ;) {
     await checker!.sample();
     if (checker!.runningOn(uid()).includes(rigName(host))) return;
     if (Date.now() > deadline) throw new Error(`the VM did not run on ${host} within ${ms} ms`);
@@ -94,7 +102,15 @@ async function untilRunningOn(host: string, ms: number): Promise<void> {
 
 /** The VM settled: one running copy, on status.host, Ready. */
 async function untilSettledOn(host: string, ms: number): Promise<void> {
-  await stack.until(() => isRunning(vm()) && vm()?.status?.host === host && !vm()?.status?.migration && checker!.runningOn(uid()).join() === rigName(host), ms, `the VM settled on ${host}`);
+  await stack.until(
+    () =>
+      isRunning(vm()) &&
+      vm()?.status?.host === host &&
+      !vm()?.status?.migration &&
+      checker!.runningOn(uid()).join() === rigName(host),
+    ms,
+    `the VM settled on ${host}`,
+  );
 }
 
 beforeAll(async () => {
@@ -117,32 +133,37 @@ afterAll(async () => {
 }, 180_000);
 
 describe('a controller SIGKILLed during a migration', () => {
-  it.each(['at its start', 'at the switchover'] as const)('%s: no cold boot, no second migration, `vm migrate` exits 0 once', async (when) => {
-    const from = vm()!.status!.host!;
-    const to = nextHost();
-    const restartsBefore = vm()!.status?.restarts ?? 0;
-    mark(`${when}: vm migrate --to ${to} (from ${from})`);
-    const migrating = migrate(to);
-    if (when === 'at its start') await stack.until(() => vm()?.status?.migration?.target === to, 30_000, 'status.migration written');
-    else await untilRunningOn(to, 60_000);
-    await stack.killController();
-    mark(`${when}: controller SIGKILLed`);
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    await stack.startController();
-    mark(`${when}: controller restarted`);
-    const outcome = await migrating;
-    mark(`${when}: vm migrate: ${outcome.message}`);
-    expect(outcome).toMatchObject({ ok: true });
-    expect(outcome.lines.filter((line) => /migrate done/.test(line))).toHaveLength(1);
-    await untilSettledOn(to, 60_000);
-    // No second migration: it stays where it went, and the request is closed.
-    await new Promise((resolve) => setTimeout(resolve, 3 * HEARTBEAT_MS));
-    expect(vm()!.status?.host).toBe(to);
-    expect(vm()!.status?.lastAction).toMatchObject({ action: 'migrate', state: 'Succeeded' });
-    expect(vm()!.status?.restarts ?? 0).toBe(restartsBefore);
-    expect(checker!.runningOn(uid())).toEqual([rigName(to)]);
-    expect(checker!.violations).toEqual([]);
-  }, 240_000);
+  it.each(['at its start', 'at the switchover'] as const)(
+    '%s: no cold boot, no second migration, `vm migrate` exits 0 once',
+    async (when) => {
+      const from = vm()!.status!.host!;
+      const to = nextHost();
+      const restartsBefore = vm()!.status?.restarts ?? 0;
+      mark(`${when}: vm migrate --to ${to} (from ${from})`);
+      const migrating = migrate(to);
+      if (when === 'at its start')
+        await stack.until(() => vm()?.status?.migration?.target === to, 30_000, 'status.migration written');
+      else await untilRunningOn(to, 60_000);
+      await stack.killController();
+      mark(`${when}: controller SIGKILLed`);
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await stack.startController();
+      mark(`${when}: controller restarted`);
+      const outcome = await migrating;
+      mark(`${when}: vm migrate: ${outcome.message}`);
+      expect(outcome).toMatchObject({ ok: true });
+      expect(outcome.lines.filter((line) => /migrate done/.test(line))).toHaveLength(1);
+      await untilSettledOn(to, 60_000);
+      // No second migration: it stays where it went, and the request is closed.
+      await new Promise((resolve) => setTimeout(resolve, 3 * HEARTBEAT_MS));
+      expect(vm()!.status?.host).toBe(to);
+      expect(vm()!.status?.lastAction).toMatchObject({ action: 'migrate', state: 'Succeeded' });
+      expect(vm()!.status?.restarts ?? 0).toBe(restartsBefore);
+      expect(checker!.runningOn(uid())).toEqual([rigName(to)]);
+      expect(checker!.violations).toEqual([]);
+    },
+    240_000,
+  );
 });
 
 /** Migration data out of the source shaped so that the tiny guest's 129 MiB take about 13 s instead of 1 (a few Mbit/s would take minutes). */
@@ -194,7 +215,9 @@ describe('a slow migration (its source shaped to 80 Mbit/s)', () => {
       mark(`cut before switchover: ${from} cut`);
       try {
         await new Promise((resolve) => setTimeout(resolve, 5 * HEARTBEAT_MS));
-        mark(`cut before switchover: during the partition: VM on ${vm()?.status?.host}, Ready ${condition(vm(), 'Ready')?.reason}; running on ${checker!.runningOn(uid()).join(', ')}`);
+        mark(
+          `cut before switchover: during the partition: VM on ${vm()?.status?.host}, Ready ${condition(vm(), 'Ready')?.reason}; running on ${checker!.runningOn(uid()).join(', ')}`,
+        );
       } finally {
         await source.restoreLink('iptables');
         await source.unshape();
@@ -221,10 +244,15 @@ const PARTITION_MS = 40_000;
 
 /** Waits, asking the destination's libvirtd over its local socket as fast as it answers, until the VM runs there; then cuts. */
 async function cutAtSwitchover(to: string, cut: () => void, ms: number): Promise<void> {
-  const conn = await LibvirtConnection.open(`qemu+unix:///system?socket=${join(stack.rigHost(to).runDir, 'libvirt-sock')}`);
+  const conn = await LibvirtConnection.open(
+    `qemu+unix:///system?socket=${join(stack.rigHost(to).runDir, 'libvirt-sock')}`,
+  );
   try {
-    for (const deadline = Date.now() + ms; ; ) {
-      const state = await conn.domainGetState(uid()).then((s) => s.state, () => 'none');
+    for (const deadline = Date.now() + ms; ;) {
+      const state = await conn.domainGetState(uid()).then(
+        (s) => s.state,
+        () => 'none',
+      );
       if (state === 'running') {
         cut();
         return;
@@ -237,19 +265,26 @@ async function cutAtSwitchover(to: string, cut: () => void, ms: number): Promise
 }
 
 async function vmEvents(reason: string): Promise<string[]> {
-  const list = await stack.client.list<KubeObject & { reason?: string; message?: string }>(CORE_EVENT, { namespace: NAMESPACE, fieldSelector: `involvedObject.name=${VM}` });
+  const list = await stack.client.list<KubeObject & { reason?: string; message?: string }>(CORE_EVENT, {
+    namespace: NAMESPACE,
+    fieldSelector: `involvedObject.name=${VM}`,
+  });
   return list.items.filter((event) => event.reason === reason).map((event) => event.message ?? '');
 }
 
 /** One switchover partition; returns the violations the observer saw meanwhile and when the heal was. */
-async function partitionAtSwitchover(label: string, fencing: boolean, withLeases: boolean): Promise<{ seen: string[]; healedAt: number }> {
+async function partitionAtSwitchover(
+  label: string,
+  fencing: boolean,
+  withLeases: boolean,
+): Promise<{ seen: string[]; healedAt: number }> {
   await setPool(fencing, withLeases);
   const from = vm()!.status!.host!;
   const to = nextHost();
   const source = stack.rigHost(from);
   const cutter = source.fastCutter();
   const violationsBefore = checker!.violations.length;
-  let healedAt = 0;
+  let healedAt: number;
   try {
     mark(`${label}: vm migrate --to ${to} (from ${from})`);
     const migrating = migrate(to);
@@ -259,7 +294,9 @@ async function partitionAtSwitchover(label: string, fencing: boolean, withLeases
     await new Promise((resolve) => setTimeout(resolve, PARTITION_MS));
     if (fencing) expect(stack.pool(POOL)?.status?.hosts?.find((h) => h.name === from)?.fencing?.state).toBe('Fenced');
     const copies = [...(checker!.last.get(uid())?.states ?? [])].map(([host, state]) => `${host} ${state}`).join(', ');
-    mark(`${label}: after ${PARTITION_MS / 1000} s of partition: VM on ${vm()?.status?.host}, Ready ${condition(vm(), 'Ready')?.reason}; copies: ${copies}`);
+    mark(
+      `${label}: after ${PARTITION_MS / 1000} s of partition: VM on ${vm()?.status?.host}, Ready ${condition(vm(), 'Ready')?.reason}; copies: ${copies}`,
+    );
     cutter.heal();
     healedAt = Date.now();
     mark(`${label}: ${from} healed`);
@@ -281,16 +318,25 @@ describe('a partition at the switchover (the destination runs the VM, the source
   it.each([
     ['with fencing', true],
     ['without fencing', false],
-  ] as const)('%s, with leases: never two running copies; the migrated copy is kept and never destroyed', async (label, fencing) => {
-    const { seen } = await partitionAtSwitchover(`${label}, leases`, fencing, true);
-    expect(seen).toEqual([]);
-    await setPool(false);
-  }, 240_000);
+  ] as const)(
+    '%s, with leases: never two running copies; the migrated copy is kept and never destroyed',
+    async (label, fencing) => {
+      const { seen } = await partitionAtSwitchover(`${label}, leases`, fencing, true);
+      expect(seen).toEqual([]);
+      await setPool(false);
+    },
+    240_000,
+  );
 
   it('without fencing or leases: libvirt resumes the source by itself; the controller detects it within a heartbeat of the heal, keeps the migrated copy, and says so', async () => {
     // A pool without spec.leases: the VM boots again without its lease.
     await setPool(false, false);
-    await runAction('restart', VM, { namespace: NAMESPACE, kubeconfig: stack.info.kubeconfig, wait: true, timeout: '120' }, () => undefined);
+    await runAction(
+      'restart',
+      VM,
+      { namespace: NAMESPACE, kubeconfig: stack.info.kubeconfig, wait: true, timeout: '120' },
+      () => undefined,
+    );
     await untilSettledOn(vm()!.status!.host!, 120_000);
     const splitBrainsBefore = (await vmEvents('SplitBrain')).length;
     const { seen, healedAt } = await partitionAtSwitchover('no fencing, no leases', false, false);

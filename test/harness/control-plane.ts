@@ -11,7 +11,6 @@ import { ControlPlane } from '../../src/devstack/controlplane.js';
 import { installCrds } from '../../src/devstack/crds.js';
 
 declare global {
-  // eslint-disable-next-line no-var
   var __virtfleetControlPlane: { plane: ControlPlane; stateDir: string } | undefined;
 }
 

@@ -12,7 +12,9 @@ export interface CommandResult {
 function requireEnv(name: string): string {
   const value = process.env[name];
   if (!value) {
-    throw new Error(`${name} is not set: integration tests must run under jest's integration project (test/harness/global-setup.ts)`);
+    throw new Error(
+      `${name} is not set: integration tests must run under jest's integration project (test/harness/global-setup.ts)`,
+    );
   }
   return value;
 }

@@ -6,7 +6,11 @@ import { el as element, serializeXml, type XmlElement } from '../../src/hypervis
 export type { XmlElement };
 export type Child = XmlElement | string | number | undefined | false | null;
 
-export function el(name: string, attrs: Record<string, string | number | undefined> = {}, ...children: Child[]): XmlElement {
+export function el(
+  name: string,
+  attrs: Record<string, string | number | undefined> = {},
+  ...children: Child[]
+): XmlElement {
   return element(name, attrs, ...children.map((child) => (typeof child === 'number' ? String(child) : child)));
 }
 

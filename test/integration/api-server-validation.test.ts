@@ -48,7 +48,10 @@ async function eventually<T>(check: () => Promise<T>, timeoutMs = 30000): Promis
 
 const fixtures = readdirSync(invalidDir)
   .filter((name) => name.endsWith('.yaml'))
-  .map((name) => ({ name, expected: /^# expect: (\S+)/.exec(readFileSync(join(invalidDir, name), 'utf8'))?.[1] ?? '<missing # expect:>' }));
+  .map((name) => ({
+    name,
+    expected: /^# expect: (\S+)/.exec(readFileSync(join(invalidDir, name), 'utf8'))?.[1] ?? '<missing # expect:>',
+  }));
 
 describe('the API server refuses each invalid fixture at the field the validator names', () => {
   let namespace = '';
@@ -89,7 +92,8 @@ describe('the API server and the validator agree at the edges of the metadata, d
   });
   const disk = (size: string) => vm({ disks: [{ name: 'd', size, source: { blank: {} } }] });
   const kernel = (path: string) => vm({ kernelBoot: { kernel: path, initrd: '/boot/initrd.img' } });
-  const cmdline = (line: string) => vm({ kernelBoot: { kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: line } });
+  const cmdline = (line: string) =>
+    vm({ kernelBoot: { kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: line } });
   const annotations = (bytes: number) => vm({}, { annotations: { note: 'x'.repeat(bytes - 'note'.length) } });
   const profile = (comment: string) => ({
     apiVersion: `${GROUP}/${VERSION}`,
@@ -121,13 +125,25 @@ describe('the API server and the validator agree at the edges of the metadata, d
     { what: 'kernel /boot/..', object: kernel('/boot/..'), accepted: false },
     { what: 'annotations of 262144 bytes', object: annotations(262144), accepted: true },
     { what: 'annotations of 262145 bytes', object: annotations(262145), accepted: false },
-    { what: 'annotation key with upper case', object: vm({}, { annotations: { 'Example.COM/Owner': 'x' } }), accepted: true },
-    { what: 'label key with an upper-case prefix', object: vm({}, { labels: { 'Example.com/owner': 'x' } }), accepted: false },
+    {
+      what: 'annotation key with upper case',
+      object: vm({}, { annotations: { 'Example.COM/Owner': 'x' } }),
+      accepted: true,
+    },
+    {
+      what: 'label key with an upper-case prefix',
+      object: vm({}, { labels: { 'Example.com/owner': 'x' } }),
+      accepted: false,
+    },
     { what: 'label value of 63 characters', object: vm({}, { labels: { tier: 'v'.repeat(63) } }), accepted: true },
     { what: 'label value of 64 characters', object: vm({}, { labels: { tier: 'v'.repeat(64) } }), accepted: false },
     { what: 'label value with a slash', object: vm({}, { labels: { image: 'rocky/9' } }), accepted: false },
     { what: 'unknown metadata field', object: vm({}, { label: { tier: 'web' } }), accepted: false },
-    { what: 'kernel command line with U+0085 (NEL)', object: cmdline('console=ttyS0\u0085init=/bin/sh'), accepted: false },
+    {
+      what: 'kernel command line with U+0085 (NEL)',
+      object: cmdline('console=ttyS0\u0085init=/bin/sh'),
+      accepted: false,
+    },
     { what: 'kernel command line with U+2028', object: cmdline('console=ttyS0\u2028init=/bin/sh'), accepted: false },
     { what: 'kernel command line with é and NBSP', object: cmdline('console=ttyS0 note=é\u00a0x'), accepted: true },
     { what: 'SSH key comment José ✓ (NBSP)', object: profile('José ✓\u00a0laptop'), accepted: true },
@@ -142,15 +158,24 @@ describe('the API server and the validator agree at the edges of the metadata, d
     const plural = object.kind === 'InstallProfile' ? 'installprofiles' : 'virtualmachines';
     let refusal: string | undefined;
     try {
-      await kubeConfig()
-        .makeApiClient(CustomObjectsApi)
-        .createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, body: object, dryRun: 'All', fieldValidation: 'Strict' });
+      await kubeConfig().makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural,
+        body: object,
+        dryRun: 'All',
+        fieldValidation: 'Strict',
+      });
     } catch (error) {
       // 422 Invalid, or 400 BadRequest for a strict-decoding error; anything else is not a verdict.
       if (!(error instanceof ApiException) || ![400, 422].includes(error.code)) throw error;
       refusal = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
     }
-    expect({ server: refusal === undefined, validator: problems.length === 0 }).toEqual({ server: accepted, validator: accepted });
+    expect({ server: refusal === undefined, validator: problems.length === 0 }).toEqual({
+      server: accepted,
+      validator: accepted,
+    });
     if (refusal !== undefined) {
       expect(problems).toHaveLength(1);
       expect(refusal).toContain(problems[0]?.path);
@@ -168,13 +193,18 @@ describe('the example manifests on a real API server', () => {
   function examples(): Record<string, unknown>[] {
     const objects = readdirSync(manifestsDir)
       .filter((name) => /\.ya?ml$/.test(name))
-      .flatMap((name) => parseAllDocuments(readFileSync(join(manifestsDir, name), 'utf8')).map((doc) => doc.toJS() as Record<string, unknown>))
+      .flatMap((name) =>
+        parseAllDocuments(readFileSync(join(manifestsDir, name), 'utf8')).map(
+          (doc) => doc.toJS() as Record<string, unknown>,
+        ),
+      )
       .filter((object) => object !== null);
     for (const object of objects) {
       const metadata = object.metadata as { name: string };
       const spec = object.spec as { hostPoolRef?: { name: string } } | undefined;
       if (object.kind === 'HostPool') metadata.name = poolName(metadata.name);
-      if (object.kind === 'VirtualMachine' && spec?.hostPoolRef) spec.hostPoolRef.name = poolName(spec.hostPoolRef.name);
+      if (object.kind === 'VirtualMachine' && spec?.hostPoolRef)
+        spec.hostPoolRef.name = poolName(spec.hostPoolRef.name);
     }
     // Secrets first, so nothing is ever applied before what it refers to.
     return objects.sort((a, b) => Number(b.kind === 'Secret') - Number(a.kind === 'Secret'));
@@ -182,7 +212,9 @@ describe('the example manifests on a real API server', () => {
 
   beforeAll(async () => {
     namespace = await createNamespace('vf-examples');
-    applied = examples().map((object) => stringify(object)).join('---\n');
+    applied = examples()
+      .map((object) => stringify(object))
+      .join('---\n');
   });
   afterAll(async () => {
     await kubectl(['delete', '-n', namespace, '-f', '-', '--ignore-not-found', '--wait=false'], { input: applied });
@@ -202,7 +234,11 @@ describe('the example manifests on a real API server', () => {
       const result = await kubectl(['get', kind.toLowerCase(), metadata.name, ...scope, '-o', 'json']);
       expect(result.code).toBe(0);
       const stored = JSON.parse(result.stdout) as { spec: unknown };
-      expect({ kind, name: metadata.name, spec: stored.spec }).toEqual({ kind, name: metadata.name, spec: (withDefaults(object) as { spec: unknown }).spec });
+      expect({ kind, name: metadata.name, spec: stored.spec }).toEqual({
+        kind,
+        name: metadata.name,
+        spec: (withDefaults(object) as { spec: unknown }).spec,
+      });
     }
   });
 
@@ -293,7 +329,11 @@ describe('VirtualMachine through client-node', () => {
 
   it('keeps spec and status apart: /status writes only status, the main resource only spec', async () => {
     const name = `status-${unique()}`;
-    type Vm = { metadata: { generation: number }; spec: { memory: string }; status?: { phase?: string; host?: string } };
+    type Vm = {
+      metadata: { generation: number };
+      spec: { memory: string };
+      status?: { phase?: string; host?: string };
+    };
     const created = (await api().createNamespacedCustomObject({ ...target(name), body: newVm(name) })) as Vm;
     expect(created.status).toBeUndefined();
 
@@ -323,7 +363,9 @@ describe('VirtualMachine through client-node', () => {
     await api().createNamespacedCustomObject({ ...target(name), body: newVm(name) });
     const current = (await api().getNamespacedCustomObject(target(name))) as { status?: unknown };
     current.status = { phase: 'Exploded' };
-    await expect(api().replaceNamespacedCustomObjectStatus({ ...target(name), body: current })).rejects.toThrow(/status\.phase/);
+    await expect(api().replaceNamespacedCustomObjectStatus({ ...target(name), body: current })).rejects.toThrow(
+      /status\.phase/,
+    );
     await api().deleteNamespacedCustomObject(target(name));
   });
 });

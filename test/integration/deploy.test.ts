@@ -7,7 +7,8 @@ const SA = 'system:serviceaccount:virtfleet-system:virtfleet-controller';
 
 async function canI(...args: string[]): Promise<boolean> {
   const result = await kubectl(['auth', 'can-i', '--as', SA, ...args]);
-  if (result.code !== 0 && result.stdout.trim() !== 'no') throw new Error(`kubectl auth can-i ${args.join(' ')}: ${result.stderr}`);
+  if (result.code !== 0 && result.stdout.trim() !== 'no')
+    throw new Error(`kubectl auth can-i ${args.join(' ')}: ${result.stderr}`);
   return result.stdout.trim() === 'yes';
 }
 
@@ -41,7 +42,16 @@ describe('deploy/', () => {
   });
 
   it('lets a standby watch just its lease (list/watch by name, as the leader elector asks)', async () => {
-    const args = ['get', 'leases', '-n', 'virtfleet-system', '--field-selector', 'metadata.name=virtfleet-controller', '--as', SA];
+    const args = [
+      'get',
+      'leases',
+      '-n',
+      'virtfleet-system',
+      '--field-selector',
+      'metadata.name=virtfleet-controller',
+      '--as',
+      SA,
+    ];
     const listed = await kubectl(args);
     expect(listed.stderr).not.toMatch(/forbidden/i);
     expect(listed.code).toBe(0);

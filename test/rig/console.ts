@@ -11,7 +11,10 @@ export async function readyMarker(conn: LibvirtConnection, uuid: string, timeout
   let output = '';
   try {
     return await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ready marker within ${timeoutMs} ms; console said:\n${output.slice(-2000)}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no ready marker within ${timeoutMs} ms; console said:\n${output.slice(-2000)}`)),
+        timeoutMs,
+      );
       console.onData((data) => {
         output += data.toString('latin1');
         const match = READY_MARKER.exec(output);

@@ -28,7 +28,12 @@ export function guestDomainXml(spec: GuestDomainSpec): string {
   ];
   if (spec.commandSocket) {
     devices.push(
-      el('serial', { type: 'unix' }, el('source', { mode: 'bind', path: spec.commandSocket }), el('target', { port: 1 })),
+      el(
+        'serial',
+        { type: 'unix' },
+        el('source', { mode: 'bind', path: spec.commandSocket }),
+        el('target', { port: 1 }),
+      ),
     );
   }
   (spec.disks ?? []).forEach((path, i) => {

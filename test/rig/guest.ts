@@ -27,7 +27,8 @@ export function guestImage(): Promise<GuestImage> {
     const dir = stdout.trim().split('\n').pop() ?? '';
     const kernel = join(dir, 'vmlinuz');
     const initrd = join(dir, 'initramfs.gz');
-    if (!existsSync(kernel) || !existsSync(initrd)) throw new Error(`build-guest.sh gave no image in ${JSON.stringify(dir)}`);
+    if (!existsSync(kernel) || !existsSync(initrd))
+      throw new Error(`build-guest.sh gave no image in ${JSON.stringify(dir)}`);
     return { kernel, initrd };
   });
   return image;
@@ -128,7 +129,10 @@ export class GuestShell {
         return { output, rc: Number(match[1]) };
       }
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`guest command ${JSON.stringify(command)} gave no answer in ${timeoutMs} ms; got ${JSON.stringify(this.buffer)}`);
+      if (left <= 0)
+        throw new Error(
+          `guest command ${JSON.stringify(command)} gave no answer in ${timeoutMs} ms; got ${JSON.stringify(this.buffer)}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiter = () => {

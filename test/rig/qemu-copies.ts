@@ -64,7 +64,10 @@ export class CopiesChecker {
       const pids = byUuid.get(uid) ?? [];
       now.set(name, pids.length);
       this.max.set(name, Math.max(this.max.get(name) ?? 0, pids.length));
-      if (pids.length > 1) this.violations.push(`${name}: ${pids.length} QEMUs (${pids.join(', ')}) at +${Date.now() - this.startedAt} ms`);
+      if (pids.length > 1)
+        this.violations.push(
+          `${name}: ${pids.length} QEMUs (${pids.join(', ')}) at +${Date.now() - this.startedAt} ms`,
+        );
     }
     this.samples++;
     return now;

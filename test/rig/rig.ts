@@ -169,7 +169,9 @@ async function ensurePrerequisites(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the libvirt rig needs root (network namespaces, veths, libvirtd)');
   for (const tool of ['/usr/sbin/libvirtd', '/usr/sbin/virtlockd', '/usr/bin/qemu-system-x86_64', '/usr/bin/tini']) {
     if (!existsSync(tool)) {
-      throw new Error(`${tool} is missing: install libvirt-daemon, libvirt-daemon-driver-qemu, qemu-system-x86 and tini (hack/setup.sh)`);
+      throw new Error(
+        `${tool} is missing: install libvirt-daemon, libvirt-daemon-driver-qemu, qemu-system-x86 and tini (hack/setup.sh)`,
+      );
     }
   }
   // libvirtd's QEMU driver refuses to start without user libvirt-qemu and
@@ -185,7 +187,17 @@ async function ensurePrerequisites(): Promise<void> {
   try {
     await run('getent', ['passwd', 'libvirt-qemu']);
   } catch {
-    await run('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--gid', 'libvirt-qemu', '--groups', 'kvm', 'libvirt-qemu']);
+    await run('useradd', [
+      '--system',
+      '--no-create-home',
+      '--shell',
+      '/usr/sbin/nologin',
+      '--gid',
+      'libvirt-qemu',
+      '--groups',
+      'kvm',
+      'libvirt-qemu',
+    ]);
   }
   // Mount points for the private state directories.
   for (const dir of Object.values(STATE_DIRS)) mkdirSync(dir, { recursive: true });
@@ -203,7 +215,11 @@ function confString(value: string): string {
 // microcode) and probes again when it is stale.
 // Hosts without KVM (RigOptions.hideKvm) probe to other capabilities: a cache of their own.
 function capabilitiesCache(hideKvm = false): string {
-  return join(process.env.VIRTFLEET_CACHE ?? join(homedir(), '.cache', 'virtfleet'), 'rig', hideKvm ? 'qemu-capabilities-no-kvm' : 'qemu-capabilities');
+  return join(
+    process.env.VIRTFLEET_CACHE ?? join(homedir(), '.cache', 'virtfleet'),
+    'rig',
+    hideKvm ? 'qemu-capabilities-no-kvm' : 'qemu-capabilities',
+  );
 }
 
 function seedQemuCapabilities(hostDir: string, hideKvm: boolean): void {
@@ -398,7 +414,9 @@ export class RigHost {
       );
       if (ok && existsSync(join(this.runDir, 'libvirtd.pid'))) return;
       if (Date.now() > deadline) {
-        throw new Error(`${this.name}: libvirtd not listening on ${this.address}:${LIBVIRT_PORT} after ${timeoutMs} ms; see ${this.daemonLog()}`);
+        throw new Error(
+          `${this.name}: libvirtd not listening on ${this.address}:${LIBVIRT_PORT} after ${timeoutMs} ms; see ${this.daemonLog()}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -441,7 +459,8 @@ export class RigHost {
     const names = slotNames(this.slot);
     if (method === 'link') {
       // Without the catch-all, this host's packets would leave the machine by the default route.
-      if (!(await hasRigUnreachableRoute())) throw new Error(`refusing to take ${names.outer} down: the unreachable route for ${RIG_RANGE} is missing`);
+      if (!(await hasRigUnreachableRoute()))
+        throw new Error(`refusing to take ${names.outer} down: the unreachable route for ${RIG_RANGE} is missing`);
       await run('ip', ['link', 'set', names.outer, 'down']);
     } else {
       await this.iptables('-I');
@@ -474,12 +493,31 @@ export class RigHost {
    */
   async shape(rateMbit: number): Promise<void> {
     const names = slotNames(this.slot);
-    await run('ip', ['netns', 'exec', names.netns, 'tc', 'qdisc', 'replace', 'dev', names.inner, 'root', 'tbf', 'rate', `${rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms']);
+    await run('ip', [
+      'netns',
+      'exec',
+      names.netns,
+      'tc',
+      'qdisc',
+      'replace',
+      'dev',
+      names.inner,
+      'root',
+      'tbf',
+      'rate',
+      `${rateMbit}mbit`,
+      'burst',
+      '32kbit',
+      'latency',
+      '400ms',
+    ]);
   }
 
   async unshape(): Promise<void> {
     const names = slotNames(this.slot);
-    await run('ip', ['netns', 'exec', names.netns, 'tc', 'qdisc', 'del', 'dev', names.inner, 'root']).catch(() => undefined);
+    await run('ip', ['netns', 'exec', names.netns, 'tc', 'qdisc', 'del', 'dev', names.inner, 'root']).catch(
+      () => undefined,
+    );
   }
 
   private async iptables(op: '-I' | '-D'): Promise<void> {

@@ -33,7 +33,10 @@ export class RunningCopiesChecker {
 
   async start(): Promise<void> {
     for (const host of this.rig.hosts) {
-      this.connections.set(host.name, await LibvirtConnection.open(`qemu+unix:///system?socket=${join(host.runDir, 'libvirt-sock')}`));
+      this.connections.set(
+        host.name,
+        await LibvirtConnection.open(`qemu+unix:///system?socket=${join(host.runDir, 'libvirt-sock')}`),
+      );
     }
     this.startedAt = Date.now();
     await this.sample();
@@ -63,7 +66,10 @@ export class RunningCopiesChecker {
           if (domain) states.set(host, `${domain.state}/${String(domain.reason)}`);
         }
         const running = [...states].filter(([, state]) => /^(running|blocked)\//.test(state));
-        if (running.length > 1) this.violations.push(`${name}: running on ${running.map(([h, s]) => `${h} (${s})`).join(' and ')} at +${at} ms`);
+        if (running.length > 1)
+          this.violations.push(
+            `${name}: running on ${running.map(([h, s]) => `${h} (${s})`).join(' and ')} at +${at} ms`,
+          );
         this.last.set(uid, { at, states });
       }
       this.samples++;
@@ -75,7 +81,9 @@ export class RunningCopiesChecker {
 
   /** Hosts (host0…) where the VM runs in the last sample. */
   runningOn(uid: string): string[] {
-    return [...(this.last.get(uid)?.states ?? [])].filter(([, state]) => /^(running|blocked)\//.test(state)).map(([host]) => host);
+    return [...(this.last.get(uid)?.states ?? [])]
+      .filter(([, state]) => /^(running|blocked)\//.test(state))
+      .map(([host]) => host);
   }
 
   sampling(): string {

@@ -31,15 +31,44 @@ function nodes(node: JsonSchema, path = ''): { path: string; node: JsonSchema }[
     found.push(...nodes(child, path ? `${path}.${name}` : name));
   }
   if (typeof node.items === 'object') found.push(...nodes(node.items as JsonSchema, `${path}[]`));
-  if (typeof node.additionalProperties === 'object') found.push(...nodes(node.additionalProperties as JsonSchema, `${path}{}`));
+  if (typeof node.additionalProperties === 'object')
+    found.push(...nodes(node.additionalProperties as JsonSchema, `${path}{}`));
   return found;
 }
 
 // Short names of the built-in resources of Kubernetes 1.36 (kubectl api-resources); kubectl
 // prefers those, so a CRD claiming one is never reached by it (`ip` is IPAddress since 1.33).
 const BUILT_IN_SHORT_NAMES = [
-  'cj', 'cm', 'crd', 'crds', 'cs', 'csr', 'deploy', 'ds', 'ep', 'ev', 'hpa', 'ing', 'ip', 'limits',
-  'netpol', 'no', 'ns', 'pc', 'pdb', 'po', 'pv', 'pvc', 'quota', 'rc', 'rs', 'sa', 'sc', 'sts', 'svc', 'vac',
+  'cj',
+  'cm',
+  'crd',
+  'crds',
+  'cs',
+  'csr',
+  'deploy',
+  'ds',
+  'ep',
+  'ev',
+  'hpa',
+  'ing',
+  'ip',
+  'limits',
+  'netpol',
+  'no',
+  'ns',
+  'pc',
+  'pdb',
+  'po',
+  'pv',
+  'pvc',
+  'quota',
+  'rc',
+  'rs',
+  'sa',
+  'sc',
+  'sts',
+  'svc',
+  'vac',
 ];
 
 describe('generated CRDs', () => {
@@ -49,7 +78,9 @@ describe('generated CRDs', () => {
     const stale = [...rendered]
       .filter(([name, text]) => !onDisk.includes(name) || readFileSync(join(crdsDir, name), 'utf8') !== text)
       .map(([name]) => `crds/${name} is stale or missing: run npm run gen`);
-    const extra = onDisk.filter((name) => !rendered.has(name)).map((name) => `crds/${name} is not generated from src/api/: delete it or run npm run gen`);
+    const extra = onDisk
+      .filter((name) => !rendered.has(name))
+      .map((name) => `crds/${name} is not generated from src/api/: delete it or run npm run gen`);
     expect([...stale, ...extra]).toEqual([]);
   });
 
@@ -63,24 +94,41 @@ describe('generated CRDs', () => {
     for (const crd of crds) {
       expect(crd.spec.group).toBe('virtfleet.io');
       expect(crd.spec.versions).toHaveLength(1);
-      expect(crd.spec.versions[0]).toMatchObject({ name: 'v1alpha1', served: true, storage: true, subresources: { status: {} } });
+      expect(crd.spec.versions[0]).toMatchObject({
+        name: 'v1alpha1',
+        served: true,
+        storage: true,
+        subresources: { status: {} },
+      });
       expect(crd.spec.names.categories).toEqual(['virtfleet']);
     }
   });
 
   it('names the kinds as documented: vm, hp and iprof; pools are cluster-scoped', () => {
-    expect(crdFor('VirtualMachine').spec).toMatchObject({ scope: 'Namespaced', names: { plural: 'virtualmachines', shortNames: ['vm'] } });
-    expect(crdFor('HostPool').spec).toMatchObject({ scope: 'Cluster', names: { plural: 'hostpools', shortNames: ['hp'] } });
-    expect(crdFor('InstallProfile').spec).toMatchObject({ scope: 'Namespaced', names: { plural: 'installprofiles', shortNames: ['iprof'] } });
+    expect(crdFor('VirtualMachine').spec).toMatchObject({
+      scope: 'Namespaced',
+      names: { plural: 'virtualmachines', shortNames: ['vm'] },
+    });
+    expect(crdFor('HostPool').spec).toMatchObject({
+      scope: 'Cluster',
+      names: { plural: 'hostpools', shortNames: ['hp'] },
+    });
+    expect(crdFor('InstallProfile').spec).toMatchObject({
+      scope: 'Namespaced',
+      names: { plural: 'installprofiles', shortNames: ['iprof'] },
+    });
   });
 
   it('claims no short name that a built-in resource already has', () => {
-    const clashes = crds.flatMap((crd) => crd.spec.names.shortNames.filter((name) => BUILT_IN_SHORT_NAMES.includes(name)));
+    const clashes = crds.flatMap((crd) =>
+      crd.spec.names.shortNames.filter((name) => BUILT_IN_SHORT_NAMES.includes(name)),
+    );
     expect(clashes).toEqual([]);
   });
 
   it('has the printer columns kubectl get shows', () => {
-    const columns = (kind: string) => crdFor(kind).spec.versions[0]?.additionalPrinterColumns.map((c) => (c as { name: string }).name);
+    const columns = (kind: string) =>
+      crdFor(kind).spec.versions[0]?.additionalPrinterColumns.map((c) => (c as { name: string }).name);
     expect(columns('VirtualMachine')).toEqual(['Phase', 'Host', 'Hypervisor', 'IP', 'Ready', 'Age']);
     expect(columns('HostPool')).toEqual(['Ready', 'Hosts-Ready', 'Hosts', 'Strategy', 'Age']);
     expect(columns('InstallProfile')).toEqual(['Valid', 'OS', 'Version', 'Boot', 'Age']);
@@ -92,14 +140,17 @@ describe('generated CRDs', () => {
         .filter(({ path }) => path !== 'metadata')
         .flatMap(({ path, node }) => [
           ...(typeof node.type === 'string' ? [] : [`${crd.spec.names.kind} ${path}: no type`]),
-          ...(typeof node.description === 'string' && node.description.length > 0 ? [] : [`${crd.spec.names.kind} ${path}: no description`]),
+          ...(typeof node.description === 'string' && node.description.length > 0
+            ? []
+            : [`${crd.spec.names.kind} ${path}: no description`]),
         ]),
     );
     expect(missing).toEqual([]);
   });
 
   it('leaves metadata to the API server', () => {
-    for (const crd of crds) expect((schemaOf(crd).properties as Record<string, unknown>).metadata).toEqual({ type: 'object' });
+    for (const crd of crds)
+      expect((schemaOf(crd).properties as Record<string, unknown>).metadata).toEqual({ type: 'object' });
   });
 
   it('uses only what a structural schema allows: no $ref, no unions, maps through additionalProperties alone', () => {
@@ -109,7 +160,8 @@ describe('generated CRDs', () => {
         for (const keyword of ['$ref', '$id', 'anyOf', 'oneOf', 'allOf', 'not', 'patternProperties', 'const']) {
           if (keyword in node) found.push(`${crd.spec.names.kind} ${path}: ${keyword}`);
         }
-        if ('properties' in node && 'additionalProperties' in node) found.push(`${crd.spec.names.kind} ${path}: properties and additionalProperties`);
+        if ('properties' in node && 'additionalProperties' in node)
+          found.push(`${crd.spec.names.kind} ${path}: properties and additionalProperties`);
         return found;
       }),
     );
@@ -118,12 +170,16 @@ describe('generated CRDs', () => {
 
   it('bounds every spec string, list and map, so CEL cost estimates stay finite and no value is unbounded', () => {
     const unbounded = crds.flatMap((crd) =>
-      nodes((schemaOf(crd).properties as Record<string, JsonSchema>).spec as JsonSchema, 'spec').flatMap(({ path, node }) => {
-        if (node.type === 'string' && node.maxLength === undefined && node.enum === undefined) return [`${path}: string without maxLength`];
-        if (node.type === 'array' && node.maxItems === undefined) return [`${path}: list without maxItems`];
-        if (node.type === 'object' && node.additionalProperties !== undefined && node.maxProperties === undefined) return [`${path}: map without maxProperties`];
-        return [];
-      }),
+      nodes((schemaOf(crd).properties as Record<string, JsonSchema>).spec as JsonSchema, 'spec').flatMap(
+        ({ path, node }) => {
+          if (node.type === 'string' && node.maxLength === undefined && node.enum === undefined)
+            return [`${path}: string without maxLength`];
+          if (node.type === 'array' && node.maxItems === undefined) return [`${path}: list without maxItems`];
+          if (node.type === 'object' && node.additionalProperties !== undefined && node.maxProperties === undefined)
+            return [`${path}: map without maxProperties`];
+          return [];
+        },
+      ),
     );
     expect(unbounded).toEqual([]);
   });

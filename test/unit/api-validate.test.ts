@@ -26,7 +26,12 @@ const invalidFixtures = readdirSync(invalidDir)
 
 /** A VirtualMachine that passes, to be broken one field at a time. */
 function vm(spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = { name: 'web-1' }) {
-  return { apiVersion: 'virtfleet.io/v1alpha1', kind: 'VirtualMachine', metadata, spec: { hostPoolRef: { name: 'lab' }, memory: '1Gi', ...spec } };
+  return {
+    apiVersion: 'virtfleet.io/v1alpha1',
+    kind: 'VirtualMachine',
+    metadata,
+    spec: { hostPoolRef: { name: 'lab' }, memory: '1Gi', ...spec },
+  };
 }
 
 describe('example manifests', () => {
@@ -67,20 +72,41 @@ const spec = (extra: Record<string, unknown>) => ({
   firmware: { type: 'bios', secureBoot: false },
   ...extra,
 });
-const probe = (extra: Record<string, unknown>) => ({ initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3, ...extra });
+const probe = (extra: Record<string, unknown>) => ({
+  initialDelaySeconds: 0,
+  periodSeconds: 10,
+  timeoutSeconds: 1,
+  failureThreshold: 3,
+  ...extra,
+});
 
 const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
   'selector-in-needs-values': {
-    holds: [{ key: 'rack', operator: 'In', values: ['a'] }, { key: 'rack', operator: 'Exists' }],
-    fails: [{ key: 'rack', operator: 'In' }, { key: 'rack', operator: 'NotIn', values: [] }],
+    holds: [
+      { key: 'rack', operator: 'In', values: ['a'] },
+      { key: 'rack', operator: 'Exists' },
+    ],
+    fails: [
+      { key: 'rack', operator: 'In' },
+      { key: 'rack', operator: 'NotIn', values: [] },
+    ],
   },
   'selector-exists-forbids-values': {
-    holds: [{ key: 'rack', operator: 'Exists' }, { key: 'rack', operator: 'DoesNotExist', values: [] }],
+    holds: [
+      { key: 'rack', operator: 'Exists' },
+      { key: 'rack', operator: 'DoesNotExist', values: [] },
+    ],
     fails: [{ key: 'rack', operator: 'Exists', values: ['a'] }],
   },
   'vm-cpu-total': {
-    holds: [{ cores: 1, sockets: 1, threads: 1 }, { cores: 256, sockets: 2, threads: 1 }],
-    fails: [{ cores: 256, sockets: 2, threads: 2 }, { cores: 256, sockets: 16, threads: 8 }],
+    holds: [
+      { cores: 1, sockets: 1, threads: 1 },
+      { cores: 256, sockets: 2, threads: 1 },
+    ],
+    fails: [
+      { cores: 256, sockets: 2, threads: 2 },
+      { cores: 256, sockets: 16, threads: 8 },
+    ],
   },
   'vm-memory-bounds': {
     // Strings that are not quantities are the pattern's business, as in CEL's isQuantity guard.
@@ -88,12 +114,19 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
     fails: ['16777215', '15Mi', '512m', '16.1Ti', '17Ti', '1e20'],
   },
   'vm-secure-boot-needs-uefi': {
-    holds: [{ type: 'uefi', secureBoot: true }, { type: 'bios', secureBoot: false }],
+    holds: [
+      { type: 'uefi', secureBoot: true },
+      { type: 'bios', secureBoot: false },
+    ],
     fails: [{ type: 'bios', secureBoot: true }],
   },
   'vm-disk-one-source': {
     holds: [{ blank: {} }, { image: { url: 'https://x/y' } }, { clone: { volume: 'v' } }],
-    fails: [{}, { blank: {}, clone: { volume: 'v' } }, { blank: {}, image: { url: 'https://x/y' }, clone: { volume: 'v' } }],
+    fails: [
+      {},
+      { blank: {}, clone: { volume: 'v' } },
+      { blank: {}, image: { url: 'https://x/y' }, clone: { volume: 'v' } },
+    ],
   },
   'vm-disk-min-size': { holds: ['1Mi', '20Gi', '1048576'], fails: ['1Ki', '1048575', '0'] },
   // Issue 11: 99e99 and 8Ei (2^63, libvirt's "numerical overflow") passed and failed on the host for ever.
@@ -120,7 +153,11 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
     fails: [{ name: 'n', network: 'default', bridge: 'br0' }],
   },
   'vm-health-one-probe': {
-    holds: [probe({ guestAgent: {} }), probe({ tcp: { port: 22 } }), probe({ http: { port: 80, path: '/', scheme: 'HTTP' } })],
+    holds: [
+      probe({ guestAgent: {} }),
+      probe({ tcp: { port: 22 } }),
+      probe({ http: { port: 80, path: '/', scheme: 'HTTP' } }),
+    ],
     fails: [probe({}), probe({ guestAgent: {}, tcp: { port: 22 } })],
   },
   'vm-health-timeout-below-period': {
@@ -128,24 +165,43 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
     fails: [probe({ timeoutSeconds: 10, periodSeconds: 10 }), probe({ timeoutSeconds: 30, periodSeconds: 10 })],
   },
   'vm-backoff-order': {
-    holds: [{ initialSeconds: 1, maxSeconds: 300 }, { initialSeconds: 5, maxSeconds: 5 }],
+    holds: [
+      { initialSeconds: 1, maxSeconds: 300 },
+      { initialSeconds: 5, maxSeconds: 5 },
+    ],
     fails: [{ initialSeconds: 6, maxSeconds: 5 }],
   },
   'vm-xen-settings-need-xen': {
-    holds: [spec({ hypervisor: 'xen', xen: { mode: 'hvm' } }), spec({ hypervisor: 'auto', xen: { mode: 'pv' } }), spec({ hypervisor: 'kvm' })],
+    holds: [
+      spec({ hypervisor: 'xen', xen: { mode: 'hvm' } }),
+      spec({ hypervisor: 'auto', xen: { mode: 'pv' } }),
+      spec({ hypervisor: 'kvm' }),
+    ],
     fails: [spec({ hypervisor: 'kvm', xen: { mode: 'hvm' } })],
   },
   'vm-xen-pv-without-uefi': {
-    holds: [spec({ xen: { mode: 'pv' } }), spec({ xen: { mode: 'hvm' }, firmware: { type: 'uefi', secureBoot: false } }), spec({ firmware: { type: 'uefi', secureBoot: false } })],
+    holds: [
+      spec({ xen: { mode: 'pv' } }),
+      spec({ xen: { mode: 'hvm' }, firmware: { type: 'uefi', secureBoot: false } }),
+      spec({ firmware: { type: 'uefi', secureBoot: false } }),
+    ],
     fails: [spec({ xen: { mode: 'pv' }, firmware: { type: 'uefi', secureBoot: false } })],
   },
   'vm-boot-order-unique': {
-    holds: [spec({}), spec({ disks: [disk({ bootOrder: 1 }), disk({ name: 'e', bootOrder: 2 }), disk({ name: 'f' }), disk({ name: 'g' })] })],
+    holds: [
+      spec({}),
+      spec({
+        disks: [disk({ bootOrder: 1 }), disk({ name: 'e', bootOrder: 2 }), disk({ name: 'f' }), disk({ name: 'g' })],
+      }),
+    ],
     fails: [spec({ disks: [disk({ bootOrder: 1 }), disk({ name: 'e', bootOrder: 1 })] })],
   },
   'vm-install-needs-disk': {
     holds: [spec({}), spec({ install: { profileRef: { name: 'p' } }, disks: [disk({})] })],
-    fails: [spec({ install: { profileRef: { name: 'p' } } }), spec({ install: { profileRef: { name: 'p' } }, disks: [] })],
+    fails: [
+      spec({ install: { profileRef: { name: 'p' } } }),
+      spec({ install: { profileRef: { name: 'p' } }, disks: [] }),
+    ],
   },
   'vm-install-or-kernel-boot': {
     holds: [spec({ install: { profileRef: { name: 'p' } } }), spec({ kernelBoot: { kernel: '/boot/vmlinuz' } })],
@@ -185,7 +241,11 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
       { mountPoint: 'biosboot', fsType: 'biosboot' },
       { mountPoint: '/boot/efi', fsType: 'vfat' },
     ],
-    fails: [{ mountPoint: '/', fsType: 'swap' }, { mountPoint: 'swap', fsType: 'xfs' }, { mountPoint: '/boot', fsType: 'biosboot' }],
+    fails: [
+      { mountPoint: '/', fsType: 'swap' },
+      { mountPoint: 'swap', fsType: 'xfs' },
+      { mountPoint: '/boot', fsType: 'biosboot' },
+    ],
   },
   'ip-manual-needs-parts': {
     holds: [{ mode: 'auto' }, { mode: 'manual', parts: [{ mountPoint: '/' }] }],
@@ -197,11 +257,25 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
   },
   'ip-post-no-section-lines': {
     holds: [{ script: 'echo hi\necho 100%\n' }, { script: 'printf "%s" x\n' }, { script: '' }],
-    fails: [{ script: 'echo hi\n%end\n' }, { script: '%end' }, { script: 'a\n  %packages\n' }, { script: 'a\r\n\t%end\r\n' }, { script: 'a\n\u00a0%end\n' }, { script: '\u2003\t%post' }],
+    fails: [
+      { script: 'echo hi\n%end\n' },
+      { script: '%end' },
+      { script: 'a\n  %packages\n' },
+      { script: 'a\r\n\t%end\r\n' },
+      { script: 'a\n\u00a0%end\n' },
+      { script: '\u2003\t%post' },
+    ],
   },
   'ip-post-no-control-characters': {
     holds: [{ script: 'echo hi\n\techo 100%\n' }, { script: 'echo café ✓\n' }, { script: '' }],
-    fails: [{ script: 'a\r\n' }, { script: 'echo x\x1c%end\n' }, { script: 'echo x\x85%end' }, { script: 'a\u2028b' }, { script: 'a\x0bb' }, { script: 'a\x00' }],
+    fails: [
+      { script: 'a\r\n' },
+      { script: 'echo x\x1c%end\n' },
+      { script: 'echo x\x85%end' },
+      { script: 'a\u2028b' },
+      { script: 'a\x0bb' },
+      { script: 'a\x00' },
+    ],
   },
   'ip-initrd-needs-kernel': {
     holds: [{}, { kernelUrl: 'https://x/k', initrdUrl: 'https://x/i' }, { kernelUrl: 'https://x/k' }],
@@ -263,13 +337,25 @@ describe('validateObject', () => {
   });
 
   it('passes other API groups untouched, whatever they contain', () => {
-    expect(validateObject({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'Not_A_Name' }, stringData: { a: 1 } })).toEqual([]);
-    expect(validateObject({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'x' }, spec: { foo: 1 } })).toEqual([]);
+    expect(
+      validateObject({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'Not_A_Name' }, stringData: { a: 1 } }),
+    ).toEqual([]);
+    expect(
+      validateObject({
+        apiVersion: 'kubevirt.io/v1',
+        kind: 'VirtualMachine',
+        metadata: { name: 'x' },
+        spec: { foo: 1 },
+      }),
+    ).toEqual([]);
   });
 
   it('refuses unknown virtfleet.io kinds and versions other than v1alpha1', () => {
     expect(validateObject({ ...vm(), kind: 'VirtualMachin' })).toEqual([
-      { path: 'kind', message: 'unknown kind "VirtualMachin" in virtfleet.io; known kinds: VirtualMachine, HostPool, InstallProfile' },
+      {
+        path: 'kind',
+        message: 'unknown kind "VirtualMachin" in virtfleet.io; known kinds: VirtualMachine, HostPool, InstallProfile',
+      },
     ]);
     expect(validateObject({ ...vm(), apiVersion: 'virtfleet.io/v1' })).toEqual([
       { path: 'apiVersion', message: '"virtfleet.io/v1" is not served; use virtfleet.io/v1alpha1' },
@@ -280,26 +366,37 @@ describe('validateObject', () => {
     expect(validateObject({ kind: 'VirtualMachine' }).map((p) => p.path)).toEqual(['apiVersion']);
     expect(validateObject(vm({}, {})).map((p) => p.path)).toEqual(['metadata.name']);
     expect(validateObject(vm({}, { name: 'db.example' }))).toEqual([]);
-    expect(validateObject(vm({}, { name: 'web', namespace: 'team.a' })).map((p) => p.path)).toEqual(['metadata.namespace']);
-    expect(validateObject(vm({}, { name: 'x'.repeat(254) }))[0]?.message).toBe('must be at most 253 characters long (got 254)');
+    expect(validateObject(vm({}, { name: 'web', namespace: 'team.a' })).map((p) => p.path)).toEqual([
+      'metadata.namespace',
+    ]);
+    expect(validateObject(vm({}, { name: 'x'.repeat(254) }))[0]?.message).toBe(
+      'must be at most 253 characters long (got 254)',
+    );
   });
 
   it('refuses a disk size that is not a whole number of bytes up to 1Pi, with a message that names the fix', () => {
     const sized = (size: string) => vm({ disks: [{ name: 'd', size, source: { blank: {} } }] });
     expect(validateObject(sized('1048576.5'))).toEqual([
-      { path: 'spec.disks[0].size', message: expect.stringMatching(/^size must be a whole number of bytes.*e\.g\. 1536Mi instead of 1\.5Gi/) },
+      {
+        path: 'spec.disks[0].size',
+        message: expect.stringMatching(/^size must be a whole number of bytes.*e\.g\. 1536Mi instead of 1\.5Gi/),
+      },
     ]);
     for (const size of ['99e99', '8Ei']) {
-      expect(validateObject(sized(size))).toEqual([{ path: 'spec.disks[0].size', message: expect.stringMatching(/^size must be at most 1Pi /) }]);
+      expect(validateObject(sized(size))).toEqual([
+        { path: 'spec.disks[0].size', message: expect.stringMatching(/^size must be at most 1Pi /) },
+      ]);
     }
     expect(validateObject(sized('1Pi'))).toEqual([]);
   });
 
   it("refuses '.' and '..' segments in the kernel and initrd paths", () => {
-    expect(validateObject(vm({ kernelBoot: { kernel: '/boot/../etc/shadow', initrd: '/boot/./initrd.img' } }))).toEqual([
-      { path: 'spec.kernelBoot.kernel', message: expect.stringContaining("may not contain '.' or '..' segments") },
-      { path: 'spec.kernelBoot.initrd', message: expect.stringContaining("may not contain '.' or '..' segments") },
-    ]);
+    expect(validateObject(vm({ kernelBoot: { kernel: '/boot/../etc/shadow', initrd: '/boot/./initrd.img' } }))).toEqual(
+      [
+        { path: 'spec.kernelBoot.kernel', message: expect.stringContaining("may not contain '.' or '..' segments") },
+        { path: 'spec.kernelBoot.initrd', message: expect.stringContaining("may not contain '.' or '..' segments") },
+      ],
+    );
     expect(validateObject(vm({ kernelBoot: { kernel: '/boot/.vmlinuz', initrd: '/boot/..img' } }))).toEqual([]);
   });
 
@@ -316,7 +413,13 @@ describe('validateObject', () => {
       },
     });
     const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholder';
-    for (const [separator, name] of [['\u2028', 'U+2028'], ['\u2029', 'U+2029'], ['\u0085', 'U+0085'], ['\u009b', 'U+009B'], ['\u0080', 'U+0080']]) {
+    for (const [separator, name] of [
+      ['\u2028', 'U+2028'],
+      ['\u2029', 'U+2029'],
+      ['\u0085', 'U+0085'],
+      ['\u009b', 'U+009B'],
+      ['\u0080', 'U+0080'],
+    ]) {
       expect(validateObject(profile(`${key} a@b${separator}%end`))).toEqual([
         { path: 'spec.rootSSHAuthorizedKeys[0]', message: expect.stringContaining(`(character 53 is ${name})`) },
       ]);
@@ -331,7 +434,10 @@ describe('validateObject', () => {
       expect(
         meta({
           labels: { tier: 'web', 'app.kubernetes.io/name': 'shop', 'example.com/empty': '', a: 'A-b_c.9', 'k.x': null },
-          annotations: { 'Example.COM/Owner': 'any text\nat all: ✓', 'kubectl.kubernetes.io/last-applied-configuration': '{}' },
+          annotations: {
+            'Example.COM/Owner': 'any text\nat all: ✓',
+            'kubectl.kubernetes.io/last-applied-configuration': '{}',
+          },
         }),
       ).toEqual([]);
     });
@@ -357,18 +463,26 @@ describe('validateObject', () => {
         expect.stringMatching(/^label key "\/x" has an empty prefix/),
         expect.stringMatching(/^label key "a\/b\/c" has more than one '\/'/),
         expect.stringMatching(/^label key "n{64}" has a name longer than 63 characters \(got 64\)/),
-        'label "tier": "web/1" is not a label value (letters, digits, \'-\', \'_\' and \'.\', starting and ending with a letter or digit)',
+        "label \"tier\": \"web/1\" is not a label value (letters, digits, '-', '_' and '.', starting and ending with a letter or digit)",
         'label "long": the value must be at most 63 characters long (got 64)',
         'label "number": the value must be a string (got 1): put it in quotes',
         'label "yes": the value must be a string (got true): put it in quotes',
       ]);
-      expect(meta({ labels: ['tier=web'] })).toEqual([{ path: 'metadata.labels', message: 'must be a mapping of label keys to values (got a list)' }]);
+      expect(meta({ labels: ['tier=web'] })).toEqual([
+        { path: 'metadata.labels', message: 'must be a mapping of label keys to values (got a list)' },
+      ]);
     });
 
     it('refuses bad annotation keys (case does not matter) and values that are not strings', () => {
       expect(meta({ annotations: { 'Example.COM/Ok': 'x', 'not ok': 'x', replicas: 3 } })).toEqual([
-        { path: 'metadata.annotations', message: expect.stringMatching(/^annotation key "not ok" has a name that is not letters/) },
-        { path: 'metadata.annotations', message: 'annotation "replicas": the value must be a string (got 3): put it in quotes' },
+        {
+          path: 'metadata.annotations',
+          message: expect.stringMatching(/^annotation key "not ok" has a name that is not letters/),
+        },
+        {
+          path: 'metadata.annotations',
+          message: 'annotation "replicas": the value must be a string (got 3): put it in quotes',
+        },
       ]);
     });
 
@@ -378,7 +492,9 @@ describe('validateObject', () => {
       expect(meta({ annotations: { note: 'x'.repeat(262141) } })).toEqual([
         {
           path: 'metadata.annotations',
-          message: expect.stringMatching(/^Too long: may not be more than 262144 bytes \(keys and values hold 262145 bytes together\)/),
+          message: expect.stringMatching(
+            /^Too long: may not be more than 262144 bytes \(keys and values hold 262145 bytes together\)/,
+          ),
         },
       ]);
       // Bytes, not characters: 'é' is two bytes in UTF-8.
@@ -389,7 +505,9 @@ describe('validateObject', () => {
     });
 
     it('refuses fields ObjectMeta does not have, with a guess', () => {
-      expect(meta({ label: { tier: 'web' } })).toEqual([{ path: 'metadata.label', message: 'unknown field (did you mean labels?)' }]);
+      expect(meta({ label: { tier: 'web' } })).toEqual([
+        { path: 'metadata.label', message: 'unknown field (did you mean labels?)' },
+      ]);
       expect(meta({ uid: 'x', finalizers: [], ownerReferences: [], generateName: 'w-' })).toEqual([]);
     });
   });
@@ -404,16 +522,22 @@ describe('validateObject', () => {
     expect(validateObject(vm({ memory: 2048 }))).toEqual([
       { path: 'spec.memory', message: 'must be a string such as "2Gi" (got 2048): put the value in quotes' },
     ]);
-    expect(validateObject(vm({ cpu: { cores: 'four' } }))).toEqual([{ path: 'spec.cpu.cores', message: 'must be an integer (got "four")' }]);
+    expect(validateObject(vm({ cpu: { cores: 'four' } }))).toEqual([
+      { path: 'spec.cpu.cores', message: 'must be an integer (got "four")' },
+    ]);
   });
 
   it('names unknown fields, and suggests the field that was probably meant', () => {
     expect(validateObject(vm({ foo: 1 }))).toEqual([{ path: 'spec.foo', message: 'unknown field' }]);
-    expect(validateObject(vm({ runstrategy: 'Always' }))).toEqual([{ path: 'spec.runstrategy', message: 'unknown field (did you mean runStrategy?)' }]);
+    expect(validateObject(vm({ runstrategy: 'Always' }))).toEqual([
+      { path: 'spec.runstrategy', message: 'unknown field (did you mean runStrategy?)' },
+    ]);
   });
 
   it('applies defaults before the rules, as the API server does (firmware.type defaults to bios)', () => {
-    expect(validateObject(vm({ firmware: { secureBoot: true } })).map((p) => p.path)).toEqual(['spec.firmware.secureBoot']);
+    expect(validateObject(vm({ firmware: { secureBoot: true } })).map((p) => p.path)).toEqual([
+      'spec.firmware.secureBoot',
+    ]);
     expect(validateObject(vm({ firmware: { type: 'uefi', secureBoot: true } }))).toEqual([]);
   });
 
@@ -432,8 +556,18 @@ describe('validateObject', () => {
       { name: 'h2', uri: 'test:///default', hypervisor: 'kvm' },
       { name: 'h1', uri: 'test:///default', hypervisor: 'kvm' },
     ];
-    expect(validateObject({ apiVersion: 'virtfleet.io/v1alpha1', kind: 'HostPool', metadata: { name: 'p' }, spec: { hosts } })).toEqual([
-      { path: 'spec.hosts[2]', message: 'duplicate name "h1": already used by spec.hosts[0]; each entry needs its own name' },
+    expect(
+      validateObject({
+        apiVersion: 'virtfleet.io/v1alpha1',
+        kind: 'HostPool',
+        metadata: { name: 'p' },
+        spec: { hosts },
+      }),
+    ).toEqual([
+      {
+        path: 'spec.hosts[2]',
+        message: 'duplicate name "h1": already used by spec.hosts[0]; each entry needs its own name',
+      },
     ]);
   });
 
@@ -471,28 +605,44 @@ describe('validateText', () => {
       expect.objectContaining({ file: 'multi.yaml', line: 11, object: 'VirtualMachine/web-1', path: 'spec.memory' }),
       expect.objectContaining({ line: 15, object: 'document 3', path: 'metadata.name' }),
       // A missing field points at its parent.
-      expect.objectContaining({ line: 16, object: 'document 3', path: 'spec.memory', message: 'required field is missing' }),
+      expect.objectContaining({
+        line: 16,
+        object: 'document 3',
+        path: 'spec.memory',
+        message: 'required field is missing',
+      }),
     ]);
   });
 
   it('reports YAML syntax errors with their line', () => {
     const report = validateText('apiVersion: v1\nkind: [Secret\nmetadata: {name: a}\n', 'broken.yaml');
     expect(report.problems.length).toBeGreaterThan(0);
-    expect(report.problems[0]).toMatchObject({ file: 'broken.yaml', path: '', message: expect.stringMatching(/^YAML syntax error: /) });
+    expect(report.problems[0]).toMatchObject({
+      file: 'broken.yaml',
+      path: '',
+      message: expect.stringMatching(/^YAML syntax error: /),
+    });
     expect(report.problems[0]?.line).toBeGreaterThanOrEqual(2);
   });
 
   it('reads YAML 1.1 as the API server does: yes is a boolean', () => {
-    const text = 'apiVersion: virtfleet.io/v1alpha1\nkind: VirtualMachine\nmetadata: {name: a}\nspec:\n  hostPoolRef: {name: lab}\n  memory: 1Gi\n  disks:\n  - name: d\n    readOnly: yes\n    source: {clone: {volume: v}}\n';
+    const text =
+      'apiVersion: virtfleet.io/v1alpha1\nkind: VirtualMachine\nmetadata: {name: a}\nspec:\n  hostPoolRef: {name: lab}\n  memory: 1Gi\n  disks:\n  - name: d\n    readOnly: yes\n    source: {clone: {volume: v}}\n';
     expect(validateText(text, 'yes.yaml').problems).toEqual([]);
   });
 
   it('reads JSON', () => {
-    expect(validateText(JSON.stringify(vm({ memory: '4x' })), 'vm.json').problems.map((p) => p.path)).toEqual(['spec.memory']);
+    expect(validateText(JSON.stringify(vm({ memory: '4x' })), 'vm.json').problems.map((p) => p.path)).toEqual([
+      'spec.memory',
+    ]);
   });
 
   it('skips empty documents', () => {
-    expect(validateText('---\n---\n# nothing\n', 'empty.yaml')).toEqual({ file: 'empty.yaml', objects: 0, problems: [] });
+    expect(validateText('---\n---\n# nothing\n', 'empty.yaml')).toEqual({
+      file: 'empty.yaml',
+      objects: 0,
+      problems: [],
+    });
   });
 });
 
@@ -506,9 +656,14 @@ interface Run {
 
 function virtfleet(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', ...args],
+      { cwd: root },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -520,7 +675,11 @@ describe('virtfleet validate (CLI)', () => {
   }, 30000);
 
   it('exits 1 and prints FILE:LINE: Kind/name: PATH: MESSAGE for each problem', async () => {
-    const run = await virtfleet('validate', 'test/fixtures/invalid/vm-memory-not-a-quantity.yaml', 'test/fixtures/invalid/hp-duplicate-host-names.yaml');
+    const run = await virtfleet(
+      'validate',
+      'test/fixtures/invalid/vm-memory-not-a-quantity.yaml',
+      'test/fixtures/invalid/hp-duplicate-host-names.yaml',
+    );
     expect(run.code).toBe(1);
     expect(run.stdout.trimEnd().split('\n')).toEqual([
       'test/fixtures/invalid/vm-memory-not-a-quantity.yaml:10: VirtualMachine/vm-memory-not-a-quantity: spec.memory: "2GB" is not a Kubernetes quantity (use e.g. 2Gi or 2048Mi)',
@@ -534,18 +693,25 @@ describe('virtfleet validate (CLI)', () => {
     expect(run.code).toBe(1);
     for (const { name, expected } of invalidFixtures) {
       expect(run.stdout).toContain(`test/fixtures/invalid/${name}:`);
-      expect(run.stdout).toMatch(new RegExp(`invalid/${name.replace(/\./g, '\\.')}:\\d+: [^:]+: ${expected.replace(/[.[\]]/g, '\\$&')}: `));
+      expect(run.stdout).toMatch(
+        new RegExp(`invalid/${name.replace(/\./g, '\\.')}:\\d+: [^:]+: ${expected.replace(/[.[\]]/g, '\\$&')}: `),
+      );
     }
   }, 30000);
 
   it('labels objects in a multi-document file and reports YAML syntax errors with a line', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'virtfleet-validate-'));
     const file = join(dir, 'multi.yaml');
-    writeFileSync(file, `${JSON.stringify(vm())}\n---\n${JSON.stringify(vm({ memory: '1MB' }, { name: 'web-2' }))}\n---\nkind: [\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify(vm())}\n---\n${JSON.stringify(vm({ memory: '1MB' }, { name: 'web-2' }))}\n---\nkind: [\n`,
+    );
     const run = await virtfleet('validate', file);
     expect(run.code).toBe(1);
     const lines = run.stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe(`${file}:3: VirtualMachine/web-2: spec.memory: "1MB" is not a Kubernetes quantity (use e.g. 2Gi or 2048Mi)`);
+    expect(lines[0]).toBe(
+      `${file}:3: VirtualMachine/web-2: spec.memory: "1MB" is not a Kubernetes quantity (use e.g. 2Gi or 2048Mi)`,
+    );
     expect(lines[1]).toMatch(new RegExp(`^${file.replace(/[.]/g, '\\.')}:\\d+: document 3: YAML syntax error: `));
   }, 30000);
 

@@ -13,11 +13,17 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 const home = mkdtempSync(join(tmpdir(), 'virtfleet-no-kubeconfig-'));
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
-function virtfleet(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function virtfleet(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'KUBECONFIG'));
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: { ...inherited, HOME: home, ...env } }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', ...args],
+      { env: { ...inherited, HOME: home, ...env } },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
     );
   });
 }
@@ -40,7 +46,9 @@ describe('the CLI without a kubeconfig', () => {
     const result = await virtfleet(['ks', 'render', 'p']);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toContain(`virtfleet ks render: no kubeconfig: $KUBECONFIG is not set, ${LOOKED_FOR} does not exist`);
+    expect(result.stderr).toContain(
+      `virtfleet ks render: no kubeconfig: $KUBECONFIG is not set, ${LOOKED_FOR} does not exist`,
+    );
     expect(result.stderr).toContain('--kubeconfig FILE or KUBECONFIG=FILE');
     expect(result.stderr).toContain('without a cluster: virtfleet ks render --file PROFILE.yaml');
     expect(result.stderr).not.toContain('HTTP protocol');

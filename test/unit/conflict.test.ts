@@ -15,8 +15,20 @@ describe('retryOnConflict', () => {
 
   it('gives up after the last attempt and passes other errors through at once', async () => {
     let calls = 0;
-    await expect(retryOnConflict(async () => { calls++; throw new ApiError(409, 'Conflict', 'again'); }, { attempts: 2 })).rejects.toThrow('again');
+    await expect(
+      retryOnConflict(
+        async () => {
+          calls++;
+          throw new ApiError(409, 'Conflict', 'again');
+        },
+        { attempts: 2 },
+      ),
+    ).rejects.toThrow('again');
     expect(calls).toBe(2);
-    await expect(retryOnConflict(async () => { throw new ApiError(403, 'Forbidden', 'no'); })).rejects.toThrow('no');
+    await expect(
+      retryOnConflict(async () => {
+        throw new ApiError(403, 'Forbidden', 'no');
+      }),
+    ).rejects.toThrow('no');
   });
 });

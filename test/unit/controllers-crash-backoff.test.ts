@@ -7,7 +7,9 @@ const noJitter = () => 0;
 
 describe('backoffDelayMs', () => {
   it('restarts the first failure at once, then doubles from initialSeconds up to maxSeconds', () => {
-    expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelayMs(n, spec, noJitter))).toEqual([0, 1000, 2000, 4000, 8000, 8000, 8000]);
+    expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelayMs(n, spec, noJitter))).toEqual([
+      0, 1000, 2000, 4000, 8000, 8000, 8000,
+    ]);
   });
   it('takes up to 10 % off at random, never adds', () => {
     expect(backoffDelayMs(3, spec, () => 1)).toBe(1800);

@@ -14,7 +14,8 @@ const neverStarted = { state: 'shutoff' as const, reason: 'unknown' };
 
 describe('powerAction', () => {
   it('keeps an Always VM running whatever stopped it', () => {
-    for (const domain of [crashed, guestOff, neverStarted]) expect(powerAction('Always', domain, undefined, 0, 1000)).toEqual({ action: 'start' });
+    for (const domain of [crashed, guestOff, neverStarted])
+      expect(powerAction('Always', domain, undefined, 0, 1000)).toEqual({ action: 'start' });
     expect(powerAction('Always', running, undefined, 0, 1000)).toEqual({ action: 'none' });
   });
 
@@ -89,8 +90,14 @@ function host(overrides: Partial<FleetHost>): FleetHost {
 
 describe('hostReadiness', () => {
   it('takes the declared hypervisor where libvirt cannot tell, and says so when nothing is declared', () => {
-    expect(hostReadiness(host({ facts: facts('test', 'TEST'), declared: 'xen' }), 3)).toEqual({ ready: true, hypervisor: 'xen' });
-    expect(hostReadiness(host({ facts: facts('test', 'TEST') }), 3)).toMatchObject({ ready: false, reason: 'HypervisorUnknown' });
+    expect(hostReadiness(host({ facts: facts('test', 'TEST'), declared: 'xen' }), 3)).toEqual({
+      ready: true,
+      hypervisor: 'xen',
+    });
+    expect(hostReadiness(host({ facts: facts('test', 'TEST') }), 3)).toMatchObject({
+      ready: false,
+      reason: 'HypervisorUnknown',
+    });
   });
 
   it('refuses a host whose declared hypervisor contradicts the detected one', () => {
@@ -102,21 +109,49 @@ describe('hostReadiness', () => {
   it('stays ready below the failure threshold, and is NotReady at it or on a disconnect', () => {
     const known = { facts: facts('kvm', 'QEMU'), lastError: 'timeout' };
     expect(hostReadiness(host({ ...known, missedBeats: 2 }), 3)).toEqual({ ready: true, hypervisor: 'kvm' });
-    expect(hostReadiness(host({ ...known, missedBeats: 3 }), 3)).toMatchObject({ ready: false, reason: 'HeartbeatMissed' });
-    expect(hostReadiness(host({ ...known, disconnected: { reason: 'keepalive' } }), 3)).toMatchObject({ ready: false, reason: 'Disconnected' });
+    expect(hostReadiness(host({ ...known, missedBeats: 3 }), 3)).toMatchObject({
+      ready: false,
+      reason: 'HeartbeatMissed',
+    });
+    expect(hostReadiness(host({ ...known, disconnected: { reason: 'keepalive' } }), 3)).toMatchObject({
+      ready: false,
+      reason: 'Disconnected',
+    });
   });
 
   it('is NotReady with the reason and message of a credentials problem, whatever else is known', () => {
-    const problem = { reason: 'CredentialsNotFound', message: 'Secret virtfleet-system/ssh-key (credentialsSecretRef) does not exist' };
-    const readiness = hostReadiness(host({ credentialsSecret: { name: 'ssh-key', namespace: 'virtfleet-system' }, credentialsProblem: problem, facts: facts('kvm', 'QEMU') }), 3);
+    const problem = {
+      reason: 'CredentialsNotFound',
+      message: 'Secret virtfleet-system/ssh-key (credentialsSecretRef) does not exist',
+    };
+    const readiness = hostReadiness(
+      host({
+        credentialsSecret: { name: 'ssh-key', namespace: 'virtfleet-system' },
+        credentialsProblem: problem,
+        facts: facts('kvm', 'QEMU'),
+      }),
+      3,
+    );
     expect(readiness).toEqual({ ready: false, ...problem });
     // A Secret reference whose Secret is usable is no problem.
-    expect(hostReadiness(host({ credentialsSecret: { name: 'ssh-key', namespace: 'virtfleet-system' }, facts: facts('kvm', 'QEMU') }), 3)).toEqual({ ready: true, hypervisor: 'kvm' });
+    expect(
+      hostReadiness(
+        host({ credentialsSecret: { name: 'ssh-key', namespace: 'virtfleet-system' }, facts: facts('kvm', 'QEMU') }),
+        3,
+      ),
+    ).toEqual({ ready: true, hypervisor: 'kvm' });
   });
 });
 
 describe('bytesToQuantity', () => {
   it('uses the largest binary unit that divides the value', () => {
-    expect([0, 1024, 128 * 2 ** 20, 4 * 2 ** 30, 1536 * 2 ** 20, 1000].map(bytesToQuantity)).toEqual(['0', '1Ki', '128Mi', '4Gi', '1536Mi', '1000']);
+    expect([0, 1024, 128 * 2 ** 20, 4 * 2 ** 30, 1536 * 2 ** 20, 1000].map(bytesToQuantity)).toEqual([
+      '0',
+      '1Ki',
+      '128Mi',
+      '4Gi',
+      '1536Mi',
+      '1000',
+    ]);
   });
 });

@@ -42,19 +42,33 @@ export function kvmInput(overrides: Partial<DomainXmlInput> = {}, spec: Partial<
   };
 }
 
-export function xenInput(mode: 'hvm' | 'pv', overrides: Partial<DomainXmlInput> = {}, spec: Partial<DomainSpec> = {}): DomainXmlInput {
+export function xenInput(
+  mode: 'hvm' | 'pv',
+  overrides: Partial<DomainXmlInput> = {},
+  spec: Partial<DomainSpec> = {},
+): DomainXmlInput {
   return kvmInput({ target: { hypervisor: 'xen' }, ...overrides }, { xen: { mode }, ...spec });
 }
 
-const KERNEL = { kernel: '/var/lib/virtfleet/boot/vmlinuz', initrd: '/var/lib/virtfleet/boot/initrd.img', cmdline: 'console=ttyS0 quiet' };
+const KERNEL = {
+  kernel: '/var/lib/virtfleet/boot/vmlinuz',
+  initrd: '/var/lib/virtfleet/boot/initrd.img',
+  cmdline: 'console=ttyS0 quiet',
+};
 
 export const MATRIX: [string, DomainXmlInput][] = [
   ['kvm, TCG, defaults', kvmInput()],
   ['kvm, accelerated, pc machine', kvmInput({ target: { hypervisor: 'kvm', kvmUsable: true, machine: 'pc' } })],
-  ['kvm, emulator path', kvmInput({ target: { hypervisor: 'kvm', kvmUsable: false, emulator: '/usr/bin/qemu-system-x86_64' } })],
+  [
+    'kvm, emulator path',
+    kvmInput({ target: { hypervisor: 'kvm', kvmUsable: false, emulator: '/usr/bin/qemu-system-x86_64' } }),
+  ],
   ['kvm, uefi', kvmInput({}, { firmware: { type: 'uefi', secureBoot: false } })],
   ['kvm, uefi secure boot', kvmInput({}, { firmware: { type: 'uefi', secureBoot: true } })],
-  ['kvm, 16 vCPUs host-passthrough', kvmInput({}, { cpu: { sockets: 2, cores: 4, threads: 2, model: 'host-passthrough' } })],
+  [
+    'kvm, 16 vCPUs host-passthrough',
+    kvmInput({}, { cpu: { sockets: 2, cores: 4, threads: 2, model: 'host-passthrough' } }),
+  ],
   ['kvm, host-model', kvmInput({}, { cpu: { sockets: 1, cores: 2, threads: 1, model: 'host-model' } })],
   ['kvm, custom CPU model', kvmInput({}, { cpu: { sockets: 1, cores: 4, threads: 1, model: 'Skylake-Server' } })],
   ['kvm, 512 vCPUs', kvmInput({}, { cpu: { sockets: 16, cores: 16, threads: 2 } })],
@@ -63,8 +77,14 @@ export const MATRIX: [string, DomainXmlInput][] = [
   ['kvm, decimal 1G memory', kvmInput({}, { memory: '1G' })],
   ['kvm, 16Ti memory', kvmInput({}, { memory: '16Ti' })],
   ['kvm, no disks or networks', kvmInput({}, { disks: [], networks: [] })],
-  ['kvm, a virtlockd lease', kvmInput({ lease: { lockspaceDir: '/var/lib/libvirt/lockd/files', key: `virtfleet-${UID}` } })],
-  ['xen, a virtlockd lease', xenInput('hvm', { lease: { lockspaceDir: '/srv/shared/lockspace/', key: `virtfleet-${UID}` } })],
+  [
+    'kvm, a virtlockd lease',
+    kvmInput({ lease: { lockspaceDir: '/var/lib/libvirt/lockd/files', key: `virtfleet-${UID}` } }),
+  ],
+  [
+    'xen, a virtlockd lease',
+    xenInput('hvm', { lease: { lockspaceDir: '/srv/shared/lockspace/', key: `virtfleet-${UID}` } }),
+  ],
   [
     'kvm, disks on every bus with boot order and read-only',
     kvmInput(
@@ -95,16 +115,50 @@ export const MATRIX: [string, DomainXmlInput][] = [
     ),
   ],
   ['kvm, direct kernel boot', kvmInput({}, { kernelBoot: KERNEL, disks: [] })],
-  ['kvm, kernel boot with quotes in cmdline', kvmInput({}, { kernelBoot: { ...KERNEL, cmdline: `a="b c" d='<e>' f=&g` } })],
+  [
+    'kvm, kernel boot with quotes in cmdline',
+    kvmInput({}, { kernelBoot: { ...KERNEL, cmdline: `a="b c" d='<e>' f=&g` } }),
+  ],
   ['kvm, serial log file', kvmInput({ serialLogPath: '/var/log/virtfleet/default_web-1.log' })],
   ['kvm, no guest agent', kvmInput({ guestAgent: false })],
   ['kvm, long names', kvmInput({ namespace: 'n'.repeat(63), name: `${'a'.repeat(60)}.${'b'.repeat(60)}` })],
   ['xen hvm, defaults', xenInput('hvm')],
-  ['xen hvm, uefi, 8 vCPUs host-passthrough', xenInput('hvm', {}, { firmware: { type: 'uefi', secureBoot: false }, cpu: { sockets: 1, cores: 4, threads: 2, model: 'host-passthrough' } })],
-  ['xen hvm, sata disk and emulated NIC', xenInput('hvm', {}, { disks: [disk('root'), disk('data', { bus: 'sata', bootOrder: 1 })], networks: [nic('eth0', { model: 'e1000' }), nic('eth1', { bridge: 'xenbr0' })] })],
+  [
+    'xen hvm, uefi, 8 vCPUs host-passthrough',
+    xenInput(
+      'hvm',
+      {},
+      {
+        firmware: { type: 'uefi', secureBoot: false },
+        cpu: { sockets: 1, cores: 4, threads: 2, model: 'host-passthrough' },
+      },
+    ),
+  ],
+  [
+    'xen hvm, sata disk and emulated NIC',
+    xenInput(
+      'hvm',
+      {},
+      {
+        disks: [disk('root'), disk('data', { bus: 'sata', bootOrder: 1 })],
+        networks: [nic('eth0', { model: 'e1000' }), nic('eth1', { bridge: 'xenbr0' })],
+      },
+    ),
+  ],
   ['xen hvm, serial log file', xenInput('hvm', { serialLogPath: '/var/log/virtfleet/xen-hvm.log' })],
   ['xen hvm, 4Gi memory', xenInput('hvm', {}, { memory: '4Gi' })],
   ['xen pv, kernel boot', xenInput('pv', {}, { kernelBoot: KERNEL })],
   ['xen pv, bootloader', xenInput('pv', { target: { hypervisor: 'xen', bootloader: '/usr/lib/xen-4.17/bin/pygrub' } })],
-  ['xen pv, two disks and bridge', xenInput('pv', {}, { kernelBoot: KERNEL, disks: [disk('root'), disk('data', { readOnly: true })], networks: [nic('eth0', { bridge: 'xenbr0' })] })],
+  [
+    'xen pv, two disks and bridge',
+    xenInput(
+      'pv',
+      {},
+      {
+        kernelBoot: KERNEL,
+        disks: [disk('root'), disk('data', { readOnly: true })],
+        networks: [nic('eth0', { bridge: 'xenbr0' })],
+      },
+    ),
+  ],
 ];

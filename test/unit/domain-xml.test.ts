@@ -59,7 +59,9 @@ function expectDomainFor(input: DomainXmlInput, domain: XmlElement): void {
   expect(child(os, 'type')?.text).toBe(pv ? 'xen' : 'hvm');
   expect(os.attrs.firmware).toBe(spec.firmware.type === 'uefi' ? 'efi' : undefined);
   if (spec.firmware.type === 'uefi') {
-    const features = childrenNamed(must(child(os, 'firmware'), 'firmware'), 'feature').map((f) => `${f.attrs.name}=${f.attrs.enabled}`);
+    const features = childrenNamed(must(child(os, 'firmware'), 'firmware'), 'feature').map(
+      (f) => `${f.attrs.name}=${f.attrs.enabled}`,
+    );
     expect(features).toContain(`secure-boot=${spec.firmware.secureBoot ? 'yes' : 'no'}`);
   }
   if (spec.kernelBoot) {
@@ -92,7 +94,9 @@ function expectDomainFor(input: DomainXmlInput, domain: XmlElement): void {
   const consoles = childrenNamed(devices, 'console');
   const serials = childrenNamed(devices, 'serial');
   expect(consoles.length + serials.length).toBeGreaterThan(0);
-  const agent = childrenNamed(devices, 'channel').find((c) => child(c, 'target')?.attrs.name === 'org.qemu.guest_agent.0');
+  const agent = childrenNamed(devices, 'channel').find(
+    (c) => child(c, 'target')?.attrs.name === 'org.qemu.guest_agent.0',
+  );
   expect(agent !== undefined).toBe(target.hypervisor === 'kvm' && input.guestAgent !== false);
 }
 
@@ -124,7 +128,8 @@ describe('buildDomainXml: structure', () => {
   });
 
   it('writes host-passthrough, host-model and custom CPU models', () => {
-    const cpu = (model: string) => must(child(build(kvmInput({}, { cpu: { sockets: 1, cores: 2, threads: 1, model } })), 'cpu'), 'cpu');
+    const cpu = (model: string) =>
+      must(child(build(kvmInput({}, { cpu: { sockets: 1, cores: 2, threads: 1, model } })), 'cpu'), 'cpu');
     expect(cpu('host-passthrough').attrs.mode).toBe('host-passthrough');
     expect(cpu('host-model').attrs.mode).toBe('host-model');
     const custom = cpu('Skylake-Server');
@@ -144,15 +149,22 @@ describe('buildDomainXml: structure', () => {
 
   it('names disks per bus (vda, sda, …), boots the first disk unless an order is given', () => {
     const domain = build(
-      kvmInput({}, { disks: [disk('root'), disk('data', { bus: 'sata' }), disk('seed', { bus: 'scsi', readOnly: true }), disk('scratch')] }),
+      kvmInput(
+        {},
+        {
+          disks: [
+            disk('root'),
+            disk('data', { bus: 'sata' }),
+            disk('seed', { bus: 'scsi', readOnly: true }),
+            disk('scratch'),
+          ],
+        },
+      ),
     );
     const devices = must(child(domain, 'devices'), 'devices');
-    expect(childrenNamed(devices, 'disk').map((d) => `${child(d, 'target')?.attrs.dev}/${child(d, 'target')?.attrs.bus}`)).toEqual([
-      'vda/virtio',
-      'sda/sata',
-      'sdb/scsi',
-      'vdb/virtio',
-    ]);
+    expect(
+      childrenNamed(devices, 'disk').map((d) => `${child(d, 'target')?.attrs.dev}/${child(d, 'target')?.attrs.bus}`),
+    ).toEqual(['vda/virtio', 'sda/sata', 'sdb/scsi', 'vdb/virtio']);
     expect(childrenNamed(devices, 'controller').map((c) => c.attrs.model)).toEqual(['virtio-scsi']);
     expect(child(domain, 'os', 'boot')?.attrs.dev).toBe('hd');
     const ordered = build(kvmInput({}, { disks: [disk('root'), disk('data', { bootOrder: 1 })] }));
@@ -162,7 +174,10 @@ describe('buildDomainXml: structure', () => {
   });
 
   it('joins the default network, a named network or a bridge, with a MAC that stays put across builds', () => {
-    const input = kvmInput({}, { networks: [nic('eth0'), nic('eth1', { network: 'pxe' }), nic('eth2', { bridge: 'br0', model: 'e1000' })] });
+    const input = kvmInput(
+      {},
+      { networks: [nic('eth0'), nic('eth1', { network: 'pxe' }), nic('eth2', { bridge: 'br0', model: 'e1000' })] },
+    );
     const nics = childrenNamed(must(child(build(input), 'devices'), 'devices'), 'interface');
     expect(nics.map((n) => [n.attrs.type, child(n, 'source')?.attrs, child(n, 'model')?.attrs.type])).toEqual([
       ['network', { network: 'default' }, 'virtio'],
@@ -186,10 +201,22 @@ describe('buildDomainXml: structure', () => {
 
   it('boots a kernel directly, with initrd and command line', () => {
     const os = must(
-      child(build(kvmInput({}, { kernelBoot: { kernel: '/boot/vmlinuz', initrd: '/boot/initrd', cmdline: 'console=ttyS0' }, disks: [] })), 'os'),
+      child(
+        build(
+          kvmInput(
+            {},
+            { kernelBoot: { kernel: '/boot/vmlinuz', initrd: '/boot/initrd', cmdline: 'console=ttyS0' }, disks: [] },
+          ),
+        ),
+        'os',
+      ),
       'os',
     );
-    expect([child(os, 'kernel')?.text, child(os, 'initrd')?.text, child(os, 'cmdline')?.text]).toEqual(['/boot/vmlinuz', '/boot/initrd', 'console=ttyS0']);
+    expect([child(os, 'kernel')?.text, child(os, 'initrd')?.text, child(os, 'cmdline')?.text]).toEqual([
+      '/boot/vmlinuz',
+      '/boot/initrd',
+      'console=ttyS0',
+    ]);
     expect(child(os, 'boot')).toBeUndefined();
   });
 
@@ -298,7 +325,9 @@ const FIELDS: Field[] = [
 ];
 
 describe('buildDomainXml: hostile values', () => {
-  const cases = FIELDS.flatMap(([field, apply]) => HOSTILE.map((value) => [field, JSON.stringify(value).slice(0, 60), apply, value] as const));
+  const cases = FIELDS.flatMap(([field, apply]) =>
+    HOSTILE.map((value) => [field, JSON.stringify(value).slice(0, 60), apply, value] as const),
+  );
 
   it.each(cases)('refuses %s = %s, naming the field', (field, _shown, apply, value) => {
     const error = refusal(apply(value));
@@ -308,8 +337,15 @@ describe('buildDomainXml: hostile values', () => {
 
   it('escapes a kernel command line with quotes, angle brackets and entities: it stays text, no element is added', () => {
     const baseline = countElements(build(kvmInput({}, { kernelBoot: { kernel: '/boot/vmlinuz', cmdline: 'quiet' } })));
-        // Entity-like text stays literal: '&amp;' comes back as '&amp;', '&#10;' never becomes a newline.
-    const cmdlines = [`x'><devices><disk/></devices><name>`, `a="b" c='d' <e> &f; &amp;`, 'quiet&#10;init=/bin/sh', ']]>', '<!-- x -->', '<'.repeat(4096)];
+    // Entity-like text stays literal: '&amp;' comes back as '&amp;', '&#10;' never becomes a newline.
+    const cmdlines = [
+      `x'><devices><disk/></devices><name>`,
+      `a="b" c='d' <e> &f; &amp;`,
+      'quiet&#10;init=/bin/sh',
+      ']]>',
+      '<!-- x -->',
+      '<'.repeat(4096),
+    ];
     for (const cmdline of cmdlines) {
       const { xml } = buildDomainXml(kvmInput({}, { kernelBoot: { kernel: '/boot/vmlinuz', cmdline } }));
       const domain = parseXml(xml);
@@ -328,7 +364,9 @@ describe('buildDomainXml: hostile values', () => {
     ['a lone surrogate', 'quiet\udc00'],
     ['more than 4096 characters', 'a'.repeat(4097)],
   ])('refuses a kernel command line with %s', (_what, cmdline) => {
-    expect(refusal(kvmInput({}, { kernelBoot: { kernel: '/boot/vmlinuz', cmdline } })).field).toBe('spec.kernelBoot.cmdline');
+    expect(refusal(kvmInput({}, { kernelBoot: { kernel: '/boot/vmlinuz', cmdline } })).field).toBe(
+      'spec.kernelBoot.cmdline',
+    );
   });
 
   it.each([
@@ -341,18 +379,50 @@ describe('buildDomainXml: hostile values', () => {
     ['a disk without an image', 'disks.extra', kvmInput({}, { disks: [disk('extra')] })],
     ['two disks of one name', 'spec.disks[1].name', kvmInput({}, { disks: [disk('root'), disk('root')] })],
     ['two NICs of one name', 'spec.networks[1].name', kvmInput({}, { networks: [nic('eth0'), nic('eth0')] })],
-    ['a NIC with network and bridge', 'spec.networks[0].bridge', kvmInput({}, { networks: [nic('eth0', { network: 'a', bridge: 'br0' })] })],
+    [
+      'a NIC with network and bridge',
+      'spec.networks[0].bridge',
+      kvmInput({}, { networks: [nic('eth0', { network: 'a', bridge: 'br0' })] }),
+    ],
     ['a NIC with nowhere to go', 'spec.networks[0].network', kvmInput({ defaultNetwork: undefined })],
-    ['a multicast MAC', 'spec.networks[0].macAddress', kvmInput({}, { networks: [nic('eth0', { macAddress: '01:00:5e:00:00:01' })] })],
+    [
+      'a multicast MAC',
+      'spec.networks[0].macAddress',
+      kvmInput({}, { networks: [nic('eth0', { macAddress: '01:00:5e:00:00:01' })] }),
+    ],
     ['an upper-case UID', 'metadata.uid', kvmInput({ uid: UID.toUpperCase() })],
     ['spec.xen on KVM', 'spec.xen', kvmInput({}, { xen: { mode: 'hvm' } })],
-    ['Secure Boot on Xen', 'spec.firmware.secureBoot', xenInput('hvm', {}, { firmware: { type: 'uefi', secureBoot: true } })],
-    ['UEFI on Xen PV', 'spec.firmware.type', xenInput('pv', {}, { firmware: { type: 'uefi', secureBoot: false }, kernelBoot: { kernel: '/boot/k' } })],
+    [
+      'Secure Boot on Xen',
+      'spec.firmware.secureBoot',
+      xenInput('hvm', {}, { firmware: { type: 'uefi', secureBoot: true } }),
+    ],
+    [
+      'UEFI on Xen PV',
+      'spec.firmware.type',
+      xenInput('pv', {}, { firmware: { type: 'uefi', secureBoot: false }, kernelBoot: { kernel: '/boot/k' } }),
+    ],
     ['Xen PV with nothing to boot', 'spec.kernelBoot', xenInput('pv')],
-    ['a SATA disk on Xen PV', 'spec.disks[0].bus', xenInput('pv', {}, { kernelBoot: { kernel: '/boot/k' }, disks: [disk('root', { bus: 'sata' })] })],
-    ['an emulated NIC on Xen PV', 'spec.networks[0].model', xenInput('pv', {}, { kernelBoot: { kernel: '/boot/k' }, networks: [nic('eth0', { model: 'e1000' })] })],
-    ['a serial log on Xen PV', 'serialLogPath', xenInput('pv', { serialLogPath: '/var/log/x' }, { kernelBoot: { kernel: '/boot/k' } })],
-    ['a CPU model on Xen', 'spec.cpu.model', xenInput('hvm', {}, { cpu: { sockets: 1, cores: 1, threads: 1, model: 'Skylake-Server' } })],
+    [
+      'a SATA disk on Xen PV',
+      'spec.disks[0].bus',
+      xenInput('pv', {}, { kernelBoot: { kernel: '/boot/k' }, disks: [disk('root', { bus: 'sata' })] }),
+    ],
+    [
+      'an emulated NIC on Xen PV',
+      'spec.networks[0].model',
+      xenInput('pv', {}, { kernelBoot: { kernel: '/boot/k' }, networks: [nic('eth0', { model: 'e1000' })] }),
+    ],
+    [
+      'a serial log on Xen PV',
+      'serialLogPath',
+      xenInput('pv', { serialLogPath: '/var/log/x' }, { kernelBoot: { kernel: '/boot/k' } }),
+    ],
+    [
+      'a CPU model on Xen',
+      'spec.cpu.model',
+      xenInput('hvm', {}, { cpu: { sockets: 1, cores: 1, threads: 1, model: 'Skylake-Server' } }),
+    ],
   ])('refuses %s', (_what, field, input) => {
     expect(refusal(input).field).toBe(field);
   });
@@ -360,7 +430,19 @@ describe('buildDomainXml: hostile values', () => {
 
 describe('the VM lease (HostPool spec.leases)', () => {
   it('names the lockspace as libvirt and virtlockd join it: target path + lockspace name = the lockspace directory', () => {
-    const lease = must(child(must(child(build(kvmInput({ lease: { lockspaceDir: '/var/lib/libvirt/lockd/files/', key: `virtfleet-${UID}` } })), 'devices'), 'devices'), 'lease'), 'lease');
+    const lease = must(
+      child(
+        must(
+          child(
+            build(kvmInput({ lease: { lockspaceDir: '/var/lib/libvirt/lockd/files/', key: `virtfleet-${UID}` } })),
+            'devices',
+          ),
+          'devices',
+        ),
+        'lease',
+      ),
+      'lease',
+    );
     expect(child(lease, 'lockspace')?.text).toBe('files');
     expect(child(lease, 'key')?.text).toBe(`virtfleet-${UID}`);
     expect(child(lease, 'target')?.attrs).toEqual({ path: '/var/lib/libvirt/lockd' });

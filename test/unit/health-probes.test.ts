@@ -35,21 +35,36 @@ afterAll(async () => {
 
 describe('tcpProbe', () => {
   it('succeeds when something accepts the connection', async () => {
-    expect(await tcpProbe('127.0.0.1', tcpPort, 1000)).toEqual({ ok: true, message: `tcp 127.0.0.1:${tcpPort}: connected` });
+    expect(await tcpProbe('127.0.0.1', tcpPort, 1000)).toEqual({
+      ok: true,
+      message: `tcp 127.0.0.1:${tcpPort}: connected`,
+    });
   });
   it('fails with the reason when nothing listens', async () => {
-    expect(await tcpProbe('127.0.0.1', closedPort, 1000)).toEqual({ ok: false, message: `tcp 127.0.0.1:${closedPort}: ECONNREFUSED` });
+    expect(await tcpProbe('127.0.0.1', closedPort, 1000)).toEqual({
+      ok: false,
+      message: `tcp 127.0.0.1:${closedPort}: ECONNREFUSED`,
+    });
   });
 });
 
 describe('httpProbe', () => {
   it('is healthy on 2xx and 3xx, not on 5xx', async () => {
-    expect(await httpProbe('127.0.0.1', httpPort, '/healthz', 'HTTP', 1000)).toEqual({ ok: true, message: `http://127.0.0.1:${httpPort}/healthz: HTTP 200` });
+    expect(await httpProbe('127.0.0.1', httpPort, '/healthz', 'HTTP', 1000)).toEqual({
+      ok: true,
+      message: `http://127.0.0.1:${httpPort}/healthz: HTTP 200`,
+    });
     expect((await httpProbe('127.0.0.1', httpPort, '/moved', 'HTTP', 1000)).ok).toBe(true);
-    expect(await httpProbe('127.0.0.1', httpPort, '/broken', 'HTTP', 1000)).toEqual({ ok: false, message: `http://127.0.0.1:${httpPort}/broken: HTTP 503` });
+    expect(await httpProbe('127.0.0.1', httpPort, '/broken', 'HTTP', 1000)).toEqual({
+      ok: false,
+      message: `http://127.0.0.1:${httpPort}/broken: HTTP 503`,
+    });
   });
   it('fails when nothing listens', async () => {
-    expect(await httpProbe('127.0.0.1', closedPort, '/', 'HTTP', 1000)).toEqual({ ok: false, message: `http://127.0.0.1:${closedPort}/: ECONNREFUSED` });
+    expect(await httpProbe('127.0.0.1', closedPort, '/', 'HTTP', 1000)).toEqual({
+      ok: false,
+      message: `http://127.0.0.1:${closedPort}/: ECONNREFUSED`,
+    });
   });
 });
 
@@ -63,6 +78,13 @@ describe('probeOnce', () => {
     });
   });
   it('probes the address with the check it is given', async () => {
-    expect((await probeOnce({ ...check, http: { port: httpPort, path: '/healthz', scheme: 'HTTP' } }, { address: '127.0.0.1', uid: 'u', hypervisor })).ok).toBe(true);
+    expect(
+      (
+        await probeOnce(
+          { ...check, http: { port: httpPort, path: '/healthz', scheme: 'HTTP' } },
+          { address: '127.0.0.1', uid: 'u', hypervisor },
+        )
+      ).ok,
+    ).toBe(true);
   });
 });

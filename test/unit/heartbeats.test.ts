@@ -13,7 +13,13 @@ describe('heartbeats', () => {
   });
 
   it('never go to a host whose credentials cannot be used', () => {
-    expect(beatDue({ lastBeatAt: 0, credentialsProblem: { reason: 'CredentialsNotFound', message: 'no Secret' } }, PERIOD, T)).toBe(false);
+    expect(
+      beatDue(
+        { lastBeatAt: 0, credentialsProblem: { reason: 'CredentialsNotFound', message: 'no Secret' } },
+        PERIOD,
+        T,
+      ),
+    ).toBe(false);
   });
 
   it('bring the pool back when the earliest host is due, within [50 ms, one period]', () => {

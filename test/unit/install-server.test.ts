@@ -79,7 +79,9 @@ describe('Kickstart URLs', () => {
 
   it('are shown without their token', () => {
     expect(redactKickstartUrl(`http://10.0.0.2:8082/ks/${UID}/${token}`)).toBe(`http://10.0.0.2:8082/ks/${UID}/…`);
-    expect(redactKickstartUrl(`inst.ks=http://h/base/ks/${UID}/${token} inst.text`)).toBe(`inst.ks=http://h/base/ks/${UID}/… inst.text`);
+    expect(redactKickstartUrl(`inst.ks=http://h/base/ks/${UID}/${token} inst.text`)).toBe(
+      `inst.ks=http://h/base/ks/${UID}/… inst.text`,
+    );
   });
 
   it('start with the URL base guests use: given, or the scheme and the bound address', () => {
@@ -87,12 +89,20 @@ describe('Kickstart URLs', () => {
     expect(installUrlBase({ address: '10.0.0.2:8082', tls: true })).toBe('https://10.0.0.2:8082');
     expect(installUrlBase({ address: '127.0.0.1:0', tls: false }, 41234)).toBe('http://127.0.0.1:41234');
     expect(installUrlBase({ address: '[fd00::2]:8082', tls: false })).toBe('http://[fd00::2]:8082');
-    expect(installUrlBase({ address: ':8082', urlBase: 'http://203.0.113.7:30082/', tls: false })).toBe('http://203.0.113.7:30082');
-    expect(installUrlBase({ address: ':8082', urlBase: 'https://install.example/virtfleet', tls: true })).toBe('https://install.example/virtfleet');
-    expect(() => installUrlBase({ address: ':8082', tls: false })).toThrow(/listens on every address.*--install-url-base/);
+    expect(installUrlBase({ address: ':8082', urlBase: 'http://203.0.113.7:30082/', tls: false })).toBe(
+      'http://203.0.113.7:30082',
+    );
+    expect(installUrlBase({ address: ':8082', urlBase: 'https://install.example/virtfleet', tls: true })).toBe(
+      'https://install.example/virtfleet',
+    );
+    expect(() => installUrlBase({ address: ':8082', tls: false })).toThrow(
+      /listens on every address.*--install-url-base/,
+    );
     expect(() => installUrlBase({ address: '0.0.0.0:8082', tls: false })).toThrow(/--install-url-base/);
     expect(() => installUrlBase({ address: ':8082', urlBase: 'http://h/a b', tls: false })).toThrow(/is not an http/);
-    expect(() => installUrlBase({ address: ':8082', urlBase: 'http://h/?x=$(id)', tls: false })).toThrow(/is not an http/);
+    expect(() => installUrlBase({ address: ':8082', urlBase: 'http://h/?x=$(id)', tls: false })).toThrow(
+      /is not an http/,
+    );
     expect(() => installUrlBase({ address: ':8082', urlBase: 'ftp://h', tls: false })).toThrow(/is not an http/);
   });
 });
@@ -105,22 +115,34 @@ describe("the installer's boot", () => {
       kernelUrl: 'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os/images/pxeboot/vmlinuz',
       initrdUrl: 'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os/images/pxeboot/initrd.img',
     });
-    expect(installerMedia({ installTree: tree, boot: { method: 'pxe', kernelUrl: 'http://m/k', initrdUrl: 'http://m/i' } })).toEqual({ kernelUrl: 'http://m/k', initrdUrl: 'http://m/i' });
+    expect(
+      installerMedia({ installTree: tree, boot: { method: 'pxe', kernelUrl: 'http://m/k', initrdUrl: 'http://m/i' } }),
+    ).toEqual({ kernelUrl: 'http://m/k', initrdUrl: 'http://m/i' });
   });
 
-  it('boots with inst.ks, the tree, a text install on the serial console, and the profile\'s arguments', () => {
+  it("boots with inst.ks, the tree, a text install on the serial console, and the profile's arguments", () => {
     const url = `http://10.0.0.2:8082/ks/${UID}/${newToken()}`;
-    expect(installerCmdline({ installTree: tree, boot: { method: 'kernel' } }, url)).toBe(`inst.ks=${url} inst.repo=${tree} inst.text console=ttyS0`);
-    expect(installerCmdline({ installTree: tree, boot: { method: 'kernel', extraArgs: 'console=ttyS1,115200 inst.text  ip=dhcp' } }, url)).toBe(
-      `inst.ks=${url} inst.repo=${tree} console=ttyS1,115200 inst.text ip=dhcp`,
+    expect(installerCmdline({ installTree: tree, boot: { method: 'kernel' } }, url)).toBe(
+      `inst.ks=${url} inst.repo=${tree} inst.text console=ttyS0`,
     );
+    expect(
+      installerCmdline(
+        { installTree: tree, boot: { method: 'kernel', extraArgs: 'console=ttyS1,115200 inst.text  ip=dhcp' } },
+        url,
+      ),
+    ).toBe(`inst.ks=${url} inst.repo=${tree} console=ttyS1,115200 inst.text ip=dhcp`);
     // An NFS tree is left to the Kickstart's url line.
-    expect(installerCmdline({ installTree: 'nfs://10.0.0.1/export/rocky', boot: { method: 'kernel' } }, url)).toBe(`inst.ks=${url} inst.text console=ttyS0`);
+    expect(installerCmdline({ installTree: 'nfs://10.0.0.1/export/rocky', boot: { method: 'kernel' } }, url)).toBe(
+      `inst.ks=${url} inst.text console=ttyS0`,
+    );
   });
 
   it('gives its token back from a command line made for the same VM only', () => {
     const token = newToken();
-    const cmdline = installerCmdline({ installTree: tree, boot: { method: 'kernel' } }, `http://lb.example/virtfleet/ks/${UID}/${token}`);
+    const cmdline = installerCmdline(
+      { installTree: tree, boot: { method: 'kernel' } },
+      `http://lb.example/virtfleet/ks/${UID}/${token}`,
+    );
     expect(tokenInCmdline(cmdline, UID)).toBe(token);
     expect(tokenInCmdline(cmdline, OTHER_UID)).toBeUndefined();
     expect(tokenInCmdline('console=ttyS0 root=/dev/vda1', UID)).toBeUndefined();
@@ -222,7 +244,10 @@ describe('the install endpoint', () => {
       `${base}/`,
       `${base}/healthz`,
     ]) {
-      expect({ url: redactKickstartUrl(url), reply: await get(url) }).toEqual({ url: redactKickstartUrl(url), reply: notFound });
+      expect({ url: redactKickstartUrl(url), reply: await get(url) }).toEqual({
+        url: redactKickstartUrl(url),
+        reply: notFound,
+      });
     }
     for (const method of ['POST', 'PUT', 'DELETE', 'HEAD']) {
       const reply = await get(server.urlFor(UID, token), { method });
@@ -261,13 +286,20 @@ describe('the install endpoint over TLS', () => {
 
   it('serves HTTPS with the given certificate, and its URLs say https', async () => {
     const pki = await ensurePki(dir);
-    const server = new InstallServer({ address: '127.0.0.1:0', tls: { certFile: pki.servingCert, keyFile: pki.servingKey }, logger: captureLogs().logger });
+    const server = new InstallServer({
+      address: '127.0.0.1:0',
+      tls: { certFile: pki.servingCert, keyFile: pki.servingKey },
+      logger: captureLogs().logger,
+    });
     server.serveFrom(async () => ({ status: 'ok', text: KICKSTART }));
     const { stop, base } = await running(server);
     try {
       expect(base).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
       const token = server.issue(UID);
-      expect(await get(server.urlFor(UID, token), { ca: readFileSync(pki.caCert) })).toEqual({ status: 200, body: KICKSTART });
+      expect(await get(server.urlFor(UID, token), { ca: readFileSync(pki.caCert) })).toEqual({
+        status: 200,
+        body: KICKSTART,
+      });
       expect((await get(`${base}/ks/${UID}/${newToken()}`, { ca: readFileSync(pki.caCert) })).status).toBe(404);
     } finally {
       await stop();
@@ -281,7 +313,10 @@ describe('the install endpoint over TLS', () => {
   it('reports a port it cannot listen on', async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    const server = new InstallServer({ address: `127.0.0.1:${(taken.address() as AddressInfo).port}`, logger: captureLogs().logger });
+    const server = new InstallServer({
+      address: `127.0.0.1:${(taken.address() as AddressInfo).port}`,
+      logger: captureLogs().logger,
+    });
     await expect(server.run(new AbortController().signal)).rejects.toThrow(/EADDRINUSE/);
     expect(server.status()).toMatchObject({ kind: 'failed', message: expect.stringMatching(/EADDRINUSE/) });
     await new Promise<void>((resolve) => taken.close(() => resolve()));
@@ -294,7 +329,14 @@ describe('the install endpoint over TLS', () => {
 function fakeHost(options: { uploadFails?: boolean } = {}) {
   const volumes = new Map<string, { capacityBytes: number; data?: Buffer }>();
   const calls: string[] = [];
-  const status = (name: string): VolumeStatus => ({ pool: 'vf', name, path: `/pool/${name}`, format: 'raw', capacityBytes: volumes.get(name)!.capacityBytes, allocationBytes: 0 });
+  const status = (name: string): VolumeStatus => ({
+    pool: 'vf',
+    name,
+    path: `/pool/${name}`,
+    format: 'raw',
+    capacityBytes: volumes.get(name)!.capacityBytes,
+    allocationBytes: 0,
+  });
   const host = {
     uri: 'test:///fake',
     volume: async (_pool: string, name: string) => (volumes.has(name) ? status(name) : undefined),
@@ -337,7 +379,9 @@ describe('installer media', () => {
       served.push(req.url ?? '');
       const file = files[req.url ?? ''];
       if (!file) return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-length': file.body.length, ...(file.etag ? { etag: file.etag } : {}) }).end(file.body);
+      res
+        .writeHead(200, { 'content-length': file.body.length, ...(file.etag ? { etag: file.etag } : {}) })
+        .end(file.body);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -349,7 +393,9 @@ describe('installer media', () => {
 
   it('names a volume by the URL and what the server says about the file', () => {
     expect(validatorOf(new Headers({ etag: '"k1"', 'content-length': '9' }))).toBe('etag:"k1"');
-    expect(validatorOf(new Headers({ 'last-modified': 'Tue, 01 Oct 2024 10:00:00 GMT', 'content-length': '9' }))).toBe('modified:Tue, 01 Oct 2024 10:00:00 GMT;length:9');
+    expect(validatorOf(new Headers({ 'last-modified': 'Tue, 01 Oct 2024 10:00:00 GMT', 'content-length': '9' }))).toBe(
+      'modified:Tue, 01 Oct 2024 10:00:00 GMT;length:9',
+    );
     expect(validatorOf(new Headers({ 'content-length': '9' }))).toBe('length:9');
     expect(validatorOf(new Headers())).toBe('');
     const name = installerVolumeName('http://m/vmlinuz', 'etag:"k1"', 'vmlinuz');
@@ -362,9 +408,15 @@ describe('installer media', () => {
     const host = fakeHost();
     let ended = 0;
     const media = new InstallMedia({ onJobEnd: () => ended++, tmpDir: tmpdir() });
-    const urls = { kernelUrl: `${base}/tree/images/pxeboot/vmlinuz`, initrdUrl: `${base}/tree/images/pxeboot/initrd.img` };
+    const urls = {
+      kernelUrl: `${base}/tree/images/pxeboot/vmlinuz`,
+      initrdUrl: `${base}/tree/images/pxeboot/initrd.img`,
+    };
     const first = await media.ensure(host.hypervisor, 'vf', urls);
-    expect(first).toMatchObject({ state: 'pending', message: expect.stringContaining('installer vmlinuz: downloading') });
+    expect(first).toMatchObject({
+      state: 'pending',
+      message: expect.stringContaining('installer vmlinuz: downloading'),
+    });
     let result = first;
     for (let i = 0; i < 200 && result.state !== 'ready'; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -375,7 +427,12 @@ describe('installer media', () => {
     expect(result).toEqual({ state: 'ready', kernel: `/pool/${kernel}`, initrd: `/pool/${initrd}` });
     expect(ended).toBe(2);
     expect(host.volumes.get(kernel)?.data).toEqual(files['/tree/images/pxeboot/vmlinuz']!.body);
-    expect(host.calls.filter((call) => call.includes(kernel))).toEqual([`create ${kernel}.part`, `upload ${kernel}.part`, `clone ${kernel}.part ${kernel}`, `delete ${kernel}.part`]);
+    expect(host.calls.filter((call) => call.includes(kernel))).toEqual([
+      `create ${kernel}.part`,
+      `upload ${kernel}.part`,
+      `clone ${kernel}.part ${kernel}`,
+      `delete ${kernel}.part`,
+    ]);
     expect([...host.volumes.keys()].sort()).toEqual([initrd, kernel].sort());
 
     // Another install from the same URLs: the volumes are there, nothing is downloaded.
@@ -387,24 +444,41 @@ describe('installer media', () => {
   });
 
   it('says what failed: a missing file, an upload the host refuses, a URL it cannot fetch', async () => {
-    const missing = await new InstallMedia().ensure(fakeHost().hypervisor, 'vf', { kernelUrl: `${base}/nope/vmlinuz`, initrdUrl: `${base}/tree/images/pxeboot/initrd.img` });
-    expect(missing).toMatchObject({ state: 'failed', message: expect.stringContaining(`installer vmlinuz ${base}/nope/vmlinuz: HTTP 404`) });
+    const missing = await new InstallMedia().ensure(fakeHost().hypervisor, 'vf', {
+      kernelUrl: `${base}/nope/vmlinuz`,
+      initrdUrl: `${base}/tree/images/pxeboot/initrd.img`,
+    });
+    expect(missing).toMatchObject({
+      state: 'failed',
+      message: expect.stringContaining(`installer vmlinuz ${base}/nope/vmlinuz: HTTP 404`),
+    });
 
     const refusing = fakeHost({ uploadFails: true });
     const media = new InstallMedia({ retryMs: 60_000 });
-    const urls = { kernelUrl: `${base}/tree/images/pxeboot/vmlinuz`, initrdUrl: `${base}/tree/images/pxeboot/initrd.img` };
+    const urls = {
+      kernelUrl: `${base}/tree/images/pxeboot/vmlinuz`,
+      initrdUrl: `${base}/tree/images/pxeboot/initrd.img`,
+    };
     let result = await media.ensure(refusing.hypervisor, 'vf', urls);
     for (let i = 0; i < 200 && result.state === 'pending'; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
       result = await media.ensure(refusing.hypervisor, 'vf', urls);
     }
-    expect(result).toMatchObject({ state: 'failed', message: expect.stringContaining('upload to storage pool vf: this host has no streams') });
+    expect(result).toMatchObject({
+      state: 'failed',
+      message: expect.stringContaining('upload to storage pool vf: this host has no streams'),
+    });
     expect(refusing.volumes.size).toBe(0); // no half-made volume is left
 
-    const nfs = await new InstallMedia().ensure(fakeHost().hypervisor, 'vf', { kernelUrl: 'nfs://10.0.0.1/tree/vmlinuz', initrdUrl: 'nfs://10.0.0.1/tree/initrd.img' });
+    const nfs = await new InstallMedia().ensure(fakeHost().hypervisor, 'vf', {
+      kernelUrl: 'nfs://10.0.0.1/tree/vmlinuz',
+      initrdUrl: 'nfs://10.0.0.1/tree/initrd.img',
+    });
     expect(nfs).toMatchObject({
       state: 'failed',
-      message: expect.stringContaining(`or put the file into storage pool vf on the host as volume ${installerVolumeName('nfs://10.0.0.1/tree/vmlinuz', '', 'vmlinuz')}`),
+      message: expect.stringContaining(
+        `or put the file into storage pool vf on the host as volume ${installerVolumeName('nfs://10.0.0.1/tree/vmlinuz', '', 'vmlinuz')}`,
+      ),
     });
   });
 });

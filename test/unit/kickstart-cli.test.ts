@@ -60,13 +60,21 @@ function capture(): RenderOutput & { stdout: () => string; stderr: () => string 
 describe('virtfleet ks render --file', () => {
   it('prints the Kickstart with password hashes only, and a summary with its sha256', async () => {
     const output = capture();
-    const code = await runRender(undefined, { file: file('profile.yaml', PROFILE), secret: [file('secrets.yaml', SECRETS)] }, output);
+    const code = await runRender(
+      undefined,
+      { file: file('profile.yaml', PROFILE), secret: [file('secrets.yaml', SECRETS)] },
+      output,
+    );
     expect(code).toBe(0);
-    expect(output.stdout()).toMatch(/^# Kickstart of InstallProfile default\/alma-9: AlmaLinux 9\.4 \(rhel family\)\.\n/);
+    expect(output.stdout()).toMatch(
+      /^# Kickstart of InstallProfile default\/alma-9: AlmaLinux 9\.4 \(rhel family\)\.\n/,
+    );
     expect(output.stdout()).toMatch(/^rootpw --iscrypted \$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}$/m);
     expect(output.stdout()).toContain(`user --name=admin --iscrypted --password=${HASH}\n`);
     expect(output.stdout()).toContain('\n%packages\n@core\nqemu-guest-agent\n%end\n');
-    expect(output.stderr()).toMatch(/^virtfleet ks render: InstallProfile default\/alma-9: \d+ lines, sha256:[0-9a-f]{64}\n$/);
+    expect(output.stderr()).toMatch(
+      /^virtfleet ks render: InstallProfile default\/alma-9: \d+ lines, sha256:[0-9a-f]{64}\n$/,
+    );
     expect(output.stdout() + output.stderr()).not.toContain(PLAINTEXT);
   });
 
@@ -78,7 +86,10 @@ describe('virtfleet ks render --file', () => {
   });
 
   it('finds Secrets in the profile file too, in the namespace given with -n', async () => {
-    const both = file('both.yaml', `${PROFILE}---\n${SECRETS.replace('metadata: {name: alma-pw}', 'metadata: {name: alma-pw, namespace: lab}')}`);
+    const both = file(
+      'both.yaml',
+      `${PROFILE}---\n${SECRETS.replace('metadata: {name: alma-pw}', 'metadata: {name: alma-pw, namespace: lab}')}`,
+    );
     const output = capture();
     expect(await runRender(undefined, { file: both, namespace: 'lab' }, output)).toBe(0);
     expect(output.stdout()).toContain('InstallProfile lab/alma-9');
@@ -90,7 +101,9 @@ describe('virtfleet ks render --file', () => {
     const output = capture();
     expect(await runRender(undefined, { file: bad, secret: [join(dir, 'secrets.yaml')] }, output)).toBe(1);
     expect(output.stdout()).toBe('');
-    expect(output.stderr()).toContain(`${bad}:13: InstallProfile/alma-9: spec.packages[1]: "vim\\n%post" is not a package, @group or -exclusion`);
+    expect(output.stderr()).toContain(
+      `${bad}:13: InstallProfile/alma-9: spec.packages[1]: "vim\\n%post" is not a package, @group or -exclusion`,
+    );
   });
 
   it('reports Secret problems by field path, without values, and exits 1', async () => {
@@ -104,10 +117,15 @@ describe('virtfleet ks render --file', () => {
         '',
       ].join('\n'),
     );
-    const withNewline = file('newline.yaml', SECRETS.replace(`root: '${PLAINTEXT}'`, `root: "${PLAINTEXT.replace(/"/g, '\\"')}\\n"`));
+    const withNewline = file(
+      'newline.yaml',
+      SECRETS.replace(`root: '${PLAINTEXT}'`, `root: "${PLAINTEXT.replace(/"/g, '\\"')}\\n"`),
+    );
     const refused = capture();
     expect(await runRender(undefined, { file: join(dir, 'profile.yaml'), secret: [withNewline] }, refused)).toBe(1);
-    expect(refused.stderr()).toContain('spec.rootPassword.secretKeyRef: Secret default/alma-pw key root ends with a line break');
+    expect(refused.stderr()).toContain(
+      'spec.rootPassword.secretKeyRef: Secret default/alma-pw key root ends with a line break',
+    );
     expect(refused.stderr()).not.toContain(PLAINTEXT);
   });
 
@@ -129,7 +147,17 @@ describe('virtfleet ks render --file', () => {
     const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile(
         process.execPath,
-        ['--import', 'tsx', 'src/cli/main.ts', 'ks', 'render', '--file', join(dir, 'profile.yaml'), '--secret', join(dir, 'secrets.yaml')],
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'ks',
+          'render',
+          '--file',
+          join(dir, 'profile.yaml'),
+          '--secret',
+          join(dir, 'secrets.yaml'),
+        ],
         (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
       );
     });

@@ -5,13 +5,21 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it, jest } from '@jest/globals';
 import type { InstallProfileSpec } from '../../src/api/installprofile.js';
 import { derivedSalt, passwordHash, type PasswordSource } from '../../src/provisioning/passwords.js';
-import { HashMemo, resolvePasswords, type SecretLookup, type SecretLookupResult } from '../../src/provisioning/profile-secrets.js';
+import {
+  HashMemo,
+  resolvePasswords,
+  type SecretLookup,
+  type SecretLookupResult,
+} from '../../src/provisioning/profile-secrets.js';
 import { renderProfile } from '../../src/provisioning/profile.js';
 import { sha512Crypt } from '../../src/provisioning/sha512-crypt.js';
 
 /** `openssl passwd -6 -salt SALT` of a password (given on stdin, so it may start with '-'). */
 function openssl(password: string, salt: string): string {
-  return execFileSync('openssl', ['passwd', '-6', '-salt', salt, '-stdin'], { input: `${password}\n`, encoding: 'utf8' }).trim();
+  return execFileSync('openssl', ['passwd', '-6', '-salt', salt, '-stdin'], {
+    input: `${password}\n`,
+    encoding: 'utf8',
+  }).trim();
 }
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -19,7 +27,12 @@ const READY = '$6$abcdefgh$bp46WUxDu2cphMRE0PvVJlqas2imuSq186YS793XKfmqn9XUEL17H
 const PLAINTEXT = 'correct "horse" battery $taple';
 
 function source(value: string | Buffer, key = 'password', seed = 'uid:1234\u00007'): PasswordSource {
-  return { label: `Secret ns/pw key ${key}`, key, value: typeof value === 'string' ? Buffer.from(value, 'utf8') : value, saltSeed: seed };
+  return {
+    label: `Secret ns/pw key ${key}`,
+    key,
+    value: typeof value === 'string' ? Buffer.from(value, 'utf8') : value,
+    saltSeed: seed,
+  };
 }
 
 describe('sha512Crypt', () => {
@@ -32,7 +45,16 @@ describe('sha512Crypt', () => {
     );
   });
 
-  const PASSWORDS = ['a', 'Hello world!', 'pässwörd ☃ 🔑', '-starts-with-dash', 'x'.repeat(64), 'y'.repeat(65), 'z'.repeat(200), ' spaces and "quotes" \\ $HOME '];
+  const PASSWORDS = [
+    'a',
+    'Hello world!',
+    'pässwörd ☃ 🔑',
+    '-starts-with-dash',
+    'x'.repeat(64),
+    'y'.repeat(65),
+    'z'.repeat(200),
+    ' spaces and "quotes" \\ $HOME ',
+  ];
   const SALTS = ['saltstring', 'a', 'AbCdEf./01234567', 'toolongsaltstring0123'];
 
   it.each(PASSWORDS)('equals `openssl passwd -6 -salt SALT` for %j', (password) => {
@@ -72,17 +94,25 @@ describe('passwordHash: what a Secret value may be', () => {
   });
 
   it("derives the salt from the Secret's identity and the key: stable for one Secret version, new with the next", () => {
-    const hashOf = (seed: string, key = 'password') => (passwordHash(source(PLAINTEXT, key, seed)) as { hash: string }).hash;
+    const hashOf = (seed: string, key = 'password') =>
+      (passwordHash(source(PLAINTEXT, key, seed)) as { hash: string }).hash;
     expect(hashOf('uid:a\u00001')).toBe(hashOf('uid:a\u00001'));
     expect(hashOf('uid:a\u00002')).not.toBe(hashOf('uid:a\u00001'));
     expect(hashOf('uid:b\u00001')).not.toBe(hashOf('uid:a\u00001'));
     expect(hashOf('uid:a\u00001', 'root-password')).not.toBe(hashOf('uid:a\u00001'));
     // The salt does not depend on the password (it would let a guess be checked without the rounds).
-    expect(derivedSalt('uid:a\u00001', 'password')).toBe((passwordHash(source('another one', 'password', 'uid:a\u00001')) as { hash: string }).hash.split('$')[2]);
+    expect(derivedSalt('uid:a\u00001', 'password')).toBe(
+      (passwordHash(source('another one', 'password', 'uid:a\u00001')) as { hash: string }).hash.split('$')[2],
+    );
   });
 
   const REFUSED: Array<[string, string | Buffer, string, RegExp]> = [
-    ['a placeholder under a hash key', '$6$CHANGEME$REPLACE-WITH-THE-OUTPUT-OF-openssl-passwd-6', 'password-hash', /holds no crypt hash/],
+    [
+      'a placeholder under a hash key',
+      '$6$CHANGEME$REPLACE-WITH-THE-OUTPUT-OF-openssl-passwd-6',
+      'password-hash',
+      /holds no crypt hash/,
+    ],
     ['a plaintext under a hash key', PLAINTEXT, 'root.crypt', /holds no crypt hash/],
     ['MD5 crypt', '$1$saltsalt$qjXMvbEw8oaL.CzflDugX/', 'password', /too weak/],
     ['a truncated hash', READY.slice(0, 40), 'password', /starts like a crypt hash/],
@@ -105,7 +135,10 @@ describe('passwordHash: what a Secret value may be', () => {
 });
 
 function secretWith(name: string, data: Record<string, string>, resourceVersion = '1'): SecretLookupResult {
-  return { status: 'found', secret: { metadata: { name, namespace: 'ns', uid: `uid-${name}`, resourceVersion }, data } };
+  return {
+    status: 'found',
+    secret: { metadata: { name, namespace: 'ns', uid: `uid-${name}`, resourceVersion }, data },
+  };
 }
 
 const SPEC = {
@@ -121,7 +154,9 @@ const SPEC = {
 describe('resolvePasswords', () => {
   it('reads each Secret once and hashes what needs hashing', async () => {
     const lookup = jest.fn<SecretLookup>(async (name) =>
-      name === 'pw' ? secretWith('pw', { root: b64(PLAINTEXT), 'admin-hash': b64(READY) }) : secretWith('other', { password: b64('ops-pass') }),
+      name === 'pw'
+        ? secretWith('pw', { root: b64(PLAINTEXT), 'admin-hash': b64(READY) })
+        : secretWith('other', { password: b64('ops-pass') }),
     );
     const resolution = await resolvePasswords(SPEC, 'ns', lookup);
     expect(lookup.mock.calls.map(([name]) => name)).toEqual(['pw', 'other']);
@@ -133,20 +168,31 @@ describe('resolvePasswords', () => {
 
   it('reports a missing Secret, a forbidden one and a missing key on the reference, listing keys but no values', async () => {
     const lookup: SecretLookup = async (name) =>
-      name === 'pw' ? secretWith('pw', { root: b64('s3cr3t-value'), unrelated: b64('other-value') }) : { status: 'forbidden', message: 'grant me' };
+      name === 'pw'
+        ? secretWith('pw', { root: b64('s3cr3t-value'), unrelated: b64('other-value') })
+        : { status: 'forbidden', message: 'grant me' };
     const resolution = await resolvePasswords(SPEC, 'ns', lookup);
     expect(resolution.problems).toEqual([
-      { path: 'spec.users[0].passwordSecretRef', kind: 'invalid', message: 'Secret ns/pw has no key admin-hash (its keys: root, unrelated); add it or correct the key' },
+      {
+        path: 'spec.users[0].passwordSecretRef',
+        kind: 'invalid',
+        message: 'Secret ns/pw has no key admin-hash (its keys: root, unrelated); add it or correct the key',
+      },
       { path: 'spec.users[1].passwordSecretRef', kind: 'forbidden', message: 'cannot read Secret ns/other: grant me' },
     ]);
     const missing = await resolvePasswords(SPEC, 'ns', async () => ({ status: 'not-found' }));
-    expect(missing.problems[0]).toEqual({ path: 'spec.rootPassword.secretKeyRef', kind: 'not-found', message: 'Secret ns/pw does not exist; create it with the key root' });
+    expect(missing.problems[0]).toEqual({
+      path: 'spec.rootPassword.secretKeyRef',
+      kind: 'not-found',
+      message: 'Secret ns/pw does not exist; create it with the key root',
+    });
     expect(JSON.stringify([resolution, missing])).not.toMatch(/s3cr3t-value|other-value/);
   });
 
   it('remembers the hash of a plaintext per Secret version', async () => {
     const memo = new HashMemo();
-    const lookup: SecretLookup = async (name) => secretWith(name, { root: b64(PLAINTEXT), 'admin-hash': b64(READY), password: b64('ops') });
+    const lookup: SecretLookup = async (name) =>
+      secretWith(name, { root: b64(PLAINTEXT), 'admin-hash': b64(READY), password: b64('ops') });
     const first = await resolvePasswords(SPEC, 'ns', lookup, memo);
     expect(memo.get('uid-pw\u00001\u0000root')).toBe(first.passwords.root);
     const again = await resolvePasswords(SPEC, 'ns', lookup, memo);
@@ -156,13 +202,20 @@ describe('resolvePasswords', () => {
 
 describe('renderProfile: the plaintext never reaches the file', () => {
   it('gives a user called __proto__ (a valid Linux name) its own password', async () => {
-    const spec = { ...SPEC, users: [{ name: '__proto__', passwordSecretRef: { name: 'pw', key: 'admin-hash' } }] } as unknown as InstallProfileSpec;
-    const result = await renderProfile({ namespace: 'ns', name: 'p', spec }, async () => secretWith('pw', { root: b64(READY), 'admin-hash': b64(READY) }));
+    const spec = {
+      ...SPEC,
+      users: [{ name: '__proto__', passwordSecretRef: { name: 'pw', key: 'admin-hash' } }],
+    } as unknown as InstallProfileSpec;
+    const result = await renderProfile({ namespace: 'ns', name: 'p', spec }, async () =>
+      secretWith('pw', { root: b64(READY), 'admin-hash': b64(READY) }),
+    );
     expect(result.ok && result.text).toContain(`user --name=__proto__ --iscrypted --password=${READY}\n`);
   });
 
-  const lookup = (resourceVersion: string): SecretLookup => async (name) =>
-    secretWith(name, { root: b64(PLAINTEXT), 'admin-hash': b64(READY), password: b64('ops-pass') }, resourceVersion);
+  const lookup =
+    (resourceVersion: string): SecretLookup =>
+    async (name) =>
+      secretWith(name, { root: b64(PLAINTEXT), 'admin-hash': b64(READY), password: b64('ops-pass') }, resourceVersion);
 
   it('renders the hash openssl would make with its salt, the same on every render of the same Secret version', async () => {
     const first = await renderProfile({ namespace: 'ns', name: 'p', spec: SPEC }, lookup('1'));

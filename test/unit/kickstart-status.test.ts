@@ -35,20 +35,26 @@ describe('profileStatus', () => {
 
   it('is Valid=False with one `field: message` per problem, and no hash, when it does not', () => {
     const valid = profileStatus(undefined, 3, RENDERED, T0);
-    const status = profileStatus(valid, 4, {
-      ok: false,
-      problems: [
-        { path: 'spec.packages[3]', kind: 'spec', message: '"a b" is not a package' },
-        { path: 'spec.rootPassword.secretKeyRef', kind: 'not-found', message: 'Secret ns/pw does not exist' },
-      ],
-    }, T1);
+    const status = profileStatus(
+      valid,
+      4,
+      {
+        ok: false,
+        problems: [
+          { path: 'spec.packages[3]', kind: 'spec', message: '"a b" is not a package' },
+          { path: 'spec.rootPassword.secretKeyRef', kind: 'not-found', message: 'Secret ns/pw does not exist' },
+        ],
+      },
+      T1,
+    );
     expect(status).toEqual({
       conditions: [
         {
           type: 'Valid',
           status: 'False',
           reason: 'InvalidSpec',
-          message: 'spec.packages[3]: "a b" is not a package; spec.rootPassword.secretKeyRef: Secret ns/pw does not exist',
+          message:
+            'spec.packages[3]: "a b" is not a package; spec.rootPassword.secretKeyRef: Secret ns/pw does not exist',
           observedGeneration: 4,
           lastTransitionTime: '2026-01-01T01:00:00Z',
         },
@@ -59,21 +65,36 @@ describe('profileStatus', () => {
 
   it('names the Secret problem as the reason when the spec itself is fine', () => {
     const reason = (kinds: Array<'not-found' | 'forbidden' | 'invalid'>) =>
-      profileStatus(undefined, 1, { ok: false, problems: kinds.map((kind) => ({ path: 'p', kind, message: 'm' })) }).conditions![0]!.reason;
+      profileStatus(undefined, 1, { ok: false, problems: kinds.map((kind) => ({ path: 'p', kind, message: 'm' })) })
+        .conditions![0]!.reason;
     expect(reason(['invalid', 'not-found'])).toBe('SecretNotFound');
     expect(reason(['invalid', 'forbidden'])).toBe('SecretForbidden');
     expect(reason(['invalid'])).toBe('InvalidSecret');
   });
 
   it('keeps conditions of other types', () => {
-    const previous = { conditions: [{ type: 'InUse', status: 'True' as const, reason: 'R', message: 'm', lastTransitionTime: '2025-01-01T00:00:00Z' }] };
+    const previous = {
+      conditions: [
+        {
+          type: 'InUse',
+          status: 'True' as const,
+          reason: 'R',
+          message: 'm',
+          lastTransitionTime: '2025-01-01T00:00:00Z',
+        },
+      ],
+    };
     expect(profileStatus(previous, 1, RENDERED, T0).conditions!.map((c) => c.type)).toEqual(['InUse', 'Valid']);
   });
 });
 
 describe('problemsMessage', () => {
   it('cuts a long list and counts the rest', () => {
-    const problems = Array.from({ length: 500 }, (_, i) => ({ path: `spec.packages[${i}]`, kind: 'spec' as const, message: `"bad package ${i}" is not a package` }));
+    const problems = Array.from({ length: 500 }, (_, i) => ({
+      path: `spec.packages[${i}]`,
+      kind: 'spec' as const,
+      message: `"bad package ${i}" is not a package`,
+    }));
     const message = problemsMessage(problems);
     expect(message.length).toBeLessThanOrEqual(4096 + 40);
     expect(message).toMatch(/^spec\.packages\[0\]: /);
@@ -82,7 +103,8 @@ describe('problemsMessage', () => {
 });
 
 describe('secretLookup', () => {
-  const failing = (status: number) => ({ get: async () => Promise.reject(new ApiError(status, 'x', `HTTP ${status}`)) }) as unknown as KubeClient;
+  const failing = (status: number) =>
+    ({ get: async () => Promise.reject(new ApiError(status, 'x', `HTTP ${status}`)) }) as unknown as KubeClient;
 
   it('answers not-found and forbidden (saying how to grant the controller access), and throws anything else for a retry', async () => {
     expect(await secretLookup(failing(404), 'team-a')('pw')).toEqual({ status: 'not-found' });
@@ -97,8 +119,13 @@ describe('secretLookup', () => {
 
   it('reads the Secret of the namespace by name', async () => {
     const calls: unknown[][] = [];
-    const client = { get: async (...args: unknown[]) => (calls.push(args), { metadata: { name: 'pw' }, data: {} }) } as unknown as KubeClient;
-    expect(await secretLookup(client, 'team-a')('pw')).toEqual({ status: 'found', secret: { metadata: { name: 'pw' }, data: {} } });
+    const client = {
+      get: async (...args: unknown[]) => (calls.push(args), { metadata: { name: 'pw' }, data: {} }),
+    } as unknown as KubeClient;
+    expect(await secretLookup(client, 'team-a')('pw')).toEqual({
+      status: 'found',
+      secret: { metadata: { name: 'pw' }, data: {} },
+    });
     expect(calls).toEqual([[expect.objectContaining({ kind: 'Secret', plural: 'secrets' }), 'team-a', 'pw']]);
   });
 });

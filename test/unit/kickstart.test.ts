@@ -7,8 +7,20 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from '@jest/globals';
 import type { InstallProfileSpec } from '../../src/api/installprofile.js';
-import { renderKickstart, renderKickstartText, type KickstartInput, type KickstartResult } from '../../src/provisioning/kickstart.js';
-import { KickstartValueError, command, option, quoted, scriptBody, word } from '../../src/provisioning/kickstart-syntax.js';
+import {
+  renderKickstart,
+  renderKickstartText,
+  type KickstartInput,
+  type KickstartResult,
+} from '../../src/provisioning/kickstart.js';
+import {
+  KickstartValueError,
+  command,
+  option,
+  quoted,
+  scriptBody,
+  word,
+} from '../../src/provisioning/kickstart-syntax.js';
 
 const ROOT_HASH = '$6$abcdefgh$bp46WUxDu2cphMRE0PvVJlqas2imuSq186YS793XKfmqn9XUEL17HECskUTZInaNigNndLLYc7A6yWBmFEFn3/';
 const ADMIN_HASH = '$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7';
@@ -25,14 +37,22 @@ function fullSpec(): InstallProfileSpec {
     timezone: 'Europe/Berlin',
     rootPassword: { secretKeyRef: { name: 'root-pw', key: 'password-hash' } },
     users: [
-      { name: 'admin', groups: ['wheel', 'adm'], passwordSecretRef: { name: 'admin-pw', key: 'hash' }, sshAuthorizedKeys: [KEY] },
+      {
+        name: 'admin',
+        groups: ['wheel', 'adm'],
+        passwordSecretRef: { name: 'admin-pw', key: 'hash' },
+        sshAuthorizedKeys: [KEY],
+      },
       { name: 'deploy' },
     ],
     rootSSHAuthorizedKeys: ['ssh-rsa AAAAB3NzaC1yc2E= root@example'],
     network: { bootProto: 'dhcp', hostname: 'web-1.example' },
     partitioning: { mode: 'auto', clearAll: true },
     packages: ['@^minimal-environment', '@core', 'qemu-guest-agent', '-iwl*-firmware', 'python3.11'],
-    post: { interpreter: '/bin/bash', script: 'set -e\n# a comment, kept\necho "50%" > /etc/motd\n\nprintf "%s\\n" done\n' },
+    post: {
+      interpreter: '/bin/bash',
+      script: 'set -e\n# a comment, kept\necho "50%" > /etc/motd\n\nprintf "%s\\n" done\n',
+    },
     boot: { method: 'pxe', extraArgs: 'console=tty0 console=ttyS0,115200n8 inst.text' },
     timeoutMinutes: 60,
   };
@@ -139,8 +159,23 @@ describe('the Kickstart of a full profile', () => {
     const parsed = pykickstartRead(rendered());
     expect(parsed.errors).toEqual([]);
     expect(parsed.commands.map((words) => words[0])).toEqual([
-      'text', 'url', 'repo', 'lang', 'keyboard', 'timezone', 'network', 'rootpw', 'user', 'user', 'sshkey', 'sshkey',
-      'bootloader', 'zerombr', 'clearpart', 'autopart', 'poweroff',
+      'text',
+      'url',
+      'repo',
+      'lang',
+      'keyboard',
+      'timezone',
+      'network',
+      'rootpw',
+      'user',
+      'user',
+      'sshkey',
+      'sshkey',
+      'bootloader',
+      'zerombr',
+      'clearpart',
+      'autopart',
+      'poweroff',
     ]);
     expect(parsed.sections.map((section) => section.header[0])).toEqual(['%packages', '%post']);
   });
@@ -170,16 +205,25 @@ describe('one directive at a time', () => {
   });
 
   it('url: the install tree', () => {
-    expect(commandsOf(rendered(), 'url')).toEqual([['url', '--url=https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os']]);
+    expect(commandsOf(rendered(), 'url')).toEqual([
+      ['url', '--url=https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os'],
+    ]);
   });
 
   it('repo: one per extra repository, by name', () => {
-    const text = rendered((spec) => spec.repos!.push({ name: 'epel', baseurl: 'https://mirror.example/epel/9/Everything/x86_64/?arch=x86_64&a=(b)' }));
+    const text = rendered((spec) =>
+      spec.repos!.push({ name: 'epel', baseurl: 'https://mirror.example/epel/9/Everything/x86_64/?arch=x86_64&a=(b)' }),
+    );
     expect(commandsOf(text, 'repo')).toEqual([
       ['repo', '--name=appstream', '--baseurl=https://dl.rockylinux.org/pub/rocky/9/AppStream/x86_64/os'],
       ['repo', '--name=epel', '--baseurl=https://mirror.example/epel/9/Everything/x86_64/?arch=x86_64&a=(b)'],
     ]);
-    expect(commandsOf(rendered((spec) => delete spec.repos), 'repo')).toEqual([]);
+    expect(
+      commandsOf(
+        rendered((spec) => delete spec.repos),
+        'repo',
+      ),
+    ).toEqual([]);
   });
 
   it('lang: the system locale', () => {
@@ -195,8 +239,15 @@ describe('one directive at a time', () => {
   });
 
   it('network: dhcp, with a host name when set, activated', () => {
-    expect(commandsOf(rendered(), 'network')).toEqual([['network', '--bootproto=dhcp', '--hostname=web-1.example', '--activate']]);
-    expect(commandsOf(rendered((spec) => (spec.network = { bootProto: 'dhcp' })), 'network')).toEqual([['network', '--bootproto=dhcp', '--activate']]);
+    expect(commandsOf(rendered(), 'network')).toEqual([
+      ['network', '--bootproto=dhcp', '--hostname=web-1.example', '--activate'],
+    ]);
+    expect(
+      commandsOf(
+        rendered((spec) => (spec.network = { bootProto: 'dhcp' })),
+        'network',
+      ),
+    ).toEqual([['network', '--bootproto=dhcp', '--activate']]);
   });
 
   it('network: static, with device, address, netmask, gateway, name servers and host name', () => {
@@ -213,8 +264,15 @@ describe('one directive at a time', () => {
     });
     expect(commandsOf(text, 'network')).toEqual([
       [
-        'network', '--bootproto=static', '--device=ens3', '--ip=192.0.2.10', '--netmask=255.255.255.0', '--gateway=192.0.2.1',
-        '--nameserver=192.0.2.53,198.51.100.53', '--hostname=db-1', '--activate',
+        'network',
+        '--bootproto=static',
+        '--device=ens3',
+        '--ip=192.0.2.10',
+        '--netmask=255.255.255.0',
+        '--gateway=192.0.2.1',
+        '--nameserver=192.0.2.53,198.51.100.53',
+        '--hostname=db-1',
+        '--activate',
       ],
     ]);
   });
@@ -224,7 +282,10 @@ describe('one directive at a time', () => {
   });
 
   it('rootpw --lock: when the profile names no root password', () => {
-    const result = renderKickstartText({ ...input((spec) => delete (spec as Partial<InstallProfileSpec>).rootPassword), passwords: { users: PASSWORDS.users } });
+    const result = renderKickstartText({
+      ...input((spec) => delete (spec as Partial<InstallProfileSpec>).rootPassword),
+      passwords: { users: PASSWORDS.users },
+    });
     expect(result.ok && commandsOf(result.text, 'rootpw')).toEqual([['rootpw', '--lock']]);
   });
 
@@ -243,12 +304,22 @@ describe('one directive at a time', () => {
   });
 
   it('bootloader: in the MBR, with the console= arguments of boot.extraArgs for the installed system', () => {
-    expect(commandsOf(rendered(), 'bootloader')).toEqual([['bootloader', '--location=mbr', '--append=console=tty0 console=ttyS0,115200n8']]);
-    expect(commandsOf(rendered((spec) => (spec.boot = { method: 'kernel' })), 'bootloader')).toEqual([['bootloader', '--location=mbr']]);
+    expect(commandsOf(rendered(), 'bootloader')).toEqual([
+      ['bootloader', '--location=mbr', '--append=console=tty0 console=ttyS0,115200n8'],
+    ]);
+    expect(
+      commandsOf(
+        rendered((spec) => (spec.boot = { method: 'kernel' })),
+        'bootloader',
+      ),
+    ).toEqual([['bootloader', '--location=mbr']]);
   });
 
   it('zerombr and clearpart --all --initlabel: clearAll erases every disk; without it nothing is cleared', () => {
-    expect([...commandsOf(rendered(), 'zerombr'), ...commandsOf(rendered(), 'clearpart')]).toEqual([['zerombr'], ['clearpart', '--all', '--initlabel']]);
+    expect([...commandsOf(rendered(), 'zerombr'), ...commandsOf(rendered(), 'clearpart')]).toEqual([
+      ['zerombr'],
+      ['clearpart', '--all', '--initlabel'],
+    ]);
     const kept = rendered((spec) => (spec.partitioning.clearAll = false));
     expect(commandsOf(kept, 'zerombr')).toEqual([]);
     expect(commandsOf(kept, 'clearpart')).toEqual([['clearpart', '--none']]);
@@ -296,7 +367,12 @@ describe('one directive at a time', () => {
   });
 
   it('%packages: present and empty without packages (the @core group only, not the distribution default)', () => {
-    expect(sectionOf(rendered((spec) => delete spec.packages), '%packages')).toEqual({ header: ['%packages'], body: [] });
+    expect(
+      sectionOf(
+        rendered((spec) => delete spec.packages),
+        '%packages',
+      ),
+    ).toEqual({ header: ['%packages'], body: [] });
   });
 
   it('%post: the script as written (blank lines, comments and % inside lines kept), with its interpreter', () => {
@@ -306,9 +382,14 @@ describe('one directive at a time', () => {
   });
 
   it('%post: no --interpreter for /bin/sh, and a final newline added when the script lacks one', () => {
-    const post = sectionOf(rendered((spec) => (spec.post = { interpreter: '/bin/sh', script: 'touch /done' })), '%post');
+    const post = sectionOf(
+      rendered((spec) => (spec.post = { interpreter: '/bin/sh', script: 'touch /done' })),
+      '%post',
+    );
     expect(post).toEqual({ header: ['%post'], body: ['touch /done\n'] });
-    expect(pykickstartRead(rendered((spec) => delete spec.post)).sections.map((s) => s.header[0])).toEqual(['%packages']);
+    expect(pykickstartRead(rendered((spec) => delete spec.post)).sections.map((s) => s.header[0])).toEqual([
+      '%packages',
+    ]);
   });
 
   it('the header names the OS family: fedora', () => {
@@ -329,15 +410,60 @@ interface Hostile {
 }
 
 const HOSTILE: Hostile[] = [
-  { what: 'a newline and %post in a package name', change: (s) => (s.packages = ['vim', 'vim\n%post']), path: 'spec.packages[1]', message: /not a package/ },
-  { what: '%post as a package name', change: (s) => (s.packages = ['vim', 'qemu-guest-agent', '%post']), path: 'spec.packages[2]', message: /not a package/ },
-  { what: '%end as an exclusion', change: (s) => (s.packages = ['-%end']), path: 'spec.packages[0]', message: /not a package/ },
-  { what: 'a package with a comment', change: (s) => (s.packages = ['vim # and more']), path: 'spec.packages[0]', message: /not a package/ },
-  { what: 'a Unicode line separator in a package', change: (s) => (s.packages = ['vim\u2028%post']), path: 'spec.packages[0]', message: /not a package/ },
-  { what: '%end ending %post early', change: (s) => (s.post!.script = 'echo hi\n%end\nrootpw --plaintext x\n'), path: 'spec.post.script', message: /section keyword/ },
-  { what: 'an indented %end', change: (s) => (s.post!.script = 'echo hi\n \t%end\n'), path: 'spec.post.script', message: /section keyword|line 2/ },
-  { what: '%ksappend in a script', change: (s) => (s.post!.script = '%ksappend http://evil.example/ks\n'), path: 'spec.post.script', message: /section keyword|line 1/ },
-  { what: '%include in a script', change: (s) => (s.post!.script = 'true\n%include /tmp/ks\n'), path: 'spec.post.script', message: /section keyword|line 2/ },
+  {
+    what: 'a newline and %post in a package name',
+    change: (s) => (s.packages = ['vim', 'vim\n%post']),
+    path: 'spec.packages[1]',
+    message: /not a package/,
+  },
+  {
+    what: '%post as a package name',
+    change: (s) => (s.packages = ['vim', 'qemu-guest-agent', '%post']),
+    path: 'spec.packages[2]',
+    message: /not a package/,
+  },
+  {
+    what: '%end as an exclusion',
+    change: (s) => (s.packages = ['-%end']),
+    path: 'spec.packages[0]',
+    message: /not a package/,
+  },
+  {
+    what: 'a package with a comment',
+    change: (s) => (s.packages = ['vim # and more']),
+    path: 'spec.packages[0]',
+    message: /not a package/,
+  },
+  {
+    what: 'a Unicode line separator in a package',
+    change: (s) => (s.packages = ['vim\u2028%post']),
+    path: 'spec.packages[0]',
+    message: /not a package/,
+  },
+  {
+    what: '%end ending %post early',
+    change: (s) => (s.post!.script = 'echo hi\n%end\nrootpw --plaintext x\n'),
+    path: 'spec.post.script',
+    message: /section keyword/,
+  },
+  {
+    what: 'an indented %end',
+    change: (s) => (s.post!.script = 'echo hi\n \t%end\n'),
+    path: 'spec.post.script',
+    message: /section keyword|line 2/,
+  },
+  {
+    what: '%ksappend in a script',
+    change: (s) => (s.post!.script = '%ksappend http://evil.example/ks\n'),
+    path: 'spec.post.script',
+    message: /section keyword|line 1/,
+  },
+  {
+    what: '%include in a script',
+    change: (s) => (s.post!.script = 'true\n%include /tmp/ks\n'),
+    path: 'spec.post.script',
+    message: /section keyword|line 2/,
+  },
   {
     what: 'a %end indented with a no-break space (Python strips it)',
     change: (s) => (s.post!.script = 'echo hi\n\u00a0%end\nrootpw --plaintext x\n'),
@@ -356,28 +482,113 @@ const HOSTILE: Hostile[] = [
     path: 'spec.post.script',
     message: /U\+0085|control characters/,
   },
-  { what: 'a carriage return in a script', change: (s) => (s.post!.script = 'echo hi\r\n'), path: 'spec.post.script', message: /carriage return|LF line endings/ },
-  { what: 'an option in the interpreter', change: (s) => (s.post!.interpreter = '/bin/bash --nochroot'), path: 'spec.post.interpreter', message: /absolute path/ },
-  { what: 'a directive after a newline in the language', change: (s) => (s.language = 'en_US.UTF-8\nrootpw --plaintext x'), path: 'spec.language', message: /not a locale/ },
-  { what: 'an option in the time zone', change: (s) => (s.timezone = 'UTC --ntpservers=evil.example'), path: 'spec.timezone', message: /not a time zone/ },
-  { what: 'a section in the keymap', change: (s) => (s.keyboard = 'us\n%post'), path: 'spec.keyboard', message: /not a console keymap/ },
-  { what: 'a quote in the install tree', change: (s) => (s.installTree = 'http://x.example/os" --noverifyssl "'), path: 'spec.installTree', message: /URL of safe characters/ },
-  { what: 'a comment in the install tree', change: (s) => (s.installTree = 'http://x.example/os#frag'), path: 'spec.installTree', message: /URL of safe characters/ },
-  { what: 'a quote in a repository name', change: (s) => (s.repos = [{ name: 'a" --baseurl="http://evil', baseurl: 'http://x.example/' }]), path: 'spec.repos[0].name', message: /not a repository id/ },
-  { what: 'a quote in an SSH key comment', change: (s) => (s.rootSSHAuthorizedKeys = ['ssh-ed25519 AAAA x" --username="nobody']), path: 'spec.rootSSHAuthorizedKeys[0]', message: /not one SSH public key/ },
-  { what: 'a newline in an SSH key', change: (s) => (s.users![0]!.sshAuthorizedKeys = ['ssh-ed25519 AAAA a\n%post']), path: 'spec.users[0].sshAuthorizedKeys[0]', message: /not one SSH public key/ },
-  { what: 'an option as a user name', change: (s) => (s.users![1]!.name = '--lock'), path: 'spec.users[1].name', message: /not a Linux user/ },
-  { what: 'an option in a group', change: (s) => (s.users![0]!.groups = ['wheel --password=x']), path: 'spec.users[0].groups[0]', message: /not a Linux user or group/ },
-  { what: 'an option in the host name', change: (s) => (s.network.hostname = 'h --device=eth9'), path: 'spec.network.hostname', message: /not a DNS subdomain/ },
-  { what: 'an option in the address', change: (s) => (s.network = { bootProto: 'static', ip: '1.2.3.4 -x', netmask: '255.0.0.0' }), path: 'spec.network.ip', message: /not an IPv4/ },
+  {
+    what: 'a carriage return in a script',
+    change: (s) => (s.post!.script = 'echo hi\r\n'),
+    path: 'spec.post.script',
+    message: /carriage return|LF line endings/,
+  },
+  {
+    what: 'an option in the interpreter',
+    change: (s) => (s.post!.interpreter = '/bin/bash --nochroot'),
+    path: 'spec.post.interpreter',
+    message: /absolute path/,
+  },
+  {
+    what: 'a directive after a newline in the language',
+    change: (s) => (s.language = 'en_US.UTF-8\nrootpw --plaintext x'),
+    path: 'spec.language',
+    message: /not a locale/,
+  },
+  {
+    what: 'an option in the time zone',
+    change: (s) => (s.timezone = 'UTC --ntpservers=evil.example'),
+    path: 'spec.timezone',
+    message: /not a time zone/,
+  },
+  {
+    what: 'a section in the keymap',
+    change: (s) => (s.keyboard = 'us\n%post'),
+    path: 'spec.keyboard',
+    message: /not a console keymap/,
+  },
+  {
+    what: 'a quote in the install tree',
+    change: (s) => (s.installTree = 'http://x.example/os" --noverifyssl "'),
+    path: 'spec.installTree',
+    message: /URL of safe characters/,
+  },
+  {
+    what: 'a comment in the install tree',
+    change: (s) => (s.installTree = 'http://x.example/os#frag'),
+    path: 'spec.installTree',
+    message: /URL of safe characters/,
+  },
+  {
+    what: 'a quote in a repository name',
+    change: (s) => (s.repos = [{ name: 'a" --baseurl="http://evil', baseurl: 'http://x.example/' }]),
+    path: 'spec.repos[0].name',
+    message: /not a repository id/,
+  },
+  {
+    what: 'a quote in an SSH key comment',
+    change: (s) => (s.rootSSHAuthorizedKeys = ['ssh-ed25519 AAAA x" --username="nobody']),
+    path: 'spec.rootSSHAuthorizedKeys[0]',
+    message: /not one SSH public key/,
+  },
+  {
+    what: 'a newline in an SSH key',
+    change: (s) => (s.users![0]!.sshAuthorizedKeys = ['ssh-ed25519 AAAA a\n%post']),
+    path: 'spec.users[0].sshAuthorizedKeys[0]',
+    message: /not one SSH public key/,
+  },
+  {
+    what: 'an option as a user name',
+    change: (s) => (s.users![1]!.name = '--lock'),
+    path: 'spec.users[1].name',
+    message: /not a Linux user/,
+  },
+  {
+    what: 'an option in a group',
+    change: (s) => (s.users![0]!.groups = ['wheel --password=x']),
+    path: 'spec.users[0].groups[0]',
+    message: /not a Linux user or group/,
+  },
+  {
+    what: 'an option in the host name',
+    change: (s) => (s.network.hostname = 'h --device=eth9'),
+    path: 'spec.network.hostname',
+    message: /not a DNS subdomain/,
+  },
+  {
+    what: 'an option in the address',
+    change: (s) => (s.network = { bootProto: 'static', ip: '1.2.3.4 -x', netmask: '255.0.0.0' }),
+    path: 'spec.network.ip',
+    message: /not an IPv4/,
+  },
   {
     what: 'an option in a mount point',
-    change: (s) => (s.partitioning = { mode: 'manual', clearAll: true, parts: [{ mountPoint: '/ --fstype=xfs', fsType: 'xfs', size: '1Gi', grow: false }] }),
+    change: (s) =>
+      (s.partitioning = {
+        mode: 'manual',
+        clearAll: true,
+        parts: [{ mountPoint: '/ --fstype=xfs', fsType: 'xfs', size: '1Gi', grow: false }],
+      }),
     path: 'spec.partitioning.parts[0].mountPoint',
     message: /not a mount point/,
   },
-  { what: 'a directive after a newline in the OS name (the header comment)', change: (s) => (s.os.name = 'Rocky\nrootpw --plaintext x'), path: 'spec.os.name', message: /not an OS name/ },
-  { what: 'a quote in kernel arguments', change: (s) => (s.boot.extraArgs = 'console=ttyS0" --location=none'), path: 'spec.boot.extraArgs', message: /kernel arguments/ },
+  {
+    what: 'a directive after a newline in the OS name (the header comment)',
+    change: (s) => (s.os.name = 'Rocky\nrootpw --plaintext x'),
+    path: 'spec.os.name',
+    message: /not an OS name/,
+  },
+  {
+    what: 'a quote in kernel arguments',
+    change: (s) => (s.boot.extraArgs = 'console=ttyS0" --location=none'),
+    path: 'spec.boot.extraArgs',
+    message: /kernel arguments/,
+  },
 ];
 
 describe('hostile values', () => {
@@ -401,7 +612,10 @@ describe('hostile values', () => {
     const passwords = (root: string) => ({ ...input(), passwords: { root, users: PASSWORDS.users } });
     for (const root of [`${ROOT_HASH}\nrootpw --plaintext x`, 'hunter2', `${ROOT_HASH} --lock`, '$1$abc$def']) {
       const result = renderKickstartText(passwords(root));
-      expect(result).toEqual({ ok: false, problems: [{ path: 'spec.rootPassword.secretKeyRef', message: expect.stringMatching(/no crypt hash/) }] });
+      expect(result).toEqual({
+        ok: false,
+        problems: [{ path: 'spec.rootPassword.secretKeyRef', message: expect.stringMatching(/no crypt hash/) }],
+      });
       expect(JSON.stringify(result)).not.toContain(root.split('\n')[1] ?? '\u0000');
     }
   });
@@ -414,7 +628,11 @@ describe('hostile values', () => {
         s.post!.script = '%end';
       }),
     );
-    expect(result.ok === false && result.problems.map((p) => p.path)).toEqual(['spec.timezone', 'spec.packages[1]', 'spec.post.script']);
+    expect(result.ok === false && result.problems.map((p) => p.path)).toEqual([
+      'spec.timezone',
+      'spec.packages[1]',
+      'spec.post.script',
+    ]);
   });
 
   it('the gates: bare words, quoted strings and script bodies', () => {
@@ -442,6 +660,8 @@ describe('hostile values', () => {
     expect(refusal(() => scriptBody('a\n\u3000%end', 'p'))).toMatch(/line 2 starts with '%'/);
     // What the quoting produces, pykickstart reads back as the value.
     const value = 'ssh-ed25519 AAAA a "b" \\c #d';
-    expect(pykickstartRead(`sshkey --username=root ${quoted(value, 'p')}\n`).commands).toEqual([['sshkey', '--username=root', value]]);
+    expect(pykickstartRead(`sshkey --username=root ${quoted(value, 'p')}\n`).commands).toEqual([
+      ['sshkey', '--username=root', value],
+    ]);
   });
 });

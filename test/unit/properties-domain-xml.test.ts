@@ -19,7 +19,7 @@ import { PARAMS, aroundValid, dnsLabelArb, hostileString, pathArb, quantityArb }
 
 const UID = '0b8e6f5e-2f5d-4a8e-9f0e-3c1d2b4a5e6f';
 const MARKER = 'vfmarker';
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 /** A VirtualMachine as a user would apply it, every field the builder reads set to something valid. */
 function baseObject(): Json {
@@ -32,9 +32,19 @@ function baseObject(): Json {
       hypervisor: 'kvm',
       cpu: { sockets: 1, cores: 2, threads: 1, model: 'Skylake-Server' },
       memory: '128Mi',
-      kernelBoot: { kernel: '/var/lib/virtfleet/boot/vmlinuz', initrd: '/var/lib/virtfleet/boot/initrd.img', cmdline: 'console=ttyS0' },
-      disks: [{ name: 'root', size: '1Gi', source: { blank: {} }, bootOrder: 1 }, { name: 'data', size: '1Gi', source: { blank: {} } }],
-      networks: [{ name: 'eth0', network: 'default' }, { name: 'eth1', bridge: 'br0', macAddress: '52:54:00:aa:bb:cc' }],
+      kernelBoot: {
+        kernel: '/var/lib/virtfleet/boot/vmlinuz',
+        initrd: '/var/lib/virtfleet/boot/initrd.img',
+        cmdline: 'console=ttyS0',
+      },
+      disks: [
+        { name: 'root', size: '1Gi', source: { blank: {} }, bootOrder: 1 },
+        { name: 'data', size: '1Gi', source: { blank: {} } },
+      ],
+      networks: [
+        { name: 'eth0', network: 'default' },
+        { name: 'eth1', bridge: 'br0', macAddress: '52:54:00:aa:bb:cc' },
+      ],
     },
   };
 }
@@ -45,13 +55,19 @@ type HostFacts = { diskPath?: string; serialLogPath?: string; emulator?: string 
 function inputFor(object: Json, host: HostFacts = {}): DomainXmlInput {
   const spec = (withDefaults(object) as Json).spec as DomainSpec;
   const disks: DomainXmlInput['disks'] = {};
-  for (const disk of spec.disks ?? []) if (typeof disk.name === 'string') disks[disk.name] = { path: host.diskPath ?? `/var/lib/virtfleet/images/${disk.name}.qcow2`, format: 'qcow2' };
+  for (const disk of spec.disks ?? [])
+    if (typeof disk.name === 'string')
+      disks[disk.name] = { path: host.diskPath ?? `/var/lib/virtfleet/images/${disk.name}.qcow2`, format: 'qcow2' };
   return {
     uid: UID,
     namespace: object.metadata.namespace,
     name: object.metadata.name,
     spec,
-    target: { hypervisor: 'kvm', kvmUsable: false, ...(host.emulator === undefined ? {} : { emulator: host.emulator }) },
+    target: {
+      hypervisor: 'kvm',
+      kvmUsable: false,
+      ...(host.emulator === undefined ? {} : { emulator: host.emulator }),
+    },
     disks,
     defaultNetwork: 'default',
     ...(host.serialLogPath === undefined ? {} : { serialLogPath: host.serialLogPath }),
@@ -76,11 +92,20 @@ const NOT_XML_CHAR = /[^\t\n\r\x20-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u;
 function mapValues(tree: XmlElement, map: (value: string) => string): XmlElement {
   const attrs: Record<string, string> = {};
   for (const [key, value] of Object.entries(tree.attrs)) attrs[key] = map(value);
-  return { name: tree.name, attrs, text: tree.text === '' ? '' : map(tree.text), children: tree.children.map((c) => mapValues(c, map)) };
+  return {
+    name: tree.name,
+    attrs,
+    text: tree.text === '' ? '' : map(tree.text),
+    children: tree.children.map((c) => mapValues(c, map)),
+  };
 }
 
 function setTexts(tree: XmlElement, names: string[], text: string): XmlElement {
-  return { ...tree, text: names.includes(tree.name) ? text : tree.text, children: tree.children.map((c) => setTexts(c, names, text)) };
+  return {
+    ...tree,
+    text: names.includes(tree.name) ? text : tree.text,
+    children: tree.children.map((c) => setTexts(c, names, text)),
+  };
 }
 
 /** One user value the builder reads: where it sits in the object, how it is generated, and what XML it gives. */
@@ -96,8 +121,10 @@ interface Case {
   expected(markerTree: XmlElement, value: string): XmlElement;
 }
 
-const substitute = (transform: (v: string) => string = (v) => v) => (tree: XmlElement, value: string) =>
-  mapValues(tree, (text) => text.replaceAll(MARKER, () => transform(value)));
+const substitute =
+  (transform: (v: string) => string = (v) => v) =>
+  (tree: XmlElement, value: string) =>
+    mapValues(tree, (text) => text.replaceAll(MARKER, () => transform(value)));
 
 const PATH_CHARS = 'abcz019/._+-AZ';
 const NAME_CHARS = 'abcz019._-AZ';
@@ -112,7 +139,11 @@ const hostPathCase = (key: keyof HostFacts): Case => ({
 const CASES: Case[] = [
   {
     path: 'metadata.name',
-    arb: aroundValid(fc.tuple(dnsLabelArb(), dnsLabelArb()).map(([a, b]) => `${a}.${b}`), 'abz09-.', 253),
+    arb: aroundValid(
+      fc.tuple(dnsLabelArb(), dnsLabelArb()).map(([a, b]) => `${a}.${b}`),
+      'abz09-.',
+      253,
+    ),
     set: (o, v) => (o.metadata.name = v),
     expected: (tree, value) => {
       const mapped = mapValues(tree, (text) => text.replaceAll(MARKER, () => value));
@@ -123,7 +154,12 @@ const CASES: Case[] = [
     path: 'metadata.namespace',
     arb: aroundValid(dnsLabelArb(), 'abz09-', 63),
     set: (o, v) => (o.metadata.namespace = v),
-    expected: (tree, value) => setTexts(mapValues(tree, (t) => t.replaceAll(MARKER, () => value)), ['name'], domainName(value, 'web-1', UID)),
+    expected: (tree, value) =>
+      setTexts(
+        mapValues(tree, (t) => t.replaceAll(MARKER, () => value)),
+        ['name'],
+        domainName(value, 'web-1', UID),
+      ),
   },
   {
     path: 'spec.kernelBoot.cmdline',
@@ -131,18 +167,59 @@ const CASES: Case[] = [
     set: (o, v) => (o.spec.kernelBoot.cmdline = v),
     expected: substitute(),
   },
-  { path: 'spec.kernelBoot.kernel', arb: aroundValid(pathArb, PATH_CHARS, 1024), set: (o, v) => (o.spec.kernelBoot.kernel = v), expected: substitute() },
-  { path: 'spec.kernelBoot.initrd', arb: aroundValid(pathArb, PATH_CHARS, 1024), set: (o, v) => (o.spec.kernelBoot.initrd = v), expected: substitute() },
-  { path: 'spec.cpu.model', arb: aroundValid(fc.constantFrom('Skylake-Server', 'EPYC', 'qemu64', 'host-passthrough', 'host-model'), NAME_CHARS, 64), set: (o, v) => (o.spec.cpu.model = v), shapes: (v) => v === 'host-passthrough' || v === 'host-model', expected: substitute() },
-  { path: 'spec.networks[0].network', arb: aroundValid(fc.constantFrom('default', 'lan.10', 'A_b-c'), NAME_CHARS, 64), set: (o, v) => (o.spec.networks[0].network = v), expected: substitute() },
-  { path: 'spec.networks[1].bridge', arb: aroundValid(fc.constantFrom('br0', 'xenbr0', 'br-lan.10'), NAME_CHARS, 15), set: (o, v) => (o.spec.networks[1].bridge = v), expected: substitute() },
+  {
+    path: 'spec.kernelBoot.kernel',
+    arb: aroundValid(pathArb, PATH_CHARS, 1024),
+    set: (o, v) => (o.spec.kernelBoot.kernel = v),
+    expected: substitute(),
+  },
+  {
+    path: 'spec.kernelBoot.initrd',
+    arb: aroundValid(pathArb, PATH_CHARS, 1024),
+    set: (o, v) => (o.spec.kernelBoot.initrd = v),
+    expected: substitute(),
+  },
+  {
+    path: 'spec.cpu.model',
+    arb: aroundValid(
+      fc.constantFrom('Skylake-Server', 'EPYC', 'qemu64', 'host-passthrough', 'host-model'),
+      NAME_CHARS,
+      64,
+    ),
+    set: (o, v) => (o.spec.cpu.model = v),
+    shapes: (v) => v === 'host-passthrough' || v === 'host-model',
+    expected: substitute(),
+  },
+  {
+    path: 'spec.networks[0].network',
+    arb: aroundValid(fc.constantFrom('default', 'lan.10', 'A_b-c'), NAME_CHARS, 64),
+    set: (o, v) => (o.spec.networks[0].network = v),
+    expected: substitute(),
+  },
+  {
+    path: 'spec.networks[1].bridge',
+    arb: aroundValid(fc.constantFrom('br0', 'xenbr0', 'br-lan.10'), NAME_CHARS, 15),
+    set: (o, v) => (o.spec.networks[1].bridge = v),
+    expected: substitute(),
+  },
   {
     path: 'spec.networks[1].macAddress',
-    arb: aroundValid(fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 6, maxLength: 6 }).map((b) => b.map((x) => x.toString(16).padStart(2, '0')).join(':')), '0123456789abcdefABCDEF:', 17),
+    arb: aroundValid(
+      fc
+        .array(fc.integer({ min: 0, max: 255 }), { minLength: 6, maxLength: 6 })
+        .map((b) => b.map((x) => x.toString(16).padStart(2, '0')).join(':')),
+      '0123456789abcdefABCDEF:',
+      17,
+    ),
     set: (o, v) => (o.spec.networks[1].macAddress = v),
     expected: substitute((v) => v.toLowerCase()),
   },
-  { path: 'spec.disks[1].name', arb: aroundValid(dnsLabelArb(), 'abz09-', 63), set: (o, v) => (o.spec.disks[1].name = v), expected: substitute() },
+  {
+    path: 'spec.disks[1].name',
+    arb: aroundValid(dnsLabelArb(), 'abz09-', 63),
+    set: (o, v) => (o.spec.disks[1].name = v),
+    expected: substitute(),
+  },
   hostPathCase('diskPath'),
   hostPathCase('serialLogPath'),
   hostPathCase('emulator'),
@@ -152,7 +229,8 @@ const CASES: Case[] = [
 function markerValue(c: Case): string {
   if (c.path === 'spec.networks[1].macAddress') return '52:54:00:00:00:01';
   if (c.path === 'spec.networks[1].bridge') return 'vfmark0';
-  if (c.path.startsWith('spec.kernelBoot.k') || c.path.startsWith('spec.kernelBoot.i') || c.host) return `/srv/${MARKER}`;
+  if (c.path.startsWith('spec.kernelBoot.k') || c.path.startsWith('spec.kernelBoot.i') || c.host)
+    return `/srv/${MARKER}`;
   return MARKER;
 }
 
@@ -194,7 +272,10 @@ describe('domain XML: what the builder accepts comes back at its field and nowhe
         const verdict = build(inputFor(object));
         if (!verdict.ok) return;
         const q = parseQuantity(memory)!;
-        const bytes = { n: q.digits * 2n ** BigInt(q.exp2) * 10n ** BigInt(Math.max(0, q.exp10)), d: 10n ** BigInt(Math.max(0, -q.exp10)) };
+        const bytes = {
+          n: q.digits * 2n ** BigInt(q.exp2) * 10n ** BigInt(Math.max(0, q.exp10)),
+          d: 10n ** BigInt(Math.max(0, -q.exp10)),
+        };
         const kib = (bytes.n + bytes.d * 1024n - 1n) / (bytes.d * 1024n);
         expect(parseXml(verdict.xml)).toEqual(setTexts(markerTree, ['memory', 'currentMemory'], String(kib)));
       }),
@@ -243,9 +324,11 @@ describe('domain XML: the builder refuses a value exactly when the API does', ()
         const verdict = build(inputFor(object));
         const gap = KNOWN_GAPS.find((g) => g.path === c.path && g.applies(value));
         const builderRefuses = !verdict.ok;
-        if (gap && builderRefuses !== (api.length > 0)) return; // documented below, with its example
+        if (gap && builderRefuses !== api.length > 0) return; // documented below, with its example
         if (builderRefuses !== api.length > 0) {
-          throw new Error(`builder and API disagree on ${c.path} = ${JSON.stringify(value)}: builder ${verdict.ok ? 'accepts' : `refuses (${verdict.error.message})`}, API ${api.length > 0 ? `refuses (${api.join('; ')})` : 'accepts'}`);
+          throw new Error(
+            `builder and API disagree on ${c.path} = ${JSON.stringify(value)}: builder ${verdict.ok ? 'accepts' : `refuses (${verdict.error.message})`}, API ${api.length > 0 ? `refuses (${api.join('; ')})` : 'accepts'}`,
+          );
         }
       }),
       PARAMS,
@@ -258,7 +341,11 @@ describe('domain XML: the builder refuses a value exactly when the API does', ()
         const object = baseObject();
         object.spec.memory = memory;
         const verdict = build(inputFor(object));
-        expect({ memory, builder: verdict.ok ? 'accepts' : 'refuses', api: apiProblems(object).length > 0 ? 'refuses' : 'accepts' }).toEqual({
+        expect({
+          memory,
+          builder: verdict.ok ? 'accepts' : 'refuses',
+          api: apiProblems(object).length > 0 ? 'refuses' : 'accepts',
+        }).toEqual({
           memory,
           builder: verdict.ok ? 'accepts' : 'refuses',
           api: verdict.ok ? 'accepts' : 'refuses',
@@ -270,12 +357,22 @@ describe('domain XML: the builder refuses a value exactly when the API does', ()
 
   it('spec.cpu topology', () => {
     fc.assert(
-      fc.property(fc.integer({ min: -1, max: 20 }), fc.integer({ min: -1, max: 300 }), fc.integer({ min: -1, max: 10 }), (sockets, cores, threads) => {
-        const object = baseObject();
-        object.spec.cpu = { sockets, cores, threads };
-        const verdict = build(inputFor(object));
-        expect({ sockets, cores, threads, api: apiProblems(object).length > 0 }).toEqual({ sockets, cores, threads, api: !verdict.ok });
-      }),
+      fc.property(
+        fc.integer({ min: -1, max: 20 }),
+        fc.integer({ min: -1, max: 300 }),
+        fc.integer({ min: -1, max: 10 }),
+        (sockets, cores, threads) => {
+          const object = baseObject();
+          object.spec.cpu = { sockets, cores, threads };
+          const verdict = build(inputFor(object));
+          expect({ sockets, cores, threads, api: apiProblems(object).length > 0 }).toEqual({
+            sockets,
+            cores,
+            threads,
+            api: !verdict.ok,
+          });
+        },
+      ),
       PARAMS,
     );
   });
@@ -284,7 +381,10 @@ describe('domain XML: the builder refuses a value exactly when the API does', ()
     for (const cmdline of ['\u{1F600}'.repeat(2048), '\u{1F600}'.repeat(2049), 'é'.repeat(4096), 'a'.repeat(4097)]) {
       const c = CASES.find((k) => k.path === 'spec.kernelBoot.cmdline')!;
       const object = objectWith(c, cmdline);
-      expect({ length: [...cmdline].length, builder: build(inputFor(object)).ok }).toEqual({ length: [...cmdline].length, builder: apiProblems(object).length === 0 });
+      expect({ length: [...cmdline].length, builder: build(inputFor(object)).ok }).toEqual({
+        length: [...cmdline].length,
+        builder: apiProblems(object).length === 0,
+      });
     }
   });
 

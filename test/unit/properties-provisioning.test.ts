@@ -10,11 +10,14 @@ import { validateObject } from '../../src/api/validate.js';
 import { installerCmdline } from '../../src/provisioning/install-boot.js';
 import { renderKickstartText } from '../../src/provisioning/kickstart.js';
 import { PxeValueError, cmdlineInScript, macScript } from '../../src/provisioning/pxe.js';
-import { PARAMS, aroundValid, hostileString } from './properties-arbitraries.js';
+import { PARAMS, aroundValid } from './properties-arbitraries.js';
 
 const KS_URL = 'http://10.0.0.2:8082/ks/0b8e6f5e-2f5d-4a8e-9f0e-3c1d2b4a5e6f/AAAA';
-const PASSWORDS = { root: '$6$abcdefgh$bp46WUxDu2cphMRE0PvVJlqas2imuSq186YS793XKfmqn9XUEL17HECskUTZInaNigNndLLYc7A6yWBmFEFn3/', users: {} };
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const PASSWORDS = {
+  root: '$6$abcdefgh$bp46WUxDu2cphMRE0PvVJlqas2imuSq186YS793XKfmqn9XUEL17HECskUTZInaNigNndLLYc7A6yWBmFEFn3/',
+  users: {},
+};
+type Json = Record<string, any>;
 
 function baseSpec(): Json {
   return {
@@ -35,7 +38,12 @@ function baseSpec(): Json {
 }
 
 function apiProblems(spec: Json): string[] {
-  return validateObject({ apiVersion: 'virtfleet.io/v1alpha1', kind: 'InstallProfile', metadata: { name: 'p' }, spec }).map((p) => `${p.path}: ${p.message}`);
+  return validateObject({
+    apiVersion: 'virtfleet.io/v1alpha1',
+    kind: 'InstallProfile',
+    metadata: { name: 'p' },
+    spec,
+  }).map((p) => `${p.path}: ${p.message}`);
 }
 
 type PxeVerdict = { ok: true; text: string; cmdline: string } | { ok: false; error: PxeValueError };
@@ -43,7 +51,11 @@ type PxeVerdict = { ok: true; text: string; cmdline: string } | { ok: false; err
 function pxeScript(spec: Json): PxeVerdict {
   try {
     const cmdline = installerCmdline(spec as InstallProfileSpec, KS_URL);
-    return { ok: true, text: macScript({ kernel: 'vf-installer-k-vmlinuz', initrd: 'vf-installer-k-initrd.img', cmdline }), cmdline };
+    return {
+      ok: true,
+      text: macScript({ kernel: 'vf-installer-k-vmlinuz', initrd: 'vf-installer-k-initrd.img', cmdline }),
+      cmdline,
+    };
   } catch (error) {
     if (error instanceof PxeValueError) return { ok: false, error };
     throw error;
@@ -51,8 +63,21 @@ function pxeScript(spec: Json): PxeVerdict {
 }
 
 const URL_CHARS = 'abz09./:-_~?=&%@!()*+,;[]$#"\' ';
-const installTreeArb = aroundValid(fc.constantFrom('https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os', 'http://10.0.0.1/os', 'ftp://mirror/os', 'nfs://srv:/export/os'), URL_CHARS, 2048);
-const extraArgsArb = aroundValid(fc.constantFrom('console=ttyS0', 'console=tty0 console=ttyS0,115200n8 inst.text', 'ip=dhcp  rd.debug'), 'abz09 ._,:=/+@%~-', 1024);
+const installTreeArb = aroundValid(
+  fc.constantFrom(
+    'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os',
+    'http://10.0.0.1/os',
+    'ftp://mirror/os',
+    'nfs://srv:/export/os',
+  ),
+  URL_CHARS,
+  2048,
+);
+const extraArgsArb = aroundValid(
+  fc.constantFrom('console=ttyS0', 'console=tty0 console=ttyS0,115200n8 inst.text', 'ip=dhcp  rd.debug'),
+  'abz09 ._,:=/+@%~-',
+  1024,
+);
 
 /** iPXE gaps: URL characters the API admits and an iPXE command line refuses. */
 const PXE_GAPS = [
@@ -81,33 +106,53 @@ describe('iPXE scripts', () => {
   it.each([
     ['spec.installTree', installTreeArb, (s: Json, v: string) => (s.installTree = v)],
     ['spec.boot.extraArgs', extraArgsArb, (s: Json, v: string) => (s.boot.extraArgs = v)],
-  ] as const)('%s: what is accepted comes back as the kernel line and adds no line; refused exactly when the API refuses', (path, arb, set) => {
-    fc.assert(
-      fc.property(arb, (value) => {
-        const spec = baseSpec();
-        set(spec, value);
-        const verdict = pxeScript(spec);
-        const api = apiProblems(spec);
-        if (verdict.ok) {
-          const lines = verdict.text.split(/\r\n|[\n\r\v\f\x85\u2028\u2029]/u);
-          expect(lines).toEqual(['#!ipxe', `kernel vf-installer-k-vmlinuz ${verdict.cmdline}`, 'initrd vf-installer-k-initrd.img', 'boot', '']);
-          expect(cmdlineInScript(verdict.text)).toEqual({ kernel: 'vf-installer-k-vmlinuz', initrd: 'vf-installer-k-initrd.img', cmdline: verdict.cmdline });
-          // Nothing iPXE reads as syntax: expansions, conditionals, comments, quotes, escapes.
-          expect(verdict.cmdline).not.toMatch(/[$|&;#"'\\`\t]/u);
-          const words = verdict.cmdline.split(' ');
-          if (path === 'spec.boot.extraArgs') for (const word of value.split(' ').filter(Boolean)) expect(words).toContain(word);
-          else if (/^(https?|ftp):\/\//.test(value)) expect(words).toContain(`inst.repo=${value}`);
-        }
-        // An install tree reaches the script only as inst.repo= of an http, https or ftp URL.
-        if (path === 'spec.installTree' && !/^(https?|ftp):\/\//.test(value)) return;
-        const gap = PXE_GAPS.find((g) => g.applies(spec));
-        if (gap && verdict.ok !== (api.length === 0)) return;
-        if (!verdict.ok && api.length === 0) throw new Error(`${path} = ${JSON.stringify(value)}: the API admits it, the iPXE script refuses it (${verdict.error.message})`);
-        if (verdict.ok && api.length > 0) throw new Error(`${path} = ${JSON.stringify(value)}: the API refuses it (${api.join('; ')}), the iPXE script takes it`);
-      }),
-      PARAMS,
-    );
-  });
+  ] as const)(
+    '%s: what is accepted comes back as the kernel line and adds no line; refused exactly when the API refuses',
+    (path, arb, set) => {
+      fc.assert(
+        fc.property(arb, (value) => {
+          const spec = baseSpec();
+          set(spec, value);
+          const verdict = pxeScript(spec);
+          const api = apiProblems(spec);
+          if (verdict.ok) {
+            const lines = verdict.text.split(/\r\n|[\n\r\v\f\x85\u2028\u2029]/u);
+            expect(lines).toEqual([
+              '#!ipxe',
+              `kernel vf-installer-k-vmlinuz ${verdict.cmdline}`,
+              'initrd vf-installer-k-initrd.img',
+              'boot',
+              '',
+            ]);
+            expect(cmdlineInScript(verdict.text)).toEqual({
+              kernel: 'vf-installer-k-vmlinuz',
+              initrd: 'vf-installer-k-initrd.img',
+              cmdline: verdict.cmdline,
+            });
+            // Nothing iPXE reads as syntax: expansions, conditionals, comments, quotes, escapes.
+            expect(verdict.cmdline).not.toMatch(/[$|&;#"'\\`\t]/u);
+            const words = verdict.cmdline.split(' ');
+            if (path === 'spec.boot.extraArgs')
+              for (const word of value.split(' ').filter(Boolean)) expect(words).toContain(word);
+            else if (/^(https?|ftp):\/\//.test(value)) expect(words).toContain(`inst.repo=${value}`);
+          }
+          // An install tree reaches the script only as inst.repo= of an http, https or ftp URL.
+          if (path === 'spec.installTree' && !/^(https?|ftp):\/\//.test(value)) return;
+          const gap = PXE_GAPS.find((g) => g.applies(spec));
+          if (gap && verdict.ok !== (api.length === 0)) return;
+          if (!verdict.ok && api.length === 0)
+            throw new Error(
+              `${path} = ${JSON.stringify(value)}: the API admits it, the iPXE script refuses it (${verdict.error.message})`,
+            );
+          if (verdict.ok && api.length > 0)
+            throw new Error(
+              `${path} = ${JSON.stringify(value)}: the API refuses it (${api.join('; ')}), the iPXE script takes it`,
+            );
+        }),
+        PARAMS,
+      );
+    },
+  );
 
   it.each(PXE_GAPS.map((g) => [g.name, g] as const))('known gap, reported: %s', (_name, gap) => {
     const spec = baseSpec();
@@ -123,11 +168,31 @@ describe('iPXE scripts', () => {
 
 const KEY_PREFIX = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq1 ';
 const KS_CASES = [
-  { path: 'spec.rootSSHAuthorizedKeys[0]', arb: aroundValid(fc.constantFrom('admin@example', 'a b: c #2'), 'ab @:#%$&<', 8192 - KEY_PREFIX.length), set: (s: Json, v: string) => (s.rootSSHAuthorizedKeys = [`${KEY_PREFIX}${v}`]) },
-  { path: 'spec.post.script', arb: aroundValid(fc.constantFrom('echo done\n', 'echo "50%"\nprintf "%s\\n" x'), 'ab \n\t%"#$', 512), set: (s: Json, v: string) => (s.post.script = v) },
-  { path: 'spec.packages[0]', arb: aroundValid(fc.constantFrom('@core', '-iwl*-firmware', '@^minimal-environment'), 'abz09@^-._+:*%', 256), set: (s: Json, v: string) => (s.packages = [v]) },
-  { path: 'spec.os.name', arb: aroundValid(fc.constantFrom('Rocky', 'Alma Linux'), 'abZ09 ._-', 64), set: (s: Json, v: string) => (s.os.name = v) },
-  { path: 'spec.timezone', arb: aroundValid(fc.constantFrom('UTC', 'Europe/Berlin', 'America/Argentina/Salta'), 'abZ/_+-', 64), set: (s: Json, v: string) => (s.timezone = v) },
+  {
+    path: 'spec.rootSSHAuthorizedKeys[0]',
+    arb: aroundValid(fc.constantFrom('admin@example', 'a b: c #2'), 'ab @:#%$&<', 8192 - KEY_PREFIX.length),
+    set: (s: Json, v: string) => (s.rootSSHAuthorizedKeys = [`${KEY_PREFIX}${v}`]),
+  },
+  {
+    path: 'spec.post.script',
+    arb: aroundValid(fc.constantFrom('echo done\n', 'echo "50%"\nprintf "%s\\n" x'), 'ab \n\t%"#$', 512),
+    set: (s: Json, v: string) => (s.post.script = v),
+  },
+  {
+    path: 'spec.packages[0]',
+    arb: aroundValid(fc.constantFrom('@core', '-iwl*-firmware', '@^minimal-environment'), 'abz09@^-._+:*%', 256),
+    set: (s: Json, v: string) => (s.packages = [v]),
+  },
+  {
+    path: 'spec.os.name',
+    arb: aroundValid(fc.constantFrom('Rocky', 'Alma Linux'), 'abZ09 ._-', 64),
+    set: (s: Json, v: string) => (s.os.name = v),
+  },
+  {
+    path: 'spec.timezone',
+    arb: aroundValid(fc.constantFrom('UTC', 'Europe/Berlin', 'America/Argentina/Salta'), 'abZ/_+-', 64),
+    set: (s: Json, v: string) => (s.timezone = v),
+  },
 ];
 
 /** Kickstart gaps: the renderer counts lengths in UTF-16 units, the API (and ajv) in code points. */
@@ -141,29 +206,38 @@ const KS_GAPS = [
 ];
 
 describe('Kickstart', () => {
-  it.each(KS_CASES.map((c) => [c.path, c] as const))('%s: the renderer refuses exactly what the API refuses; the post script comes back line for line', (_path, c) => {
-    fc.assert(
-      fc.property(c.arb, (value) => {
-        const spec = baseSpec();
-        c.set(spec, value);
-        const api = apiProblems(spec);
-        const rendered = renderKickstartText({ spec: spec as InstallProfileSpec, passwords: PASSWORDS });
-        if (rendered.ok && c.path === 'spec.post.script') {
-          // Python's splitlines() breaks; with none of them but \n inside, the body is the script's lines.
-          const lines = rendered.text.split(/\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/u);
-          const start = lines.indexOf('%post');
-          const end = lines.indexOf('%end', start);
-          expect(lines.slice(start + 1, end).join('\n')).toBe(value.replace(/\n$/, ''));
-          expect(lines.filter((line) => /^[\t \p{Z}]*%/u.test(line))).toEqual(['%packages', '%end', '%post', '%end']);
-        }
-        const gap = KS_GAPS.find((g) => g.path === c.path && g.applies(value));
-        if (gap && rendered.ok !== (api.length === 0)) return;
-        if (!rendered.ok && api.length === 0) throw new Error(`${c.path} = ${JSON.stringify(value)}: the API admits it, the renderer refuses it (${JSON.stringify(rendered.problems)})`);
-        if (rendered.ok && api.length > 0) throw new Error(`${c.path} = ${JSON.stringify(value)}: the API refuses it (${api.join('; ')}), the renderer takes it`);
-      }),
-      PARAMS,
-    );
-  });
+  it.each(KS_CASES.map((c) => [c.path, c] as const))(
+    '%s: the renderer refuses exactly what the API refuses; the post script comes back line for line',
+    (_path, c) => {
+      fc.assert(
+        fc.property(c.arb, (value) => {
+          const spec = baseSpec();
+          c.set(spec, value);
+          const api = apiProblems(spec);
+          const rendered = renderKickstartText({ spec: spec as InstallProfileSpec, passwords: PASSWORDS });
+          if (rendered.ok && c.path === 'spec.post.script') {
+            // Python's splitlines() breaks; with none of them but \n inside, the body is the script's lines.
+            const lines = rendered.text.split(/\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/u);
+            const start = lines.indexOf('%post');
+            const end = lines.indexOf('%end', start);
+            expect(lines.slice(start + 1, end).join('\n')).toBe(value.replace(/\n$/, ''));
+            expect(lines.filter((line) => /^[\t \p{Z}]*%/u.test(line))).toEqual(['%packages', '%end', '%post', '%end']);
+          }
+          const gap = KS_GAPS.find((g) => g.path === c.path && g.applies(value));
+          if (gap && rendered.ok !== (api.length === 0)) return;
+          if (!rendered.ok && api.length === 0)
+            throw new Error(
+              `${c.path} = ${JSON.stringify(value)}: the API admits it, the renderer refuses it (${JSON.stringify(rendered.problems)})`,
+            );
+          if (rendered.ok && api.length > 0)
+            throw new Error(
+              `${c.path} = ${JSON.stringify(value)}: the API refuses it (${api.join('; ')}), the renderer takes it`,
+            );
+        }),
+        PARAMS,
+      );
+    },
+  );
 
   it.each(KS_GAPS.map((g) => [g.name, g] as const))('known gap, reported: %s', (_name, gap) => {
     const spec = baseSpec();

@@ -11,7 +11,18 @@ import { describe, expect, it } from '@jest/globals';
 import { pxeInstallerSpec, pxeMacHolder, pxeMacInDomain } from '../../src/controllers/install-pxe.js';
 import { buildDomainXml } from '../../src/hypervisors/domain-xml.js';
 import { installerCmdline } from '../../src/provisioning/install-boot.js';
-import { BOOT_SCRIPT, PXE_DEFAULTS, PxeValueError, bootScript, cmdlineInScript, macScript, macScriptName, networkXml, pxeSettings, scriptCmdline } from '../../src/provisioning/pxe.js';
+import {
+  BOOT_SCRIPT,
+  PXE_DEFAULTS,
+  PxeValueError,
+  bootScript,
+  cmdlineInScript,
+  macScript,
+  macScriptName,
+  networkXml,
+  pxeSettings,
+  scriptCmdline,
+} from '../../src/provisioning/pxe.js';
 
 const UID = '0b8e6f5e-2f5d-4a8e-9f0e-3c1d2b4a5e6f';
 const URL = `http://10.0.0.2:8082/ks/${UID}/${'A'.repeat(43)}`;
@@ -64,7 +75,7 @@ describe('the install network', () => {
 });
 
 describe('the iPXE scripts', () => {
-  it('chains from the boot file to the script of the NIC\'s MAC, and never powers off when there is none', () => {
+  it("chains from the boot file to the script of the NIC's MAC, and never powers off when there is none", () => {
     const script = bootScript();
     expect(script.startsWith('#!ipxe\n')).toBe(true);
     expect(script).toContain('chain vf-pxe-${netX/mac:hexhyp}.ipxe || goto none');
@@ -74,8 +85,18 @@ describe('the iPXE scripts', () => {
   });
 
   it('loads the installer with the command line of a direct kernel boot', () => {
-    const cmdline = installerCmdline({ installTree: 'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os', boot: { method: 'pxe', extraArgs: 'quiet ip=dhcp' } }, URL);
-    const text = macScript({ kernel: 'vf-installer-0123456789abcdef0123-vmlinuz', initrd: 'vf-installer-0123456789abcdef0123-initrd.img', cmdline });
+    const cmdline = installerCmdline(
+      {
+        installTree: 'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os',
+        boot: { method: 'pxe', extraArgs: 'quiet ip=dhcp' },
+      },
+      URL,
+    );
+    const text = macScript({
+      kernel: 'vf-installer-0123456789abcdef0123-vmlinuz',
+      initrd: 'vf-installer-0123456789abcdef0123-initrd.img',
+      cmdline,
+    });
     expect(text).toBe(
       [
         '#!ipxe',
@@ -86,7 +107,11 @@ describe('the iPXE scripts', () => {
       ].join('\n'),
     );
     // A restarted controller reads the same back from the host.
-    expect(cmdlineInScript(text)).toEqual({ kernel: 'vf-installer-0123456789abcdef0123-vmlinuz', initrd: 'vf-installer-0123456789abcdef0123-initrd.img', cmdline });
+    expect(cmdlineInScript(text)).toEqual({
+      kernel: 'vf-installer-0123456789abcdef0123-vmlinuz',
+      initrd: 'vf-installer-0123456789abcdef0123-initrd.img',
+      cmdline,
+    });
   });
 
   it.each([
@@ -121,7 +146,8 @@ describe('the iPXE scripts', () => {
   });
 
   it('refuses a MAC that is not one', () => {
-    for (const mac of ['52:54:00:12:34', '52-54-00-12-34-56', '52:54:00:12:34:56\n', '../../etc']) expect(() => macScriptName(mac)).toThrow(/^mac: /);
+    for (const mac of ['52:54:00:12:34', '52-54-00-12-34-56', '52:54:00:12:34:56\n', '../../etc'])
+      expect(() => macScriptName(mac)).toThrow(/^mac: /);
   });
 });
 
@@ -133,13 +159,17 @@ describe("the installer's domain for PXE", () => {
         { name: 'lan', network: 'default', model: 'virtio' as const },
         { name: 'storage', bridge: 'br1', model: 'virtio' as const },
       ],
-      disks: [{ name: 'root', size: '20Gi', bus: 'virtio' as const, bootOrder: 1, readOnly: false, source: { blank: {} } }],
+      disks: [
+        { name: 'root', size: '20Gi', bus: 'virtio' as const, bootOrder: 1, readOnly: false, source: { blank: {} } },
+      ],
     },
   };
 
-  it('has one NIC, the first one\'s MAC, on the install network, and boots from the network', () => {
+  it("has one NIC, the first one's MAC, on the install network, and boots from the network", () => {
     const installer = pxeInstallerSpec(vm as never, 'kvm', PXE_DEFAULTS.network);
-    expect(installer.spec.networks).toEqual([{ name: 'lan', network: 'vf-install', model: 'virtio', macAddress: installer.mac }]);
+    expect(installer.spec.networks).toEqual([
+      { name: 'lan', network: 'vf-install', model: 'virtio', macAddress: installer.mac },
+    ]);
     expect(installer.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
     const { xml } = buildDomainXml({
       uid: UID,
@@ -166,19 +196,40 @@ describe("the installer's domain for PXE", () => {
   });
 
   it('keeps a MAC the spec gives, and adds an install NIC to a VM without one', () => {
-    const withMac = pxeInstallerSpec({ metadata: { uid: UID }, spec: { networks: [{ name: 'lan', model: 'e1000', macAddress: '52:54:00:AA:BB:CC' }] } } as never, 'kvm', 'vf-install');
+    const withMac = pxeInstallerSpec(
+      {
+        metadata: { uid: UID },
+        spec: { networks: [{ name: 'lan', model: 'e1000', macAddress: '52:54:00:AA:BB:CC' }] },
+      } as never,
+      'kvm',
+      'vf-install',
+    );
     expect(withMac.mac).toBe('52:54:00:aa:bb:cc');
     const none = pxeInstallerSpec({ metadata: { uid: UID }, spec: {} } as never, 'kvm', 'vf-install');
-    expect(none.spec.networks).toEqual([{ name: 'install', network: 'vf-install', model: 'virtio', macAddress: none.mac }]);
+    expect(none.spec.networks).toEqual([
+      { name: 'install', network: 'vf-install', model: 'virtio', macAddress: none.mac },
+    ]);
   });
 });
 
 describe('the controller flags for PXE (virtfleet controller --pxe-*)', () => {
-  const defaults = { pxeNetwork: 'vf-install', pxeBridge: 'vfinstall0', pxeAddress: '192.168.213.1', pxePool: 'vf-pxe', pxePoolPath: '/var/lib/libvirt/virtfleet-pxe' };
+  const defaults = {
+    pxeNetwork: 'vf-install',
+    pxeBridge: 'vfinstall0',
+    pxeAddress: '192.168.213.1',
+    pxePool: 'vf-pxe',
+    pxePoolPath: '/var/lib/libvirt/virtfleet-pxe',
+  };
 
   it('pass checked settings to the controllers', () => {
     expect(installPxe({ ...defaults, pxeAddress: '10.77.0.1', pxeNetwork: 'lab-install' })).toEqual({
-      installPxe: { network: 'lab-install', bridge: 'vfinstall0', address: '10.77.0.1', pool: 'vf-pxe', poolPath: '/var/lib/libvirt/virtfleet-pxe' },
+      installPxe: {
+        network: 'lab-install',
+        bridge: 'vfinstall0',
+        address: '10.77.0.1',
+        pool: 'vf-pxe',
+        poolPath: '/var/lib/libvirt/virtfleet-pxe',
+      },
     });
   });
 
@@ -198,7 +249,11 @@ describe('a MAC already installing on the host (pxeMacHolder)', () => {
   const installing = { type: 'Installed', status: 'False', reason: 'Installing' };
   const vm = (uid: string, name: string, mac: string | undefined, status: Record<string, unknown>) => ({
     metadata: { uid, namespace: 'lab', name },
-    spec: { install: {}, disks: [], networks: mac ? [{ name: 'nic0', model: 'virtio' as const, macAddress: mac }] : [] },
+    spec: {
+      install: {},
+      disks: [],
+      networks: mac ? [{ name: 'nic0', model: 'virtio' as const, macAddress: mac }] : [],
+    },
     status: { hypervisor: 'kvm', ...status },
   });
   const first = vm('u1', 'first', '52:54:00:aa:bb:cc', { host: 'kvm-01', conditions: [installing] });
@@ -211,14 +266,24 @@ describe('a MAC already installing on the host (pxeMacHolder)', () => {
     expect(pxeMacHolder([first], 'u1', 'kvm-01', '52:54:00:aa:bb:cc', 'vf-install')).toBeUndefined();
     expect(pxeMacHolder([first], 'u2', 'kvm-02', '52:54:00:aa:bb:cc', 'vf-install')).toBeUndefined();
     expect(pxeMacHolder([first], 'u2', 'kvm-01', '52:54:00:aa:bb:cd', 'vf-install')).toBeUndefined();
-    const done = vm('u1', 'first', '52:54:00:aa:bb:cc', { host: 'kvm-01', conditions: [{ type: 'Installed', status: 'True', reason: 'Installed' }] });
-    const waiting = vm('u1', 'first', '52:54:00:aa:bb:cc', { host: 'kvm-01', conditions: [{ type: 'Installed', status: 'False', reason: 'PreparingInstall' }] });
+    const done = vm('u1', 'first', '52:54:00:aa:bb:cc', {
+      host: 'kvm-01',
+      conditions: [{ type: 'Installed', status: 'True', reason: 'Installed' }],
+    });
+    const waiting = vm('u1', 'first', '52:54:00:aa:bb:cc', {
+      host: 'kvm-01',
+      conditions: [{ type: 'Installed', status: 'False', reason: 'PreparingInstall' }],
+    });
     const plain = { ...first, spec: { ...first.spec, install: undefined } };
-    for (const other of [done, waiting, plain]) expect(pxeMacHolder([other], 'u2', 'kvm-01', '52:54:00:aa:bb:cc', 'vf-install')).toBeUndefined();
+    for (const other of [done, waiting, plain])
+      expect(pxeMacHolder([other], 'u2', 'kvm-01', '52:54:00:aa:bb:cc', 'vf-install')).toBeUndefined();
   });
 
   it('knows the MAC a VM without interfaces installs with (derived from its UID)', () => {
-    const bare = vm('0b8e6f5e-2f5d-4a8e-9f0e-3c1d2b4a5e6f', 'bare', undefined, { host: 'kvm-01', conditions: [installing] });
+    const bare = vm('0b8e6f5e-2f5d-4a8e-9f0e-3c1d2b4a5e6f', 'bare', undefined, {
+      host: 'kvm-01',
+      conditions: [installing],
+    });
     const mac = pxeInstallerSpec(bare, 'kvm', 'vf-install').mac;
     expect(pxeMacHolder([bare], 'u2', 'kvm-01', mac, 'vf-install')).toBe(bare);
   });

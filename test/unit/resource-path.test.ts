@@ -4,13 +4,29 @@
 import { describe, expect, it } from '@jest/globals';
 import { InvalidNameError, resourcePath, type ResourceType } from '../../src/runtime/kube-client.js';
 
-const VM: ResourceType = { kind: 'VirtualMachine', group: 'virtfleet.io', version: 'v1alpha1', plural: 'virtualmachines', namespaced: true };
-const POOL: ResourceType = { kind: 'HostPool', group: 'virtfleet.io', version: 'v1alpha1', plural: 'hostpools', namespaced: false };
+const VM: ResourceType = {
+  kind: 'VirtualMachine',
+  group: 'virtfleet.io',
+  version: 'v1alpha1',
+  plural: 'virtualmachines',
+  namespaced: true,
+};
+const POOL: ResourceType = {
+  kind: 'HostPool',
+  group: 'virtfleet.io',
+  version: 'v1alpha1',
+  plural: 'hostpools',
+  namespaced: false,
+};
 
 describe('resourcePath', () => {
   it('builds item, status and collection paths for valid names', () => {
-    expect(resourcePath(VM, 'team-a', 'web.1')).toBe('/apis/virtfleet.io/v1alpha1/namespaces/team-a/virtualmachines/web.1');
-    expect(resourcePath(VM, 'team-a', 'web', 'status')).toBe('/apis/virtfleet.io/v1alpha1/namespaces/team-a/virtualmachines/web/status');
+    expect(resourcePath(VM, 'team-a', 'web.1')).toBe(
+      '/apis/virtfleet.io/v1alpha1/namespaces/team-a/virtualmachines/web.1',
+    );
+    expect(resourcePath(VM, 'team-a', 'web', 'status')).toBe(
+      '/apis/virtfleet.io/v1alpha1/namespaces/team-a/virtualmachines/web/status',
+    );
     expect(resourcePath(VM, 'team-a')).toBe('/apis/virtfleet.io/v1alpha1/namespaces/team-a/virtualmachines');
     expect(resourcePath(VM)).toBe('/apis/virtfleet.io/v1alpha1/virtualmachines');
     expect(resourcePath(POOL, undefined, 'lab')).toBe('/apis/virtfleet.io/v1alpha1/hostpools/lab');
@@ -33,9 +49,12 @@ describe('resourcePath', () => {
     },
   );
 
-  it.each(['.', '..', '', 'a/b', 'a.b', 'Team', 'x'.repeat(64)])('refuses the namespace %j of an object', (namespace) => {
-    expect(() => resourcePath(VM, namespace, 'web')).toThrow(InvalidNameError);
-  });
+  it.each(['.', '..', '', 'a/b', 'a.b', 'Team', 'x'.repeat(64)])(
+    'refuses the namespace %j of an object',
+    (namespace) => {
+      expect(() => resourcePath(VM, namespace, 'web')).toThrow(InvalidNameError);
+    },
+  );
 
   it('refuses a bad namespace for a collection too, but an absent one means every namespace', () => {
     expect(() => resourcePath(VM, '..')).toThrow(/invalid namespace "\.\."/);

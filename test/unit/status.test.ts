@@ -7,8 +7,17 @@ describe('setCondition', () => {
   const t1 = new Date('2026-11-22T11:00:00Z');
 
   it('adds a condition with the generation it was computed from', () => {
-    expect(setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Starting', message: 'booting' }, 3, t0)).toEqual([
-      { type: 'Ready', status: 'False', observedGeneration: 3, lastTransitionTime: '2026-11-22T10:00:00Z', reason: 'Starting', message: 'booting' },
+    expect(
+      setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Starting', message: 'booting' }, 3, t0),
+    ).toEqual([
+      {
+        type: 'Ready',
+        status: 'False',
+        observedGeneration: 3,
+        lastTransitionTime: '2026-11-22T10:00:00Z',
+        reason: 'Starting',
+        message: 'booting',
+      },
     ]);
   });
 
@@ -22,15 +31,28 @@ describe('setCondition', () => {
   });
 
   it('leaves other condition types alone and in place', () => {
-    const two = setCondition(setCondition(undefined, { type: 'A', status: 'True', reason: 'r', message: 'm' }, 1, t0), { type: 'B', status: 'True', reason: 'r', message: 'm' }, 1, t0);
+    const two = setCondition(
+      setCondition(undefined, { type: 'A', status: 'True', reason: 'r', message: 'm' }, 1, t0),
+      { type: 'B', status: 'True', reason: 'r', message: 'm' },
+      1,
+      t0,
+    );
     const updated = setCondition(two, { type: 'A', status: 'False', reason: 'r', message: 'm' }, 1, t1);
-    expect(updated.map((c) => [c.type, c.status])).toEqual([['A', 'False'], ['B', 'True']]);
+    expect(updated.map((c) => [c.type, c.status])).toEqual([
+      ['A', 'False'],
+      ['B', 'True'],
+    ]);
   });
 });
 
 describe('mergePatch', () => {
   it('contains only what changed, with null for removed keys, recursing into objects', () => {
-    expect(mergePatch({ phase: 'Running', host: 'a', nested: { x: 1, y: 2 }, list: [1] }, { phase: 'Running', nested: { x: 1, y: 3 }, list: [1, 2] })).toEqual({
+    expect(
+      mergePatch(
+        { phase: 'Running', host: 'a', nested: { x: 1, y: 2 }, list: [1] },
+        { phase: 'Running', nested: { x: 1, y: 3 }, list: [1, 2] },
+      ),
+    ).toEqual({
       host: null,
       nested: { y: 3 },
       list: [1, 2],

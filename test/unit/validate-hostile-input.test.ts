@@ -25,7 +25,11 @@ function aliasBomb(): string {
   const lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'];
   const names = 'abcdefghi';
   for (let i = 1; i < names.length; i++) {
-    lines.push(`${names[i]}: &${names[i]} [${Array(9).fill(`*${names[i - 1]}`).join(', ')}]`);
+    lines.push(
+      `${names[i]}: &${names[i]} [${Array(9)
+        .fill(`*${names[i - 1]}`)
+        .join(', ')}]`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -56,9 +60,14 @@ interface Run {
 
 function virtfleet(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', ...args],
+      { cwd: root, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -72,7 +81,9 @@ describe('validateFile on files that are not manifests', () => {
         line: 1,
         object: 'document 1',
         path: '',
-        message: expect.stringMatching(/^YAML aliases expand too far \(excessive aliasing, as in a "billion laughs" document\)/),
+        message: expect.stringMatching(
+          /^YAML aliases expand too far \(excessive aliasing, as in a "billion laughs" document\)/,
+        ),
       },
     ]);
     expect(report.objects).toBe(0);
@@ -89,13 +100,24 @@ describe('validateFile on files that are not manifests', () => {
     const bytes = new TextEncoder().encode('apiVersion: v1\nkind: Secret\n');
     const broken = new Uint8Array([...bytes, 0xc3, 0x28]);
     expect(validateBytes(broken, 'x.yaml').problems).toEqual([
-      { file: 'x.yaml', path: '', message: `not a YAML or JSON text file: byte 0xc3 at offset ${bytes.length} is not UTF-8 (binary data?); nothing in it was checked` },
+      {
+        file: 'x.yaml',
+        path: '',
+        message: `not a YAML or JSON text file: byte 0xc3 at offset ${bytes.length} is not UTF-8 (binary data?); nothing in it was checked`,
+      },
     ]);
     // Overlong forms and UTF-16 surrogates encoded in UTF-8 are not UTF-8 either.
-    expect(validateBytes(new Uint8Array([0x61, 0xc0, 0xaf]), 'x.yaml').problems[0]?.message).toContain('byte 0xc0 at offset 1');
-    expect(validateBytes(new Uint8Array([0x61, 0x62, 0xed, 0xa0, 0x80]), 'x.yaml').problems[0]?.message).toContain('byte 0xed at offset 2');
+    expect(validateBytes(new Uint8Array([0x61, 0xc0, 0xaf]), 'x.yaml').problems[0]?.message).toContain(
+      'byte 0xc0 at offset 1',
+    );
+    expect(validateBytes(new Uint8Array([0x61, 0x62, 0xed, 0xa0, 0x80]), 'x.yaml').problems[0]?.message).toContain(
+      'byte 0xed at offset 2',
+    );
     // Well-formed UTF-8 of every length is text.
-    expect(validateBytes(new TextEncoder().encode('apiVersion: v1\nkind: Secret\nmetadata: {name: "é € 😀"}\n'), 'x.yaml').problems).toEqual([]);
+    expect(
+      validateBytes(new TextEncoder().encode('apiVersion: v1\nkind: Secret\nmetadata: {name: "é € 😀"}\n'), 'x.yaml')
+        .problems,
+    ).toEqual([]);
   });
 
   it('refuses raw control characters other than tab, LF and CR, with their line, escaped', () => {
@@ -121,7 +143,9 @@ describe('validateFile on files that are not manifests', () => {
   });
 
   it('reports a file it cannot read as a problem, not an exception', () => {
-    expect(validateFile(dir).problems).toEqual([{ file: dir, path: '', message: 'cannot read the file: it is a directory' }]);
+    expect(validateFile(dir).problems).toEqual([
+      { file: dir, path: '', message: 'cannot read the file: it is a directory' },
+    ]);
   });
 });
 
@@ -152,27 +176,36 @@ describe('virtfleet validate (CLI) on hostile files', () => {
     const file = write('cli-random.yaml', randomBytes(5 * 1024 * 1024));
     const run = await virtfleet('validate', file);
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(new RegExp(`^${file.replace(/[.]/g, '\\.')}: not a YAML or JSON text file: [^\\n]*; nothing in it was checked\\n$`));
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `^${file.replace(/[.]/g, '\\.')}: not a YAML or JSON text file: [^\\n]*; nothing in it was checked\\n$`,
+      ),
+    );
     expect(run.stdout).toMatch(CLEAN);
     expect(run.stderr).toMatch(CLEAN);
   }, 60000);
 
   it('values that would act on a terminal are printed as escapes', async () => {
     // Escapes in a double-quoted YAML string: the file is clean text, the value is not.
-    const file = write('cli-escapes.yaml', [
-      'apiVersion: virtfleet.io/v1alpha1',
-      'kind: VirtualMachine',
-      'metadata:',
-      '  name: "web\\e]0;owned\\a\\u2028\\x85\\u202e"',
-      '  labels: {"tier\\e[2J": "web"}',
-      'spec: {hostPoolRef: {name: lab}, memory: "1\\e[31mGi"}',
-      '',
-    ].join('\n'));
+    const file = write(
+      'cli-escapes.yaml',
+      [
+        'apiVersion: virtfleet.io/v1alpha1',
+        'kind: VirtualMachine',
+        'metadata:',
+        '  name: "web\\e]0;owned\\a\\u2028\\x85\\u202e"',
+        '  labels: {"tier\\e[2J": "web"}',
+        'spec: {hostPoolRef: {name: lab}, memory: "1\\e[31mGi"}',
+        '',
+      ].join('\n'),
+    );
     const run = await virtfleet('validate', file);
     expect(run.code).toBe(1);
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(3);
     expect(run.stdout).toMatch(CLEAN);
-    expect(run.stdout).toContain('metadata.name: "web\\u001b]0;owned\\u0007\\u2028\\x85\\u202e" is not a DNS subdomain');
+    expect(run.stdout).toContain(
+      'metadata.name: "web\\u001b]0;owned\\u0007\\u2028\\x85\\u202e" is not a DNS subdomain',
+    );
   }, 60000);
 });

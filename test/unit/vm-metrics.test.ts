@@ -10,32 +10,73 @@ import { ControllerMetrics } from '../../src/observability/metrics.js';
 
 const T = '2026-12-07T10:00:00Z';
 
-function vm(name: string, phase: string, conditions: [type: string, status: 'True' | 'False', reason: string][], runStrategy = 'Always'): VmObject {
+function vm(
+  name: string,
+  phase: string,
+  conditions: [type: string, status: 'True' | 'False', reason: string][],
+  runStrategy = 'Always',
+): VmObject {
   return {
     apiVersion: 'virtfleet.io/v1alpha1',
     kind: 'VirtualMachine',
     metadata: { namespace: 'shop', name, uid: `uid-${name}` },
     spec: { runStrategy, install: { profileRef: { name: 'rocky-9' } } },
-    status: { phase, conditions: conditions.map(([type, status, reason]) => ({ type, status, reason, message: '', lastTransitionTime: T })) },
+    status: {
+      phase,
+      conditions: conditions.map(([type, status, reason]) => ({
+        type,
+        status,
+        reason,
+        message: '',
+        lastTransitionTime: T,
+      })),
+    },
   } as unknown as VmObject;
 }
 
 const VMS = [
   // The installer runs.
-  vm('kickstart', 'Installing', [['Installed', 'False', 'Installing'], ['Ready', 'False', 'Installing']]),
+  vm('kickstart', 'Installing', [
+    ['Installed', 'False', 'Installing'],
+    ['Ready', 'False', 'Installing'],
+  ]),
   // Provisioning for its install: the installer's kernel and initrd are being put on the host.
-  vm('media', 'Provisioning', [['Installed', 'False', 'PreparingInstall'], ['Ready', 'False', 'PreparingInstall']]),
+  vm('media', 'Provisioning', [
+    ['Installed', 'False', 'PreparingInstall'],
+    ['Ready', 'False', 'PreparingInstall'],
+  ]),
   // Another VM installs on the same MAC first.
-  vm('queued', 'Provisioning', [['Installed', 'False', 'InstallMacInUse'], ['Ready', 'False', 'InstallMacInUse']]),
+  vm('queued', 'Provisioning', [
+    ['Installed', 'False', 'InstallMacInUse'],
+    ['Ready', 'False', 'InstallMacInUse'],
+  ]),
   // Waits for a person: down, not installing.
-  vm('no-endpoint', 'Provisioning', [['Installed', 'False', 'InstallEndpointUnavailable'], ['Ready', 'False', 'InstallEndpointUnavailable']]),
-  vm('bad-profile', 'Provisioning', [['Installed', 'False', 'ProfileNotValid'], ['Ready', 'False', 'ProfileNotValid']]),
-  vm('no-media', 'Provisioning', [['Installed', 'False', 'InstallMediaFailed'], ['Ready', 'False', 'InstallMediaFailed']]),
+  vm('no-endpoint', 'Provisioning', [
+    ['Installed', 'False', 'InstallEndpointUnavailable'],
+    ['Ready', 'False', 'InstallEndpointUnavailable'],
+  ]),
+  vm('bad-profile', 'Provisioning', [
+    ['Installed', 'False', 'ProfileNotValid'],
+    ['Ready', 'False', 'ProfileNotValid'],
+  ]),
+  vm('no-media', 'Provisioning', [
+    ['Installed', 'False', 'InstallMediaFailed'],
+    ['Ready', 'False', 'InstallMediaFailed'],
+  ]),
   // Failed installs: down.
-  vm('timed-out', 'Failed', [['Installed', 'False', 'InstallTimedOut'], ['Ready', 'False', 'InstallTimedOut']]),
-  vm('crashed', 'Failed', [['Installed', 'False', 'InstallFailed'], ['Ready', 'False', 'InstallFailed']]),
+  vm('timed-out', 'Failed', [
+    ['Installed', 'False', 'InstallTimedOut'],
+    ['Ready', 'False', 'InstallTimedOut'],
+  ]),
+  vm('crashed', 'Failed', [
+    ['Installed', 'False', 'InstallFailed'],
+    ['Ready', 'False', 'InstallFailed'],
+  ]),
   // Installed and running; and a VM without an install at all.
-  vm('done', 'Running', [['Installed', 'True', 'Installed'], ['Ready', 'True', 'Running']]),
+  vm('done', 'Running', [
+    ['Installed', 'True', 'Installed'],
+    ['Ready', 'True', 'Running'],
+  ]),
   vm('plain', 'Provisioning', [['Ready', 'False', 'ProvisioningDisks']]),
   // Not meant to run (Halted): no VM gauge series at all, installing or not.
   vm('halted', 'Installing', [['Installed', 'False', 'Installing']], 'Halted'),
@@ -81,7 +122,9 @@ describe('virtfleet_vm_installing', () => {
       done: 0,
       plain: 0,
     });
-    expect(Object.keys(series('virtfleet_vm_ready')).sort()).toEqual(Object.keys(series('virtfleet_vm_installing')).sort());
+    expect(Object.keys(series('virtfleet_vm_ready')).sort()).toEqual(
+      Object.keys(series('virtfleet_vm_installing')).sort(),
+    );
     expect(text).toContain('# TYPE virtfleet_vm_installing gauge');
   });
 });

@@ -58,7 +58,9 @@ describe('WorkQueue', () => {
 
   it('retries with growing delays until forgotten', () => {
     const queue = new WorkQueue({ baseMs: 10, maxMs: 1000 });
-    expect([1, 2, 3, 4, 5, 6, 7, 8].map(() => queue.addRateLimited('ns/a'))).toEqual([10, 20, 40, 80, 160, 320, 640, 1000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8].map(() => queue.addRateLimited('ns/a'))).toEqual([
+      10, 20, 40, 80, 160, 320, 640, 1000,
+    ]);
     expect(queue.retries('ns/a')).toBe(8);
     queue.forget('ns/a');
     expect(queue.addRateLimited('ns/a')).toBe(10);

@@ -42,17 +42,30 @@ export class CopiesStep {
     const stray = fleet.takeStrayCopies(uid);
     const migration = draft.status.migration;
     if (!migration && !ended && stray.length === 0) return undefined;
-    const sightings = await this.copies.sight(poolName, uid, [...suspectHosts(draft.status.host, migration), ...stray], new Set(stray));
+    const sightings = await this.copies.sight(
+      poolName,
+      uid,
+      [...suspectHosts(draft.status.host, migration), ...stray],
+      new Set(stray),
+    );
     if (migration && !ended) {
       // A migration this process lost: libvirt carries on without us while the source runs it.
       const source = sightings.find((s) => s.host === migration.source);
       const sourceHost = fleet.host(poolName, migration.source);
       if (source?.reach === 'reachable' && source.domain && live(source.domain.state) && sourceHost) {
-        const progress = await fleet.hypervisor(sourceHost.uri).migrationProgress(uid).catch(() => undefined);
+        const progress = await fleet
+          .hypervisor(sourceHost.uri)
+          .migrationProgress(uid)
+          .catch(() => undefined);
         if (progress?.active) {
           allocations.migrating.add(uid);
           draft.phase('Migrating');
-          draft.set(C.Migrating, 'True', R.Migrating, `migrating from ${migration.source} to ${migration.target}: ${progressText(progress)} (found under way after a controller restart)`);
+          draft.set(
+            C.Migrating,
+            'True',
+            R.Migrating,
+            `migrating from ${migration.source} to ${migration.target}: ${progressText(progress)} (found under way after a controller restart)`,
+          );
           return MIGRATION_LOOK_MS;
         }
       }
@@ -60,7 +73,13 @@ export class CopiesStep {
     const verdict = locate({ host: draft.status.host, migration, migrating: false, sightings });
     if (verdict.kind === 'blind') {
       for (const host of stray) fleet.reportStrayCopy(uid, host); // looked at again once it answers
-      if (migration) draft.set(C.Migrating, 'False', R.MigrationUnresolved, `the migration from ${migration.source} to ${migration.target} ended; ${verdict.message}`);
+      if (migration)
+        draft.set(
+          C.Migrating,
+          'False',
+          R.MigrationUnresolved,
+          `the migration from ${migration.source} to ${migration.target} ended; ${verdict.message}`,
+        );
       this.reportBlind(vm, poolName, verdict, draft);
       return this.kit.hostRetryMs;
     }
@@ -75,7 +94,10 @@ export class CopiesStep {
       delete draft.status.migration;
       allocations.migrating.delete(uid);
     }
-    const asked = draft.status.lastAction?.action === 'migrate' && draft.status.lastAction.state === 'InProgress' ? draft.status.lastAction : undefined;
+    const asked =
+      draft.status.lastAction?.action === 'migrate' && draft.status.lastAction.state === 'InProgress'
+        ? draft.status.lastAction
+        : undefined;
     if (migration && home === migration.target) {
       const message = ended?.outcome?.ok
         ? `migrated live from ${migration.source} to ${migration.target} in ${((ended.outcome.endedAt - ended.startedAt) / 1000).toFixed(1)} s`
@@ -89,12 +111,20 @@ export class CopiesStep {
     if (migration) {
       const failures = this.migrations.failures(uid);
       const gaveUp = failures >= MIGRATION_ATTEMPTS;
-      const why = ended ? `failed (attempt ${failures} of ${MIGRATION_ATTEMPTS}): ${ended.outcome?.message ?? ''}` : 'did not finish (the controller restarted meanwhile)';
-      const message = `migration from ${migration.source} to ${migration.target} ${why}; ` + (gaveUp ? `gave up: the VM keeps running on ${home} (\`virtfleet vm migrate ${vm.metadata.name}\` tries again)` : 'retrying');
-      if (draft.status.phase === 'Migrating') draft.phase(verdict.kind === 'settled' && !verdict.running ? 'Stopped' : 'Running');
+      const why = ended
+        ? `failed (attempt ${failures} of ${MIGRATION_ATTEMPTS}): ${ended.outcome?.message ?? ''}`
+        : 'did not finish (the controller restarted meanwhile)';
+      const message =
+        `migration from ${migration.source} to ${migration.target} ${why}; ` +
+        (gaveUp
+          ? `gave up: the VM keeps running on ${home} (\`virtfleet vm migrate ${vm.metadata.name}\` tries again)`
+          : 'retrying');
+      if (draft.status.phase === 'Migrating')
+        draft.phase(verdict.kind === 'settled' && !verdict.running ? 'Stopped' : 'Running');
       draft.set(C.Migrating, 'False', gaveUp ? R.MigrationGaveUp : R.MigrationFailed, message);
       this.kit.event(vm, 'Warning', E.MigrationFailed, message);
-      if (asked && gaveUp) this.kit.recordAction(vm, draft, { id: asked.id, action: 'migrate', state: 'Failed', message });
+      if (asked && gaveUp)
+        this.kit.recordAction(vm, draft, { id: asked.id, action: 'migrate', state: 'Failed', message });
     }
     if (home && home !== draft.status.host && (verdict.kind === 'split-brain' || verdict.copy)) {
       const message = `found ${verdict.kind === 'split-brain' || verdict.running ? 'running' : 'defined'} on ${home}, not on ${draft.status.host ?? 'no host'} as status said; taken as it is`;
@@ -123,7 +153,8 @@ export class CopiesStep {
     const home = verdict.kind === 'split-brain' ? verdict.keep : verdict.host;
     const elsewhere = home !== host && (verdict.kind === 'split-brain' || verdict.copy);
     // Stopped copies elsewhere are left to the pool's scan, unless the VM moves to one of them.
-    if (verdict.kind === 'split-brain' || (verdict.kind === 'settled' && verdict.running) || elsewhere) await this.removeCopies(vm, poolName, verdict);
+    if (verdict.kind === 'split-brain' || (verdict.kind === 'settled' && verdict.running) || elsewhere)
+      await this.removeCopies(vm, poolName, verdict);
     if (!elsewhere) return;
     this.moveTo(vm, poolName, home, `found on ${home}`, draft);
     const message = `found ${verdict.kind === 'split-brain' || verdict.running ? 'running' : 'defined'} on ${home} before starting it on ${host}; taken as it is, no second copy started`;
@@ -135,8 +166,15 @@ export class CopiesStep {
    * Nothing is started or removed while a host that may hold a copy is silent. Hosts still
    * connecting (a controller that just started) are only waited for; a failed one is a Warning.
    */
-  private reportBlind(vm: VmObject, poolName: string, verdict: Extract<Location, { kind: 'blind' }>, draft: VmStatusDraft): void {
-    const failed = verdict.hosts.some((name) => FAILED_HOST_REASONS.has(this.kit.options.fleet.host(poolName, name)?.readiness.reason ?? ''));
+  private reportBlind(
+    vm: VmObject,
+    poolName: string,
+    verdict: Extract<Location, { kind: 'blind' }>,
+    draft: VmStatusDraft,
+  ): void {
+    const failed = verdict.hosts.some((name) =>
+      FAILED_HOST_REASONS.has(this.kit.options.fleet.host(poolName, name)?.readiness.reason ?? ''),
+    );
     draft.phase('Unknown');
     const before = draft.condition(C.Ready)?.message;
     draft.set(C.Ready, 'Unknown', failed ? R.CopyUnknown : R.HostNotReady, verdict.message);
@@ -144,23 +182,48 @@ export class CopiesStep {
   }
 
   /** Removes the copies a verdict does not keep; split-brain is said loudly. */
-  private async removeCopies(vm: VmObject, poolName: string, verdict: Exclude<Location, { kind: 'blind' | 'migrating' }>): Promise<void> {
+  private async removeCopies(
+    vm: VmObject,
+    poolName: string,
+    verdict: Exclude<Location, { kind: 'blind' | 'migrating' }>,
+  ): Promise<void> {
     if (verdict.remove.length === 0) return;
     const uid = vm.metadata.uid ?? '';
     if (verdict.kind === 'split-brain') {
       this.kit.options.metrics?.vmSplitBrain.inc(this.kit.labels(vm));
       this.kit.event(vm, 'Warning', E.SplitBrain, verdict.message);
-      this.kit.options.logger.warn({ vm: objectKey(vm), keep: verdict.keep, remove: verdict.remove.map((r) => r.host) }, `split-brain: ${verdict.message}`);
+      this.kit.options.logger.warn(
+        { vm: objectKey(vm), keep: verdict.keep, remove: verdict.remove.map((r) => r.host) },
+        `split-brain: ${verdict.message}`,
+      );
     }
     const { removed, failed } = await this.copies.remove(poolName, uid, verdict.remove);
-    for (const removal of removed) this.kit.event(vm, verdict.kind === 'split-brain' ? 'Warning' : 'Normal', E.CopyRemoved, `copy on ${removal.host} (${removal.state}) removed: ${removal.why}`);
-    for (const removal of failed) this.kit.event(vm, 'Warning', E.CopyRemoved, `cannot remove the copy on ${removal.host} (${removal.state}; ${removal.why}): ${removal.error}; retrying`);
+    for (const removal of removed)
+      this.kit.event(
+        vm,
+        verdict.kind === 'split-brain' ? 'Warning' : 'Normal',
+        E.CopyRemoved,
+        `copy on ${removal.host} (${removal.state}) removed: ${removal.why}`,
+      );
+    for (const removal of failed)
+      this.kit.event(
+        vm,
+        'Warning',
+        E.CopyRemoved,
+        `cannot remove the copy on ${removal.host} (${removal.state}; ${removal.why}): ${removal.error}; retrying`,
+      );
     if (failed.length > 0) throw new Halt(this.kit.hostRetryMs);
   }
 
   /** Records that the VM lives on `host` now (allocation and status.host). */
   private moveTo(vm: VmObject, poolName: string, host: string, reason: string, draft: VmStatusDraft): void {
-    const record: Placed = { key: objectKey(vm), pool: poolName, host, hypervisor: draft.status.hypervisor ?? 'kvm', reason };
+    const record: Placed = {
+      key: objectKey(vm),
+      pool: poolName,
+      host,
+      hypervisor: draft.status.hypervisor ?? 'kvm',
+      reason,
+    };
     this.kit.options.allocations.record(vm.metadata.uid ?? '', record);
     draft.status.host = host;
     delete this.kit.memory(vm).defined;

@@ -52,7 +52,12 @@ export class DeletionStep {
         const hypervisor = options.fleet.hypervisor(host.uri);
         const step = await this.removeDomain(vm, hypervisor);
         if (step !== undefined) {
-          draft.set(C.Ready, 'False', R.ShuttingDown, `shutting down before deletion; destroyed if still running after ${this.kit.graceMs / 1000} s`);
+          draft.set(
+            C.Ready,
+            'False',
+            R.ShuttingDown,
+            `shutting down before deletion; destroyed if still running after ${this.kit.graceMs / 1000} s`,
+          );
           await this.kit.writeStatus(vm, draft);
           return { requeueAfterMs: step };
         }
@@ -60,9 +65,19 @@ export class DeletionStep {
         await this.steps.lease.remove(vm, hypervisor);
       } catch (error) {
         if (!isHypervisorError(error, 'unreachable')) throw error;
-        draft.set(C.Ready, 'Unknown', R.HostUnreachable, `cannot delete the domain: host ${placement.host} is unreachable (${error.message}); the VM is deleted once the host answers`);
+        draft.set(
+          C.Ready,
+          'Unknown',
+          R.HostUnreachable,
+          `cannot delete the domain: host ${placement.host} is unreachable (${error.message}); the VM is deleted once the host answers`,
+        );
         await this.kit.writeStatus(vm, draft);
-        this.kit.event(vm, 'Warning', E.HostUnreachable, `cannot delete the domain on ${placement.host}: ${error.message}`);
+        this.kit.event(
+          vm,
+          'Warning',
+          E.HostUnreachable,
+          `cannot delete the domain on ${placement.host}: ${error.message}`,
+        );
         return { requeueAfterMs: this.kit.hostRetryMs };
       }
     }

@@ -43,7 +43,17 @@ export class DomainStep {
   ) {}
 
   /** Defines the domain (or redefines it after a spec change) and returns its state. */
-  async ensure({ vm, pool, host, placement, hypervisor, draft, disks, installer, redefinedBecause }: DefineRequest): Promise<DomainStatus> {
+  async ensure({
+    vm,
+    pool,
+    host,
+    placement,
+    hypervisor,
+    draft,
+    disks,
+    installer,
+    redefinedBecause,
+  }: DefineRequest): Promise<DomainStatus> {
     const uid = vm.metadata.uid ?? '';
     const type = placement.hypervisor ?? host.readiness.hypervisor;
     if (!type) throw new Halt(this.kit.hostRetryMs); // the host step made sure the host has one
@@ -74,7 +84,8 @@ export class DomainStep {
       memory.defined = xml;
       if (!existing) this.kit.event(vm, 'Normal', E.Defined, `domain ${name} defined on ${host.name}`);
       // After a controller restart `previous` is unknown: the define only re-syncs, no news.
-      else if (previous !== undefined) this.kit.event(vm, 'Normal', E.Redefined, `domain ${name} redefined on ${host.name} ${redefinedBecause}`);
+      else if (previous !== undefined)
+        this.kit.event(vm, 'Normal', E.Redefined, `domain ${name} redefined on ${host.name} ${redefinedBecause}`);
     }
     draft.status.domainUUID = uid;
     draft.status.domainName = name;

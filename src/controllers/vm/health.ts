@@ -41,7 +41,12 @@ export class HealthStep {
     });
     const verdict = this.probes.verdict(uid);
     if (!verdict?.last) {
-      draft.set(C.Healthy, 'Unknown', R.ProbePending, `first probe ${check.initialDelaySeconds} s after the start, then every ${check.periodSeconds} s`);
+      draft.set(
+        C.Healthy,
+        'Unknown',
+        R.ProbePending,
+        `first probe ${check.initialDelaySeconds} s after the start, then every ${check.periodSeconds} s`,
+      );
       return;
     }
     if (verdict.last.ok) {
@@ -51,7 +56,12 @@ export class HealthStep {
     const message = `${verdict.last.message} (${verdict.failures} of ${check.failureThreshold} failures in a row)`;
     draft.set(C.Healthy, 'False', R.ProbeFailed, message);
     if (verdict.failures < check.failureThreshold) return;
-    draft.set(C.Ready, 'False', R.Unhealthy, `the health check failed ${verdict.failures} times in a row: ${verdict.last.message}`);
+    draft.set(
+      C.Ready,
+      'False',
+      R.Unhealthy,
+      `the health check failed ${verdict.failures} times in a row: ${verdict.last.message}`,
+    );
     if (vm.spec.runStrategy !== 'Always' && vm.spec.runStrategy !== 'RerunOnFailure') return;
     // Restarted like a crash (so a probe that never passes ends in CrashLoopBackOff), counted as probe.
     await ignoring(['invalid-state', 'not-found'], () => hypervisor.destroy(uid));
@@ -60,7 +70,12 @@ export class HealthStep {
     draft.status.restarts = (draft.status.restarts ?? 0) + 1;
     options.metrics?.vmRestarts.inc({ ...this.kit.labels(vm), reason: 'probe' });
     const when = backoff.delayMs > 0 ? `in ${(backoff.delayMs / 1000).toFixed(1)} s` : 'now';
-    this.kit.event(vm, 'Warning', E.Unhealthy, `${message}; restarting the VM ${when} (restart ${draft.status.restarts})`);
+    this.kit.event(
+      vm,
+      'Warning',
+      E.Unhealthy,
+      `${message}; restarting the VM ${when} (restart ${draft.status.restarts})`,
+    );
     draft.phase('Stopped');
   }
 

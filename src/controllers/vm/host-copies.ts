@@ -15,7 +15,12 @@ export class VmCopies {
    * Hosts in `answered` were just heard from (the pool's scan found a copy there): they are asked
    * even before the HostPool controller calls them ready again, and what they say beats a fence.
    */
-  async sight(pool: string, uid: string, hosts: string[] | 'all', answered: ReadonlySet<string> = new Set()): Promise<Sighting[]> {
+  async sight(
+    pool: string,
+    uid: string,
+    hosts: string[] | 'all',
+    answered: ReadonlySet<string> = new Set(),
+  ): Promise<Sighting[]> {
     const names = hosts === 'all' ? this.fleet.hosts(pool).map((host) => host.name) : [...new Set(hosts)];
     return Promise.all(
       names.map(async (name): Promise<Sighting> => {
@@ -25,7 +30,9 @@ export class VmCopies {
         if (!host.readiness.ready && !answered.has(name)) return silent;
         try {
           const domain = await this.fleet.hypervisor(host.uri).lookup(uid);
-          return domain ? { host: name, reach: 'reachable', domain: { state: domain.state, reason: domain.reason } } : { host: name, reach: 'reachable' };
+          return domain
+            ? { host: name, reach: 'reachable', domain: { state: domain.state, reason: domain.reason } }
+            : { host: name, reach: 'reachable' };
         } catch (error) {
           if (isHypervisorError(error, 'unreachable')) return silent;
           throw error;
@@ -35,7 +42,11 @@ export class VmCopies {
   }
 
   /** Destroys and undefines each copy; returns the ones removed (a host that stopped answering keeps its copy, and says so). */
-  async remove(pool: string, uid: string, removals: Removal[]): Promise<{ removed: Removal[]; failed: Array<Removal & { error: string }> }> {
+  async remove(
+    pool: string,
+    uid: string,
+    removals: Removal[],
+  ): Promise<{ removed: Removal[]; failed: Array<Removal & { error: string }> }> {
     const removed: Removal[] = [];
     const failed: Array<Removal & { error: string }> = [];
     await Promise.all(

@@ -13,7 +13,13 @@ export class HostStep {
   constructor(private readonly kit: VmKit) {}
 
   /** The VM's host when it is ready; otherwise the reconcile halts with a condition saying why. */
-  readyHost(vm: VmObject, pool: PoolObject | undefined, placement: Placement, draft: VmStatusDraft, blocked?: RecoveryWait): FleetHost {
+  readyHost(
+    vm: VmObject,
+    pool: PoolObject | undefined,
+    placement: Placement,
+    draft: VmStatusDraft,
+    blocked?: RecoveryWait,
+  ): FleetHost {
     const poolName = vm.spec.hostPoolRef.name;
     const host = this.kit.options.fleet.host(poolName, placement.host);
     if (pool && host?.readiness.ready && host.facts) return host;

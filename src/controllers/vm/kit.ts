@@ -57,7 +57,12 @@ export class VmKit {
   async writeStatus(vm: VmObject, draft: VmStatusDraft): Promise<VmObject> {
     const status = draft.result();
     this.memory(vm).written = structuredClone(status);
-    await patchStatusIfChanged(this.options.client, VIRTUAL_MACHINE, vm as VmObject & { status?: Record<string, unknown> }, status as Record<string, unknown>);
+    await patchStatusIfChanged(
+      this.options.client,
+      VIRTUAL_MACHINE,
+      vm as VmObject & { status?: Record<string, unknown> },
+      status as Record<string, unknown>,
+    );
     return { ...vm, status };
   }
 

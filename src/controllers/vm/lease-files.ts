@@ -31,7 +31,9 @@ export class LeaseFiles {
     }
     const name = leaseKey(uid);
     if (!(await hypervisor.volume(leases.storagePool, name))) {
-      await ignoring(['already-exists'], () => hypervisor.createVolume(leases.storagePool, { name, format: 'raw', capacityBytes: 0 }));
+      await ignoring(['already-exists'], () =>
+        hypervisor.createVolume(leases.storagePool, { name, format: 'raw', capacityBytes: 0 }),
+      );
     }
     this.known.add(`${hypervisor.uri}|${uid}`);
   }

@@ -22,8 +22,10 @@ export class LeaseStep {
     } catch (error) {
       if (isHypervisorError(error, 'unreachable')) throw error;
       const message = `cannot make the VM's lease in HostPool ${pool.metadata.name ?? ''} spec.leases: ${errorText(error)}`;
-      if (draft.set(C.Provisioned, 'False', R.LeaseUnavailable, `${message}; retrying`)) this.kit.event(vm, 'Warning', E.ProvisioningFailed, message);
-      if (draft.condition(C.Ready)?.status !== 'True') draft.set(C.Ready, 'False', R.LeaseUnavailable, "the VM's lease cannot be made (see Provisioned)");
+      if (draft.set(C.Provisioned, 'False', R.LeaseUnavailable, `${message}; retrying`))
+        this.kit.event(vm, 'Warning', E.ProvisioningFailed, message);
+      if (draft.condition(C.Ready)?.status !== 'True')
+        draft.set(C.Ready, 'False', R.LeaseUnavailable, "the VM's lease cannot be made (see Provisioned)");
       throw new Halt(this.kit.hostRetryMs);
     }
   }

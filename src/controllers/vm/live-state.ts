@@ -14,19 +14,30 @@ export class LiveStateStep {
   constructor(private readonly kit: VmKit) {}
 
   /** Returns when to look again for addresses not known yet. */
-  async inspect(vm: VmObject, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<number | undefined> {
+  async inspect(
+    vm: VmObject,
+    hypervisor: Hypervisor,
+    domain: DomainStatus,
+    draft: VmStatusDraft,
+  ): Promise<number | undefined> {
     const uid = vm.metadata.uid ?? '';
     if (!isActive(domain.state)) {
       this.setRestartRequired(vm, draft, []);
       delete draft.status.addresses;
       return undefined;
     }
-    let [live, persistent] = await Promise.all([hypervisor.xml(uid), hypervisor.xml(uid, { inactive: true })]);
+    const persistent = await hypervisor.xml(uid, { inactive: true });
+    let live = await hypervisor.xml(uid);
     const memory = liveMemoryTarget(live, persistent);
     if (memory !== undefined) {
       try {
         await hypervisor.setMemory(uid, memory);
-        this.kit.event(vm, 'Normal', E.LiveUpdated, `memory set to ${formatBytes(memory)} on the running domain ${domain.name} (spec.memory)`);
+        this.kit.event(
+          vm,
+          'Normal',
+          E.LiveUpdated,
+          `memory set to ${formatBytes(memory)} on the running domain ${domain.name} (spec.memory)`,
+        );
         live = await hypervisor.xml(uid);
       } catch (error) {
         // Refused live (no balloon driver in the guest, the domain just stopped): it waits for a restart.
@@ -40,7 +51,8 @@ export class LiveStateStep {
   private setRestartRequired(vm: VmObject, draft: VmStatusDraft, fields: string[]): void {
     if (fields.length > 0) {
       const message = `${fields.join(', ')} changed; the running domain takes the change at its next start (\`virtfleet vm restart ${vm.metadata.name ?? ''}\`)`;
-      if (draft.set(C.RestartRequired, 'True', R.PendingChanges, message)) this.kit.event(vm, 'Normal', E.RestartRequired, message);
+      if (draft.set(C.RestartRequired, 'True', R.PendingChanges, message))
+        this.kit.event(vm, 'Normal', E.RestartRequired, message);
     } else if (draft.condition(C.RestartRequired)) {
       draft.set(C.RestartRequired, 'False', R.NoPendingChanges, 'the domain runs its current definition');
     }
@@ -51,7 +63,12 @@ export class LiveStateStep {
    * While a VM with interfaces has none yet, it is looked at again after addressRetryMs; an
    * answer the host cannot give keeps what status had.
    */
-  private async refreshAddresses(vm: VmObject, hypervisor: Hypervisor, liveXml: string, draft: VmStatusDraft): Promise<number | undefined> {
+  private async refreshAddresses(
+    vm: VmObject,
+    hypervisor: Hypervisor,
+    liveXml: string,
+    draft: VmStatusDraft,
+  ): Promise<number | undefined> {
     const names = interfaceNamesByMac(liveXml, vm.spec.networks);
     if (names.size === 0) {
       delete draft.status.addresses;

@@ -67,7 +67,9 @@ export function live(state: DomainState): boolean {
 
 /** "rig-0 does not answer", "rig-0 and rig-1 do not answer". */
 function silent(hosts: string[]): string {
-  return hosts.length > 1 ? `${hosts.slice(0, -1).join(', ')} and ${hosts.at(-1)!} do not answer` : `${hosts[0]!} does not answer`;
+  return hosts.length > 1
+    ? `${hosts.slice(0, -1).join(', ')} and ${hosts.at(-1)!} do not answer`
+    : `${hosts[0]!} does not answer`;
 }
 
 /** The hosts that may hold a copy, from status alone. */
@@ -82,13 +84,27 @@ export function locate(input: LocationInput): Location {
   const paused = seen.filter((s) => s.domain && live(s.domain.state) && !runs(s.domain.state)).map((s) => s.host);
   const stateOf = (host: string) => seen.find((s) => s.host === host)?.domain?.state ?? 'nostate';
   const suspects = suspectHosts(input.host, migration);
-  const blind = input.sightings.filter((s) => s.reach === 'unreachable' && suspects.includes(s.host)).map((s) => s.host);
+  const blind = input.sightings
+    .filter((s) => s.reach === 'unreachable' && suspects.includes(s.host))
+    .map((s) => s.host);
 
   if (running.length >= 2) {
-    const keep = migration && running.includes(migration.target) ? migration.target : input.host && running.includes(input.host) ? input.host : [...running].sort()[0]!;
-    const remove = running.filter((host) => host !== keep).map((host) => ({ host, state: stateOf(host), why: `split-brain: a second running copy beside the one on ${keep}` }));
+    const keep =
+      migration && running.includes(migration.target)
+        ? migration.target
+        : input.host && running.includes(input.host)
+          ? input.host
+          : [...running].sort()[0]!;
+    const remove = running
+      .filter((host) => host !== keep)
+      .map((host) => ({
+        host,
+        state: stateOf(host),
+        why: `split-brain: a second running copy beside the one on ${keep}`,
+      }));
     // Paused copies beside a kept running one are stale too (a cancelled migration's source).
-    for (const host of paused) remove.push({ host, state: stateOf(host), why: `a paused copy beside the running one on ${keep}` });
+    for (const host of paused)
+      remove.push({ host, state: stateOf(host), why: `a paused copy beside the running one on ${keep}` });
     const message = `the VM runs on ${running.sort().join(' and ')} at once; keeping the copy on ${keep} (${keep === migration?.target ? "the migration's target" : keep === input.host ? 'status.host' : 'first by name'}), destroying the others`;
     return { kind: 'split-brain', keep, remove, message };
   }
@@ -126,14 +142,25 @@ export function locate(input: LocationInput): Location {
   if (paused.length > 0) {
     // One paused copy: the VM is where it is paused. Several: a migration stopped between its
     // steps; the source's copy holds the state the guest last ran with until a switchover ran.
-    const keep = paused.length === 1 ? paused[0]! : migration && paused.includes(migration.source) ? migration.source : input.host && paused.includes(input.host) ? input.host : [...paused].sort()[0]!;
-    const remove = seen.filter((s) => s.host !== keep && s.domain).map((s) => ({ host: s.host, state: s.domain!.state, why: `the VM is kept paused on ${keep}` }));
+    const keep =
+      paused.length === 1
+        ? paused[0]!
+        : migration && paused.includes(migration.source)
+          ? migration.source
+          : input.host && paused.includes(input.host)
+            ? input.host
+            : [...paused].sort()[0]!;
+    const remove = seen
+      .filter((s) => s.host !== keep && s.domain)
+      .map((s) => ({ host: s.host, state: s.domain!.state, why: `the VM is kept paused on ${keep}` }));
     return { kind: 'settled', host: keep, running: false, copy: true, remove };
   }
   // No live copy anywhere we can see, and every host that may hold one answered.
   const defined = seen.filter((s) => s.domain).map((s) => s.host);
   const home = input.host ?? defined[0];
   if (!home) return { kind: 'settled', host: '', running: false, copy: false, remove: [] };
-  const remove = seen.filter((s) => s.host !== home && s.domain).map((s) => ({ host: s.host, state: s.domain!.state, why: `a stopped copy; the VM lives on ${home}` }));
+  const remove = seen
+    .filter((s) => s.host !== home && s.domain)
+    .map((s) => ({ host: s.host, state: s.domain!.state, why: `a stopped copy; the VM lives on ${home}` }));
   return { kind: 'settled', host: home, running: false, copy: defined.includes(home), remove };
 }

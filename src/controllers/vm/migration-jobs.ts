@@ -65,30 +65,48 @@ export class MigrationJobs {
   }
 
   /** Whether the VM may start a migration now; otherwise why not. */
-  mayStart(uid: string, from: string, now: number): { ok: true } | { ok: false; reason: 'busy' | 'backoff' | 'gave-up'; message: string; retryInMs?: number } {
+  mayStart(
+    uid: string,
+    from: string,
+    now: number,
+  ): { ok: true } | { ok: false; reason: 'busy' | 'backoff' | 'gave-up'; message: string; retryInMs?: number } {
     const past = this.history.get(uid);
     if (past && past.failures >= MIGRATION_ATTEMPTS) return { ok: false, reason: 'gave-up', message: past.lastMessage };
-    if (past && past.retryAt > now) return { ok: false, reason: 'backoff', message: past.lastMessage, retryInMs: past.retryAt - now };
-    if (this.runningFrom(from) >= MIGRATIONS_PER_HOST) return { ok: false, reason: 'busy', message: `${MIGRATIONS_PER_HOST} migrations already run from ${from}` };
+    if (past && past.retryAt > now)
+      return { ok: false, reason: 'backoff', message: past.lastMessage, retryInMs: past.retryAt - now };
+    if (this.runningFrom(from) >= MIGRATIONS_PER_HOST)
+      return { ok: false, reason: 'busy', message: `${MIGRATIONS_PER_HOST} migrations already run from ${from}` };
     return { ok: true };
   }
 
   start(request: MigrationStart): MigrationJob {
     const job: MigrationJob = { from: request.from, to: request.to, startedAt: this.now() };
     this.jobs.set(request.uid, job);
-    void request.hypervisor.migrate(request.uid, { uri: request.destinationUri }, { timeoutMs: request.timeoutMs }).then(
-      () => {
-        job.outcome = { ok: true, aborted: false, message: `migrated from ${job.from} to ${job.to}`, endedAt: this.now() };
-        this.history.delete(request.uid);
-      },
-      (error: unknown) => {
-        const message = errorText(error);
-        job.outcome = { ok: false, aborted: isHypervisorError(error, 'aborted'), message, endedAt: this.now() };
-        const past = this.history.get(request.uid);
-        const failures = (past?.failures ?? 0) + 1;
-        this.history.set(request.uid, { failures, retryAt: this.now() + this.retryMs * 2 ** (failures - 1), lastMessage: message });
-      },
-    ).finally(() => this.onEnd(request.uid));
+    void request.hypervisor
+      .migrate(request.uid, { uri: request.destinationUri }, { timeoutMs: request.timeoutMs })
+      .then(
+        () => {
+          job.outcome = {
+            ok: true,
+            aborted: false,
+            message: `migrated from ${job.from} to ${job.to}`,
+            endedAt: this.now(),
+          };
+          this.history.delete(request.uid);
+        },
+        (error: unknown) => {
+          const message = errorText(error);
+          job.outcome = { ok: false, aborted: isHypervisorError(error, 'aborted'), message, endedAt: this.now() };
+          const past = this.history.get(request.uid);
+          const failures = (past?.failures ?? 0) + 1;
+          this.history.set(request.uid, {
+            failures,
+            retryAt: this.now() + this.retryMs * 2 ** (failures - 1),
+            lastMessage: message,
+          });
+        },
+      )
+      .finally(() => this.onEnd(request.uid));
     return job;
   }
 

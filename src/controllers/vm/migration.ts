@@ -37,7 +37,12 @@ export class MigrationStep {
         job.progress = { at: now, figures: await hypervisor.migrationProgress(uid).catch(() => undefined) };
       }
       draft.phase('Migrating');
-      draft.set(C.Migrating, 'True', R.Migrating, `migrating from ${job.from} to ${job.to}: ${progressText(job.progress.figures)}`);
+      draft.set(
+        C.Migrating,
+        'True',
+        R.Migrating,
+        `migrating from ${job.from} to ${job.to}: ${progressText(job.progress.figures)}`,
+      );
       return MIGRATION_LOOK_MS;
     }
     return undefined;
@@ -48,28 +53,48 @@ export class MigrationStep {
    * time per source host. Undefined: nothing to do, the reconcile goes on; else when to look
    * again (the power steps wait meanwhile).
    */
-  async start(vm: VmObject, pool: PoolObject, host: FleetHost, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<number | undefined> {
+  async start(
+    vm: VmObject,
+    pool: PoolObject,
+    host: FleetHost,
+    hypervisor: Hypervisor,
+    domain: DomainStatus,
+    draft: VmStatusDraft,
+  ): Promise<number | undefined> {
     const uid = vm.metadata.uid ?? '';
     const now = this.kit.now();
     const parsed = actionRequest(vm.metadata.annotations);
     const request = parsed && !('error' in parsed) && parsed.action === 'migrate' ? parsed : undefined;
     const last = draft.status.lastAction;
-    const asked = request !== undefined && !(last?.id === request.id && last.action === 'migrate' && last.state !== 'InProgress');
+    const asked =
+      request !== undefined && !(last?.id === request.id && last.action === 'migrate' && last.state !== 'InProgress');
     if (!asked && !host.maintenance) {
       this.jobs.reset(uid);
-      if (draft.condition(C.Migrating)?.status === 'True') draft.set(C.Migrating, 'False', R.NotMigrating, 'no migration under way');
+      if (draft.condition(C.Migrating)?.status === 'True')
+        draft.set(C.Migrating, 'False', R.NotMigrating, 'no migration under way');
       return undefined;
     }
     if (!isActive(domain.state)) return undefined; // nothing runs to move; a start request is refused by decideAction
     if (asked && (last?.id !== request.id || last.action !== 'migrate')) {
       this.jobs.reset(uid);
-      this.kit.recordAction(vm, draft, { id: request.id, action: 'migrate', state: 'InProgress', message: 'migration asked' });
+      this.kit.recordAction(vm, draft, {
+        id: request.id,
+        action: 'migrate',
+        state: 'InProgress',
+        message: 'migration asked',
+      });
     }
     const why = asked ? 'asked' : `host ${host.name} is in maintenance`;
     const may = this.jobs.mayStart(uid, host.name, now);
     if (!may.ok) {
       if (may.reason === 'gave-up') {
-        if (asked) this.kit.recordAction(vm, draft, { id: request.id, action: 'migrate', state: 'Failed', message: may.message });
+        if (asked)
+          this.kit.recordAction(vm, draft, {
+            id: request.id,
+            action: 'migrate',
+            state: 'Failed',
+            message: may.message,
+          });
         return undefined;
       }
       if (may.reason === 'busy') draft.set(C.Migrating, 'False', R.MigrationQueued, `${why}: waiting, ${may.message}`);
@@ -77,9 +102,16 @@ export class MigrationStep {
     }
     const target = asked ? vm.metadata.annotations?.[MIGRATE_TO_ANNOTATION] : undefined;
     const poolName = pool.metadata.name ?? '';
-    const candidates = this.placement.hostStates(poolName).filter((state) => state.name !== host.name && (!target || state.name === target));
+    const candidates = this.placement
+      .hostStates(poolName)
+      .filter((state) => state.name !== host.name && (!target || state.name === target));
     if (target && candidates.length === 0) {
-      this.kit.recordAction(vm, draft, { id: request!.id, action: 'migrate', state: 'Refused', message: `no host ${target} in HostPool ${poolName} other than the VM's own (${host.name})` });
+      this.kit.recordAction(vm, draft, {
+        id: request!.id,
+        action: 'migrate',
+        state: 'Refused',
+        message: `no host ${target} in HostPool ${poolName} other than the VM's own (${host.name})`,
+      });
       return undefined;
     }
     const result = place(vmRequest(vm), candidates, schedulingPolicy(pool));
@@ -97,8 +129,20 @@ export class MigrationStep {
     draft.set(C.Migrating, 'True', R.Migrating, `migrating from ${host.name} to ${result.host}: starting (${why})`);
     await this.kit.writeStatus(vm, draft);
     this.kit.options.allocations.migrating.add(uid);
-    this.jobs.start({ uid, from: host.name, to: result.host, hypervisor, destinationUri: destination.uri, timeoutMs: MIGRATION_TIMEOUT_MS });
-    this.kit.event(vm, 'Normal', E.MigrationStarted, `live migration from ${host.name} to ${result.host} started (${why})`);
+    this.jobs.start({
+      uid,
+      from: host.name,
+      to: result.host,
+      hypervisor,
+      destinationUri: destination.uri,
+      timeoutMs: MIGRATION_TIMEOUT_MS,
+    });
+    this.kit.event(
+      vm,
+      'Normal',
+      E.MigrationStarted,
+      `live migration from ${host.name} to ${result.host} started (${why})`,
+    );
     return MIGRATION_LOOK_MS;
   }
 

@@ -38,7 +38,13 @@ export class PlacementStep {
       const pending = allocations.pendingFor(vm.metadata.uid ?? '');
       if (pending) recordPlacement(draft, pending);
       // Still placed, now for this generation too.
-      else draft.set(C.Scheduled, 'True', R.Placed, `placed on ${placed.host}: ${vm.status?.hypervisorReason ?? 'recorded in status'}`);
+      else
+        draft.set(
+          C.Scheduled,
+          'True',
+          R.Placed,
+          `placed on ${placed.host}: ${vm.status?.hypervisorReason ?? 'recorded in status'}`,
+        );
       return placed;
     }
     const poolName = vm.spec.hostPoolRef.name;
@@ -46,7 +52,12 @@ export class PlacementStep {
     // that waits for a host for one that is done.
     if (!pool) {
       draft.phase('Pending');
-      const changed = draft.set(C.Scheduled, 'False', R.HostPoolNotFound, `HostPool ${poolName} does not exist: create it, or fix spec.hostPoolRef.name`);
+      const changed = draft.set(
+        C.Scheduled,
+        'False',
+        R.HostPoolNotFound,
+        `HostPool ${poolName} does not exist: create it, or fix spec.hostPoolRef.name`,
+      );
       draft.set(C.Ready, 'False', R.HostPoolNotFound, 'not placed on a host (see Scheduled)');
       if (changed) this.kit.event(vm, 'Warning', E.FailedScheduling, `HostPool ${poolName} does not exist`);
       return undefined;
@@ -56,25 +67,53 @@ export class PlacementStep {
       draft.phase('Pending');
       const before = draft.condition(C.Scheduled)?.message;
       draft.set(C.Scheduled, 'False', R.Unschedulable, result.message);
-      draft.set(C.Ready, 'False', R.Unschedulable, 'not placed on a host: no host of the pool can take it (see Scheduled)');
+      draft.set(
+        C.Ready,
+        'False',
+        R.Unschedulable,
+        'not placed on a host: no host of the pool can take it (see Scheduled)',
+      );
       if (before !== result.message) this.kit.event(vm, 'Warning', E.FailedScheduling, result.message);
       return undefined;
     }
-    const record: Placed = { key: objectKey(vm), pool: poolName, host: result.host, hypervisor: result.hypervisor, reason: result.reason };
+    const record: Placed = {
+      key: objectKey(vm),
+      pool: poolName,
+      host: result.host,
+      hypervisor: result.hypervisor,
+      reason: result.reason,
+    };
     allocations.record(vm.metadata.uid ?? '', record);
     recordPlacement(draft, record);
     const ready = draft.condition(C.Ready)?.reason;
-    if (ready === R.Unschedulable || ready === R.HostPoolNotFound) draft.set(C.Ready, 'False', R.Placed, `placed on ${result.host}; the domain is being made`);
+    if (ready === R.Unschedulable || ready === R.HostPoolNotFound)
+      draft.set(C.Ready, 'False', R.Placed, `placed on ${result.host}; the domain is being made`);
     this.kit.event(vm, 'Normal', E.Scheduled, `placed on ${result.host} (${result.hypervisor}): ${result.reason}`);
     return { host: result.host, hypervisor: result.hypervisor };
   }
 
   /** Another host of the pool than `from`, recorded as the VM's placement; undefined (with Scheduled=False) when none can take it. */
-  placeAwayFrom(vm: VmObject, pool: PoolObject, from: string, reason: string, draft: VmStatusDraft): { placed: Placed; why: string } | { placed: undefined; message: string } {
+  placeAwayFrom(
+    vm: VmObject,
+    pool: PoolObject,
+    from: string,
+    reason: string,
+    draft: VmStatusDraft,
+  ): { placed: Placed; why: string } | { placed: undefined; message: string } {
     const poolName = pool.metadata.name ?? '';
-    const result = place(vmRequest(vm), this.hostStates(poolName).filter((host) => host.name !== from), schedulingPolicy(pool));
+    const result = place(
+      vmRequest(vm),
+      this.hostStates(poolName).filter((host) => host.name !== from),
+      schedulingPolicy(pool),
+    );
     if (!result.placed) return { placed: undefined, message: result.message };
-    const record: Placed = { key: objectKey(vm), pool: poolName, host: result.host, hypervisor: result.hypervisor, reason: `${reason}; ${result.reason}` };
+    const record: Placed = {
+      key: objectKey(vm),
+      pool: poolName,
+      host: result.host,
+      hypervisor: result.hypervisor,
+      reason: `${reason}; ${result.reason}`,
+    };
     this.kit.options.allocations.record(vm.metadata.uid ?? '', record);
     recordPlacement(draft, record);
     return { placed: record, why: result.reason };

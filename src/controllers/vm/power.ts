@@ -8,7 +8,14 @@ import { ignoring, type DomainStatus, type Hypervisor } from '../../hypervisors/
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { PoolObject, VmObject } from '../resources.js';
 import { isActive, stopAction, type PowerAction } from '../run-strategy.js';
-import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, actionRequest, decideAction, type ActionDecision, type VmAction } from '../vm-actions.js';
+import {
+  ACTION_ANNOTATION,
+  ACTION_ID_ANNOTATION,
+  actionRequest,
+  decideAction,
+  type ActionDecision,
+  type VmAction,
+} from '../vm-actions.js';
 import type { VmStatusDraft } from '../vm-status.js';
 import type { CopiesStep } from './copies.js';
 import type { VmKit } from './kit.js';
@@ -33,7 +40,14 @@ export class PowerStep {
     return this.kit.memory(vm).shutdownSince !== undefined;
   }
 
-  async apply(vm: VmObject, pool: PoolObject, hostName: string, hypervisor: Hypervisor, domain: DomainStatus, draft: VmStatusDraft): Promise<PowerOutcome> {
+  async apply(
+    vm: VmObject,
+    pool: PoolObject,
+    hostName: string,
+    hypervisor: Hypervisor,
+    domain: DomainStatus,
+    draft: VmStatusDraft,
+  ): Promise<PowerOutcome> {
     const uid = vm.metadata.uid ?? '';
     const memory = this.kit.memory(vm);
     const stopWasAsked = memory.shutdownSince !== undefined;
@@ -54,14 +68,20 @@ export class PowerStep {
     if (decision.record) this.kit.recordAction(vm, draft, decision.record);
     const step = decision.power;
     if (step.action === 'none') return { domain, ...(decision.hold ? { hold: decision.hold } : {}) };
-    const askedByUser = decision.record !== undefined && (decision.record.action === 'start' || decision.record.action === 'restart');
+    const askedByUser =
+      decision.record !== undefined && (decision.record.action === 'start' || decision.record.action === 'restart');
     const now = this.kit.now();
     if (step.action === 'start' && !askedByUser) {
       let pending = this.kit.crashes.pending(uid, now);
       if (!pending && !stopWasAsked && wasUp(phaseBefore)) {
         const verdict = this.kit.crashes.failure(uid, vm.spec.recovery.restartBackoff, now);
         this.countRestart(vm, draft, domain, verdict.delayMs);
-        pending = { leftMs: verdict.delayMs, startAt: verdict.startAt, failures: verdict.failures, delayMs: verdict.delayMs };
+        pending = {
+          leftMs: verdict.delayMs,
+          startAt: verdict.startAt,
+          failures: verdict.failures,
+          delayMs: verdict.delayMs,
+        };
       }
       if (pending && pending.leftMs > 0) {
         const message =
@@ -69,7 +89,8 @@ export class PowerStep {
           `(back-off doubles from ${vm.spec.recovery.restartBackoff.initialSeconds} s up to ${vm.spec.recovery.restartBackoff.maxSeconds} s; ` +
           "see the Events and the guest's console for why it stops)";
         draft.phase('CrashLoopBackOff');
-        if (draft.set(C.Ready, 'False', R.CrashLoopBackOff, message)) this.kit.event(vm, 'Warning', E.CrashLoopBackOff, message);
+        if (draft.set(C.Ready, 'False', R.CrashLoopBackOff, message))
+          this.kit.event(vm, 'Warning', E.CrashLoopBackOff, message);
         return { domain, requeueAfterMs: pending.leftMs, backingOff: true };
       }
     }
@@ -83,7 +104,8 @@ export class PowerStep {
     }
     // Read back what the action did: the test driver and fast guests are already there.
     const after = await hypervisor.state(uid);
-    if (recoveredFrom !== undefined && isActive(after.state)) this.kit.options.metrics?.recoveryDuration.observe({ kind: 'crash' }, (this.kit.now() - recoveredFrom) / 1000);
+    if (recoveredFrom !== undefined && isActive(after.state))
+      this.kit.options.metrics?.recoveryDuration.observe({ kind: 'crash' }, (this.kit.now() - recoveredFrom) / 1000);
     return {
       domain: after,
       ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }),
@@ -124,7 +146,11 @@ export class PowerStep {
   }
 
   /** Performs one power step; returns the delay before looking again when one is under way. */
-  private async perform(vm: VmObject, hypervisor: Hypervisor, step: PowerAction | ActionDecision['power']): Promise<number | undefined> {
+  private async perform(
+    vm: VmObject,
+    hypervisor: Hypervisor,
+    step: PowerAction | ActionDecision['power'],
+  ): Promise<number | undefined> {
     const uid = vm.metadata.uid ?? '';
     const memory = this.kit.memory(vm);
     switch (step.action) {
@@ -146,14 +172,24 @@ export class PowerStep {
         // The stopped event brings the VM back sooner; the requeue enforces the grace period.
         await ignoring(['invalid-state', 'not-found'], () => hypervisor.shutdown(uid));
         memory.shutdownSince = this.kit.now();
-        this.kit.event(vm, 'Normal', E.ShuttingDown, `asked the guest to shut down; destroyed if still running after ${step.recheckMs / 1000} s`);
+        this.kit.event(
+          vm,
+          'Normal',
+          E.ShuttingDown,
+          `asked the guest to shut down; destroyed if still running after ${step.recheckMs / 1000} s`,
+        );
         return step.recheckMs;
       case 'wait':
         return step.recheckMs;
       case 'destroy':
         await ignoring(['invalid-state', 'not-found'], () => hypervisor.destroy(uid));
         delete memory.shutdownSince;
-        this.kit.event(vm, 'Warning', E.Destroyed, `the guest did not shut down within ${this.kit.graceMs / 1000} s; destroyed`);
+        this.kit.event(
+          vm,
+          'Warning',
+          E.Destroyed,
+          `the guest did not shut down within ${this.kit.graceMs / 1000} s; destroyed`,
+        );
         return undefined;
     }
   }
@@ -178,7 +214,12 @@ export class PowerStep {
       case 'pmsuspended':
         draft.phase('Paused');
         if (hold === 'pause') {
-          draft.set(C.Ready, 'False', R.PausedByUser, `paused on request (${ACTION_ANNOTATION}=pause); \`virtfleet vm unpause ${name}\` resumes it`);
+          draft.set(
+            C.Ready,
+            'False',
+            R.PausedByUser,
+            `paused on request (${ACTION_ANNOTATION}=pause); \`virtfleet vm unpause ${name}\` resumes it`,
+          );
         } else {
           draft.set(C.Ready, 'False', R.Paused, `domain ${domain.name} is paused (${domain.reason})`);
         }
@@ -190,9 +231,19 @@ export class PowerStep {
       default:
         draft.phase('Stopped');
         if (hold === 'stop') {
-          draft.set(C.Ready, 'False', R.StoppedByUser, `stopped on request (${ACTION_ANNOTATION}=stop); \`virtfleet vm start ${name}\` starts it again`);
+          draft.set(
+            C.Ready,
+            'False',
+            R.StoppedByUser,
+            `stopped on request (${ACTION_ANNOTATION}=stop); \`virtfleet vm start ${name}\` starts it again`,
+          );
         } else if (vm.spec.runStrategy === 'Manual') {
-          draft.set(C.Ready, 'False', R.Stopped, `domain ${domain.name} is ${domain.state} (${domain.reason}); runStrategy Manual: \`virtfleet vm start ${name}\` starts it`);
+          draft.set(
+            C.Ready,
+            'False',
+            R.Stopped,
+            `domain ${domain.name} is ${domain.state} (${domain.reason}); runStrategy Manual: \`virtfleet vm start ${name}\` starts it`,
+          );
         } else {
           draft.set(C.Ready, 'False', R.Stopped, `domain ${domain.name} is ${domain.state} (${domain.reason})`);
         }

@@ -73,7 +73,13 @@ export class VirtualMachineReconciler implements Reconciler {
     this.power = new PowerStep(kit, this.copies);
     this.liveState = new LiveStateStep(kit);
     this.health = new HealthStep(kit);
-    this.deletion = new DeletionStep(kit, { placement: this.placement, power: this.power, disks: this.disks, lease: this.lease, forget: (uid) => this.forgetVm(uid) });
+    this.deletion = new DeletionStep(kit, {
+      placement: this.placement,
+      power: this.power,
+      disks: this.disks,
+      lease: this.lease,
+      forget: (uid) => this.forgetVm(uid),
+    });
   }
 
   async reconcile({ key }: ReconcileContext): Promise<ReconcileResult | void> {
@@ -125,7 +131,17 @@ export class VirtualMachineReconciler implements Reconciler {
       if (install.kind === 'wait') throw new Halt(install.requeueAfterMs);
       const installer = install.kind === 'install' ? install.domain : undefined;
       await this.lease.ensure(vm, pool!, hypervisor, draft);
-      let domain = await this.domain.ensure({ vm, pool: pool!, host, placement, hypervisor, draft, disks, ...(installer ? { installer } : {}), redefinedBecause: REDEFINED_BECAUSE[install.kind] });
+      let domain = await this.domain.ensure({
+        vm,
+        pool: pool!,
+        host,
+        placement,
+        hypervisor,
+        draft,
+        disks,
+        ...(installer ? { installer } : {}),
+        redefinedBecause: REDEFINED_BECAUSE[install.kind],
+      });
       domain = await this.installs.afterDefine(installContext, install, domain);
       if (install.kind === 'failed') throw new Halt(); // held stopped until `virtfleet vm restart`; no power steps
       const migrating = await this.migration.start(vm, pool!, host, hypervisor, domain, draft);
@@ -133,12 +149,17 @@ export class VirtualMachineReconciler implements Reconciler {
       const power = await this.power.apply(vm, pool!, host.name, hypervisor, domain, draft);
       domain = power.domain;
       // A running installer is Installing, not Running (install.ts says so instead).
-      if (!power.backingOff && !this.installs.report(vm, install, domain, draft)) this.power.reportState(vm, domain, draft, power.hold);
+      if (!power.backingOff && !this.installs.report(vm, install, domain, draft))
+        this.power.reportState(vm, domain, draft, power.hold);
       const addressRetry = await this.liveState.inspect(vm, hypervisor, domain, draft);
       // No health probes on an installer: it would fail them and be restarted.
       if (!power.backingOff && install.kind !== 'install') await this.health.check(vm, hypervisor, domain, draft);
       await this.kit.writeStatus(current, draft);
-      const requeueAfterMs = minDefined(power.requeueAfterMs, addressRetry, install.kind === 'install' ? install.requeueAfterMs : undefined);
+      const requeueAfterMs = minDefined(
+        power.requeueAfterMs,
+        addressRetry,
+        install.kind === 'install' ? install.requeueAfterMs : undefined,
+      );
       return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
     } catch (error) {
       if (error instanceof Halt) {
@@ -175,7 +196,8 @@ export class VirtualMachineReconciler implements Reconciler {
 
   /** Every step forgets the VM, its per-VM metric series go, then its memory: one loop. */
   private forgetVm(uid: string): void {
-    for (const step of [this.migration, this.recovery, this.disks, this.lease, this.power, this.health]) step.forget(uid);
+    for (const step of [this.migration, this.recovery, this.disks, this.lease, this.power, this.health])
+      step.forget(uid);
     this.installs.forget(uid);
     const memory = this.kit.memories.peek(uid);
     const metrics = this.kit.options.metrics;

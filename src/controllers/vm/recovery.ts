@@ -37,9 +37,16 @@ export class RecoveryStep {
     const poolName = pool.metadata.name ?? '';
     const failure = `host ${host.name} failed (${host.readiness.reason}: ${host.readiness.message})`;
     const held = heldBy(vm.metadata.annotations);
-    const wanted = vm.spec.recovery.evacuate && (vm.spec.runStrategy === 'Always' || vm.spec.runStrategy === 'RerunOnFailure') && !held;
+    const wanted =
+      vm.spec.recovery.evacuate &&
+      (vm.spec.runStrategy === 'Always' || vm.spec.runStrategy === 'RerunOnFailure') &&
+      !held;
     if (!wanted) {
-      const why = !vm.spec.recovery.evacuate ? 'spec.recovery.evacuate is false' : held ? `it is held by ${ACTION_ANNOTATION}=${held}` : `runStrategy ${vm.spec.runStrategy} does not restart it`;
+      const why = !vm.spec.recovery.evacuate
+        ? 'spec.recovery.evacuate is false'
+        : held
+          ? `it is held by ${ACTION_ANNOTATION}=${held}`
+          : `runStrategy ${vm.spec.runStrategy} does not restart it`;
       return { go: false, reason: R.HostNotReady, message: `${failure}; the VM waits for it (${why})` };
     }
     if ((vm.spec.disks?.length ?? 0) > 0 && !pool.spec.storage.shared) {
@@ -54,7 +61,8 @@ export class RecoveryStep {
     }
     const declared = pool.spec.hosts.find((entry) => entry.name === host.name)?.fencing;
     const fencing = host.fencing;
-    if (fencing?.state === 'Fenced') return { go: true, failedAt: host.notReadySince ?? this.kit.now(), fencedBy: fencing.message };
+    if (fencing?.state === 'Fenced')
+      return { go: true, failedAt: host.notReadySince ?? this.kit.now(), fencedBy: fencing.message };
     if (declared?.method !== 'command') {
       return {
         go: false,
@@ -73,7 +81,11 @@ export class RecoveryStep {
         message: `${failure}; fencing it failed (attempt ${fencing.attempts}: ${fencing.message}), retried; the VM is started elsewhere once the host is fenced`,
       };
     }
-    return { go: false, reason: R.RecoveryPending, message: `${failure}; fencing it (${fencing?.message ?? 'about to start'}); the VM is started elsewhere once the host is fenced` };
+    return {
+      go: false,
+      reason: R.RecoveryPending,
+      message: `${failure}; fencing it (${fencing?.message ?? 'about to start'}); the VM is started elsewhere once the host is fenced`,
+    };
   }
 
   /** Places the VM on another host of the pool, recording the move (written before anything is made there). */
@@ -100,7 +112,12 @@ export class RecoveryStep {
     memory.evacuatedAt = this.kit.options.fleet.host(poolName, from)?.notReadySince ?? this.kit.now();
     draft.status.restarts = (draft.status.restarts ?? 0) + 1;
     this.kit.options.metrics?.vmRestarts.inc({ ...this.kit.labels(vm), reason: 'host_failure' });
-    this.kit.event(vm, 'Warning', E.Evacuated, `host ${from} failed and was fenced; starting the VM on ${host} (${result.why})`);
+    this.kit.event(
+      vm,
+      'Warning',
+      E.Evacuated,
+      `host ${from} failed and was fenced; starting the VM on ${host} (${result.why})`,
+    );
     return { host, hypervisor };
   }
 
@@ -122,6 +139,11 @@ export class RecoveryStep {
   /** The VM is gone (deleted, or its finalizer removed by hand): its series goes with it. */
   forget(uid: string): void {
     const memory = this.kit.memories.peek(uid);
-    if (memory?.blockedReason) this.kit.options.metrics?.vmRecoveryBlocked.remove({ namespace: memory.namespace, name: memory.name, reason: memory.blockedReason });
+    if (memory?.blockedReason)
+      this.kit.options.metrics?.vmRecoveryBlocked.remove({
+        namespace: memory.namespace,
+        name: memory.name,
+        reason: memory.blockedReason,
+      });
   }
 }

@@ -14,7 +14,9 @@ import { VirtualMachineReconciler } from './reconciler.js';
 function unscheduledOf(vms: Informer<VmObject>, allocations: Allocations, pool: string): string[] {
   return vms
     .list()
-    .filter((vm) => vm.spec.hostPoolRef.name === pool && !vm.status?.host && !allocations.pendingFor(vm.metadata.uid ?? ''))
+    .filter(
+      (vm) => vm.spec.hostPoolRef.name === pool && !vm.status?.host && !allocations.pendingFor(vm.metadata.uid ?? ''),
+    )
     .map(objectKey);
 }
 
@@ -33,9 +35,16 @@ function capacitySources(options: VirtualMachineControllerOptions): Source {
     // spec.recovery.priority first, so that they take the free capacity first.
     const enqueueFailedHosts = (pool: string) => {
       // Fenced hosts' VMs move by restart, maintenance hosts' by live migration.
-      const failed = new Set(fleet.hosts(pool).filter((host) => host.fencing?.state === 'Fenced' || host.maintenance).map((host) => host.name));
+      const failed = new Set(
+        fleet
+          .hosts(pool)
+          .filter((host) => host.fencing?.state === 'Fenced' || host.maintenance)
+          .map((host) => host.name),
+      );
       if (failed.size === 0) return;
-      const stranded = vms.list().filter((vm) => vm.spec.hostPoolRef.name === pool && failed.has(allocations.hostOf(vm) ?? ''));
+      const stranded = vms
+        .list()
+        .filter((vm) => vm.spec.hostPoolRef.name === pool && failed.has(allocations.hostOf(vm) ?? ''));
       stranded.sort((a, b) => b.spec.recovery.priority - a.spec.recovery.priority);
       for (const vm of stranded) controller.enqueue(objectKey(vm));
     };
@@ -53,7 +62,9 @@ function capacitySources(options: VirtualMachineControllerOptions): Source {
       for (const vm of vms.list()) {
         const host = allocations.hostOf(vm);
         const migration = vm.status?.migration;
-        const involved = (host && changed.has(host)) || (migration && (changed.has(migration.source) || changed.has(migration.target)));
+        const involved =
+          (host && changed.has(host)) ||
+          (migration && (changed.has(migration.source) || changed.has(migration.target)));
         if (vm.spec.hostPoolRef.name === pool && involved) controller.enqueue(objectKey(vm));
       }
     });
@@ -105,7 +116,9 @@ function wakeSource(options: VirtualMachineControllerOptions, wakeListeners: Set
   };
 }
 
-export function virtualMachineController(options: VirtualMachineControllerOptions & { concurrency?: number; imageProgressIntervalMs?: number }): Controller {
+export function virtualMachineController(
+  options: VirtualMachineControllerOptions & { concurrency?: number; imageProgressIntervalMs?: number },
+): Controller {
   const wakeListeners = new Set<(uid: string) => void>();
   const wake = (uid: string) => {
     for (const listener of wakeListeners) listener(uid);
@@ -124,6 +137,12 @@ export function virtualMachineController(options: VirtualMachineControllerOption
     logger: options.logger,
     ...(options.metrics ? { metrics: options.metrics } : {}),
     concurrency: options.concurrency ?? 16,
-    sources: [watchOwn(options.vms), capacitySources(options), domainEventSource(options), wakeSource(options, wakeListeners), ...reconciler.installs.source(options.profiles)],
+    sources: [
+      watchOwn(options.vms),
+      capacitySources(options),
+      domainEventSource(options),
+      wakeSource(options, wakeListeners),
+      ...reconciler.installs.source(options.profiles),
+    ],
   });
 }

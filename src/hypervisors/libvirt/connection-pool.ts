@@ -55,7 +55,8 @@ export class LibvirtConnectionPool {
 
   constructor(private readonly options: ConnectionPoolOptions = {}) {
     const jitter = options.reconnect?.jitter;
-    if (jitter !== undefined && (jitter < 0 || jitter > 1)) throw new RangeError(`reconnect.jitter must be within 0 and 1, not ${jitter}`);
+    if (jitter !== undefined && (jitter < 0 || jitter > 1))
+      throw new RangeError(`reconnect.jitter must be within 0 and 1, not ${jitter}`);
     this.credentials = options.credentials;
   }
 
@@ -134,5 +135,7 @@ export class LibvirtConnectionPool {
 }
 
 function defaultListenerError(error: unknown, uri: string): void {
-  process.emitWarning(`a listener of ${uri} events threw: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+  process.emitWarning(
+    `a listener of ${uri} events threw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+  );
 }

@@ -41,7 +41,11 @@ export function transportOf(uri: string): Transport {
   const scheme = /^([a-z0-9+.-]+):/i.exec(uri)?.[1]?.toLowerCase() ?? '';
   const transport = scheme.split('+')[1];
   // libssh and libssh2 are libvirt's in-process SSH transports: same key material.
-  return transport === 'ssh' || transport === 'libssh' || transport === 'libssh2' ? 'ssh' : transport === 'tls' ? 'tls' : 'other';
+  return transport === 'ssh' || transport === 'libssh' || transport === 'libssh2'
+    ? 'ssh'
+    : transport === 'tls'
+      ? 'tls'
+      : 'other';
 }
 
 /** Credentials that cannot be used with a URI (the message names keys and parameters, never values). */
@@ -84,17 +88,24 @@ export function credentialedUri(uri: string, credentials: HostCredentials, dir: 
   const fileParams = FILE_PARAMS.filter((name) => params.has(name));
   const wantsFiles = credentials.ssh !== undefined || credentials.tls !== undefined;
   if (wantsFiles && fileParams.length > 0) {
-    throw new CredentialsError(`the URI already sets ${fileParams.join(', ')}; remove it: the controller writes these files from the credentials Secret`);
+    throw new CredentialsError(
+      `the URI already sets ${fileParams.join(', ')}; remove it: the controller writes these files from the credentials Secret`,
+    );
   }
-  if (credentials.ssh && transport !== 'ssh') throw new CredentialsError(`an SSH key was given, but ${uri} is not an +ssh URI`);
-  if (credentials.tls && transport !== 'tls') throw new CredentialsError(`TLS certificates were given, but ${uri} is not a +tls URI`);
-  if (!/^[A-Za-z0-9._/-]+$/.test(dir)) throw new CredentialsError(`the temp directory ${JSON.stringify(dir)} cannot go into a libvirt URI`);
+  if (credentials.ssh && transport !== 'ssh')
+    throw new CredentialsError(`an SSH key was given, but ${uri} is not an +ssh URI`);
+  if (credentials.tls && transport !== 'tls')
+    throw new CredentialsError(`TLS certificates were given, but ${uri} is not a +tls URI`);
+  if (!/^[A-Za-z0-9._/-]+$/.test(dir))
+    throw new CredentialsError(`the temp directory ${JSON.stringify(dir)} cannot go into a libvirt URI`);
   const added: string[] = [];
   if (credentials.ssh) {
     const noVerify = params.get('no_verify');
-    if (noVerify !== undefined && noVerify !== '0') throw new CredentialsError('the URI sets no_verify: host-key checking must stay on; remove it');
+    if (noVerify !== undefined && noVerify !== '0')
+      throw new CredentialsError('the URI sets no_verify: host-key checking must stay on; remove it');
     const verify = params.get('known_hosts_verify');
-    if (verify !== undefined && verify !== 'normal') throw new CredentialsError('the URI sets known_hosts_verify: host-key checking must stay on; remove it');
+    if (verify !== undefined && verify !== 'normal')
+      throw new CredentialsError('the URI sets known_hosts_verify: host-key checking must stay on; remove it');
     added.push(`keyfile=${join(dir, 'id')}`, `known_hosts=${join(dir, 'known_hosts')}`);
   }
   if (credentials.tls) added.push(`pkipath=${dir}`);
@@ -106,10 +117,18 @@ export function credentialedUri(uri: string, credentials: HostCredentials, dir: 
  * Gets a connection to `uri` ready to open with `credentials`: files written, URI built. Call
  * cleanup() once the open has finished, whether it succeeded or not.
  */
-export async function prepareOpen(uri: string, credentials: HostCredentials | undefined, options: { tmpDir?: string } = {}): Promise<PreparedOpen> {
-  const auth = credentials && (credentials.username !== undefined || credentials.password !== undefined)
-    ? { ...(credentials.username !== undefined ? { username: credentials.username } : {}), ...(credentials.password !== undefined ? { password: credentials.password } : {}) }
-    : undefined;
+export async function prepareOpen(
+  uri: string,
+  credentials: HostCredentials | undefined,
+  options: { tmpDir?: string } = {},
+): Promise<PreparedOpen> {
+  const auth =
+    credentials && (credentials.username !== undefined || credentials.password !== undefined)
+      ? {
+          ...(credentials.username !== undefined ? { username: credentials.username } : {}),
+          ...(credentials.password !== undefined ? { password: credentials.password } : {}),
+        }
+      : undefined;
   const base = auth ? { auth } : {};
   if (!credentials || (!credentials.ssh && !credentials.tls)) {
     if (credentials) credentialedUri(uri, credentials, '/'); // the same checks

@@ -184,7 +184,12 @@ export class LibvirtHypervisor implements Hypervisor {
     const operation = `set memory of domain ${uuid}`;
     return this.call(operation, async (conn) => {
       if (!Number.isSafeInteger(bytes) || bytes <= 0) {
-        throw new HypervisorError('failed', this.uri, operation, `memory must be a whole number of bytes above 0, not ${bytes}`);
+        throw new HypervisorError(
+          'failed',
+          this.uri,
+          operation,
+          `memory must be a whole number of bytes above 0, not ${bytes}`,
+        );
       }
       // libvirt takes KiB; round up, as the domain XML does.
       const kib = Math.ceil(bytes / 1024);
@@ -228,9 +233,23 @@ export class LibvirtHypervisor implements Hypervisor {
       const existing = (await conn.listStoragePools()).find((p) => p.name === pool.name);
       if (!existing) {
         if (!pool.path) {
-          throw new HypervisorError('not-found', this.uri, `ensure storage pool ${pool.name}`, `the host has no storage pool ${pool.name} and no directory was given to create one`);
+          throw new HypervisorError(
+            'not-found',
+            this.uri,
+            `ensure storage pool ${pool.name}`,
+            `the host has no storage pool ${pool.name} and no directory was given to create one`,
+          );
         }
-        await conn.storagePoolDefineXML(serializeXml(el('pool', { type: 'dir' }, el('name', {}, pool.name), el('target', {}, el('path', {}, pool.path), permissionsXml(pool.mode)))));
+        await conn.storagePoolDefineXML(
+          serializeXml(
+            el(
+              'pool',
+              { type: 'dir' },
+              el('name', {}, pool.name),
+              el('target', {}, el('path', {}, pool.path), permissionsXml(pool.mode)),
+            ),
+          ),
+        );
         created = true;
         // build makes the directory (and leaves an existing one alone). Not create's build flag:
         // the test driver refuses it.
@@ -241,7 +260,13 @@ export class LibvirtHypervisor implements Hypervisor {
         await conn.storagePoolCreate(pool.name);
       }
       const info = await conn.storagePoolGetInfo(pool.name);
-      return { name: pool.name, active: info.state === 'running', capacityBytes: info.capacity, availableBytes: info.available, created };
+      return {
+        name: pool.name,
+        active: info.state === 'running',
+        capacityBytes: info.capacity,
+        availableBytes: info.available,
+        created,
+      };
     });
   }
 
@@ -298,9 +323,16 @@ export class LibvirtHypervisor implements Hypervisor {
     return this.call(operation, async (conn) => {
       const key = (await conn.lookupStorageVolByName(pool, name)).key;
       const info = await conn.storageVolGetInfo(key);
-      if (info.capacity > maxBytes) throw new HypervisorError('failed', this.uri, operation, `the volume holds ${info.capacity} bytes, more than the ${maxBytes} asked for`);
+      if (info.capacity > maxBytes)
+        throw new HypervisorError(
+          'failed',
+          this.uri,
+          operation,
+          `the volume holds ${info.capacity} bytes, more than the ${maxBytes} asked for`,
+        );
       const data = await conn.storageVolDownload(key, {});
-      if (!Buffer.isBuffer(data)) throw new HypervisorError('failed', this.uri, operation, 'the binding gave no contents');
+      if (!Buffer.isBuffer(data))
+        throw new HypervisorError('failed', this.uri, operation, 'the binding gave no contents');
       return data;
     });
   }
@@ -309,7 +341,13 @@ export class LibvirtHypervisor implements Hypervisor {
     const operation = `read the directory of storage pool ${pool}`;
     return this.call(operation, async (conn) => {
       const path = child(parseXml(await conn.storagePoolGetXMLDesc(pool, {})), 'target', 'path')?.text.trim();
-      if (!path) throw new HypervisorError('unsupported', this.uri, operation, `storage pool ${pool} has no target path: it is no directory pool`);
+      if (!path)
+        throw new HypervisorError(
+          'unsupported',
+          this.uri,
+          operation,
+          `storage pool ${pool} has no target path: it is no directory pool`,
+        );
       return path;
     });
   }
@@ -348,7 +386,11 @@ export class LibvirtHypervisor implements Hypervisor {
   migrate(uuid: string, destination: MigrationDestination, options: MigrationOptions = {}): Promise<void> {
     const operation = `migrate domain ${uuid} to ${destination.uri}`;
     return this.call(operation, async (conn) => {
-      const native = nativeMigrateOptions(destination, options, (message) => new HypervisorError('failed', this.uri, operation, message));
+      const native = nativeMigrateOptions(
+        destination,
+        options,
+        (message) => new HypervisorError('failed', this.uri, operation, message),
+      );
       // The migration's own connection (see LibvirtHypervisorOptions); progress and abort use the
       // shared one.
       const migrating = this.options.migrationPool ? await this.options.migrationPool.connection(this.uri) : conn;
@@ -365,7 +407,13 @@ export class LibvirtHypervisor implements Hypervisor {
         await migrating.domainMigrate(uuid, native);
       } catch (error) {
         settled = true;
-        throw await this.migrationError(migrating, error, operation, destination, timedOut ? options.timeoutMs : undefined);
+        throw await this.migrationError(
+          migrating,
+          error,
+          operation,
+          destination,
+          timedOut ? options.timeoutMs : undefined,
+        );
       } finally {
         settled = true;
         clearTimeout(timer);
@@ -382,30 +430,52 @@ export class LibvirtHypervisor implements Hypervisor {
     return this.call(operation, async (conn) => {
       // virDomainAbortJob aborts whatever job runs (a save, a dump…): make sure it is ours.
       const job = await readProgress(conn, uuid);
-      if (job === undefined) throw new HypervisorError('not-found', this.uri, operation, `the host has no domain ${uuid}`);
+      if (job === undefined)
+        throw new HypervisorError('not-found', this.uri, operation, `the host has no domain ${uuid}`);
       if (job.direction !== 'out') {
-        throw new HypervisorError('invalid-state', this.uri, operation, job.active ? 'the domain is migrating into this host, not out of it' : 'no outgoing migration is running');
+        throw new HypervisorError(
+          'invalid-state',
+          this.uri,
+          operation,
+          job.active ? 'the domain is migrating into this host, not out of it' : 'no outgoing migration is running',
+        );
       }
       await conn.domainAbortJob(uuid);
     });
   }
 
   /** A failed domainMigrate in the interface's terms: aborted, the destination's fault, or the usual kinds. */
-  private async migrationError(conn: LibvirtConnection, error: unknown, operation: string, destination: MigrationDestination, timeoutMs: number | undefined): Promise<HypervisorError> {
+  private async migrationError(
+    conn: LibvirtConnection,
+    error: unknown,
+    operation: string,
+    destination: MigrationDestination,
+    timeoutMs: number | undefined,
+  ): Promise<HypervisorError> {
     if (isLibvirtError(error, 'VIR_ERR_OPERATION_ABORTED')) {
       const why = timeoutMs === undefined ? 'aborted' : `not finished within ${timeoutMs} ms: aborted`;
-      return new HypervisorError('aborted', this.uri, operation, `${why}; the domain runs on here (${error.message})`, { cause: error });
+      return new HypervisorError('aborted', this.uri, operation, `${why}; the domain runs on here (${error.message})`, {
+        cause: error,
+      });
     }
     const mapped = toHypervisorError(error, this.uri, operation);
     if (!(error instanceof LibvirtError)) return mapped;
-    const failed = (message: string) => new HypervisorError('failed', this.uri, operation, `${message} (${error.message}; ${error.codeName})`, { cause: error });
+    const failed = (message: string) =>
+      new HypervisorError('failed', this.uri, operation, `${message} (${error.message}; ${error.codeName})`, {
+        cause: error,
+      });
     // libvirt 9.0 calls every disk on a local file system unsafe to migrate without copying it,
     // whatever its cache mode; NFS, GFS2, OCFS2, CephFS and the like are shared.
-    if (error.codeName === 'VIR_ERR_MIGRATE_UNSAFE') return failed('the disks are not on storage the destination shares (or use a cache mode that is unsafe for migration): copy them (copyStorage)');
+    if (error.codeName === 'VIR_ERR_MIGRATE_UNSAFE')
+      return failed(
+        'the disks are not on storage the destination shares (or use a cache mode that is unsafe for migration): copy them (copyStorage)',
+      );
     // Copying disks, the destination needs a file at each disk's path, or a storage pool over its
     // directory to create it in. (Not 'not-found': that would say the domain is missing.)
     if (error.codeName === 'VIR_ERR_NO_STORAGE_POOL' || error.codeName === 'VIR_ERR_NO_STORAGE_VOL') {
-      return failed("the destination has neither a file at a copied disk's path nor a storage pool over its directory to create one in");
+      return failed(
+        "the destination has neither a file at a copied disk's path nor a storage pool over its directory to create one in",
+      );
     }
     // Peer-to-peer, this host's libvirtd connects to the destination; when it cannot, libvirt
     // says "Failed to connect to remote libvirt URI …" (VIR_ERR_OPERATION_FAILED).
@@ -416,9 +486,15 @@ export class LibvirtHypervisor implements Hypervisor {
       destinationUnreachable = await conn.isAlive().catch(() => false);
     }
     if (!destinationUnreachable) return mapped;
-    return new HypervisorError('failed', this.uri, operation, `cannot reach the destination ${destination.uri} from this host: ${error.message} (${error.codeName})`, {
-      cause: error,
-    });
+    return new HypervisorError(
+      'failed',
+      this.uri,
+      operation,
+      `cannot reach the destination ${destination.uri} from this host: ${error.message} (${error.codeName})`,
+      {
+        cause: error,
+      },
+    );
   }
 
   subscribe(listener: HostEventListener): () => void {
@@ -439,7 +515,11 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   /** Runs `action` on this host's connection of `pool` (the shared one unless given), errors as HypervisorErrors. */
-  private async call<T>(operation: string, action: (conn: LibvirtConnection) => Promise<T>, pool: LibvirtConnectionPool = this.pool): Promise<T> {
+  private async call<T>(
+    operation: string,
+    action: (conn: LibvirtConnection) => Promise<T>,
+    pool: LibvirtConnectionPool = this.pool,
+  ): Promise<T> {
     const start = traces.hypervisorCall.hasSubscribers ? traceNow() : 0;
     try {
       const result = await action(await pool.connection(this.uri));
@@ -447,13 +527,18 @@ export class LibvirtHypervisor implements Hypervisor {
       return result;
     } catch (error) {
       const failure = toHypervisorError(error, this.uri, operation);
-      if (start) traces.hypervisorCall.publish({ uri: this.uri, operation, start, ms: traceNow() - start, error: failure.kind });
+      if (start)
+        traces.hypervisorCall.publish({ uri: this.uri, operation, start, ms: traceNow() - start, error: failure.kind });
       throw failure;
     }
   }
 }
 
-function nativeMigrateOptions(destination: MigrationDestination, options: MigrationOptions, invalid: (message: string) => Error): NativeMigrateOptions {
+function nativeMigrateOptions(
+  destination: MigrationDestination,
+  options: MigrationOptions,
+  invalid: (message: string) => Error,
+): NativeMigrateOptions {
   if (typeof destination.uri !== 'string' || destination.uri === '') throw invalid('the destination URI is empty');
   const { copyStorage = 'none', bandwidthMiBs, timeoutMs, persistent = true } = options;
   if (copyStorage !== 'none' && copyStorage !== 'all' && copyStorage !== 'incremental') {
@@ -462,10 +547,17 @@ function nativeMigrateOptions(destination: MigrationDestination, options: Migrat
   if (bandwidthMiBs !== undefined && (!Number.isSafeInteger(bandwidthMiBs) || bandwidthMiBs <= 0)) {
     throw invalid(`bandwidthMiBs must be a whole number above 0, not ${bandwidthMiBs}`);
   }
-  if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0)) throw invalid(`timeoutMs must be above 0, not ${timeoutMs}`);
+  if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0))
+    throw invalid(`timeoutMs must be above 0, not ${timeoutMs}`);
   // Live and peer-to-peer: the QEMU driver refuses "direct" migration, and a client-managed one
   // would need a connection from here to the destination as well.
-  const native: NativeMigrateOptions = { destinationUri: destination.uri, peerToPeer: true, live: true, persistDestination: persistent, undefineSource: persistent };
+  const native: NativeMigrateOptions = {
+    destinationUri: destination.uri,
+    peerToPeer: true,
+    live: true,
+    persistDestination: persistent,
+    undefineSource: persistent,
+  };
   if (copyStorage !== 'none') native.copyStorage = copyStorage;
   if (bandwidthMiBs !== undefined) native.bandwidthMiBps = bandwidthMiBs;
   return native;
@@ -492,7 +584,8 @@ async function readProgress(conn: LibvirtConnection, uuid: string): Promise<Migr
   } catch (error) {
     if (isLibvirtError(error, 'VIR_ERR_NO_DOMAIN')) return undefined;
     // The destination has a job but no figures: libvirt keeps them on the source.
-    if (isLibvirtError(error, 'VIR_ERR_OPERATION_UNSUPPORTED') && /only on the source host/.test(error.message)) return { active: true, direction: 'in' };
+    if (isLibvirtError(error, 'VIR_ERR_OPERATION_UNSUPPORTED') && /only on the source host/.test(error.message))
+      return { active: true, direction: 'in' };
     // Not running: no job.
     if (isLibvirtError(error, 'VIR_ERR_OPERATION_INVALID')) return { active: false };
     throw error;
@@ -550,11 +643,25 @@ function permissionsXml(mode: string | undefined): XmlElement | undefined {
   return el('permissions', {}, el('mode', {}, mode));
 }
 
-async function volumeStatus(conn: LibvirtConnection, pool: string, identity: StorageVolIdentity): Promise<VolumeStatus> {
-  const [info, xml] = await Promise.all([conn.storageVolGetInfo(identity.key), conn.storageVolGetXMLDesc(identity.key)]);
+async function volumeStatus(
+  conn: LibvirtConnection,
+  pool: string,
+  identity: StorageVolIdentity,
+): Promise<VolumeStatus> {
+  const [info, xml] = await Promise.all([
+    conn.storageVolGetInfo(identity.key),
+    conn.storageVolGetXMLDesc(identity.key),
+  ]);
   const type = child(parseXml(xml), 'target', 'format')?.attrs.type;
   const format: VolumeFormat | 'unknown' = type === 'qcow2' || type === 'raw' ? type : 'unknown';
-  return { pool, name: identity.name, path: identity.path, format, capacityBytes: info.capacity, allocationBytes: info.allocation };
+  return {
+    pool,
+    name: identity.name,
+    path: identity.path,
+    format,
+    capacityBytes: info.capacity,
+    allocationBytes: info.allocation,
+  };
 }
 
 function hypervisorType(driver: string, uri: string): HostHypervisorType {
@@ -567,7 +674,12 @@ function hypervisorType(driver: string, uri: string): HostHypervisorType {
     case 'TEST':
       return 'test';
     default:
-      throw new HypervisorError('unsupported', uri, 'read host facts', `libvirt driver ${JSON.stringify(driver)} is neither QEMU, Xen nor TEST`);
+      throw new HypervisorError(
+        'unsupported',
+        uri,
+        'read host facts',
+        `libvirt driver ${JSON.stringify(driver)} is neither QEMU, Xen nor TEST`,
+      );
   }
 }
 
@@ -627,14 +739,18 @@ const KIND_BY_CODE: Record<string, HypervisorErrorKind> = {
 
 export function toHypervisorError(error: unknown, uri: string, operation: string): HypervisorError {
   if (error instanceof HypervisorError) return error;
-  if (error instanceof HostUnavailableError) return new HypervisorError('unreachable', uri, operation, error.message, { cause: error });
+  if (error instanceof HostUnavailableError)
+    return new HypervisorError('unreachable', uri, operation, error.message, { cause: error });
   if (error instanceof LibvirtError) {
     let kind = KIND_BY_CODE[error.codeName] ?? (error.domainName === 'VIR_FROM_RPC' ? 'unreachable' : 'failed');
     // libvirt says "operation failed" when a define names a domain that exists with another UUID.
-    if (kind === 'failed' && operation === 'define domain' && error.codeName === 'VIR_ERR_OPERATION_FAILED') kind = 'invalid-definition';
+    if (kind === 'failed' && operation === 'define domain' && error.codeName === 'VIR_ERR_OPERATION_FAILED')
+      kind = 'invalid-definition';
     return new HypervisorError(kind, uri, operation, `${error.message} (${error.codeName})`, { cause: error });
   }
-  return new HypervisorError('failed', uri, operation, error instanceof Error ? error.message : String(error), { cause: error });
+  return new HypervisorError('failed', uri, operation, error instanceof Error ? error.message : String(error), {
+    cause: error,
+  });
 }
 
 function toHostEvent(event: LinkEvent): HostEvent | undefined {
@@ -660,7 +776,14 @@ function toDomainEvent(event: DomainEvent): HostEvent {
     case 'watchdog':
       return { type: 'watchdog', domain, action: event.action };
     case 'ioError':
-      return { type: 'ioError', domain, device: event.devAlias, path: event.srcPath, action: event.action, reason: event.reason };
+      return {
+        type: 'ioError',
+        domain,
+        device: event.devAlias,
+        path: event.srcPath,
+        action: event.action,
+        reason: event.reason,
+      };
     case 'agentLifecycle':
       return { type: 'agent', domain, state: event.state, reason: event.reason };
   }

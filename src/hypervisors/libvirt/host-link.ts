@@ -10,7 +10,7 @@
 // only changes: one 'disconnected' when the host goes down (or the first open fails), one
 // 'connected' when it is back, however many attempts that took.
 import { prepareOpen, type HostCredentials } from './credentials.js';
-import { isLibvirtError, LibvirtConnection, type DomainEvent, type OpenOptions } from './native/index.js';
+import { isLibvirtError, type LibvirtConnection, type DomainEvent, type OpenOptions } from './native/index.js';
 
 /**
  * What a host is opened with: username/password through libvirt's auth callback; SSH key and
@@ -121,16 +121,24 @@ export class HostLink {
 
   /** The open connection, opening it first if need be. */
   acquire(): Promise<LibvirtConnection> {
-    if (this.shut) return Promise.reject(new HostUnavailableError(this.uri, `connection pool is closed; ${this.uri} is no longer served`, undefined));
+    if (this.shut)
+      return Promise.reject(
+        new HostUnavailableError(this.uri, `connection pool is closed; ${this.uri} is no longer served`, undefined),
+      );
     if (this.connection) return Promise.resolve(this.connection);
     if (this.opening) return this.opening;
     if (this.retryTimer) {
       // No countdown in the message: callers put it in status and Events, where a text that
       // changes on every call means a write per reconcile (retryAt carries the time).
       return Promise.reject(
-        new HostUnavailableError(this.uri, `${this.uri} is unreachable (${describe(this.lastError)}); reconnecting`, this.retryAt, {
-          cause: this.lastError,
-        }),
+        new HostUnavailableError(
+          this.uri,
+          `${this.uri} is unreachable (${describe(this.lastError)}); reconnecting`,
+          this.retryAt,
+          {
+            cause: this.lastError,
+          },
+        ),
       );
     }
     return this.open();
@@ -203,11 +211,16 @@ export class HostLink {
       this.keepAlive = await this.enableKeepAlive(connection);
     } catch (error) {
       await connection?.close().catch(() => {});
-      if (this.shut) throw new HostUnavailableError(this.uri, 'connection pool closed while connecting', undefined, { cause: error });
+      if (this.shut)
+        throw new HostUnavailableError(this.uri, 'connection pool closed while connecting', undefined, {
+          cause: error,
+        });
       this.lastError = error;
       this.report({ type: 'disconnected', reason: 'open-failed', message: describe(error) });
       this.scheduleReconnect();
-      throw new HostUnavailableError(this.uri, `cannot connect to ${this.uri}: ${describe(error)}`, this.retryAt, { cause: error });
+      throw new HostUnavailableError(this.uri, `cannot connect to ${this.uri}: ${describe(error)}`, this.retryAt, {
+        cause: error,
+      });
     }
     if (this.shut) {
       await connection.close().catch(() => {});

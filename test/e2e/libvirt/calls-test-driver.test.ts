@@ -18,7 +18,11 @@ function domainXml(name: string, uuid: string, mac: string): string {
       el('memory', { unit: 'KiB' }, 131072),
       el('vcpu', {}, 1),
       el('os', {}, el('type', { arch: 'x86_64' }, 'hvm')),
-      el('devices', {}, el('interface', { type: 'network' }, el('mac', { address: mac }), el('source', { network: 'default' }))),
+      el(
+        'devices',
+        {},
+        el('interface', { type: 'network' }, el('mac', { address: mac }), el('source', { network: 'default' })),
+      ),
     ),
   );
 }
@@ -42,7 +46,10 @@ describe('libvirt binding: statistics, addresses, migration and agent calls (tes
   it('returns statistics of every domain in one call, filtered by state and group', async () => {
     const all = await conn.getAllDomainStats();
     const mine = all.find((r) => r.domain.uuid === uuid);
-    expect(mine).toEqual({ domain: { uuid, name, id: expect.any(Number) }, stats: expect.objectContaining({ 'state.state': 1 }) });
+    expect(mine).toEqual({
+      domain: { uuid, name, id: expect.any(Number) },
+      stats: expect.objectContaining({ 'state.state': 1 }),
+    });
 
     await conn.domainSuspend(uuid);
     try {
@@ -58,17 +65,26 @@ describe('libvirt binding: statistics, addresses, migration and agent calls (tes
   it('reports interface addresses with their type and prefix', async () => {
     const ifaces = await conn.domainInterfaceAddresses(uuid);
     expect(ifaces).toHaveLength(1);
-    expect(ifaces[0]).toMatchObject({ hwaddr: '52:54:00:12:34:56', addresses: [{ type: 'ipv4', address: expect.stringMatching(/^\d+\.\d+\.\d+\.\d+$/), prefix: expect.any(Number) }] });
+    expect(ifaces[0]).toMatchObject({
+      hwaddr: '52:54:00:12:34:56',
+      addresses: [{ type: 'ipv4', address: expect.stringMatching(/^\d+\.\d+\.\d+\.\d+$/), prefix: expect.any(Number) }],
+    });
   }, 10_000);
 
   it('rejects calls the test driver lacks with libvirt codes', async () => {
     await expect(conn.domainGetJobStats(uuid)).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_SUPPORT' });
     await expect(conn.domainAbortJob(uuid)).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_SUPPORT' });
-    await expect(conn.domainAgentCommand(uuid, '{"execute":"guest-ping"}')).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_SUPPORT' });
-    await expect(conn.domainMigrate(uuid, { peerToPeer: true, destinationUri: 'test:///default', live: true })).rejects.toMatchObject({
+    await expect(conn.domainAgentCommand(uuid, '{"execute":"guest-ping"}')).rejects.toMatchObject({
+      codeName: 'VIR_ERR_NO_SUPPORT',
+    });
+    await expect(
+      conn.domainMigrate(uuid, { peerToPeer: true, destinationUri: 'test:///default', live: true }),
+    ).rejects.toMatchObject({
       codeName: 'VIR_ERR_ARGUMENT_UNSUPPORTED',
     });
-    await expect(conn.domainMigrate(randomUUID(), { peerToPeer: true, destinationUri: 'test:///default' })).rejects.toMatchObject({
+    await expect(
+      conn.domainMigrate(randomUUID(), { peerToPeer: true, destinationUri: 'test:///default' }),
+    ).rejects.toMatchObject({
       codeName: 'VIR_ERR_NO_DOMAIN',
     });
   }, 10_000);

@@ -31,7 +31,8 @@ async function heartbeatAbove(guest: Guest, n: number, timeoutMs = 15_000): Prom
     const beats = heartbeats(guest);
     const last = beats.at(-1) ?? 0;
     if (last > n) return last;
-    if (Date.now() > deadline) throw new Error(`${guest.name}: no heartbeat above ${n} within ${timeoutMs} ms (last ${last})`);
+    if (Date.now() > deadline)
+      throw new Error(`${guest.name}: no heartbeat above ${n} within ${timeoutMs} ms (last ${last})`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -102,7 +103,12 @@ describe('live migration through the Hypervisor interface on real libvirtd + QEM
     for (const [i, guest] of guests.entries()) {
       // Gone from A (undefined there), running on B.
       expect(await a.lookup(guest.uuid)).toBeUndefined();
-      expect(await b.lookup(guest.uuid)).toMatchObject({ uuid: guest.uuid, name: guest.name, state: 'running', reason: 'migrated' });
+      expect(await b.lookup(guest.uuid)).toMatchObject({
+        uuid: guest.uuid,
+        name: guest.name,
+        state: 'running',
+        reason: 'migrated',
+      });
       expect((await a.listDomains()).map((d) => d.uuid)).not.toContain(guest.uuid);
       // Its console goes on: beats written by B's QEMU after the migration, counting on from
       // where A's left off.
@@ -121,16 +127,20 @@ describe('live migration through the Hypervisor interface on real libvirtd + QEM
       expect(await b.lookup(guest.uuid)).toMatchObject({ state: 'shutoff' });
       await b.undefine(guest.uuid);
     }
-    console.log(`two guests booted in ${bootMs} ms, migrated A→B concurrently: ${took.join(' ms, ')} ms each, ${total} ms in all`);
+    console.log(
+      `two guests booted in ${bootMs} ms, migrated A→B concurrently: ${took.join(' ms, ')} ms each, ${total} ms in all`,
+    );
   }, 180_000);
 
   it('reports progress on both hosts while a (throttled) migration runs; the shared connections stay prompt', async () => {
     const guest = await boot(a, 'mig-progress');
     let settled = false;
     // Aborted if it has not converged in 150 s (a loaded machine): the test then fails, it never hangs.
-    const migration = a.migrate(guest.uuid, { uri: hostB.uri }, { bandwidthMiBs: 16, timeoutMs: 150_000 }).finally(() => {
-      settled = true;
-    });
+    const migration = a
+      .migrate(guest.uuid, { uri: hostB.uri }, { bandwidthMiBs: 16, timeoutMs: 150_000 })
+      .finally(() => {
+        settled = true;
+      });
     const t0 = Date.now();
     const samples: { at: number; latencyMs: number; out?: MigrationProgress; in?: MigrationProgress }[] = [];
     let domains = 0;
@@ -138,7 +148,11 @@ describe('live migration through the Hypervisor interface on real libvirtd + QEM
     // pause only paces the polling).
     while (!settled) {
       const asked = Date.now();
-      const [out, into, list] = await Promise.all([a.migrationProgress(guest.uuid), b.migrationProgress(guest.uuid), a.listDomains()]);
+      const [out, into, list] = await Promise.all([
+        a.migrationProgress(guest.uuid),
+        b.migrationProgress(guest.uuid),
+        a.listDomains(),
+      ]);
       samples.push({ at: asked - t0, latencyMs: Date.now() - asked, out, in: into });
       if (list.some((d) => d.uuid === guest.uuid)) domains += 1;
       await new Promise((r) => setTimeout(r, 100));
@@ -222,7 +236,10 @@ describe('live migration through the Hypervisor interface on real libvirtd + QEM
       (error: unknown) => error,
     );
     const timeoutMs = Date.now() - timeoutAt;
-    expect(timedOut).toMatchObject({ kind: 'aborted', message: expect.stringMatching(/not finished within 1500 ms: aborted/) });
+    expect(timedOut).toMatchObject({
+      kind: 'aborted',
+      message: expect.stringMatching(/not finished within 1500 ms: aborted/),
+    });
     expect(timeoutMs).toBeGreaterThanOrEqual(1_500);
     expect(await a.lookup(guest.uuid)).toMatchObject({ state: 'running' });
     expect(await b.lookup(guest.uuid)).toBeUndefined();
@@ -237,7 +254,9 @@ describe('live migration through the Hypervisor interface on real libvirtd + QEM
     expect(await b.lookup(guest.uuid)).toMatchObject({ state: 'running', reason: 'migrated' });
     await heartbeatAbove(guest, heartbeats(guest).at(-1)! + 1);
     expectUnbrokenCount(guest);
-    console.log(`abort: migrate rejected ${abortMs} ms after abortMigration; timeoutMs 1500: rejected after ${timeoutMs} ms; retry: ${retryMs} ms`);
+    console.log(
+      `abort: migrate rejected ${abortMs} ms after abortMigration; timeoutMs 1500: rejected after ${timeoutMs} ms; retry: ${retryMs} ms`,
+    );
     await remove(b, guest);
   }, 180_000);
 
@@ -251,7 +270,11 @@ describe('live migration through the Hypervisor interface on real libvirtd + QEM
       (e: unknown) => e,
     );
     const failMs = Date.now() - t0;
-    expect(error).toMatchObject({ kind: 'failed', host: hostA.uri, message: expect.stringContaining(`cannot reach the destination ${nowhere} from this host`) });
+    expect(error).toMatchObject({
+      kind: 'failed',
+      host: hostA.uri,
+      message: expect.stringContaining(`cannot reach the destination ${nowhere} from this host`),
+    });
     expect(await a.lookup(guest.uuid)).toMatchObject({ state: 'running' });
     expect(await a.migrationProgress(guest.uuid)).toEqual({ active: false });
     await heartbeatAbove(guest, heartbeats(guest).at(-1)!);
@@ -262,7 +285,10 @@ describe('live migration through the Hypervisor interface on real libvirtd + QEM
     await expect(a.migrate(guest.uuid, { uri: hostB.uri })).rejects.toMatchObject({ kind: 'invalid-state' });
     expect(await a.lookup(guest.uuid)).toMatchObject({ state: 'shutoff' });
     await expect(a.migrate(randomUUID(), { uri: hostB.uri })).rejects.toMatchObject({ kind: 'not-found' });
-    await expect(a.migrate(guest.uuid, { uri: hostB.uri }, { bandwidthMiBs: 0.5 })).rejects.toMatchObject({ kind: 'failed', message: expect.stringContaining('bandwidthMiBs') });
+    await expect(a.migrate(guest.uuid, { uri: hostB.uri }, { bandwidthMiBs: 0.5 })).rejects.toMatchObject({
+      kind: 'failed',
+      message: expect.stringContaining('bandwidthMiBs'),
+    });
     await expect(a.abortMigration(guest.uuid)).rejects.toMatchObject({ kind: 'invalid-state' });
     expect(await b.lookup(guest.uuid)).toBeUndefined();
     console.log(`unreachable destination: rejected after ${failMs} ms: ${(error as Error).message}`);

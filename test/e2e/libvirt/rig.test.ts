@@ -121,7 +121,9 @@ describe('libvirt binding on real libvirtd + QEMU hosts', () => {
       expect(answers).toBeGreaterThan(10);
       const late = await pending;
       expect(isLibvirtError(late)).toBe(true);
-      console.log(`keepalive ${interval}s×(${count}+1): closed after ${elapsed} ms; ${answers} rounds of calls to the other host meanwhile; pending call: ${String((late as Error).message)}`);
+      console.log(
+        `keepalive ${interval}s×(${count}+1): closed after ${elapsed} ms; ${answers} rounds of calls to the other host meanwhile; pending call: ${String((late as Error).message)}`,
+      );
     } finally {
       frozen.thaw();
     }
@@ -149,9 +151,12 @@ describe('libvirt binding on real libvirtd + QEMU hosts', () => {
       expect(await routeGet(down.address)).toBe('error: RTNETLINK answers: No route to host');
       expect(await routeGet(unused)).toBe('error: RTNETLINK answers: No route to host');
       // The other host is still reached over its own veth.
-      expect(await routeGet(up.address)).toMatch(new RegExp(`^${up.address.replace(/\./g, '\\.')} dev vfr\\d+o src ${outer(up).replace(/\./g, '\\.')}`));
+      expect(await routeGet(up.address)).toMatch(
+        new RegExp(`^${up.address.replace(/\./g, '\\.')} dev vfr\\d+o src ${outer(up).replace(/\./g, '\\.')}`),
+      );
       for (const host of rig.hosts) {
-        for (const address of [host.address, outer(host)]) expect(await routeGet(address)).not.toMatch(/ via |dev eth|dev en/);
+        for (const address of [host.address, outer(host)])
+          expect(await routeGet(address)).not.toMatch(/ via |dev eth|dev en/);
       }
     } finally {
       await down.restoreLink('link');
@@ -159,37 +164,41 @@ describe('libvirt binding on real libvirtd + QEMU hosts', () => {
     expect(await routeGet(down.address)).toMatch(/ dev vfr\d+o /);
   });
 
-  it.each(['link', 'iptables'] as const)('partitions a host (%s cut): the connection closes by keepalive, its guest keeps running', async (method) => {
-    const host = rig.hosts[1]!;
-    const conn = await open(host.uri);
-    const guest = await guestOnRig(rig, `partition-${method}`);
-    await boot(conn, guest);
-    expect(await conn.setKeepAlive(1, 2)).toBe(true);
+  it.each(['link', 'iptables'] as const)(
+    'partitions a host (%s cut): the connection closes by keepalive, its guest keeps running',
+    async (method) => {
+      const host = rig.hosts[1]!;
+      const conn = await open(host.uri);
+      const guest = await guestOnRig(rig, `partition-${method}`);
+      await boot(conn, guest);
+      expect(await conn.setKeepAlive(1, 2)).toBe(true);
 
-    const closed = closeEvent(conn, 10_000);
-    await host.cutLink(method);
-    try {
-      expect((await closed).reason).toBe('keepalive');
-      if (method === 'link') {
-        // No route: a new connection fails at once. (Behind a DROP, its SYNs
-        // go unanswered and libvirt's connect waits for TCP to give up.)
-        await expect(LibvirtConnection.open(host.uri)).rejects.toMatchObject({ domainName: 'VIR_FROM_RPC' });
-      }
-      // The guest is reached through its command socket, not the network.
-      const shell = await GuestShell.connect(guest.commandSocket(host));
+      const closed = closeEvent(conn, 10_000);
+      await host.cutLink(method);
       try {
-        expect(await shell.run('echo alive')).toEqual({ output: 'alive\n', rc: 0 });
+        expect((await closed).reason).toBe('keepalive');
+        if (method === 'link') {
+          // No route: a new connection fails at once. (Behind a DROP, its SYNs
+          // go unanswered and libvirt's connect waits for TCP to give up.)
+          await expect(LibvirtConnection.open(host.uri)).rejects.toMatchObject({ domainName: 'VIR_FROM_RPC' });
+        }
+        // The guest is reached through its command socket, not the network.
+        const shell = await GuestShell.connect(guest.commandSocket(host));
+        try {
+          expect(await shell.run('echo alive')).toEqual({ output: 'alive\n', rc: 0 });
+        } finally {
+          shell.close();
+        }
       } finally {
-        shell.close();
+        await host.restoreLink(method);
       }
-    } finally {
-      await host.restoreLink(method);
-    }
-    const again = await open(host.uri);
-    expect(await again.domainGetState(guest.uuid)).toMatchObject({ state: 'running' });
-    await again.domainDestroy(guest.uuid);
-    await again.domainUndefine(guest.uuid);
-  }, 120_000);
+      const again = await open(host.uri);
+      expect(await again.domainGetState(guest.uuid)).toMatchObject({ state: 'running' });
+      await again.domainDestroy(guest.uuid);
+      await again.domainUndefine(guest.uuid);
+    },
+    120_000,
+  );
 
   it('keeps a disk lease in the shared lockspace: held by the first host virtlockd, refused to a second host until released', async () => {
     const [first, second] = [rig.hosts[0]!, rig.hosts[1]!];
@@ -234,9 +243,14 @@ describe('libvirt binding on real libvirtd + QEMU hosts', () => {
     const guest = await guestOnRig(rig, 'migrate');
     await boot(a, guest);
     const stats = await a.getAllDomainStats({ groups: ['state', 'cpuTotal'] });
-    expect(stats.find((r) => r.domain.uuid === guest.uuid)?.stats).toMatchObject({ 'state.state': 1, 'cpu.time': expect.any(Number) });
+    expect(stats.find((r) => r.domain.uuid === guest.uuid)?.stats).toMatchObject({
+      'state.state': 1,
+      'cpu.time': expect.any(Number),
+    });
     // No guest-agent channel in this guest: libvirt says so.
-    await expect(a.domainAgentCommand(guest.uuid, '{"execute":"guest-ping"}')).rejects.toMatchObject({ codeName: 'VIR_ERR_ARGUMENT_UNSUPPORTED' });
+    await expect(a.domainAgentCommand(guest.uuid, '{"execute":"guest-ping"}')).rejects.toMatchObject({
+      codeName: 'VIR_ERR_ARGUMENT_UNSUPPORTED',
+    });
 
     // Throttled to 1 MiB/s, the migration runs for a long time: the
     // connection's worker stays free for job stats and abort.
@@ -251,14 +265,23 @@ describe('libvirt binding on real libvirtd + QEMU hosts', () => {
       await new Promise((r) => setTimeout(r, 20));
       job = await a.domainGetJobStats(guest.uuid);
     }
-    expect(job).toMatchObject({ type: 'unbounded', operation: 'migration_out', stats: { memory_total: expect.any(Number) } });
+    expect(job).toMatchObject({
+      type: 'unbounded',
+      operation: 'migration_out',
+      stats: { memory_total: expect.any(Number) },
+    });
     await a.domainAbortJob(guest.uuid);
     expect(await slow).toMatchObject({ codeName: 'VIR_ERR_OPERATION_ABORTED' });
     expect(await a.domainGetState(guest.uuid)).toMatchObject({ state: 'running' });
 
     const before = await uptime(guest, source);
     const arrived = lifecycleEvent(b, guest.uuid, 'resumed', 60_000);
-    await a.domainMigrate(guest.uuid, { ...options, persistDestination: true, undefineSource: true, maxDowntimeMs: 300 });
+    await a.domainMigrate(guest.uuid, {
+      ...options,
+      persistDestination: true,
+      undefineSource: true,
+      maxDowntimeMs: 300,
+    });
     expect((await arrived).detail).toBe('migrated');
     expect(await b.domainGetState(guest.uuid)).toMatchObject({ state: 'running', reason: 'migrated' });
     expect((await a.listAllDomains()).map((d) => d.uuid)).not.toContain(guest.uuid);

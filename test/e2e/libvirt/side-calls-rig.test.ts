@@ -14,7 +14,10 @@ describe('long domain calls on real libvirtd + QEMU hosts', () => {
   const on = rigConnection();
 
   it('answers calls made while a domainCreate runs before it, and runs a later call on that domain after it', async () => {
-    const [starting, other] = await Promise.all([guestOnRig(on.rig, 'side-starting'), guestOnRig(on.rig, 'side-other')]);
+    const [starting, other] = await Promise.all([
+      guestOnRig(on.rig, 'side-starting'),
+      guestOnRig(on.rig, 'side-other'),
+    ]);
     await on.conn.defineXML(starting.xml);
     await on.conn.defineXML(other.xml);
 
@@ -37,7 +40,9 @@ describe('long domain calls on real libvirtd + QEMU hosts', () => {
     const results = await Promise.all(calls);
 
     expect(order.slice(-2)).toEqual(['create', 'state starting']);
-    expect(new Set(order.slice(0, -2))).toEqual(new Set(['getLibVersion', 'lookup other', 'state other', 'xml other', 'listAllDomains']));
+    expect(new Set(order.slice(0, -2))).toEqual(
+      new Set(['getLibVersion', 'lookup other', 'state other', 'xml other', 'listAllDomains']),
+    );
     expect(results[3]).toMatchObject({ state: 'shutoff' });
     expect(results[6]).toMatchObject({ state: 'running', reason: 'booted' });
 
@@ -77,11 +82,24 @@ describe('long domain calls on real libvirtd + QEMU hosts', () => {
   it('rejects as before: starting a running domain, stopping a stopped one, a missing one', async () => {
     const guest = await guestOnRig(on.rig, 'side-errors');
     await on.conn.defineXML(guest.xml);
-    const notRunning = { code: 55, codeName: 'VIR_ERR_OPERATION_INVALID', message: 'Requested operation is not valid: domain is not running' };
+    const notRunning = {
+      code: 55,
+      codeName: 'VIR_ERR_OPERATION_INVALID',
+      message: 'Requested operation is not valid: domain is not running',
+    };
     // (libvirt 9.0 reports these from different places: hence two domains.)
-    await expect(on.conn.domainDestroy(guest.uuid)).rejects.toMatchObject({ ...notRunning, domainName: 'VIR_FROM_DOMAIN' });
-    await expect(on.conn.domainDestroy(guest.uuid, { graceful: true })).rejects.toMatchObject({ ...notRunning, domainName: 'VIR_FROM_DOMAIN' });
-    await expect(on.conn.domainShutdown(guest.uuid)).rejects.toMatchObject({ ...notRunning, domainName: 'VIR_FROM_QEMU' });
+    await expect(on.conn.domainDestroy(guest.uuid)).rejects.toMatchObject({
+      ...notRunning,
+      domainName: 'VIR_FROM_DOMAIN',
+    });
+    await expect(on.conn.domainDestroy(guest.uuid, { graceful: true })).rejects.toMatchObject({
+      ...notRunning,
+      domainName: 'VIR_FROM_DOMAIN',
+    });
+    await expect(on.conn.domainShutdown(guest.uuid)).rejects.toMatchObject({
+      ...notRunning,
+      domainName: 'VIR_FROM_QEMU',
+    });
     await on.conn.domainCreate(guest.uuid);
     await expect(on.conn.domainCreate(guest.uuid)).rejects.toMatchObject({
       name: 'LibvirtError',
@@ -92,7 +110,12 @@ describe('long domain calls on real libvirtd + QEMU hosts', () => {
     });
     await on.conn.domainDestroy(guest.uuid);
     await on.conn.domainUndefine(guest.uuid);
-    const missing = { code: 42, codeName: 'VIR_ERR_NO_DOMAIN', domainName: 'VIR_FROM_QEMU', message: `Domain not found: no domain with matching uuid '${guest.uuid}'` };
+    const missing = {
+      code: 42,
+      codeName: 'VIR_ERR_NO_DOMAIN',
+      domainName: 'VIR_FROM_QEMU',
+      message: `Domain not found: no domain with matching uuid '${guest.uuid}'`,
+    };
     await expect(on.conn.domainCreate(guest.uuid)).rejects.toMatchObject(missing);
     await expect(on.conn.domainShutdown(guest.uuid)).rejects.toMatchObject(missing);
     await expect(on.conn.domainDestroy(guest.uuid, { graceful: true })).rejects.toMatchObject(missing);
@@ -115,7 +138,11 @@ describe('long domain calls on real libvirtd + QEMU hosts', () => {
         (error: unknown) => error,
       );
       expect((await closed).reason).toBe('keepalive');
-      expect(await start).toMatchObject({ name: 'LibvirtError', codeName: 'VIR_ERR_INTERNAL_ERROR', domainName: 'VIR_FROM_RPC' });
+      expect(await start).toMatchObject({
+        name: 'LibvirtError',
+        codeName: 'VIR_ERR_INTERNAL_ERROR',
+        domainName: 'VIR_FROM_RPC',
+      });
     } finally {
       host.thaw();
     }

@@ -19,12 +19,22 @@ describe('libvirt binding: volume streams and console on a real libvirtd', () =>
   it('uploads to and downloads from a volume, from and to Buffers and files', async () => {
     const pool = `streams-${process.pid}`;
     const poolPath = join(on.rig.sharedDir, pool);
-    await on.conn.storagePoolDefineXML(serialize(el('pool', { type: 'dir' }, el('name', {}, pool), el('target', {}, el('path', {}, poolPath)))));
+    await on.conn.storagePoolDefineXML(
+      serialize(el('pool', { type: 'dir' }, el('name', {}, pool), el('target', {}, el('path', {}, poolPath)))),
+    );
     await on.conn.storagePoolCreate(pool, { build: true });
     try {
       const vol = await on.conn.storageVolCreateXML(
         pool,
-        serialize(el('volume', {}, el('name', {}, 'disk.raw'), el('capacity', { unit: 'KiB' }, 1024), el('target', {}, el('format', { type: 'raw' })))),
+        serialize(
+          el(
+            'volume',
+            {},
+            el('name', {}, 'disk.raw'),
+            el('capacity', { unit: 'KiB' }, 1024),
+            el('target', {}, el('format', { type: 'raw' })),
+          ),
+        ),
       );
       expect(vol.path).toBe(join(poolPath, 'disk.raw'));
 
@@ -49,7 +59,15 @@ describe('libvirt binding: volume streams and console on a real libvirtd', () =>
       // A clone carries the data.
       const clone = await on.conn.storageVolCreateXMLFrom(
         pool,
-        serialize(el('volume', {}, el('name', {}, 'clone.raw'), el('capacity', { unit: 'KiB' }, 1024), el('target', {}, el('format', { type: 'raw' })))),
+        serialize(
+          el(
+            'volume',
+            {},
+            el('name', {}, 'clone.raw'),
+            el('capacity', { unit: 'KiB' }, 1024),
+            el('target', {}, el('format', { type: 'raw' })),
+          ),
+        ),
         vol.key,
       );
       expect((await on.conn.storageVolDownload(clone.key, { length: data.length })).equals(data)).toBe(true);

@@ -50,7 +50,9 @@ describe('a crashing VM', () => {
       const waiting = await bench.untilVm('flaky', (v) => v.status?.phase === 'CrashLoopBackOff', 'CrashLoopBackOff');
       expect(condition(waiting, 'Ready')).toMatchObject({ status: 'False', reason: 'CrashLoopBackOff' });
       expect(condition(waiting, 'Ready')?.message).toMatch(
-        new RegExp(`^the domain went down ${failures} times in a row; next start in [\\d.]+ s, at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(back-off doubles from 1 s up to 2 s;`),
+        new RegExp(
+          `^the domain went down ${failures} times in a row; next start in [\\d.]+ s, at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(back-off doubles from 1 s up to 2 s;`,
+        ),
       );
       delays.push(backoffSeconds(waiting));
       expect((await bench.hypervisor(HOST).state(waiting.metadata.uid ?? '')).state).toBe('shutoff');
@@ -69,9 +71,16 @@ describe('a crashing VM', () => {
   it('counts the restarts and the recoveries in the metrics', async () => {
     const metrics = bench.manager!.metrics;
     const restartsMetric = await metrics.vmRestarts.get();
-    expect(restartsMetric.values.find((v) => v.labels.name === 'flaky')).toMatchObject({ value: 3, labels: { namespace: bench.namespace, reason: 'crash' } });
+    expect(restartsMetric.values.find((v) => v.labels.name === 'flaky')).toMatchObject({
+      value: 3,
+      labels: { namespace: bench.namespace, reason: 'crash' },
+    });
     const recovery = await metrics.recoveryDuration.get();
-    expect(recovery.values.find((v) => v.metricName === 'virtfleet_recovery_duration_seconds_count' && v.labels.kind === 'crash')?.value).toBe(3);
+    expect(
+      recovery.values.find(
+        (v) => v.metricName === 'virtfleet_recovery_duration_seconds_count' && v.labels.kind === 'crash',
+      )?.value,
+    ).toBe(3);
     const text = await metrics.registry.metrics();
     expect(text).toMatch(new RegExp(`virtfleet_vm_ready\\{namespace="${bench.namespace}",name="flaky"\\} 1`));
     expect(text).toMatch(new RegExp(`virtfleet_vm_crash_looping\\{namespace="${bench.namespace}",name="flaky"\\} 0`));

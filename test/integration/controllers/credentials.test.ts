@@ -15,7 +15,14 @@ const bench = new ControllerBench('vm-creds');
 
 /** A host that asks for LOGIN, with credentialsSecretRef to `secret` (in `namespace`, default the test's). */
 function authHost(name: string, secret: string, namespace?: string): HostDecl {
-  return { name, cpus: 4, memoryGiB: 4, hypervisor: 'kvm', auth: LOGIN, credentialsSecretRef: { name: secret, namespace: namespace ?? bench.namespace } };
+  return {
+    name,
+    cpus: 4,
+    memoryGiB: 4,
+    hypervisor: 'kvm',
+    auth: LOGIN,
+    credentialsSecretRef: { name: secret, namespace: namespace ?? bench.namespace },
+  };
 }
 
 function secret(name: string, data: Record<string, string>) {
@@ -50,8 +57,14 @@ describe('host credentials from Secrets', () => {
 
   it('waits for a missing Secret with CredentialsNotFound, and connects once it exists', async () => {
     const pool = await bench.createPool('creds-later', [authHost('auth-later', 'later-login')]);
-    const waiting = await bench.untilPool(pool, () => hostStatus(pool, 'auth-later')?.reason === 'CredentialsNotFound', 'CredentialsNotFound');
-    expect(hostStatus(pool, 'auth-later')?.message).toBe(`Secret ${bench.namespace}/later-login (credentialsSecretRef) does not exist`);
+    const waiting = await bench.untilPool(
+      pool,
+      () => hostStatus(pool, 'auth-later')?.reason === 'CredentialsNotFound',
+      'CredentialsNotFound',
+    );
+    expect(hostStatus(pool, 'auth-later')?.message).toBe(
+      `Secret ${bench.namespace}/later-login (credentialsSecretRef) does not exist`,
+    );
     expect(condition(waiting, 'Degraded')?.message).toMatch(/auth-later/);
     await secret('later-login', LOGIN);
     await bench.untilPool(pool, (p) => p.status?.readyHosts === 1, 'auth-later ready once the Secret exists');
@@ -59,8 +72,14 @@ describe('host credentials from Secrets', () => {
 
   it("refuses a Secret outside the controller's namespace with a condition that says where it must be", async () => {
     const pool = await bench.createPool('creds-elsewhere', [authHost('auth-elsewhere', 'host-login', 'kube-system')]);
-    const refused = await bench.untilPool(pool, () => hostStatus(pool, 'auth-elsewhere')?.reason === 'CredentialsNamespaceNotAllowed', 'CredentialsNamespaceNotAllowed');
-    expect(hostStatus(pool, 'auth-elsewhere')?.message).toContain(`must be in the controller's namespace ${bench.namespace}`);
+    const refused = await bench.untilPool(
+      pool,
+      () => hostStatus(pool, 'auth-elsewhere')?.reason === 'CredentialsNamespaceNotAllowed',
+      'CredentialsNamespaceNotAllowed',
+    );
+    expect(hostStatus(pool, 'auth-elsewhere')?.message).toContain(
+      `must be in the controller's namespace ${bench.namespace}`,
+    );
     expect(condition(refused, 'Ready')).toMatchObject({ status: 'False' });
     expect(condition(refused, 'Degraded')?.message).toMatch(/auth-elsewhere/);
   });
@@ -68,10 +87,18 @@ describe('host credentials from Secrets', () => {
   it('reports a wrong password as an authentication failure, without the password anywhere', async () => {
     await secret('wrong-login', { username: LOGIN.username, password: WRONG });
     const pool = await bench.createPool('creds-wrong', [authHost('auth-wrong', 'wrong-login')]);
-    await bench.untilPool(pool, () => /authentication failed/.test(hostStatus(pool, 'auth-wrong')?.message ?? ''), 'authentication failed');
+    await bench.untilPool(
+      pool,
+      () => /authentication failed/.test(hostStatus(pool, 'auth-wrong')?.message ?? ''),
+      'authentication failed',
+    );
     expect(hostStatus(pool, 'auth-wrong')?.ready).toBe(false);
 
-    const everything = JSON.stringify([bench.pools.list().map((p) => p.status), bench.vms.list().map((v) => v.status), await bench.events('behind-auth')]);
+    const everything = JSON.stringify([
+      bench.pools.list().map((p) => p.status),
+      bench.vms.list().map((v) => v.status),
+      await bench.events('behind-auth'),
+    ]);
     const logs = JSON.stringify(bench.logs.lines());
     for (const value of [PASSWORD, WRONG, Buffer.from(PASSWORD).toString('base64')]) {
       expect(everything).not.toContain(value);

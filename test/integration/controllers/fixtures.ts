@@ -111,12 +111,15 @@ export class ControllerBench {
   async close(): Promise<void> {
     // VIRTFLEET_TEST_LOGS=1 shows the controller's warnings and errors, for debugging a failure.
     if (process.env.VIRTFLEET_TEST_LOGS) {
-      for (const line of this.logs.lines()) if (Number(line.level) >= 40) process.stderr.write(`${JSON.stringify(line)}\n`);
+      for (const line of this.logs.lines())
+        if (Number(line.level) >= 40) process.stderr.write(`${JSON.stringify(line)}\n`);
     }
     try {
-      for (const vm of this.vms.list()) await this.kube.delete(VIRTUAL_MACHINE, this.namespace, vm.metadata.name ?? '').catch(ignoreNotFound);
+      for (const vm of this.vms.list())
+        await this.kube.delete(VIRTUAL_MACHINE, this.namespace, vm.metadata.name ?? '').catch(ignoreNotFound);
       await this.until(() => this.vms.list().length === 0, 60_000, 'every VM to be deleted');
-      for (const pool of this.pools.list()) await this.kube.delete(HOST_POOL, undefined, pool.metadata.name ?? '').catch(ignoreNotFound);
+      for (const pool of this.pools.list())
+        await this.kube.delete(HOST_POOL, undefined, pool.metadata.name ?? '').catch(ignoreNotFound);
     } finally {
       await this.stopController();
       this.watchStop.abort();
@@ -130,7 +133,12 @@ export class ControllerBench {
   hostUri(decl: HostDecl): string {
     let uri = this.uris.get(decl.name);
     if (!uri) {
-      const spec: TestHostSpec = { cpus: decl.cpus, memoryKiB: decl.memoryGiB * GiB, ...(decl.auth ? { auth: decl.auth } : {}), ...(decl.network ? { network: true } : {}) };
+      const spec: TestHostSpec = {
+        cpus: decl.cpus,
+        memoryKiB: decl.memoryGiB * GiB,
+        ...(decl.auth ? { auth: decl.auth } : {}),
+        ...(decl.network ? { network: true } : {}),
+      };
       uri = this.hosts.host(`${this.runId}-${decl.name}`, spec);
       this.uris.set(decl.name, uri);
     }
@@ -166,7 +174,12 @@ export class ControllerBench {
       apiVersion: 'virtfleet.io/v1alpha1',
       kind: 'VirtualMachine',
       metadata: { name, namespace: this.namespace },
-      spec: { hostPoolRef: { name: pool }, memory: '128Mi', kernelBoot: { kernel: '/var/lib/virtfleet/test/vmlinuz' }, ...spec },
+      spec: {
+        hostPoolRef: { name: pool },
+        memory: '128Mi',
+        kernelBoot: { kernel: '/var/lib/virtfleet/test/vmlinuz' },
+        ...spec,
+      },
     } as unknown as VmObject);
   }
 
@@ -184,18 +197,31 @@ export class ControllerBench {
 
   /** Resolves with the VM once `check` holds for it in the watch; fails with its last status. */
   async untilVm(name: string, check: (vm: VmObject) => boolean, what: string, ms = 30_000): Promise<VmObject> {
-    await this.until(() => {
-      const vm = this.vm(name);
-      return vm !== undefined && check(vm);
-    }, ms, `${name}: ${what} (last status: ${JSON.stringify(this.vm(name)?.status)})`);
+    await this.until(
+      () => {
+        const vm = this.vm(name);
+        return vm !== undefined && check(vm);
+      },
+      ms,
+      `${name}: ${what} (last status: ${JSON.stringify(this.vm(name)?.status)})`,
+    );
     return this.vm(name)!;
   }
 
-  async untilPool(name: string, check: (pool: HostPool & KubeObject) => boolean, what: string, ms = 30_000): Promise<HostPool & KubeObject> {
-    await this.until(() => {
-      const pool = this.pool(name);
-      return pool !== undefined && check(pool);
-    }, ms, `${name}: ${what} (last status: ${JSON.stringify(this.pool(name)?.status)})`);
+  async untilPool(
+    name: string,
+    check: (pool: HostPool & KubeObject) => boolean,
+    what: string,
+    ms = 30_000,
+  ): Promise<HostPool & KubeObject> {
+    await this.until(
+      () => {
+        const pool = this.pool(name);
+        return pool !== undefined && check(pool);
+      },
+      ms,
+      `${name}: ${what} (last status: ${JSON.stringify(this.pool(name)?.status)})`,
+    );
     return this.pool(name)!;
   }
 
@@ -222,10 +248,9 @@ export class ControllerBench {
   /** Events recorded for the VM `name` (by UID), oldest first. */
   async events(name: string): Promise<Array<{ reason?: string; message?: string; type?: string }>> {
     const uid = this.vm(name)?.metadata.uid;
-    const list = await this.kube.list<KubeObject & { reason?: string; message?: string; type?: string; involvedObject?: { uid?: string } }>(
-      { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
-      { namespace: this.namespace },
-    );
+    const list = await this.kube.list<
+      KubeObject & { reason?: string; message?: string; type?: string; involvedObject?: { uid?: string } }
+    >({ kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true }, { namespace: this.namespace });
     return list.items.filter((event) => event.involvedObject?.uid === uid);
   }
 }

@@ -22,22 +22,47 @@ const restarts = (vm: VmObject) => vm.status?.restarts ?? 0;
 const fast = { initialDelaySeconds: 0, failureThreshold: 2 };
 
 describe('a VM whose health check fails', () => {
-  it('reports Healthy=False with the probe\'s reason and the count, then restarts it', async () => {
-    await bench.createVm('agentless', pool, { healthCheck: { ...fast, timeoutSeconds: 1, periodSeconds: 2, guestAgent: {} }, recovery: { restartBackoff: { initialSeconds: 1, maxSeconds: 2 } } });
-    const failing = await bench.untilVm('agentless', (v) => condition(v, 'Healthy')?.status === 'False', 'Healthy=False', 30_000);
+  it("reports Healthy=False with the probe's reason and the count, then restarts it", async () => {
+    await bench.createVm('agentless', pool, {
+      healthCheck: { ...fast, timeoutSeconds: 1, periodSeconds: 2, guestAgent: {} },
+      recovery: { restartBackoff: { initialSeconds: 1, maxSeconds: 2 } },
+    });
+    const failing = await bench.untilVm(
+      'agentless',
+      (v) => condition(v, 'Healthy')?.status === 'False',
+      'Healthy=False',
+      30_000,
+    );
     expect(condition(failing, 'Healthy')?.reason).toBe('ProbeFailed');
     expect(condition(failing, 'Healthy')?.message).toMatch(/^guest agent: .+ \(1 of 2 failures in a row\)$/);
     const restarted = await bench.untilVm('agentless', (v) => restarts(v) >= 1, 'restarted by the probe', 30_000);
     expect(restarted.status?.restarts).toBe(1);
     const events = await bench.events('agentless');
-    expect(events.find((e) => e.reason === 'Unhealthy')?.message).toMatch(/\(2 of 2 failures in a row\); restarting the VM now \(restart 1\)$/);
+    expect(events.find((e) => e.reason === 'Unhealthy')?.message).toMatch(
+      /\(2 of 2 failures in a row\); restarting the VM now \(restart 1\)$/,
+    );
     const metric = await bench.manager!.metrics.vmRestarts.get();
     expect(metric.values.find((v) => v.labels.name === 'agentless')?.labels.reason).toBe('probe');
   });
 
   it('fails a TCP probe of a VM with no address without sending anything', async () => {
-    await bench.createVm('noaddr', pool, { healthCheck: { initialDelaySeconds: 0, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 3, tcp: { port: 22 } } });
-    const vm = await bench.untilVm('noaddr', (v) => condition(v, 'Healthy')?.status === 'False', 'Healthy=False', 30_000);
-    expect(condition(vm, 'Healthy')?.message).toBe('no address known for the guest (status.addresses is empty), cannot probe port 22 (1 of 3 failures in a row)');
+    await bench.createVm('noaddr', pool, {
+      healthCheck: {
+        initialDelaySeconds: 0,
+        periodSeconds: 2,
+        timeoutSeconds: 1,
+        failureThreshold: 3,
+        tcp: { port: 22 },
+      },
+    });
+    const vm = await bench.untilVm(
+      'noaddr',
+      (v) => condition(v, 'Healthy')?.status === 'False',
+      'Healthy=False',
+      30_000,
+    );
+    expect(condition(vm, 'Healthy')?.message).toBe(
+      'no address known for the guest (status.addresses is empty), cannot probe port 22 (1 of 3 failures in a row)',
+    );
   });
 });

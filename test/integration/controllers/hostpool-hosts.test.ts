@@ -30,12 +30,14 @@ async function gauge(metric: Gauge<'pool' | 'host'>, pool: string, host: string)
 
 async function scans(pool: string): Promise<number> {
   const metric = await bench.manager!.metrics.orphanScans.get();
-  return metric.values.filter((v) => v.labels.pool === pool && v.labels.result === 'success').reduce((sum, v) => sum + v.value, 0);
+  return metric.values
+    .filter((v) => v.labels.pool === pool && v.labels.result === 'success')
+    .reduce((sum, v) => sum + v.value, 0);
 }
 
 /** Polls `check` (which reads something no watch tells about) until it holds or the deadline passes. */
 async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  for (const deadline = Date.now() + ms; !(await check()); ) {
+  for (const deadline = Date.now() + ms; !(await check());) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -67,13 +69,18 @@ describe('HostPool hosts', () => {
     const pool = await bench.createPool('quiet', [QUIET], { failureDetection: { heartbeatPeriodSeconds: 1 } });
     await bench.untilPool(pool, (p) => p.status?.hosts?.[0]?.orphanDomains === 1, 'the orphan reported');
     // The Warning Event of the first report is the last write; wait for it to land.
-    await eventually(async () => {
-      const events = await bench.kube.list<{ reason?: string; involvedObject?: { uid?: string } } & Record<string, unknown>>(
-        { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
-        { namespace: 'default' },
-      );
-      return events.items.some((e) => e.reason === 'OrphanDomainsFound' && e.involvedObject?.uid === bench.pool(pool)?.metadata.uid);
-    }, 10_000, 'the OrphanDomainsFound Event');
+    await eventually(
+      async () => {
+        const events = await bench.kube.list<
+          { reason?: string; involvedObject?: { uid?: string } } & Record<string, unknown>
+        >({ kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true }, { namespace: 'default' });
+        return events.items.some(
+          (e) => e.reason === 'OrphanDomainsFound' && e.involvedObject?.uid === bench.pool(pool)?.metadata.uid,
+        );
+      },
+      10_000,
+      'the OrphanDomainsFound Event',
+    );
 
     const writes = bench.manager!.client.counts.writes;
     const start = await scans(pool);
@@ -95,8 +102,15 @@ describe('HostPool hosts', () => {
     expect(await gauge(metrics.hostVms, pool, LEAVE.name)).toBe(1);
 
     await bench.kube.patch(HOST_POOL, undefined, pool, hostsOf([keep!]));
-    const blocked = await bench.untilPool(pool, (p) => condition(p, 'RemovalBlocked')?.status === 'True', 'RemovalBlocked=True');
-    expect(condition(blocked, 'RemovalBlocked')).toMatchObject({ reason: 'HostsStillHaveVMs', observedGeneration: blocked.metadata.generation });
+    const blocked = await bench.untilPool(
+      pool,
+      (p) => condition(p, 'RemovalBlocked')?.status === 'True',
+      'RemovalBlocked=True',
+    );
+    expect(condition(blocked, 'RemovalBlocked')).toMatchObject({
+      reason: 'HostsStillHaveVMs',
+      observedGeneration: blocked.metadata.generation,
+    });
     expect(condition(blocked, 'RemovalBlocked')?.message).toContain(`leave-1 (1 VMs: ${bench.namespace}/tenant)`);
     expect(blocked.status?.hosts?.map((h) => h.name)).toEqual([KEEP.name]);
     expect(blocked.status?.hostCount).toBe(1);
@@ -109,18 +123,28 @@ describe('HostPool hosts', () => {
 
     await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'tenant');
     await bench.until(() => bench.vm('tenant') === undefined, 30_000, 'tenant to be gone');
-    const released = await bench.untilPool(pool, (p) => condition(p, 'RemovalBlocked')?.status === 'False', 'RemovalBlocked=False');
+    const released = await bench.untilPool(
+      pool,
+      (p) => condition(p, 'RemovalBlocked')?.status === 'False',
+      'RemovalBlocked=False',
+    );
     expect(condition(released, 'RemovalBlocked')).toMatchObject({ reason: 'NothingBlocked' });
     expect(released.status?.hosts?.map((h) => h.name)).toEqual([KEEP.name]);
     expect(await bench.domains(LEAVE)).toEqual([]);
     // The host is gone from the controller, and so are its series.
-    await eventually(async () => (await gauge(metrics.hostVms, pool, LEAVE.name)) === undefined, 10_000, 'the series of leave-1 to go');
+    await eventually(
+      async () => (await gauge(metrics.hostVms, pool, LEAVE.name)) === undefined,
+      10_000,
+      'the series of leave-1 to go',
+    );
     expect(await gauge(metrics.hostReady, pool, LEAVE.name)).toBeUndefined();
     expect(await gauge(metrics.hostReady, pool, KEEP.name)).toBe(1);
   });
 
   it('reports a host that stops answering, degrades the pool, and marks its VM Ready=Unknown until the host is back', async () => {
-    const pool = await bench.createPool('far', [FAR], { failureDetection: { heartbeatPeriodSeconds: 1, failureThreshold: 1 } });
+    const pool = await bench.createPool('far', [FAR], {
+      failureDetection: { heartbeatPeriodSeconds: 1, failureThreshold: 1 },
+    });
     await bench.createVm('remote', pool);
     const running = await bench.untilVm('remote', isRunning, 'Running');
     expect(running.status?.host).toBe(FAR.name);
@@ -133,7 +157,11 @@ describe('HostPool hosts', () => {
       // The host answers again (its old URI), also when the test failed: the VM can then be deleted.
       await bench.kube.patch(HOST_POOL, undefined, pool, hostsOf([far!]));
     }
-    await bench.untilPool(pool, (p) => p.status?.readyHosts === 1 && condition(p, 'Degraded')?.status === 'False', 'far-1 ready again');
+    await bench.untilPool(
+      pool,
+      (p) => p.status?.readyHosts === 1 && condition(p, 'Degraded')?.status === 'False',
+      'far-1 ready again',
+    );
     const back = await bench.untilVm('remote', isRunning, 'Running again');
     expect(back.status?.host).toBe(FAR.name);
     expect((await bench.domains(FAR)).map((d) => [d.uuid, d.state])).toEqual([[back.metadata.uid, 'running']]);
@@ -141,7 +169,11 @@ describe('HostPool hosts', () => {
 
   async function expectDown(pool: string): Promise<void> {
     const metrics = bench.manager!.metrics;
-    const down = await bench.untilPool(pool, (p) => p.status?.hosts?.[0]?.ready === false && p.status.observedGeneration === p.metadata.generation, 'far-1 not ready');
+    const down = await bench.untilPool(
+      pool,
+      (p) => p.status?.hosts?.[0]?.ready === false && p.status.observedGeneration === p.metadata.generation,
+      'far-1 not ready',
+    );
     const entry = down.status!.hosts![0]!;
     expect(['Unreachable', 'Disconnected']).toContain(entry.reason);
     expect(entry.message).toContain(UNREACHABLE_URI);
@@ -168,19 +200,32 @@ describe('HostPool hosts', () => {
   it('serves the per-host, orphan and API request metrics in a form promtool accepts', async () => {
     const text = await bench.manager!.metrics.registry.metrics();
     const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
-    if (check.error) throw new Error(`promtool could not run (hack/setup.sh installs the prometheus package): ${check.error.message}`);
-    expect({ status: check.status, problems: (check.stdout + check.stderr).trim() }).toEqual({ status: 0, problems: '' });
+    if (check.error)
+      throw new Error(`promtool could not run (hack/setup.sh installs the prometheus package): ${check.error.message}`);
+    expect({ status: check.status, problems: (check.stdout + check.stderr).trim() }).toEqual({
+      status: 0,
+      problems: '',
+    });
     const quiet = bench.poolName('quiet');
     expect(text).toContain(`virtfleet_host_ready{pool="${quiet}",host="quiet-1"} 1`);
     expect(text).toContain(`virtfleet_orphan_domains{pool="${quiet}",host="quiet-1"} 1`);
     expect(text).toContain(`virtfleet_host_capacity_cpus{pool="${quiet}",host="quiet-1"} 2`);
     expect(text).toContain(`virtfleet_host_capacity_memory_bytes{pool="${quiet}",host="quiet-1"} ${2 * 2 ** 30}`);
     expect(text).toMatch(new RegExp(`^virtfleet_host_vms\\{pool="${bench.poolName('far')}",host="far-1"\\} 1$`, 'm'));
-    expect(text).toMatch(new RegExp(`^virtfleet_host_allocated_cpus\\{pool="${bench.poolName('far')}",host="far-1"\\} 1$`, 'm'));
-    expect(text).toMatch(new RegExp(`^virtfleet_host_allocated_memory_bytes\\{pool="${bench.poolName('far')}",host="far-1"\\} ${128 * 2 ** 20}$`, 'm'));
+    expect(text).toMatch(
+      new RegExp(`^virtfleet_host_allocated_cpus\\{pool="${bench.poolName('far')}",host="far-1"\\} 1$`, 'm'),
+    );
+    expect(text).toMatch(
+      new RegExp(
+        `^virtfleet_host_allocated_memory_bytes\\{pool="${bench.poolName('far')}",host="far-1"\\} ${128 * 2 ** 20}$`,
+        'm',
+      ),
+    );
     expect(text).toMatch(/^virtfleet_orphan_scans_total\{pool="[^"]+",result="success"\} [1-9]/m);
     // The API requests of the whole process: status writes, finalizers, Events, lists.
-    expect(text).toMatch(/^virtfleet_kube_requests_total\{verb="patch",resource="hostpools\/status",code="2xx"\} [1-9]/m);
+    expect(text).toMatch(
+      /^virtfleet_kube_requests_total\{verb="patch",resource="hostpools\/status",code="2xx"\} [1-9]/m,
+    );
     expect(text).toMatch(/^virtfleet_kube_requests_total\{verb="create",resource="events",code="2xx"\} [1-9]/m);
     expect(text).toMatch(/^virtfleet_kube_requests_total\{verb="list",resource="virtualmachines",code="2xx"\} [1-9]/m);
   });

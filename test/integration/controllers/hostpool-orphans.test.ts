@@ -50,7 +50,9 @@ async function orphanGauge(host: HostDecl): Promise<number | undefined> {
 
 async function scans(): Promise<number> {
   const metric = await bench.manager!.metrics.orphanScans.get();
-  return metric.values.filter((v) => v.labels.pool === pool && v.labels.result === 'success').reduce((sum, v) => sum + v.value, 0);
+  return metric.values
+    .filter((v) => v.labels.pool === pool && v.labels.result === 'success')
+    .reduce((sum, v) => sum + v.value, 0);
 }
 
 type EventObject = KubeObject & { reason?: string; message?: string; type?: string; involvedObject?: { uid?: string } };
@@ -58,13 +60,16 @@ type EventObject = KubeObject & { reason?: string; message?: string; type?: stri
 /** Events on the pool (cluster-scoped: in namespace default). */
 async function poolEvents(): Promise<EventObject[]> {
   const uid = bench.pool(pool)?.metadata.uid;
-  const list = await bench.kube.list<EventObject>({ kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true }, { namespace: 'default' });
+  const list = await bench.kube.list<EventObject>(
+    { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
+    { namespace: 'default' },
+  );
   return list.items.filter((event) => event.involvedObject?.uid === uid);
 }
 
 /** Polls `check` (which reads something no watch tells about) until it holds or the deadline passes. */
 async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  for (const deadline = Date.now() + ms; !(await check()); ) {
+  for (const deadline = Date.now() + ms; !(await check());) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -89,12 +94,18 @@ afterAll(async () => {
 
 describe('orphan domains', () => {
   it('reports a domain with the marker and no VirtualMachine on first contact, and leaves it running', async () => {
-    const current = await bench.untilPool(pool, (p) => condition(p, 'OrphanDomains')?.status === 'True' && hostEntry(A)?.orphanDomains === 1, 'OrphanDomains=True');
+    const current = await bench.untilPool(
+      pool,
+      (p) => condition(p, 'OrphanDomains')?.status === 'True' && hostEntry(A)?.orphanDomains === 1,
+      'OrphanDomains=True',
+    );
     expect(hostEntry(B)?.orphanDomains).toBe(0);
     const orphans = condition(current, 'OrphanDomains')!;
     expect(orphans.reason).toBe('OrphanDomainsFound');
     expect(orphans.observedGeneration).toBe(current.metadata.generation);
-    expect(orphans.message).toContain(`1 domain with virtfleet's marker but no VirtualMachine: orph-a (${bench.hostUri(A)}): ${lost.name}.`);
+    expect(orphans.message).toContain(
+      `1 domain with virtfleet's marker but no VirtualMachine: orph-a (${bench.hostUri(A)}): ${lost.name}.`,
+    );
     expect(orphans.message).toContain(`virsh -c URI undefine NAME`);
     expect(orphans.message).not.toContain('foreign-');
     // Reported, not touched: still there and still running.
@@ -107,7 +118,11 @@ describe('orphan domains', () => {
 
     expect(await orphanGauge(A)).toBe(1);
     expect(await orphanGauge(B)).toBe(0);
-    await eventually(async () => (await poolEvents()).some((e) => e.reason === 'OrphanDomainsFound'), 10_000, 'the OrphanDomainsFound Event');
+    await eventually(
+      async () => (await poolEvents()).some((e) => e.reason === 'OrphanDomainsFound'),
+      10_000,
+      'the OrphanDomainsFound Event',
+    );
     const event = (await poolEvents()).find((e) => e.reason === 'OrphanDomainsFound')!;
     expect(event.type).toBe('Warning');
     expect(event.message).toContain(`orph-a (${bench.hostUri(A)}): ${lost.name}`);
@@ -123,14 +138,30 @@ describe('orphan domains', () => {
     // the scan that finds it also lists the VM's domain, and must not count it.
     late = orphanXml('late');
     await bench.hypervisor(B).ensureDefined(late.xml);
-    const current = await bench.untilPool(pool, (p) => (p.status?.hosts ?? []).every((h) => h.orphanDomains === 1), 'one orphan on each host');
-    expect(condition(current, 'OrphanDomains')?.message).toContain(`2 domains with virtfleet's marker but no VirtualMachine: orph-a (${bench.hostUri(A)}): ${lost.name}; orph-b (${bench.hostUri(B)}): ${late.name}.`);
+    const current = await bench.untilPool(
+      pool,
+      (p) => (p.status?.hosts ?? []).every((h) => h.orphanDomains === 1),
+      'one orphan on each host',
+    );
+    expect(condition(current, 'OrphanDomains')?.message).toContain(
+      `2 domains with virtfleet's marker but no VirtualMachine: orph-a (${bench.hostUri(A)}): ${lost.name}; orph-b (${bench.hostUri(B)}): ${late.name}.`,
+    );
     expect(await orphanGauge(B)).toBe(1);
 
     // Deleting the VM asks for a scan of its host; the domain went before the object, so that
     // scan finds nothing new.
     const before = await scans();
-    await bench.kube.delete({ kind: 'VirtualMachine', group: 'virtfleet.io', version: 'v1alpha1', plural: 'virtualmachines', namespaced: true }, bench.namespace, 'web');
+    await bench.kube.delete(
+      {
+        kind: 'VirtualMachine',
+        group: 'virtfleet.io',
+        version: 'v1alpha1',
+        plural: 'virtualmachines',
+        namespaced: true,
+      },
+      bench.namespace,
+      'web',
+    );
     await bench.until(() => bench.vm('web') === undefined, 30_000, 'web to be gone');
     await eventually(async () => (await scans()) > before, 10_000, 'a scan after the deletion');
     expect((await bench.domains(host)).map((d) => d.uuid)).not.toContain(vm.metadata.uid);
@@ -148,7 +179,9 @@ describe('orphan domains', () => {
     expect(message).toContain('13 domains with virtfleet');
     // A's one, then B's by name (…_late before …_many-00): many-08 to many-10 are not named.
     const named = [lost.name, late.name, ...many.slice(0, 8).map((d) => d.name)];
-    expect(message).toContain(`orph-a (${bench.hostUri(A)}): ${named[0]}; orph-b (${bench.hostUri(B)}): ${named.slice(1).join(', ')}, and 3 more.`);
+    expect(message).toContain(
+      `orph-a (${bench.hostUri(A)}): ${named[0]}; orph-b (${bench.hostUri(B)}): ${named.slice(1).join(', ')}, and 3 more.`,
+    );
     expect(await orphanGauge(B)).toBe(12);
     const undefineAll = many.map((domain) => bench.hypervisor(B).undefine(domain.uuid));
     await Promise.all(undefineAll);
@@ -161,13 +194,20 @@ describe('orphan domains', () => {
     await hostA.undefine(lost.uuid);
     await bench.hypervisor(B).undefine(late.uuid);
 
-    const current = await bench.untilPool(pool, (p) => condition(p, 'OrphanDomains')?.status === 'False', 'OrphanDomains=False');
+    const current = await bench.untilPool(
+      pool,
+      (p) => condition(p, 'OrphanDomains')?.status === 'False',
+      'OrphanDomains=False',
+    );
     expect(condition(current, 'OrphanDomains')).toMatchObject({ reason: 'NoOrphanDomains' });
     expect(current.status?.hosts?.map((h) => h.orphanDomains)).toEqual([0, 0]);
     expect(await orphanGauge(A)).toBe(0);
     expect(await orphanGauge(B)).toBe(0);
     await eventually(
-      async () => (await poolEvents()).some((e) => e.reason === 'OrphanDomainsGone' && e.type === 'Normal' && (e.message ?? '').includes(lost.name)),
+      async () =>
+        (await poolEvents()).some(
+          (e) => e.reason === 'OrphanDomainsGone' && e.type === 'Normal' && (e.message ?? '').includes(lost.name),
+        ),
       10_000,
       'the OrphanDomainsGone Event naming lost',
     );

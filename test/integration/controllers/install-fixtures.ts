@@ -51,7 +51,9 @@ export class InstallBench {
 
     await bench.start();
     const storagePath = `${bench.hosts.dir}/volumes`;
-    this.pool = await bench.createPool('install', [INSTALL_HOST], { storage: { pool: STORAGE_POOL, path: storagePath } });
+    this.pool = await bench.createPool('install', [INSTALL_HOST], {
+      storage: { pool: STORAGE_POOL, path: storagePath },
+    });
     await bench.untilPool(this.pool, (p) => p.status?.readyHosts === 1, 'host ready');
 
     // What an administrator of an air-gapped host would do, and what the controller does itself
@@ -59,7 +61,11 @@ export class InstallBench {
     const host = bench.hypervisor(INSTALL_HOST);
     await host.ensureStoragePool({ name: STORAGE_POOL, path: storagePath });
     const volume = (file: string, etag: string, kind: 'vmlinuz' | 'initrd.img', size: number) =>
-      host.createVolume(STORAGE_POOL, { name: installerVolumeName(`${this.treeUrl}/images/pxeboot/${file}`, validatorOf(new Headers({ etag })), kind), format: 'raw', capacityBytes: size });
+      host.createVolume(STORAGE_POOL, {
+        name: installerVolumeName(`${this.treeUrl}/images/pxeboot/${file}`, validatorOf(new Headers({ etag })), kind),
+        format: 'raw',
+        capacityBytes: size,
+      });
     this.kernelPath = (await volume('vmlinuz', '"kernel-1"', 'vmlinuz', KERNEL.length)).path;
     this.initrdPath = (await volume('initrd.img', '"initrd-1"', 'initrd.img', INITRD.length)).path;
 
@@ -87,7 +93,9 @@ export class InstallBench {
         os: { family: 'rhel', name: 'Rocky', version: '9.4' },
         installTree: this.treeUrl,
         rootPassword: { secretKeyRef: { name: 'rocky-passwords', key: 'root-password' } },
-        users: [{ name: 'admin', groups: ['wheel'], passwordSecretRef: { name: 'rocky-passwords', key: 'admin-hash' } }],
+        users: [
+          { name: 'admin', groups: ['wheel'], passwordSecretRef: { name: 'rocky-passwords', key: 'admin-hash' } },
+        ],
         packages: ['@^minimal-environment', 'qemu-guest-agent'],
         boot: { method: 'kernel' },
         ...extra,
@@ -107,7 +115,12 @@ export class InstallBench {
   /** The boot part of the domain's persistent definition. */
   async osBoot(uid: string): Promise<OsBoot> {
     const os = child(parseXml(await this.bench.hypervisor(INSTALL_HOST).xml(uid, { inactive: true })), 'os');
-    return { kernel: os && child(os, 'kernel')?.text, initrd: os && child(os, 'initrd')?.text, cmdline: os && child(os, 'cmdline')?.text, bootDev: os && child(os, 'boot')?.attrs.dev };
+    return {
+      kernel: os && child(os, 'kernel')?.text,
+      initrd: os && child(os, 'initrd')?.text,
+      cmdline: os && child(os, 'cmdline')?.text,
+      bootDev: os && child(os, 'boot')?.attrs.dev,
+    };
   }
 
   async url(name: string): Promise<string> {
@@ -124,7 +137,10 @@ export async function freePort(): Promise<number> {
 }
 
 export function kickstartUrl(cmdline: string | undefined): string {
-  const url = cmdline?.split(' ').find((word) => word.startsWith('inst.ks='))?.slice('inst.ks='.length);
+  const url = cmdline
+    ?.split(' ')
+    .find((word) => word.startsWith('inst.ks='))
+    ?.slice('inst.ks='.length);
   if (!url) throw new Error(`no inst.ks in ${cmdline}`);
   return url;
 }

@@ -17,7 +17,10 @@ let setup: InstallBench;
 
 beforeAll(async () => {
   setup = new InstallBench();
-  bench = new ControllerBench('vm-install-pxe', { installEndpoint: { address: `127.0.0.1:${await freePort()}` }, hostRetryMs: 1_000 });
+  bench = new ControllerBench('vm-install-pxe', {
+    installEndpoint: { address: `127.0.0.1:${await freePort()}` },
+    hostRetryMs: 1_000,
+  });
   await setup.start(bench);
 });
 
@@ -29,9 +32,15 @@ describe('VirtualMachine install by PXE (test driver: definitions only)', () => 
   it('defines the PXE pool and the install network on the host, then says it cannot write the boot file there', async () => {
     await setup.createProfile('rocky-pxe', { boot: { method: 'pxe' } });
     await setup.createVm('pxe-1', 'rocky-pxe');
-    const vm = await bench.untilVm('pxe-1', (v) => condition(v, 'Installed')?.reason === 'InstallMediaFailed', 'InstallMediaFailed');
+    const vm = await bench.untilVm(
+      'pxe-1',
+      (v) => condition(v, 'Installed')?.reason === 'InstallMediaFailed',
+      'InstallMediaFailed',
+    );
     expect(condition(vm, 'Installed')?.message).toMatch(
-      new RegExp(`^PXE boot file ${BOOT_SCRIPT} in storage pool ${PXE_DEFAULTS.pool}: upload into volume ${BOOT_SCRIPT} in pool ${PXE_DEFAULTS.pool} on test:///`),
+      new RegExp(
+        `^PXE boot file ${BOOT_SCRIPT} in storage pool ${PXE_DEFAULTS.pool}: upload into volume ${BOOT_SCRIPT} in pool ${PXE_DEFAULTS.pool} on test:///`,
+      ),
     );
     expect(vm.status?.domainUUID).toBeUndefined(); // nothing that could boot is defined
 
@@ -55,9 +64,15 @@ describe('VirtualMachine install by PXE (test driver: definitions only)', () => 
     // (Redefined in place: on the test driver, only this connection sees the host's state.)
     const uuid = child(parseXml((await host.network(PXE_DEFAULTS.network))!.xml), 'uuid')?.text;
     await host.stopNetwork(PXE_DEFAULTS.network);
-    await host.defineNetwork(`<network><name>${PXE_DEFAULTS.network}</name><uuid>${uuid}</uuid><bridge name='vfother0'/><ip address='10.9.9.1' netmask='255.255.255.0'/></network>`);
+    await host.defineNetwork(
+      `<network><name>${PXE_DEFAULTS.network}</name><uuid>${uuid}</uuid><bridge name='vfother0'/><ip address='10.9.9.1' netmask='255.255.255.0'/></network>`,
+    );
     await setup.createVm('pxe-2', 'rocky-pxe');
-    const vm = await bench.untilVm('pxe-2', (v) => condition(v, 'Installed')?.message.startsWith(`network ${PXE_DEFAULTS.network} exists`) === true, 'a foreign network named');
+    const vm = await bench.untilVm(
+      'pxe-2',
+      (v) => condition(v, 'Installed')?.message.startsWith(`network ${PXE_DEFAULTS.network} exists`) === true,
+      'a foreign network named',
+    );
     expect(condition(vm, 'Installed')?.message).toContain(`virsh net-destroy/net-undefine ${PXE_DEFAULTS.network}`);
     expect(child(parseXml((await host.network(PXE_DEFAULTS.network))!.xml), 'bridge')?.attrs.name).toBe('vfother0');
   });

@@ -11,7 +11,11 @@ import { ControllerBench, condition, isRunning } from './fixtures.js';
 import { INSTALL_HOST as HOST, InstallBench, eventually, fetchText } from './install-fixtures.js';
 
 // Read by every (re)start of the controller: the timeout is raised for the retry.
-const options: Partial<ControllersOptions> = { installEndpoint: { address: '127.0.0.1:0' }, installTimeoutMs: 3_000, hostRetryMs: 1_000 };
+const options: Partial<ControllersOptions> = {
+  installEndpoint: { address: '127.0.0.1:0' },
+  installTimeoutMs: 3_000,
+  hostRetryMs: 1_000,
+};
 const bench = new ControllerBench('vm-install-timeout', options);
 const setup = new InstallBench();
 
@@ -24,7 +28,9 @@ afterAll(async () => {
 });
 
 const failedWith = (reason: string) => (vm: Parameters<typeof isRunning>[0]) =>
-  vm.status?.phase === 'Failed' && condition(vm, 'Installed')?.status === 'False' && condition(vm, 'Installed')?.reason === reason;
+  vm.status?.phase === 'Failed' &&
+  condition(vm, 'Installed')?.status === 'False' &&
+  condition(vm, 'Installed')?.reason === reason;
 
 describe('VirtualMachine install that does not finish', () => {
   let firstUrl = '';
@@ -37,11 +43,19 @@ describe('VirtualMachine install that does not finish', () => {
     expect((await fetchText(firstUrl)).status).toBe(200);
 
     const vm = await bench.untilVm('slow', failedWith('InstallTimedOut'), 'Failed (InstallTimedOut)');
-    expect(condition(vm, 'Installed')?.message).toMatch(/^the installer did not power the VM off within 3 s; destroyed\. .*`virtfleet vm restart slow` starts the install again$/);
+    expect(condition(vm, 'Installed')?.message).toMatch(
+      /^the installer did not power the VM off within 3 s; destroyed\. .*`virtfleet vm restart slow` starts the install again$/,
+    );
     expect(condition(vm, 'Ready')).toMatchObject({ status: 'False', reason: 'InstallTimedOut' });
-    expect((await bench.domains(HOST)).find((d) => d.uuid === uid)).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+    expect((await bench.domains(HOST)).find((d) => d.uuid === uid)).toMatchObject({
+      state: 'shutoff',
+      reason: 'destroyed',
+    });
     expect(await fetchText(firstUrl)).toEqual({ status: 404, body: 'not found\n' });
-    const warning = await eventually(async () => (await bench.events('slow')).find((e) => e.reason === 'InstallTimedOut'), 'an InstallTimedOut Event');
+    const warning = await eventually(
+      async () => (await bench.events('slow')).find((e) => e.reason === 'InstallTimedOut'),
+      'an InstallTimedOut Event',
+    );
     expect(warning.type).toBe('Warning');
   });
 
@@ -50,7 +64,10 @@ describe('VirtualMachine install that does not finish', () => {
     await bench.stopController();
     await bench.startController();
     // The new controller has looked at the VM: its first reconciles are done.
-    await eventually(async () => ((await bench.reconciles('virtualmachine')) >= 1 ? true : undefined), 'a reconcile of the new controller');
+    await eventually(
+      async () => ((await bench.reconciles('virtualmachine')) >= 1 ? true : undefined),
+      'a reconcile of the new controller',
+    );
     await bench.untilVm('slow', failedWith('InstallTimedOut'), 'still Failed');
     const uid = bench.vm('slow')?.metadata.uid ?? '';
     expect((await bench.domains(HOST)).find((d) => d.uuid === uid)?.state).toBe('shutoff');
@@ -60,13 +77,27 @@ describe('VirtualMachine install that does not finish', () => {
 
   it('installs again on `virtfleet vm restart`, with a new token, and runs from its disk when that install ends', async () => {
     await bench.kube.patch(
-      { kind: 'VirtualMachine', group: 'virtfleet.io', version: 'v1alpha1', plural: 'virtualmachines', namespaced: true },
+      {
+        kind: 'VirtualMachine',
+        group: 'virtfleet.io',
+        version: 'v1alpha1',
+        plural: 'virtualmachines',
+        namespaced: true,
+      },
       bench.namespace,
       'slow',
       { metadata: { annotations: { 'virtfleet.io/action': 'restart', 'virtfleet.io/action-id': 'retry-1' } } },
     );
-    const vm = await bench.untilVm('slow', (v) => v.status?.phase === 'Installing' && v.status.lastAction?.id === 'retry-1', 'Installing again');
-    expect(vm.status?.lastAction).toMatchObject({ action: 'restart', state: 'Succeeded', message: `the install of InstallProfile ${bench.namespace}/rocky starts again` });
+    const vm = await bench.untilVm(
+      'slow',
+      (v) => v.status?.phase === 'Installing' && v.status.lastAction?.id === 'retry-1',
+      'Installing again',
+    );
+    expect(vm.status?.lastAction).toMatchObject({
+      action: 'restart',
+      state: 'Succeeded',
+      message: `the install of InstallProfile ${bench.namespace}/rocky starts again`,
+    });
     expect(condition(vm, 'Installed')).toMatchObject({ status: 'False', reason: 'Installing' });
     const uid = vm.metadata.uid ?? '';
     expect((await bench.domains(HOST)).find((d) => d.uuid === uid)?.state).toBe('running');
@@ -78,7 +109,11 @@ describe('VirtualMachine install that does not finish', () => {
     expect((await fetchText(url.replace(/[^/]+$/, oldToken))).status).toBe(404);
 
     await bench.hypervisor(HOST).shutdown(uid);
-    const done = await bench.untilVm('slow', (v) => isRunning(v) && condition(v, 'Installed')?.status === 'True', 'Running and Installed');
+    const done = await bench.untilVm(
+      'slow',
+      (v) => isRunning(v) && condition(v, 'Installed')?.status === 'True',
+      'Running and Installed',
+    );
     expect(done.status?.lastAction?.id).toBe('retry-1'); // the request was done once
     expect((await setup.osBoot(uid)).bootDev).toBe('hd');
     expect((await fetchText(url)).status).toBe(404);
@@ -90,7 +125,9 @@ describe('VirtualMachine install that does not finish', () => {
     const url = await setup.url('killed');
     await bench.hypervisor(HOST).destroy(created.metadata.uid ?? '');
     const vm = await bench.untilVm('killed', failedWith('InstallFailed'), 'Failed (InstallFailed)');
-    expect(condition(vm, 'Installed')?.message).toMatch(/^the installer stopped \(shutoff, destroyed\) before the install finished/);
+    expect(condition(vm, 'Installed')?.message).toMatch(
+      /^the installer stopped \(shutoff, destroyed\) before the install finished/,
+    );
     expect((await fetchText(url)).status).toBe(404);
   });
 });

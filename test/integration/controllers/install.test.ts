@@ -12,7 +12,16 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { installerVolumeName, validatorOf } from '../../../src/controllers/install-media.js';
 import { ControllerBench, condition, isRunning } from './fixtures.js';
-import { INSTALL_HOST as HOST, InstallBench, ROOT_PASSWORD, STORAGE_POOL, eventually, fetchText, freePort, kickstartUrl } from './install-fixtures.js';
+import {
+  INSTALL_HOST as HOST,
+  InstallBench,
+  ROOT_PASSWORD,
+  STORAGE_POOL,
+  eventually,
+  fetchText,
+  freePort,
+  kickstartUrl,
+} from './install-fixtures.js';
 
 let bench: ControllerBench;
 let setup: InstallBench;
@@ -20,7 +29,10 @@ let setup: InstallBench;
 beforeAll(async () => {
   // A fixed port: the URL in a domain's command line must still work after a controller restart.
   setup = new InstallBench();
-  bench = new ControllerBench('vm-install', { installEndpoint: { address: `127.0.0.1:${await freePort()}` }, hostRetryMs: 1_000 });
+  bench = new ControllerBench('vm-install', {
+    installEndpoint: { address: `127.0.0.1:${await freePort()}` },
+    hostRetryMs: 1_000,
+  });
   await setup.start(bench);
 });
 
@@ -32,7 +44,8 @@ const installingVm = (name: string, profile = 'rocky') => setup.createVm(name, p
 const osBoot = (uid: string) => setup.osBoot(uid);
 const createProfile = (name: string, extra: Record<string, unknown>) => setup.createProfile(name, extra);
 
-const installing = (vm: Parameters<typeof isRunning>[0]) => vm.status?.phase === 'Installing' && condition(vm, 'Installed')?.reason === 'Installing';
+const installing = (vm: Parameters<typeof isRunning>[0]) =>
+  vm.status?.phase === 'Installing' && condition(vm, 'Installed')?.reason === 'Installing';
 
 const urls = new Map<string, string>();
 
@@ -64,16 +77,29 @@ describe('VirtualMachine install', () => {
     expect(body).toContain(`# Kickstart of InstallProfile ${bench.namespace}/rocky`);
     expect(body).toMatch(/^rootpw --iscrypted \$6\$/m);
     expect(body).toMatch(/^poweroff$/m);
-    const served = await eventually(async () => (await bench.events('web-1')).find((e) => e.reason === 'KickstartServed'), 'a KickstartServed Event');
+    const served = await eventually(
+      async () => (await bench.events('web-1')).find((e) => e.reason === 'KickstartServed'),
+      'a KickstartServed Event',
+    );
     expect(served.type).toBe('Normal');
-    expect(served.message).toMatch(new RegExp(`^Kickstart of InstallProfile ${bench.namespace}/rocky \\(sha256:[0-9a-f]{64}\\) served to (::ffff:)?127\\.0\\.0\\.1$`));
+    expect(served.message).toMatch(
+      new RegExp(
+        `^Kickstart of InstallProfile ${bench.namespace}/rocky \\(sha256:[0-9a-f]{64}\\) served to (::ffff:)?127\\.0\\.0\\.1$`,
+      ),
+    );
   });
 
-  it('answers a wrong token, another VM\'s UID and anything else with 404', async () => {
+  it("answers a wrong token, another VM's UID and anything else with 404", async () => {
     const url = urls.get('web-1')!;
     const token = url.split('/').at(-1)!;
     const wrong = `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`;
-    for (const bad of [url.replace(token, wrong), url.replace(/\/ks\/[^/]+\//, '/ks/11111111-1111-4111-8111-111111111111/'), `${url}/`, `${url}?x`, url.replace(/\/ks\/.*$/, '/ks/')]) {
+    for (const bad of [
+      url.replace(token, wrong),
+      url.replace(/\/ks\/[^/]+\//, '/ks/11111111-1111-4111-8111-111111111111/'),
+      `${url}/`,
+      `${url}?x`,
+      url.replace(/\/ks\/.*$/, '/ks/'),
+    ]) {
       expect(await fetchText(bad)).toEqual({ status: 404, body: 'not found\n' });
     }
   });
@@ -93,17 +119,27 @@ describe('VirtualMachine install', () => {
   it('boots from the disk once the installer powers the VM off: Running, Installed=True, the URL gone', async () => {
     const uid = bench.vm('web-1')!.metadata.uid ?? '';
     await bench.hypervisor(HOST).shutdown(uid); // the Kickstart's poweroff
-    const vm = await bench.untilVm('web-1', (v) => isRunning(v) && condition(v, 'Installed')?.status === 'True', 'Running and Installed');
-    expect(condition(vm, 'Installed')).toMatchObject({ reason: 'Installed', message: expect.stringContaining(`InstallProfile ${bench.namespace}/rocky installed`) });
+    const vm = await bench.untilVm(
+      'web-1',
+      (v) => isRunning(v) && condition(v, 'Installed')?.status === 'True',
+      'Running and Installed',
+    );
+    expect(condition(vm, 'Installed')).toMatchObject({
+      reason: 'Installed',
+      message: expect.stringContaining(`InstallProfile ${bench.namespace}/rocky installed`),
+    });
     const boot = await osBoot(uid);
     expect(boot).toEqual({ kernel: undefined, initrd: undefined, cmdline: undefined, bootDev: 'hd' });
     expect((await bench.domains(HOST)).find((d) => d.uuid === uid)?.state).toBe('running');
     expect(await fetchText(urls.get('web-1')!)).toEqual({ status: 404, body: 'not found\n' });
-    const reasons = (await eventually(async () => {
-      const events = await bench.events('web-1');
-      return events.some((e) => e.reason === 'Installed') ? events : undefined;
-    }, 'an Installed Event')).map((e) => e.reason);
-    for (const reason of ['InstallStarted', 'KickstartServed', 'Installed', 'Started']) expect(reasons).toContain(reason);
+    const reasons = (
+      await eventually(async () => {
+        const events = await bench.events('web-1');
+        return events.some((e) => e.reason === 'Installed') ? events : undefined;
+      }, 'an Installed Event')
+    ).map((e) => e.reason);
+    for (const reason of ['InstallStarted', 'KickstartServed', 'Installed', 'Started'])
+      expect(reasons).toContain(reason);
   });
 
   it('keeps an install going across a controller restart, token included, and stays installed after one', async () => {
@@ -112,7 +148,10 @@ describe('VirtualMachine install', () => {
     expect((await fetchText(urls.get('web-2')!)).status).toBe(0); // nobody listens
     await bench.startController();
     // The new controller takes the token back from the domain's command line.
-    await eventually(async () => ((await fetchText(urls.get('web-2')!)).status === 200 ? true : undefined), 'the Kickstart of web-2 after the restart');
+    await eventually(
+      async () => ((await fetchText(urls.get('web-2')!)).status === 200 ? true : undefined),
+      'the Kickstart of web-2 after the restart',
+    );
     const uid = bench.vm('web-2')!.metadata.uid ?? '';
     expect(kickstartUrl((await osBoot(uid)).cmdline)).toBe(urls.get('web-2'));
     const vm = await bench.untilVm('web-2', installing, 'Installing');
@@ -120,7 +159,11 @@ describe('VirtualMachine install', () => {
     expect(condition(vm, 'Installed')?.lastTransitionTime).toBe(started);
 
     await bench.hypervisor(HOST).shutdown(uid);
-    await bench.untilVm('web-2', (v) => isRunning(v) && condition(v, 'Installed')?.status === 'True', 'Running and Installed');
+    await bench.untilVm(
+      'web-2',
+      (v) => isRunning(v) && condition(v, 'Installed')?.status === 'True',
+      'Running and Installed',
+    );
     expect((await osBoot(uid)).bootDev).toBe('hd');
     // web-1, installed before the restart, still boots from its disk.
     expect((await osBoot(bench.vm('web-1')!.metadata.uid ?? '')).bootDev).toBe('hd');
@@ -129,31 +172,62 @@ describe('VirtualMachine install', () => {
 
   it('waits, naming the problem, while the profile is missing or not Valid', async () => {
     await installingVm('orphan', 'nope');
-    const missing = await bench.untilVm('orphan', (v) => condition(v, 'Installed')?.reason === 'ProfileNotFound', 'ProfileNotFound');
-    expect(condition(missing, 'Installed')?.message).toBe(`InstallProfile ${bench.namespace}/nope does not exist: create it, or fix spec.install.profileRef.name`);
+    const missing = await bench.untilVm(
+      'orphan',
+      (v) => condition(v, 'Installed')?.reason === 'ProfileNotFound',
+      'ProfileNotFound',
+    );
+    expect(condition(missing, 'Installed')?.message).toBe(
+      `InstallProfile ${bench.namespace}/nope does not exist: create it, or fix spec.install.profileRef.name`,
+    );
     expect(missing.status?.phase).toBe('Provisioning');
     expect(missing.status?.domainUUID).toBeUndefined(); // nothing defined that could boot an empty disk
 
-    await createProfile('nope', { rootPassword: { secretKeyRef: { name: 'missing-passwords', key: 'root-password' } } });
-    const invalid = await bench.untilVm('orphan', (v) => condition(v, 'Installed')?.message.includes('(SecretNotFound)') === true, 'ProfileNotValid (SecretNotFound)');
+    await createProfile('nope', {
+      rootPassword: { secretKeyRef: { name: 'missing-passwords', key: 'root-password' } },
+    });
+    const invalid = await bench.untilVm(
+      'orphan',
+      (v) => condition(v, 'Installed')?.message.includes('(SecretNotFound)') === true,
+      'ProfileNotValid (SecretNotFound)',
+    );
     expect(condition(invalid, 'Installed')?.reason).toBe('ProfileNotValid');
-    expect(condition(invalid, 'Installed')?.message).toContain(`InstallProfile ${bench.namespace}/nope is not valid (SecretNotFound): spec.rootPassword.secretKeyRef: Secret ${bench.namespace}/missing-passwords does not exist`);
+    expect(condition(invalid, 'Installed')?.message).toContain(
+      `InstallProfile ${bench.namespace}/nope is not valid (SecretNotFound): spec.rootPassword.secretKeyRef: Secret ${bench.namespace}/missing-passwords does not exist`,
+    );
   });
 
   it('downloads the installer of a profile whose files are not on the host, and says why it cannot go on', async () => {
     const base = setup.treeUrl.replace(/\/tree$/, '');
-    await createProfile('other', { boot: { method: 'kernel', kernelUrl: `${base}/other/vmlinuz`, initrdUrl: `${base}/other/initrd.img` } });
+    await createProfile('other', {
+      boot: { method: 'kernel', kernelUrl: `${base}/other/vmlinuz`, initrdUrl: `${base}/other/initrd.img` },
+    });
     await installingVm('fetching', 'other');
-    const vm = await bench.untilVm('fetching', (v) => condition(v, 'Installed')?.reason === 'InstallMediaFailed', 'InstallMediaFailed');
+    const vm = await bench.untilVm(
+      'fetching',
+      (v) => condition(v, 'Installed')?.reason === 'InstallMediaFailed',
+      'InstallMediaFailed',
+    );
     // The test driver takes no uploads: as far as the installer's files get here.
-    expect(condition(vm, 'Installed')?.message).toMatch(new RegExp(`^installer vmlinuz ${base}/other/vmlinuz: upload to storage pool ${STORAGE_POOL}: `));
-    const name = installerVolumeName(`${base}/other/vmlinuz`, validatorOf(new Headers({ etag: '"kernel-2"' })), 'vmlinuz');
-    const volumes = await Promise.all([name, `${name}.part`].map((volume) => bench.hypervisor(HOST).volume(STORAGE_POOL, volume)));
+    expect(condition(vm, 'Installed')?.message).toMatch(
+      new RegExp(`^installer vmlinuz ${base}/other/vmlinuz: upload to storage pool ${STORAGE_POOL}: `),
+    );
+    const name = installerVolumeName(
+      `${base}/other/vmlinuz`,
+      validatorOf(new Headers({ etag: '"kernel-2"' })),
+      'vmlinuz',
+    );
+    const volumes = await Promise.all(
+      [name, `${name}.part`].map((volume) => bench.hypervisor(HOST).volume(STORAGE_POOL, volume)),
+    );
     expect(volumes).toEqual([undefined, undefined]); // nothing half-made is left
   });
 
   it('shows the root password and the tokens nowhere: logs, Events, status', async () => {
-    const events = await bench.kube.list({ kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true }, { namespace: bench.namespace });
+    const events = await bench.kube.list(
+      { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
+      { namespace: bench.namespace },
+    );
     const haystacks = {
       logs: JSON.stringify(bench.logs.lines()),
       events: JSON.stringify(events.items),
@@ -161,8 +235,14 @@ describe('VirtualMachine install', () => {
     };
     expect(haystacks.events).toContain('KickstartServed');
     const tokens = [...urls.values()].map((url) => url.split('/').at(-1)!);
-    for (const secret of [ROOT_PASSWORD, Buffer.from(ROOT_PASSWORD).toString('base64'), JSON.stringify(ROOT_PASSWORD).slice(1, -1), ...tokens]) {
-      for (const [where, text] of Object.entries(haystacks)) expect({ where, found: text.includes(secret) }).toEqual({ where, found: false });
+    for (const secret of [
+      ROOT_PASSWORD,
+      Buffer.from(ROOT_PASSWORD).toString('base64'),
+      JSON.stringify(ROOT_PASSWORD).slice(1, -1),
+      ...tokens,
+    ]) {
+      for (const [where, text] of Object.entries(haystacks))
+        expect({ where, found: text.includes(secret) }).toEqual({ where, found: false });
     }
   });
 });

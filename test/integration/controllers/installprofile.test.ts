@@ -22,7 +22,10 @@ const ROOT_PASSWORD = 'Plain "root" pa$$word #1';
 const ADMIN_HASH = '$6$abcdefgh$bp46WUxDu2cphMRE0PvVJlqas2imuSq186YS793XKfmqn9XUEL17HECskUTZInaNigNndLLYc7A6yWBmFEFn3/';
 const RESYNC_MS = 400;
 
-const bench = new ControllerBench('iprof', { installProfileResyncMs: RESYNC_MS, installProfileSecretRetryMs: RESYNC_MS });
+const bench = new ControllerBench('iprof', {
+  installProfileResyncMs: RESYNC_MS,
+  installProfileSecretRetryMs: RESYNC_MS,
+});
 const changed = new Signal();
 const stop = new AbortController();
 let watching: Promise<void>;
@@ -79,21 +82,38 @@ function valid(profile: ProfileObject | undefined): Condition | undefined {
   return (profile?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Valid');
 }
 
-async function untilProfile(name: string, check: (profile: ProfileObject) => boolean, what: string, ms = 30_000): Promise<ProfileObject> {
+async function untilProfile(
+  name: string,
+  check: (profile: ProfileObject) => boolean,
+  what: string,
+  ms = 30_000,
+): Promise<ProfileObject> {
   const get = () => profiles.get(`${bench.namespace}/${name}`);
-  await changed.until(() => {
-    const profile = get();
-    return profile !== undefined && check(profile);
-  }, ms, `${name}: ${what} (last status: ${JSON.stringify(get()?.status)})`);
+  await changed.until(
+    () => {
+      const profile = get();
+      return profile !== undefined && check(profile);
+    },
+    ms,
+    `${name}: ${what} (last status: ${JSON.stringify(get()?.status)})`,
+  );
   return get()!;
 }
 
 const current = (profile: ProfileObject) => valid(profile)?.observedGeneration === profile.metadata.generation;
 
-type EventObject = KubeObject & { reason?: string; message?: string; type?: string; involvedObject?: { uid?: string; kind?: string } };
+type EventObject = KubeObject & {
+  reason?: string;
+  message?: string;
+  type?: string;
+  involvedObject?: { uid?: string; kind?: string };
+};
 
 async function events(): Promise<EventObject[]> {
-  const list = await bench.kube.list<EventObject>({ kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true }, { namespace: bench.namespace });
+  const list = await bench.kube.list<EventObject>(
+    { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
+    { namespace: bench.namespace },
+  );
   return list.items;
 }
 
@@ -103,12 +123,20 @@ async function profileEvents(name: string): Promise<EventObject[]> {
 }
 
 /** The profile's Events with `reason`, once `check` holds for them (Events are recorded after the status write). */
-async function eventsUntil(name: string, reason: string, check: (events: EventObject[]) => boolean, ms = 10_000): Promise<EventObject[]> {
+async function eventsUntil(
+  name: string,
+  reason: string,
+  check: (events: EventObject[]) => boolean,
+  ms = 10_000,
+): Promise<EventObject[]> {
   const deadline = Date.now() + ms;
   for (;;) {
     const found = (await profileEvents(name)).filter((event) => event.reason === reason);
     if (check(found)) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${reason} Events of ${name}: ${JSON.stringify(found.map((e) => e.message))}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${reason} Events of ${name}: ${JSON.stringify(found.map((e) => e.message))}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -116,7 +144,13 @@ async function eventsUntil(name: string, reason: string, check: (events: EventOb
 function capture(): RenderOutput & { stdout: () => string; stderr: () => string } {
   let stdout = '';
   let stderr = '';
-  return { write: (t) => (stdout += t), out: (l) => (stdout += `${l}\n`), err: (l) => (stderr += `${l}\n`), stdout: () => stdout, stderr: () => stderr };
+  return {
+    write: (t) => (stdout += t),
+    out: (l) => (stdout += `${l}\n`),
+    err: (l) => (stderr += `${l}\n`),
+    stdout: () => stdout,
+    stderr: () => stderr,
+  };
 }
 
 async function renderCli(name: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -130,7 +164,10 @@ describe('InstallProfile controller', () => {
     await createSecret('rocky-passwords');
     await createProfile('rocky', spec('rocky-passwords'));
     const profile = await untilProfile('rocky', (p) => valid(p)?.status === 'True' && current(p), 'Valid=True');
-    expect(valid(profile)).toMatchObject({ reason: 'Rendered', message: expect.stringMatching(/render to a Kickstart file of \d+ lines/) });
+    expect(valid(profile)).toMatchObject({
+      reason: 'Rendered',
+      message: expect.stringMatching(/render to a Kickstart file of \d+ lines/),
+    });
     expect(profile.status?.renderedHash).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(profile.status?.observedGeneration).toBe(profile.metadata.generation);
 
@@ -142,7 +179,9 @@ describe('InstallProfile controller', () => {
     expect(cli.stdout).toContain(`user --name=admin --groups=wheel --iscrypted --password=${ADMIN_HASH}\n`);
 
     const rendered = await eventsUntil('rocky', 'Rendered', (found) => found.length > 0);
-    expect(rendered).toEqual([expect.objectContaining({ type: 'Normal', message: expect.stringContaining(profile.status!.renderedHash!) })]);
+    expect(rendered).toEqual([
+      expect.objectContaining({ type: 'Normal', message: expect.stringContaining(profile.status!.renderedHash!) }),
+    ]);
   });
 
   it('writes nothing while nothing changes, though it reads the Secrets again at every resync', async () => {
@@ -157,8 +196,14 @@ describe('InstallProfile controller', () => {
 
   it('changes the hash when the Secret changes, at the next resync, with an Event', async () => {
     const before = profiles.get(`${bench.namespace}/rocky`)!.status!.renderedHash;
-    await bench.kube.patch(SECRET, bench.namespace, 'rocky-passwords', { stringData: { 'root-password': `${ROOT_PASSWORD} v2` } });
-    const after = await untilProfile('rocky', (p) => p.status?.renderedHash !== undefined && p.status.renderedHash !== before, 'a new renderedHash');
+    await bench.kube.patch(SECRET, bench.namespace, 'rocky-passwords', {
+      stringData: { 'root-password': `${ROOT_PASSWORD} v2` },
+    });
+    const after = await untilProfile(
+      'rocky',
+      (p) => p.status?.renderedHash !== undefined && p.status.renderedHash !== before,
+      'a new renderedHash',
+    );
     expect(valid(after)?.status).toBe('True');
     const hash = after.status!.renderedHash!;
     const rendered = await eventsUntil('rocky', 'Rendered', (found) => found.some((e) => e.message?.includes(hash)));
@@ -168,7 +213,12 @@ describe('InstallProfile controller', () => {
   it('is refused by the API server when %post hides a section line behind a Unicode space or a line break only Kickstart sees', async () => {
     // Anaconda's parser strips any Unicode space before '%' and splits lines at \x1c, \x85, \r…:
     // each of these would end %post early. The CRD's CEL rules refuse them (the renderer would too).
-    for (const script of ['echo hi\n\u00a0%end\nrootpw --plaintext owned\n', 'echo hi\x1c%end\n', 'echo hi\u0085%end\n', 'echo hi\r\n']) {
+    for (const script of [
+      'echo hi\n\u00a0%end\nrootpw --plaintext owned\n',
+      'echo hi\x1c%end\n',
+      'echo hi\u0085%end\n',
+      'echo hi\r\n',
+    ]) {
       const refused = await createProfile('sneaky', spec('rocky-passwords', { post: { script } })).then(
         () => undefined,
         (error: unknown) => error,
@@ -182,7 +232,11 @@ describe('InstallProfile controller', () => {
     await createProfile('sneaky', spec('rocky-passwords', { post: { script: 'echo hi\n' } }));
     await untilProfile('sneaky', (p) => valid(p)?.status === 'True' && current(p), 'Valid=True');
     await bench.kube.patch(INSTALL_PROFILE, bench.namespace, 'sneaky', { spec: { post: { script: 'echo bye\n' } } });
-    const fixed = await untilProfile('sneaky', (p) => valid(p)?.status === 'True' && p.status?.observedGeneration === 2 && current(p), 'Valid=True, generation 2');
+    const fixed = await untilProfile(
+      'sneaky',
+      (p) => valid(p)?.status === 'True' && p.status?.observedGeneration === 2 && current(p),
+      'Valid=True, generation 2',
+    );
     expect(fixed.status?.observedGeneration).toBe(2);
   });
 
@@ -206,7 +260,9 @@ describe('InstallProfile controller', () => {
     } as never);
     await createProfile('newline', spec('newline-passwords'));
     const profile = await untilProfile('newline', (p) => valid(p)?.reason === 'InvalidSecret', 'InvalidSecret');
-    expect(valid(profile)?.message).toMatch(/^spec\.rootPassword\.secretKeyRef: Secret \S+ key root-password ends with a line break.*; spec\.users\[0\]\.passwordSecretRef: Secret \S+ key admin-hash holds no crypt hash/);
+    expect(valid(profile)?.message).toMatch(
+      /^spec\.rootPassword\.secretKeyRef: Secret \S+ key root-password ends with a line break.*; spec\.users\[0\]\.passwordSecretRef: Secret \S+ key admin-hash holds no crypt hash/,
+    );
   });
 
   it('never shows the root password: not in logs, Events, status or the rendered file', async () => {
@@ -222,7 +278,8 @@ describe('InstallProfile controller', () => {
     expect(haystacks.events).toContain('Rendered');
     for (const password of [ROOT_PASSWORD, `${ROOT_PASSWORD} v2`]) {
       for (const form of [password, Buffer.from(password).toString('base64'), JSON.stringify(password).slice(1, -1)]) {
-        for (const [where, text] of Object.entries(haystacks)) expect({ where, found: text.includes(form) }).toEqual({ where, found: false });
+        for (const [where, text] of Object.entries(haystacks))
+          expect({ where, found: text.includes(form) }).toEqual({ where, found: false });
       }
     }
   });

@@ -37,7 +37,11 @@ describe('HostPool controller', () => {
       expect(host.allocated).toEqual({ cpus: 0, memory: '0' });
       expect(host.vmCount).toBe(0);
     }
-    expect(condition(current, 'Ready')).toMatchObject({ status: 'True', reason: 'HostsReady', observedGeneration: current.metadata.generation });
+    expect(condition(current, 'Ready')).toMatchObject({
+      status: 'True',
+      reason: 'HostsReady',
+      observedGeneration: current.metadata.generation,
+    });
     expect(condition(current, 'Degraded')).toMatchObject({ status: 'False', reason: 'AllHostsReady' });
     expect(condition(current, 'HypervisorMismatch')).toMatchObject({ status: 'False' });
   });
@@ -77,7 +81,11 @@ describe('VirtualMachine controller', () => {
   });
 
   it('counts what the VMs were given in the pool status', async () => {
-    const current = await bench.untilPool(pool, (p) => (p.status?.hosts ?? []).every((h) => h.vmCount === 1), 'one VM on each host');
+    const current = await bench.untilPool(
+      pool,
+      (p) => (p.status?.hosts ?? []).every((h) => h.vmCount === 1),
+      'one VM on each host',
+    );
     const byName = Object.fromEntries((current.status?.hosts ?? []).map((h) => [h.name, h]));
     expect(byName['kvm-1']?.allocated).toEqual({ cpus: 1, memory: '128Mi' });
     expect(byName['xen-1']?.allocated).toEqual({ cpus: 2, memory: '128Mi' });
@@ -87,7 +95,7 @@ describe('VirtualMachine controller', () => {
     // Each pool reconcile here is a heartbeat (requeued after heartbeatPeriodSeconds).
     const heartbeats = async (count: number) => {
       const start = await bench.reconciles('hostpool');
-      for (const deadline = Date.now() + 30_000; (await bench.reconciles('hostpool')) < start + count; ) {
+      for (const deadline = Date.now() + 30_000; (await bench.reconciles('hostpool')) < start + count;) {
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${count} heartbeats`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
@@ -102,7 +110,11 @@ describe('VirtualMachine controller', () => {
 
   it('stops the VM for runStrategy Halted and starts it again for Always', async () => {
     await bench.patchVm('web', { runStrategy: 'Halted' });
-    const stopped = await bench.untilVm('web', (vm) => vm.status?.phase === 'Stopped' && condition(vm, 'Ready')?.observedGeneration === vm.metadata.generation, 'Stopped');
+    const stopped = await bench.untilVm(
+      'web',
+      (vm) => vm.status?.phase === 'Stopped' && condition(vm, 'Ready')?.observedGeneration === vm.metadata.generation,
+      'Stopped',
+    );
     expect(condition(stopped, 'Ready')).toMatchObject({ status: 'False', reason: 'Stopped' });
     expect(condition(stopped, 'Provisioned')).toMatchObject({ status: 'True' });
     expect((await bench.domains(KVM)).map((d) => d.state)).toEqual(['shutoff']);
@@ -114,7 +126,11 @@ describe('VirtualMachine controller', () => {
 
   it('redefines the domain on a spec change it cannot apply live and says which fields wait for a restart', async () => {
     await bench.patchVm('web', { memory: '256Mi', cpu: { cores: 2 } });
-    const pending = await bench.untilVm('web', (vm) => condition(vm, 'RestartRequired')?.status === 'True', 'RestartRequired');
+    const pending = await bench.untilVm(
+      'web',
+      (vm) => condition(vm, 'RestartRequired')?.status === 'True',
+      'RestartRequired',
+    );
     const message = condition(pending, 'RestartRequired')?.message ?? '';
     expect(message).toMatch(/spec\.memory/);
     expect(message).toMatch(/spec\.cpu/);
@@ -125,7 +141,11 @@ describe('VirtualMachine controller', () => {
     await bench.patchVm('web', { runStrategy: 'Halted' });
     await bench.untilVm('web', (vm) => vm.status?.phase === 'Stopped', 'Stopped');
     await bench.patchVm('web', { runStrategy: 'Always' });
-    const restarted = await bench.untilVm('web', (vm) => isRunning(vm) && condition(vm, 'RestartRequired')?.status === 'False', 'Running the new definition');
+    const restarted = await bench.untilVm(
+      'web',
+      (vm) => isRunning(vm) && condition(vm, 'RestartRequired')?.status === 'False',
+      'Running the new definition',
+    );
     expect(condition(restarted, 'RestartRequired')).toMatchObject({ reason: 'NoPendingChanges' });
     expect(restarted.spec.memory).toBe('256Mi'); // spec is the user's: never written back
   });
@@ -136,14 +156,29 @@ describe('VirtualMachine controller', () => {
       { namespace: bench.namespace },
     );
     const reasons = new Set(events.items.filter((e) => e.involvedObject?.uid === uid).map((e) => e.reason));
-    for (const reason of ['Scheduled', 'Defined', 'Started', 'ShuttingDown', 'Redefined', 'RestartRequired']) expect(reasons).toContain(reason);
+    for (const reason of ['Scheduled', 'Defined', 'Started', 'ShuttingDown', 'Redefined', 'RestartRequired'])
+      expect(reasons).toContain(reason);
   });
 
   it('deletes the domain from its host, then lets the object go', async () => {
-    await bench.kube.delete({ kind: 'VirtualMachine', group: 'virtfleet.io', version: 'v1alpha1', plural: 'virtualmachines', namespaced: true }, bench.namespace, 'web');
+    await bench.kube.delete(
+      {
+        kind: 'VirtualMachine',
+        group: 'virtfleet.io',
+        version: 'v1alpha1',
+        plural: 'virtualmachines',
+        namespaced: true,
+      },
+      bench.namespace,
+      'web',
+    );
     await bench.until(() => bench.vm('web') === undefined, 30_000, 'web to be gone');
     expect(await bench.domains(KVM)).toEqual([]);
-    const current = await bench.untilPool(pool, (p) => p.status?.hosts?.find((h) => h.name === 'kvm-1')?.vmCount === 0, 'kvm-1 empty');
+    const current = await bench.untilPool(
+      pool,
+      (p) => p.status?.hosts?.find((h) => h.name === 'kvm-1')?.vmCount === 0,
+      'kvm-1 empty',
+    );
     expect(current.status?.hosts?.find((h) => h.name === 'kvm-1')?.allocated).toEqual({ cpus: 0, memory: '0' });
   });
 });

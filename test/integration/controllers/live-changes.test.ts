@@ -37,7 +37,11 @@ describe('a running VM', () => {
       memory: '256Mi',
       networks: [{ name: 'eth0' }, { name: 'uplink', bridge: 'br0', macAddress: '52:54:00:aa:bb:01' }],
     });
-    const vm = await bench.untilVm('web', (v) => isRunning(v) && (v.status?.addresses?.length ?? 0) === 2, 'Running with two addresses');
+    const vm = await bench.untilVm(
+      'web',
+      (v) => isRunning(v) && (v.status?.addresses?.length ?? 0) === 2,
+      'Running with two addresses',
+    );
     const devices = child(parseXml(await liveXml('web')), 'devices')!;
     const macs = childrenNamed(devices, 'interface').map((nic) => child(nic, 'mac')?.attrs.address);
     // The test driver answers with 192.168.122.x on a libvirt network and makes up 192.168.0.x otherwise.
@@ -50,7 +54,11 @@ describe('a running VM', () => {
 
   it('applies a smaller memory live, without a restart, and nothing waits', async () => {
     const patched = await bench.patchVm('web', { memory: '128Mi' });
-    const vm = await bench.untilVm('web', (v) => v.status?.observedGeneration === patched.metadata.generation && isRunning(v), 'the change seen');
+    const vm = await bench.untilVm(
+      'web',
+      (v) => v.status?.observedGeneration === patched.metadata.generation && isRunning(v),
+      'the change seen',
+    );
     expect(currentMemoryKiB(await liveXml('web'))).toBe(128 * 1024);
     expect((await bench.hypervisor(HOST).state(vm.metadata.uid ?? '')).id).toBe(domainId);
     expect(condition(vm, 'RestartRequired')?.status ?? 'False').toBe('False');
@@ -60,7 +68,11 @@ describe('a running VM', () => {
 
   it('grows it back live up to the maximum it started with', async () => {
     const patched = await bench.patchVm('web', { memory: '256Mi' });
-    await bench.untilVm('web', (v) => v.status?.observedGeneration === patched.metadata.generation && isRunning(v), 'the change seen');
+    await bench.untilVm(
+      'web',
+      (v) => v.status?.observedGeneration === patched.metadata.generation && isRunning(v),
+      'the change seen',
+    );
     expect(currentMemoryKiB(await liveXml('web'))).toBe(256 * 1024);
   });
 
@@ -73,7 +85,11 @@ describe('a running VM', () => {
     expect(currentMemoryKiB(await liveXml('web'))).toBe(256 * 1024);
 
     await runAction('restart', 'web', { namespace: bench.namespace, wait: true, timeout: '30' }, () => undefined);
-    const restarted = await bench.untilVm('web', (v) => isRunning(v) && condition(v, 'RestartRequired')?.status === 'False', 'restarted');
+    const restarted = await bench.untilVm(
+      'web',
+      (v) => isRunning(v) && condition(v, 'RestartRequired')?.status === 'False',
+      'restarted',
+    );
     expect(currentMemoryKiB(await liveXml('web'))).toBe(512 * 1024);
     expect(restarted.status?.addresses).toHaveLength(2);
   });

@@ -54,7 +54,11 @@ async function nudge(name: string): Promise<VmObject> {
 describe('runStrategy Manual', () => {
   it('defines the VM but leaves it stopped, saying how to start it', async () => {
     await bench.createVm('manual', pool, { runStrategy: 'Manual' });
-    const vm = await bench.untilVm('manual', (v) => v.status?.phase === 'Stopped' && condition(v, 'Provisioned')?.status === 'True', 'Stopped and defined');
+    const vm = await bench.untilVm(
+      'manual',
+      (v) => v.status?.phase === 'Stopped' && condition(v, 'Provisioned')?.status === 'True',
+      'Stopped and defined',
+    );
     expect(condition(vm, 'Ready')).toMatchObject({ status: 'False', reason: 'Stopped' });
     expect(condition(vm, 'Ready')?.message).toMatch(/runStrategy Manual: `virtfleet vm start manual` starts it/);
     expect((await domainOf('manual')).state).toBe('shutoff');
@@ -141,14 +145,20 @@ describe('operations on a runStrategy Always VM', () => {
     expect((await domainOf('always')).state).toBe('running');
     const restarted = (await bench.events('always')).find((e) => e.reason === 'Restarted');
     expect(restarted).toMatchObject({ type: 'Warning' });
-    expect(restarted?.message).toMatch(/stopped without being asked \(shutoff, destroyed\); starting it again now per runStrategy Always \(restart 1\)/);
+    expect(restarted?.message).toMatch(
+      /stopped without being asked \(shutoff, destroyed\); starting it again now per runStrategy Always \(restart 1\)/,
+    );
   });
 
   it('refuses an unknown action, naming the annotation and the fix', async () => {
-    await bench.kube.patch(VIRTUAL_MACHINE, bench.namespace, 'always', { metadata: { annotations: { [ACTION_ANNOTATION]: 'reboot-now', [ACTION_ID_ANNOTATION]: 'x1' } } });
+    await bench.kube.patch(VIRTUAL_MACHINE, bench.namespace, 'always', {
+      metadata: { annotations: { [ACTION_ANNOTATION]: 'reboot-now', [ACTION_ID_ANNOTATION]: 'x1' } },
+    });
     const vm = await bench.untilVm('always', (v) => v.status?.lastAction?.id === 'x1', 'the bad request seen');
     expect(vm.status?.lastAction).toMatchObject({ action: 'reboot-now', state: 'Refused' });
-    expect(vm.status?.lastAction?.message).toMatch(/annotation virtfleet\.io\/action="reboot-now" is not one of start, stop, restart, pause, unpause, migrate; fix or remove it/);
+    expect(vm.status?.lastAction?.message).toMatch(
+      /annotation virtfleet\.io\/action="reboot-now" is not one of start, stop, restart, pause, unpause, migrate; fix or remove it/,
+    );
     expect(vm.status?.phase).toBe('Running'); // nothing done
   });
 });
@@ -197,18 +207,32 @@ describe('vm delete', () => {
     // No controller: the finalizer cannot be handled (as with a host gone for good).
     await bench.stopController();
     try {
-      const unforced = await runDelete('stuck', { ...flags({ timeout: '1' }), force: false }, () => undefined).catch((e: unknown) => e);
-      expect((unforced as Error).message).toMatch(/^still deleting after 1 s .*`virtfleet vm delete stuck --force` removes the object without it/);
+      const unforced = await runDelete('stuck', { ...flags({ timeout: '1' }), force: false }, () => undefined).catch(
+        (e: unknown) => e,
+      );
+      expect((unforced as Error).message).toMatch(
+        /^still deleting after 1 s .*`virtfleet vm delete stuck --force` removes the object without it/,
+      );
       const lines: string[] = [];
       await runDelete('stuck', { ...flags({ timeout: '1' }), force: true }, (line) => lines.push(line));
-      expect(lines.join('\n')).toMatch(new RegExp(`WARNING: removing the virtfleet.io/domain finalizer without the controller. The domain vf-${bench.namespace}_stuck on ops-1`));
+      expect(lines.join('\n')).toMatch(
+        new RegExp(
+          `WARNING: removing the virtfleet.io/domain finalizer without the controller. The domain vf-${bench.namespace}_stuck on ops-1`,
+        ),
+      );
       expect(lines.at(-1)).toBe('vm/stuck: finalizer removed; the object is gone');
       await bench.until(() => !bench.vm('stuck'), 10_000, 'stuck gone');
       // What the warning said: the domain is still on the host, running.
       expect((await bench.hypervisor(HOST).lookup(vm.metadata.uid ?? ''))?.state).toBe('running');
     } finally {
-      await bench.hypervisor(HOST).destroy(vm.metadata.uid ?? '').catch(() => undefined);
-      await bench.hypervisor(HOST).undefine(vm.metadata.uid ?? '').catch(() => undefined);
+      await bench
+        .hypervisor(HOST)
+        .destroy(vm.metadata.uid ?? '')
+        .catch(() => undefined);
+      await bench
+        .hypervisor(HOST)
+        .undefine(vm.metadata.uid ?? '')
+        .catch(() => undefined);
       await bench.startController();
     }
   });
@@ -217,41 +241,78 @@ describe('vm delete', () => {
 /** The real `virtfleet` command, as a user runs it; never throws on a non-zero exit. */
 function virtfleet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot() }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') reject(error);
-      else resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', ...args],
+      { cwd: repoRoot() },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number') reject(error);
+        else resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
 describe('names and flags are checked before anything is done', () => {
   const BAD = ['.', '..', '', 'a/b', 'a%2Fb', '%2e%2e'];
 
-  it.each(BAD)('`vm delete %j` makes no request, exits 2 naming the argument, and leaves every VM alone', async (name) => {
-    for (const vm of ['keep-1', 'keep-2']) if (!bench.vm(vm)) await bench.createVm(vm, pool);
-    const before = ['keep-1', 'keep-2'].map((vm) => bench.vm(vm)!.metadata.resourceVersion);
-    const run = await virtfleet(['vm', 'delete', name, '-n', bench.namespace, '--kubeconfig', kubeconfigPath(), '--no-wait']);
-    expect(run.code).toBe(2);
-    expect(run.stderr).toContain(`NAME: invalid name ${JSON.stringify(name)}`);
-    expect(run.stdout).toBe('');
-    // Read from the API server, not the watch: both VMs there, not being deleted.
-    for (const [i, vm] of ['keep-1', 'keep-2'].entries()) {
-      const current = await bench.kube.get<VmObject>(VIRTUAL_MACHINE, bench.namespace, vm);
-      expect(current.metadata.deletionTimestamp).toBeUndefined();
-      expect(Number(current.metadata.resourceVersion)).toBeGreaterThanOrEqual(Number(before[i]));
-    }
-  });
+  it.each(BAD)(
+    '`vm delete %j` makes no request, exits 2 naming the argument, and leaves every VM alone',
+    async (name) => {
+      for (const vm of ['keep-1', 'keep-2']) if (!bench.vm(vm)) await bench.createVm(vm, pool);
+      const before = ['keep-1', 'keep-2'].map((vm) => bench.vm(vm)!.metadata.resourceVersion);
+      const run = await virtfleet([
+        'vm',
+        'delete',
+        name,
+        '-n',
+        bench.namespace,
+        '--kubeconfig',
+        kubeconfigPath(),
+        '--no-wait',
+      ]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(`NAME: invalid name ${JSON.stringify(name)}`);
+      expect(run.stdout).toBe('');
+      // Read from the API server, not the watch: both VMs there, not being deleted.
+      for (const [i, vm] of ['keep-1', 'keep-2'].entries()) {
+        const current = await bench.kube.get<VmObject>(VIRTUAL_MACHINE, bench.namespace, vm);
+        expect(current.metadata.deletionTimestamp).toBeUndefined();
+        expect(Number(current.metadata.resourceVersion)).toBeGreaterThanOrEqual(Number(before[i]));
+      }
+    },
+  );
 
   it('refuses a bad name before even reading the kubeconfig: no request can have been made', async () => {
-    const run = await virtfleet(['vm', 'delete', '.', '-n', bench.namespace, '--kubeconfig', '/nonexistent/kubeconfig']);
+    const run = await virtfleet([
+      'vm',
+      'delete',
+      '.',
+      '-n',
+      bench.namespace,
+      '--kubeconfig',
+      '/nonexistent/kubeconfig',
+    ]);
     expect(run.code).toBe(2);
-    expect(run.stderr.trim()).toBe('error: NAME: invalid name ".": must consist of lower case alphanumeric characters, \'-\' or \'.\', and must start and end with an alphanumeric character (e.g. \'example.com\')');
+    expect(run.stderr.trim()).toBe(
+      "error: NAME: invalid name \".\": must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')",
+    );
   });
 
   it('`vm stop NAME --timeout abc` fails on the flag before stopping anything', async () => {
     if (!bench.vm('keep-1')) await bench.createVm('keep-1', pool);
     const vm = await bench.untilVm('keep-1', isRunning, 'Running');
-    const run = await virtfleet(['vm', 'stop', 'keep-1', '-n', bench.namespace, '--kubeconfig', kubeconfigPath(), '--timeout', 'abc']);
+    const run = await virtfleet([
+      'vm',
+      'stop',
+      'keep-1',
+      '-n',
+      bench.namespace,
+      '--kubeconfig',
+      kubeconfigPath(),
+      '--timeout',
+      'abc',
+    ]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('--timeout: "abc" is not a positive number of seconds');
     const current = await bench.kube.get<VmObject>(VIRTUAL_MACHINE, bench.namespace, 'keep-1');
@@ -263,7 +324,17 @@ describe('names and flags are checked before anything is done', () => {
     const ns = await virtfleet(['vm', 'start', 'keep-1', '-n', '..', '--kubeconfig', kubeconfigPath()]);
     expect(ns.code).toBe(2);
     expect(ns.stderr).toContain('--namespace: invalid namespace ".."');
-    const to = await virtfleet(['vm', 'migrate', 'keep-1', '-n', bench.namespace, '--kubeconfig', kubeconfigPath(), '--to', '../x']);
+    const to = await virtfleet([
+      'vm',
+      'migrate',
+      'keep-1',
+      '-n',
+      bench.namespace,
+      '--kubeconfig',
+      kubeconfigPath(),
+      '--to',
+      '../x',
+    ]);
     expect(to.code).toBe(2);
     expect(to.stderr).toContain('--to: "../x" is not a host name');
   });

@@ -26,14 +26,20 @@ describe('a restarted controller', () => {
     for (const name of names) await bench.createVm(name, pool);
     for (const name of names) await bench.untilVm(name, isRunning, 'Running');
     const before = names.map((name) => [name, bench.vm(name)!.status?.host]);
-    expect((await allDomains()).map((d) => d.uuid).sort()).toEqual(names.map((name) => bench.vm(name)!.metadata.uid).sort());
+    expect((await allDomains()).map((d) => d.uuid).sort()).toEqual(
+      names.map((name) => bench.vm(name)!.metadata.uid).sort(),
+    );
 
     await bench.stopController();
     // While no controller runs: a spec change the new one has to apply to the existing domain.
     await bench.patchVm('keep-0', { memory: '192Mi' });
     await bench.startController();
 
-    const changed = await bench.untilVm('keep-0', (vm) => condition(vm, 'RestartRequired')?.status === 'True', 'RestartRequired from the new controller');
+    const changed = await bench.untilVm(
+      'keep-0',
+      (vm) => condition(vm, 'RestartRequired')?.status === 'True',
+      'RestartRequired from the new controller',
+    );
     expect(condition(changed, 'RestartRequired')?.message).toMatch(/spec\.memory/);
     await bench.createVm('after', pool);
     await bench.untilVm('after', isRunning, 'Running');

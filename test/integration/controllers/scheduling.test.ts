@@ -8,7 +8,12 @@ import { ControllerBench, condition, isRunning, type HostDecl } from './fixtures
 
 const SMALL: HostDecl = { name: 'small-1', cpus: 2, memoryGiB: 1, hypervisor: 'kvm' };
 const BIG: HostDecl = { name: 'big-1', cpus: 8, memoryGiB: 8, hypervisor: 'kvm' };
-const BURST: HostDecl[] = ['b-1', 'b-2', 'b-3'].map((name) => ({ name, cpus: 4, memoryGiB: 2, hypervisor: 'kvm' as const }));
+const BURST: HostDecl[] = ['b-1', 'b-2', 'b-3'].map((name) => ({
+  name,
+  cpus: 4,
+  memoryGiB: 2,
+  hypervisor: 'kvm' as const,
+}));
 
 const bench = new ControllerBench('vm-sched');
 
@@ -20,17 +25,35 @@ describe('scheduling', () => {
     const pool = await bench.createPool('grow', [SMALL], { scheduling: { cpuOvercommit: 1 } });
     await bench.untilPool(pool, (p) => p.status?.readyHosts === 1, 'small-1 ready');
     await bench.createVm('big', pool, { memory: '4Gi' });
-    const waiting = await bench.untilVm('big', (vm) => /insufficient/.test(condition(vm, 'Scheduled')?.message ?? ''), 'Scheduled=False for lack of room');
-    expect(condition(waiting, 'Scheduled')).toMatchObject({ reason: 'Unschedulable', observedGeneration: waiting.metadata.generation });
+    const waiting = await bench.untilVm(
+      'big',
+      (vm) => /insufficient/.test(condition(vm, 'Scheduled')?.message ?? ''),
+      'Scheduled=False for lack of room',
+    );
+    expect(condition(waiting, 'Scheduled')).toMatchObject({
+      reason: 'Unschedulable',
+      observedGeneration: waiting.metadata.generation,
+    });
     // Not done: Ready says so, for tools that read only Ready (kstatus, kubectl wait).
-    expect(condition(waiting, 'Ready')).toMatchObject({ status: 'False', reason: 'Unschedulable', observedGeneration: waiting.metadata.generation });
-    expect(condition(waiting, 'Scheduled')?.message).toBe('no host fits: small-1: insufficient memory: need 4Gi, free 1Gi');
+    expect(condition(waiting, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'Unschedulable',
+      observedGeneration: waiting.metadata.generation,
+    });
+    expect(condition(waiting, 'Scheduled')?.message).toBe(
+      'no host fits: small-1: insufficient memory: need 4Gi, free 1Gi',
+    );
     expect(waiting.status?.phase).toBe('Pending');
     expect(waiting.status?.host).toBeUndefined();
 
-    await bench.kube.patch({ kind: 'HostPool', group: 'virtfleet.io', version: 'v1alpha1', plural: 'hostpools', namespaced: false }, undefined, pool, {
-      spec: { hosts: bench.poolSpecHosts([SMALL, BIG]) },
-    });
+    await bench.kube.patch(
+      { kind: 'HostPool', group: 'virtfleet.io', version: 'v1alpha1', plural: 'hostpools', namespaced: false },
+      undefined,
+      pool,
+      {
+        spec: { hosts: bench.poolSpecHosts([SMALL, BIG]) },
+      },
+    );
     const placed = await bench.untilVm('big', isRunning, 'Running on the new host');
     expect(placed.status?.host).toBe('big-1');
     expect((await bench.domains(BIG)).map((d) => d.uuid)).toEqual([placed.metadata.uid]);
@@ -39,12 +62,17 @@ describe('scheduling', () => {
 
   it('never pushes a host past its capacity when 32 VMs are applied at once', async () => {
     // 3 hosts × 4 CPUs without overcommit: room for 12 one-vCPU VMs; 20 must wait.
-    const pool = await bench.createPool('burst', BURST, { scheduling: { cpuOvercommit: 1, memoryOvercommit: 1, strategy: 'binpack' } });
+    const pool = await bench.createPool('burst', BURST, {
+      scheduling: { cpuOvercommit: 1, memoryOvercommit: 1, strategy: 'binpack' },
+    });
     await bench.untilPool(pool, (p) => p.status?.readyHosts === 3, 'three hosts ready');
     const names = Array.from({ length: 32 }, (_, i) => `burst-${i}`);
     await Promise.all(names.map((name) => bench.createVm(name, pool, { memory: '256Mi' })));
 
-    const decided = () => names.map((name) => bench.vm(name)).filter((vm) => vm && (isRunning(vm) || condition(vm, 'Scheduled')?.status === 'False'));
+    const decided = () =>
+      names
+        .map((name) => bench.vm(name))
+        .filter((vm) => vm && (isRunning(vm) || condition(vm, 'Scheduled')?.status === 'False'));
     await bench.until(() => decided().length === 32, 60_000, 'every burst VM to be Running or Unschedulable');
     const vms = names.map((name) => bench.vm(name)!);
     const running = vms.filter(isRunning);
@@ -63,7 +91,11 @@ describe('scheduling', () => {
       const domains = await bench.domains(host);
       expect(domains.map((d) => d.uuid).sort()).toEqual(here.map((vm) => vm.metadata.uid).sort());
     }
-    const status = await bench.untilPool(pool, (p) => (p.status?.hosts ?? []).every((h) => h.vmCount === 4), 'four VMs on each host');
+    const status = await bench.untilPool(
+      pool,
+      (p) => (p.status?.hosts ?? []).every((h) => h.vmCount === 4),
+      'four VMs on each host',
+    );
     expect(status.status?.hosts?.map((h) => h.allocated)).toEqual([1, 2, 3].map(() => ({ cpus: 4, memory: '1Gi' })));
   });
 });

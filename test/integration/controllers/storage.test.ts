@@ -56,7 +56,9 @@ beforeAll(async () => {
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   await bench.start();
-  pool = await bench.createPool('storage', [HOST], { storage: { pool: STORAGE_POOL, path: `${bench.hosts.dir}/volumes` } });
+  pool = await bench.createPool('storage', [HOST], {
+    storage: { pool: STORAGE_POOL, path: `${bench.hosts.dir}/volumes` },
+  });
   await bench.untilPool(pool, (p) => p.status?.readyHosts === 1, 'host ready');
   // A golden volume to clone, made the way an administrator would: in the pool, on the host.
   const host = bench.hypervisor(HOST);
@@ -71,13 +73,21 @@ afterAll(async () => {
 
 function diskSources(xml: string): Array<{ file: string | undefined; format: string | undefined }> {
   const devices = child(parseXml(xml), 'devices');
-  return (devices ? childrenNamed(devices, 'disk') : []).map((disk) => ({ file: child(disk, 'source')?.attrs.file, format: child(disk, 'driver')?.attrs.type }));
+  return (devices ? childrenNamed(devices, 'disk') : []).map((disk) => ({
+    file: child(disk, 'source')?.attrs.file,
+    format: child(disk, 'driver')?.attrs.type,
+  }));
 }
 
 async function volumeNames(): Promise<string[]> {
   const host = bench.hypervisor(HOST);
   const names: string[] = [];
-  for (const name of ['golden', ...['root', 'data', 'img', 'gone'].flatMap((disk) => ['app', 'broken', 'image', 'missing'].map((vm) => `vf-${bench.namespace}_${vm}_${disk}`))]) {
+  for (const name of [
+    'golden',
+    ...['root', 'data', 'img', 'gone'].flatMap((disk) =>
+      ['app', 'broken', 'image', 'missing'].map((vm) => `vf-${bench.namespace}_${vm}_${disk}`),
+    ),
+  ]) {
     if (await host.volume(STORAGE_POOL, name)) names.push(name);
   }
   return names.sort();
@@ -107,23 +117,35 @@ describe('disk volumes', () => {
     ]);
     expect(condition(vm, 'Provisioned')).toMatchObject({ status: 'True', reason: 'Defined' });
     const events = await bench.events('app');
-    expect(events.find((e) => e.reason === 'VolumesCreated')?.message).toBe(`volumes for root, data created in storage pool ${STORAGE_POOL} on disk-1`);
+    expect(events.find((e) => e.reason === 'VolumesCreated')?.message).toBe(
+      `volumes for root, data created in storage pool ${STORAGE_POOL} on disk-1`,
+    );
   });
 
   it('says which disk field and which host when a clone source is missing, and goes on once it appears', async () => {
     await bench.createVm('broken', pool, { disks: [{ name: 'data', source: { clone: { volume: 'later' } } }] });
-    const failed = await bench.untilVm('broken', (vm) => condition(vm, 'Provisioned')?.reason === 'ProvisioningFailed', 'ProvisioningFailed');
+    const failed = await bench.untilVm(
+      'broken',
+      (vm) => condition(vm, 'Provisioned')?.reason === 'ProvisioningFailed',
+      'ProvisioningFailed',
+    );
     expect(condition(failed, 'Provisioned')?.status).toBe('False');
     expect(condition(failed, 'Provisioned')?.message).toMatch(
-      new RegExp(`^spec\\.disks\\[0\\] \\(data\\)\\.source\\.clone\\.volume: no volume later in storage pool ${STORAGE_POOL} to clone \\(host disk-1\\); retrying in 1 s$`),
+      new RegExp(
+        `^spec\\.disks\\[0\\] \\(data\\)\\.source\\.clone\\.volume: no volume later in storage pool ${STORAGE_POOL} to clone \\(host disk-1\\); retrying in 1 s$`,
+      ),
     );
     expect(failed.status?.phase).toBe('Provisioning');
     expect(condition(failed, 'Ready')).toMatchObject({ status: 'False', reason: 'ProvisioningFailed' });
     expect(await bench.hypervisor(HOST).lookup(failed.metadata.uid ?? '')).toBeUndefined();
 
-    await bench.hypervisor(HOST).createVolume(STORAGE_POOL, { name: 'later', format: 'qcow2', capacityBytes: 32 * MiB });
+    await bench
+      .hypervisor(HOST)
+      .createVolume(STORAGE_POOL, { name: 'later', format: 'qcow2', capacityBytes: 32 * MiB });
     await bench.untilVm('broken', isRunning, 'Running once the source exists');
-    expect(await bench.hypervisor(HOST).volume(STORAGE_POOL, `vf-${bench.namespace}_broken_data`)).toMatchObject({ capacityBytes: 32 * MiB });
+    expect(await bench.hypervisor(HOST).volume(STORAGE_POOL, `vf-${bench.namespace}_broken_data`)).toMatchObject({
+      capacityBytes: 32 * MiB,
+    });
   });
 
   it('deletes the VM with its domain and its volumes, and leaves other volumes alone', async () => {
@@ -152,14 +174,18 @@ describe('disk volumes', () => {
     expect(await host.lookup(first.metadata.uid ?? '')).toBeUndefined();
     expect(await host.volume(STORAGE_POOL, root)).toMatchObject({ capacityBytes: 64 * MiB });
     expect(await host.volume(STORAGE_POOL, data)).toBeUndefined();
-    const events = (await bench.kube.list<{ reason?: string; message?: string; involvedObject?: { uid?: string } } & KubeObject>(
-      { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
-      { namespace: bench.namespace },
-    )).items.filter((e) => e.involvedObject?.uid === first.metadata.uid);
+    const events = (
+      await bench.kube.list<{ reason?: string; message?: string; involvedObject?: { uid?: string } } & KubeObject>(
+        { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
+        { namespace: bench.namespace },
+      )
+    ).items.filter((e) => e.involvedObject?.uid === first.metadata.uid);
     expect(events.find((e) => e.reason === 'VolumesRetained')?.message).toBe(
       `volumes ${root} kept in storage pool ${STORAGE_POOL} on disk-1 (retain: true); a VM of the same name uses them again`,
     );
-    expect(events.find((e) => e.reason === 'VolumesDeleted')?.message).toBe(`volumes ${data} deleted from storage pool ${STORAGE_POOL} on disk-1`);
+    expect(events.find((e) => e.reason === 'VolumesDeleted')?.message).toBe(
+      `volumes ${data} deleted from storage pool ${STORAGE_POOL} on disk-1`,
+    );
 
     // Recreated with a smaller root disk: the kept volume is used as it is (a new one would have 32 MiB).
     await bench.createVm('keeper', pool, { disks: [{ ...disks[0], size: '32Mi' }, disks[1]] });
@@ -182,13 +208,23 @@ describe('image disks', () => {
     const off = bench.vms.on((event) => {
       if (event.object.metadata.name !== 'image') return;
       const c = condition(event.object, 'Provisioned');
-      if (c?.reason === 'ProvisioningDisks' && seen.at(-1)?.message !== c.message) seen.push({ at: Date.now(), message: c.message });
+      if (c?.reason === 'ProvisioningDisks' && seen.at(-1)?.message !== c.message)
+        seen.push({ at: Date.now(), message: c.message });
     });
     try {
-      await bench.createVm('image', pool, { disks: [{ name: 'root', size: '2Gi', source: { image: { url: `${baseUrl}/images/slow.qcow2` } } }] });
-      const failed = await bench.untilVm('image', (vm) => condition(vm, 'Provisioned')?.reason === 'ProvisioningFailed', 'the upload refused', 30_000);
+      await bench.createVm('image', pool, {
+        disks: [{ name: 'root', size: '2Gi', source: { image: { url: `${baseUrl}/images/slow.qcow2` } } }],
+      });
+      const failed = await bench.untilVm(
+        'image',
+        (vm) => condition(vm, 'Provisioned')?.reason === 'ProvisioningFailed',
+        'the upload refused',
+        30_000,
+      );
       const message = condition(failed, 'Provisioned')?.message ?? '';
-      expect(message).toMatch(/^spec\.disks\[0\] \(root\)\.source\.image\.url: image http:\/\/127\.0\.0\.1:\d+\/images\/slow\.qcow2: upload: /);
+      expect(message).toMatch(
+        /^spec\.disks\[0\] \(root\)\.source\.image\.url: image http:\/\/127\.0\.0\.1:\d+\/images\/slow\.qcow2: upload: /,
+      );
       expect(message).toMatch(/VIR_ERR_NO_SUPPORT/);
       expect(message).toMatch(/\(host disk-1\)/);
       expect(failed.status?.phase).toBe('Provisioning');
@@ -198,8 +234,12 @@ describe('image disks', () => {
     // Progress was shown while downloading: several steps, at least the interval apart.
     const downloading = seen.filter((s) => s.message.includes('downloading image'));
     expect(downloading.length).toBeGreaterThanOrEqual(2);
-    expect(downloading[0]!.message).toMatch(/^spec\.disks\[0\] \(root\): downloading image http:\/\/127\.0\.0\.1:\d+\/images\/slow\.qcow2: starting$/);
-    expect(downloading[1]!.message).toMatch(/^spec\.disks\[0\] \(root\): downloading image http:\/\/127\.0\.0\.1:\d+\/images\/slow\.qcow2: \d+\.\d MiB of 4\.0 MiB \(\d+%\)$/);
+    expect(downloading[0]!.message).toMatch(
+      /^spec\.disks\[0\] \(root\): downloading image http:\/\/127\.0\.0\.1:\d+\/images\/slow\.qcow2: starting$/,
+    );
+    expect(downloading[1]!.message).toMatch(
+      /^spec\.disks\[0\] \(root\): downloading image http:\/\/127\.0\.0\.1:\d+\/images\/slow\.qcow2: \d+\.\d MiB of 4\.0 MiB \(\d+%\)$/,
+    );
     for (let i = 1; i < seen.length; i++) expect(seen[i]!.at - seen[i - 1]!.at).toBeGreaterThanOrEqual(900);
     // A refused upload leaves no half-made volume behind.
     expect(await bench.hypervisor(HOST).volume(STORAGE_POOL, `vf-${bench.namespace}_image_root`)).toBeUndefined();
@@ -208,29 +248,46 @@ describe('image disks', () => {
   });
 
   it('reports an image URL that cannot be downloaded with the field, the HTTP status and the host', async () => {
-    await bench.createVm('missing', pool, { disks: [{ name: 'root', size: '1Gi', source: { image: { url: `${baseUrl}/images/none.qcow2` } } }] });
-    const failed = await bench.untilVm('missing', (vm) => condition(vm, 'Provisioned')?.reason === 'ImageDownloadFailed', 'ImageDownloadFailed');
+    await bench.createVm('missing', pool, {
+      disks: [{ name: 'root', size: '1Gi', source: { image: { url: `${baseUrl}/images/none.qcow2` } } }],
+    });
+    const failed = await bench.untilVm(
+      'missing',
+      (vm) => condition(vm, 'Provisioned')?.reason === 'ImageDownloadFailed',
+      'ImageDownloadFailed',
+    );
     expect(condition(failed, 'Provisioned')?.message).toMatch(
       /^spec\.disks\[0\] \(root\)\.source\.image\.url: image http:\/\/127\.0\.0\.1:\d+\/images\/none\.qcow2: HTTP 404 Not Found \(host disk-1\); retrying in 1 s$/,
     );
   });
 
   it('retries a failed image with a doubling delay, and a reconcile for another reason does not start one early', async () => {
-    const retryingIn = (seconds: number) => (vm: VmObject) => condition(vm, 'Provisioned')?.message?.endsWith(`retrying in ${seconds} s`) === true;
+    const retryingIn = (seconds: number) => (vm: VmObject) =>
+      condition(vm, 'Provisioned')?.message?.endsWith(`retrying in ${seconds} s`) === true;
     await bench.untilVm('missing', retryingIn(2), 'the second failure');
     await bench.untilVm('missing', retryingIn(4), 'the third failure');
     // Three attempts so far, each a whole download; the fourth is 4 s away.
     expect(requests.get('/images/none.qcow2')).toBe(3);
     const patched = await bench.patchVm('missing', { recovery: { priority: 5 } });
-    const seen = await bench.untilVm('missing', (vm) => vm.status?.observedGeneration === patched.metadata.generation, 'the spec change seen');
+    const seen = await bench.untilVm(
+      'missing',
+      (vm) => vm.status?.observedGeneration === patched.metadata.generation,
+      'the spec change seen',
+    );
     expect(retryingIn(4)(seen)).toBe(true);
     expect(requests.get('/images/none.qcow2')).toBe(3);
   });
 
   it('stops a download when its VM is deleted', async () => {
     await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'missing');
-    await bench.createVm('gone', pool, { disks: [{ name: 'root', size: '1Gi', source: { image: { url: `${baseUrl}/images/slow.qcow2` } } }] });
-    await bench.untilVm('gone', (vm) => /downloading image/.test(condition(vm, 'Provisioned')?.message ?? ''), 'downloading');
+    await bench.createVm('gone', pool, {
+      disks: [{ name: 'root', size: '1Gi', source: { image: { url: `${baseUrl}/images/slow.qcow2` } } }],
+    });
+    await bench.untilVm(
+      'gone',
+      (vm) => /downloading image/.test(condition(vm, 'Provisioned')?.message ?? ''),
+      'downloading',
+    );
     await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'gone');
     await bench.until(() => !bench.vm('gone') && !bench.vm('missing'), 10_000, 'deleted during the download');
     expect(await volumeNames()).toEqual(['golden']);

@@ -33,7 +33,11 @@ function recordingConnector(fail: (uri: string, attempt: number) => boolean = ()
 }
 
 /** Resolves with the first pool event of `uri` that matches. */
-function nextLinkEvent(pool: LibvirtConnectionPool, uri: string, match: (event: LinkEvent) => boolean): Promise<LinkEvent> {
+function nextLinkEvent(
+  pool: LibvirtConnectionPool,
+  uri: string,
+  match: (event: LinkEvent) => boolean,
+): Promise<LinkEvent> {
   return new Promise((resolve) => {
     const off = pool.subscribe(uri, (event) => {
       if (match(event)) {
@@ -46,7 +50,8 @@ function nextLinkEvent(pool: LibvirtConnectionPool, uri: string, match: (event: 
 
 function describeEvent(event: LinkEvent): string {
   if (event.type === 'disconnected') return `disconnected:${event.reason}`;
-  if (event.type === 'domain') return `domain:${event.event.type === 'lifecycle' ? event.event.event : event.event.type}`;
+  if (event.type === 'domain')
+    return `domain:${event.event.type === 'lifecycle' ? event.event.event : event.event.type}`;
   return event.type;
 }
 
@@ -59,7 +64,9 @@ const FAST_RECONNECT = { initialMs: 1, maxMs: 4, jitter: 0.5 };
 describe('reconnectDelay', () => {
   it('doubles from the initial delay up to the maximum, and jitter only shortens it', () => {
     const options = { initialMs: 100, maxMs: 1000, jitter: 0.25 };
-    expect([0, 1, 2, 3, 4, 60].map((n) => reconnectDelay(n, options, () => 0))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect([0, 1, 2, 3, 4, 60].map((n) => reconnectDelay(n, options, () => 0))).toEqual([
+      100, 200, 400, 800, 1000, 1000,
+    ]);
     expect([0, 1, 4].map((n) => reconnectDelay(n, options, () => 1))).toEqual([75, 150, 750]);
     expect(reconnectDelay(2, options, () => 0.5)).toBe(350);
   });
@@ -136,7 +143,10 @@ describe('LibvirtConnectionPool (test driver)', () => {
     const wrong = newPool({ credentials: () => ({ username: 'fleet', password: 'wrong' }) });
     const refused = await wrong.connection(secured).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(HostUnavailableError);
-    expect((refused as HostUnavailableError).cause).toMatchObject({ name: 'LibvirtError', codeName: 'VIR_ERR_AUTH_FAILED' });
+    expect((refused as HostUnavailableError).cause).toMatchObject({
+      name: 'LibvirtError',
+      codeName: 'VIR_ERR_AUTH_FAILED',
+    });
     expect(wrong.status(secured)?.state).toBe('waiting');
   });
 
@@ -338,7 +348,11 @@ describe('LibvirtHypervisor (test driver)', () => {
   it('reports a missing domain as not-found, and lookup as undefined', async () => {
     const missing = randomUUID();
     expect(await hypervisor.lookup(missing)).toBeUndefined();
-    await expect(hypervisor.start(missing)).rejects.toMatchObject({ name: 'HypervisorError', kind: 'not-found', host: hypervisor.uri });
+    await expect(hypervisor.start(missing)).rejects.toMatchObject({
+      name: 'HypervisorError',
+      kind: 'not-found',
+      host: hypervisor.uri,
+    });
     await expect(hypervisor.state(missing)).rejects.toMatchObject({ kind: 'not-found' });
   });
 
@@ -350,7 +364,10 @@ describe('LibvirtHypervisor (test driver)', () => {
     const unreachable = new LibvirtHypervisor(down, 'qemu+tcp://192.0.2.1/system');
     const events: HostEvent[] = [];
     unreachable.subscribe((e) => events.push(e));
-    await expect(unreachable.facts()).rejects.toMatchObject({ kind: 'unreachable', message: expect.stringContaining('no route to host') });
+    await expect(unreachable.facts()).rejects.toMatchObject({
+      kind: 'unreachable',
+      message: expect.stringContaining('no route to host'),
+    });
     expect(events).toEqual([{ type: 'disconnected', reason: 'open-failed', message: 'simulated: no route to host' }]);
     await down.closeAll();
     await expect(unreachable.listDomains()).rejects.toMatchObject({ kind: 'unreachable' });

@@ -72,7 +72,10 @@ describe('domain XML against libvirt', () => {
     await hypervisor.ensureDefined(buildDomainXml(first).xml);
     const clash = buildDomainXml({ ...first, uid: '1b8e6f5e-2f5d-4a8e-9f0e-3c1d2b4a5e6f' });
     expect(clash.name).toBe(buildDomainXml(first).name);
-    await expect(hypervisor.ensureDefined(clash.xml)).rejects.toMatchObject({ name: 'HypervisorError', kind: 'invalid-definition' });
+    await expect(hypervisor.ensureDefined(clash.xml)).rejects.toMatchObject({
+      name: 'HypervisorError',
+      kind: 'invalid-definition',
+    });
     await hypervisor.undefine(first.uid);
   });
 });

@@ -31,7 +31,13 @@ function hostWithNetwork(dir: string): string {
       el('active', {}, '4'),
     ),
     el('memory', {}, String(8 * 1024 * 1024)),
-    el('network', {}, el('name', {}, 'default'), el('bridge', { name: 'virbr0' }), el('ip', { address: '192.168.122.1', netmask: '255.255.255.0' })),
+    el(
+      'network',
+      {},
+      el('name', {}, 'default'),
+      el('bridge', { name: 'virbr0' }),
+      el('ip', { address: '192.168.122.1', netmask: '255.255.255.0' }),
+    ),
   );
   const file = join(dir, 'guest-host.xml');
   writeFileSync(file, serializeXml(node));
@@ -42,7 +48,10 @@ function hostWithNetwork(dir: string): string {
 function domain() {
   const uid = randomUUID();
   return buildDomainXml(
-    kvmInput({ uid, name: `vm-${uid.slice(0, 8)}` }, { memory: '256Mi', networks: [nic('eth0'), nic('uplink', { bridge: 'br0' })] }),
+    kvmInput(
+      { uid, name: `vm-${uid.slice(0, 8)}` },
+      { memory: '256Mi', networks: [nic('eth0'), nic('uplink', { bridge: 'br0' })] },
+    ),
   );
 }
 
@@ -127,7 +136,9 @@ describe('LibvirtHypervisor setMemory and interfaceAddresses (test driver)', () 
         operation: `set memory of domain ${uuid}`,
         cause: { codeName: 'VIR_ERR_INVALID_ARG' },
       });
-      expect((error as Error).message).toContain("524288 KiB is above the running domain's maximum memory of 262144 KiB");
+      expect((error as Error).message).toContain(
+        "524288 KiB is above the running domain's maximum memory of 262144 KiB",
+      );
       expect((error as Error).message).toContain('started again');
       // Nothing changed.
       expect(memoryOf(await hypervisor.xml(uuid)).currentKiB).toBe(196608);
@@ -143,7 +154,10 @@ describe('LibvirtHypervisor setMemory and interfaceAddresses (test driver)', () 
         cause: { codeName: 'VIR_ERR_OPERATION_INVALID' },
       });
       // Above the maximum, a stopped domain is still refused for being stopped.
-      await expect(hypervisor.setMemory(uuid, 1024 * MiB)).rejects.toMatchObject({ kind: 'invalid-state', message: expect.stringContaining('not running') });
+      await expect(hypervisor.setMemory(uuid, 1024 * MiB)).rejects.toMatchObject({
+        kind: 'invalid-state',
+        message: expect.stringContaining('not running'),
+      });
       expect(memoryOf(await hypervisor.xml(uuid, { inactive: true })).currentKiB).toBe(262144);
       await remove(uuid);
     });
@@ -151,13 +165,19 @@ describe('LibvirtHypervisor setMemory and interfaceAddresses (test driver)', () 
     it('refuses amounts that are not a positive whole number of bytes', async () => {
       const uuid = await running();
       for (const bytes of [0, -MiB, 1.5, Number.NaN, 2 ** 60]) {
-        await expect(hypervisor.setMemory(uuid, bytes)).rejects.toMatchObject({ kind: 'failed', message: expect.stringContaining('whole number of bytes') });
+        await expect(hypervisor.setMemory(uuid, bytes)).rejects.toMatchObject({
+          kind: 'failed',
+          message: expect.stringContaining('whole number of bytes'),
+        });
       }
       await remove(uuid);
     });
 
     it('reports an unknown domain as not-found', async () => {
-      await expect(hypervisor.setMemory(randomUUID(), 128 * MiB)).rejects.toMatchObject({ name: 'HypervisorError', kind: 'not-found' });
+      await expect(hypervisor.setMemory(randomUUID(), 128 * MiB)).rejects.toMatchObject({
+        name: 'HypervisorError',
+        kind: 'not-found',
+      });
     });
   });
 
@@ -170,41 +190,54 @@ describe('LibvirtHypervisor setMemory and interfaceAddresses (test driver)', () 
       await conn.domainSetMemoryFlags(uuid, 393216, { config: true });
       expect(memoryOf(await hypervisor.xml(uuid, { inactive: true }))).toEqual({ currentKiB: 393216, maxKiB: 524288 });
       // (Errors of the addon's realm: matched by name, not by class.)
-      await expect(conn.domainSetMemoryFlags(uuid, -1)).rejects.toMatchObject({ name: 'RangeError', message: 'kib must be a whole number from 0 to 2^53' });
-      await expect(conn.domainSetMemoryFlags(uuid, '1024' as unknown as number)).rejects.toMatchObject({ name: 'TypeError', message: 'kib must be a number' });
-      await expect(conn.domainSetMemoryFlags(uuid, 1024, { live: 'yes' as unknown as boolean })).rejects.toMatchObject({ name: 'TypeError', message: 'live must be a boolean' });
+      await expect(conn.domainSetMemoryFlags(uuid, -1)).rejects.toMatchObject({
+        name: 'RangeError',
+        message: 'kib must be a whole number from 0 to 2^53',
+      });
+      await expect(conn.domainSetMemoryFlags(uuid, '1024' as unknown as number)).rejects.toMatchObject({
+        name: 'TypeError',
+        message: 'kib must be a number',
+      });
+      await expect(conn.domainSetMemoryFlags(uuid, 1024, { live: 'yes' as unknown as boolean })).rejects.toMatchObject({
+        name: 'TypeError',
+        message: 'live must be a boolean',
+      });
       await remove(uuid);
     });
   });
 
   describe('interfaceAddresses', () => {
-    it.each(['lease', 'agent', 'arp'] as const)('returns the test driver addresses with each interface MAC (source %s)', async (source) => {
-      const uuid = await running();
-      const nics = nicsOf(await hypervisor.xml(uuid));
-      expect(nics).toHaveLength(2);
+    it.each(['lease', 'agent', 'arp'] as const)(
+      'returns the test driver addresses with each interface MAC (source %s)',
+      async (source) => {
+        const uuid = await running();
+        const nics = nicsOf(await hypervisor.xml(uuid));
+        expect(nics).toHaveLength(2);
 
-      const interfaces = await hypervisor.interfaceAddresses(uuid, source);
-      expect(interfaces).toHaveLength(2);
-      for (const iface of interfaces) {
-        expect(Object.keys(iface).sort()).toEqual(['addresses', 'mac', 'name']);
-        for (const address of iface.addresses) expect(Object.keys(address).sort()).toEqual(['address', 'prefix', 'type']);
-      }
-      const onNetwork = nics.find((n) => n.network === 'default')!;
-      const onBridge = nics.find((n) => n.bridge === 'br0')!;
-      expect(interfaces).toContainEqual({
-        name: onNetwork.dev,
-        mac: onNetwork.mac,
-        addresses: [{ type: 'ipv4', address: expect.stringMatching(/^192\.168\.122\.\d+$/), prefix: 24 }],
-      });
-      // The test driver makes up 192.168.0.x for interfaces that are not on a libvirt network.
-      expect(interfaces).toContainEqual({
-        name: onBridge.dev,
-        mac: onBridge.mac,
-        addresses: [{ type: 'ipv4', address: expect.stringMatching(/^192\.168\.0\.\d+$/), prefix: 24 }],
-      });
-      expect(onNetwork.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
-      await remove(uuid);
-    });
+        const interfaces = await hypervisor.interfaceAddresses(uuid, source);
+        expect(interfaces).toHaveLength(2);
+        for (const iface of interfaces) {
+          expect(Object.keys(iface).sort()).toEqual(['addresses', 'mac', 'name']);
+          for (const address of iface.addresses)
+            expect(Object.keys(address).sort()).toEqual(['address', 'prefix', 'type']);
+        }
+        const onNetwork = nics.find((n) => n.network === 'default')!;
+        const onBridge = nics.find((n) => n.bridge === 'br0')!;
+        expect(interfaces).toContainEqual({
+          name: onNetwork.dev,
+          mac: onNetwork.mac,
+          addresses: [{ type: 'ipv4', address: expect.stringMatching(/^192\.168\.122\.\d+$/), prefix: 24 }],
+        });
+        // The test driver makes up 192.168.0.x for interfaces that are not on a libvirt network.
+        expect(interfaces).toContainEqual({
+          name: onBridge.dev,
+          mac: onBridge.mac,
+          addresses: [{ type: 'ipv4', address: expect.stringMatching(/^192\.168\.0\.\d+$/), prefix: 24 }],
+        });
+        expect(onNetwork.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+        await remove(uuid);
+      },
+    );
 
     it('refuses a stopped domain as invalid-state', async () => {
       const { xml, uuid } = domain();
@@ -219,7 +252,10 @@ describe('LibvirtHypervisor setMemory and interfaceAddresses (test driver)', () 
 
     it('reports an unknown domain as not-found', async () => {
       for (const source of ['lease', 'agent', 'arp'] as const) {
-        await expect(hypervisor.interfaceAddresses(randomUUID(), source)).rejects.toMatchObject({ name: 'HypervisorError', kind: 'not-found' });
+        await expect(hypervisor.interfaceAddresses(randomUUID(), source)).rejects.toMatchObject({
+          name: 'HypervisorError',
+          kind: 'not-found',
+        });
       }
     });
   });

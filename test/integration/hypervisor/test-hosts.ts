@@ -47,7 +47,13 @@ export function testHosts(): TestHosts {
         el('memory', {}, String(memoryKiB)),
         spec.auth && el('auth', {}, el('user', { password: spec.auth.password }, spec.auth.username)),
         spec.network &&
-          el('network', {}, el('name', {}, 'default'), el('bridge', { name: 'virbr0' }), el('ip', { address: '192.168.122.1', netmask: '255.255.255.0' })),
+          el(
+            'network',
+            {},
+            el('name', {}, 'default'),
+            el('bridge', { name: 'virbr0' }),
+            el('ip', { address: '192.168.122.1', netmask: '255.255.255.0' }),
+          ),
       );
       const file = join(dir, `${name}.xml`);
       writeFileSync(file, serializeXml(node));
@@ -58,7 +64,10 @@ export function testHosts(): TestHosts {
 }
 
 /** Resolves with the first event of `hypervisor` that matches; subscribe before acting. */
-export function nextEvent<E extends HostEvent>(hypervisor: Hypervisor, match: (event: HostEvent) => event is E): Promise<E>;
+export function nextEvent<E extends HostEvent>(
+  hypervisor: Hypervisor,
+  match: (event: HostEvent) => event is E,
+): Promise<E>;
 export function nextEvent(hypervisor: Hypervisor, match: (event: HostEvent) => boolean): Promise<HostEvent>;
 export function nextEvent(hypervisor: Hypervisor, match: (event: HostEvent) => boolean): Promise<HostEvent> {
   return new Promise((resolve) => {
@@ -73,5 +82,6 @@ export function nextEvent(hypervisor: Hypervisor, match: (event: HostEvent) => b
 
 /** Matches the lifecycle event `event` of domain `uuid`. */
 export function lifecycle(uuid: string, event: string) {
-  return (e: HostEvent): e is Extract<HostEvent, { type: 'lifecycle' }> => e.type === 'lifecycle' && e.domain.uuid === uuid && e.event === event;
+  return (e: HostEvent): e is Extract<HostEvent, { type: 'lifecycle' }> =>
+    e.type === 'lifecycle' && e.domain.uuid === uuid && e.event === event;
 }

@@ -77,11 +77,15 @@ describe('libvirt connection (test driver)', () => {
   });
 
   it('answers credential requests from the caller, never from a terminal', async () => {
-    const ok = await LibvirtConnection.open(secured.uri, { auth: { username: 'admin', password: 's3cret "quoted" <pw>' } });
+    const ok = await LibvirtConnection.open(secured.uri, {
+      auth: { username: 'admin', password: 's3cret "quoted" <pw>' },
+    });
     expect((await ok.getNodeInfo()).model).toBe('secured');
     await ok.close();
 
-    const wrong = await LibvirtConnection.open(secured.uri, { auth: { username: 'admin', password: 'nope' } }).catch((e: unknown) => e);
+    const wrong = await LibvirtConnection.open(secured.uri, { auth: { username: 'admin', password: 'nope' } }).catch(
+      (e: unknown) => e,
+    );
     expect(wrong).toBeInstanceOf(LibvirtError);
     expect(wrong).toMatchObject({ codeName: 'VIR_ERR_AUTH_FAILED', domainName: 'VIR_FROM_TEST' });
 

@@ -29,7 +29,9 @@ describe('libvirt console streams (test driver)', () => {
       domainName: 'VIR_FROM_DOMAIN',
       message: expect.stringContaining('virDomainOpenConsole'),
     });
-    await expect(conn.domainOpenConsole(uuid, { devName: 'serial0', force: true, safe: true })).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_SUPPORT' });
+    await expect(conn.domainOpenConsole(uuid, { devName: 'serial0', force: true, safe: true })).rejects.toMatchObject({
+      codeName: 'VIR_ERR_NO_SUPPORT',
+    });
     // The connection carries on.
     expect(await conn.domainGetState(uuid)).toMatchObject({ state: 'running' });
   });
@@ -39,7 +41,9 @@ describe('libvirt console streams (test driver)', () => {
   });
 
   it('rejects bad arguments with a TypeError', async () => {
-    await expect(conn.domainOpenConsole(uuid, { force: 'yes' as unknown as boolean })).rejects.toMatchObject({ name: 'TypeError' });
+    await expect(conn.domainOpenConsole(uuid, { force: 'yes' as unknown as boolean })).rejects.toMatchObject({
+      name: 'TypeError',
+    });
     await expect(conn.domainOpenConsole(42 as unknown as string)).rejects.toMatchObject({ name: 'TypeError' });
   });
 

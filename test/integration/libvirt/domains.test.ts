@@ -28,7 +28,12 @@ describe('libvirt domains (test driver)', () => {
     expect(await conn.defineXML(domainXml({ name, uuid }))).toEqual({ uuid, name, id: null });
     expect(await conn.lookupDomainByUUID(uuid)).toEqual({ uuid, name, id: null });
     expect(await conn.lookupDomainByName(name)).toEqual({ uuid, name, id: null });
-    expect(await conn.domainGetState(uuid)).toEqual({ state: 'shutoff', reason: 'unknown', stateCode: 5, reasonCode: 0 });
+    expect(await conn.domainGetState(uuid)).toEqual({
+      state: 'shutoff',
+      reason: 'unknown',
+      stateCode: 5,
+      reasonCode: 0,
+    });
   });
 
   it('lists every domain with its state and reason', async () => {
@@ -38,7 +43,12 @@ describe('libvirt domains (test driver)', () => {
     const list = await conn.listAllDomains();
     const byUuid = new Map(list.map((d) => [d.uuid, d]));
     expect(byUuid.get(a.uuid)).toMatchObject({ name: a.name, id: null, state: 'shutoff' });
-    expect(byUuid.get(b.uuid)).toMatchObject({ name: b.name, id: expect.any(Number), state: 'running', reason: 'booted' });
+    expect(byUuid.get(b.uuid)).toMatchObject({
+      name: b.name,
+      id: expect.any(Number),
+      state: 'running',
+      reason: 'booted',
+    });
     // The test driver's own domain is there too.
     expect(list.some((d) => d.name === 'test')).toBe(true);
   });

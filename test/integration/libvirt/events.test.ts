@@ -1,7 +1,11 @@
 // Domain lifecycle events reach JavaScript, with names for event and detail.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { LibvirtConnection, type DomainEvent, type LifecycleEvent } from '../../../src/hypervisors/libvirt/native/index.js';
+import {
+  LibvirtConnection,
+  type DomainEvent,
+  type LifecycleEvent,
+} from '../../../src/hypervisors/libvirt/native/index.js';
 import { domainXml, lifecycleEvent, testHost, uniqueName } from './fixtures.js';
 
 describe('libvirt domain events (test driver)', () => {
@@ -80,7 +84,9 @@ describe('libvirt domain events (test driver)', () => {
     const started = lifecycleEvent(conn, uuid, 'started');
     await conn.domainCreate(uuid);
     await started;
-    expect(early.filter((e) => e.type === 'lifecycle' && e.domain.uuid === uuid).map((e) => (e as LifecycleEvent).event)).toEqual(['defined']);
+    expect(
+      early.filter((e) => e.type === 'lifecycle' && e.domain.uuid === uuid).map((e) => (e as LifecycleEvent).event),
+    ).toEqual(['defined']);
   });
 
   it('keeps each connection to its own events', async () => {

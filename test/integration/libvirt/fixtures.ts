@@ -90,8 +90,15 @@ export function nextDomainEvent(conn: LibvirtConnection, match: (event: DomainEv
  * earlier calls may still be on their way when a later call has resolved, so
  * tests wait for the one they mean rather than for "the next one".
  */
-export function lifecycleEvent(conn: LibvirtConnection, uuid: string, event: LifecycleEvent['event']): Promise<LifecycleEvent> {
-  return nextDomainEvent(conn, (e) => e.type === 'lifecycle' && e.domain.uuid === uuid && e.event === event) as Promise<LifecycleEvent>;
+export function lifecycleEvent(
+  conn: LibvirtConnection,
+  uuid: string,
+  event: LifecycleEvent['event'],
+): Promise<LifecycleEvent> {
+  return nextDomainEvent(
+    conn,
+    (e) => e.type === 'lifecycle' && e.domain.uuid === uuid && e.event === event,
+  ) as Promise<LifecycleEvent>;
 }
 
 let counter = 0;

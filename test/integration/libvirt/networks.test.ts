@@ -41,14 +41,22 @@ describe('libvirt networks (test driver)', () => {
     expect(net).toEqual({ name, uuid: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     expect(await conn.lookupNetworkByName(name)).toEqual(net);
     expect(await conn.networkIsActive(name)).toBe(false);
-    expect((await conn.listNetworks()).find((n) => n.name === name)).toEqual({ ...net, active: false, persistent: true, autostart: false });
+    expect((await conn.listNetworks()).find((n) => n.name === name)).toEqual({
+      ...net,
+      active: false,
+      persistent: true,
+      autostart: false,
+    });
     const xml = await conn.networkGetXMLDesc(name);
     expect(xml).toContain(`<name>${name}</name>`);
     expect(xml).toContain(`<bridge name='${bridge}'`);
     expect(xml).toContain("<range start='192.168.150.2' end='192.168.150.254'/>");
     expect(xml).toContain(`<uuid>${net.uuid}</uuid>`);
     // The test driver takes no flags here.
-    await expect(conn.networkGetXMLDesc(name, { inactive: true })).rejects.toMatchObject({ codeName: 'VIR_ERR_INVALID_ARG', message: expect.stringContaining('unsupported flags') });
+    await expect(conn.networkGetXMLDesc(name, { inactive: true })).rejects.toMatchObject({
+      codeName: 'VIR_ERR_INVALID_ARG',
+      message: expect.stringContaining('unsupported flags'),
+    });
   });
 
   it('starts and stops the network, with isActive and the list following', async () => {
@@ -67,8 +75,14 @@ describe('libvirt networks (test driver)', () => {
 
   it('rejects DHCP leases with VIR_ERR_NO_SUPPORT (the test driver keeps none)', async () => {
     await conn.networkCreate(name);
-    await expect(conn.networkGetDHCPLeases(name)).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_SUPPORT', code: 3, domainName: 'VIR_FROM_NETWORK' });
-    await expect(conn.networkGetDHCPLeases(name, { mac: '52:54:00:00:00:01' })).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_SUPPORT' });
+    await expect(conn.networkGetDHCPLeases(name)).rejects.toMatchObject({
+      codeName: 'VIR_ERR_NO_SUPPORT',
+      code: 3,
+      domainName: 'VIR_FROM_NETWORK',
+    });
+    await expect(conn.networkGetDHCPLeases(name, { mac: '52:54:00:00:00:01' })).rejects.toMatchObject({
+      codeName: 'VIR_ERR_NO_SUPPORT',
+    });
     await conn.networkDestroy(name);
   });
 
@@ -79,11 +93,19 @@ describe('libvirt networks (test driver)', () => {
   });
 
   it('rejects a duplicate name, broken XML and unknown networks', async () => {
-    await expect(conn.networkDefineXML(serialize(el('network', {}, el('name', {}, 'default'))))).rejects.toMatchObject({ codeName: 'VIR_ERR_OPERATION_FAILED' });
+    await expect(conn.networkDefineXML(serialize(el('network', {}, el('name', {}, 'default'))))).rejects.toMatchObject({
+      codeName: 'VIR_ERR_OPERATION_FAILED',
+    });
     await expect(conn.networkDefineXML('<network>')).rejects.toMatchObject({ codeName: 'VIR_ERR_XML_DETAIL' });
-    for (const call of [conn.networkCreate(uniqueName('none')), conn.networkDestroy(uniqueName('none')), conn.networkGetXMLDesc(uniqueName('none'))]) {
+    for (const call of [
+      conn.networkCreate(uniqueName('none')),
+      conn.networkDestroy(uniqueName('none')),
+      conn.networkGetXMLDesc(uniqueName('none')),
+    ]) {
       await expect(call).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_NETWORK' });
     }
-    await expect(conn.networkSetAutostart(name, 'yes' as unknown as boolean)).rejects.toMatchObject({ name: 'TypeError' });
+    await expect(conn.networkSetAutostart(name, 'yes' as unknown as boolean)).rejects.toMatchObject({
+      name: 'TypeError',
+    });
   });
 });

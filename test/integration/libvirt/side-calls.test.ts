@@ -8,7 +8,10 @@ import { LibvirtConnection } from '../../../src/hypervisors/libvirt/native/index
 import { domainXml, recorder, testHost, uniqueName } from './fixtures.js';
 
 describe('libvirt binding: start and stop beside the worker (test driver)', () => {
-  const host = testHost({ cpus: { sockets: 1, cores: 2, threads: 1, mhz: 2000, model: 'side' }, memoryKiB: 4 * 1024 * 1024 });
+  const host = testHost({
+    cpus: { sockets: 1, cores: 2, threads: 1, mhz: 2000, model: 'side' },
+    memoryKiB: 4 * 1024 * 1024,
+  });
   afterAll(() => host.cleanup());
 
   it('keeps the calls on one domain in order around its starts and stops, made without waiting', async () => {
@@ -32,7 +35,17 @@ describe('libvirt binding: start and stop beside the worker (test driver)', () =
     );
     const results = await Promise.all(calls);
 
-    expect(order).toEqual(['define', 'create', 'state 1', 'destroy', 'state 2', 'create again', 'shutdown', 'state 3', 'undefine']);
+    expect(order).toEqual([
+      'define',
+      'create',
+      'state 1',
+      'destroy',
+      'state 2',
+      'create again',
+      'shutdown',
+      'state 3',
+      'undefine',
+    ]);
     expect(results[2]).toMatchObject({ state: 'running', reason: 'booted' });
     expect(results[4]).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
     expect(results[7]).toMatchObject({ state: 'shutoff', reason: 'shutdown' });
@@ -60,7 +73,12 @@ describe('libvirt binding: start and stop beside the worker (test driver)', () =
     const conn = await LibvirtConnection.open(host.uri);
     const uuid = randomUUID();
     const expected = { name: 'LibvirtError', codeName: 'VIR_ERR_NO_DOMAIN', domainName: 'VIR_FROM_TEST' };
-    for (const call of [conn.domainCreate(uuid), conn.domainDestroy(uuid), conn.domainShutdown(uuid), conn.domainGetState(uuid)]) {
+    for (const call of [
+      conn.domainCreate(uuid),
+      conn.domainDestroy(uuid),
+      conn.domainShutdown(uuid),
+      conn.domainGetState(uuid),
+    ]) {
       await expect(call).rejects.toMatchObject(expected);
     }
     await conn.close();

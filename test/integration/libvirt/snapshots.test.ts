@@ -72,11 +72,20 @@ describe('libvirt domain snapshots (test driver)', () => {
   });
 
   it('rejects unknown snapshots and domains, and broken XML', async () => {
-    await expect(conn.domainSnapshotRevert(uuid, 'nosuch')).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_DOMAIN_SNAPSHOT', code: 72 });
-    await expect(conn.domainSnapshotDelete(uuid, 'nosuch')).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_DOMAIN_SNAPSHOT' });
-    await expect(conn.domainSnapshotGetXMLDesc(uuid, 'nosuch')).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_DOMAIN_SNAPSHOT' });
+    await expect(conn.domainSnapshotRevert(uuid, 'nosuch')).rejects.toMatchObject({
+      codeName: 'VIR_ERR_NO_DOMAIN_SNAPSHOT',
+      code: 72,
+    });
+    await expect(conn.domainSnapshotDelete(uuid, 'nosuch')).rejects.toMatchObject({
+      codeName: 'VIR_ERR_NO_DOMAIN_SNAPSHOT',
+    });
+    await expect(conn.domainSnapshotGetXMLDesc(uuid, 'nosuch')).rejects.toMatchObject({
+      codeName: 'VIR_ERR_NO_DOMAIN_SNAPSHOT',
+    });
     await expect(conn.domainSnapshotListNames(randomUUID())).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_DOMAIN' });
-    await expect(conn.domainSnapshotCreateXML(uuid, '<domainsnapshot>')).rejects.toMatchObject({ codeName: 'VIR_ERR_XML_DETAIL' });
+    await expect(conn.domainSnapshotCreateXML(uuid, '<domainsnapshot>')).rejects.toMatchObject({
+      codeName: 'VIR_ERR_XML_DETAIL',
+    });
   });
 
   it('refuses to undefine a domain with snapshots unless their metadata goes too', async () => {

@@ -70,7 +70,12 @@ interface Dashboard {
   templating: { list: { name: string; type: string; query?: unknown; datasource?: { uid?: string } }[] };
 }
 interface Kustomization {
-  configMapGenerator?: { name: string; behavior?: string; literals?: string[]; options?: { annotations?: Record<string, string> } }[];
+  configMapGenerator?: {
+    name: string;
+    behavior?: string;
+    literals?: string[];
+    options?: { annotations?: Record<string, string> };
+  }[];
   replacements?: unknown[];
   resources?: string[];
 }
@@ -83,7 +88,9 @@ interface K8sObject {
 }
 
 const ruleFile = parse(readFileSync(RULES, 'utf8')) as RuleFile;
-const alerts = ruleFile.groups.flatMap((group) => group.rules).filter((rule): rule is Rule & { alert: string } => rule.alert !== undefined);
+const alerts = ruleFile.groups
+  .flatMap((group) => group.rules)
+  .filter((rule): rule is Rule & { alert: string } => rule.alert !== undefined);
 const alertNames = alerts.map((rule) => rule.alert);
 const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
 const panels = dashboard.panels.flatMap((panel) => [panel, ...(panel.panels ?? [])]);
@@ -92,7 +99,9 @@ const dataPanels = panels.filter((panel) => panel.type !== 'row');
 function promtool(args: string[], cwd: string): { status: number | null; output: string } {
   const run = spawnSync('promtool', args, { cwd, encoding: 'utf8' });
   if (run.error) {
-    throw new Error(`promtool could not run (hack/setup.sh installs it with Debian's prometheus package): ${run.error.message}`);
+    throw new Error(
+      `promtool could not run (hack/setup.sh installs it with Debian's prometheus package): ${run.error.message}`,
+    );
   }
   return { status: run.status, output: `${run.stdout}${run.stderr}`.trim() };
 }
@@ -110,7 +119,22 @@ async function exportedMetrics(processMetrics: boolean): Promise<{ metrics: stri
   return { metrics: registered.map((metric) => metric.name), series };
 }
 
-const PROMQL_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'atan2', 'inf', 'nan']);
+const PROMQL_KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'atan2',
+  'inf',
+  'nan',
+]);
 
 /** The metric names a PromQL expression (or a Grafana one, with $variables) selects. */
 function metricNames(expr: string): string[] {
@@ -145,12 +169,17 @@ function firstDifference(actual: string, expected: string): string {
 async function kustomize(dir: string): Promise<K8sObject[]> {
   const result = await kubectl(['kustomize', dir]);
   if (result.code !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${result.stderr}`);
-  return parseAllDocuments(result.stdout).map((doc) => doc.toJSON() as K8sObject).filter(Boolean);
+  return parseAllDocuments(result.stdout)
+    .map((doc) => doc.toJSON() as K8sObject)
+    .filter(Boolean);
 }
 
 function find(objects: K8sObject[], kind: string, name: string): K8sObject {
   const found = objects.find((object) => object.kind === kind && object.metadata.name === name);
-  if (!found) throw new Error(`no ${kind} ${name} in ${objects.map((object) => `${object.kind}/${object.metadata.name}`).join(', ')}`);
+  if (!found)
+    throw new Error(
+      `no ${kind} ${name} in ${objects.map((object) => `${object.kind}/${object.metadata.name}`).join(', ')}`,
+    );
   return found;
 }
 
@@ -178,17 +207,28 @@ describe('alerting rules (deploy/monitoring/rules/virtfleet.rules.yaml)', () => 
         alert,
         fires: firing.length > 0,
         staysQuiet: mine.some((entry) => (entry.exp_alerts ?? []).length === 0),
-        annotationsChecked: firing.every((entry) => entry.exp_alerts!.every((expected) => expected.exp_annotations !== undefined && expected.exp_labels !== undefined)),
+        annotationsChecked: firing.every((entry) =>
+          entry.exp_alerts!.every(
+            (expected) => expected.exp_annotations !== undefined && expected.exp_labels !== undefined,
+          ),
+        ),
       };
     });
-    expect(coverage).toEqual(alertNames.map((alert) => ({ alert, fires: true, staysQuiet: true, annotationsChecked: true })));
+    expect(coverage).toEqual(
+      alertNames.map((alert) => ({ alert, fires: true, staysQuiet: true, annotationsChecked: true })),
+    );
     expect(cases.map((entry) => entry.alertname).filter((name) => !alertNames.includes(name))).toEqual([]);
   });
 
   it('follow the conventions: unique Virtfleet* names, severity critical or warning, summary, description and a runbook per alert', () => {
     expect(new Set(alertNames).size).toBe(alertNames.length);
     for (const rule of alerts) {
-      expect({ alert: rule.alert, name: rule.alert.startsWith('Virtfleet'), severity: rule.labels?.severity, annotations: Object.keys(rule.annotations ?? {}).sort() }).toEqual({
+      expect({
+        alert: rule.alert,
+        name: rule.alert.startsWith('Virtfleet'),
+        severity: rule.labels?.severity,
+        annotations: Object.keys(rule.annotations ?? {}).sort(),
+      }).toEqual({
         alert: rule.alert,
         name: true,
         severity: expect.stringMatching(/^(critical|warning)$/),
@@ -213,7 +253,11 @@ describe('alerting rules (deploy/monitoring/rules/virtfleet.rules.yaml)', () => 
 
   it('select only metrics the controller exports (and up)', async () => {
     const { series } = await exportedMetrics(true);
-    const unknown = alerts.flatMap((rule) => metricNames(rule.expr).filter((name) => name !== 'up' && !series.has(name)).map((name) => `${rule.alert}: ${name}`));
+    const unknown = alerts.flatMap((rule) =>
+      metricNames(rule.expr)
+        .filter((name) => name !== 'up' && !series.has(name))
+        .map((name) => `${rule.alert}: ${name}`),
+    );
     expect(unknown).toEqual([]);
   });
 });
@@ -242,8 +286,14 @@ describe('deploy/monitoring with kustomize', () => {
 
     const service = find(objects, 'Service', 'virtfleet-controller-metrics');
     const monitor = find(objects, 'ServiceMonitor', 'virtfleet-controller');
-    const spec = monitor.spec as { jobLabel?: string; selector: { matchLabels: Record<string, string> }; endpoints: { port: string; honorLabels?: boolean }[] };
-    expect(Object.entries(spec.selector.matchLabels).every(([key, value]) => service.metadata.labels?.[key] === value)).toBe(true);
+    const spec = monitor.spec as {
+      jobLabel?: string;
+      selector: { matchLabels: Record<string, string> };
+      endpoints: { port: string; honorLabels?: boolean }[];
+    };
+    expect(
+      Object.entries(spec.selector.matchLabels).every(([key, value]) => service.metadata.labels?.[key] === value),
+    ).toBe(true);
     const ports = (service.spec as { ports: { name: string }[] }).ports.map((port) => port.name);
     expect(spec.endpoints.map((endpoint) => [endpoint.port, endpoint.honorLabels])).toEqual([['metrics', true]]);
     expect(ports).toContain('metrics');
@@ -251,7 +301,11 @@ describe('deploy/monitoring with kustomize', () => {
     expect(spec.jobLabel).toBeUndefined();
     const jobs = new Set([
       ...alerts.flatMap((entry) => [...entry.expr.matchAll(/job="([^"]*)"/g)].map((match) => match[1])),
-      ...dataPanels.flatMap((panel) => (panel.targets ?? []).flatMap((target) => [...(target.expr ?? '').matchAll(/job="([^"]*)"/g)].map((match) => match[1]))),
+      ...dataPanels.flatMap((panel) =>
+        (panel.targets ?? []).flatMap((target) =>
+          [...(target.expr ?? '').matchAll(/job="([^"]*)"/g)].map((match) => match[1]),
+        ),
+      ),
     ]);
     expect([...jobs]).toEqual([service.metadata.name]);
 
@@ -261,7 +315,9 @@ describe('deploy/monitoring with kustomize', () => {
     // The API server takes it, last-applied annotation and all (client-side apply keeps the whole
     // object in an annotation, at most 256 KiB). In namespace default, so nothing else is needed;
     // the ServiceMonitor and PrometheusRule need the Prometheus Operator's CRDs, not installed here.
-    const dryRun = await kubectl(['apply', '--dry-run=server', '-f', '-'], { input: JSON.stringify({ ...configMap, metadata: { ...configMap.metadata, namespace: 'default' } }) });
+    const dryRun = await kubectl(['apply', '--dry-run=server', '-f', '-'], {
+      input: JSON.stringify({ ...configMap, metadata: { ...configMap.metadata, namespace: 'default' } }),
+    });
     expect({ code: dryRun.code, stderr: dryRun.stderr }).toEqual({ code: 0, stderr: '' });
   });
 
@@ -275,15 +331,23 @@ describe('deploy/monitoring with kustomize', () => {
     try {
       const other = 'https://docs.example.org/virtfleet/docs';
       // The files next to the kustomization are copied (kustomize reads files only below its root).
-      const resources = kustomization.resources!.map((resource) => (existsSync(join(monitoringDir, resource, 'kustomization.yaml')) ? relative(dir, join(monitoringDir, resource)) : resource));
+      const resources = kustomization.resources!.map((resource) =>
+        existsSync(join(monitoringDir, resource, 'kustomization.yaml'))
+          ? relative(dir, join(monitoringDir, resource))
+          : resource,
+      );
       for (const file of [...resources.filter((resource) => resource.endsWith('.yaml')), 'grafana-dashboard.json']) {
         writeFileSync(join(dir, file), readFileSync(join(monitoringDir, file), 'utf8'));
       }
-      const configMapGenerator = kustomization.configMapGenerator!.map((entry) => (entry.name === 'virtfleet-runbooks' ? { ...entry, literals: [`base=${other}`] } : entry));
+      const configMapGenerator = kustomization.configMapGenerator!.map((entry) =>
+        entry.name === 'virtfleet-runbooks' ? { ...entry, literals: [`base=${other}`] } : entry,
+      );
       writeFileSync(join(dir, 'kustomization.yaml'), stringify({ ...kustomization, resources, configMapGenerator }));
       const objects = await kustomize(dir);
       const rule = find(objects, 'PrometheusRule', 'virtfleet-controller').spec as unknown as RuleFile;
-      expect(rule.groups.flatMap((group) => group.rules).map((entry) => entry.annotations?.runbook_url)).toEqual(alertNames.map((alert) => `${other}/runbooks/${alert}.md`));
+      expect(rule.groups.flatMap((group) => group.rules).map((entry) => entry.annotations?.runbook_url)).toEqual(
+        alertNames.map((alert) => `${other}/runbooks/${alert}.md`),
+      );
       expect(objects.filter((object) => object.metadata.name === 'virtfleet-runbooks')).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -292,14 +356,21 @@ describe('deploy/monitoring with kustomize', () => {
 
   it('the overlay in docs/observability.md turns runbook_url into links under another base URL', async () => {
     const doc = readFileSync(OBSERVABILITY_DOC, 'utf8');
-    const block = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1]!).find((text) => text.includes('virtfleet-runbooks'));
+    const block = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((match) => match[1]!)
+      .find((text) => text.includes('virtfleet-runbooks'));
     if (!block) throw new Error('docs/observability.md has no yaml block with the virtfleet-runbooks overlay');
     const overlay = parse(block) as { resources: string[]; configMapGenerator: { literals: string[] }[] };
-    const base = overlay.configMapGenerator[0]!.literals.find((literal) => literal.startsWith('base='))!.slice('base='.length);
+    const base = overlay.configMapGenerator[0]!.literals.find((literal) => literal.startsWith('base='))!.slice(
+      'base='.length,
+    );
     expect(base).not.toBe(DEFAULT_RUNBOOK_BASE);
     const dir = mkdtempSync(join(tmpdir(), 'virtfleet-runbook-overlay-'));
     try {
-      writeFileSync(join(dir, 'kustomization.yaml'), stringify({ ...overlay, resources: [relative(dir, monitoringDir)] }));
+      writeFileSync(
+        join(dir, 'kustomization.yaml'),
+        stringify({ ...overlay, resources: [relative(dir, monitoringDir)] }),
+      );
       const objects = await kustomize(dir);
       const rule = find(objects, 'PrometheusRule', 'virtfleet-controller').spec as unknown as RuleFile;
       const urls = rule.groups.flatMap((group) => group.rules).map((entry) => entry.annotations?.runbook_url);
@@ -313,13 +384,31 @@ describe('deploy/monitoring with kustomize', () => {
 
 describe('Grafana dashboard (deploy/monitoring/grafana-dashboard.json)', () => {
   it('is a schemaVersion 39 dashboard with a Prometheus ${datasource} variable that every panel and query uses', () => {
-    expect({ uid: dashboard.uid, title: dashboard.title, schemaVersion: dashboard.schemaVersion }).toEqual({ uid: 'virtfleet-overview', title: 'virtfleet', schemaVersion: 39 });
-    expect(dashboard.templating.list.find((variable) => variable.name === 'datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
-    for (const variable of dashboard.templating.list.filter((entry) => entry.type === 'query')) expect(variable.datasource?.uid).toBe('${datasource}');
+    expect({ uid: dashboard.uid, title: dashboard.title, schemaVersion: dashboard.schemaVersion }).toEqual({
+      uid: 'virtfleet-overview',
+      title: 'virtfleet',
+      schemaVersion: 39,
+    });
+    expect(dashboard.templating.list.find((variable) => variable.name === 'datasource')).toMatchObject({
+      type: 'datasource',
+      query: 'prometheus',
+    });
+    for (const variable of dashboard.templating.list.filter((entry) => entry.type === 'query'))
+      expect(variable.datasource?.uid).toBe('${datasource}');
     expect(dataPanels.length).toBeGreaterThan(0);
     for (const panel of dataPanels) {
-      expect({ panel: panel.title, datasource: panel.datasource?.uid, queries: (panel.targets ?? []).length > 0 }).toEqual({ panel: panel.title, datasource: '${datasource}', queries: true });
-      for (const target of panel.targets!) expect({ panel: panel.title, refId: target.refId, datasource: target.datasource?.uid, expr: typeof target.expr }).toEqual({ panel: panel.title, refId: target.refId, datasource: '${datasource}', expr: 'string' });
+      expect({
+        panel: panel.title,
+        datasource: panel.datasource?.uid,
+        queries: (panel.targets ?? []).length > 0,
+      }).toEqual({ panel: panel.title, datasource: '${datasource}', queries: true });
+      for (const target of panel.targets!)
+        expect({
+          panel: panel.title,
+          refId: target.refId,
+          datasource: target.datasource?.uid,
+          expr: typeof target.expr,
+        }).toEqual({ panel: panel.title, refId: target.refId, datasource: '${datasource}', expr: 'string' });
     }
   });
 
@@ -330,7 +419,10 @@ describe('Grafana dashboard (deploy/monitoring/grafana-dashboard.json)', () => {
     const overlaps: string[] = [];
     for (const panel of panels) {
       const { x, y, w, h } = panel.gridPos;
-      expect({ panel: panel.title, fits: x >= 0 && w > 0 && h > 0 && x + w <= 24 }).toEqual({ panel: panel.title, fits: true });
+      expect({ panel: panel.title, fits: x >= 0 && w > 0 && h > 0 && x + w <= 24 }).toEqual({
+        panel: panel.title,
+        fits: true,
+      });
       for (let column = x; column < x + w; column++) {
         for (let row = y; row < y + h; row++) {
           const other = taken.get(`${column},${row}`);
@@ -347,8 +439,15 @@ describe('Grafana dashboard (deploy/monitoring/grafana-dashboard.json)', () => {
     const used = new Set<string>();
     const unknown: string[] = [];
     const sources = [
-      ...dataPanels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ where: `${panel.title} ${target.refId}`, expr: target.expr ?? '' }))),
-      ...dashboard.templating.list.filter((entry) => entry.type === 'query').map((entry) => ({ where: `variable ${entry.name}`, expr: String((entry.query as { query?: string })?.query ?? entry.query) })),
+      ...dataPanels.flatMap((panel) =>
+        (panel.targets ?? []).map((target) => ({ where: `${panel.title} ${target.refId}`, expr: target.expr ?? '' })),
+      ),
+      ...dashboard.templating.list
+        .filter((entry) => entry.type === 'query')
+        .map((entry) => ({
+          where: `variable ${entry.name}`,
+          expr: String((entry.query as { query?: string })?.query ?? entry.query),
+        })),
     ];
     for (const { where, expr } of sources) {
       for (const name of metricNames(expr.replace(/^label_values\(([^,)]+).*$/, '$1'))) {
@@ -359,13 +458,17 @@ describe('Grafana dashboard (deploy/monitoring/grafana-dashboard.json)', () => {
     expect(unknown).toEqual([]);
     // Process metrics are optional on the dashboard; the controller's own are not.
     const { metrics: own } = await exportedMetrics(false);
-    const shown = (metric: string) => [metric, `${metric}_bucket`, `${metric}_count`, `${metric}_sum`].some((name) => used.has(name));
+    const shown = (metric: string) =>
+      [metric, `${metric}_bucket`, `${metric}_count`, `${metric}_sum`].some((name) => used.has(name));
     expect(own.filter((metric) => !shown(metric))).toEqual([]);
   });
 
   it('has queries that parse as PromQL (promtool check rules on them as recording rules)', () => {
     const rules = dataPanels.flatMap((panel) =>
-      (panel.targets ?? []).map((target) => ({ record: `dashboard:panel_${panel.id}:${target.refId}`, expr: withoutVariables(target.expr ?? '') })),
+      (panel.targets ?? []).map((target) => ({
+        record: `dashboard:panel_${panel.id}:${target.refId}`,
+        expr: withoutVariables(target.expr ?? ''),
+      })),
     );
     const dir = mkdtempSync(join(tmpdir(), 'virtfleet-dashboard-rules-'));
     try {
@@ -398,7 +501,13 @@ describe('runbooks and docs', () => {
 
   it('docs/observability.md lists every alert with its severity and runbook, and every metric of the controller', async () => {
     const doc = readFileSync(OBSERVABILITY_DOC, 'utf8');
-    const missing = alerts.filter((rule) => !new RegExp(`^\\| \\[\`${rule.alert}\`\\]\\(runbooks/${rule.alert}\\.md\\) \\| ${rule.labels!.severity} \\|`, 'm').test(doc));
+    const missing = alerts.filter(
+      (rule) =>
+        !new RegExp(
+          `^\\| \\[\`${rule.alert}\`\\]\\(runbooks/${rule.alert}\\.md\\) \\| ${rule.labels!.severity} \\|`,
+          'm',
+        ).test(doc),
+    );
     expect(missing.map((rule) => rule.alert)).toEqual([]);
     const { metrics } = await exportedMetrics(false);
     expect(metrics.filter((metric) => !new RegExp(`^\\| \`${metric}\``, 'm').test(doc))).toEqual([]);

@@ -50,7 +50,12 @@ describe('informer cache', () => {
     const cache = new Cache(kube, logs.logger);
     const informer = cache.informerFor<ConfigMap>(CONFIGMAP, { namespace });
     const reconciler = new RecordingReconciler((key) => informer.get(key));
-    const controller = new Controller({ name: 'resume', reconciler, logger: logs.logger, sources: [watchOwn(informer)] });
+    const controller = new Controller({
+      name: 'resume',
+      reconciler,
+      logger: logs.logger,
+      sources: [watchOwn(informer)],
+    });
     running = Promise.all([cache.run(stop.signal), cache.waitForSync().then(() => controller.run(stop.signal))]);
     await reconciler.changed.until(() => reconciler.seen.length >= 2, 30_000, 'the initial reconciles');
 
@@ -65,7 +70,11 @@ describe('informer cache', () => {
 
     const seen = (name: string, v: string | undefined) =>
       reconciler.seen.some((s) => s.key === `${namespace}/${name}` && s.data?.v === v);
-    await reconciler.changed.until(() => seen('before', '2') && seen('doomed', undefined) && seen('during', '1'), 90_000, 'the changes made while the API server was down');
+    await reconciler.changed.until(
+      () => seen('before', '2') && seen('doomed', undefined) && seen('during', '1'),
+      90_000,
+      'the changes made while the API server was down',
+    );
     expect(informer.get(`${namespace}/doomed`)).toBeUndefined();
     expect(informer.stats.errors).toBeGreaterThan(0); // it did notice the outage
   }, 180_000);

@@ -6,8 +6,20 @@ import { KubeClient, type KubeObject, type ResourceType } from '../../../src/run
 import type { ReconcileContext, Reconciler } from '../../../src/runtime/reconciler.js';
 import { kubeConfig } from '../../harness/kube.js';
 
-export const CONFIGMAP: ResourceType = { kind: 'ConfigMap', group: '', version: 'v1', plural: 'configmaps', namespaced: true };
-export const NAMESPACE: ResourceType = { kind: 'Namespace', group: '', version: 'v1', plural: 'namespaces', namespaced: false };
+export const CONFIGMAP: ResourceType = {
+  kind: 'ConfigMap',
+  group: '',
+  version: 'v1',
+  plural: 'configmaps',
+  namespaced: true,
+};
+export const NAMESPACE: ResourceType = {
+  kind: 'Namespace',
+  group: '',
+  version: 'v1',
+  plural: 'namespaces',
+  namespaced: false,
+};
 
 export interface ConfigMap extends KubeObject {
   data?: Record<string, string>;
@@ -62,7 +74,10 @@ export class RecordingReconciler implements Reconciler {
   /** Reconciles that started while another of the same key was running. */
   overlaps = 0;
   private readonly runningKeys = new Set<string>();
-  constructor(private readonly lookup: (key: string) => ConfigMap | undefined, private readonly behave?: (context: ReconcileContext, attempt: number) => Promise<void>) {}
+  constructor(
+    private readonly lookup: (key: string) => ConfigMap | undefined,
+    private readonly behave?: (context: ReconcileContext, attempt: number) => Promise<void>,
+  ) {}
 
   async reconcile(context: ReconcileContext): Promise<void> {
     if (this.runningKeys.has(context.key)) this.overlaps++;

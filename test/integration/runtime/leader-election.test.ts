@@ -27,11 +27,27 @@ async function startReplica(name: string, namespace: string): Promise<Replica> {
   const child = spawn(
     process.execPath,
     [
-      '--import', 'tsx', 'src/cli/main.ts', 'controller',
-      '--kubeconfig', kubeconfigPath(),
-      '--leader-elect', '--leader-election-namespace', namespace, '--leader-election-id', 'virtfleet-test',
-      '--lease-duration', String(LEASE_SECONDS), '--renew-deadline', '3', '--retry-period', '1',
-      '--health-address', `127.0.0.1:${await freePort()}`, '--metrics-address', `127.0.0.1:${await freePort()}`,
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'controller',
+      '--kubeconfig',
+      kubeconfigPath(),
+      '--leader-elect',
+      '--leader-election-namespace',
+      namespace,
+      '--leader-election-id',
+      'virtfleet-test',
+      '--lease-duration',
+      String(LEASE_SECONDS),
+      '--renew-deadline',
+      '3',
+      '--retry-period',
+      '1',
+      '--health-address',
+      `127.0.0.1:${await freePort()}`,
+      '--metrics-address',
+      `127.0.0.1:${await freePort()}`,
     ],
     { cwd: repoRoot(), env: { ...process.env, POD_NAME: name }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -59,7 +75,11 @@ const loggedAt = (replica: Replica, msg: string) =>
   replica.lines.filter((line) => line.msg === msg).map((line) => Date.parse(line.time as string));
 
 function becameLeader(replica: Replica): Promise<void> {
-  return replica.output.until(() => loggedAt(replica, 'became the leader').length > 0, 60_000, `${replica.name} to lead`);
+  return replica.output.until(
+    () => loggedAt(replica, 'became the leader').length > 0,
+    60_000,
+    `${replica.name} to lead`,
+  );
 }
 
 function cacheSynced(replica: Replica): Promise<void> {
@@ -76,7 +96,8 @@ function leadingIntervals(): Array<{ name: string; from: number; to: number }> {
 }
 
 afterAll(async () => {
-  for (const replica of replicas) if (replica.child.exitCode === null && replica.child.signalCode === null) replica.child.kill('SIGKILL');
+  for (const replica of replicas)
+    if (replica.child.exitCode === null && replica.child.signalCode === null) replica.child.kill('SIGKILL');
   await Promise.all(replicas.map((replica) => replica.exited));
 });
 
@@ -108,7 +129,10 @@ describe('leader election', () => {
     // Never two leaders: no two leading intervals of different replicas overlap.
     const intervals = leadingIntervals();
     expect(intervals.map((i) => i.name)).toEqual(['replica-a', 'replica-b', 'replica-c']);
-    for (const x of intervals) for (const y of intervals) if (x !== y) expect(x.to <= y.from || y.to <= x.from).toBe(true);
-    process.stdout.write(`leader handover after SIGTERM: ${handover} ms; after SIGKILL: ${takeover} ms (lease ${LEASE_SECONDS} s)\n`);
+    for (const x of intervals)
+      for (const y of intervals) if (x !== y) expect(x.to <= y.from || y.to <= x.from).toBe(true);
+    process.stdout.write(
+      `leader handover after SIGTERM: ${handover} ms; after SIGKILL: ${takeover} ms (lease ${LEASE_SECONDS} s)\n`,
+    );
   }, 180_000);
 });

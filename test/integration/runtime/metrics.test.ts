@@ -75,8 +75,12 @@ describe('/metrics', () => {
     const text = await response.text();
 
     const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
-    if (check.error) throw new Error(`promtool could not run (hack/setup.sh installs the prometheus package): ${check.error.message}`);
-    expect({ status: check.status, problems: (check.stdout + check.stderr).trim() }).toEqual({ status: 0, problems: '' });
+    if (check.error)
+      throw new Error(`promtool could not run (hack/setup.sh installs the prometheus package): ${check.error.message}`);
+    expect({ status: check.status, problems: (check.stdout + check.stderr).trim() }).toEqual({
+      status: 0,
+      problems: '',
+    });
 
     for (const name of [
       'virtfleet_workqueue_depth',

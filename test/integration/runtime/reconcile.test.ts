@@ -34,7 +34,11 @@ beforeAll(async () => {
       if (name.startsWith('stale') && attempt <= 2) {
         // A write from a stale read: the real API server answers 409 Conflict.
         const object = informer.get(key)!;
-        await kube.replace(CONFIGMAP, { ...object, metadata: { ...object.metadata, resourceVersion: '1' }, data: { v: 'from a stale read' } });
+        await kube.replace(CONFIGMAP, {
+          ...object,
+          metadata: { ...object.metadata, resourceVersion: '1' },
+          data: { v: 'from a stale read' },
+        });
       }
       if (name.startsWith('slow')) await delay(200); // a slow reconcile, the scenario under test
     },
@@ -61,11 +65,17 @@ describe('routine races with the API server', () => {
     const key = `${namespace}/stale-1`;
     const errorsBefore = (await metrics.reconcileErrors.get()).values.reduce((sum, v) => sum + v.value, 0);
     await kube.create(CONFIGMAP, configMap(namespace, 'stale-1', { v: '1' }));
-    await reconciler.changed.until(() => reconciler.seen.some((s) => s.key === key), 30_000, 'reconciled after the conflicts');
+    await reconciler.changed.until(
+      () => reconciler.seen.some((s) => s.key === key),
+      30_000,
+      'reconciled after the conflicts',
+    );
     expect(reconciler.attempts.get(key)).toBe(3);
     const lines = logs.lines().filter((line) => line.key === key);
     expect(lines.filter((line) => Number(line.level) >= 40)).toEqual([]);
-    expect(lines.some((line) => line.level === 20 && /changed or went away meanwhile/.test(String(line.msg)))).toBe(true);
+    expect(lines.some((line) => line.level === 20 && /changed or went away meanwhile/.test(String(line.msg)))).toBe(
+      true,
+    );
     expect((await metrics.reconcileErrors.get()).values.reduce((sum, v) => sum + v.value, 0)).toBe(errorsBefore);
     const results = (await metrics.reconcileTotal.get()).values.filter((v) => v.labels.result === 'conflict');
     expect(results.reduce((sum, v) => sum + v.value, 0)).toBeGreaterThanOrEqual(2);
@@ -76,19 +86,35 @@ describe('controller runtime on a real API server', () => {
   it('reconciles creates, updates and deletes by key, reading the object from the cache', async () => {
     const key = `${namespace}/plain`;
     await kube.create(CONFIGMAP, configMap(namespace, 'plain', { v: '1' }));
-    await reconciler.changed.until(() => reconciler.seen.some((s) => s.key === key && s.data?.v === '1'), 30_000, 'create');
+    await reconciler.changed.until(
+      () => reconciler.seen.some((s) => s.key === key && s.data?.v === '1'),
+      30_000,
+      'create',
+    );
 
     await kube.patch(CONFIGMAP, namespace, 'plain', { data: { v: '2' } });
-    await reconciler.changed.until(() => reconciler.seen.some((s) => s.key === key && s.data?.v === '2'), 30_000, 'update');
+    await reconciler.changed.until(
+      () => reconciler.seen.some((s) => s.key === key && s.data?.v === '2'),
+      30_000,
+      'update',
+    );
 
     await kube.delete(CONFIGMAP, namespace, 'plain');
-    await reconciler.changed.until(() => reconciler.seen.some((s) => s.key === key && s.data === undefined), 30_000, 'delete');
+    await reconciler.changed.until(
+      () => reconciler.seen.some((s) => s.key === key && s.data === undefined),
+      30_000,
+      'delete',
+    );
   });
 
   it('retries a failing reconcile with growing delays until it succeeds', async () => {
     const key = `${namespace}/flaky`;
     await kube.create(CONFIGMAP, configMap(namespace, 'flaky', { v: '1' }));
-    await reconciler.changed.until(() => reconciler.seen.some((s) => s.key === key), 30_000, 'the flaky object to reconcile');
+    await reconciler.changed.until(
+      () => reconciler.seen.some((s) => s.key === key),
+      30_000,
+      'the flaky object to reconcile',
+    );
 
     expect(reconciler.attempts.get(key)).toBe(5);
     const retries = logs
@@ -106,7 +132,11 @@ describe('controller runtime on a real API server', () => {
     const before = reconciler.seen.filter((s) => s.key === key).length;
 
     for (let i = 1; i <= 100; i++) await kube.patch(CONFIGMAP, namespace, 'slow', { data: { v: String(i) } });
-    await reconciler.changed.until(() => reconciler.seen.some((s) => s.key === key && s.data?.v === '100'), 60_000, 'the last update');
+    await reconciler.changed.until(
+      () => reconciler.seen.some((s) => s.key === key && s.data?.v === '100'),
+      60_000,
+      'the last update',
+    );
 
     const reconciles = reconciler.seen.filter((s) => s.key === key).length - before;
     expect(reconciles).toBeLessThan(25);

@@ -15,7 +15,13 @@ import { patchStatusIfChanged } from '../../../src/runtime/status.js';
 import { captureLogs } from '../../harness/logs.js';
 import { client, freshNamespace, Signal } from './fixtures.js';
 
-const VM: ResourceType = { kind: 'VirtualMachine', group: 'virtfleet.io', version: 'v1alpha1', plural: 'virtualmachines', namespaced: true };
+const VM: ResourceType = {
+  kind: 'VirtualMachine',
+  group: 'virtfleet.io',
+  version: 'v1alpha1',
+  plural: 'virtualmachines',
+  namespaced: true,
+};
 const FINALIZER = 'virtfleet.io/test-cleanup';
 
 interface Resource extends KubeObject {
@@ -49,7 +55,11 @@ beforeAll(async () => {
       }
       if (await addFinalizer(kube, VM, object, FINALIZER)) return; // the update event brings us back
       const generation = object.metadata?.generation;
-      const conditions = setCondition(object.status?.conditions, { type: 'Ready', status: 'True', reason: 'Settled', message: 'nothing to do' }, generation);
+      const conditions = setCondition(
+        object.status?.conditions,
+        { type: 'Ready', status: 'True', reason: 'Settled', message: 'nothing to do' },
+        generation,
+      );
       if (await patchStatusIfChanged(kube, VM, object, { conditions, observedGeneration: generation })) {
         await events.record(object, 'Normal', 'Settled', 'the object settled');
       }
@@ -102,13 +112,18 @@ describe('a steady object', () => {
 
     const after = await read('steady');
     expect(after.metadata?.resourceVersion).toBe(settled?.metadata?.resourceVersion);
-    expect(after.status?.conditions?.[0]?.lastTransitionTime).toBe(settled?.status?.conditions?.[0]?.lastTransitionTime);
+    expect(after.status?.conditions?.[0]?.lastTransitionTime).toBe(
+      settled?.status?.conditions?.[0]?.lastTransitionTime,
+    );
   }, 90_000);
 
   it('removes its finalizer when deleted, so the object goes away', async () => {
     await kube.delete(VM, namespace, 'steady');
     for (const deadline = Date.now() + 30_000; ; await delay(100)) {
-      const gone = await read('steady').then(() => false, (error: unknown) => isNotFound(error));
+      const gone = await read('steady').then(
+        () => false,
+        (error: unknown) => isNotFound(error),
+      );
       if (gone) break;
       if (Date.now() > deadline) throw new Error('the object was not deleted');
     }

@@ -97,7 +97,10 @@ interface NativeConnection {
   domainMigrate(uuid: string, options: MigrateOptions): Promise<void>;
   domainGetJobStats(uuid: string, options: { completed?: boolean }): Promise<JobStats>;
   domainAbortJob(uuid: string): Promise<void>;
-  domainInterfaceAddresses(uuid: string, options: { source?: 'lease' | 'agent' | 'arp' }): Promise<InterfaceAddresses[]>;
+  domainInterfaceAddresses(
+    uuid: string,
+    options: { source?: 'lease' | 'agent' | 'arp' },
+  ): Promise<InterfaceAddresses[]>;
   domainAgentCommand(uuid: string, command: string, options: { timeoutSeconds?: number }): Promise<string>;
   getAllDomainStats(options: AllDomainStatsOptions): Promise<DomainStatsRecord[]>;
 
@@ -115,7 +118,12 @@ interface NativeConnection {
   storagePoolSetAutostart(name: string, autostart: boolean): Promise<void>;
   storagePoolListVolumes(name: string): Promise<StorageVolIdentity[]>;
   storageVolCreateXML(pool: string, xml: string, options: StorageVolCreateOptions): Promise<StorageVolIdentity>;
-  storageVolCreateXMLFrom(pool: string, xml: string, sourceKey: string, options: StorageVolCreateOptions): Promise<StorageVolIdentity>;
+  storageVolCreateXMLFrom(
+    pool: string,
+    xml: string,
+    sourceKey: string,
+    options: StorageVolCreateOptions,
+  ): Promise<StorageVolIdentity>;
   lookupStorageVolByKey(key: string): Promise<StorageVolIdentity>;
   lookupStorageVolByName(pool: string, name: string): Promise<StorageVolIdentity>;
   lookupStorageVolByPath(path: string): Promise<StorageVolIdentity>;
@@ -170,7 +178,8 @@ export function addonPath(): string {
   for (;;) {
     if (existsSync(join(dir, 'package.json'))) return join(dir, 'build', 'Release', ADDON);
     const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find the virtfleet repository root above ${fileURLToPath(import.meta.url)}`);
+    if (parent === dir)
+      throw new Error(`cannot find the virtfleet repository root above ${fileURLToPath(import.meta.url)}`);
     dir = parent;
   }
 }
@@ -181,7 +190,9 @@ function load(): NativeBinding {
   if (binding) return binding;
   const path = addonPath();
   if (!existsSync(path)) {
-    throw new Error(`libvirt binding not built: ${path} is missing; run \`npm run build:native\` (needs libvirt-dev, pkg-config, g++)`);
+    throw new Error(
+      `libvirt binding not built: ${path} is missing; run \`npm run build:native\` (needs libvirt-dev, pkg-config, g++)`,
+    );
   }
   const loaded = createRequire(import.meta.url)(path) as NativeBinding;
   loaded.setErrorClass(LibvirtError);
@@ -211,9 +222,10 @@ export class LibvirtConnection {
    */
   static async open(uri: string, options: OpenOptions = {}): Promise<LibvirtConnection> {
     const { Connection } = load();
-    let self: LibvirtConnection | undefined;
-    const native = new Connection((event) => self?.dispatch(event));
-    self = new LibvirtConnection(uri, native);
+    const connection: { self?: LibvirtConnection } = {};
+    const native = new Connection((event) => connection.self?.dispatch(event));
+    const self = new LibvirtConnection(uri, native);
+    connection.self = self;
     const openOptions: { readOnly?: boolean; username?: string; password?: string } = {};
     if (options.readOnly !== undefined) openOptions.readOnly = options.readOnly;
     if (options.auth?.username !== undefined) openOptions.username = options.auth.username;
@@ -416,7 +428,10 @@ export class LibvirtConnection {
   }
 
   /** Addresses from the libvirt network's DHCP leases (default), the guest agent, or ARP. */
-  domainInterfaceAddresses(uuid: string, options: { source?: 'lease' | 'agent' | 'arp' } = {}): Promise<InterfaceAddresses[]> {
+  domainInterfaceAddresses(
+    uuid: string,
+    options: { source?: 'lease' | 'agent' | 'arp' } = {},
+  ): Promise<InterfaceAddresses[]> {
     return this.native.domainInterfaceAddresses(uuid, options);
   }
 
@@ -505,7 +520,12 @@ export class LibvirtConnection {
   }
 
   /** Creates a volume in `pool` with the contents of the volume `sourceKey` (a clone). */
-  storageVolCreateXMLFrom(pool: string, xml: string, sourceKey: string, options: StorageVolCreateOptions = {}): Promise<StorageVolIdentity> {
+  storageVolCreateXMLFrom(
+    pool: string,
+    xml: string,
+    sourceKey: string,
+    options: StorageVolCreateOptions = {},
+  ): Promise<StorageVolIdentity> {
     return this.native.storageVolCreateXMLFrom(pool, xml, sourceKey, options);
   }
 
@@ -658,7 +678,9 @@ export class LibvirtConnection {
     const flags: { force?: boolean; safe?: boolean } = {};
     if (options.force !== undefined) flags.force = options.force;
     if (options.safe !== undefined) flags.safe = options.safe;
-    const id = await this.native.domainOpenConsole(uuid, options.devName ?? null, flags, (event) => stream.handle(event));
+    const id = await this.native.domainOpenConsole(uuid, options.devName ?? null, flags, (event) =>
+      stream.handle(event),
+    );
     stream.attach(id);
     return stream;
   }
@@ -718,7 +740,15 @@ export class LibvirtConsole {
   /** Sends input to the console; resolves with the bytes sent. */
   write(data: Buffer | string): Promise<number> {
     if (this.id === undefined || this.closing) {
-      return Promise.reject(new LibvirtError('console stream is closed', { code: 73, codeName: 'VIR_ERR_INVALID_STREAM', domain: 0, domainName: 'VIR_FROM_NONE', level: 2 }));
+      return Promise.reject(
+        new LibvirtError('console stream is closed', {
+          code: 73,
+          codeName: 'VIR_ERR_INVALID_STREAM',
+          domain: 0,
+          domainName: 'VIR_FROM_NONE',
+          level: 2,
+        }),
+      );
     }
     return this.native.consoleWrite(this.id, data);
   }

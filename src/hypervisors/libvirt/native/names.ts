@@ -2,25 +2,53 @@
 // The names the native binding reports for libvirt's enum values.
 
 /** virDomainState */
-export type DomainState = 'nostate' | 'running' | 'blocked' | 'paused' | 'shutdown' | 'shutoff' | 'crashed' | 'pmsuspended';
+export type DomainState =
+  'nostate' | 'running' | 'blocked' | 'paused' | 'shutdown' | 'shutoff' | 'crashed' | 'pmsuspended';
 
 /** virDomainNostateReason */
 export type NostateReason = 'unknown';
 
 /** virDomainRunningReason */
-export type RunningReason = 'unknown' | 'booted' | 'migrated' | 'restored' | 'from_snapshot' | 'unpaused' | 'migration_canceled' | 'save_canceled' | 'wakeup' | 'crashed' | 'postcopy' | 'postcopy_failed';
+export type RunningReason =
+  | 'unknown'
+  | 'booted'
+  | 'migrated'
+  | 'restored'
+  | 'from_snapshot'
+  | 'unpaused'
+  | 'migration_canceled'
+  | 'save_canceled'
+  | 'wakeup'
+  | 'crashed'
+  | 'postcopy'
+  | 'postcopy_failed';
 
 /** virDomainBlockedReason */
 export type BlockedReason = 'unknown';
 
 /** virDomainPausedReason */
-export type PausedReason = 'unknown' | 'user' | 'migration' | 'save' | 'dump' | 'ioerror' | 'watchdog' | 'from_snapshot' | 'shutting_down' | 'snapshot' | 'crashed' | 'starting_up' | 'postcopy' | 'postcopy_failed';
+export type PausedReason =
+  | 'unknown'
+  | 'user'
+  | 'migration'
+  | 'save'
+  | 'dump'
+  | 'ioerror'
+  | 'watchdog'
+  | 'from_snapshot'
+  | 'shutting_down'
+  | 'snapshot'
+  | 'crashed'
+  | 'starting_up'
+  | 'postcopy'
+  | 'postcopy_failed';
 
 /** virDomainShutdownReason */
 export type ShutdownReason = 'unknown' | 'user';
 
 /** virDomainShutoffReason */
-export type ShutoffReason = 'unknown' | 'shutdown' | 'destroyed' | 'crashed' | 'migrated' | 'saved' | 'failed' | 'from_snapshot' | 'daemon';
+export type ShutoffReason =
+  'unknown' | 'shutdown' | 'destroyed' | 'crashed' | 'migrated' | 'saved' | 'failed' | 'from_snapshot' | 'daemon';
 
 /** virDomainCrashedReason */
 export type CrashedReason = 'unknown' | 'panicked';
@@ -29,7 +57,8 @@ export type CrashedReason = 'unknown' | 'panicked';
 export type PMSuspendedReason = 'unknown';
 
 /** virDomainEventType */
-export type EventType = 'defined' | 'undefined' | 'started' | 'suspended' | 'resumed' | 'stopped' | 'shutdown' | 'pmsuspended' | 'crashed';
+export type EventType =
+  'defined' | 'undefined' | 'started' | 'suspended' | 'resumed' | 'stopped' | 'shutdown' | 'pmsuspended' | 'crashed';
 
 /** virDomainEventDefinedDetailType */
 export type DefinedDetail = 'added' | 'updated' | 'renamed' | 'from_snapshot';
@@ -41,7 +70,16 @@ export type UndefinedDetail = 'removed' | 'renamed';
 export type StartedDetail = 'booted' | 'migrated' | 'restored' | 'from_snapshot' | 'wakeup';
 
 /** virDomainEventSuspendedDetailType */
-export type SuspendedDetail = 'paused' | 'migrated' | 'ioerror' | 'watchdog' | 'restored' | 'from_snapshot' | 'api_error' | 'postcopy' | 'postcopy_failed';
+export type SuspendedDetail =
+  | 'paused'
+  | 'migrated'
+  | 'ioerror'
+  | 'watchdog'
+  | 'restored'
+  | 'from_snapshot'
+  | 'api_error'
+  | 'postcopy'
+  | 'postcopy_failed';
 
 /** virDomainEventResumedDetailType */
 export type ResumedDetail = 'unpaused' | 'migrated' | 'from_snapshot' | 'postcopy' | 'postcopy_failed';
@@ -77,7 +115,18 @@ export type CloseReason = 'error' | 'eof' | 'keepalive' | 'client';
 export type JobType = 'none' | 'bounded' | 'unbounded' | 'completed' | 'failed' | 'cancelled';
 
 /** virDomainJobOperation */
-export type JobOperation = 'unknown' | 'start' | 'save' | 'restore' | 'migration_in' | 'migration_out' | 'snapshot' | 'snapshot_revert' | 'dump' | 'backup' | 'snapshot_delete';
+export type JobOperation =
+  | 'unknown'
+  | 'start'
+  | 'save'
+  | 'restore'
+  | 'migration_in'
+  | 'migration_out'
+  | 'snapshot'
+  | 'snapshot_revert'
+  | 'dump'
+  | 'backup'
+  | 'snapshot_delete';
 
 /** virIPAddrType */
 export type IPAddrType = 'ipv4' | 'ipv6';
@@ -87,4 +136,3 @@ export type StoragePoolState = 'inactive' | 'building' | 'running' | 'degraded' 
 
 /** virStorageVolType */
 export type StorageVolType = 'file' | 'block' | 'dir' | 'network' | 'netdir' | 'ploop';
-

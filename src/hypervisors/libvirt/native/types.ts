@@ -262,7 +262,8 @@ export interface JobStats {
   stats: TypedParams;
 }
 
-export type StatsGroup = 'state' | 'cpuTotal' | 'balloon' | 'vcpu' | 'interface' | 'block' | 'perf' | 'iothread' | 'memory' | 'dirtyrate';
+export type StatsGroup =
+  'state' | 'cpuTotal' | 'balloon' | 'vcpu' | 'interface' | 'block' | 'perf' | 'iothread' | 'memory' | 'dirtyrate';
 
 export interface AllDomainStatsOptions {
   /** Which groups; all that the driver has when omitted. */
