@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { compareQuantities, parseQuantity, quantityWithin } from '../../src/api/
 import { RESOURCES } from '../../src/api/resources.js';
 import { collectRules, type Rule } from '../../src/api/rules.js';
 import { validateFile, validateObject, validateText } from '../../src/api/validate.js';
+import { runCli, type CliRun } from '../harness/cli.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const manifestsDir = join(root, 'manifests');
@@ -648,23 +648,8 @@ describe('validateText', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function virtfleet(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', ...args],
-      { cwd: root },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
+function virtfleet(...args: string[]): Promise<CliRun> {
+  return runCli(args);
 }
 
 describe('virtfleet validate (CLI)', () => {

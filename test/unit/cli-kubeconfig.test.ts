@@ -4,28 +4,18 @@
 // "HTTP protocol is not allowed when skipTLSVerify is not set or false" (it falls back to a
 // made-up http://localhost:8080). The real program runs, with HOME an empty directory; no
 // cluster is needed, none is reached.
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
+import { runCli, type CliRun } from '../harness/cli.js';
 
 const home = mkdtempSync(join(tmpdir(), 'virtfleet-no-kubeconfig-'));
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
-function virtfleet(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
+function virtfleet(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'KUBECONFIG'));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', ...args],
-      { env: { ...inherited, HOME: home, ...env } },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
-    );
-  });
+  return runCli(args, { env: { ...inherited, HOME: home, ...env } });
 }
 
 const LOOKED_FOR = join(home, '.kube', 'config');

@@ -2,12 +2,12 @@
 // for CI without a cluster. Problems are reported as `virtfleet validate` reports them (file,
 // line, object, field) or by field path, and the exit status tells rendered (0), does not
 // render (1) and usage error (2). A plaintext password is printed only as its hash.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { runRender, type RenderOutput } from '../../src/cli/ks.js';
+import { runCli } from '../harness/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'virtfleet-ks-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -144,23 +144,14 @@ describe('virtfleet ks render --file', () => {
   });
 
   it('is the `ks render` command of the virtfleet program', async () => {
-    const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          'src/cli/main.ts',
-          'ks',
-          'render',
-          '--file',
-          join(dir, 'profile.yaml'),
-          '--secret',
-          join(dir, 'secrets.yaml'),
-        ],
-        (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
-      );
-    });
+    const result = await runCli([
+      'ks',
+      'render',
+      '--file',
+      join(dir, 'profile.yaml'),
+      '--secret',
+      join(dir, 'secrets.yaml'),
+    ]);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^# Kickstart of InstallProfile default\/alma-9/);
     expect(result.stdout).not.toContain(PLAINTEXT);

@@ -2,16 +2,14 @@
 // an alias bomb, megabytes of binary, raw control characters, values that would act on a terminal.
 // Whatever comes in, the answer is one clean line per problem and exit status 1: no stack trace,
 // no raw byte of the input.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { printable } from '../../src/api/problems.js';
 import { validateBytes, validateFile, validateText } from '../../src/api/validate.js';
+import { runCli, type CliRun } from '../harness/cli.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'virtfleet-hostile-'));
 
 function write(name: string, content: string | Uint8Array): string {
@@ -52,23 +50,8 @@ function randomBytes(size: number, seed = 0x9e3779b9): Uint8Array {
 /** Printable ASCII and newlines only: what a clean report looks like (the messages here are ASCII). */
 const CLEAN = /^[\x20-\x7e\n]*$/;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function virtfleet(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', ...args],
-      { cwd: root, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
+function virtfleet(...args: string[]): Promise<CliRun> {
+  return runCli(args);
 }
 
 describe('validateFile on files that are not manifests', () => {

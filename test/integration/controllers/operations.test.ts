@@ -2,14 +2,13 @@
 // `virtfleet vm start|stop|restart|pause|unpause|delete` (driven through the CLI's own functions
 // against the real API server), how each runStrategy treats a domain that went down, and the
 // restart count.
-import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CliError, runAction, runDelete } from '../../../src/cli/vm.js';
 import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION } from '../../../src/controllers/vm-actions.js';
 import { VIRTUAL_MACHINE, type VmObject } from '../../../src/controllers/resources.js';
 import { kubeconfigPath } from '../../harness/kube.js';
-import { repoRoot } from '../../../src/devstack/binaries.js';
 import { ControllerBench, condition, isRunning, type HostDecl } from './fixtures.js';
+import { runCli, type CliRun } from '../../harness/cli.js';
 
 const HOST: HostDecl = { name: 'ops-1', cpus: 8, memoryGiB: 8, hypervisor: 'kvm' };
 
@@ -239,18 +238,8 @@ describe('vm delete', () => {
 });
 
 /** The real `virtfleet` command, as a user runs it; never throws on a non-zero exit. */
-function virtfleet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', ...args],
-      { cwd: repoRoot() },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') reject(error);
-        else resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-      },
-    );
-  });
+function virtfleet(args: string[]): Promise<CliRun> {
+  return runCli(args);
 }
 
 describe('names and flags are checked before anything is done', () => {
