@@ -147,6 +147,16 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
         maximum: 4,
         default: 1,
       }),
+      autoHypervisor: Type.Optional(
+        obj(
+          'For VMs with hypervisor: auto, the hypervisor each workload prefers in this pool; a workload left out keeps the built-in rule (compute: kvm, io: xen, general: kvm). The other hypervisor is still used when no preferred host fits.',
+          {
+            compute: Type.Optional(oneOf('Preferred hypervisor for workload compute.', HYPERVISORS)),
+            io: Type.Optional(oneOf('Preferred hypervisor for workload io.', HYPERVISORS)),
+            general: Type.Optional(oneOf('Preferred hypervisor for workload general.', HYPERVISORS)),
+          },
+        ),
+      ),
     },
     { default: {} },
   ),

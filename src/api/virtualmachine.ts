@@ -30,6 +30,8 @@ import { isQuantity, quantityWithin } from './quantity.js';
 import { celExactlyOne, celRegex, countSet, withRules } from './rules.js';
 
 export const RUN_STRATEGIES = ['Always', 'RerunOnFailure', 'Manual', 'Halted'] as const;
+/** spec.placement.antiAffinityMode: a hard rule (KubeVirt's requiredDuring…) or a preference (preferredDuring…). */
+export const ANTI_AFFINITY_MODES = ['Required', 'Preferred'] as const;
 export const VM_PHASES = [
   'Pending',
   'Provisioning',
@@ -349,7 +351,16 @@ const Recovery = obj(
 
 const Placement = obj('Constraints on which host runs the VM.', {
   hostSelector: Type.Optional(labelSelector('Only hosts whose labels (spec.hosts[].labels in the HostPool) match.')),
-  antiAffinityGroup: Type.Optional(dnsLabel('VMs in the same group are placed on different hosts where possible.')),
+  antiAffinityGroup: Type.Optional(
+    dnsLabel(
+      'VMs in the same group are placed on different hosts: how strictly is antiAffinityMode. The group is checked when the VM is placed (first placement, evacuation, migration), not afterwards.',
+    ),
+  ),
+  antiAffinityMode: oneOf(
+    'With antiAffinityGroup: Required (a host that already runs a VM of the group is never chosen; the VM stays unscheduled instead) or Preferred (such a host is chosen only when no other host of the same hypervisor fits, and status.hypervisorReason says so).',
+    ANTI_AFFINITY_MODES,
+    { default: 'Required' },
+  ),
 });
 
 export const VirtualMachineSpecSchema = withRules(

@@ -6,7 +6,8 @@
 // | general  | kvm     | the common case; widest device and tooling support           |
 //
 // The preferred type is used when one of its hosts fits; otherwise the
-// other type, and the reason says so. A pool may override the table.
+// other type, and the reason says so. A pool may override the table
+// (HostPool spec.scheduling.autoHypervisor, merged over this one).
 export type HypervisorType = 'kvm' | 'xen';
 export type Workload = 'compute' | 'io' | 'general';
 

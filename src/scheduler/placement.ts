@@ -1,8 +1,11 @@
 // Placement, pure: a VM's needs and the hosts' state in, a host (with the
 // hypervisor and the reason) or, per host, why it does not fit, out.
 // Filters: Ready, not in maintenance, hypervisor type, host labels,
-// anti-affinity group, CPU and memory within the pool's overcommit.
-// Scores: spread (most free memory share first) or binpack (least).
+// anti-affinity group (mode Required), CPU and memory within the pool's overcommit.
+// Scores: spread (most free memory share first) or binpack (least); an anti-affinity group
+// of mode Preferred ranks hosts without the group first (KubeVirt's preferred/required split).
+// With `hypervisor: auto` the workload's hypervisor is tried before the other, and a Preferred
+// group is kept within a hypervisor type before falling back to a host of the group.
 import { preferenceOrder, type AutoHypervisorRules, type HypervisorType, type Workload } from './auto-hypervisor.js';
 import { matchesSelector, type LabelSelector } from './label-selector.js';
 import { formatBytes } from './units.js';
@@ -14,6 +17,8 @@ export interface VmRequest {
   workload: Workload;
   hostSelector?: LabelSelector;
   antiAffinityGroup?: string;
+  /** How antiAffinityGroup binds: Required (a filter; the default) or Preferred (a ranking). */
+  antiAffinityMode?: 'Required' | 'Preferred';
 }
 
 export interface HostState {
@@ -51,7 +56,11 @@ export function whyNot(
   if (host.hypervisor === undefined) return 'hypervisor type unknown';
   if (host.hypervisor !== hypervisor) return `is ${host.hypervisor}, VM needs ${hypervisor}`;
   if (!matchesSelector(host.labels, vm.hostSelector)) return 'labels do not match spec.placement.hostSelector';
-  if (vm.antiAffinityGroup && host.antiAffinityGroups.has(vm.antiAffinityGroup)) {
+  if (
+    vm.antiAffinityMode !== 'Preferred' &&
+    vm.antiAffinityGroup &&
+    host.antiAffinityGroups.has(vm.antiAffinityGroup)
+  ) {
     return `already runs a VM of anti-affinity group ${vm.antiAffinityGroup}`;
   }
   const cpuLimit = Math.floor(host.capacity.cpus * policy.cpuOvercommit);
@@ -89,14 +98,25 @@ export function place(vm: VmRequest, hosts: readonly HostState[], policy: Placem
       return !reason;
     });
     if (fitting.length === 0) continue;
-    const chosen = best(fitting, policy);
+    const group = vm.antiAffinityMode === 'Preferred' ? vm.antiAffinityGroup : undefined;
+    const apart = group ? fitting.filter((host) => !host.antiAffinityGroups.has(group)) : fitting;
+    const chosen = best(apart.length > 0 ? apart : fitting, policy);
+    const together =
+      group && apart.length === 0
+        ? `; every fitting ${hypervisor} host already runs a VM of anti-affinity group ${group} (Preferred), so it shares one`
+        : '';
     const why =
       vm.hypervisor !== 'auto'
         ? `spec.hypervisor is ${hypervisor}`
         : rank === 0
           ? `workload ${vm.workload} prefers ${hypervisor}`
           : `workload ${vm.workload} prefers ${candidates[0]}, but no ${candidates[0]} host fits; ${hypervisor} chosen`;
-    return { placed: true, host: chosen.name, hypervisor, reason: `${why}; ${policy.strategy} chose ${chosen.name}` };
+    return {
+      placed: true,
+      host: chosen.name,
+      hypervisor,
+      reason: `${why}${together}; ${policy.strategy} chose ${chosen.name}`,
+    };
   }
   const list = hosts.map((host) => ({ host: host.name, reason: reasons.get(host.name) ?? 'no fit' }));
   const message =

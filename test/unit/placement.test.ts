@@ -1,6 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { place, type HostState, type PlacementPolicy, type VmRequest } from '../../src/scheduler/placement.js';
 import { matchesSelector } from '../../src/scheduler/label-selector.js';
+import { schedulingPolicy, vmRequest } from '../../src/controllers/vm/placement.js';
+import type { PoolObject, VmObject } from '../../src/controllers/resources.js';
 
 const Gi = 1024 ** 3;
 const policy: PlacementPolicy = { strategy: 'spread', cpuOvercommit: 1, memoryOvercommit: 1 };
@@ -91,6 +93,81 @@ describe('place', () => {
     });
   });
 
+  describe('anti-affinity modes', () => {
+    const hosts = [
+      host('a', { antiAffinityGroups: new Set(['db']) }),
+      host('b', { antiAffinityGroups: new Set(['db']), allocated: { cpus: 8, memoryBytes: 0 } }),
+    ];
+
+    it('Required (and no mode, the old meaning) never shares a host with the group', () => {
+      for (const mode of ['Required', undefined] as const) {
+        expect(place(vm({ antiAffinityGroup: 'db', antiAffinityMode: mode }), hosts, policy)).toMatchObject({
+          placed: false,
+          reasons: [
+            { host: 'a', reason: 'already runs a VM of anti-affinity group db' },
+            { host: 'b', reason: 'already runs a VM of anti-affinity group db' },
+          ],
+        });
+      }
+    });
+
+    it('Preferred takes a host without the group first, even against the strategy', () => {
+      const pool = [
+        host('a', { antiAffinityGroups: new Set(['db']) }),
+        host('c', { allocated: { cpus: 0, memoryBytes: 8 * Gi } }),
+      ];
+      const result = place(vm({ antiAffinityGroup: 'db', antiAffinityMode: 'Preferred' }), pool, policy);
+      // spread alone would choose a (more free memory).
+      expect(place(vm(), pool, policy)).toMatchObject({ host: 'a' });
+      expect(result).toMatchObject({ placed: true, host: 'c' });
+      expect(result.placed && result.reason).not.toContain('anti-affinity');
+    });
+
+    it('Preferred shares a host with the group when no other fits, and says so', () => {
+      expect(place(vm({ antiAffinityGroup: 'db', antiAffinityMode: 'Preferred' }), hosts, policy)).toEqual({
+        placed: true,
+        host: 'a',
+        hypervisor: 'kvm',
+        reason:
+          'spec.hypervisor is kvm; every fitting kvm host already runs a VM of anti-affinity group db (Preferred), so it shares one; spread chose a',
+      });
+    });
+
+    it('Preferred does not override the other filters', () => {
+      const full = [host('a', { antiAffinityGroups: new Set(['db']), allocated: { cpus: 8, memoryBytes: 0 } })];
+      expect(place(vm({ antiAffinityGroup: 'db', antiAffinityMode: 'Preferred' }), full, policy)).toMatchObject({
+        placed: false,
+        reasons: [{ host: 'a', reason: 'insufficient CPU: need 2, free 0 of 8 (overcommit 1)' }],
+      });
+    });
+
+    it('Preferred keeps the workload rule first under hypervisor: auto', () => {
+      const pool = [host('xen-01', { hypervisor: 'xen', antiAffinityGroups: new Set(['db']) }), host('kvm-01')];
+      expect(
+        place(
+          vm({ hypervisor: 'auto', workload: 'io', antiAffinityGroup: 'db', antiAffinityMode: 'Preferred' }),
+          pool,
+          policy,
+        ),
+      ).toMatchObject({
+        placed: true,
+        host: 'xen-01',
+        reason: expect.stringContaining('workload io prefers xen; every fitting xen host'),
+      });
+      expect(
+        place(
+          vm({ hypervisor: 'auto', workload: 'io', antiAffinityGroup: 'db', antiAffinityMode: 'Required' }),
+          pool,
+          policy,
+        ),
+      ).toMatchObject({
+        placed: true,
+        host: 'kvm-01',
+        reason: expect.stringContaining('but no xen host fits; kvm chosen'),
+      });
+    });
+  });
+
   describe('hypervisor: auto', () => {
     const pool = [host('kvm-01'), host('xen-01', { hypervisor: 'xen' })];
 
@@ -140,6 +217,49 @@ describe('place', () => {
         ],
       });
     });
+  });
+});
+
+describe('the controller reads the policy from the objects', () => {
+  const pool = (scheduling: Partial<PoolObject['spec']['scheduling']>): PoolObject =>
+    ({
+      spec: { scheduling: { strategy: 'spread', cpuOvercommit: 1, memoryOvercommit: 1, ...scheduling } },
+    }) as PoolObject;
+  const hosts = [host('kvm-01'), host('xen-01', { hypervisor: 'xen' })];
+
+  it("merges a pool's spec.scheduling.autoHypervisor over the built-in rule table", () => {
+    const io = vm({ hypervisor: 'auto', workload: 'io' });
+    const general = vm({ hypervisor: 'auto', workload: 'general' });
+    expect(place(io, hosts, schedulingPolicy(pool({})))).toMatchObject({ hypervisor: 'xen' });
+    const overridden = schedulingPolicy(pool({ autoHypervisor: { io: 'kvm' } }));
+    expect(overridden.autoRules).toEqual({ compute: 'kvm', io: 'kvm', general: 'kvm' });
+    expect(place(io, hosts, overridden)).toMatchObject({
+      hypervisor: 'kvm',
+      reason: expect.stringContaining('workload io prefers kvm'),
+    });
+    expect(place(general, hosts, schedulingPolicy(pool({ autoHypervisor: { general: 'xen' } })))).toMatchObject({
+      hypervisor: 'xen',
+    });
+  });
+
+  it('passes spec.placement.antiAffinityMode on, Required when the object has none', () => {
+    const object = (placement: unknown): VmObject =>
+      ({
+        metadata: { name: 'v' },
+        spec: {
+          cpu: { cores: 1, sockets: 1, threads: 1 },
+          memory: '1Gi',
+          hypervisor: 'kvm',
+          workload: 'general',
+          placement,
+        },
+      }) as unknown as VmObject;
+    expect(vmRequest(object({ antiAffinityGroup: 'db', antiAffinityMode: 'Preferred' }))).toMatchObject({
+      antiAffinityGroup: 'db',
+      antiAffinityMode: 'Preferred',
+    });
+    expect(vmRequest(object({ antiAffinityGroup: 'db' }))).toMatchObject({ antiAffinityMode: 'Required' });
+    expect(vmRequest(object({ antiAffinityMode: 'Preferred' }))).not.toHaveProperty('antiAffinityMode');
   });
 });
 

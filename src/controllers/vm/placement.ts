@@ -3,7 +3,7 @@
 // VM a second time); again only when its host failed and was fenced (placeElsewhere, for the
 // recovery step). Writes Scheduled.
 import { objectKey } from '../../runtime/informer.js';
-import type { HypervisorType } from '../../scheduler/auto-hypervisor.js';
+import { DEFAULT_AUTO_RULES, type HypervisorType } from '../../scheduler/auto-hypervisor.js';
 import type { LabelSelector } from '../../scheduler/label-selector.js';
 import { place, type HostState, type PlacementPolicy, type VmRequest } from '../../scheduler/placement.js';
 import { vmResources, type Placed } from '../allocations.js';
@@ -157,11 +157,22 @@ export function vmRequest(vm: VmObject): VmRequest {
     hypervisor: vm.spec.hypervisor,
     workload: vm.spec.workload,
     ...(vm.spec.placement?.hostSelector ? { hostSelector: vm.spec.placement.hostSelector as LabelSelector } : {}),
-    ...(vm.spec.placement?.antiAffinityGroup ? { antiAffinityGroup: vm.spec.placement.antiAffinityGroup } : {}),
+    ...(vm.spec.placement?.antiAffinityGroup
+      ? {
+          antiAffinityGroup: vm.spec.placement.antiAffinityGroup,
+          // Objects from before the field existed have no default filled in: the old, hard meaning.
+          antiAffinityMode: vm.spec.placement.antiAffinityMode ?? 'Required',
+        }
+      : {}),
   };
 }
 
 export function schedulingPolicy(pool: PoolObject): PlacementPolicy {
-  const { strategy, cpuOvercommit, memoryOvercommit } = pool.spec.scheduling;
-  return { strategy, cpuOvercommit, memoryOvercommit };
+  const { strategy, cpuOvercommit, memoryOvercommit, autoHypervisor } = pool.spec.scheduling;
+  return {
+    strategy,
+    cpuOvercommit,
+    memoryOvercommit,
+    ...(autoHypervisor ? { autoRules: { ...DEFAULT_AUTO_RULES, ...autoHypervisor } } : {}),
+  };
 }
