@@ -266,7 +266,11 @@ export const HostPoolStatusSchema = obj('The observed state of the pool, written
   ),
   readyHosts: Type.Optional(int('Hosts that are ready.', { minimum: 0 })),
   hostCount: Type.Optional(int('Hosts in spec.hosts.', { minimum: 0 })),
-  conditions: Type.Optional(conditions('Ready: at least one host is ready.')),
+  conditions: Type.Optional(
+    conditions(
+      'Ready (at least one host is ready), Degraded (a host is not), HypervisorMismatch, RemovalBlocked, OrphanDomains and Maintenance (how far each drain is).',
+    ),
+  ),
   observedGeneration: Type.Optional(
     int('The .metadata.generation the status was computed from.', { format: 'int64', minimum: 0 }),
   ),

@@ -293,11 +293,14 @@ const HealthCheck = withRules(
       maximum: 3600,
       default: 1,
     }),
-    failureThreshold: int('Consecutive failed probes after which the guest is restarted.', {
-      minimum: 1,
-      maximum: 100,
-      default: 3,
-    }),
+    failureThreshold: int(
+      'Consecutive failed probes after which Ready turns False (Unhealthy) and, under runStrategy Always or RerunOnFailure, the VM is restarted through the crash back-off.',
+      {
+        minimum: 1,
+        maximum: 100,
+        default: 3,
+      },
+    ),
   }),
   [
     {
@@ -318,7 +321,7 @@ const HealthCheck = withRules(
 
 const RestartBackoff = withRules(
   obj(
-    'Delay between restarts after crashes: it starts at initialSeconds and doubles up to maxSeconds.',
+    'Delay between restarts after crashes and failed health checks: the first failure after a stable run restarts at once, each further one in a row waits initialSeconds, doubling up to maxSeconds (minus up to 10 % jitter); a run of twice maxSeconds (at most 10 min) starts over.',
     {
       initialSeconds: int('First delay.', { minimum: 1, maximum: 3600, default: 1 }),
       maxSeconds: int('Longest delay.', { minimum: 1, maximum: 86400, default: 300 }),
@@ -337,14 +340,17 @@ const RestartBackoff = withRules(
 );
 
 const Recovery = obj(
-  'What the health controller does when the VM or its host fails.',
+  'What the VM controller does when the VM crashes, fails its health check, or loses its host (the power, health and recovery steps of its reconcile).',
   {
     restartBackoff: RestartBackoff,
     evacuate: bool(
-      'Restart the VM on another host when its host fails (only once the old copy is fenced or known dead).',
+      "Restart the VM on another host when its host fails (only once the host's fencing command confirmed the power-off).",
       true,
     ),
-    priority: int('Order of restarts and evacuations; higher first.', { minimum: -1000, maximum: 1000, default: 0 }),
+    priority: int(
+      'Order of evacuations: when a failed host is fenced, its VMs are taken up highest first, so they take the free capacity first. Crash and health-check restarts do not look at it (each follows its own back-off).',
+      { minimum: -1000, maximum: 1000, default: 0 },
+    ),
   },
   { default: {} },
 );
@@ -496,7 +502,9 @@ export const VirtualMachineStatusSchema = obj('The observed state of the VM, wri
     ),
   ),
   conditions: Type.Optional(
-    conditions('Scheduled, Provisioned, Installed, Ready, Healthy and Migrating, each for the generation it saw.'),
+    conditions(
+      'Scheduled, Provisioned, Installed, Ready, RestartRequired, Healthy and Migrating, each for the generation it saw.',
+    ),
   ),
   observedGeneration: Type.Optional(
     int('The .metadata.generation the status was computed from.', { format: 'int64', minimum: 0 }),

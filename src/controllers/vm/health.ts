@@ -1,4 +1,5 @@
-// Step: health — the health controller's part of the VM reconciler (DESIGN.md "Failure model").
+// Step: health — probe verdicts and restarts of unhealthy guests (DESIGN.md "Failure model":
+// its "health controller" is this step of the VM reconciler, with the power and recovery steps).
 // spec.healthCheck: the probe loop runs in the background while the domain runs (../health.ts);
 // its verdict goes to the Healthy condition, and failureThreshold failures in a row restart the
 // VM (Always, RerunOnFailure) through the crash back-off, counted as reason probe. Crash
