@@ -73,7 +73,7 @@ export class ControllerMetrics {
   readonly fencingActions: Counter<'pool' | 'host' | 'result'>;
   readonly recoveryDuration: Histogram<'kind'>;
   readonly migrationDuration: Histogram<'outcome'>;
-  readonly migrations: Counter<'outcome'>;
+  readonly migrations: Counter<'namespace' | 'name' | 'outcome'>;
   /** What the VM gauges are computed from at each scrape (set by the VM controller's wiring). */
   private vmSource: () => VmSample[] = () => [];
   private readonly observedClients = new WeakSet<object>();
@@ -223,6 +223,16 @@ export class ControllerMetrics {
       },
     });
     new Gauge({
+      name: 'virtfleet_vm_phase',
+      help: "1 for the VM's current status.phase (one series per VM; a phase change replaces it), so a VM stuck in a phase can be told from churn.",
+      labelNames: ['namespace', 'name', 'phase'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const vm of samples()) this.set({ namespace: vm.namespace, name: vm.name, phase: vm.phase }, 1);
+      },
+    });
+    new Gauge({
       name: 'virtfleet_vm_installing',
       help: "1 while the VM's OS install (spec.install) is under way (the installer runs, its media are put on the host, or it waits its turn for a MAC), else 0; VMs meant to run only.",
       labelNames: ['namespace', 'name'] as const,
@@ -274,8 +284,8 @@ export class ControllerMetrics {
     });
     this.migrations = new Counter({
       name: 'virtfleet_migrations_total',
-      help: 'Live migrations by outcome (success, failure, aborted).',
-      labelNames: ['outcome'],
+      help: 'Live migrations of a VM by outcome (success, failure, aborted).',
+      labelNames: ['namespace', 'name', 'outcome'],
       registers,
     });
   }

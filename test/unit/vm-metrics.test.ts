@@ -127,4 +127,21 @@ describe('virtfleet_vm_installing', () => {
     );
     expect(text).toContain('# TYPE virtfleet_vm_installing gauge');
   });
+
+  it('virtfleet_vm_phase has one series per VM, its current phase, for every VM (halted ones too)', async () => {
+    const metrics = new ControllerMetrics(undefined, { processMetrics: false });
+    let phase = 'Pending';
+    metrics.observeVms(() => [...VMS.map(vmSample), { ...vmSample(vm('mover', phase, [])), phase }]);
+    const lines = async () =>
+      (await metrics.registry.metrics()).split('\n').filter((line) => line.startsWith('virtfleet_vm_phase{'));
+    expect((await lines()).length).toBe(VMS.length + 1);
+    expect((await lines()).filter((line) => line.includes('name="mover"'))).toEqual([
+      'virtfleet_vm_phase{namespace="shop",name="mover",phase="Pending"} 1',
+    ]);
+    phase = 'Migrating';
+    expect((await lines()).filter((line) => line.includes('name="mover"'))).toEqual([
+      'virtfleet_vm_phase{namespace="shop",name="mover",phase="Migrating"} 1',
+    ]);
+    expect((await lines()).some((line) => line.includes('name="halted"'))).toBe(true);
+  });
 });

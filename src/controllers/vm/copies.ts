@@ -87,7 +87,7 @@ export class CopiesStep {
     await this.removeCopies(vm, poolName, verdict);
     if (ended) {
       this.migrations.takeEnded(uid);
-      this.countMigration(ended);
+      this.countMigration(vm, ended);
     }
     const home = verdict.kind === 'split-brain' ? verdict.keep : verdict.host;
     if (migration) {
@@ -173,7 +173,7 @@ export class CopiesStep {
     draft: VmStatusDraft,
   ): void {
     const failed = verdict.hosts.some((name) =>
-      FAILED_HOST_REASONS.has(this.kit.options.fleet.host(poolName, name)?.readiness.reason ?? ''),
+      FAILED_HOST_REASONS.has(this.kit.options.fleet.host(poolName, name)?.verdict.readiness.reason ?? ''),
     );
     draft.phase('Unknown');
     const before = draft.condition(C.Ready)?.message;
@@ -229,10 +229,11 @@ export class CopiesStep {
     delete this.kit.memory(vm).defined;
   }
 
-  private countMigration(job: MigrationJob): void {
+  private countMigration(vm: VmObject, job: MigrationJob): void {
     const outcome = job.outcome!;
     const label = outcome.ok ? 'success' : outcome.aborted ? 'aborted' : 'failure';
-    this.kit.options.metrics?.migrations.inc({ outcome: label });
+    const { namespace = '', name = '' } = vm.metadata;
+    this.kit.options.metrics?.migrations.inc({ namespace, name, outcome: label });
     this.kit.options.metrics?.migrationDuration.observe({ outcome: label }, (outcome.endedAt - job.startedAt) / 1000);
   }
 }

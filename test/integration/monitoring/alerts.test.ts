@@ -228,11 +228,21 @@ describe('alerting rules (deploy/monitoring/rules/virtfleet.rules.yaml)', () => 
         name: rule.alert.startsWith('Virtfleet'),
         severity: rule.labels?.severity,
         annotations: Object.keys(rule.annotations ?? {}).sort(),
+        // KubeVirt's alert labels, so one routing tree serves both.
+        partOf: rule.labels?.kubernetes_operator_part_of,
+        component: rule.labels?.kubernetes_operator_component,
+        healthImpact: rule.labels?.operator_health_impact,
       }).toEqual({
         alert: rule.alert,
         name: true,
         severity: expect.stringMatching(/^(critical|warning)$/),
         annotations: ['description', 'runbook_url', 'summary'],
+        partOf: 'virtfleet',
+        component: 'virtfleet-controller',
+        healthImpact:
+          rule.alert.startsWith('VirtfleetController') || /Leader|Reconcile|Workqueue|KubeAPI/.test(rule.alert)
+            ? expect.stringMatching(/^(critical|warning)$/)
+            : 'none',
       });
       // A link that opens as it is (Alertmanager, Grafana), under the default base kustomize sets.
       expect(rule.annotations!.runbook_url).toBe(`${DEFAULT_RUNBOOK_BASE}/runbooks/${rule.alert}.md`);
@@ -247,6 +257,8 @@ describe('alerting rules (deploy/monitoring/rules/virtfleet.rules.yaml)', () => 
         'VirtfleetMigrationsFailing',
         'VirtfleetControllerNotLeading',
         'VirtfleetReconcileErrors',
+        'VirtfleetVMStuckInPhase',
+        'VirtfleetVMExcessiveMigrations',
       ]),
     );
   });
