@@ -1,6 +1,6 @@
 // A URL streamed to a private file, its bytes counted as they come: what the controller does
 // before the binding uploads an image disk (vm-storage.ts) or an installer's kernel and initrd
-// (install-media.ts) to a host.
+// (install/media.ts) to a host.
 import { createWriteStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';

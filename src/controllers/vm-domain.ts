@@ -43,7 +43,7 @@ export function domainXmlFor(
   hypervisor: HypervisorType,
   facts: HostFacts,
   disks?: Record<string, DiskBacking>,
-  /** 'network': the installer's PXE boot (install.ts). */
+  /** 'network': the installer's PXE boot (install/flow.ts). */
   bootDevice?: 'network',
 ): DomainXml {
   const { namespace = '', name = '', uid = '' } = vm.metadata;

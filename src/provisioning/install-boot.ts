@@ -1,5 +1,5 @@
 // How the installer of an InstallProfile boots: which kernel and initrd, with which arguments.
-// Pure; the controller (src/controllers/install.ts) puts the result into the domain as a direct
+// Pure; the controller (src/controllers/install/flow.ts) puts the result into the domain as a direct
 // kernel boot (<os><kernel>/<initrd>/<cmdline>), or, for a PXE boot, the same into the VM's
 // iPXE script (pxe.ts).
 //

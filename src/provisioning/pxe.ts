@@ -1,5 +1,5 @@
 // PXE boot of an installer, pure: the libvirt network that offers it on a host, and the iPXE
-// scripts its TFTP root serves. The controller (src/controllers/install-pxe.ts) puts these on the
+// scripts its TFTP root serves. The controller (src/controllers/install/pxe.ts) puts these on the
 // host; this file only renders them, and refuses every value that could change what they say.
 //
 // How a VM boots its installer by PXE:

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { imageFacts, volumeName } from '../../src/controllers/vm-storage.js';
+import { imageFacts } from '../../src/controllers/vm-image-upload.js';
+import { volumeName } from '../../src/controllers/vm-storage.js';
 import { domainName } from '../../src/hypervisors/domain-name.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'virtfleet-storage-unit-'));

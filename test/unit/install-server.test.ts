@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { InstallMedia, installerVolumeName, validatorOf } from '../../src/controllers/install-media.js';
+import { InstallMedia, installerVolumeName, validatorOf } from '../../src/controllers/install/media.js';
 import { ensurePki } from '../../src/devstack/pki.js';
 import type { Hypervisor, NewVolume, VolumeStatus } from '../../src/hypervisors/hypervisor.js';
 import { installerCmdline, installerMedia, tokenInCmdline } from '../../src/provisioning/install-boot.js';

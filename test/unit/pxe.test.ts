@@ -1,4 +1,4 @@
-// PXE boot files, pure (src/provisioning/pxe.ts, src/controllers/install-pxe.ts): the install
+// PXE boot files, pure (src/provisioning/pxe.ts, src/controllers/install/pxe.ts): the install
 // network's definition (checked against libvirt's schema with virt-xml-validate), the boot file
 // and the per-MAC iPXE script, the installer's domain (one NIC on the install network, network
 // boot), and every hostile value refused rather than written.
@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { pxeInstallerSpec, pxeMacHolder, pxeMacInDomain } from '../../src/controllers/install-pxe.js';
+import { pxeInstallerSpec, pxeMacHolder, pxeMacInDomain } from '../../src/controllers/install/pxe.js';
 import { buildDomainXml } from '../../src/hypervisors/domain-xml.js';
 import { installerCmdline } from '../../src/provisioning/install-boot.js';
 import {

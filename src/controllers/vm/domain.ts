@@ -5,7 +5,7 @@ import { DomainSpecError } from '../../hypervisors/domain-values.js';
 import type { DiskBacking } from '../../hypervisors/domain-xml.js';
 import { isHypervisorError, type DomainStatus, type Hypervisor } from '../../hypervisors/hypervisor.js';
 import type { FleetHost } from '../fleet.js';
-import type { InstallerDomain, InstallPlan } from '../install.js';
+import type { InstallerDomain, InstallPlan } from '../install/flow.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { PoolObject, VmObject } from '../resources.js';
 import { domainXmlFor } from '../vm-domain.js';
@@ -31,7 +31,7 @@ export interface DefineRequest {
   hypervisor: Hypervisor;
   draft: VmStatusDraft;
   disks: Record<string, DiskBacking>;
-  /** The installer's boot (and network) while spec.install runs (install.ts); the spec's own otherwise. */
+  /** The installer's boot (and network) while spec.install runs (install/flow.ts); the spec's own otherwise. */
   installer?: InstallerDomain;
   redefinedBecause: string;
 }

@@ -34,7 +34,7 @@ export interface VirtualMachineControllerOptions {
   wake?: (uid: string) => void;
   /** Makes the disks' volumes; default one of the reconciler's own. */
   disks?: DiskProvisioner;
-  /** InstallProfiles, for VMs with spec.install (install.ts). */
+  /** InstallProfiles, for VMs with spec.install (install/flow.ts). */
   profiles?: Informer<ProfileObject>;
   /** The endpoint that serves installing VMs their Kickstart; without it, installs wait. */
   installServer?: InstallServer;

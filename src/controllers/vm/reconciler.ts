@@ -4,7 +4,7 @@
 //   get (gone → forget it) → deletion (deletion.ts) → finalizer → placement (placement.ts) →
 //   where the copies are (copies.ts) → recovery from a failed host (recovery.ts) → status written
 //   → the host is ready (host.ts) → a migration under way (migration.ts) → disks (disks.ts) →
-//   install (../install.ts) → lease (lease.ts) → domain (domain.ts) → migration asked
+//   install (../install/flow.ts) → lease (lease.ts) → domain (domain.ts) → migration asked
 //   (migration.ts) → power (power.ts) → live state (live-state.ts) → health (health.ts) → status.
 //
 // A step halts the reconcile by throwing Halt (with a requeue), or returns when to look again.
@@ -14,7 +14,7 @@
 import { isHypervisorError, type Hypervisor } from '../../hypervisors/hypervisor.js';
 import { addFinalizer, isBeingDeleted } from '../../runtime/finalizers.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../runtime/reconciler.js';
-import { InstallFlow, type InstallContext } from '../install.js';
+import { InstallFlow, type InstallContext } from '../install/flow.js';
 import { VIRTUAL_MACHINE, VM_FINALIZER, type PoolObject, type VmObject } from '../resources.js';
 import { DiskProvisioner } from '../vm-storage.js';
 import { VmStatusDraft } from '../vm-status.js';
@@ -41,7 +41,7 @@ export class VirtualMachineReconciler implements Reconciler {
   readonly recovery: RecoveryStep;
   readonly host: HostStep;
   readonly disks: DisksStep;
-  /** spec.install: the installs under way and the Kickstart endpoint's answers (../install.ts). */
+  /** spec.install: the installs under way and the Kickstart endpoint's answers (../install/flow.ts). */
   readonly installs: InstallFlow;
   readonly lease: LeaseStep;
   readonly domain: DomainStep;
@@ -125,7 +125,7 @@ export class VirtualMachineReconciler implements Reconciler {
       const inFlight = await this.migration.inFlight(vm, hypervisor, draft);
       if (inFlight !== undefined) throw new Halt(inFlight);
       const disks = await this.disks.ensure(vm, pool!, host, hypervisor, draft);
-      // spec.install (install.ts): which boot to define, and whether the power steps run.
+      // spec.install (install/flow.ts): which boot to define, and whether the power steps run.
       const installContext = this.installContext(vm, pool!, hypervisor, draft);
       const install = await this.installs.prepare(installContext);
       if (install.kind === 'wait') throw new Halt(install.requeueAfterMs);

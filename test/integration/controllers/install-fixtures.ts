@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SECRET } from '../../../src/controllers/host-credentials.js';
 import { INSTALL_PROFILE } from '../../../src/controllers/installprofile.js';
-import { installerVolumeName, validatorOf } from '../../../src/controllers/install-media.js';
+import { installerVolumeName, validatorOf } from '../../../src/controllers/install/media.js';
 import type { VmObject } from '../../../src/controllers/resources.js';
 import { child, parseXml } from '../../../src/hypervisors/xml.js';
 import type { ControllerBench, HostDecl } from './fixtures.js';

@@ -10,7 +10,7 @@
 // third profile, up to the upload the test driver refuses. The root password, plaintext in its
 // Secret, and the tokens appear in no log line, Event or status.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { installerVolumeName, validatorOf } from '../../../src/controllers/install-media.js';
+import { installerVolumeName, validatorOf } from '../../../src/controllers/install/media.js';
 import { ControllerBench, condition, isRunning } from './fixtures.js';
 import {
   INSTALL_HOST as HOST,

@@ -1,11 +1,11 @@
-// PXE boot of an installer on a host (spec.boot.method pxe): what install.ts needs there, made
-// through the Hypervisor interface only, so that it works on remote hosts — the controller can
-// put files on a host only as storage volumes.
+// PXE boot of an installer on a host (spec.boot.method pxe): what the install flow (flow.ts) needs
+// there, made through the Hypervisor interface only, so that it works on remote hosts — the
+// controller can put files on a host only as storage volumes.
 //
 //   storage pool `vf-pxe`   a directory pool the controller defines (mode 0755, so that
 //                            dnsmasq, which drops root, can read it) at /var/lib/libvirt/virtfleet-pxe;
 //                            it is the TFTP root. It holds the installer's kernel and initrd
-//                            (install-media.ts downloads them into it, mode 0644), the boot file
+//                            (media.ts downloads them into it, mode 0644), the boot file
 //                            vf-pxe-boot.ipxe, and one vf-pxe-<mac>.ipxe per VM installing now.
 //   network `vf-install`     NAT, 192.168.213.0/24, DHCP with that boot file, the pool's
 //                            directory as TFTP root (src/provisioning/pxe.ts renders it);
@@ -15,10 +15,10 @@
 // interface (or of an interface named `install`), and boots from the network; its
 // vf-pxe-<mac>.ipxe names the kernel, the initrd and the command line with the Kickstart URL
 // and token. The script is deleted when the install ends, as the token is revoked.
-import type { VirtualMachineSpec } from '../api/virtualmachine.js';
-import { derivedMac } from '../hypervisors/domain-xml.js';
-import { isHypervisorError, type Hypervisor } from '../hypervisors/hypervisor.js';
-import { child, childrenNamed, parseXml } from '../hypervisors/xml.js';
+import type { VirtualMachineSpec } from '../../api/virtualmachine.js';
+import { derivedMac } from '../../hypervisors/domain-xml.js';
+import { isHypervisorError, type Hypervisor } from '../../hypervisors/hypervisor.js';
+import { child, childrenNamed, parseXml } from '../../hypervisors/xml.js';
 import {
   BOOT_SCRIPT,
   bootScript,
@@ -29,8 +29,8 @@ import {
   pxeSettings,
   type MacScript,
   type PxeSettings,
-} from '../provisioning/pxe.js';
-import { errorText } from './error-text.js';
+} from '../../provisioning/pxe.js';
+import { errorText } from '../error-text.js';
 
 /** Mode of the PXE pool's directory and of its files: dnsmasq's TFTP reads them as another user. */
 export const PXE_DIR_MODE = '0755';
@@ -145,7 +145,9 @@ export class PxeHosts {
       else if (!sameTftp(existing.xml, root)) {
         return {
           ok: false,
-          message: `network ${network} exists on the host but does not serve storage pool ${pool} (${root}) by TFTP with boot file ${BOOT_SCRIPT}: remove it (virsh net-destroy/net-undefine ${network}) so that the controller defines it, or fix it`,
+          message:
+            `network ${network} exists on the host but does not serve storage pool ${pool} (${root}) by TFTP with boot file ${BOOT_SCRIPT}: ` +
+            `remove it (virsh net-destroy/net-undefine ${network}) so that the controller defines it, or fix it`,
         };
       }
       if (!existing?.active) await hypervisor.startNetwork(network);

@@ -1,6 +1,6 @@
 // The installer's kernel and initrd on a host, for a direct kernel boot: libvirt starts QEMU
 // with -kernel/-initrd paths *on the host*, so the controller puts the files there as volumes of
-// the HostPool's storage pool, the way it puts image disks there (vm-storage.ts): downloaded by
+// the HostPool's storage pool, the way it puts image disks there (../vm-storage.ts): downloaded by
 // the controller (streamed to a private temp file), then uploaded by the binding.
 //
 // The volumes are a per-host cache shared by every install from the same URL, so many VMs from
@@ -19,7 +19,7 @@
 // (made again next time). An administrator may put the files there by hand (air-gapped hosts,
 // ftp:// or nfs:// trees the controller cannot fetch): the condition names the volume it wants.
 //
-// For a PXE boot (install-pxe.ts) they go into the PXE pool, the TFTP root, instead.
+// For a PXE boot (pxe.ts) they go into the PXE pool, the TFTP root, instead.
 //
 // Needs a pool whose volumes are files (a directory pool, the default): a kernel on an LVM or
 // RBD volume is no file QEMU can load. Cached volumes are never deleted by the controller:
@@ -28,9 +28,9 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isHypervisorError, type Hypervisor } from '../hypervisors/hypervisor.js';
-import { downloadToFile } from './download.js';
-import { errorText } from './error-text.js';
+import { isHypervisorError, type Hypervisor } from '../../hypervisors/hypervisor.js';
+import { downloadToFile } from '../download.js';
+import { errorText } from '../error-text.js';
 
 export const INSTALLER_VOLUME_PREFIX = 'vf-installer-';
 /** World-readable: a PXE boot serves them by TFTP through dnsmasq, which does not run as root. */
