@@ -300,6 +300,59 @@ export interface MigrationProgress {
   memIteration?: number;
 }
 
+/**
+ * One domain's usage, from the host's bulk statistics (Hypervisor.domainStats). Counters are
+ * cumulative since the domain's process started; a figure the host's driver does not report
+ * (libvirt's test driver gives the state only; QEMU gives balloon figures from the guest only
+ * with a virtio balloon whose stats period is set) is undefined, never 0.
+ */
+export interface DomainUsage {
+  uuid: string;
+  name: string;
+  state: DomainState;
+  /** CPU time of the whole domain (vCPUs and the hypervisor's own threads), seconds. */
+  cpuSeconds?: number;
+  memory: DomainMemoryUsage;
+  /** One entry per disk (libvirt's block.N.*), by target name (vda, sda…). */
+  disks: DiskUsage[];
+  /** One entry per interface (libvirt's net.N.*), by the host-side name (vnet0…). */
+  interfaces: InterfaceUsage[];
+}
+
+/** Bytes, from libvirt's balloon.* figures (KiB there). */
+export interface DomainMemoryUsage {
+  /** The memory the domain has now (balloon.current: the balloon's actual size). */
+  currentBytes?: number;
+  /** The most it may have (balloon.maximum: the domain XML's memory). */
+  maximumBytes?: number;
+  /** The memory the guest sees as its total (balloon.available: MemTotal); guest-reported. */
+  availableBytes?: number;
+  /** What the guest could give back without swapping (balloon.usable: MemAvailable); guest-reported. */
+  usableBytes?: number;
+  /** What the guest leaves wholly unused (balloon.unused: MemFree); guest-reported. */
+  unusedBytes?: number;
+  /** availableBytes − usableBytes: what the guest uses (KubeVirt's definition of used memory). */
+  usedBytes?: number;
+  /** Resident set size of the domain's process on the host (balloon.rss). */
+  residentBytes?: number;
+}
+
+export interface DiskUsage {
+  name: string;
+  readBytes?: number;
+  writeBytes?: number;
+  readOps?: number;
+  writeOps?: number;
+}
+
+export interface InterfaceUsage {
+  name: string;
+  rxBytes?: number;
+  rxPackets?: number;
+  txBytes?: number;
+  txPackets?: number;
+}
+
 /** One hypervisor host. Every call may reject with a HypervisorError. */
 export interface Hypervisor {
   /** The host's URI. */
@@ -422,5 +475,12 @@ export interface Hypervisor {
    */
   abortMigration(uuid: string): Promise<void>;
 
-  // TODO(issue 4): snapshots, guest-agent commands, domain stats and console streams.
+  /**
+   * Usage figures of every domain on the host, running or not, in one round trip (libvirt's bulk
+   * domain statistics): a metrics scrape makes one call per host, not one per VM. A domain busy
+   * with a job (a migration) is not waited for: it gives what can be read at once.
+   */
+  domainStats(): Promise<DomainUsage[]>;
+
+  // TODO(issue 4): snapshots, guest-agent commands and console streams.
 }

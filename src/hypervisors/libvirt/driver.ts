@@ -5,6 +5,7 @@ import type {
   DestroyOptions,
   DomainRef,
   DomainStatus,
+  DomainUsage,
   GuestInterface,
   HostEvent,
   HostEventListener,
@@ -27,6 +28,7 @@ import type {
 } from '../hypervisor.js';
 import { HypervisorError, type HypervisorErrorKind } from '../hypervisor.js';
 import { summarizeCapabilities } from './capabilities.js';
+import { domainUsageOf, USAGE_STATS_GROUPS } from './domain-stats.js';
 import { traceNow, traces } from '../../runtime/trace.js';
 import { child, el, parseXml, serializeXml, type XmlElement } from '../xml.js';
 import { HostUnavailableError, type LibvirtConnectionPool, type LinkEvent } from './connection-pool.js';
@@ -216,6 +218,13 @@ export class LibvirtHypervisor implements Hypervisor {
   interfaceAddresses(uuid: string, source: InterfaceAddressSource): Promise<GuestInterface[]> {
     return this.call(`read ${source} addresses of domain ${uuid}`, async (conn) =>
       (await conn.domainInterfaceAddresses(uuid, { source })).map(guestInterface),
+    );
+  }
+
+  domainStats(): Promise<DomainUsage[]> {
+    return this.call('read domain statistics', async (conn) =>
+      // nowait: a domain busy with a job (a migration) gives what it can at once.
+      (await conn.getAllDomainStats({ groups: USAGE_STATS_GROUPS, nowait: true })).map(domainUsageOf),
     );
   }
 
