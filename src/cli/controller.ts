@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { findHomeDir, KubeConfig } from '@kubernetes/client-node';
 import { createLogger, LOG_LEVELS } from '../observability/logging.js';
-import { Fleet } from '../controllers/fleet.js';
+import { Fleet } from '../hosts/fleet.js';
+import { libvirtHypervisors } from './libvirt-hypervisors.js';
 import { addControllers, type ControllersOptions } from '../controllers/setup.js';
 import { Manager } from '../runtime/manager.js';
 import { PXE_DEFAULTS, PxeValueError, pxeSettings, type PxeSettings } from '../provisioning/pxe.js';
@@ -205,7 +206,7 @@ export function controllerCommand(): Command {
           });
         }
         // One libvirt connection per host for the whole process, closed on the way out.
-        const fleet = new Fleet();
+        const fleet = new Fleet(libvirtHypervisors());
         try {
           const manager = new Manager({
             kubeConfig: loadKubeConfig(flags.kubeconfig),

@@ -1,4 +1,2 @@
-// The message of something thrown, for conditions and Events (a non-Error as its string).
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+// errorText lives in the runtime, so that layers below the controllers (src/hosts) share it.
+export { errorText } from '../runtime/error-text.js';

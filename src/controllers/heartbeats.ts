@@ -1,7 +1,8 @@
-// When hosts are due a heartbeat: pure, on an injected clock (the HostPool controller's).
-import type { FleetHost } from './fleet.js';
+// When hosts are due a heartbeat: pure, on an injected clock (the HostPool controller's). The
+// beat itself is hosts/heartbeat.ts.
+import type { HostObservations } from '../hosts/fleet.js';
 
-type Beating = Pick<FleetHost, 'lastBeatAt' | 'credentialsProblem'>;
+type Beating = Pick<HostObservations, 'lastBeatAt' | 'credentialsProblem'>;
 
 /** A heartbeat is due: a period since the last, or never (lastBeatAt 0: first contact, or after a reconnect). */
 export function beatDue(host: Beating, periodMs: number, now: number): boolean {

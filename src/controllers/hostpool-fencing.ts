@@ -1,13 +1,14 @@
 // Fencing of failed hosts, for the HostPool controller. A failed host (Disconnected,
 // HeartbeatMissed, Unreachable) with VMs placed on it and spec.hosts[].fencing.method command
 // gets its command run (fencing.ts) in the background; Fenced (exit 0) lets the VM controller
-// start those VMs elsewhere; Failed is retried (10 s, doubling to 5 min). The state lives on
-// the host (FleetHost.fencing) and in status.hosts[].fencing, so a restarted controller knows a
-// host was fenced. It is cleared when the host is back.
+// start those VMs elsewhere; Failed is retried (10 s, doubling to 5 min). The state is kept
+// here per host, goes into the host's verdict (FleetHost.verdict.fencing) at each reconcile and
+// into status.hosts[].fencing, so a restarted controller knows a host was fenced. It is cleared
+// when the host is back.
 import { rfc3339 } from '../runtime/time.js';
 import type { HostAllocation } from './allocations.js';
 import { fencingEnv, fencingRetryMs, runFencingCommand } from './fencing.js';
-import type { FleetHost } from './fleet.js';
+import type { FleetHost, HostFencing, HostReadiness } from '../hosts/fleet.js';
 import type { HostPoolControllerOptions } from './hostpool.js';
 import { FAILED_HOST_REASONS } from './pool-status.js';
 import { POOL_EVENTS } from './reasons.js';
@@ -18,6 +19,8 @@ const FENCING_TIMEOUT_MS = 60_000;
 
 export class HostFencer {
   private readonly fencingRuns = new Map<string, Promise<void>>();
+  /** Per host (a host given a new URI is a new FleetHost, and starts afresh). */
+  private readonly states = new WeakMap<FleetHost, HostFencing>();
 
   constructor(
     private readonly options: Pick<
@@ -29,35 +32,50 @@ export class HostFencer {
     private readonly done: (pool: string) => void,
   ) {}
 
-  /** Starts the fencing command of each failed host that needs it (see the file comment). */
-  fence(pool: PoolObject, hosts: FleetHost[], allocations: Map<string, HostAllocation>): void {
+  /** Where fencing of `host` stands: what goes into its verdict. */
+  stateOf(host: FleetHost): HostFencing | undefined {
+    return this.states.get(host);
+  }
+
+  /**
+   * Starts the fencing command of each failed host that needs it (see the file comment), given
+   * the readiness just decided for each host.
+   */
+  fence(
+    pool: PoolObject,
+    hosts: ReadonlyMap<FleetHost, HostReadiness>,
+    allocations: Map<string, HostAllocation>,
+  ): void {
     const poolName = pool.metadata.name ?? '';
-    for (const host of hosts) {
-      const failed = !host.readiness.ready && FAILED_HOST_REASONS.has(host.readiness.reason ?? '');
+    for (const [host, readiness] of hosts) {
+      const failed = !readiness.ready && FAILED_HOST_REASONS.has(readiness.reason ?? '');
       if (!failed) {
-        if (host.readiness.ready) host.fencing = undefined;
+        if (readiness.ready) this.states.delete(host);
         continue;
       }
-      if (!host.fencing) {
+      let fencing = this.states.get(host);
+      if (!fencing) {
         // After a controller restart: what this controller wrote before.
         const before = pool.status?.hosts?.find((entry) => entry.name === host.name)?.fencing;
-        if (before)
-          host.fencing = {
+        if (before) {
+          fencing = {
             state: before.state,
             message: before.message ?? '',
             attempts: before.attempts ?? 0,
             time: before.time,
           };
+          this.states.set(host, fencing);
+        }
       }
       const declared = pool.spec.hosts.find((entry) => entry.name === host.name)?.fencing;
       if (declared?.method !== 'command' || !declared.command) continue;
-      if (!host.fencing && (allocations.get(host.name)?.vms.length ?? 0) === 0) continue; // nothing to recover
+      if (!fencing && (allocations.get(host.name)?.vms.length ?? 0) === 0) continue; // nothing to recover
       const key = `${poolName}/${host.name}`;
-      if (this.fencingRuns.has(key) || host.fencing?.state === 'Fenced') continue;
-      if (host.fencing?.state === 'Failed' && (host.fencing.retryAt ?? 0) > this.now()) continue;
+      if (this.fencingRuns.has(key) || fencing?.state === 'Fenced') continue;
+      if (fencing?.state === 'Failed' && (fencing.retryAt ?? 0) > this.now()) continue;
       this.fencingRuns.set(
         key,
-        this.runFencing(pool, host, declared).finally(() => {
+        this.runFencing(pool, host, readiness, declared).finally(() => {
           this.fencingRuns.delete(key);
           this.done(poolName);
         }),
@@ -68,20 +86,26 @@ export class HostFencer {
   private async runFencing(
     pool: PoolObject,
     host: FleetHost,
+    readiness: HostReadiness,
     declared: NonNullable<PoolObject['spec']['hosts'][number]['fencing']>,
   ): Promise<void> {
     const { events, metrics, logger, secrets, credentialsNamespace } = this.options;
     const poolName = pool.metadata.name ?? '';
-    const attempts = (host.fencing?.attempts ?? 0) + 1;
+    const attempts = (this.states.get(host)?.attempts ?? 0) + 1;
     const now = () => rfc3339(this.now());
     const argv = declared.command ?? [];
-    host.fencing = { state: 'Fencing', message: `running ${argv[0]} (attempt ${attempts})`, attempts, time: now() };
+    this.states.set(host, {
+      state: 'Fencing',
+      message: `running ${argv[0]} (attempt ${attempts})`,
+      attempts,
+      time: now(),
+    });
     if (events)
       void events.record(
         pool,
         'Warning',
         POOL_EVENTS.Fencing,
-        `host ${host.name} failed (${host.readiness.reason}); fencing it with ${argv[0]} (attempt ${attempts})`,
+        `host ${host.name} failed (${readiness.reason}); fencing it with ${argv[0]} (attempt ${attempts})`,
       );
     let secretData: Record<string, string> | undefined;
     let problem: string | undefined;
@@ -110,9 +134,9 @@ export class HostFencer {
       outcome = await runFencingCommand({ argv, env, secrets: hidden, timeoutMs: FENCING_TIMEOUT_MS });
     }
     metrics?.fencingActions.inc({ pool: poolName, host: host.name, result: outcome.ok ? 'success' : 'failure' });
-    if (host.fencing?.attempts !== attempts) return; // the host came back meanwhile
+    if (this.states.get(host)?.attempts !== attempts) return; // the host came back meanwhile
     if (outcome.ok) {
-      host.fencing = { state: 'Fenced', message: outcome.message, attempts, time: now() };
+      this.states.set(host, { state: 'Fenced', message: outcome.message, attempts, time: now() });
       logger.info({ pool: poolName, host: host.name }, `host fenced: ${outcome.message}`);
       if (events)
         void events.record(
@@ -123,13 +147,13 @@ export class HostFencer {
         );
     } else {
       const retryMs = fencingRetryMs(attempts);
-      host.fencing = {
+      this.states.set(host, {
         state: 'Failed',
         message: outcome.message,
         attempts,
         time: now(),
         retryAt: this.now() + retryMs,
-      };
+      });
       logger.warn({ pool: poolName, host: host.name }, `fencing failed: ${outcome.message}`);
       if (events)
         void events.record(

@@ -1,11 +1,14 @@
 // Pure pieces of the HostPool controller: whether a host is ready (and why not), and the pool's
 // status from its hosts and their allocations. Nothing here changes per heartbeat, so a steady
-// pool computes the status it already has and writes nothing.
+// pool computes the status it already has and writes nothing; heartbeat times are added only to
+// a status that is written anyway (withHeartbeatTimes).
+import { isDeepStrictEqual } from 'node:util';
+import { normalize } from '../runtime/status.js';
 import { rfc3339 } from '../runtime/time.js';
 import type { HostPoolStatus, HostStatus } from '../api/hostpool.js';
 import { setCondition, type Condition } from '../runtime/conditions.js';
 import type { HostAllocation } from './allocations.js';
-import type { FleetHost, HostReadiness } from './fleet.js';
+import type { FleetHost, HostReadiness } from '../hosts/fleet.js';
 import { orphanList, type OrphanDomain } from './orphan-domains.js';
 import { HOST_REASONS, POOL_CONDITIONS, POOL_REASONS } from './reasons.js';
 
@@ -16,31 +19,34 @@ export const FAILED_HOST_REASONS: ReadonlySet<string> = new Set([
   HOST_REASONS.Unreachable,
 ]);
 
-/** Decides a host's readiness from what the Fleet observed. */
-export function hostReadiness(host: FleetHost, failureThreshold: number): HostReadiness {
+/** Decides a host's readiness from its spec and what was observed of it. */
+export function hostReadiness(
+  host: Pick<FleetHost, 'inSpec' | 'uri' | 'name' | 'declared' | 'observed'>,
+  failureThreshold: number,
+): HostReadiness {
+  const { credentialsProblem, disconnected, missedBeats, lastError, facts } = host.observed;
   if (!host.inSpec)
     return { ready: false, reason: HOST_REASONS.RemovedFromSpec, message: 'removed from spec.hosts; takes no new VMs' };
-  if (host.credentialsProblem)
-    return { ready: false, reason: host.credentialsProblem.reason, message: host.credentialsProblem.message };
-  if (host.disconnected) {
-    const detail = host.disconnected.message ? `: ${host.disconnected.message}` : '';
+  if (credentialsProblem)
+    return { ready: false, reason: credentialsProblem.reason, message: credentialsProblem.message };
+  if (disconnected) {
+    const detail = disconnected.message ? `: ${disconnected.message}` : '';
     return {
       ready: false,
       reason: HOST_REASONS.Disconnected,
-      message: `connection to ${host.uri} lost (${host.disconnected.reason})${detail}; reconnecting`,
+      message: `connection to ${host.uri} lost (${disconnected.reason})${detail}; reconnecting`,
     };
   }
-  if (host.missedBeats >= failureThreshold) {
+  if (missedBeats >= failureThreshold) {
     return {
       ready: false,
       reason: HOST_REASONS.HeartbeatMissed,
-      message: `${host.missedBeats} heartbeats to ${host.uri} missed (spec.failureDetection.failureThreshold is ${failureThreshold}): ${host.lastError ?? 'no answer'}`,
+      message: `${missedBeats} heartbeats to ${host.uri} missed (spec.failureDetection.failureThreshold is ${failureThreshold}): ${lastError ?? 'no answer'}`,
     };
   }
-  const facts = host.facts;
   if (!facts) {
-    return host.lastError
-      ? { ready: false, reason: HOST_REASONS.Unreachable, message: `cannot read ${host.uri}: ${host.lastError}` }
+    return lastError
+      ? { ready: false, reason: HOST_REASONS.Unreachable, message: `cannot read ${host.uri}: ${lastError}` }
       : { ready: false, reason: HOST_REASONS.Connecting, message: `not contacted yet: ${host.uri}` };
   }
   const detected = facts.type === 'test' ? undefined : facts.type;
@@ -75,6 +81,14 @@ export function bytesToQuantity(bytes: number): string {
   return String(Math.round(bytes));
 }
 
+/** A host in maintenance: VMs still placed there, of which migrating now, and those whose migration gave up (names). */
+export interface DrainProgress {
+  host: string;
+  vms: number;
+  migrating: number;
+  failed: string[];
+}
+
 export interface PoolStatusInput {
   generation: number | undefined;
   previous: HostPoolStatus | undefined;
@@ -85,8 +99,8 @@ export interface PoolStatusInput {
   blockedRemovals: Array<{ host: string; vms: string[] }>;
   /** Orphan domains per host name, from the host's last scan; a host not scanned yet is absent. */
   orphans?: Map<string, OrphanDomain[]>;
-  /** Hosts in maintenance and how far their drain is: VMs still placed there, of which migrating now, and given up. */
-  maintenance?: Array<{ host: string; vms: number; migrating: number; failed: string[] }>;
+  /** Hosts in maintenance and how far their drain is. */
+  maintenance?: DrainProgress[];
   now?: Date;
 }
 
@@ -196,7 +210,8 @@ function hostStatus(
   previous: HostPoolStatus | undefined,
   now: Date,
 ): HostStatus {
-  const { readiness, facts } = host;
+  const { readiness, fencing } = host.verdict;
+  const facts = host.observed.facts;
   const before = previous?.hosts?.find((entry) => entry.name === host.name);
   const lastTransitionTime =
     before && before.ready === readiness.ready && before.lastTransitionTime ? before.lastTransitionTime : rfc3339(now);
@@ -213,15 +228,31 @@ function hostStatus(
     vmCount: allocation?.vms.length ?? 0,
     orphanDomains: orphans?.length,
     lastTransitionTime,
-    ...(host.fencing
-      ? {
-          fencing: {
-            state: host.fencing.state,
-            message: host.fencing.message,
-            attempts: host.fencing.attempts,
-            time: host.fencing.time,
-          },
-        }
+    // Carried over; brought up to date only by withHeartbeatTimes.
+    lastHeartbeatTime: before?.lastHeartbeatTime,
+    ...(fencing
+      ? { fencing: { state: fencing.state, message: fencing.message, attempts: fencing.attempts, time: fencing.time } }
       : {}),
+  };
+}
+
+/** Whether `next` differs from the status the object has (as the API server stores it: undefined values dropped). */
+export function statusChanged(previous: HostPoolStatus | undefined, next: HostPoolStatus): boolean {
+  return !isDeepStrictEqual(normalize(previous ?? {}), normalize(next));
+}
+
+/**
+ * `status` with each host's lastHeartbeatTime set to its last answered heartbeat in this
+ * process (kept as it was when none answered since it started). Only for a status written
+ * anyway: a heartbeat alone never writes, so the time is as of the pool's last status change.
+ */
+export function withHeartbeatTimes(status: HostPoolStatus, hosts: FleetHost[]): HostPoolStatus {
+  const answers = new Map(hosts.map((host) => [host.name, host.observed.lastAnswerAt]));
+  return {
+    ...status,
+    hosts: status.hosts?.map((entry) => {
+      const at = answers.get(entry.name);
+      return at === undefined ? entry : { ...entry, lastHeartbeatTime: rfc3339(at) };
+    }),
   };
 }

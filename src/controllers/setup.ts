@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logging.js';
 import { EventRecorder } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
 import { Allocations } from './allocations.js';
-import type { Fleet } from './fleet.js';
+import type { Fleet } from '../hosts/fleet.js';
 import { hostPoolController } from './hostpool.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from './resources.js';
 import { vmSample } from './vm-metrics.js';

@@ -5,6 +5,28 @@
 // The libvirt implementation is libvirt/driver.ts; connections (and their reconnects) belong to
 // libvirt/connection-pool.ts, so a Hypervisor is cheap and can be made per call.
 
+/**
+ * What a host's connection authenticates with (from the HostPool's credentialsSecretRef): the
+ * key material of an +ssh or +tls URI, or a username and password (SASL, the test driver).
+ */
+export interface HostCredentials {
+  username?: string;
+  password?: string;
+  ssh?: SshCredentials;
+  tls?: TlsCredentials;
+}
+
+export interface SshCredentials {
+  privateKey: string | Buffer;
+  knownHosts: string | Buffer;
+}
+
+export interface TlsCredentials {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: string | Buffer;
+}
+
 /** The hypervisor a host runs, as the API names it; 'test' is libvirt's simulated driver. */
 export type HostHypervisorType = 'kvm' | 'xen' | 'test';
 

@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { HostPool } from '../../src/api/hostpool.js';
-import { Fleet } from '../../src/controllers/fleet.js';
+import { libvirtHypervisors } from '../../src/cli/libvirt-hypervisors.js';
+import { Fleet } from '../../src/hosts/fleet.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from '../../src/controllers/resources.js';
 import { addControllers } from '../../src/controllers/setup.js';
 import { repoRoot } from '../../src/devstack/binaries.js';
@@ -138,7 +139,7 @@ export class RigController {
       return;
     }
     this.manager = new Manager({ kubeConfig, logger: this.logs.logger });
-    this.fleet = new Fleet();
+    this.fleet = new Fleet(libvirtHypervisors());
     // The busybox guest ignores ACPI shutdown: destroy soon after asking.
     addControllers(this.manager, { fleet: this.fleet, logger: this.logs.logger, shutdownGraceMs: 3_000 });
     this.running = this.manager.run(this.controllerStop.signal);

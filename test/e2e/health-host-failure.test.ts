@@ -196,7 +196,7 @@ describe('a host cut off from the controller while its guests keep running', () 
     expect(await domainsOn(rigHost('rig-2'))).toEqual([]);
     const copies = checker.sample();
     expect(VMS.map((name) => [name, copies.get(name)])).toEqual(VMS.map((name) => [name, 1]));
-    expect(stack.fleet.host(POOL, CUT)?.fencing).toBeUndefined();
+    expect(stack.fleet.host(POOL, CUT)?.verdict.fencing).toBeUndefined();
     expect(hostStatus(CUT)?.fencing).toBeUndefined();
     const outage = Date.now() - cutAt;
 

@@ -24,7 +24,8 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Fleet } from '../../src/controllers/fleet.js';
+import { libvirtHypervisors } from '../../src/cli/libvirt-hypervisors.js';
+import { Fleet } from '../../src/hosts/fleet.js';
 import { SECRET } from '../../src/controllers/host-credentials.js';
 import { INSTALL_PROFILE, type ProfileObject } from '../../src/controllers/installprofile.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type VmObject } from '../../src/controllers/resources.js';
@@ -110,7 +111,7 @@ function startController(): void {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(info.kubeconfig);
   const manager = new Manager({ kubeConfig, logger: logs.logger });
-  fleet = new Fleet();
+  fleet = new Fleet(libvirtHypervisors());
   stop = new AbortController();
   addControllers(manager, {
     fleet,

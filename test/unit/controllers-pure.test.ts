@@ -1,7 +1,8 @@
 // The pure pieces of the controllers: what runStrategy asks of a domain, which spec fields wait
 // for a restart, and when a host counts as ready.
 import { describe, expect, it } from '@jest/globals';
-import type { FleetHost } from '../../src/controllers/fleet.js';
+import type { FleetHost, HostObservations } from '../../src/hosts/fleet.js';
+import { UNJUDGED } from '../../src/hosts/fleet-host.js';
 import { bytesToQuantity, hostReadiness } from '../../src/controllers/pool-status.js';
 import { fieldsAwaitingRestart } from '../../src/controllers/restart-required.js';
 import { powerAction } from '../../src/controllers/run-strategy.js';
@@ -64,8 +65,11 @@ const facts = (type: HostFacts['type'], driver: string): HostFacts => ({
   capabilities: { arch: 'x86_64', guests: [], kvm: false, xenPv: false },
 });
 
-function host(overrides: Partial<FleetHost>): FleetHost {
-  return {
+type HostFields = Omit<FleetHost, 'observed' | 'verdict'> & HostObservations;
+
+/** A host record from flat fields: the spec's go to the record, the rest to its observations. */
+function host(overrides: Partial<HostFields>): FleetHost {
+  const fields: HostFields = {
     pool: 'p',
     name: 'h1',
     uri: 'test:///h',
@@ -79,13 +83,13 @@ function host(overrides: Partial<FleetHost>): FleetHost {
     factsStale: false,
     missedBeats: 0,
     lastBeatAt: 0,
+    lastAnswerAt: undefined,
     lastError: undefined,
     disconnected: undefined,
-    readiness: { ready: false },
-    fencing: undefined,
-    notReadySince: undefined,
     ...overrides,
   };
+  const { pool, name, uri, declared, labels, maintenance, credentialsSecret, inSpec, ...observed } = fields;
+  return { pool, name, uri, declared, labels, maintenance, credentialsSecret, inSpec, observed, verdict: UNJUDGED };
 }
 
 describe('hostReadiness', () => {

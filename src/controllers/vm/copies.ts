@@ -173,7 +173,7 @@ export class CopiesStep {
     draft: VmStatusDraft,
   ): void {
     const failed = verdict.hosts.some((name) =>
-      FAILED_HOST_REASONS.has(this.kit.options.fleet.host(poolName, name)?.readiness.reason ?? ''),
+      FAILED_HOST_REASONS.has(this.kit.options.fleet.host(poolName, name)?.verdict.readiness.reason ?? ''),
     );
     draft.phase('Unknown');
     const before = draft.condition(C.Ready)?.message;

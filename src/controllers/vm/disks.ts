@@ -3,7 +3,7 @@
 // later; a failure says which disk field and which host, and is retried. Writes Provisioned.
 import type { DiskBacking } from '../../hypervisors/domain-xml.js';
 import type { Hypervisor } from '../../hypervisors/hypervisor.js';
-import type { FleetHost } from '../fleet.js';
+import type { FleetHost } from '../../hosts/fleet.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { PoolObject, VmObject } from '../resources.js';
 import type { DiskProvisioner, StorageSpec } from '../vm-storage.js';

@@ -4,7 +4,7 @@
 import { DomainSpecError } from '../../hypervisors/domain-values.js';
 import type { DiskBacking } from '../../hypervisors/domain-xml.js';
 import { isHypervisorError, type DomainStatus, type Hypervisor } from '../../hypervisors/hypervisor.js';
-import type { FleetHost } from '../fleet.js';
+import type { FleetHost } from '../../hosts/fleet.js';
 import type { InstallerDomain, InstallPlan } from '../install/flow.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { PoolObject, VmObject } from '../resources.js';
@@ -55,13 +55,13 @@ export class DomainStep {
     redefinedBecause,
   }: DefineRequest): Promise<DomainStatus> {
     const uid = vm.metadata.uid ?? '';
-    const type = placement.hypervisor ?? host.readiness.hypervisor;
+    const type = placement.hypervisor ?? host.verdict.readiness.hypervisor;
     if (!type) throw new Halt(this.kit.hostRetryMs); // the host step made sure the host has one
     let xml: string;
     let name: string;
     try {
       const source = installer ? { ...vm, spec: { ...vm.spec, ...installer.spec } } : vm;
-      ({ xml, name } = domainXmlFor(source, pool.spec, type, host.facts!, disks, installer?.bootDevice));
+      ({ xml, name } = domainXmlFor(source, pool.spec, type, host.observed.facts!, disks, installer?.bootDevice));
     } catch (error) {
       if (!(error instanceof DomainSpecError)) throw error;
       this.refuse(vm, draft, error.message);

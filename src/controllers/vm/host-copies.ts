@@ -4,7 +4,7 @@
 // guessed.
 import { errorText } from '../error-text.js';
 import { ignoring, isHypervisorError } from '../../hypervisors/hypervisor.js';
-import type { Fleet } from '../fleet.js';
+import type { Fleet } from '../../hosts/fleet.js';
 import type { Removal, Sighting } from './location.js';
 
 export class VmCopies {
@@ -26,8 +26,11 @@ export class VmCopies {
       names.map(async (name): Promise<Sighting> => {
         const host = this.fleet.host(pool, name);
         if (!host) return { host: name, reach: 'unreachable' };
-        const silent: Sighting = { host: name, reach: host.fencing?.state === 'Fenced' ? 'fenced' : 'unreachable' };
-        if (!host.readiness.ready && !answered.has(name)) return silent;
+        const silent: Sighting = {
+          host: name,
+          reach: host.verdict.fencing?.state === 'Fenced' ? 'fenced' : 'unreachable',
+        };
+        if (!host.verdict.readiness.ready && !answered.has(name)) return silent;
         try {
           const domain = await this.fleet.hypervisor(host.uri).lookup(uid);
           return domain

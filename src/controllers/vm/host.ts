@@ -1,7 +1,7 @@
 // Step: the VM's host is ready. Everything after placement runs on the host's hypervisor; while
 // the host is not ready (connecting, failed, unreachable) the reconcile halts with a condition
 // that says why and looks again later. Writes Ready (Unknown or False) and the phase.
-import type { FleetHost } from '../fleet.js';
+import type { FleetHost } from '../../hosts/fleet.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { PoolObject, VmObject } from '../resources.js';
 import type { VmStatusDraft } from '../vm-status.js';
@@ -22,7 +22,7 @@ export class HostStep {
   ): FleetHost {
     const poolName = vm.spec.hostPoolRef.name;
     const host = this.kit.options.fleet.host(poolName, placement.host);
-    if (pool && host?.readiness.ready && host.facts) return host;
+    if (pool && host?.verdict.readiness.ready && host.observed.facts) return host;
     if (blocked) {
       draft.phase('Unknown');
       const before = draft.condition(C.Ready)?.message;
@@ -34,7 +34,7 @@ export class HostStep {
       ? `HostPool ${poolName} does not exist`
       : !host
         ? `host ${placement.host} is not connected yet`
-        : `host ${placement.host} is not ready: ${host.readiness.reason} (${host.readiness.message})`;
+        : `host ${placement.host} is not ready: ${host.verdict.readiness.reason} (${host.verdict.readiness.message})`;
     const provisioned = draft.condition(C.Provisioned)?.status === 'True';
     draft.phase(provisioned ? 'Unknown' : 'Provisioning');
     draft.set(C.Ready, provisioned ? 'Unknown' : 'False', R.HostNotReady, `${why}; the VM is handled once it is ready`);

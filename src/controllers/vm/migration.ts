@@ -6,7 +6,7 @@
 import { rfc3339 } from '../../runtime/time.js';
 import type { DomainStatus, Hypervisor } from '../../hypervisors/hypervisor.js';
 import { place } from '../../scheduler/placement.js';
-import type { FleetHost } from '../fleet.js';
+import type { FleetHost } from '../../hosts/fleet.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { PoolObject, VmObject } from '../resources.js';
 import { isActive } from '../run-strategy.js';

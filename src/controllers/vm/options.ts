@@ -7,7 +7,7 @@ import type { KubeClient } from '../../runtime/kube-client.js';
 import type { InstallServer } from '../../provisioning/install-server.js';
 import type { PxeSettings } from '../../provisioning/pxe.js';
 import type { Allocations } from '../allocations.js';
-import type { Fleet } from '../fleet.js';
+import type { Fleet } from '../../hosts/fleet.js';
 import type { ProfileObject } from '../installprofile.js';
 import type { PoolObject, VmObject } from '../resources.js';
 import type { DiskProvisioner } from '../vm-storage.js';

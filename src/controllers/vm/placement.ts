@@ -129,11 +129,11 @@ export class PlacementStep {
         const allocated = allocations.get(host.name);
         return {
           name: host.name,
-          ready: host.readiness.ready,
+          ready: host.verdict.readiness.ready,
           maintenance: host.maintenance,
-          hypervisor: host.readiness.hypervisor,
+          hypervisor: host.verdict.readiness.hypervisor,
           labels: host.labels,
-          capacity: { cpus: host.facts?.cpu.count ?? 0, memoryBytes: host.facts?.memoryBytes ?? 0 },
+          capacity: { cpus: host.observed.facts?.cpu.count ?? 0, memoryBytes: host.observed.facts?.memoryBytes ?? 0 },
           allocated: { cpus: allocated?.cpus ?? 0, memoryBytes: allocated?.memoryBytes ?? 0 },
           antiAffinityGroups: allocated?.antiAffinityGroups ?? new Set<string>(),
         };

@@ -33,9 +33,10 @@ export class RecoveryStep {
   verdict(vm: VmObject, pool: PoolObject | undefined, placement: Placement): RecoveryVerdict | undefined {
     if (!pool) return undefined;
     const host = this.kit.options.fleet.host(pool.metadata.name ?? '', placement.host);
-    if (!host || host.readiness.ready || !FAILED_HOST_REASONS.has(host.readiness.reason ?? '')) return undefined;
+    if (!host || host.verdict.readiness.ready || !FAILED_HOST_REASONS.has(host.verdict.readiness.reason ?? ''))
+      return undefined;
     const poolName = pool.metadata.name ?? '';
-    const failure = `host ${host.name} failed (${host.readiness.reason}: ${host.readiness.message})`;
+    const failure = `host ${host.name} failed (${host.verdict.readiness.reason}: ${host.verdict.readiness.message})`;
     const held = heldBy(vm.metadata.annotations);
     const wanted =
       vm.spec.recovery.evacuate &&
@@ -60,9 +61,9 @@ export class RecoveryStep {
       };
     }
     const declared = pool.spec.hosts.find((entry) => entry.name === host.name)?.fencing;
-    const fencing = host.fencing;
+    const fencing = host.verdict.fencing;
     if (fencing?.state === 'Fenced')
-      return { go: true, failedAt: host.notReadySince ?? this.kit.now(), fencedBy: fencing.message };
+      return { go: true, failedAt: host.verdict.notReadySince ?? this.kit.now(), fencedBy: fencing.message };
     if (declared?.method !== 'command') {
       return {
         go: false,
@@ -109,7 +110,7 @@ export class RecoveryStep {
     const memory = this.kit.memory(vm);
     delete memory.defined;
     this.kit.crashes.forget(uid);
-    memory.evacuatedAt = this.kit.options.fleet.host(poolName, from)?.notReadySince ?? this.kit.now();
+    memory.evacuatedAt = this.kit.options.fleet.host(poolName, from)?.verdict.notReadySince ?? this.kit.now();
     draft.status.restarts = (draft.status.restarts ?? 0) + 1;
     this.kit.options.metrics?.vmRestarts.inc({ ...this.kit.labels(vm), reason: 'host_failure' });
     this.kit.event(

@@ -38,7 +38,7 @@ function capacitySources(options: VirtualMachineControllerOptions): Source {
       const failed = new Set(
         fleet
           .hosts(pool)
-          .filter((host) => host.fencing?.state === 'Fenced' || host.maintenance)
+          .filter((host) => host.verdict.fencing?.state === 'Fenced' || host.maintenance)
           .map((host) => host.name),
       );
       if (failed.size === 0) return;

@@ -15,24 +15,11 @@
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { HostCredentials } from '../hypervisor.js';
 
-export interface SshCredentials {
-  privateKey: string | Buffer;
-  knownHosts: string | Buffer;
-}
-
-export interface TlsCredentials {
-  cert: string | Buffer;
-  key: string | Buffer;
-  ca: string | Buffer;
-}
-
-export interface HostCredentials {
-  username?: string;
-  password?: string;
-  ssh?: SshCredentials;
-  tls?: TlsCredentials;
-}
+// The credential types are the Hypervisor contract's: the hosts layer passes them on without
+// knowing libvirt.
+export type { HostCredentials, SshCredentials, TlsCredentials } from '../hypervisor.js';
 
 export type Transport = 'ssh' | 'tls' | 'other';
 

@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import type { HostPool } from '../../../src/api/hostpool.js';
 import type { VirtualMachineStatus } from '../../../src/api/virtualmachine.js';
-import { Fleet } from '../../../src/controllers/fleet.js';
+import { libvirtHypervisors } from '../../../src/cli/libvirt-hypervisors.js';
+import { Fleet } from '../../../src/hosts/fleet.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from '../../../src/controllers/resources.js';
 import { addControllers, type ControllersOptions } from '../../../src/controllers/setup.js';
 import type { DomainStatus } from '../../../src/hypervisors/hypervisor.js';
@@ -86,7 +87,7 @@ export class ControllerBench {
   async startController(): Promise<void> {
     const manager = new Manager({ kubeConfig: kubeConfig(), logger: this.logs.logger });
     this.manager = manager;
-    this.fleet = new Fleet({ connections: this.connections });
+    this.fleet = new Fleet(libvirtHypervisors({ connections: this.connections }));
     addControllers(manager, {
       fleet: this.fleet,
       logger: this.logs.logger,

@@ -87,6 +87,12 @@ describe('HostPool hosts', () => {
     await eventually(async () => (await scans(pool)) >= start + 3, 20_000, 'three more orphan scans');
     expect(bench.manager!.client.counts.writes - writes).toBe(0);
     expect(await gauge(bench.manager!.metrics.orphanDomains, pool, QUIET.name)).toBe(1);
+    // The heartbeat time came with the writes that reported the host; heartbeats alone write nothing.
+    const heard = bench.pool(pool)?.status?.hosts?.[0]?.lastHeartbeatTime;
+    expect(heard).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(Date.parse(heard!)).toBeGreaterThanOrEqual(
+      new Date(bench.pool(pool)!.metadata.creationTimestamp!).getTime() - 1000,
+    );
   });
 
   it('holds back a host removed from spec.hosts while a VM is placed on it, and lets it go once the VM is deleted', async () => {
@@ -150,9 +156,11 @@ describe('HostPool hosts', () => {
     expect(running.status?.host).toBe(FAR.name);
 
     const [far] = bench.poolSpecHosts([FAR]);
+    const before = bench.pool(pool)?.status?.hosts?.[0]?.lastHeartbeatTime;
+    expect(before).toBeDefined();
     await bench.kube.patch(HOST_POOL, undefined, pool, hostsOf([{ ...far!, uri: UNREACHABLE_URI }]));
     try {
-      await expectDown(pool);
+      await expectDown(pool, before!);
     } finally {
       // The host answers again (its old URI), also when the test failed: the VM can then be deleted.
       await bench.kube.patch(HOST_POOL, undefined, pool, hostsOf([far!]));
@@ -167,7 +175,7 @@ describe('HostPool hosts', () => {
     expect((await bench.domains(FAR)).map((d) => [d.uuid, d.state])).toEqual([[back.metadata.uid, 'running']]);
   });
 
-  async function expectDown(pool: string): Promise<void> {
+  async function expectDown(pool: string, before: string): Promise<void> {
     const metrics = bench.manager!.metrics;
     const down = await bench.untilPool(
       pool,
@@ -176,6 +184,9 @@ describe('HostPool hosts', () => {
     );
     const entry = down.status!.hosts![0]!;
     expect(['Unreachable', 'Disconnected']).toContain(entry.reason);
+    // When it was last heard: before it went down (the new URI never answered), not dropped.
+    expect(Date.parse(entry.lastHeartbeatTime!)).toBeGreaterThanOrEqual(Date.parse(before));
+    expect(Date.parse(entry.lastHeartbeatTime!)).toBeLessThanOrEqual(Date.parse(entry.lastTransitionTime!));
     expect(entry.message).toContain(UNREACHABLE_URI);
     expect(down.status?.readyHosts).toBe(0);
     expect(condition(down, 'Degraded')).toMatchObject({ status: 'True', reason: 'HostsNotReady' });
