@@ -13,6 +13,8 @@ import { virtualMachineController } from './vm/wiring.js';
 import { SECRET, type SecretObject } from './host-credentials.js';
 import { INSTALL_PROFILE, installProfileController, type ProfileObject } from './installprofile.js';
 import { InstallServer } from '../provisioning/install-server.js';
+import { VmUsageCollector } from '../observability/vm-usage.js';
+import { vmUsageSources } from './vm-usage-sources.js';
 import type { PxeSettings } from '../provisioning/pxe.js';
 
 export interface ControllersOptions {
@@ -87,6 +89,8 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
   // Every request of the process goes through manager.client: cache, leader election, controllers.
   metrics.observeKubeClient(manager.client);
   metrics.observeVms(() => vms.list().map(vmSample));
+  // Per-VM CPU, memory, disk and network figures: one bulk statistics call per host at each scrape.
+  new VmUsageCollector(vmUsageSources(fleet, pools, vms), metrics.registry, { logger });
   manager.add(
     hostPoolController({
       client: manager.client,
