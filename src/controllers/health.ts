@@ -108,7 +108,7 @@ export interface HealthVerdict {
 interface Loop {
   /** The health check the loop runs, as JSON: a changed spec restarts it. */
   spec: string;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
   verdict: HealthVerdict;
   running: boolean;
 }
@@ -132,7 +132,7 @@ export class HealthProbes {
     if (existing?.spec === spec) return;
     this.stop(uid);
     const verdict: HealthVerdict = { failures: 0, last: undefined };
-    const loop: Loop = { spec, verdict, running: false, timer: undefined as unknown as NodeJS.Timeout };
+    const loop: Loop = { spec, verdict, running: false, timer: undefined };
     const tick = async () => {
       if (loop.running) return; // a slow probe: skip a beat rather than pile up
       loop.running = true;

@@ -19,7 +19,7 @@ import type { ControllerMetrics } from '../observability/metrics.js';
 import { formatProblems, renderProfile, type ProfileProblem, type ProfileRender } from '../provisioning/profile.js';
 import { HashMemo, type SecretLookup, type SecretRecord } from '../provisioning/profile-secrets.js';
 import { untilAborted } from '../runtime/abort.js';
-import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
+import { findCondition, setCondition, type ConditionInput } from '../runtime/conditions.js';
 import { Controller } from '../runtime/controller.js';
 import type { EventRecorder } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
@@ -93,7 +93,7 @@ export class InstallProfileReconciler implements Reconciler {
       logger[changed ? 'info' : 'debug']({ renderedHash: result.hash, secrets: result.secrets }, 'profile rendered');
       return { requeueAfterMs: this.options.resyncMs ?? DEFAULT_PROFILE_RESYNC_MS };
     }
-    const reason = findCondition(status.conditions as Condition[], INSTALL_PROFILE_CONDITIONS.Valid)?.reason;
+    const reason = findCondition(status.conditions, INSTALL_PROFILE_CONDITIONS.Valid)?.reason;
     logger[changed ? 'info' : 'debug']({ reason, problems: result.problems.length }, 'profile invalid');
     // A spec problem waits for the next change of the spec (a watch event); Secrets are not watched.
     if (result.problems.some((problem) => problem.kind !== 'spec'))
@@ -124,7 +124,7 @@ export class InstallProfileReconciler implements Reconciler {
         `renders to a Kickstart file of ${lines} lines, ${result.hash}`,
       );
     } else {
-      const valid = findCondition(status.conditions as Condition[], INSTALL_PROFILE_CONDITIONS.Valid);
+      const valid = findCondition(status.conditions, INSTALL_PROFILE_CONDITIONS.Valid);
       void events.record(profile, 'Warning', INSTALL_PROFILE_EVENTS.Invalid, valid?.message ?? 'invalid');
     }
     return true;
@@ -139,7 +139,7 @@ export class InstallProfileReconciler implements Reconciler {
 
 /** What an Event would say about a status: Valid's status and reason, and the hash or the message. */
 function signature(status: InstallProfileStatus | undefined): string {
-  const valid = findCondition(status?.conditions as Condition[] | undefined, INSTALL_PROFILE_CONDITIONS.Valid);
+  const valid = findCondition(status?.conditions, INSTALL_PROFILE_CONDITIONS.Valid);
   if (!valid) return '';
   return [valid.status, valid.reason, valid.status === 'True' ? (status?.renderedHash ?? '') : valid.message].join(
     '\u0000',
@@ -153,19 +153,14 @@ export function profileStatus(
   result: ProfileRender,
   now: Date = new Date(),
 ): InstallProfileStatus {
-  const conditions = setCondition(
-    previous?.conditions as Condition[] | undefined,
-    validCondition(result),
-    generation,
-    now,
-  );
+  const conditions = setCondition(previous?.conditions, validCondition(result), generation, now);
   const status: InstallProfileStatus = { conditions };
   if (result.ok) status.renderedHash = result.hash;
   if (generation !== undefined) status.observedGeneration = generation;
   return status;
 }
 
-function validCondition(result: ProfileRender): Omit<Condition, 'lastTransitionTime' | 'observedGeneration'> {
+function validCondition(result: ProfileRender): ConditionInput {
   const type = INSTALL_PROFILE_CONDITIONS.Valid;
   if (result.ok) {
     const lines = result.text.split('\n').length - 1;

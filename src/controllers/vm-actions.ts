@@ -60,6 +60,14 @@ export function actionRequest(
   return { action: action as VmAction, id };
 }
 
+/**
+ * Whether a request is new: status.lastAction does not record its id for its action. A request
+ * that is not new has been taken up already (done, refused, or under way).
+ */
+export function isNewRequest(request: { id: string; action: string }, last: LastAction | undefined): boolean {
+  return last?.id !== request.id || last.action !== request.action;
+}
+
 /** The power step for this reconcile, plus what to record in status.lastAction (if anything). */
 export interface ActionDecision {
   power: PowerAction | { action: 'suspend' } | { action: 'resume' };
@@ -90,7 +98,7 @@ export function decideAction(input: ActionInput): ActionDecision {
   const { request, last, strategy, domain, shutdownSince, now, graceMs } = input;
   const byStrategy = (): ActionDecision => ({ power: powerAction(strategy, domain, shutdownSince, now, graceMs) });
   if (!request) return byStrategy();
-  const isNew = last?.id !== request.id || last.action !== request.action;
+  const isNew = isNewRequest(request, last);
   const record = (state: ActionState, message: string) => ({ id: request.id, action: request.action, state, message });
 
   switch (request.action) {

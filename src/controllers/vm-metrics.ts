@@ -1,7 +1,7 @@
 // How a VirtualMachine appears in the VM gauges (virtfleet_vms, virtfleet_vm_ready,
 // virtfleet_vm_crash_looping, virtfleet_vm_installing), from its cached object alone.
 import type { VmSample } from '../observability/metrics.js';
-import { findCondition, type Condition } from '../runtime/conditions.js';
+import { findCondition } from '../runtime/conditions.js';
 import { VM_REASONS as R } from './reasons.js';
 import type { VmObject } from './resources.js';
 import { heldBy } from './vm-actions.js';
@@ -9,7 +9,7 @@ import { heldBy } from './vm-actions.js';
 /** The VM should be running now: an alert on it not being Ready means something. */
 export function meantToRun(vm: VmObject): boolean {
   if (heldBy(vm.metadata.annotations)) return false;
-  const ready = findCondition((vm.status?.conditions ?? []) as Condition[], 'Ready');
+  const ready = findCondition(vm.status?.conditions, 'Ready');
   switch (vm.spec.runStrategy) {
     case 'Always':
       return true;
@@ -34,12 +34,12 @@ const INSTALL_UNDER_WAY: ReadonlySet<string> = new Set([R.Installing, R.Preparin
 
 /** The VM is being installed (spec.install): not Ready, by design, for as long as the install takes. */
 export function installing(vm: VmObject): boolean {
-  const installed = findCondition((vm.status?.conditions ?? []) as Condition[], 'Installed');
+  const installed = findCondition(vm.status?.conditions, 'Installed');
   return installed?.status === 'False' && INSTALL_UNDER_WAY.has(installed.reason);
 }
 
 export function vmSample(vm: VmObject): VmSample {
-  const ready = findCondition((vm.status?.conditions ?? []) as Condition[], 'Ready');
+  const ready = findCondition(vm.status?.conditions, 'Ready');
   return {
     namespace: vm.metadata.namespace ?? '',
     name: vm.metadata.name ?? '',

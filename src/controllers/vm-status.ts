@@ -1,6 +1,7 @@
 // The status a VirtualMachine reconcile computes: started from the cached status, changed by
 // each step of the reconcile, compared and written once at the end (and once early, to record a
 // placement before anything is made on the host). Conditions carry the object's generation.
+import type { VirtualMachineCondition } from '../api/conditions.js';
 import type { VirtualMachineStatus } from '../api/virtualmachine.js';
 import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
 import type { VmObject } from './resources.js';
@@ -20,11 +21,11 @@ export class VmStatusDraft {
     this.generation = vm.metadata.generation;
   }
 
-  get conditions(): Condition[] {
-    return (this.status.conditions ?? []) as Condition[];
+  get conditions(): VirtualMachineCondition[] {
+    return this.status.conditions ?? [];
   }
 
-  condition(type: string): Condition | undefined {
+  condition(type: string): VirtualMachineCondition | undefined {
     return findCondition(this.conditions, type);
   }
 

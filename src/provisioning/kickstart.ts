@@ -13,7 +13,7 @@
 // renderKickstart() applies both; renderKickstartText() only the second (tests use it to show
 // that hostile values are refused even where the schema would have let them through).
 import { createHash } from 'node:crypto';
-import { patternHint } from '../api/common.js';
+import { API_VERSION, patternHint } from '../api/common.js';
 import { InstallProfileSpecSchema, type InstallProfileSpec } from '../api/installprofile.js';
 import type { Problem } from '../api/problems.js';
 import { parseQuantity } from '../api/quantity.js';
@@ -43,7 +43,7 @@ export const FINISH = 'poweroff';
 /** Validates the spec as the API server does, then renders; problems name field paths. */
 export function renderKickstart(input: KickstartInput): KickstartResult {
   const object = {
-    apiVersion: 'virtfleet.io/v1alpha1',
+    apiVersion: API_VERSION,
     kind: 'InstallProfile',
     metadata: { name: input.profile?.name ?? 'profile' },
     spec: input.spec,

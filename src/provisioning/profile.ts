@@ -2,6 +2,7 @@
 // status and `virtfleet ks render` prints. The spec is checked first (a spec the schema refuses
 // is not worth a Secret lookup), then the Secrets are read, then the file is rendered; the
 // problems of all steps name field paths.
+import { API_VERSION } from '../api/common.js';
 import type { InstallProfileSpec } from '../api/installprofile.js';
 import type { Problem } from '../api/problems.js';
 import { validateObject, withDefaults } from '../api/validate.js';
@@ -28,7 +29,7 @@ export async function renderProfile(
   memo?: HashMemo,
 ): Promise<ProfileRender> {
   const object = {
-    apiVersion: 'virtfleet.io/v1alpha1',
+    apiVersion: API_VERSION,
     kind: 'InstallProfile',
     metadata: { name: profile.name },
     spec: profile.spec,

@@ -15,14 +15,20 @@ export interface Condition {
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
 
+/**
+ * A condition as read back from an object: the API's shape (src/api/conditions.ts has one per
+ * kind), where message may be absent. Every function here takes it, so callers need no casts.
+ */
+export type ObservedCondition = Omit<Condition, 'message'> & { message?: string };
+
 /** Returns `conditions` with `input` set for `generation`; other types are kept as they are. */
-export function setCondition(
-  conditions: readonly Condition[] | undefined,
+export function setCondition<C extends ObservedCondition>(
+  conditions: readonly C[] | undefined,
   input: ConditionInput,
   generation: number | undefined,
   now: Date = new Date(),
-): Condition[] {
-  const list = [...(conditions ?? [])];
+): (C | Condition)[] {
+  const list: (C | Condition)[] = [...(conditions ?? [])];
   const index = list.findIndex((condition) => condition.type === input.type);
   const previous = index >= 0 ? list[index] : undefined;
   const next: Condition = {
@@ -38,10 +44,13 @@ export function setCondition(
   return list;
 }
 
-export function findCondition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
+export function findCondition<C extends ObservedCondition>(
+  conditions: readonly C[] | undefined,
+  type: string,
+): C | undefined {
   return conditions?.find((condition) => condition.type === type);
 }
 
-export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
+export function isConditionTrue(conditions: readonly ObservedCondition[] | undefined, type: string): boolean {
   return findCondition(conditions, type)?.status === 'True';
 }

@@ -33,7 +33,8 @@
 // kickstart.ts (serving the Kickstart), sessions.ts, media.ts, pxe.ts, types.ts.
 import { ignoring, type DomainStatus } from '../../hypervisors/hypervisor.js';
 import { HashMemo } from '../../provisioning/profile-secrets.js';
-import { findCondition, type Condition } from '../../runtime/conditions.js';
+import type { VirtualMachineCondition } from '../../api/conditions.js';
+import { findCondition } from '../../runtime/conditions.js';
 import { objectKey, type Informer } from '../../runtime/informer.js';
 import { watchMapped, type Source } from '../../runtime/sources.js';
 import { untilAborted } from '../../runtime/abort.js';
@@ -41,7 +42,7 @@ import type { ProfileObject } from '../installprofile.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { VmObject } from '../resources.js';
 import { isActive } from '../run-strategy.js';
-import { ACTION_ANNOTATION, actionRequest, heldBy } from '../vm-actions.js';
+import { ACTION_ANNOTATION, actionRequest, heldBy, isNewRequest } from '../vm-actions.js';
 import type { VmStatusDraft } from '../vm-status.js';
 import { serveKickstart } from './kickstart.js';
 import { InstallMedia } from './media.js';
@@ -185,11 +186,7 @@ export class InstallFlow {
     const waiting = () =>
       vms
         .list()
-        .filter(
-          (vm) =>
-            vm.spec.install &&
-            findCondition(vm.status?.conditions as Condition[] | undefined, C.Installed)?.status !== 'True',
-        );
+        .filter((vm) => vm.spec.install && findCondition(vm.status?.conditions, C.Installed)?.status !== 'True');
     const onChange: Source = async (controller, signal) => {
       const listener = () => {
         for (const vm of waiting()) controller.enqueue(objectKey(vm));
@@ -225,12 +222,11 @@ export class InstallFlow {
     const request = actionRequest(vm.metadata.annotations);
     if (!request || 'error' in request || (request.action !== 'start' && request.action !== 'restart'))
       return undefined;
-    const last = draft.status.lastAction;
-    if (last?.id === request.id && last.action === request.action) return undefined;
+    if (!isNewRequest(request, draft.status.lastAction)) return undefined;
     return { id: request.id, action: request.action };
   }
 
-  private holdFailed(vm: VmObject, draft: VmStatusDraft, installed: Condition): InstallPlan {
+  private holdFailed(vm: VmObject, draft: VmStatusDraft, installed: VirtualMachineCondition): InstallPlan {
     draft.phase('Failed');
     draft.set(
       C.Ready,

@@ -5,7 +5,7 @@ import { isHypervisorError } from '../../hypervisors/hypervisor.js';
 import { child, parseXml, type XmlElement } from '../../hypervisors/xml.js';
 import { tokenInCmdline } from '../../provisioning/install-boot.js';
 import { redactKickstartUrl } from '../../provisioning/install-server.js';
-import type { Condition } from '../../runtime/conditions.js';
+import type { VirtualMachineCondition } from '../../api/conditions.js';
 import { objectKey } from '../../runtime/informer.js';
 import { placedType, pxeInstallerSpec, pxeMacInDomain } from './pxe.js';
 import {
@@ -20,7 +20,7 @@ import {
 export async function resumeInstall(
   kit: InstallKit,
   ctx: InstallContext,
-  installed: Condition | undefined,
+  installed: VirtualMachineCondition | undefined,
 ): Promise<Session | undefined> {
   const { vm, hypervisor } = ctx;
   const uid = vm.metadata.uid ?? '';

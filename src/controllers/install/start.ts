@@ -5,7 +5,7 @@
 import { isHypervisorError, type DomainStatus } from '../../hypervisors/hypervisor.js';
 import { installerCmdline, installerMedia } from '../../provisioning/install-boot.js';
 import { redactKickstartUrl } from '../../provisioning/install-server.js';
-import { findCondition, type Condition } from '../../runtime/conditions.js';
+import { findCondition } from '../../runtime/conditions.js';
 import { objectKey } from '../../runtime/informer.js';
 import { INSTALL_PROFILE_CONDITIONS, VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { VmObject } from '../resources.js';
@@ -56,7 +56,7 @@ export async function startInstall(
       R.ProfileNotFound,
       `InstallProfile ${shown} does not exist: create it, or fix spec.install.profileRef.name`,
     );
-  const valid = findCondition(profile.status?.conditions as Condition[] | undefined, INSTALL_PROFILE_CONDITIONS.Valid);
+  const valid = findCondition(profile.status?.conditions, INSTALL_PROFILE_CONDITIONS.Valid);
   if (valid?.status !== 'True') {
     return wait(
       R.ProfileNotValid,

@@ -10,7 +10,7 @@ import type { FleetHost } from '../../hosts/fleet.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { PoolObject, VmObject } from '../resources.js';
 import { isActive } from '../run-strategy.js';
-import { MIGRATE_TO_ANNOTATION, actionRequest } from '../vm-actions.js';
+import { MIGRATE_TO_ANNOTATION, actionRequest, isNewRequest } from '../vm-actions.js';
 import type { VmStatusDraft } from '../vm-status.js';
 import type { VmKit } from './kit.js';
 import { MigrationJobs, progressText } from './migration-jobs.js';
@@ -66,8 +66,8 @@ export class MigrationStep {
     const parsed = actionRequest(vm.metadata.annotations);
     const request = parsed && !('error' in parsed) && parsed.action === 'migrate' ? parsed : undefined;
     const last = draft.status.lastAction;
-    const asked =
-      request !== undefined && !(last?.id === request.id && last.action === 'migrate' && last.state !== 'InProgress');
+    // A request taken up already is asked still while it is under way.
+    const asked = request !== undefined && (isNewRequest(request, last) || last?.state === 'InProgress');
     if (!asked && !host.maintenance) {
       this.jobs.reset(uid);
       if (draft.condition(C.Migrating)?.status === 'True')
@@ -75,7 +75,7 @@ export class MigrationStep {
       return undefined;
     }
     if (!isActive(domain.state)) return undefined; // nothing runs to move; a start request is refused by decideAction
-    if (asked && (last?.id !== request.id || last.action !== 'migrate')) {
+    if (asked && isNewRequest(request, last)) {
       this.jobs.reset(uid);
       this.kit.recordAction(vm, draft, {
         id: request.id,

@@ -13,6 +13,7 @@ import {
   ACTION_ID_ANNOTATION,
   actionRequest,
   decideAction,
+  isNewRequest,
   type ActionDecision,
   type VmAction,
 } from '../vm-actions.js';
@@ -128,7 +129,7 @@ export class PowerStep {
     const id = vm.metadata.annotations?.[ACTION_ID_ANNOTATION]?.slice(0, 128) ?? '';
     const action = (vm.metadata.annotations?.[ACTION_ANNOTATION] ?? '').slice(0, 32);
     const last = draft.status.lastAction;
-    if (last?.id === id && last.action === action && last.state === 'Refused') return;
+    if (!isNewRequest({ id, action }, last) && last?.state === 'Refused') return;
     this.kit.recordAction(vm, draft, { id, action: action as VmAction, state: 'Refused', message });
   }
 
