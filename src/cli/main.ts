@@ -2,6 +2,7 @@
 // The `virtfleet` command. Each subcommand lives in its own module and is only wired in here.
 import { readFileSync } from 'node:fs';
 import { Command, type CommanderError } from 'commander';
+import { apiCommand } from './api.js';
 import { controllerCommand } from './controller.js';
 import { devCommand } from './dev.js';
 import { EXIT_USAGE, validateCommand } from './validate.js';
@@ -17,6 +18,7 @@ const program = new Command('virtfleet')
 
 program.addCommand(validateCommand());
 program.addCommand(controllerCommand());
+program.addCommand(apiCommand());
 program.addCommand(devCommand());
 program.addCommand(vmCommand());
 program.addCommand((await import('./ks.js')).ksCommand());

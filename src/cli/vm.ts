@@ -22,6 +22,7 @@ import {
   KubeClient,
   namespaceProblem,
 } from '../runtime/kube-client.js';
+import { consoleCommand } from './console.js';
 import { KubeConfigError, loadKubeConfig } from './controller.js';
 
 const POLL_MS = 500;
@@ -260,5 +261,6 @@ export function vmCommand(): Command {
       )
       .action((name: string, flags: DeleteFlags) => handle(() => runDelete(name, flags, out))),
   );
+  vm.addCommand(consoleCommand());
   return vm;
 }

@@ -1,14 +1,15 @@
 // A real etcd + kube-apiserver on loopback, for the test harness and for
 // `make run`: client-certificate auth, RBAC, service-account signing keys,
-// as controller-runtime's envtest sets them up. With `controllerManager`, also a
-// real kube-controller-manager (namespace deletion, garbage collection of
+// as controller-runtime's envtest sets them up, and API aggregation on (front-proxy CA and
+// client cert; aggregated API servers on loopback behind ExternalName Services, see below).
+// With `controllerManager`, also a real kube-controller-manager (namespace deletion, garbage collection of
 // ownerReferences, service accounts...), kept running as a static pod would be.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { controlPlaneBinaries, requireBinary, type ControlPlaneBinaries } from './binaries.js';
-import { ensurePki, type Pki } from './pki.js';
+import { ensurePki, FRONT_PROXY_CLIENT_CN, type Pki } from './pki.js';
 import { freePort, portOr } from './ports.js';
 import { Restarting, Supervised } from './process.js';
 
@@ -40,6 +41,8 @@ export interface ControlPlaneInfo {
   kubeconfig: string;
   binaries: ControlPlaneBinaries;
   pids: number[];
+  /** Certificates and keys, among them the front-proxy CA and `virtfleet api`'s serving cert. */
+  pki: Pki;
 }
 
 interface Ports {
@@ -148,6 +151,7 @@ export class ControlPlane {
       server,
       kubeconfig: this.kubeconfigPath,
       binaries,
+      pki,
       pids: [this.etcd.pid, this.apiserver.pid, this.controllerManager?.pid].filter(
         (pid): pid is number => pid !== undefined,
       ),
@@ -182,6 +186,22 @@ export class ControlPlane {
         '--disable-admission-plugins=ServiceAccount',
         '--endpoint-reconciler-type=none',
         '--allow-privileged=true',
+        // API aggregation: the aggregator authenticates to aggregated API servers with this client
+        // cert and passes the user in X-Remote-* headers, which they trust only from a cert of
+        // the requestheader CA with an allowed name. There is no kube-proxy here, and
+        // --enable-aggregator-routing=true cannot help: it dials a Service's EndpointSlice
+        // addresses, which may not be loopback (validation refuses 127.0.0.0/8), and an API server
+        // beside this one listens on loopback. Cluster routing (the default) dials an ExternalName
+        // Service's name instead, so `virtfleet api` is registered behind an ExternalName Service
+        // `localhost` (src/devstack/aggregation.ts); the serving cert is still checked for the
+        // Service's DNS name.
+        `--requestheader-client-ca-file=${pki.frontProxyCaCert}`,
+        `--requestheader-allowed-names=${FRONT_PROXY_CLIENT_CN}`,
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${pki.frontProxyClientCert}`,
+        `--proxy-client-key-file=${pki.frontProxyClientKey}`,
         '--v=1',
       ],
       logFile: join(this.dirs.logs, `${name}.log`),

@@ -1,0 +1,85 @@
+// `virtfleet api`: the aggregated API server (src/apiserver), the second process of the same
+// codebase. kube-apiserver reaches it through the APIService v1alpha1.subresources.virtfleet.io.
+import { Command, Option } from 'commander';
+import { ApiServer } from '../apiserver/server.js';
+import { createLogger, LOG_LEVELS } from '../observability/logging.js';
+import { loadKubeConfig } from './controller.js';
+
+interface ApiFlags {
+  kubeconfig?: string;
+  bindAddress: string;
+  securePort: string;
+  tlsCertFile: string;
+  tlsPrivateKeyFile: string;
+  credentialsNamespace: string;
+  maxSessionsPerUser: string;
+  maxSessions: string;
+  logLevel: string;
+}
+
+function positiveInteger(flag: string, value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed <= 0) throw new Error(`${flag}: "${value}" is not a positive integer`);
+  return parsed;
+}
+
+function port(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535)
+    throw new Error(`--secure-port: "${value}" is not a port (0-65535; 0 picks a free one)`);
+  return parsed;
+}
+
+export function apiCommand(): Command {
+  return new Command('api')
+    .description(
+      'run the aggregated API server of group subresources.virtfleet.io (VM consoles), reached through kube-apiserver',
+    )
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster config)')
+    .option('--bind-address <ip>', 'address to listen on', '0.0.0.0')
+    .option('--secure-port <port>', 'HTTPS port (0: a free one, printed in the log)', '8443')
+    .requiredOption('--tls-cert-file <file>', 'PEM serving certificate (for the Service name the APIService points at)')
+    .requiredOption('--tls-private-key-file <file>', 'PEM private key of --tls-cert-file')
+    .option(
+      '--credentials-namespace <ns>',
+      "namespace of the HostPools' credential Secrets (the controller's)",
+      process.env.POD_NAMESPACE ?? 'virtfleet-system',
+    )
+    .option('--max-sessions-per-user <n>', 'console sessions one user may hold at once on this replica', '8')
+    .option('--max-sessions <n>', 'console sessions this replica holds at most', '512')
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('info'))
+    .action(async (flags: ApiFlags) => {
+      const logger = createLogger(flags.logLevel);
+      let server: ApiServer | undefined;
+      try {
+        server = new ApiServer({
+          kubeConfig: loadKubeConfig(flags.kubeconfig),
+          logger,
+          host: flags.bindAddress,
+          port: port(flags.securePort),
+          tlsCertFile: flags.tlsCertFile,
+          tlsKeyFile: flags.tlsPrivateKeyFile,
+          credentialsNamespace: flags.credentialsNamespace,
+          limits: {
+            perUser: positiveInteger('--max-sessions-per-user', flags.maxSessionsPerUser),
+            total: positiveInteger('--max-sessions', flags.maxSessions),
+          },
+        });
+        await server.start();
+      } catch (error) {
+        logger.fatal({ err: error }, (error as Error).message);
+        process.exitCode = 1;
+        await server?.stop().catch(() => undefined);
+        return;
+      }
+      const stop = server;
+      await new Promise<void>((resolve) => {
+        for (const signal of ['SIGINT', 'SIGTERM'] as const)
+          process.once(signal, () => {
+            logger.info({ signal }, 'shutdown requested');
+            resolve();
+          });
+      });
+      await stop.stop();
+    });
+}

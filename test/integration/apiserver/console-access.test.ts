@@ -1,0 +1,229 @@
+// `virtfleet api` behind the real kube-apiserver's aggregator: who gets a console, and what
+// everyone else hears. 401 for anything not from the front proxy, 403 from the
+// SubjectAccessReview (before the VM is looked at), 404 for an unknown VM, 409 for one that
+// is not running; and for people bound to the roles of deploy/base/user-roles.yaml, a
+// SelfSubjectAccessReview answers as the stream does. The test driver has no console streams,
+// so sessions themselves are tested on the rig (test/e2e/console-rig.test.ts).
+//
+// Its own control plane: the APIService v1alpha1.subresources.virtfleet.io is one per cluster,
+// and the shared one gets deploy/'s (test/integration/deploy.test.ts applies it).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectConsole, ConsoleRefusedError } from '../../../src/cli/console.js';
+import { VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
+import { repoRoot } from '../../../src/devstack/binaries.js';
+import { ControlPlane } from '../../../src/devstack/controlplane.js';
+import { installCrds } from '../../../src/devstack/crds.js';
+import type { Pki } from '../../../src/devstack/pki.js';
+import { KubeClient, type KubeObject, type ResourceType } from '../../../src/runtime/kube-client.js';
+import { ApiServerProcess } from '../../harness/api-server.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { clientCert, testUser, type TestUser } from '../../harness/users.js';
+
+const NS = 'console-access';
+const NAMESPACE: ResourceType = {
+  kind: 'Namespace',
+  group: '',
+  version: 'v1',
+  plural: 'namespaces',
+  namespaced: false,
+};
+const ROLE_BINDING: ResourceType = {
+  kind: 'RoleBinding',
+  group: 'rbac.authorization.k8s.io',
+  version: 'v1',
+  plural: 'rolebindings',
+  namespaced: true,
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'virtfleet-api-it-'));
+const plane = new ControlPlane({ stateDir: join(dir, 'control-plane'), unsafeNoFsync: true });
+let admin: KubeClient;
+let pki: Pki;
+let api: ApiServerProcess;
+const people: Record<'admin' | 'edit' | 'view' | 'nobody', TestUser> = {} as never;
+
+/** Refusal of a console request: [HTTP status, message]; [101, ''] when the WebSocket opened. */
+async function consoleAnswer(user: TestUser, name: string): Promise<[number, string]> {
+  try {
+    const ws = await connectConsole(user.kubeConfig, NS, name);
+    ws.terminate();
+    return [101, ''];
+  } catch (error) {
+    if (error instanceof ConsoleRefusedError) return [error.code, error.message];
+    throw error;
+  }
+}
+
+/** A GET straight to the API server's port (as if to its Service), with the given client cert. */
+function direct(path: string, cert?: { cert: string; key: string }): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `https://127.0.0.1:${api.port}${path}`,
+      {
+        ca: readFileSync(pki.caCert),
+        ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}),
+        headers: { 'X-Remote-User': 'system:admin', 'X-Remote-Group': 'system:masters' },
+      },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function kubectlApply(kubectl: string, kubeconfig: string, file: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile(kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '-f', file], (error, _out, stderr) =>
+      error ? reject(new Error(`kubectl apply -f ${file}: ${stderr}`)) : resolve(),
+    ),
+  );
+}
+
+beforeAll(async () => {
+  const info = await plane.start();
+  await installCrds(info.binaries.kubectl, info.kubeconfig, repoRoot());
+  pki = info.pki;
+  const config = new KubeConfig();
+  config.loadFromFile(info.kubeconfig);
+  admin = new KubeClient(config);
+  api = new ApiServerProcess(info.kubeconfig, pki, join(dir, 'api.log'));
+  await api.start(admin);
+  await kubectlApply(info.binaries.kubectl, info.kubeconfig, join(repoRoot(), 'deploy/base/user-roles.yaml'));
+  await admin.create(NAMESPACE, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
+  const ca = { cert: pki.caCert, key: pki.caKey };
+  for (const role of ['admin', 'edit', 'view', 'nobody'] as const) {
+    people[role] = testUser(dir, admin.server, ca, `console-${role}`);
+    if (role === 'nobody') continue;
+    await admin.create(ROLE_BINDING, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: `console-${role}`, namespace: NS },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `virtfleet-${role}` },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `console-${role}` }],
+    });
+  }
+  await admin.create(VIRTUAL_MACHINE, {
+    apiVersion: 'virtfleet.io/v1alpha1',
+    kind: 'VirtualMachine',
+    metadata: { name: 'idle', namespace: NS },
+    spec: { hostPoolRef: { name: 'nowhere' }, memory: '128Mi', kernelBoot: { kernel: '/boot/vmlinuz' } },
+  } as KubeObject);
+}, 120_000);
+
+afterAll(async () => {
+  await api?.stop();
+  await plane.stop();
+  rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('virtfleet api behind the aggregator', () => {
+  it('is listed in discovery with the console subresource and its OpenAPI', async () => {
+    const list = await admin.request<{ resources: Array<{ name: string; verbs: string[] }> }>(
+      'GET',
+      '/apis/subresources.virtfleet.io/v1alpha1',
+    );
+    expect(list.resources).toEqual([expect.objectContaining({ name: 'virtualmachines/console', verbs: ['get'] })]);
+    const openapi = await admin.request<{ paths: Record<string, unknown> }>(
+      'GET',
+      '/openapi/v3/apis/subresources.virtfleet.io/v1alpha1',
+    );
+    expect(Object.keys(openapi.paths)).toContain(
+      '/apis/subresources.virtfleet.io/v1alpha1/namespaces/{namespace}/virtualmachines/{name}/console',
+    );
+  });
+
+  it('answers 401 to a request that does not come from the front proxy, whatever headers it sends', async () => {
+    expect((await direct('/apis/subresources.virtfleet.io/v1alpha1')).status).toBe(401);
+    // A client certificate of the cluster CA (kube-apiserver's users), not the requestheader CA.
+    const viaClusterCa = await direct('/apis/subresources.virtfleet.io/v1alpha1', {
+      cert: pki.adminCert,
+      key: pki.adminKey,
+    });
+    expect(viaClusterCa.status).toBe(401);
+    expect(viaClusterCa.body).toMatch(/not signed by the requestheader CA/);
+    // The requestheader CA, but a name that is not in requestheader-allowed-names.
+    const other = clientCert(dir, { cert: pki.frontProxyCaCert, key: pki.frontProxyCaKey }, 'not-the-proxy');
+    const wrongName = await direct(
+      `/apis/subresources.virtfleet.io/v1alpha1/namespaces/${NS}/virtualmachines/idle/console`,
+      other,
+    );
+    expect(wrongName.status).toBe(401);
+    expect(wrongName.body).toMatch(/not-the-proxy.*not a requestheader-allowed-name/);
+    // The front proxy's own certificate is accepted: the same path answers past authentication.
+    const proxy = await direct('/apis/subresources.virtfleet.io/v1alpha1', {
+      cert: pki.frontProxyClientCert,
+      key: pki.frontProxyClientKey,
+    });
+    expect(proxy.status).toBe(200);
+  });
+
+  it('answers 403 from the SubjectAccessReview, before looking at the VM', async () => {
+    const [code, message] = await consoleAnswer(people.nobody, 'idle');
+    expect(code).toBe(403);
+    expect(message).toMatch(
+      /User "console-nobody" cannot get resource "virtualmachines\/console" in API group "subresources.virtfleet.io"/,
+    );
+    // An unknown VM is a 403 too: no access, no knowledge of what exists.
+    expect((await consoleAnswer(people.nobody, 'no-such-vm'))[0]).toBe(403);
+  });
+
+  it('answers 404 for an unknown VM and 409 with the phase for one that is not running', async () => {
+    const [missing, missingMessage] = await consoleAnswer(people.edit, 'no-such-vm');
+    expect(missing).toBe(404);
+    expect(missingMessage).toMatch(/"no-such-vm" not found/);
+    const [idle, idleMessage] = await consoleAnswer(people.edit, 'idle');
+    expect(idle).toBe(409);
+    expect(idleMessage).toMatch(/is not running \(phase Pending\)/);
+  });
+
+  it('refuses a name that is not a Kubernetes name with 400, naming the problem', async () => {
+    const [code] = await consoleAnswer(people.admin, 'Not_A_Name');
+    expect(code).toBe(400);
+  });
+
+  // `kubectl auth can-i get virtualmachines.subresources.virtfleet.io --subresource=console`
+  // cannot be used: discovery of the group lists only subresources (virtualmachines/console, as
+  // KubeVirt's lists virtualmachineinstances/console), kubectl's mapper skips those, and it then
+  // sends the whole argument as the resource with no group. So the same question goes as
+  // kubectl would send it: a SelfSubjectAccessReview, made with the user's own credentials.
+  it.each(['admin', 'edit', 'view', 'nobody'] as const)(
+    'answers as a SelfSubjectAccessReview does for a user bound to virtfleet-%s',
+    async (role) => {
+      const user = people[role];
+      const review = await new KubeClient(user.kubeConfig).request<{ status: { allowed?: boolean } }>(
+        'POST',
+        '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+        {
+          body: {
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SelfSubjectAccessReview',
+            spec: {
+              resourceAttributes: {
+                group: 'subresources.virtfleet.io',
+                resource: 'virtualmachines',
+                subresource: 'console',
+                verb: 'get',
+                namespace: NS,
+                name: 'idle',
+              },
+            },
+          },
+        },
+      );
+      const allowed = review.status.allowed === true;
+      expect(allowed).toBe(role === 'admin' || role === 'edit');
+      const [code] = await consoleAnswer(user, 'idle');
+      // Past authorization the idle VM answers 409; a refused user never gets that far.
+      expect(code).toBe(allowed ? 409 : 403);
+    },
+  );
+});
