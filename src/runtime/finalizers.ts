@@ -5,7 +5,13 @@
 // resourceVersion: a write of something else at the same time (the status, by
 // the same reconcile) does not make it fail, so the two can be sent together.
 // Removing tests the resourceVersion: it is the last step of a deletion.
-import { ApiError, type KubeClient, type KubeObject, type ResourceType } from './kube-client.js';
+//
+// A failed test when adding is most often our own earlier add that the cache does not show yet:
+// a reconcile sends the finalizer with its first status write, and the next reconcile, woken by
+// the status write's watch event, may still read the object without it (on a fresh `make run`,
+// every VM's second reconcile did, and its log began with the API server's 422). Adding then
+// reads the object as it is now and is done if the finalizer is there.
+import { ApiError, isConflict, type KubeClient, type KubeObject, type ResourceType } from './kube-client.js';
 
 export function hasFinalizer(object: KubeObject, finalizer: string): boolean {
   return object.metadata?.finalizers?.includes(finalizer) ?? false;
@@ -45,16 +51,10 @@ function hasCauses(details: unknown): boolean {
   return Array.isArray(causes) && causes.length > 0;
 }
 
-export async function addFinalizer(
-  client: KubeClient,
-  type: ResourceType,
-  object: KubeObject,
-  finalizer: string,
-): Promise<boolean> {
-  if (hasFinalizer(object, finalizer)) return false;
-  const list = object.metadata?.finalizers;
+/** The JSON patch that adds `finalizer` to the list as read (`list`), testing that list first. */
+function addOperations(list: string[] | undefined, finalizer: string): unknown[] {
   // The API server's JSON patch passes a test of null on an absent member (and fails it on a present one).
-  const operations = list?.length
+  return list?.length
     ? [
         { op: 'test', path: '/metadata/finalizers', value: list },
         { op: 'add', path: '/metadata/finalizers/-', value: finalizer },
@@ -63,8 +63,33 @@ export async function addFinalizer(
         { op: 'test', path: '/metadata/finalizers', value: null },
         { op: 'add', path: '/metadata/finalizers', value: [finalizer] },
       ];
-  await jsonPatch(client, type, object, operations);
-  return true;
+}
+
+/**
+ * Adds `finalizer` unless `object` (as read, from a cache maybe) has it; true when this call
+ * added it. When the list changed since `object` was read, the object is read again from the API
+ * server: the finalizer already there (our own earlier add) is no conflict; otherwise it is added
+ * to the list as it now is, once; a second change meanwhile is the 409 Conflict it is.
+ */
+export async function addFinalizer(
+  client: KubeClient,
+  type: ResourceType,
+  object: KubeObject,
+  finalizer: string,
+): Promise<boolean> {
+  if (hasFinalizer(object, finalizer)) return false;
+  try {
+    await jsonPatch(client, type, object, addOperations(object.metadata?.finalizers, finalizer));
+    return true;
+  } catch (error) {
+    if (!isConflict(error)) throw error;
+    const current = await client.get(type, object.metadata?.namespace, object.metadata?.name ?? '');
+    // Another object of the same name (deleted and made again): not ours to decide on.
+    if (current.metadata?.uid !== object.metadata?.uid) throw error;
+    if (hasFinalizer(current, finalizer)) return false;
+    await jsonPatch(client, type, current, addOperations(current.metadata?.finalizers, finalizer));
+    return true;
+  }
 }
 
 export async function removeFinalizer(
