@@ -246,7 +246,10 @@ export const HostPoolStatusSchema = obj('The observed state of the pool, written
         ),
         lastTransitionTime: Type.Optional(str('When ready last changed (RFC 3339).', { format: 'date-time' })),
         lastHeartbeatTime: Type.Optional(
-          str('When the host last answered a heartbeat (RFC 3339).', { format: 'date-time' }),
+          str(
+            "When the host last answered a heartbeat (RFC 3339), as of the pool's last status write: heartbeats alone never write status.",
+            { format: 'date-time' },
+          ),
         ),
         fencing: Type.Optional(
           obj('Fencing of the host after it failed (spec.hosts[].fencing), until it is back and clean.', {

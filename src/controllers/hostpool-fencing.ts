@@ -30,6 +30,12 @@ export class HostFencer {
     private readonly now: () => number,
     /** A fencing run ended: the pool is looked at again. */
     private readonly done: (pool: string) => void,
+    /**
+     * A fencing run ended with this state: it goes into the host's verdict at once, so that the
+     * VM controller starts the host's VMs elsewhere without waiting for the pool's next
+     * reconcile (which first waits out a heartbeat deadline on the dead host).
+     */
+    private readonly publish: (host: FleetHost, fencing: HostFencing) => void,
   ) {}
 
   /** Where fencing of `host` stands: what goes into its verdict. */
@@ -136,7 +142,7 @@ export class HostFencer {
     metrics?.fencingActions.inc({ pool: poolName, host: host.name, result: outcome.ok ? 'success' : 'failure' });
     if (this.states.get(host)?.attempts !== attempts) return; // the host came back meanwhile
     if (outcome.ok) {
-      this.states.set(host, { state: 'Fenced', message: outcome.message, attempts, time: now() });
+      this.ended(host, { state: 'Fenced', message: outcome.message, attempts, time: now() });
       logger.info({ pool: poolName, host: host.name }, `host fenced: ${outcome.message}`);
       if (events)
         void events.record(
@@ -147,7 +153,7 @@ export class HostFencer {
         );
     } else {
       const retryMs = fencingRetryMs(attempts);
-      this.states.set(host, {
+      this.ended(host, {
         state: 'Failed',
         message: outcome.message,
         attempts,
@@ -163,5 +169,10 @@ export class HostFencer {
           `fencing host ${host.name} failed: ${outcome.message}; retrying in ${retryMs / 1000} s; its VMs wait`,
         );
     }
+  }
+
+  private ended(host: FleetHost, fencing: HostFencing): void {
+    this.states.set(host, fencing);
+    this.publish(host, fencing);
   }
 }

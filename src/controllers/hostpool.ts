@@ -78,9 +78,17 @@ export class HostPoolReconciler implements Reconciler {
   constructor(private readonly options: HostPoolControllerOptions) {
     this.now = options.now ?? Date.now;
     this.orphans = new PoolOrphans(options, options.orphanScanIntervalMs ?? DEFAULT_ORPHAN_SCAN_INTERVAL_MS, this.now);
-    this.fencer = new HostFencer(options, this.now, (pool) => {
-      for (const wake of this.wakers) wake(pool);
-    });
+    this.fencer = new HostFencer(
+      options,
+      this.now,
+      (pool) => {
+        for (const wake of this.wakers) wake(pool);
+      },
+      (host, fencing) => {
+        const { verdict } = host;
+        options.fleet.judge(host.pool, new Map([[host, nextVerdict(verdict, verdict.readiness, fencing, this.now())]]));
+      },
+    );
     this.metrics = options.metrics && new PoolMetrics(options.metrics, options.fleet, this.orphans);
   }
 
