@@ -12,6 +12,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ControllerMetrics } from '../../../src/observability/metrics.js';
+import { VmUsageCollector } from '../../../src/observability/vm-usage.js';
 import { kubectl } from '../../harness/kube.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -108,7 +109,10 @@ function promtool(args: string[], cwd: string): { status: number | null; output:
 
 /** The metrics ControllerMetrics registers, histograms with their _bucket, _sum and _count series. */
 async function exportedMetrics(processMetrics: boolean): Promise<{ metrics: string[]; series: Set<string> }> {
-  const registered = await new ControllerMetrics(undefined, { processMetrics }).registry.getMetricsAsJSON();
+  const { registry } = new ControllerMetrics(undefined, { processMetrics });
+  // The per-VM usage metrics, which addControllers registers beside them (no hosts here: no series).
+  new VmUsageCollector({ hosts: () => [], vms: () => [] }, registry);
+  const registered = await registry.getMetricsAsJSON();
   const series = new Set<string>();
   for (const metric of registered) {
     series.add(metric.name);
