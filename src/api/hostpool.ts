@@ -27,7 +27,7 @@ import {
   str,
   type ResourceDefinition,
 } from './common.js';
-import { withRules } from './rules.js';
+import { celExactlyOne, countSet, withRules } from './rules.js';
 
 /** libvirt URI schemes virtfleet connects with. `test` is libvirt's built-in simulated driver. */
 export const URI_SCHEMES = [
@@ -129,6 +129,39 @@ const Host = withRules(
   ],
 );
 
+/** Where the VNC servers of the pool's VMs with spec.graphics listen. */
+const GraphicsListen = withRules(
+  obj(
+    'Where VNC listens on each host; set exactly one of network or socket. `virtfleet api` reaches it there (docs/access.md).',
+    {
+      network: Type.Optional(
+        matching(
+          'A libvirt network defined on every host, usually the management network: VNC listens on its address on the host ' +
+            "where the VM runs (forward mode bridge, private or passthrough: its device's address; nat, route or none: its first " +
+            "<ip>). libvirt resolves it on each host, so a live-migrated VM listens on its new host's address.",
+          LIBVIRT_NAME,
+          { maxLength: 64 },
+        ),
+      ),
+      socket: Type.Optional(
+        obj(
+          "A UNIX socket libvirt makes in the domain's directory on the host: no network exposure; reachable only by an " +
+            '`virtfleet api` running on that host.',
+          {},
+        ),
+      ),
+    },
+  ),
+  [
+    {
+      id: 'hp-graphics-listen-one',
+      cel: celExactlyOne(['network', 'socket']),
+      message: 'set exactly one of network (a libvirt network on every host) or socket',
+      holds: (listen) => countSet(listen, ['network', 'socket']) === 1,
+    },
+  ],
+);
+
 export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are placed on them.', {
   hosts: namedList('The hosts, by name.', Host, { minItems: 1, maxItems: 100 }),
   scheduling: obj(
@@ -214,6 +247,11 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
     'The network VMs join when an interface names neither network nor bridge.',
     { name: matching('libvirt network name.', LIBVIRT_NAME, { maxLength: 64, default: 'default' }) },
     { default: {} },
+  ),
+  graphics: Type.Optional(
+    obj('For VMs with spec.graphics: where their VNC servers listen. Unset: a UNIX socket on the host.', {
+      listen: GraphicsListen,
+    }),
   ),
 });
 

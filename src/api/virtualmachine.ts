@@ -407,6 +407,13 @@ export const VirtualMachineSpecSchema = withRules(
     ),
     healthCheck: Type.Optional(HealthCheck),
     recovery: Recovery,
+    graphics: Type.Optional(
+      obj(
+        "A graphical console: a VNC server for the VM's display, listening where the HostPool's spec.graphics says; " +
+          'reached through `virtfleet vm vnc` (status.graphics says where it listens).',
+        { type: oneOf('The remote display protocol; vnc is the only one so far.', ['vnc'], { default: 'vnc' }) },
+      ),
+    ),
   }),
   [
     {
@@ -498,6 +505,20 @@ export const VirtualMachineStatusSchema = obj('The observed state of the VM, wri
         ),
         message: Type.Optional(str('What happened.', { maxLength: 1024 })),
         time: str('When the state last changed (RFC 3339).', { format: 'date-time' }),
+      },
+    ),
+  ),
+  graphics: Type.Optional(
+    obj(
+      "Where the running domain's VNC server listens (from its live definition on status.host); gone while it is not running.",
+      {
+        type: oneOf('The protocol.', ['vnc']),
+        host: str('The host it listens on (spec.hosts[].name of the HostPool).', { maxLength: 63 }),
+        address: Type.Optional(str('IP address it listens on (HostPool graphics.listen.network).', { maxLength: 45 })),
+        port: Type.Optional(int('TCP port it listens on.', { minimum: 1, maximum: 65535 })),
+        socket: Type.Optional(
+          str('UNIX socket path on the host (HostPool graphics.listen.socket).', { maxLength: 1024 }),
+        ),
       },
     ),
   ),

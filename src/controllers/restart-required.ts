@@ -18,6 +18,7 @@ function summarize(xml: string): Summary {
   const devices = child(domain, 'devices');
   const disks = devices ? childrenNamed(devices, 'disk') : [];
   const nics = devices ? childrenNamed(devices, 'interface') : [];
+  const graphics = devices ? childrenNamed(devices, 'graphics') : [];
   return {
     // The memory the guest has now: a live balloon change moves currentMemory within the maximum
     // the domain started with, which only changes at the next start.
@@ -57,6 +58,10 @@ function summarize(xml: string): Summary {
           attrs(child(nic, 'model'), ['type']),
         ].join(','),
       )
+      .join('|'),
+    // The kind of listen only: the live definition adds the port, address or socket libvirt chose.
+    'spec.graphics': graphics
+      .map((g) => [g.attrs.type ?? '', attrs(child(g, 'listen'), ['type', 'network'])].join(','))
       .join('|'),
   };
 }

@@ -56,6 +56,7 @@ export function domainXmlFor(
     disks: disks ?? diskBackings(vm, pool.storage),
     defaultNetwork: pool.network.name,
     ...(bootDevice ? { bootDevice } : {}),
+    ...(pool.graphics ? { graphicsListen: pool.graphics.listen } : {}),
     ...(pool.leases ? { lease: { lockspaceDir: pool.leases.lockspace, key: leaseKey(uid) } } : {}),
   });
 }

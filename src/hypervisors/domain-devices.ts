@@ -1,4 +1,4 @@
-// The <devices> of a domain: disks, NICs, serial console, guest agent channel.
+// The <devices> of a domain: disks, NICs, serial console, VNC (domain-graphics.ts), guest agent channel.
 import { createHash } from 'node:crypto';
 import type { DomainXmlInput } from './domain-xml.js';
 import {
@@ -10,6 +10,7 @@ import {
   libvirtName,
   macAddress,
 } from './domain-values.js';
+import { graphicsElement } from './domain-graphics.js';
 import { el, type XmlElement } from './xml.js';
 
 export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
@@ -33,6 +34,7 @@ export function devices(input: DomainXmlInput, domainUuid: string, xenPv: boolea
       el('controller', { type: 'scsi', index: 0, model: 'virtio-scsi' }),
     ...interfaceElements(input, domainUuid, xenPv),
     ...consoleElements(input, xenPv),
+    input.spec.graphics && graphicsElement(target.hypervisor, input.spec.graphics, input.graphicsListen),
     kvm &&
       input.guestAgent !== false &&
       el(

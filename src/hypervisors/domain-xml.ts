@@ -12,10 +12,13 @@
 // - on_crash is destroy: the controller, not libvirt, decides whether and where to restart.
 // - A NIC without a MAC gets one derived from the UID and NIC name, so a redefinition keeps it
 //   (libvirt would otherwise pick a new random one on every define).
+// - spec.graphics is a VNC server on a libvirt network's address or a UNIX socket, never a fixed
+//   address: a live migration must be able to take it to a host with another address.
 // - The serial console is a pty (the console stream reads it); with `serialLogPath` QEMU also
 //   copies it to a file, which is how tests and humans read a guest's boot output.
 import type { VirtualMachineSpec } from '../api/virtualmachine.js';
 import { devices } from './domain-devices.js';
+import type { GraphicsListen } from './domain-graphics.js';
 import { domainName } from './domain-name.js';
 import { DomainSpecError, cpuModel, hostPath, integer, kernelCmdline, memoryKiB, uuid } from './domain-values.js';
 import { el, serializeXml, type XmlElement } from './xml.js';
@@ -25,7 +28,7 @@ export { derivedMac, diskDeviceName } from './domain-devices.js';
 /** The parts of a VirtualMachine spec that shape the domain (defaults applied, as the API server returns it). */
 export type DomainSpec = Pick<
   VirtualMachineSpec,
-  'cpu' | 'memory' | 'firmware' | 'xen' | 'kernelBoot' | 'disks' | 'networks'
+  'cpu' | 'memory' | 'firmware' | 'xen' | 'kernelBoot' | 'disks' | 'networks' | 'graphics'
 >;
 
 /** A disk image the caller made (or found) on the host for one of spec.disks. */
@@ -79,6 +82,8 @@ export interface DomainXmlInput {
    * second copy cannot start, and a migration's source cannot resume once the destination holds it.
    */
   lease?: { lockspaceDir: string; key: string };
+  /** Where spec.graphics listens (HostPool spec.graphics.listen); unset: a UNIX socket on the host. */
+  graphicsListen?: GraphicsListen;
 }
 
 export interface DomainXml {

@@ -211,6 +211,10 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
     holds: [{ method: 'none' }, { method: 'command', command: ['/bin/true'] }],
     fails: [{ method: 'command' }],
   },
+  'hp-graphics-listen-one': {
+    holds: [{ network: 'management' }, { socket: {} }],
+    fails: [{}, { network: 'management', socket: {} }],
+  },
   'hp-uri-matches-hypervisor': {
     holds: [
       { name: 'h', uri: 'test:///default', hypervisor: 'kvm' },

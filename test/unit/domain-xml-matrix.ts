@@ -78,6 +78,11 @@ export const MATRIX: [string, DomainXmlInput][] = [
   ['kvm, 16Ti memory', kvmInput({}, { memory: '16Ti' })],
   ['kvm, no disks or networks', kvmInput({}, { disks: [], networks: [] })],
   [
+    'kvm, VNC on a libvirt network',
+    kvmInput({ graphicsListen: { network: 'management' } }, { graphics: { type: 'vnc' } }),
+  ],
+  ['kvm, VNC on a UNIX socket', kvmInput({ graphicsListen: { socket: {} } }, { graphics: { type: 'vnc' } })],
+  [
     'kvm, a virtlockd lease',
     kvmInput({ lease: { lockspaceDir: '/var/lib/libvirt/lockd/files', key: `virtfleet-${UID}` } }),
   ],

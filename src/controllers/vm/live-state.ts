@@ -1,6 +1,8 @@
 // Step: what only a running domain tells. Spec changes it can take live (memory within the
 // maximum it started with) are applied; the rest, where its live and persistent definitions still
-// differ, are RestartRequired; and its addresses. Writes RestartRequired and status.addresses.
+// differ, are RestartRequired; its addresses; and where its VNC server listens. Writes
+// RestartRequired, status.addresses and status.graphics.
+import { vncListenOf } from '../../hypervisors/domain-graphics.js';
 import { isHypervisorError, type DomainStatus, type Hypervisor } from '../../hypervisors/hypervisor.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { VmObject } from '../resources.js';
@@ -24,6 +26,7 @@ export class LiveStateStep {
     if (!isActive(domain.state)) {
       this.setRestartRequired(vm, draft, []);
       delete draft.status.addresses;
+      delete draft.status.graphics;
       return undefined;
     }
     const persistent = await hypervisor.xml(uid, { inactive: true });
@@ -45,6 +48,7 @@ export class LiveStateStep {
       }
     }
     this.setRestartRequired(vm, draft, fieldsAwaitingRestart(live, persistent));
+    recordGraphics(live, draft);
     return this.refreshAddresses(vm, hypervisor, live, draft);
   }
 
@@ -87,6 +91,14 @@ export class LiveStateStep {
     if (addresses && addresses.length > 0) draft.status.addresses = addresses;
     return draft.status.addresses?.length ? undefined : this.kit.addressRetryMs;
   }
+}
+
+/** status.graphics: where the running domain's VNC server listens, so `virtfleet api` can reach it. */
+function recordGraphics(liveXml: string, draft: VmStatusDraft): void {
+  const listen = vncListenOf(liveXml);
+  const host = draft.status.host;
+  if (!listen || host === undefined) delete draft.status.graphics;
+  else draft.status.graphics = { type: 'vnc', host, ...listen };
 }
 
 function formatBytes(bytes: number): string {
