@@ -1,6 +1,8 @@
 // Placement through the controller: a VM too big for every host waits with the reason per
 // host and is placed as soon as the pool grows; a burst of VMs applied at once never takes a
-// host past its capacity, although each status write reaches the cache only later.
+// host past its capacity, although each status write reaches the cache only later. An
+// anti-affinity group holds as a rule (Required, the default) or gives way (Preferred); a pool's
+// spec.scheduling.autoHypervisor overrides the hypervisor: auto rule table.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { vmResources } from '../../../src/controllers/allocations.js';
 import { quantityToNumber } from '../../../src/api/quantity.js';
@@ -14,6 +16,10 @@ const BURST: HostDecl[] = ['b-1', 'b-2', 'b-3'].map((name) => ({
   memoryGiB: 2,
   hypervisor: 'kvm' as const,
 }));
+
+const SOLO: HostDecl = { name: 'solo-1', cpus: 4, memoryGiB: 4, hypervisor: 'kvm' };
+const KVM: HostDecl = { name: 'kvm-1', cpus: 4, memoryGiB: 4, hypervisor: 'kvm' };
+const XEN: HostDecl = { name: 'xen-1', cpus: 4, memoryGiB: 4, hypervisor: 'xen' };
 
 const bench = new ControllerBench('vm-sched');
 
@@ -97,5 +103,47 @@ describe('scheduling', () => {
       'four VMs on each host',
     );
     expect(status.status?.hosts?.map((h) => h.allocated)).toEqual([1, 2, 3].map(() => ({ cpus: 4, memory: '1Gi' })));
+  });
+
+  it('keeps an anti-affinity group apart when Required (the default), and lets it share a host when Preferred', async () => {
+    const pool = await bench.createPool('apart', [SOLO]);
+    await bench.untilPool(pool, (p) => p.status?.readyHosts === 1, 'solo-1 ready');
+    await bench.createVm('db-a', pool, { memory: '256Mi', placement: { antiAffinityGroup: 'db' } });
+    const first = await bench.untilVm('db-a', isRunning, 'db-a Running');
+    expect(first.spec.placement?.antiAffinityMode).toBe('Required'); // the API server's default
+    expect(first.status?.host).toBe('solo-1');
+
+    await bench.createVm('db-b', pool, { memory: '256Mi', placement: { antiAffinityGroup: 'db' } });
+    const refused = await bench.untilVm(
+      'db-b',
+      (vm) => condition(vm, 'Scheduled')?.status === 'False',
+      'db-b Unschedulable',
+    );
+    expect(condition(refused, 'Scheduled')?.message).toBe(
+      'no host fits: solo-1: already runs a VM of anti-affinity group db',
+    );
+
+    await bench.createVm('db-c', pool, {
+      memory: '256Mi',
+      placement: { antiAffinityGroup: 'db', antiAffinityMode: 'Preferred' },
+    });
+    const shared = await bench.untilVm('db-c', isRunning, 'db-c Running');
+    expect(shared.status?.host).toBe('solo-1');
+    expect(shared.status?.hypervisorReason).toBe(
+      'workload general prefers kvm; every fitting kvm host already runs a VM of anti-affinity group db (Preferred), so it shares one; spread chose solo-1',
+    );
+  });
+
+  it("follows the pool's spec.scheduling.autoHypervisor for hypervisor: auto", async () => {
+    const pool = await bench.createPool('auto', [KVM, XEN], { scheduling: { autoHypervisor: { io: 'kvm' } } });
+    await bench.untilPool(pool, (p) => p.status?.readyHosts === 2, 'kvm-1 and xen-1 ready');
+    await bench.createVm('io-1', pool, { memory: '256Mi', hypervisor: 'auto', workload: 'io' });
+    await bench.createVm('general-1', pool, { memory: '256Mi', hypervisor: 'auto', workload: 'general' });
+    const io = await bench.untilVm('io-1', isRunning, 'io-1 Running');
+    expect(io.status).toMatchObject({ host: 'kvm-1', hypervisor: 'kvm' });
+    expect(io.status?.hypervisorReason).toBe('workload io prefers kvm; spread chose kvm-1');
+    // A workload the pool leaves out keeps the built-in rule.
+    const general = await bench.untilVm('general-1', isRunning, 'general-1 Running');
+    expect(general.status?.hypervisorReason).toBe('workload general prefers kvm; spread chose kvm-1');
   });
 });
