@@ -35,6 +35,8 @@ const PING_MS = 30_000;
 export class ConsoleBridge {
   /** Credentials per URI, from the latest request for a host; the pool asks at each (re)connect. */
   private readonly credentials = new Map<string, HostCredentials | undefined>();
+  /** Console streams being closed, by VM: the next session waits for them, or libvirt finds the console busy. */
+  private readonly closing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly pool: LibvirtConnectionPool,
@@ -69,6 +71,7 @@ export class ConsoleBridge {
     };
     const { session, release } = this.sessions.claim(user, vmKey, force, end);
     try {
+      await this.closing.get(vmKey);
       stream = await this.openStream(location, force);
     } catch (error) {
       release();
@@ -176,8 +179,12 @@ export class ConsoleBridge {
     ws.on('error', (error) => this.logger.debug({ ...who, err: error.message }, 'console websocket error'));
     ws.on('close', (code, reason) => {
       clearInterval(ping);
+      const closed = stream.close().catch(() => undefined);
+      this.closing.set(who.vm, closed);
+      void closed.then(() => {
+        if (this.closing.get(who.vm) === closed) this.closing.delete(who.vm);
+      });
       release();
-      void stream.close().catch(() => undefined);
       this.logger.info(
         { ...who, code, reason: reason.toString(), bytesIn, bytesOut, seconds: (Date.now() - started) / 1000 },
         'console session closed',

@@ -4,7 +4,8 @@
 # busybox-static (packed with cpio -H newc, gzip). Its init mounts proc, sys
 # and dev, prints "VIRTFLEET-GUEST-READY uptime=<s>" on ttyS0 (the console),
 # then "VIRTFLEET-GUEST-HEARTBEAT n=<1,2,3…> uptime=<s>" there every second,
-# and serves commands on ttyS1: each line read is run by sh, its output is
+# reads commands typed on ttyS0 (`virtfleet vm console`), and serves commands
+# on ttyS1: each line read is run by sh, its output is
 # written back, then "VIRTFLEET-CMD-END rc=<n>".
 #
 # Output: ${VIRTFLEET_CACHE:-$HOME/.cache/virtfleet}/guest/<key>/{vmlinuz,initramfs.gz}
@@ -38,6 +39,9 @@ if [ -e /dev/ttyS1 ]; then
     done
   ) <&3 >&3 &
 fi
+# A shell on the console for `virtfleet vm console`: not interactive, so it prints nothing
+# until a command is typed (heartbeat lines stay whole); the tty echoes what is typed.
+( while true; do sh </dev/ttyS0 >/dev/ttyS0 2>&1; sleep 1; done ) &
 INIT
 
 mkdir -p "$out.tmp"
