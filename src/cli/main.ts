@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `virtfleet` command. Each subcommand lives in its own module and is only wired in here.
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { Command, type CommanderError } from 'commander';
 import { apiCommand } from './api.js';
 import { controllerCommand } from './controller.js';
@@ -12,7 +13,10 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
   version: string;
 };
 
-const program = new Command('virtfleet')
+// Run as kubectl's plugin (kubectl-virtfleet.ts), usage lines say `kubectl virtfleet`.
+const invokedAs = basename(process.argv[1] ?? '').startsWith('kubectl-virtfleet') ? 'kubectl virtfleet' : 'virtfleet';
+
+const program = new Command(invokedAs)
   .description('run virtual machines on KVM and Xen hosts from Kubernetes')
   .version(version);
 
