@@ -27,7 +27,7 @@ export type {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 /** The Fleet's own view of a host: it alone writes the spec part and the verdict. */
-type Record_ = Mutable<FleetHost>;
+type HostRecord = Mutable<FleetHost>;
 
 /** `uri`: the host the domain is on. */
 type DomainListener = (uid: string, event: HostEvent, uri: string) => void;
@@ -36,7 +36,7 @@ type ReadinessListener = (pool: string, hosts: string[]) => void;
 type CopyListener = (uid: string) => void;
 
 export class Fleet {
-  private readonly pools = new Map<string, Map<string, Record_>>();
+  private readonly pools = new Map<string, Map<string, HostRecord>>();
   /** By role, then URI: one Hypervisor each, kept until the host goes. */
   private readonly hypervisors = { control: new Map<string, Hypervisor>(), heartbeat: new Map<string, Hypervisor>() };
   private readonly subscriptions = new Map<string, () => void>();
@@ -211,7 +211,7 @@ export class Fleet {
     await this.factory.close();
   }
 
-  private forgetHost(hosts: Map<string, Record_>, host: Record_): void {
+  private forgetHost(hosts: Map<string, HostRecord>, host: HostRecord): void {
     hosts.delete(host.name);
     if (this.poolsUsing(host.uri).length > 0) return;
     this.subscriptions.get(host.uri)?.();
@@ -221,7 +221,7 @@ export class Fleet {
     void this.factory.release(host.uri);
   }
 
-  private poolsUsing(uri: string): Record_[] {
+  private poolsUsing(uri: string): HostRecord[] {
     return [...this.pools.values()].flatMap((hosts) => [...hosts.values()].filter((host) => host.uri === uri));
   }
 
