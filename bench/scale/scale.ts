@@ -73,6 +73,7 @@ import {
   Waiter,
   watchUntilCleanup,
 } from '../common.js';
+import { hostDecls, writeHosts, vmObject, type HostDecl } from '../fleet.js';
 import type { HostsMemory, HostsMemoryInput } from './hosts-memory.js';
 
 const VMS = arg('vms', 1000);
@@ -104,7 +105,6 @@ const POOL = 'scale';
 const CONVERGE_DEADLINE_MS = 600_000;
 const QUIET_WINDOW_MS = 5_000;
 
-const GiB = 1024 * 1024; // KiB
 const root = repoRoot();
 const dir = mkdtempSync(join(tmpdir(), 'virtfleet-scale-'));
 const logger = createLogger('warn');
@@ -541,40 +541,6 @@ function traceReport(
   return lines;
 }
 
-// ---- the hosts -------------------------------------------------------------------------------
-
-interface HostDecl {
-  name: string;
-  cpus: number;
-  memoryGiB: number;
-}
-
-/** Varied capacities: 16..64 CPUs, 8..64 GiB, from a fixed pattern (same on every run). */
-function hostDecls(n: number): HostDecl[] {
-  const cpus = [16, 24, 32, 48, 64];
-  const mem = [8, 16, 24, 32, 48, 64];
-  return Array.from({ length: n }, (_, i) => ({
-    name: `host-${String(i).padStart(3, '0')}`,
-    cpus: cpus[i % cpus.length]!,
-    memoryGiB: mem[(i * 7) % mem.length]!,
-  }));
-}
-
-function writeHosts(hosts: TestHosts, decls: HostDecl[], tag: string): Map<string, string> {
-  return new Map(
-    decls.map((h) => [h.name, hosts.host(`${tag}-${h.name}`, { cpus: h.cpus, memoryKiB: h.memoryGiB * GiB })]),
-  );
-}
-
-function vmObject(name: string): VmObject {
-  return {
-    apiVersion: 'virtfleet.io/v1alpha1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: NAMESPACE },
-    spec: { hostPoolRef: { name: POOL }, memory: '128Mi', kernelBoot: { kernel: '/var/lib/virtfleet/test/vmlinuz' } },
-  } as unknown as VmObject;
-}
-
 // ---- the raw baseline ----------------------------------------------------------------------------
 
 interface RawResult {
@@ -775,7 +741,7 @@ async function main(): Promise<void> {
   const burstStart = performance.now();
   await pooled(names, BATCH, async (name) => {
     createdAt.set(name, performance.now());
-    await kube.create(VIRTUAL_MACHINE, vmObject(name));
+    await kube.create(VIRTUAL_MACHINE, vmObject(name, NAMESPACE, POOL));
   });
   const appliedMs = performance.now() - burstStart;
   await changed.until(
@@ -812,7 +778,7 @@ async function main(): Promise<void> {
   const singles = Array.from({ length: SINGLE }, (_, i) => `single-${String(i).padStart(3, '0')}`);
   for (const name of singles) {
     createdAt.set(name, performance.now());
-    await kube.create(VIRTUAL_MACHINE, vmObject(name));
+    await kube.create(VIRTUAL_MACHINE, vmObject(name, NAMESPACE, POOL));
     await changed.until(
       () => readyAt.has(name),
       60_000,
