@@ -45,6 +45,8 @@ export function domainXmlFor(
   disks?: Record<string, DiskBacking>,
   /** 'network': the installer's PXE boot (install/flow.ts). */
   bootDevice?: 'network',
+  /** A host file the serial console is copied to: the installer's (install/serial-log.ts). */
+  serialLogPath?: string,
 ): DomainXml {
   const { namespace = '', name = '', uid = '' } = vm.metadata;
   return buildDomainXml({
@@ -56,6 +58,7 @@ export function domainXmlFor(
     disks: disks ?? diskBackings(vm, pool.storage),
     defaultNetwork: pool.network.name,
     ...(bootDevice ? { bootDevice } : {}),
+    ...(serialLogPath ? { serialLogPath } : {}),
     ...(pool.graphics ? { graphicsListen: pool.graphics.listen } : {}),
     ...(pool.leases ? { lease: { lockspaceDir: pool.leases.lockspace, key: leaseKey(uid) } } : {}),
   });

@@ -6,6 +6,7 @@ import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.
 import { isActive } from '../run-strategy.js';
 import { ACTION_ANNOTATION } from '../vm-actions.js';
 import type { VmStatusDraft } from '../vm-status.js';
+import { installerLogHint } from './serial-log.js';
 import { minutes, type InstallContext, type InstallKit, type InstallPlan, type Session } from './types.js';
 
 /** An install under way: finished, failed, timed out, or still going. */
@@ -18,6 +19,8 @@ export async function driveInstall(
   const { vm, draft, hypervisor } = ctx;
   const uid = vm.metadata.uid ?? '';
   const now = Date.now();
+  const log = () =>
+    installerLogHint(draft.status.domainName ?? '', draft.status.hypervisor, vm.spec.xen?.mode, hypervisor.uri);
   const stillInstalling = (): InstallPlan => {
     setInstalling(kit, draft, session);
     return {
@@ -36,7 +39,7 @@ export async function driveInstall(
       kit,
       ctx,
       R.InstallTimedOut,
-      `the installer did not power the VM off within ${minutes(session.deadline - session.startedAt)}; destroyed. See its serial console log for why`,
+      `the installer did not power the VM off within ${minutes(session.deadline - session.startedAt)}; destroyed. For why: ${log()}`,
     );
   }
   if (stopAsked(ctx)) session.interrupted = true;
@@ -70,7 +73,7 @@ export async function driveInstall(
       kit,
       ctx,
       R.InstallFailed,
-      `the installer stopped (${domain.state}, ${domain.reason}) before the install finished; see its serial console log`,
+      `the installer stopped (${domain.state}, ${domain.reason}) before the install finished; ${log()}`,
     );
   }
   if (now >= session.deadline)

@@ -1,11 +1,13 @@
 // Step: the domain, defined on its host under the VM's UID (or redefined after a spec change);
 // the XML this process last defined is remembered so that an unchanged spec costs no define
 // call. Writes Provisioned (Defined, InvalidDefinition), status.domainUUID and domainName.
+import { domainName } from '../../hypervisors/domain-name.js';
 import { DomainSpecError } from '../../hypervisors/domain-values.js';
 import type { DiskBacking } from '../../hypervisors/domain-xml.js';
 import { isHypervisorError, type DomainStatus, type Hypervisor } from '../../hypervisors/hypervisor.js';
 import type { FleetHost } from '../../hosts/fleet.js';
 import type { InstallerDomain, InstallPlan } from '../install/flow.js';
+import { installerSerialLog } from '../install/serial-log.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { PoolObject, VmObject } from '../resources.js';
 import { domainXmlFor } from '../vm-domain.js';
@@ -61,7 +63,20 @@ export class DomainStep {
     let name: string;
     try {
       const source = installer ? { ...vm, spec: { ...vm.spec, ...installer.spec } } : vm;
-      ({ xml, name } = domainXmlFor(source, pool.spec, type, host.observed.facts!, disks, installer?.bootDevice));
+      // The installer's console goes to a file on the host too: failure messages point there.
+      const { namespace = '', name: vmName = '' } = vm.metadata;
+      const serialLog = installer
+        ? installerSerialLog(domainName(namespace, vmName, uid), type, source.spec.xen?.mode)
+        : undefined;
+      ({ xml, name } = domainXmlFor(
+        source,
+        pool.spec,
+        type,
+        host.observed.facts!,
+        disks,
+        installer?.bootDevice,
+        serialLog,
+      ));
     } catch (error) {
       if (!(error instanceof DomainSpecError)) throw error;
       this.refuse(vm, draft, error.message);

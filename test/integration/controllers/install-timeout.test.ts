@@ -7,6 +7,7 @@
 // (InstallFailed) the same way.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ControllersOptions } from '../../../src/controllers/setup.js';
+import { child, parseXml } from '../../../src/hypervisors/xml.js';
 import { ControllerBench, condition, isRunning } from './fixtures.js';
 import { INSTALL_HOST as HOST, InstallBench, eventually, fetchText } from './install-fixtures.js';
 
@@ -27,6 +28,12 @@ afterAll(async () => {
   await setup.close();
 });
 
+/** The file the domain's serial console is copied to (<serial><log file>), in its persistent definition. */
+async function serialLog(uid: string): Promise<string | undefined> {
+  const domain = parseXml(await bench.hypervisor(HOST).xml(uid, { inactive: true }));
+  return child(domain, 'devices', 'serial', 'log')?.attrs.file;
+}
+
 const failedWith = (reason: string) => (vm: Parameters<typeof isRunning>[0]) =>
   vm.status?.phase === 'Failed' &&
   condition(vm, 'Installed')?.status === 'False' &&
@@ -41,11 +48,15 @@ describe('VirtualMachine install that does not finish', () => {
     await bench.untilVm('slow', (vm) => vm.status?.phase === 'Installing', 'Installing');
     firstUrl = await setup.url('slow');
     expect((await fetchText(firstUrl)).status).toBe(200);
+    // The installer's console is kept in a file on the host, for when it fails.
+    const log = `/var/log/libvirt/qemu/${bench.vm('slow')?.status?.domainName ?? '?'}.installer.log`;
+    expect(await serialLog(uid)).toBe(log);
 
     const vm = await bench.untilVm('slow', failedWith('InstallTimedOut'), 'Failed (InstallTimedOut)');
     expect(condition(vm, 'Installed')?.message).toMatch(
       /^the installer did not power the VM off within 3 s; destroyed\. .*`virtfleet vm restart slow` starts the install again$/,
     );
+    expect(condition(vm, 'Installed')?.message).toContain(`the installer's serial console is in ${log} on host`);
     expect(condition(vm, 'Ready')).toMatchObject({ status: 'False', reason: 'InstallTimedOut' });
     expect((await bench.domains(HOST)).find((d) => d.uuid === uid)).toMatchObject({
       state: 'shutoff',
@@ -116,6 +127,7 @@ describe('VirtualMachine install that does not finish', () => {
     );
     expect(done.status?.lastAction?.id).toBe('retry-1'); // the request was done once
     expect((await setup.osBoot(uid)).bootDev).toBe('hd');
+    expect(await serialLog(uid)).toBeUndefined(); // the installed system's console is not logged
     expect((await fetchText(url)).status).toBe(404);
   });
 
@@ -126,7 +138,7 @@ describe('VirtualMachine install that does not finish', () => {
     await bench.hypervisor(HOST).destroy(created.metadata.uid ?? '');
     const vm = await bench.untilVm('killed', failedWith('InstallFailed'), 'Failed (InstallFailed)');
     expect(condition(vm, 'Installed')?.message).toMatch(
-      /^the installer stopped \(shutoff, destroyed\) before the install finished/,
+      /^the installer stopped \(shutoff, destroyed\) before the install finished; the installer's serial console is in \/var\/log\/libvirt\/qemu\/vf-[^ ]+_killed\.installer\.log on host test:\/\/\//,
     );
     expect((await fetchText(url)).status).toBe(404);
   });
