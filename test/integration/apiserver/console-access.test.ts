@@ -5,11 +5,12 @@
 // SelfSubjectAccessReview answers as the stream does. The test driver has no console streams,
 // so sessions themselves are tested on the rig (test/e2e/console-rig.test.ts).
 //
+// `virtfleet api` runs as the ServiceAccount of deploy/, with just the RBAC deploy/ gives it.
 // Its own control plane: the APIService v1alpha1.subresources.virtfleet.io is one per cluster,
 // and the shared one gets deploy/'s (test/integration/deploy.test.ts applies it).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +46,7 @@ const plane = new ControlPlane({ stateDir: join(dir, 'control-plane'), unsafeNoF
 let admin: KubeClient;
 let pki: Pki;
 let api: ApiServerProcess;
+let kubectlAs: (args: string[]) => Promise<string>;
 const people: Record<'admin' | 'edit' | 'view' | 'nobody', TestUser> = {} as never;
 
 /** Refusal of a console request: [HTTP status, message]; [101, ''] when the WebSocket opened. */
@@ -80,12 +82,34 @@ function direct(path: string, cert?: { cert: string; key: string }): Promise<{ s
   });
 }
 
-function kubectlApply(kubectl: string, kubeconfig: string, file: string): Promise<void> {
+function kubectlRun(kubectl: string, kubeconfig: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile(kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '-f', file], (error, _out, stderr) =>
-      error ? reject(new Error(`kubectl apply -f ${file}: ${stderr}`)) : resolve(),
+    execFile(kubectl, ['--kubeconfig', kubeconfig, ...args], (error, stdout, stderr) =>
+      error ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr}`)) : resolve(stdout),
     ),
   );
+}
+
+/**
+ * A kubeconfig of the ServiceAccount virtfleet-api, with the RBAC of deploy/base/api-server-rbac.yaml
+ * and a token from the TokenRequest API: the API server runs with what deploy/ grants it, no more.
+ */
+async function serviceAccountKubeconfig(kubectl: string, kubeconfig: string, server: string): Promise<string> {
+  const run = (args: string[]) => kubectlRun(kubectl, kubeconfig, args);
+  await run(['create', 'namespace', 'virtfleet-system']);
+  await run(['create', 'serviceaccount', 'virtfleet-api', '-n', 'virtfleet-system']);
+  await run(['apply', '-n', 'virtfleet-system', '-f', join(repoRoot(), 'deploy/base/api-server-rbac.yaml')]);
+  const token = (await run(['create', 'token', 'virtfleet-api', '-n', 'virtfleet-system', '--duration=1h'])).trim();
+  const path = join(dir, 'virtfleet-api.kubeconfig');
+  const config = new KubeConfig();
+  config.loadFromOptions({
+    clusters: [{ name: 'test', server, caData: readFileSync(pki.caCert).toString('base64') }],
+    users: [{ name: 'virtfleet-api', token }],
+    contexts: [{ name: 'test', cluster: 'test', user: 'virtfleet-api' }],
+    currentContext: 'test',
+  });
+  writeFileSync(path, config.exportConfig(), { mode: 0o600 });
+  return path;
 }
 
 beforeAll(async () => {
@@ -95,9 +119,16 @@ beforeAll(async () => {
   const config = new KubeConfig();
   config.loadFromFile(info.kubeconfig);
   admin = new KubeClient(config);
-  api = new ApiServerProcess(info.kubeconfig, pki, join(dir, 'api.log'));
+  kubectlAs = (args) => kubectlRun(info.binaries.kubectl, info.kubeconfig, args);
+  const own = await serviceAccountKubeconfig(info.binaries.kubectl, info.kubeconfig, info.server);
+  api = new ApiServerProcess(own, pki, join(dir, 'api.log'));
   await api.start(admin);
-  await kubectlApply(info.binaries.kubectl, info.kubeconfig, join(repoRoot(), 'deploy/base/user-roles.yaml'));
+  await kubectlRun(info.binaries.kubectl, info.kubeconfig, [
+    'apply',
+    '--server-side',
+    '-f',
+    join(repoRoot(), 'deploy/base/user-roles.yaml'),
+  ]);
   await admin.create(NAMESPACE, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
   const ca = { cert: pki.caCert, key: pki.caKey };
   for (const role of ['admin', 'edit', 'view', 'nobody'] as const) {
@@ -226,4 +257,26 @@ describe('virtfleet api behind the aggregator', () => {
       expect(code).toBe(allowed ? 409 : 403);
     },
   );
+
+  it.each([
+    ['get', 'hostpools.virtfleet.io', true],
+    ['get', 'virtualmachines.virtfleet.io -n any', true],
+    ['get', 'secrets -n virtfleet-system', true],
+    ['list', 'secrets -n virtfleet-system', false],
+    ['get', 'secrets -n default', false],
+    ['patch', 'virtualmachines.virtfleet.io -n any', false],
+    ['create', 'subjectaccessreviews.authorization.k8s.io', true],
+    ['watch', 'configmaps/extension-apiserver-authentication -n kube-system', true],
+    ['get', 'configmaps -n kube-system', false],
+  ] as const)('deploy/ lets its ServiceAccount %s %s: %s', async (verb, what, expected) => {
+    const answer = await kubectlAs([
+      'auth',
+      'can-i',
+      '--as',
+      'system:serviceaccount:virtfleet-system:virtfleet-api',
+      verb,
+      ...what.split(' '),
+    ]).catch((error: Error) => error.message);
+    expect(answer.trim().endsWith('yes')).toBe(expected);
+  });
 });
