@@ -56,3 +56,15 @@ build etcd virtfleet.io/hack/controlplane/etcd "etcd-$etcd_version"
 build kubernetes k8s.io/kubernetes/cmd/kube-apiserver "kube-apiserver-$k8s_version" "$(k8s_ldflags)"
 build kubernetes k8s.io/kubernetes/cmd/kube-controller-manager "kube-controller-manager-$k8s_version" "$(k8s_ldflags)"
 build kubernetes k8s.io/kubernetes/cmd/kubectl "kubectl-$k8s_version" "$(k8s_ldflags)"
+
+# helm (issue 19: the chart's tests), pinned by hack/helm/go.mod, cached by version like kubectl.
+helm_version=$(module_version ../helm/go.mod helm.sh/helm/v4)
+build ../helm helm.sh/helm/v4/cmd/helm "helm-$helm_version" \
+  "-X helm.sh/helm/v4/internal/version.version=$helm_version -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+
+# argocd-health (issue 19: the Argo CD health checks' runner, hack/argocd-health): our own source,
+# so cached by the hash of its files (src/devstack/binaries.ts computes the same name).
+source_hash() { # dir: sha256 of go.mod, go.sum and the .go files, by name
+  (cd "$1" && cat $(LC_ALL=C ls go.mod go.sum ./*.go | sed 's#^\./##' | LC_ALL=C sort) | sha256sum | cut -c1-16)
+}
+build ../argocd-health virtfleet.io/hack/argocd-health "argocd-health-$(source_hash ../argocd-health)"

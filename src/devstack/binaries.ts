@@ -1,7 +1,8 @@
 // Where the control-plane binaries built by hack/build-controlplane.sh live.
 // The versions come from the go.mod files that pin them, so the shell build
 // and this lookup can never disagree.
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,4 +65,28 @@ export function requireBinary(path: string): void {
       `control-plane binary ${path} is missing: run hack/setup.sh (make test and make run do it for you)`,
     );
   }
+}
+
+/** The sha256 prefix of a Go tool's go.mod, go.sum and .go files by name (hack/build-controlplane.sh's source_hash). */
+function sourceHash(dir: string): string {
+  const files = readdirSync(dir)
+    .filter((name) => name === 'go.mod' || name === 'go.sum' || name.endsWith('.go'))
+    .sort();
+  const hash = createHash('sha256');
+  for (const name of files) hash.update(readFileSync(join(dir, name)));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/** hack/argocd-health (Argo CD health checks in gopher-lua), cached by the hash of its sources. */
+export function argocdHealthBinary(root: string = repoRoot()): string {
+  const path = join(cacheDir(), 'bin', `argocd-health-${sourceHash(join(root, 'hack/argocd-health'))}`);
+  requireBinary(path);
+  return path;
+}
+
+/** helm, built from the Go module hack/helm/go.mod pins, cached by version. */
+export function helmBinary(root: string = repoRoot()): string {
+  const path = join(cacheDir(), 'bin', `helm-${pinnedVersion(join(root, 'hack/helm/go.mod'), 'helm.sh/helm/v4')}`);
+  requireBinary(path);
+  return path;
 }

@@ -1,0 +1,61 @@
+-- Argo CD health of a virtfleet.io InstallProfile, from the conditions its controller writes
+-- (docs/controllers.md). Uses no string or os library, so it runs from argocd-cm as it is.
+--   Degraded:    Stalled=True, or Valid=False for a reason a person must fix (a field that does
+--                not render, a Secret key that is missing or unusable, Secrets it may not read).
+--   Progressing: no status yet, a generation not yet observed, Reconciling=True, or a Secret it
+--                names does not exist yet (looked for again every 30 s: it may come in the same sync).
+--   Healthy:     Ready=True, or (without a Ready condition) Valid=True.
+local function condition(conditionType)
+  if obj.status == nil or obj.status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(obj.status.conditions) do
+    if c.type == conditionType then
+      return c
+    end
+  end
+  return nil
+end
+
+local function said(c, fallback)
+  if c ~= nil and c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  return fallback
+end
+
+if obj.status == nil then
+  return { status = "Progressing", message = "Waiting for the controller to report status" }
+end
+local generation = obj.metadata.generation
+local observed = obj.status.observedGeneration
+if generation ~= nil and (observed == nil or observed < generation) then
+  return { status = "Progressing", message = "Waiting for the controller to observe generation " .. tostring(generation) }
+end
+local stalled = condition("Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  return { status = "Degraded", message = said(stalled, "Stalled") }
+end
+
+local valid = condition("Valid")
+if valid ~= nil and valid.status == "False" then
+  if valid.reason == "SecretNotFound" then
+    return { status = "Progressing", message = said(valid, valid.reason) }
+  end
+  return { status = "Degraded", message = said(valid, valid.reason) }
+end
+local reconciling = condition("Reconciling")
+if reconciling ~= nil and reconciling.status == "True" then
+  return { status = "Progressing", message = said(reconciling, "Reconciling") }
+end
+local ready = condition("Ready")
+if ready ~= nil then
+  if ready.status == "True" then
+    return { status = "Healthy", message = said(ready, "Ready") }
+  end
+  return { status = "Progressing", message = said(ready, "Waiting for the controller") }
+end
+if valid ~= nil and valid.status == "True" then
+  return { status = "Healthy", message = said(valid, "Valid") }
+end
+return { status = "Progressing", message = "Waiting for the controller" }
