@@ -200,11 +200,14 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
         'Seconds between heartbeats to each host; a heartbeat that does not answer within the period is missed.',
         { minimum: 1, maximum: 300, default: 2 },
       ),
-      failureThreshold: int('Missed heartbeats after which the host is NotReady and its VMs are recovered.', {
-        minimum: 1,
-        maximum: 100,
-        default: 3,
-      }),
+      failureThreshold: int(
+        'Missed heartbeats in a row after which the host is NotReady (failed): it takes no new VMs, and its VMs are started elsewhere once its fencing command (hosts[].fencing) confirmed the power-off.',
+        {
+          minimum: 1,
+          maximum: 100,
+          default: 3,
+        },
+      ),
     },
     { default: {} },
   ),
