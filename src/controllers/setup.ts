@@ -83,6 +83,7 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
   const events = new EventRecorder(manager.client, {
     component: 'virtfleet-controller',
     logger,
+    registry: manager.metrics.registry,
     ...(options.instance ? { instance: options.instance } : {}),
   });
   const metrics = manager.metrics;

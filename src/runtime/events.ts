@@ -70,14 +70,17 @@ export function isPassingFailure(error: unknown): boolean {
   return error.status >= 500 || error.status === 429 || error.status === 408;
 }
 
-interface RecorderMetrics {
+export interface EventMetrics {
   dropped: Counter<'reason'>;
   retries: Counter;
   unsent: Gauge;
 }
 
-function metricsIn(registry: Registry, unsent: () => number): RecorderMetrics {
-  // One set per registry, shared by the recorders writing into it.
+/**
+ * The recorder's metrics in `registry`: one set per registry, made by the first recorder there
+ * (the unsent gauge reads that one; a controller process has one recorder).
+ */
+export function eventMetrics(registry: Registry, unsent: () => number): EventMetrics {
   const existing = (name: string) => registry.getSingleMetric(name);
   const dropped =
     (existing('virtfleet_events_dropped_total') as Counter<'reason'> | undefined) ??
@@ -112,7 +115,7 @@ export class EventRecorder {
   private readonly queue: RetryQueue<Pending>;
   private writing = 0;
   private retryTimer: NodeJS.Timeout | undefined;
-  private readonly metrics: RecorderMetrics | undefined;
+  private readonly metrics: EventMetrics | undefined;
   /** Events given up on, by reason (also in virtfleet_events_dropped_total). */
   readonly dropped: Record<DropReason, number> = { queue_full: 0, refused: 0 };
 
@@ -124,7 +127,7 @@ export class EventRecorder {
       cap: options.maxQueued ?? 4096,
       backoff: options.retryBackoff ?? { baseMs: 500, maxMs: 30_000, jitter: 0.2 },
     });
-    this.metrics = options.registry ? metricsIn(options.registry, () => this.unsent) : undefined;
+    this.metrics = options.registry ? eventMetrics(options.registry, () => this.unsent) : undefined;
   }
 
   /** Events recorded and not yet written (waiting, being written, or waiting to be written again). */

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ControllerMetrics } from '../../../src/observability/metrics.js';
 import { VmUsageCollector } from '../../../src/observability/vm-usage.js';
+import { eventMetrics } from '../../../src/runtime/events.js';
 import { kubectl } from '../../harness/kube.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -112,6 +113,8 @@ async function exportedMetrics(processMetrics: boolean): Promise<{ metrics: stri
   const { registry } = new ControllerMetrics(undefined, { processMetrics });
   // The per-VM usage metrics, which addControllers registers beside them (no hosts here: no series).
   new VmUsageCollector({ hosts: () => [], vms: () => [] }, registry);
+  // The Event recorder's, which addControllers has it register there.
+  eventMetrics(registry, () => 0);
   const registered = await registry.getMetricsAsJSON();
   const series = new Set<string>();
   for (const metric of registered) {
