@@ -9,8 +9,9 @@
 //   any   username, password (SASL, or libvirt's test driver <auth>)
 // Values never leave this module except into the connection pool: no log line, status or
 // Event carries one; messages name keys only.
-import type { HostCredentials } from '../hypervisors/libvirt/credentials.js';
+import type { HostCredentials } from '../hypervisors/hypervisor.js';
 import { transportOf } from '../hypervisors/libvirt/credentials.js';
+import type { CredentialsResolution, SecretRef } from '../hosts/fleet-host.js';
 import type { Informer } from '../runtime/informer.js';
 import type { KubeObject, ResourceType } from '../runtime/kube-client.js';
 import { HOST_REASONS } from './reasons.js';
@@ -19,13 +20,8 @@ export const SECRET: ResourceType = { kind: 'Secret', group: '', version: 'v1', 
 
 export type SecretObject = KubeObject & { type?: string; data?: Record<string, string> };
 
-export interface SecretRef {
-  name: string;
-  namespace: string;
-}
-
-export type CredentialsResolution =
-  { ok: true; credentials: HostCredentials } | { ok: false; reason: string; message: string };
+// The Fleet's types (src/hosts): it passes the credentials on, and keeps the reference per host.
+export type { CredentialsResolution, SecretRef } from '../hosts/fleet-host.js';
 
 export const SSH_KEYS = ['ssh-privatekey', 'known_hosts'] as const;
 export const TLS_KEYS = ['tls.crt', 'tls.key', 'ca.crt'] as const;
