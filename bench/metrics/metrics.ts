@@ -10,7 +10,9 @@
 //    `--vms` VMs Ready: each scrape 1.1 s after the last (past the collector's 1 s cache, so each
 //    one reads the hosts), timed from request to last byte; the controller's CPU seconds over
 //    them; the statistics calls each made. Then two scrapes at once (the shared reading).
-// 4. The series: all of /metrics, and the virtfleet_vmi_* ones by name. The test driver reports
+// 4. The collector alone in this process, on fresh test:/// hosts with as many running domains:
+//    what its part of a scrape costs without the controller's other metrics and work.
+// 5. The series: all of /metrics, and the virtfleet_vmi_* ones by name. The test driver reports
 //    the domain state only, so a simulated host gives virtfleet_vmi_running alone; a real QEMU
 //    host gives up to 17 series per VM. The last figure is the exposition of that many: the
 //    collector's own mapping (domainUsageOf, usageSamples) and prom-client's formatting, fed
@@ -18,7 +20,7 @@
 // Everything it starts is stopped and removed on the way out, also on failure and on Ctrl-C.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -27,14 +29,17 @@ import type { HostPool } from '../../src/api/hostpool.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from '../../src/controllers/resources.js';
 import { repoRoot } from '../../src/devstack/binaries.js';
 import { freePort } from '../../src/devstack/ports.js';
+import { LibvirtConnectionPool } from '../../src/hypervisors/libvirt/connection-pool.js';
 import { domainUsageOf } from '../../src/hypervisors/libvirt/domain-stats.js';
+import { LibvirtHypervisor } from '../../src/hypervisors/libvirt/driver.js';
 import type { DomainStatsRecord } from '../../src/hypervisors/libvirt/native/index.js';
 import { createLogger } from '../../src/observability/logging.js';
 import { USAGE_METRICS, usageSamples, type VmRef } from '../../src/observability/vm-usage-samples.js';
+import { VmUsageCollector } from '../../src/observability/vm-usage.js';
 import { Cache } from '../../src/runtime/cache.js';
 import type { Condition } from '../../src/runtime/conditions.js';
 import { KubeClient } from '../../src/runtime/kube-client.js';
-import { testHosts } from '../../test/integration/hypervisor/test-hosts.js';
+import { testHosts, type TestHosts } from '../../test/integration/hypervisor/test-hosts.js';
 import {
   arg,
   cleanupOnExit,
@@ -63,6 +68,7 @@ const dir = mkdtempSync(join(tmpdir(), 'virtfleet-metrics-'));
 const callsFile = join(dir, 'stats-calls.jsonl');
 const logger = createLogger('warn');
 const { steps: cleanups, cleanup } = cleanupOnExit(dir, KEEP);
+let startLoad = '';
 
 const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
 const sleep = (n: number) => new Promise((resolve) => setTimeout(resolve, n));
@@ -225,8 +231,60 @@ async function fullExposition(): Promise<string> {
   return `QEMU-shaped figures (made here, no libvirt): ${VMS} VMs give ${series} virtfleet_vmi_* series, ${(bytes / 1024).toFixed(0)} KiB; mapping + exposition p50 / max ${ms(percentile(times, 50))} / ${ms(times.at(-1)!)} ms (in this process, ${SCRAPES} runs)`;
 }
 
+/**
+ * The collector alone, in this process: `HOSTS` fresh test:/// hosts (bench/fleet.ts) with
+ * `VMS` running domains between them, read through the driver (LibvirtHypervisor) into a
+ * registry of its own; scrapes past its cache, timed, with this process's CPU.
+ */
+async function collectorAlone(hosts: TestHosts): Promise<string> {
+  const decls = hostDecls(HOSTS);
+  const uris = writeHosts(hosts, decls, 'alone');
+  const connections = new LibvirtConnectionPool();
+  try {
+    const hypervisors = decls.map((h) => ({
+      pool: POOL,
+      name: h.name,
+      hypervisor: new LibvirtHypervisor(connections, uris.get(h.name)!),
+    }));
+    const refs: Array<VmRef & { uid: string }> = [];
+    await pooled(
+      Array.from({ length: VMS }, (_, i) => i),
+      16,
+      async (i) => {
+        const uid = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+        const { hypervisor } = hypervisors[i % HOSTS]!;
+        await hypervisor.ensureDefined(
+          `<domain type='test'><name>vm-${i}</name><uuid>${uid}</uuid><memory unit='MiB'>128</memory><os><type>hvm</type></os></domain>`,
+        );
+        await hypervisor.start(uid);
+        refs.push({ uid, namespace: NAMESPACE, name: `vm-${i}` });
+      },
+    );
+    let now = 0;
+    const registry = new Registry();
+    new VmUsageCollector({ hosts: () => hypervisors, vms: () => refs }, registry, { now: () => now });
+    const times: number[] = [];
+    let text = '';
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < SCRAPES; i++) {
+      now += SCRAPE_GAP_MS; // past the cache, without waiting
+      const t0 = performance.now();
+      text = await registry.metrics();
+      times.push(performance.now() - t0);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    times.sort((a, b) => a - b);
+    return `the collector alone (this process, ${HOSTS} fresh test:/// hosts, ${VMS} running domains, ${total(seriesCount(text))} series): scrape p50 / max ${ms(percentile(times, 50))} / ${ms(times.at(-1)!)} ms, CPU ${((cpu.user + cpu.system) / 1000 / SCRAPES).toFixed(1)} ms per scrape (${SCRAPES} scrapes)`;
+  } finally {
+    await connections.closeAll();
+  }
+}
+
 async function main(): Promise<void> {
   process.stdout.write(`virtfleet metrics bench: ${VMS} VMs over ${HOSTS} test-driver hosts, temp dir ${dir}\n`);
+  startLoad = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' / ');
   const info = await startControlPlane(dir, root, cleanups);
   const hosts = testHosts();
   cleanups.push(() => hosts.cleanup());
@@ -312,7 +370,12 @@ async function main(): Promise<void> {
     '',
     `two scrapes at once: ${ms(a.ms)} and ${ms(b.ms)} ms, ${shared} bulk calls between them (${HOSTS} hosts)`,
     '',
+    await collectorAlone(hosts),
     await fullExposition(),
+    '',
+    `machine: load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' / ')} (1 / 5 / 15 min) at the end; ${startLoad} at the start`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
