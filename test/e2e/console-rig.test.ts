@@ -12,6 +12,7 @@ import { connectConsole, ConsoleRefusedError } from '../../src/cli/console.js';
 import { runAction } from '../../src/cli/vm.js';
 import { HOST_POOL, VIRTUAL_MACHINE } from '../../src/controllers/resources.js';
 import { repoRoot } from '../../src/devstack/binaries.js';
+import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
 import { ApiServerProcess } from '../harness/api-server.js';
 import { guestImage } from '../rig/guest.js';
 import { guestVm, hostPool, isRunning, NAMESPACE, RigController } from './harness.js';
@@ -105,6 +106,30 @@ describe('virtfleet vm console on rig hosts', () => {
       }
     } finally {
       first.terminate();
+    }
+  }, 120_000);
+
+  it('finds a console held outside virtfleet api (as by virsh console on the host) busy, and --force takes it', async () => {
+    const host = stack.rigHost(stack.vm(VM)!.status!.host!);
+    const conn = await LibvirtConnection.open(host.uri);
+    try {
+      const held = await conn.domainOpenConsole(stack.vm(VM)!.metadata.uid ?? '');
+      const heldEnded = new Promise<void>((resolve) => held.onEnd(() => resolve()));
+      const refused = await connectConsole(stack.client.config, NAMESPACE, VM).then(
+        (ws) => {
+          ws.terminate();
+          return undefined;
+        },
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(ConsoleRefusedError);
+      expect((refused as ConsoleRefusedError).code).toBe(409);
+      expect((refused as ConsoleRefusedError).message).toMatch(/console is open elsewhere.*--force/);
+      const forced = await connectConsole(stack.client.config, NAMESPACE, VM, { force: true });
+      await heldEnded;
+      forced.close();
+    } finally {
+      await conn.close();
     }
   }, 120_000);
 
