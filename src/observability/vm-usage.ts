@@ -99,7 +99,15 @@ export class VmUsageCollector {
   samples(): Promise<Map<string, UsageSample[]>> {
     const now = this.now();
     if (this.reading && now - this.reading.startedAt < this.cacheMs) return this.reading.samples;
-    const samples = this.read();
+    // A failure outside the hosts' calls (each host's is caught in readHost) leaves the usage
+    // series out of this scrape, never the controller's other metrics.
+    const samples = this.read().catch((error: unknown) => {
+      this.options.logger?.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'reading VM usage failed',
+      );
+      return new Map<string, UsageSample[]>();
+    });
     this.reading = { startedAt: now, samples };
     return samples;
   }
