@@ -375,6 +375,41 @@ export interface InterfaceUsage {
   txPackets?: number;
 }
 
+/** A snapshot to take (libvirt internal snapshots: the data stays in the qcow2 disk files). */
+export interface NewSnapshot {
+  /** The snapshot's name on the host: letters, digits, '.', '_' and '-' only. */
+  name: string;
+  description?: string;
+  /**
+   * With the RAM state (the domain resumes exactly where it was on revert); without, disks
+   * only. Libvirt's QEMU driver takes a disk-only internal snapshot of a stopped domain only: a
+   * running one is 'invalid-state' without memory.
+   */
+  memory: boolean;
+}
+
+/** A snapshot a host holds for a domain. */
+export interface SnapshotInfo {
+  name: string;
+  description: string;
+  /** When it was taken, from the host's creationTime (whole seconds). */
+  createdAt: Date;
+  /** The domain's state when it was taken ('running', 'paused', 'shutoff'…). */
+  domainState: string;
+  /** It holds the RAM state. */
+  memory: boolean;
+  /** Its parent snapshot's name; null for a root. */
+  parent: string | null;
+}
+
+export interface RevertOptions {
+  /**
+   * The state after the revert: 'snapshot' (default) the one it was taken in; 'paused' the
+   * vCPUs stopped (a memory snapshot) or started paused (a disk one); 'running' started.
+   */
+  state?: 'snapshot' | 'paused' | 'running';
+}
+
 /** One hypervisor host. Every call may reject with a HypervisorError. */
 export interface Hypervisor {
   /** The host's URI. */
@@ -504,5 +539,30 @@ export interface Hypervisor {
    */
   domainStats(): Promise<DomainUsage[]>;
 
-  // TODO(issue 4): snapshots, guest-agent commands and console streams.
+  // ---- snapshots (internal, qcow2) and managed save ----
+
+  /**
+   * Takes an internal snapshot (every disk must be qcow2); resolves with it as the host holds it.
+   * 'already-exists' when the domain has a snapshot of that name.
+   */
+  createSnapshot(uuid: string, snapshot: NewSnapshot): Promise<SnapshotInfo>;
+  /** The domain's snapshots, parents before children. */
+  listSnapshots(uuid: string): Promise<SnapshotInfo[]>;
+  /** The snapshot, or undefined when the domain has none of that name. */
+  snapshot(uuid: string, name: string): Promise<SnapshotInfo | undefined>;
+  /** Deletes the snapshot and its data in the disk files; resolves false when there was none. */
+  deleteSnapshot(uuid: string, name: string): Promise<boolean>;
+  /** Brings disks (and memory, when captured) back to the snapshot; 'not-found' when it is gone. */
+  revertSnapshot(uuid: string, name: string, options?: RevertOptions): Promise<void>;
+  /**
+   * Saves the running domain's memory to a file on the host and stops its process (libvirt
+   * managed save); the next start() resumes from it, start({ forceBoot }) discards it.
+   */
+  managedSave(uuid: string): Promise<void>;
+  /** The domain has a managed-save image (a start would resume it). */
+  hasManagedSave(uuid: string): Promise<boolean>;
+  /** Discards the managed-save image; nothing to do when there is none. */
+  removeManagedSave(uuid: string): Promise<void>;
+
+  // TODO(issue 4): guest-agent commands and console streams.
 }

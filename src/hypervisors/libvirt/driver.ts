@@ -17,7 +17,10 @@ import type {
   MigrationOptions,
   MigrationProgress,
   NetworkStatus,
+  NewSnapshot,
   NewVolume,
+  RevertOptions,
+  SnapshotInfo,
   StartOptions,
   StoragePoolRef,
   StoragePoolStatus,
@@ -28,6 +31,7 @@ import type {
 } from '../hypervisor.js';
 import { HypervisorError, type HypervisorErrorKind } from '../hypervisor.js';
 import { summarizeCapabilities } from './capabilities.js';
+import { snapshotInfoOf, snapshotNameProblem, snapshotXml } from './snapshots.js';
 import { domainUsageOf, USAGE_STATS_GROUPS } from './domain-stats.js';
 import { traceNow, traces } from '../../runtime/trace.js';
 import { child, el, parseXml, serializeXml, type XmlElement } from '../xml.js';
@@ -504,6 +508,90 @@ export class LibvirtHypervisor implements Hypervisor {
         cause: error,
       },
     );
+  }
+
+  // ---- snapshots and managed save ----
+
+  createSnapshot(uuid: string, snapshot: NewSnapshot): Promise<SnapshotInfo> {
+    const operation = `snapshot domain ${uuid} as ${snapshot.name}`;
+    return this.call(operation, async (conn) => {
+      const problem = snapshotNameProblem(snapshot.name);
+      if (problem) throw new HypervisorError('invalid-definition', this.uri, operation, problem);
+      const existing = await conn.domainSnapshotListNames(uuid, {});
+      if (existing.includes(snapshot.name))
+        throw new HypervisorError('already-exists', this.uri, operation, `the domain has a snapshot ${snapshot.name}`);
+      const name = await conn.domainSnapshotCreateXML(uuid, snapshotXml(snapshot), {});
+      return snapshotInfoOf(
+        await conn.domainSnapshotGetXMLDesc(uuid, name, {}),
+        await conn.domainSnapshotGetParent(uuid, name),
+      );
+    });
+  }
+
+  listSnapshots(uuid: string): Promise<SnapshotInfo[]> {
+    return this.call(`list snapshots of domain ${uuid}`, async (conn) => {
+      const names = await conn.domainSnapshotListNames(uuid, { topological: true });
+      return Promise.all(
+        names.map(async (name) =>
+          snapshotInfoOf(
+            await conn.domainSnapshotGetXMLDesc(uuid, name, {}),
+            await conn.domainSnapshotGetParent(uuid, name),
+          ),
+        ),
+      );
+    });
+  }
+
+  snapshot(uuid: string, name: string): Promise<SnapshotInfo | undefined> {
+    return this.call(`look up snapshot ${name} of domain ${uuid}`, async (conn) => {
+      if (!(await conn.domainSnapshotListNames(uuid, {})).includes(name)) return undefined;
+      return snapshotInfoOf(
+        await conn.domainSnapshotGetXMLDesc(uuid, name, {}),
+        await conn.domainSnapshotGetParent(uuid, name),
+      );
+    });
+  }
+
+  deleteSnapshot(uuid: string, name: string): Promise<boolean> {
+    return this.call(`delete snapshot ${name} of domain ${uuid}`, async (conn) => {
+      try {
+        await conn.domainSnapshotDelete(uuid, name, {});
+        return true;
+      } catch (error) {
+        if (isLibvirtError(error) && error.codeName === 'VIR_ERR_NO_DOMAIN_SNAPSHOT') return false;
+        throw error;
+      }
+    });
+  }
+
+  revertSnapshot(uuid: string, name: string, options: RevertOptions = {}): Promise<void> {
+    const state = options.state ?? 'snapshot';
+    return this.call(`revert domain ${uuid} to snapshot ${name}`, async (conn) => {
+      try {
+        await conn.domainSnapshotRevert(uuid, name, {
+          ...(state === 'running' ? { running: true } : {}),
+          ...(state === 'paused' ? { paused: true } : {}),
+        });
+      } catch (error) {
+        if (isLibvirtError(error) && error.codeName === 'VIR_ERR_NO_DOMAIN_SNAPSHOT')
+          throw new HypervisorError('not-found', this.uri, `revert domain ${uuid} to snapshot ${name}`, error.message, {
+            cause: error,
+          });
+        throw error;
+      }
+    });
+  }
+
+  managedSave(uuid: string): Promise<void> {
+    return this.call(`save domain ${uuid} (managed save)`, (conn) => conn.domainManagedSave(uuid));
+  }
+
+  hasManagedSave(uuid: string): Promise<boolean> {
+    return this.call(`look for a managed-save image of domain ${uuid}`, (conn) => conn.domainHasManagedSaveImage(uuid));
+  }
+
+  removeManagedSave(uuid: string): Promise<void> {
+    return this.call(`remove the managed-save image of domain ${uuid}`, (conn) => conn.domainManagedSaveRemove(uuid));
   }
 
   subscribe(listener: HostEventListener): () => void {
