@@ -1,31 +1,37 @@
 // The local stack behind `make run`: a real control plane whose data lives in
 // a state directory (kept across runs), the CRDs, the example manifests (with
-// the simulated hosts of HostPool lab, and HostPool local when this machine
-// runs libvirtd), and the controller process with its install endpoint. The
+// the simulated hosts of HostPool lab, and, as root with QEMU, two real libvirtd
+// hosts as HostPool local with the VM demo), and the controller process with its install endpoint. The
 // control plane includes kube-controller-manager, so namespaces finish deleting
 // and ownerReferences are collected; the examples are applied server-side under
 // their own field manager; the controller is restarted with backoff when it
-// exits, as a Deployment would restart it. Ctrl-C stops every child; nothing
-// is left running.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// exits, as a Deployment would restart it; so is `virtfleet api`, registered
+// with the aggregator for `virtfleet vm console`. Ctrl-C stops every child;
+// nothing is left running.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { repoRoot } from './binaries.js';
+import { startLocalApiServer } from './api-server.js';
 import { ControlPlane } from './controlplane.js';
 import { installCrds, kubectlOrThrow } from './crds.js';
 import { processesUsing } from './leftovers.js';
 import { freePort } from './ports.js';
 import { Restarting } from './process.js';
+import { startRealHosts, unavailableReason, type RealHosts } from './real-hosts.js';
 
 export interface DevStackOptions {
   stateDir: string;
   /** Command that starts the controller, e.g. [node, main.js, 'controller']. */
   controllerCommand: string[];
+  /** Command that starts `virtfleet api`; default: controllerCommand with its last word 'api'. */
+  apiCommand?: string[];
   applyExamples: boolean;
   /**
-   * Whether to apply HostPool local (manifests/optional/hostpool-local.yaml) with the examples:
-   * 'auto' (the default) when a local libvirtd's socket exists. Default from
+   * Whether to start two real libvirtd hosts as HostPool local (real-hosts.ts) and apply the VM
+   * demo (manifests/optional/vm-demo.yaml) with the examples: 'auto' (the default) when this
+   * machine can (root, QEMU, libvirtd); true fails the stack when they cannot start. Default from
    * $VIRTFLEET_LOCAL_LIBVIRT (auto, 1 or 0).
    */
   localLibvirt?: 'auto' | boolean;
@@ -40,7 +46,6 @@ export interface DevStackOptions {
  */
 export const LAB_HOSTS_DIR = '/var/lib/virtfleet/lab/hosts';
 
-/** The sockets of a local libvirt daemon: the monolithic libvirtd, or the modular virtqemud. */
 /** The field manager `make run` applies the examples with (server-side apply). */
 export const EXAMPLES_FIELD_MANAGER = 'virtfleet-examples';
 
@@ -53,8 +58,6 @@ export const EXAMPLES_FIELD_MANAGER = 'virtfleet-examples';
 export function applyExamplesArgs(path: string): string[] {
   return ['apply', '--server-side', `--field-manager=${EXAMPLES_FIELD_MANAGER}`, '--force-conflicts', '-f', path];
 }
-
-export const LOCAL_LIBVIRT_SOCKETS = ['/run/libvirt/libvirt-sock', '/run/libvirt/virtqemud-sock'];
 
 export interface InstalledHosts {
   dir: string;
@@ -101,17 +104,18 @@ export function installLabHosts(source: string, target: string = LAB_HOSTS_DIR):
   return result;
 }
 
-/** Whether to apply HostPool local, and why. */
-export function localLibvirt(
-  setting: 'auto' | boolean = localLibvirtFromEnv(),
-  sockets: string[] = LOCAL_LIBVIRT_SOCKETS,
-): { use: boolean; why: string } {
-  if (setting === true) return { use: true, why: 'VIRTFLEET_LOCAL_LIBVIRT=1' };
-  if (setting === false) return { use: false, why: 'VIRTFLEET_LOCAL_LIBVIRT=0' };
-  const socket = sockets.find((path) => statSync(path, { throwIfNoEntry: false })?.isSocket());
-  return socket
-    ? { use: true, why: `a local libvirtd listens on ${socket}` }
-    : { use: false, why: `no local libvirtd (no ${sockets.join(' or ')})` };
+/** Whether to start the real hosts of HostPool local, and why (auto: when this machine can run them). */
+export function realHostsSetting(setting: 'auto' | boolean = localLibvirtFromEnv()): {
+  use: boolean;
+  required: boolean;
+  why: string;
+} {
+  if (setting === true) return { use: true, required: true, why: 'VIRTFLEET_LOCAL_LIBVIRT=1' };
+  if (setting === false) return { use: false, required: false, why: 'VIRTFLEET_LOCAL_LIBVIRT=0' };
+  const cannot = unavailableReason();
+  return cannot
+    ? { use: false, required: false, why: `no real hosts here: ${cannot}` }
+    : { use: true, required: false, why: 'root, QEMU and libvirtd are here' };
 }
 
 function localLibvirtFromEnv(): 'auto' | boolean {
@@ -120,7 +124,7 @@ function localLibvirtFromEnv(): 'auto' | boolean {
   if (['1', 'yes', 'true'].includes(value)) return true;
   if (['0', 'no', 'false'].includes(value)) return false;
   throw new Error(
-    `VIRTFLEET_LOCAL_LIBVIRT=${value}: use auto (apply HostPool local when a local libvirtd runs), 1 (always) or 0 (never)`,
+    `VIRTFLEET_LOCAL_LIBVIRT=${value}: use auto (start the real hosts of HostPool local when this machine can), 1 (always) or 0 (never)`,
   );
 }
 
@@ -155,6 +159,10 @@ async function claimStateDir(stateDir: string, out: (line: string) => void): Pro
   writeFileSync(pidFile, String(process.pid));
 }
 
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+}
+
 export async function runDevStack(options: DevStackOptions, signal: AbortSignal): Promise<void> {
   const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   const stateDir = resolve(options.stateDir);
@@ -162,11 +170,11 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
   mkdirSync(join(stateDir, 'logs'), { recursive: true, mode: 0o700 });
   await claimStateDir(stateDir, out);
   const manifests = join(root, 'manifests');
-  const localPoolFile = join(manifests, 'optional', 'hostpool-local.yaml');
+  const demoFile = join(manifests, 'optional', 'vm-demo.yaml');
   // Before anything starts: a lab that cannot be installed fails the stack at once.
-  let local: { use: boolean; why: string } | undefined;
+  let local: { use: boolean; required: boolean; why: string } | undefined;
   if (options.applyExamples) {
-    local = localLibvirt(options.localLibvirt);
+    local = realHostsSetting(options.localLibvirt);
     const hosts = installLabHosts(join(manifests, 'lab', 'hosts'));
     const all = [...hosts.written, ...hosts.unchanged].sort();
     out(
@@ -183,11 +191,16 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     stopSignal: signal,
   });
   let controller: Restarting | undefined;
+  let api: Restarting | undefined;
+  let realHosts: RealHosts | undefined;
   const stopAll = async () => {
+    await api?.stop();
     await controller?.stop();
+    await realHosts?.stop();
     await plane.stop();
   };
   process.once('exit', () => {
+    api?.killNow();
     controller?.killNow();
     plane.killNow();
   });
@@ -201,10 +214,20 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
       out(`applying the example manifests in ${manifests}...`);
       await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, applyExamplesArgs(manifests));
       if (local.use) {
-        out(`${local.why}: applying HostPool local (qemu:///system) from ${relative(root, localPoolFile)}`);
-        await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, applyExamplesArgs(localPoolFile));
+        out(`${local.why}: starting two real libvirtd hosts as HostPool local...`);
+        try {
+          realHosts = await startRealHosts(stateDir, out);
+        } catch (error) {
+          if (local.required) throw error;
+          out(`real hosts did not start (${firstLine(error)}); going on with the simulated HostPool lab`);
+        }
       } else {
         out(`${local.why}: HostPool local not applied; the examples use the simulated HostPool lab`);
+      }
+      if (realHosts) {
+        out(`applying HostPool local and the VM demo (${relative(root, demoFile)})`);
+        await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, applyExamplesArgs(realHosts.poolFile));
+        await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, applyExamplesArgs(demoFile));
       }
     }
 
@@ -237,6 +260,17 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     });
     await controller.start();
 
+    out('starting virtfleet api (VM consoles, through the aggregator)...');
+    const apiServer = await startLocalApiServer({
+      command: options.apiCommand ?? [...options.controllerCommand.slice(0, -1), 'api'],
+      kubeconfig: info.kubeconfig,
+      pki: info.pki,
+      logsDir: join(stateDir, 'logs'),
+      log: out,
+      stopSignal: signal,
+    });
+    api = apiServer.process;
+
     out('');
     out(
       `virtfleet local stack is up: kube-apiserver and kube-controller-manager ${info.binaries.kubernetesVersion}, ` +
@@ -245,11 +279,25 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     out(`  kubeconfig: ${info.kubeconfig}`);
     out(`  try:        kubectl --kubeconfig ${info.kubeconfig} get vm,hp,iprof -A`);
     if (local)
-      out(`  pools:      lab (simulated: ${LAB_HOSTS_DIR}/*.xml)${local.use ? ', local (qemu:///system)' : ''}`);
+      out(
+        `  pools:      lab (simulated: ${LAB_HOSTS_DIR}/*.xml)` +
+          (realHosts ? `, local (real: ${realHosts.hosts.map((h) => h.uri).join(' ')})` : ''),
+      );
     out(`  kubectl:    ${info.binaries.kubectl} (same version as the API server)`);
     out(`  metrics:    http://127.0.0.1:${metricsPort}/metrics`);
     out(`  install:    http://127.0.0.1:${installPort} (the controller's install endpoint, --install-address)`);
+    out(
+      `  api:        virtfleet api on https://127.0.0.1:${apiServer.port} (pid ${String(api.pid)}), ` +
+        `APIService v1alpha1.subresources.virtfleet.io: virtfleet vm console NAME --kubeconfig ${info.kubeconfig}`,
+    );
     out(`  logs:       ${join(stateDir, 'logs')}/`);
+    if (realHosts) {
+      out('  next:       a real guest boots on HostPool local; with virtfleet = node dist/cli/main.js (or npm link):');
+      out(`                export KUBECONFIG=${info.kubeconfig}`);
+      out('                kubectl get vm demo -w');
+      out('                virtfleet vm console demo');
+      out('                virtfleet vm migrate demo');
+    }
     out('Press Ctrl-C to stop.');
 
     // The controller and kube-controller-manager are restarted when they exit; etcd or
@@ -259,7 +307,10 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
       signal.addEventListener('abort', () => resolve('stop requested'), { once: true });
       void plane.firstExit().then(reject);
     });
-    out(`${reason}: stopping the controller, kube-controller-manager, kube-apiserver and etcd...`);
+    out(
+      `${reason}: stopping virtfleet api, the controller, ${realHosts ? 'the real hosts, ' : ''}` +
+        'kube-controller-manager, kube-apiserver and etcd...',
+    );
   } finally {
     await stopAll();
     out('stopped; nothing is left running.');

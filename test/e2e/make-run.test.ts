@@ -1,7 +1,8 @@
 // Drives `make run` as a user would: it comes up, serves the CRDs, installs the
 // simulated hosts of HostPool lab and runs the examples on them (KVM and Xen
 // hosts Ready, the small VM Running, the image-URL VM refused as documented),
-// applies HostPool local only when asked to (or when a libvirtd runs), keeps
+// starts two real libvirtd hosts as HostPool local only when asked to (or when it can), boots the
+// VM demo there (read through its console, migrated to the other host), keeps
 // its data across a restart, and Ctrl-C leaves no process behind. It behaves as
 // a cluster: kube-controller-manager deletes namespaces and collects owned
 // objects, the examples are applied server-side (no drift after a restart), a
@@ -15,6 +16,7 @@ import { promisify } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import { controlPlaneBinaries, repoRoot } from '../../src/devstack/binaries.js';
 import { processesUsing } from '../../src/devstack/leftovers.js';
+import { PtyProcess } from './pty.js';
 
 const run = promisify(execFile);
 // Each test starts the stack, which may first build what make run needs.
@@ -101,6 +103,15 @@ async function untilOutput(stack: RunningStack, pattern: RegExp, what: string, m
       throw new Error(`timed out after ${ms / 1000} s waiting for ${what}; output:\n${stack.output()}`);
     await delay(200);
   }
+}
+
+/** The virtfleet CLI from the sources, as the make run summary tells a user to run it. */
+async function runVirtfleet(kubeconfig: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: repoRoot(),
+    env: { ...process.env, KUBECONFIG: kubeconfig },
+    timeout: 120_000,
+  });
 }
 
 function alive(pid: number): boolean {
@@ -329,7 +340,7 @@ describe('make run', () => {
   );
 
   it(
-    'reuses the data of the previous run, applies HostPool local when asked to, and stops cleanly again',
+    'reuses the data of the previous run, boots demo on two real hosts when asked to, and stops cleanly again',
     async () => {
       const hostFiles = ['kvm-01.xml', 'kvm-02.xml', 'xen-01.xml'].map((file) => `${LAB_HOSTS}/${file}`);
       const modifiedBefore = hostFiles.map((file) => statSync(file).mtimeMs);
@@ -343,13 +354,74 @@ describe('make run', () => {
         `simulated hosts of HostPool lab in ${LAB_HOSTS}: kvm-01.xml, kvm-02.xml, xen-01.xml (all up to date)`,
       );
       expect(hostFiles.map((file) => statSync(file).mtimeMs)).toEqual(modifiedBefore);
+      // Two real libvirtd hosts (as the e2e rig starts them) are HostPool local, and demo boots there.
       expect(current.output()).toContain(
-        'VIRTFLEET_LOCAL_LIBVIRT=1: applying HostPool local (qemu:///system) from manifests/optional/hostpool-local.yaml',
+        'VIRTFLEET_LOCAL_LIBVIRT=1: starting two real libvirtd hosts as HostPool local...',
       );
-      expect(current.output()).toMatch(/pools: +lab \(simulated: \S+\), local \(qemu:\/\/\/system\)\n/);
+      const real = await untilOutput(
+        current,
+        /real hosts of HostPool local: local-1 \(qemu\+tcp:\/\/10\.250\.(\d+)\.2\/system\), local-2 \(qemu\+tcp:\/\/10\.250\.(\d+)\.2\/system\)/,
+        'the real hosts',
+      );
+      const realNetns = [`vfrig${real[1]}`, `vfrig${real[2]}`];
+      expect(current.output()).toMatch(
+        /pools: +lab \(simulated: \S+\), local \(real: qemu\+tcp:\/\/\S+ qemu\+tcp:\/\/\S+\)\n/,
+      );
+      // What to try next, as README shows it.
+      for (const line of ['kubectl get vm demo -w', 'virtfleet vm console demo', 'virtfleet vm migrate demo'])
+        expect(current.output()).toContain(`\n                ${line}\n`);
       expect(await kubectl(kubeconfig, ['get', 'hostpool', 'local', '-o', 'jsonpath={.spec.hosts[*].uri}'])).toBe(
-        'qemu:///system',
+        `qemu+tcp://10.250.${real[1]}.2/system qemu+tcp://10.250.${real[2]}.2/system`,
       );
+      interface Graphics {
+        host?: string;
+        address?: string;
+        port?: number;
+      }
+      const demo = await untilObject<Vm & { status?: { graphics?: Graphics } }>(
+        kubeconfig,
+        ['vm', 'demo'],
+        (vm) => vm.status?.phase === 'Running' && vm.status.graphics?.host === vm.status.host,
+        'VirtualMachine demo: Running on a local host, its VNC server recorded',
+        150_000,
+      );
+      expect(demo.status?.host).toMatch(/^local-[12]$/);
+      expect(demo.status?.hypervisor).toBe('kvm');
+      // VNC listens on the management network's address of that very host.
+      const hostAddress = `10.250.${real[demo.status?.host === 'local-1' ? 1 : 2]}.2`;
+      expect(demo.status?.graphics).toMatchObject({ address: hostAddress, port: expect.any(Number) });
+
+      // The guest, through its serial console as a person sees it: its heartbeat lines, and the
+      // answer to a command typed into its shell.
+      const console_ = new PtyProcess(
+        // prettier-ignore
+        [process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'vm', 'console', 'demo', '--kubeconfig', kubeconfig],
+        { cwd: repoRoot() },
+      );
+      try {
+        await console_.until(/Escape character is \^\]/, 60_000);
+        await console_.until(/VIRTFLEET-GUEST-HEARTBEAT n=\d+/, 30_000);
+        console_.type('echo demo-$((6*7))-answer\r');
+        await console_.until(/demo-42-answer/, 30_000);
+        console_.type('\x1d'); // Ctrl-]
+        expect(await console_.exited).toBe(0);
+      } finally {
+        console_.kill();
+      }
+
+      // `virtfleet vm migrate demo` moves it live to the other real host, VNC with it.
+      const migrated = await runVirtfleet(kubeconfig, ['vm', 'migrate', 'demo']);
+      expect(migrated.stdout).toMatch(/migrate done: migrated live from local-[12] to local-[12]/);
+      const moved = await untilObject<Vm & { status?: { graphics?: Graphics } }>(
+        kubeconfig,
+        ['vm', 'demo'],
+        (vm) =>
+          vm.status?.phase === 'Running' &&
+          vm.status.host !== demo.status?.host &&
+          vm.status.graphics?.host === vm.status.host,
+        'VirtualMachine demo: Running on the other local host',
+      );
+      expect(moved.status?.graphics?.address).toBe(`10.250.${real[moved.status?.host === 'local-1' ? 1 : 2]}.2`);
 
       // The examples were applied again, server-side, by their own field manager: no drift, no
       // last-applied-configuration, and a user's server-side diff is empty (kubectl exits 1 on a difference).
@@ -387,6 +459,9 @@ describe('make run', () => {
       await ctrlC(current);
       expect(await leftoversAfterStop()).toEqual([]);
       expect(current.output()).toContain('nothing is left running');
+      // The real hosts went too: their namespaces, with every libvirtd, virtlockd and QEMU in them.
+      const { stdout: netns } = await run('ip', ['netns', 'list']);
+      expect(netns.split('\n').filter((line) => realNetns.includes(line.split(' ')[0] ?? ''))).toEqual([]);
     },
     STACK_TIMEOUT_MS,
   );

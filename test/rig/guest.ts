@@ -1,38 +1,17 @@
 // The rig's tiny guest: where its kernel and initramfs are (built by
 // test/rig/build-guest.sh, cached by its inputs), domain specs for it on a rig
 // host, its serial log, and a client for its command server on ttyS1.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { guestImage } from '../../src/devstack/guest-image.js';
 import { guestDomainXml, type GuestDomainSpec } from './domain-xml.js';
-import { GUEST_PRIVATE_DIR, repoRoot, type Rig, type RigHost } from './rig.js';
-
-const run = promisify(execFile);
+import { GUEST_PRIVATE_DIR, type Rig, type RigHost } from './rig.js';
 
 export const READY_MARKER = /VIRTFLEET-GUEST-READY uptime=([0-9.]+)/;
 
-export interface GuestImage {
-  kernel: string;
-  initrd: string;
-}
-
-let image: Promise<GuestImage> | undefined;
-
-/** The guest's kernel and initramfs: built on first use, instant when cached. */
-export function guestImage(): Promise<GuestImage> {
-  image ??= run(join(repoRoot(), 'test/rig/build-guest.sh'), [], { maxBuffer: 1 << 20 }).then(({ stdout }) => {
-    const dir = stdout.trim().split('\n').pop() ?? '';
-    const kernel = join(dir, 'vmlinuz');
-    const initrd = join(dir, 'initramfs.gz');
-    if (!existsSync(kernel) || !existsSync(initrd))
-      throw new Error(`build-guest.sh gave no image in ${JSON.stringify(dir)}`);
-    return { kernel, initrd };
-  });
-  return image;
-}
+export { guestImage, type GuestImage } from '../../src/devstack/guest-image.js';
 
 export interface Guest {
   name: string;
