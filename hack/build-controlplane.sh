@@ -68,3 +68,7 @@ source_hash() { # dir: sha256 of go.mod, go.sum and the .go files, by name
   (cd "$1" && cat $(LC_ALL=C ls go.mod go.sum ./*.go | sed 's#^\./##' | LC_ALL=C sort) | sha256sum | cut -c1-16)
 }
 build ../argocd-health virtfleet.io/hack/argocd-health "argocd-health-$(source_hash ../argocd-health)"
+
+# kstatus-check (issue 19: what Flux and kubectl-based waits compute for our kinds, hack/kstatus):
+# our own source on sigs.k8s.io/cli-utils, cached by the hash of its files like argocd-health.
+build ../kstatus virtfleet.io/hack/kstatus "kstatus-check-$(source_hash ../kstatus)"

@@ -367,7 +367,12 @@ export const InstallProfileSpecSchema = obj('The OS to install and how.', {
 });
 
 export const InstallProfileStatusSchema = obj('The observed state of the profile, written by the controller.', {
-  conditions: Type.Optional(conditions('Valid: the profile renders to a Kickstart file and its Secrets exist.')),
+  conditions: Type.Optional(
+    conditions(
+      'Valid: the profile renders to a Kickstart file and its Secrets exist. Ready: the same verdict, for kstatus; ' +
+        'Stalled (an invalid spec or Secret) or Reconciling (a Secret not found yet) while it is not valid.',
+    ),
+  ),
   renderedHash: Type.Optional(
     str('SHA-256 of the rendered Kickstart file (with secrets), to tell when installs would differ.', {
       maxLength: 128,

@@ -29,6 +29,7 @@ import { watchOwn, type Source } from '../runtime/sources.js';
 import { patchStatusIfChanged } from '../runtime/status.js';
 import { GROUP, VERSION } from '../api/common.js';
 import { SECRET } from './host-credentials.js';
+import { profileKstatus, withKstatusConditions } from './kstatus.js';
 import { INSTALL_PROFILE_CONDITIONS, INSTALL_PROFILE_EVENTS, INSTALL_PROFILE_REASONS } from './reasons.js';
 
 export const INSTALL_PROFILE: ResourceType = {
@@ -146,14 +147,20 @@ function signature(status: InstallProfileStatus | undefined): string {
   );
 }
 
-/** The status a render result stands for; conditions other than Valid are kept. */
+/**
+ * The status a render result stands for: Valid, Ready (the same verdict, for kstatus), and
+ * Reconciling or Stalled when it is not valid (kstatus.ts); other conditions are kept.
+ */
 export function profileStatus(
   previous: InstallProfileStatus | undefined,
   generation: number | undefined,
   result: ProfileRender,
   now: Date = new Date(),
 ): InstallProfileStatus {
-  const conditions = setCondition(previous?.conditions, validCondition(result), generation, now);
+  const valid = validCondition(result);
+  let conditions = setCondition(previous?.conditions, valid, generation, now);
+  conditions = setCondition(conditions, { ...valid, type: INSTALL_PROFILE_CONDITIONS.Ready }, generation, now);
+  conditions = withKstatusConditions(conditions, profileKstatus(valid), generation, now);
   const status: InstallProfileStatus = { conditions };
   if (result.ok) status.renderedHash = result.hash;
   if (generation !== undefined) status.observedGeneration = generation;

@@ -6,9 +6,10 @@ import { isDeepStrictEqual } from 'node:util';
 import { normalize } from '../runtime/status.js';
 import { rfc3339 } from '../runtime/time.js';
 import type { HostPoolStatus, HostStatus } from '../api/hostpool.js';
-import { setCondition, type Condition } from '../runtime/conditions.js';
+import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
 import type { HostAllocation } from './allocations.js';
 import type { FleetHost, HostReadiness } from '../hosts/fleet.js';
+import { poolKstatus, withKstatusConditions } from './kstatus.js';
 import { orphanList, type OrphanDomain } from './orphan-domains.js';
 import { HOST_REASONS, POOL_CONDITIONS, POOL_REASONS } from './reasons.js';
 
@@ -200,6 +201,14 @@ export function poolStatus(input: PoolStatusInput): HostPoolStatus {
   } else {
     set(POOL_CONDITIONS.Maintenance, 'False', POOL_REASONS.NoMaintenance, 'no host is in maintenance');
   }
+  // Reconciling or Stalled, for kstatus (kstatus.ts).
+  const verdict = poolKstatus(
+    findCondition(conditions, POOL_CONDITIONS.Ready),
+    notReady,
+    hosts.length,
+    findCondition(conditions, POOL_CONDITIONS.Maintenance),
+  );
+  conditions = withKstatusConditions(conditions, verdict, input.generation, now);
   return { hosts, readyHosts, hostCount: hosts.length, conditions, observedGeneration: input.generation };
 }
 

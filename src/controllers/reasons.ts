@@ -223,6 +223,8 @@ export const HOST_REASONS = {
 export const INSTALL_PROFILE_CONDITIONS = {
   /** True: the profile and its Secrets render to a Kickstart file (status.renderedHash is its sha256). */
   Valid: 'Valid',
+  /** Valid's status, reason and message: what kstatus (Flux, kubectl-based waits) reads (kstatus.ts). */
+  Ready: 'Ready',
 } as const;
 
 export const INSTALL_PROFILE_REASONS = {

@@ -4,6 +4,7 @@
 import type { VirtualMachineCondition } from '../api/conditions.js';
 import type { VirtualMachineStatus } from '../api/virtualmachine.js';
 import { findCondition, setCondition, type Condition } from '../runtime/conditions.js';
+import { vmKstatus, withKstatusConditions } from './kstatus.js';
 import type { VmObject } from './resources.js';
 
 export type Phase = NonNullable<VirtualMachineStatus['phase']>;
@@ -49,8 +50,14 @@ export class VmStatusDraft {
     this.status.phase = phase;
   }
 
-  /** The status to write: observedGeneration is the generation all of it was computed from. */
+  /**
+   * The status to write: observedGeneration is the generation all of it was computed from, and
+   * Reconciling or Stalled say what kstatus should make of the other conditions (kstatus.ts).
+   */
   result(): VirtualMachineStatus {
+    const verdict = vmKstatus(this.status.conditions);
+    const conditions = withKstatusConditions(this.status.conditions, verdict, this.generation, this.now());
+    this.status.conditions = conditions;
     return { ...this.status, observedGeneration: this.generation };
   }
 }

@@ -90,3 +90,10 @@ export function helmBinary(root: string = repoRoot()): string {
   requireBinary(path);
   return path;
 }
+
+/** hack/kstatus (the kstatus checker: sigs.k8s.io/cli-utils pkg/kstatus), cached by the hash of its sources. */
+export function kstatusCheckBinary(root: string = repoRoot()): string {
+  const path = join(cacheDir(), 'bin', `kstatus-check-${sourceHash(join(root, 'hack/kstatus'))}`);
+  requireBinary(path);
+  return path;
+}

@@ -11,18 +11,17 @@ const T1 = new Date('2026-01-01T01:00:00Z');
 const RENDERED: ProfileRender = { ok: true, text: 'text\npoweroff\n', hash: 'sha256:abc', secrets: [] };
 
 describe('profileStatus', () => {
-  it('is Valid=True with the hash and the generation when the profile renders', () => {
+  it('is Valid=True and Ready=True with the hash and the generation when the profile renders', () => {
+    const valid = {
+      type: 'Valid',
+      status: 'True',
+      reason: 'Rendered',
+      message: 'the profile and its Secrets render to a Kickstart file of 2 lines',
+      observedGeneration: 3,
+      lastTransitionTime: '2026-01-01T00:00:00Z',
+    };
     expect(profileStatus(undefined, 3, RENDERED, T0)).toEqual({
-      conditions: [
-        {
-          type: 'Valid',
-          status: 'True',
-          reason: 'Rendered',
-          message: 'the profile and its Secrets render to a Kickstart file of 2 lines',
-          observedGeneration: 3,
-          lastTransitionTime: '2026-01-01T00:00:00Z',
-        },
-      ],
+      conditions: [valid, { ...valid, type: 'Ready' }],
       renderedHash: 'sha256:abc',
       observedGeneration: 3,
     });
@@ -33,7 +32,7 @@ describe('profileStatus', () => {
     expect(profileStatus(first, 3, RENDERED, T1)).toEqual(first);
   });
 
-  it('is Valid=False with one `field: message` per problem, and no hash, when it does not', () => {
+  it('is Valid=False and Ready=False, Stalled, with one `field: message` per problem, and no hash, when it does not', () => {
     const valid = profileStatus(undefined, 3, RENDERED, T0);
     const status = profileStatus(
       valid,
@@ -47,20 +46,45 @@ describe('profileStatus', () => {
       },
       T1,
     );
+    const invalid = {
+      type: 'Valid',
+      status: 'False',
+      reason: 'InvalidSpec',
+      message: 'spec.packages[3]: "a b" is not a package; spec.rootPassword.secretKeyRef: Secret ns/pw does not exist',
+      observedGeneration: 4,
+      lastTransitionTime: '2026-01-01T01:00:00Z',
+    };
     expect(status).toEqual({
       conditions: [
-        {
-          type: 'Valid',
-          status: 'False',
-          reason: 'InvalidSpec',
-          message:
-            'spec.packages[3]: "a b" is not a package; spec.rootPassword.secretKeyRef: Secret ns/pw does not exist',
-          observedGeneration: 4,
-          lastTransitionTime: '2026-01-01T01:00:00Z',
-        },
+        invalid,
+        { ...invalid, type: 'Ready' },
+        { ...invalid, type: 'Stalled', status: 'True', message: `Valid: ${invalid.message}` },
       ],
       observedGeneration: 4,
     });
+  });
+
+  it('is Reconciling, not Stalled, while a Secret is not found (it is looked for again); neither once valid', () => {
+    const missing = profileStatus(
+      undefined,
+      1,
+      {
+        ok: false,
+        problems: [
+          { path: 'spec.rootPassword.secretKeyRef', kind: 'not-found', message: 'Secret ns/pw does not exist' },
+        ],
+      },
+      T0,
+    );
+    expect(missing.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Valid', 'False', 'SecretNotFound'],
+      ['Ready', 'False', 'SecretNotFound'],
+      ['Reconciling', 'True', 'SecretNotFound'],
+    ]);
+    expect(profileStatus(missing, 1, RENDERED, T1).conditions!.map((c) => [c.type, c.status])).toEqual([
+      ['Valid', 'True'],
+      ['Ready', 'True'],
+    ]);
   });
 
   it('names the Secret problem as the reason when the spec itself is fine', () => {
@@ -84,7 +108,11 @@ describe('profileStatus', () => {
         },
       ],
     };
-    expect(profileStatus(previous, 1, RENDERED, T0).conditions!.map((c) => c.type)).toEqual(['InUse', 'Valid']);
+    expect(profileStatus(previous, 1, RENDERED, T0).conditions!.map((c) => c.type)).toEqual([
+      'InUse',
+      'Valid',
+      'Ready',
+    ]);
   });
 });
 

@@ -121,7 +121,8 @@ export class InstallFlow {
           ? `runStrategy Manual: \`virtfleet vm start ${vm.metadata.name ?? ''}\` starts it`
           : `runStrategy ${vm.spec.runStrategy}, or held by ${ACTION_ANNOTATION}`;
       draft.set(C.Installed, 'False', R.WaitingForStart, `the install starts when the VM is started (${how})`);
-      draft.set(C.Ready, 'False', R.Stopped, 'not started yet; the install starts with it (see Installed)');
+      // Stopped as asked (kstatus.ts): Ready=True, as for any VM its runStrategy or a hold keeps stopped.
+      draft.set(C.Ready, 'True', R.Stopped, 'not started yet; the install starts with it (see Installed)');
       return { kind: 'wait' };
     }
     const plan = await startInstall(this.kit, ctx, domain, retry);

@@ -7,7 +7,7 @@
 import { ignoring, type DomainStatus, type Hypervisor } from '../../hypervisors/hypervisor.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { PoolObject, VmObject } from '../resources.js';
-import { isActive, stopAction, type PowerAction } from '../run-strategy.js';
+import { isActive, stopAction, stoppedByGuest, type PowerAction } from '../run-strategy.js';
 import {
   ACTION_ANNOTATION,
   ACTION_ID_ANNOTATION,
@@ -195,7 +195,11 @@ export class PowerStep {
     }
   }
 
-  /** Ready and phase from the domain's state (and from an operation that holds it stopped or paused). */
+  /**
+   * Ready and phase from the domain's state (and from an operation that holds it stopped or
+   * paused). A VM stopped or paused because its runStrategy or a hold says so is as asked:
+   * Ready=True with reason Stopped, StoppedByUser or PausedByUser (kstatus reads it as Current).
+   */
   reportState(vm: VmObject, domain: DomainStatus, draft: VmStatusDraft, hold: 'stop' | 'pause' | undefined): void {
     const name = vm.metadata.name ?? '';
     switch (domain.state) {
@@ -217,7 +221,7 @@ export class PowerStep {
         if (hold === 'pause') {
           draft.set(
             C.Ready,
-            'False',
+            'True',
             R.PausedByUser,
             `paused on request (${ACTION_ANNOTATION}=pause); \`virtfleet vm unpause ${name}\` resumes it`,
           );
@@ -234,16 +238,25 @@ export class PowerStep {
         if (hold === 'stop') {
           draft.set(
             C.Ready,
-            'False',
+            'True',
             R.StoppedByUser,
             `stopped on request (${ACTION_ANNOTATION}=stop); \`virtfleet vm start ${name}\` starts it again`,
           );
         } else if (vm.spec.runStrategy === 'Manual') {
           draft.set(
             C.Ready,
-            'False',
+            'True',
             R.Stopped,
             `domain ${domain.name} is ${domain.state} (${domain.reason}); runStrategy Manual: \`virtfleet vm start ${name}\` starts it`,
+          );
+        } else if (vm.spec.runStrategy === 'Halted') {
+          draft.set(C.Ready, 'True', R.Stopped, `domain ${domain.name} is ${domain.state}, as runStrategy Halted asks`);
+        } else if (vm.spec.runStrategy === 'RerunOnFailure' && stoppedByGuest(domain)) {
+          draft.set(
+            C.Ready,
+            'True',
+            R.Stopped,
+            `the guest powered itself off; runStrategy RerunOnFailure leaves it stopped: \`virtfleet vm start ${name}\` starts it`,
           );
         } else {
           draft.set(C.Ready, 'False', R.Stopped, `domain ${domain.name} is ${domain.state} (${domain.reason})`);

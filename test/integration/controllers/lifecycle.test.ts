@@ -115,7 +115,9 @@ describe('VirtualMachine controller', () => {
       (vm) => vm.status?.phase === 'Stopped' && condition(vm, 'Ready')?.observedGeneration === vm.metadata.generation,
       'Stopped',
     );
-    expect(condition(stopped, 'Ready')).toMatchObject({ status: 'False', reason: 'Stopped' });
+    // Stopped as runStrategy Halted asks: Ready=True (kstatus: Current), nothing under way.
+    expect(condition(stopped, 'Ready')).toMatchObject({ status: 'True', reason: 'Stopped' });
+    expect(condition(stopped, 'Reconciling')).toBeUndefined();
     expect(condition(stopped, 'Provisioned')).toMatchObject({ status: 'True' });
     expect((await bench.domains(KVM)).map((d) => d.state)).toEqual(['shutoff']);
 

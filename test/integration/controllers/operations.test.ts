@@ -58,7 +58,9 @@ describe('runStrategy Manual', () => {
       (v) => v.status?.phase === 'Stopped' && condition(v, 'Provisioned')?.status === 'True',
       'Stopped and defined',
     );
-    expect(condition(vm, 'Ready')).toMatchObject({ status: 'False', reason: 'Stopped' });
+    // Stopped as runStrategy Manual asks: as asked, so Ready=True (kstatus: Current), not in progress.
+    expect(condition(vm, 'Ready')).toMatchObject({ status: 'True', reason: 'Stopped' });
+    expect(condition(vm, 'Reconciling')).toBeUndefined();
     expect(condition(vm, 'Ready')?.message).toMatch(/runStrategy Manual: `virtfleet vm start manual` starts it/);
     expect((await domainOf('manual')).state).toBe('shutoff');
   });
@@ -109,10 +111,11 @@ describe('operations on a runStrategy Always VM', () => {
   it('keeps it stopped after `vm stop` although runStrategy is Always, and says why', async () => {
     const lines = await vmCli('stop', 'always');
     expect(lines.at(-1)).toMatch(/^vm\/always: stop done: stopped; it stays stopped until `virtfleet vm start`$/);
-    expect(lines.some((line) => /Stopped: Ready=False StoppedByUser/.test(line))).toBe(true);
+    expect(lines.some((line) => /Stopped: Ready=True StoppedByUser/.test(line))).toBe(true);
     const vm = await nudge('always');
     expect(vm.status?.phase).toBe('Stopped');
-    expect(condition(vm, 'Ready')).toMatchObject({ status: 'False', reason: 'StoppedByUser' });
+    expect(condition(vm, 'Ready')).toMatchObject({ status: 'True', reason: 'StoppedByUser' });
+    expect(condition(vm, 'Reconciling')).toBeUndefined();
     expect(condition(vm, 'Ready')?.message).toMatch(/`virtfleet vm start always` starts it again/);
     expect((await domainOf('always')).state).toBe('shutoff');
     expect(vm.spec.runStrategy).toBe('Always'); // the spec stays the user's
@@ -127,7 +130,7 @@ describe('operations on a runStrategy Always VM', () => {
   it('pauses and unpauses it', async () => {
     await vmCli('pause', 'always');
     const paused = await bench.untilVm('always', (v) => v.status?.phase === 'Paused', 'Paused');
-    expect(condition(paused, 'Ready')).toMatchObject({ status: 'False', reason: 'PausedByUser' });
+    expect(condition(paused, 'Ready')).toMatchObject({ status: 'True', reason: 'PausedByUser' });
     expect((await domainOf('always')).state).toBe('paused');
     expect((await nudge('always')).status?.phase).toBe('Paused');
 
