@@ -1,8 +1,13 @@
-# The controller image. Build: docker build -t virtfleet .
+# The controller image. Build: `make image` (buildah; see hack/image/build.sh), or
+#   docker build -t virtfleet .
 # Stage 1 builds the TypeScript and the libvirt binding (needs libvirt-dev);
 # stage 2 carries only what runs: Node, libvirt0, the built files.
+# The bases are build arguments: any Debian 12 with Node.js 20 and apt. Where no registry is
+# reachable, hack/image/make-base.sh makes one from Debian packages and the npm registry.
+ARG BUILD_BASE=node:20-bookworm
+ARG BASE=node:20-bookworm-slim
 
-FROM node:20-bookworm AS build
+FROM ${BUILD_BASE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libvirt-dev pkg-config python3 g++ make \
  && rm -rf /var/lib/apt/lists/*
@@ -15,7 +20,7 @@ RUN npm install --no-save --no-audit --no-fund --ignore-scripts \
  && npm run build \
  && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM ${BASE}
 # libvirt0 for the binding; openssh-client for qemu+ssh:// and xen+ssh:// hosts.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libvirt0 openssh-client ca-certificates \

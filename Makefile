@@ -59,3 +59,15 @@ run: setup build
 
 clean:
 	rm -rf dist build
+
+# The controller image (Dockerfile) built with buildah: vfs storage, chroot isolation, no daemon
+# (apt-get install buildah debootstrap). Without BASE/BUILD_BASE, on a local base made from
+# Debian packages and the npm registry (hack/image/make-base.sh): no image registry needed.
+# image-test runs the controller from the image against a fresh control plane with in-cluster
+# credentials until it reconciles a VM (minutes: not part of `make test`).
+.PHONY: image image-test
+image: setup
+	@hack/image/build.sh
+
+image-test: image
+	@node --import tsx test/image/controller-from-image.ts
