@@ -26,6 +26,7 @@ import {
   str,
   type ResourceDefinition,
 } from './common.js';
+import { CloudInit } from './cloud-init.js';
 import { isQuantity, quantityWithin } from './quantity.js';
 import { celExactlyOne, celRegex, countSet, withRules } from './rules.js';
 
@@ -39,6 +40,8 @@ export const VM_PHASES = [
   'Running',
   'Stopped',
   'Paused',
+  /** Saved to the host's disk by `virtfleet vm suspend` (libvirt managed save): no QEMU process. */
+  'Suspended',
   'Migrating',
   'CrashLoopBackOff',
   'Failed',
@@ -405,6 +408,7 @@ export const VirtualMachineSpecSchema = withRules(
         profileRef: localObjectReference("The InstallProfile to install, in the VM's namespace."),
       }),
     ),
+    cloudInit: Type.Optional(CloudInit),
     healthCheck: Type.Optional(HealthCheck),
     recovery: Recovery,
     graphics: Type.Optional(
@@ -498,7 +502,9 @@ export const VirtualMachineStatusSchema = obj('The observed state of the VM, wri
       'The last operation asked through the virtfleet.io/action annotation (virtfleet vm start|stop|…), and what came of it.',
       {
         id: str('virtfleet.io/action-id of the request.', { maxLength: 128 }),
-        action: str('The action asked: start, stop, restart, pause, unpause or migrate.', { maxLength: 32 }),
+        action: str('The action asked: start, stop, restart, pause, unpause, migrate, suspend or resume.', {
+          maxLength: 32,
+        }),
         state: oneOf(
           'InProgress, Succeeded, Failed (tried, did not work), or Refused (not tried; the message says why).',
           ['InProgress', 'Succeeded', 'Failed', 'Refused'],

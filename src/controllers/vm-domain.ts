@@ -9,6 +9,7 @@ import type { HostPoolSpec } from '../api/hostpool.js';
 import { buildDomainXml, type DiskBacking, type DomainTarget, type DomainXml } from '../hypervisors/domain-xml.js';
 import { domainName } from '../hypervisors/domain-name.js';
 import { volumeName } from './vm-storage.js';
+import { CLOUD_INIT_SEED } from './vm/cloud-init.js';
 import type { HostFacts } from '../hypervisors/hypervisor.js';
 import type { HypervisorType } from '../scheduler/auto-hypervisor.js';
 import type { VmObject } from './resources.js';
@@ -49,13 +50,16 @@ export function domainXmlFor(
   serialLogPath?: string,
 ): DomainXml {
   const { namespace = '', name = '', uid = '' } = vm.metadata;
+  // The disks step hands the cloud-init seed on among the disks, under a name no disk can have.
+  const { [CLOUD_INIT_SEED]: seed, ...volumes } = disks ?? diskBackings(vm, pool.storage);
   return buildDomainXml({
     uid,
     namespace,
     name,
     spec: vm.spec,
     target: domainTarget(hypervisor, facts),
-    disks: disks ?? diskBackings(vm, pool.storage),
+    disks: volumes,
+    ...(seed ? { cdroms: [seed] } : {}),
     defaultNetwork: pool.network.name,
     ...(bootDevice ? { bootDevice } : {}),
     ...(serialLogPath ? { serialLogPath } : {}),

@@ -28,6 +28,7 @@ export function devices(input: DomainXmlInput, domainUuid: string, xenPv: boolea
     {},
     target.emulator !== undefined && !xenPv && el('emulator', {}, hostPath('target.emulator', target.emulator)),
     ...disks,
+    ...cdromElements(input, disks, xenPv),
     input.lease && leaseElement(input.lease),
     kvm &&
       disks.some((disk) => disk.children.some((c) => c.name === 'target' && c.attrs.bus === 'scsi')) &&
@@ -130,6 +131,31 @@ function diskElements(input: DomainXmlInput, xenPv: boolean): XmlElement[] {
       disk.readOnly && el('readonly'),
     );
   });
+}
+
+/** The CD-ROMs, on the bus a spec disk of bus sata gets, named after the disks already there. */
+function cdromElements(input: DomainXmlInput, disks: XmlElement[], xenPv: boolean): XmlElement[] {
+  const cdroms = input.cdroms ?? [];
+  if (cdroms.length === 0) return [];
+  if (xenPv)
+    throw new DomainSpecError(
+      'spec.cloudInit',
+      'Xen PV guests have no CD-ROM for the cloud-init seed: set xen.mode to hvm, or run the VM on KVM',
+    );
+  const bus = DISK_BUS[input.target.hypervisor].sata!;
+  let index = disks.filter((disk) =>
+    disk.children.some((c) => c.name === 'target' && String(c.attrs.dev).startsWith(bus.prefix)),
+  ).length;
+  return cdroms.map((cdrom, i) =>
+    el(
+      'disk',
+      { type: 'file', device: 'cdrom' },
+      el('driver', { name: 'qemu', type: 'raw' }),
+      el('source', { file: hostPath(`cdroms[${i}].path`, cdrom.path) }),
+      el('target', { dev: diskDeviceName(bus.prefix, index++), bus: bus.bus }),
+      el('readonly'),
+    ),
+  );
 }
 
 // Prefixes each hypervisor's own tools use for generated MACs.

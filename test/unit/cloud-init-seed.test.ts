@@ -14,6 +14,8 @@ import {
   renderSeed,
   type SeedInput,
 } from '../../src/provisioning/cloud-init.js';
+import { buildDomainXml } from '../../src/hypervisors/domain-xml.js';
+import { child, childrenNamed, parseXml } from '../../src/hypervisors/xml.js';
 import { buildIso9660, primaryName, SECTOR } from '../../src/provisioning/iso9660.js';
 import { readIso9660 } from '../harness/iso9660.js';
 
@@ -172,5 +174,78 @@ describe('limits and refusals', () => {
     expect(
       renderSeed(input({ networkConfig: 'network:\n  version: 1\n  config: []\n' })).files['network-config'],
     ).toBeDefined();
+  });
+});
+
+describe('the seed CD-ROM in the domain', () => {
+  const spec = (extra: object) =>
+    ({
+      cpu: { cores: 1, sockets: 1, threads: 1 },
+      memory: '512Mi',
+      firmware: { type: 'bios', secureBoot: false },
+      disks: [
+        { name: 'root', bus: 'virtio', source: { blank: {} } },
+        { name: 'data', bus: 'sata', source: { blank: {} } },
+      ],
+      ...extra,
+    }) as never;
+  const disks = {
+    root: { path: '/var/lib/libvirt/images/root.qcow2', format: 'qcow2' as const },
+    data: { path: '/var/lib/libvirt/images/data.qcow2', format: 'qcow2' as const },
+  };
+  const seed = { path: '/var/lib/libvirt/images/lab_web-1_cloud-init.iso', format: 'raw' as const };
+
+  it('is a read-only raw CD-ROM after the SATA disks (KVM), valid for libvirt', () => {
+    const { xml } = buildDomainXml({
+      uid: UID,
+      namespace: 'lab',
+      name: 'web-1',
+      spec: spec({}),
+      target: { hypervisor: 'kvm', kvmUsable: false },
+      disks,
+      cdroms: [seed],
+    });
+    const devices = child(parseXml(xml), 'devices')!;
+    const cdroms = childrenNamed(devices, 'disk').filter((d) => d.attrs.device === 'cdrom');
+    expect(cdroms).toHaveLength(1);
+    expect(child(cdroms[0]!, 'source')?.attrs.file).toBe(seed.path);
+    expect(child(cdroms[0]!, 'driver')?.attrs.type).toBe('raw');
+    expect(child(cdroms[0]!, 'target')?.attrs).toEqual({ dev: 'sdb', bus: 'sata' });
+    expect(child(cdroms[0]!, 'readonly')).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'vf-seed-xml-'));
+    try {
+      writeFileSync(join(dir, 'd.xml'), xml);
+      execFileSync('virt-xml-validate', [join(dir, 'd.xml'), 'domain'], { stdio: 'pipe' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is on IDE for Xen HVM and refused for Xen PV, naming spec.cloudInit', () => {
+    const hvm = buildDomainXml({
+      uid: UID,
+      namespace: 'lab',
+      name: 'web-1',
+      spec: spec({ xen: { mode: 'hvm' } }),
+      target: { hypervisor: 'xen' },
+      disks,
+      cdroms: [seed],
+    });
+    expect(hvm.xml).toMatch(/device="cdrom"[^]*<target dev="hdb" bus="ide"\/>/);
+    expect(() =>
+      buildDomainXml({
+        uid: UID,
+        namespace: 'lab',
+        name: 'web-1',
+        spec: spec({
+          xen: { mode: 'pv' },
+          kernelBoot: { kernel: '/boot/vmlinuz' },
+          disks: [{ name: 'root', bus: 'virtio', source: { blank: {} } }],
+        }),
+        target: { hypervisor: 'xen' },
+        disks,
+        cdroms: [seed],
+      }),
+    ).toThrow(/^spec\.cloudInit: Xen PV guests have no CD-ROM/);
   });
 });
