@@ -68,6 +68,12 @@ export class CloudInitSeeds {
     const known = this.known.get(uid);
     if (known?.key === key) return { state: 'ready', backing: { path: known.path, format: 'raw' }, written: false };
 
+    // A VM without disks has had no pool made for it by the disks' provisioner.
+    const pool = await hypervisor.ensureStoragePool({
+      name: storage.pool,
+      ...(storage.path ? { path: storage.path } : {}),
+    });
+    if (!pool.active) throw new Error(`storage pool ${storage.pool} is not active`);
     const existing = await hypervisor.volume(storage.pool, volumeName);
     if (existing && existing.capacityBytes === iso.length) {
       const on = await hypervisor.downloadVolume(storage.pool, volumeName, iso.length).catch((error: unknown) => {
