@@ -1,4 +1,4 @@
-// `virtfleet vm start|stop|restart|pause|unpause|delete NAME`: operations on one VM. The power
+// `virtfleet vm start|stop|restart|pause|unpause|migrate|suspend|resume|delete NAME`: operations on one VM. The power
 // operations write the virtfleet.io/action annotations (why annotations: src/controllers/vm-actions.ts)
 // and follow status.lastAction until the controller reports the outcome, printing each change
 // of phase and Ready on the way.
@@ -42,6 +42,9 @@ const DESCRIPTIONS: Record<VmAction, string> = {
   unpause: 'resume a paused VM',
   migrate:
     'live-migrate the running VM to another host of its pool (--to HOST, or the scheduler chooses); it keeps running throughout',
+  suspend:
+    "save the VM's memory to its host's disk and stop its QEMU process (libvirt managed save); it stays suspended, keeping its place on the host, until `vm resume`",
+  resume: 'start a suspended VM from where it was saved (or a stopped one afresh); lifts an earlier suspend or stop',
 };
 
 export class CliError extends Error {}

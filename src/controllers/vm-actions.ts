@@ -1,7 +1,7 @@
-// Operations a user asks of one VM (`virtfleet vm start|stop|restart|pause|unpause`), as two
-// annotations rather than a spec change or a subresource:
+// Operations a user asks of one VM (`virtfleet vm start|stop|restart|pause|unpause|suspend|resume`),
+// as two annotations rather than a spec change or a subresource:
 //
-//   virtfleet.io/action:    start | stop | restart | pause | unpause
+//   virtfleet.io/action:    start | stop | restart | pause | unpause | suspend | resume
 //   virtfleet.io/action-id: any string that differs from the last request's (the CLI writes a
 //                           timestamp and a random suffix)
 //
@@ -11,8 +11,8 @@
 // `kubectl apply` (client-side and server-side) and are easy to tell a GitOps tool to ignore. An
 // aggregated-API subresource would need an extension API server, which virtfleet does not run.
 //
-// Meaning: stop and pause are holds — they last while the annotation says so, whatever the
-// runStrategy (Always does not restart a VM its user stopped); start, restart and unpause are done
+// Meaning: stop, pause and suspend are holds — they last while the annotation says so, whatever the
+// runStrategy (Always does not restart a VM its user stopped); start, restart, unpause and resume are done
 // once per action-id, after which runStrategy governs again. status.lastAction records the id and
 // what came of it, so a request is done once even across controller restarts.
 //
@@ -23,14 +23,17 @@ import { isActive, powerAction, stopAction, type PowerAction, type RunStrategy }
 
 export const ACTION_ANNOTATION = 'virtfleet.io/action';
 export const ACTION_ID_ANNOTATION = 'virtfleet.io/action-id';
-export const VM_ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'migrate'] as const;
+export const VM_ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'migrate', 'suspend', 'resume'] as const;
 /** With action migrate: the host to migrate to (a name in the HostPool); unset: the scheduler chooses. */
 export const MIGRATE_TO_ANNOTATION = 'virtfleet.io/migrate-to';
 
-/** The operation that holds the VM stopped or paused (`vm stop`, `vm pause`) until lifted, if any. */
-export function heldBy(annotations: Record<string, string> | undefined): 'stop' | 'pause' | undefined {
+/**
+ * The operation that holds the VM stopped, paused or suspended (`vm stop`, `vm pause`,
+ * `vm suspend`) until lifted, if any.
+ */
+export function heldBy(annotations: Record<string, string> | undefined): 'stop' | 'pause' | 'suspend' | undefined {
   const action = annotations?.[ACTION_ANNOTATION];
-  return action === 'stop' || action === 'pause' ? action : undefined;
+  return action === 'stop' || action === 'pause' || action === 'suspend' ? action : undefined;
 }
 export type VmAction = (typeof VM_ACTIONS)[number];
 
@@ -137,7 +140,11 @@ export function decideAction(input: ActionInput): ActionDecision {
         record: record('Refused', `the VM is not running (domain ${domain.state}); pause applies to a running VM`),
       };
     }
+    case 'suspend':
+      // The suspend step (vm/suspend.ts) saves the VM and reports it; power stands aside.
+      return { power: { action: 'none' } };
     case 'start':
+    case 'resume':
     case 'unpause':
     case 'restart':
       break;
@@ -166,6 +173,7 @@ export function decideAction(input: ActionInput): ActionDecision {
     };
   }
   switch (request.action) {
+    case 'resume': // a start resumes from the managed-save image `vm suspend` left
     case 'start':
       if (paused(domain.state))
         return { power: { action: 'resume' }, record: record('Succeeded', 'resumed the paused VM') };

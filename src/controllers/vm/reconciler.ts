@@ -5,7 +5,7 @@
 //   where the copies are (copies.ts) → recovery from a failed host (recovery.ts) → status written
 //   → the host is ready (host.ts) → a migration under way (migration.ts) → disks (disks.ts) →
 //   install (../install/flow.ts) → lease (lease.ts) → domain (domain.ts) → migration asked
-//   (migration.ts) → power (power.ts) → live state (live-state.ts) → health (health.ts) → status.
+//   (migration.ts) → suspend (suspend.ts) or power (power.ts) → live state (live-state.ts) → health (health.ts) → status.
 //
 // A step halts the reconcile by throwing Halt (with a requeue), or returns when to look again.
 // Identity never rests on memory: the domain's UUID is the VM's UID and status.host says where
@@ -32,6 +32,7 @@ import type { VirtualMachineControllerOptions } from './options.js';
 import { PlacementStep } from './placement.js';
 import { PowerStep } from './power.js';
 import { RecoveryStep } from './recovery.js';
+import { SuspendStep } from './suspend.js';
 
 export class VirtualMachineReconciler implements Reconciler {
   readonly kit: VmKit;
@@ -46,6 +47,7 @@ export class VirtualMachineReconciler implements Reconciler {
   readonly lease: LeaseStep;
   readonly domain: DomainStep;
   readonly power: PowerStep;
+  readonly suspend: SuspendStep;
   readonly liveState: LiveStateStep;
   readonly health: HealthStep;
   readonly deletion: DeletionStep;
@@ -71,6 +73,7 @@ export class VirtualMachineReconciler implements Reconciler {
     this.lease = new LeaseStep(kit);
     this.domain = new DomainStep(kit, this.copies);
     this.power = new PowerStep(kit, this.copies);
+    this.suspend = new SuspendStep(kit);
     this.liveState = new LiveStateStep(kit);
     this.health = new HealthStep(kit);
     this.deletion = new DeletionStep(kit, {
@@ -146,10 +149,12 @@ export class VirtualMachineReconciler implements Reconciler {
       if (install.kind === 'failed') throw new Halt(); // held stopped until `virtfleet vm restart`; no power steps
       const migrating = await this.migration.start(vm, pool!, host, hypervisor, domain, draft);
       if (migrating !== undefined) throw new Halt(migrating);
-      const power = await this.power.apply(vm, pool!, host.name, hypervisor, domain, draft);
+      // A suspend hold saves the VM and reports it; otherwise the power step governs.
+      const suspended = await this.suspend.apply(vm, hypervisor, domain, draft);
+      const power = suspended ?? (await this.power.apply(vm, pool!, host.name, hypervisor, domain, draft));
       domain = power.domain;
       // A running installer is Installing, not Running (install.ts says so instead).
-      if (!power.backingOff && !this.installs.report(vm, install, domain, draft))
+      if (!suspended && !power.backingOff && !this.installs.report(vm, install, domain, draft))
         this.power.reportState(vm, domain, draft, power.hold);
       const addressRetry = await this.liveState.inspect(vm, hypervisor, domain, draft);
       // No health probes on an installer: it would fail them and be restarted.

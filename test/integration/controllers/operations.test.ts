@@ -159,7 +159,7 @@ describe('operations on a runStrategy Always VM', () => {
     const vm = await bench.untilVm('always', (v) => v.status?.lastAction?.id === 'x1', 'the bad request seen');
     expect(vm.status?.lastAction).toMatchObject({ action: 'reboot-now', state: 'Refused' });
     expect(vm.status?.lastAction?.message).toMatch(
-      /annotation virtfleet\.io\/action="reboot-now" is not one of start, stop, restart, pause, unpause, migrate; fix or remove it/,
+      /annotation virtfleet\.io\/action="reboot-now" is not one of start, stop, restart, pause, unpause, migrate, suspend, resume; fix or remove it/,
     );
     expect(vm.status?.phase).toBe('Running'); // nothing done
   });
