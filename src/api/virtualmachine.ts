@@ -26,6 +26,7 @@ import {
   str,
   type ResourceDefinition,
 } from './common.js';
+import { CloudInit } from './cloud-init.js';
 import { isQuantity, quantityWithin } from './quantity.js';
 import { celExactlyOne, celRegex, countSet, withRules } from './rules.js';
 
@@ -407,6 +408,7 @@ export const VirtualMachineSpecSchema = withRules(
         profileRef: localObjectReference("The InstallProfile to install, in the VM's namespace."),
       }),
     ),
+    cloudInit: Type.Optional(CloudInit),
     healthCheck: Type.Optional(HealthCheck),
     recovery: Recovery,
     graphics: Type.Optional(
