@@ -8,6 +8,9 @@ ARG BUILD_BASE=node:20-bookworm
 ARG BASE=node:20-bookworm-slim
 
 FROM ${BUILD_BASE} AS build
+# Extra CAs for npm's registry requests, for builders behind a TLS-inspecting proxy (make image
+# mounts the machine's bundle and sets this); build stage only, so nothing reaches the image.
+ARG NODE_EXTRA_CA_CERTS
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libvirt-dev pkg-config python3 g++ make \
  && rm -rf /var/lib/apt/lists/*

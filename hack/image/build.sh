@@ -15,6 +15,13 @@ fi
 log "building $IMAGE (BUILD_BASE=$BUILD_BASE, BASE=$BASE)"
 start=$SECONDS
 # --network host: the build stage's npm install reaches the npm registry as this machine does.
-buildah bud --quiet --layers=false --network host --pull=false \
+# The machine's CA bundle (it may trust a TLS-inspecting proxy on the way to the npm registry)
+# is lent to the build stage's RUN steps, not copied into any layer.
+ca=()
+bundle=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
+if [ -f "$bundle" ]; then
+  ca=(--volume "$bundle:/run/virtfleet-build-ca.crt:ro" --build-arg NODE_EXTRA_CA_CERTS=/run/virtfleet-build-ca.crt)
+fi
+buildah bud --quiet --layers=false --network host --pull=false "${ca[@]}" \
   --build-arg "BASE=$BASE" --build-arg "BUILD_BASE=$BUILD_BASE" -t "$IMAGE" -f ../../Dockerfile ../..
 log "built $IMAGE in $((SECONDS - start)) s"

