@@ -1,7 +1,13 @@
 // The decisions behind `virtfleet vm …` operations (src/controllers/vm-actions.ts): which power
 // step each action asks for in each domain state and runStrategy, and what status.lastAction says.
 import { describe, expect, it } from '@jest/globals';
-import { actionRequest, decideAction, type ActionInput, type LastAction } from '../../src/controllers/vm-actions.js';
+import {
+  actionRequest,
+  decideAction,
+  heldBy,
+  type ActionInput,
+  type LastAction,
+} from '../../src/controllers/vm-actions.js';
 
 const running = { state: 'running', reason: 'booted' } as const;
 const shutoff = { state: 'shutoff', reason: 'shutdown' } as const;
@@ -44,7 +50,7 @@ describe('actionRequest', () => {
   it('refuses an unknown action and an overlong id, naming the annotation', () => {
     expect(actionRequest({ 'virtfleet.io/action': 'reboot' })).toEqual({
       error:
-        'annotation virtfleet.io/action="reboot" is not one of start, stop, restart, pause, unpause, migrate; fix or remove it',
+        'annotation virtfleet.io/action="reboot" is not one of start, stop, restart, pause, unpause, migrate, suspend, resume; fix or remove it',
     });
     expect(actionRequest({ 'virtfleet.io/action': 'stop', 'virtfleet.io/action-id': 'x'.repeat(129) })).toEqual({
       error: 'annotation virtfleet.io/action-id is longer than 128 characters; use a shorter id',
@@ -184,5 +190,38 @@ describe('decideAction', () => {
         record: { state: 'Succeeded', message: 'was not paused' },
       });
     });
+  });
+});
+
+describe('suspend and resume', () => {
+  it('suspend is a hold the suspend step acts on: the power step stands aside in every state', () => {
+    for (const domain of [running, paused, shutoff])
+      expect(decideAction(input({ request: { action: 'suspend', id: 's' }, domain }))).toEqual({
+        power: { action: 'none' },
+      });
+    expect(heldBy({ 'virtfleet.io/action': 'suspend' })).toBe('suspend');
+    expect(heldBy({ 'virtfleet.io/action': 'resume' })).toBeUndefined();
+  });
+  it('resume starts a saved (shut off) domain once per id, like start', () => {
+    expect(decideAction(input({ request: { action: 'resume', id: 'r' }, domain: shutoff }))).toEqual({
+      power: { action: 'start' },
+      record: { id: 'r', action: 'resume', state: 'Succeeded', message: 'started' },
+    });
+    // Done: runStrategy governs again (Manual leaves a later stop alone).
+    expect(
+      decideAction(
+        input({
+          request: { action: 'resume', id: 'r' },
+          last: last('resume', 'Succeeded', 'r'),
+          strategy: 'Manual',
+          domain: shutoff,
+        }),
+      ),
+    ).toEqual({ power: { action: 'none' } });
+  });
+  it('resume under runStrategy Halted is refused with the fix', () => {
+    expect(
+      decideAction(input({ request: { action: 'resume', id: 'h' }, strategy: 'Halted', domain: shutoff })).record,
+    ).toMatchObject({ state: 'Refused', message: expect.stringContaining('to resume it') });
   });
 });
