@@ -3,6 +3,7 @@
 // saved image), the hold keeps it so whatever the runStrategy, and resume starts it from the image.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runAction } from '../../../src/cli/vm.js';
+import { VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
 import { ControllerBench, condition, isRunning, type HostDecl } from './fixtures.js';
 
 const HOST: HostDecl = { name: 'suspend-1', cpus: 8, memoryGiB: 8, hypervisor: 'kvm' };
@@ -69,5 +70,15 @@ describe('vm suspend and resume', () => {
     expect(vm.status?.phase).toBe('Stopped');
     expect(condition(vm, 'Ready')?.message).toMatch(/nothing to save/);
     expect(await bench.hypervisor(HOST).hasManagedSave(uidOf('cold'))).toBe(false);
+  });
+
+  it('deletes a suspended VM with its definition and saved image', async () => {
+    await vmCli('suspend', 'saved');
+    await bench.untilVm('saved', (v) => v.status?.phase === 'Suspended', 'Suspended again');
+    const uid = uidOf('saved');
+    expect(await bench.hypervisor(HOST).hasManagedSave(uid)).toBe(true);
+    await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'saved');
+    await bench.until(() => !bench.vm('saved'), 30_000, 'the suspended VM to be deleted');
+    expect(await bench.hypervisor(HOST).lookup(uid)).toBeUndefined();
   });
 });
