@@ -86,7 +86,14 @@ export class ConsoleBridge {
     const opened = stream;
     this.wss.handleUpgrade(request, socket, head, (socketWs) => {
       ws = socketWs;
-      this.bridge(socketWs, opened, { user, vm: vmKey, host: location.host, id: session.id }, release, end);
+      this.bridge(
+        socketWs,
+        opened,
+        { user, vm: vmKey, host: location.host, id: session.id },
+        location.uri,
+        release,
+        end,
+      );
     });
   }
 
@@ -126,6 +133,7 @@ export class ConsoleBridge {
     ws: WebSocket,
     stream: LibvirtConsole,
     who: { user: string; vm: string; host: string; id: number },
+    uri: string,
     release: () => void,
     end: (code: number, reason: string) => void,
   ): void {
@@ -175,10 +183,18 @@ export class ConsoleBridge {
         );
     });
 
+    // A host that stops answering ends no stream by itself: the connection's keepalive notices,
+    // and the session ends with that reason instead of hanging.
+    const unsubscribe = this.pool.subscribe(uri, (event) => {
+      if (event.type !== 'disconnected') return;
+      const detail = event.message ? `: ${event.message}` : '';
+      end(CLOSE.streamEnded, `connection to host ${who.host} lost (${event.reason}${detail})`);
+    });
     const ping = setInterval(() => ws.ping(), PING_MS);
     ws.on('error', (error) => this.logger.debug({ ...who, err: error.message }, 'console websocket error'));
     ws.on('close', (code, reason) => {
       clearInterval(ping);
+      unsubscribe();
       const closed = stream.close().catch(() => undefined);
       this.closing.set(who.vm, closed);
       void closed.then(() => {

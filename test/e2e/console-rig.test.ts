@@ -189,4 +189,31 @@ describe('virtfleet vm console on rig hosts', () => {
     const last = await connectConsole(stack.client.config, NAMESPACE, VM);
     last.terminate();
   }, 300_000);
+
+  it('ends the session with a reason the CLI prints when the host drops, and keeps serving', async () => {
+    const host = stack.rigHost(stack.vm(VM)!.status!.host!);
+    const pty = consoleCli('--force');
+    try {
+      await ask(pty, 'before-the-cut');
+      // Every packet inside the host's network namespace dropped; the guest keeps running.
+      await host.cutLink('iptables');
+      try {
+        // The API server's keepalive gives the connection up; the session ends naming the host.
+        await pty.until(
+          /console closed \(4000\): (connection to host rig-\d lost|console stream of host rig-\d failed)/,
+          90_000,
+        );
+        expect(await pty.exited).toBe(1);
+        // Other requests are still served: an unknown VM is a 404, not a hang or a 5xx.
+        const other = await connectConsole(stack.client.config, NAMESPACE, 'no-such-vm').catch(
+          (error: unknown) => error,
+        );
+        expect((other as ConsoleRefusedError).code).toBe(404);
+      } finally {
+        await host.restoreLink('iptables');
+      }
+    } finally {
+      pty.kill();
+    }
+  }, 180_000);
 });
