@@ -207,6 +207,22 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
     holds: [spec({ install: { profileRef: { name: 'p' } } }), spec({ kernelBoot: { kernel: '/boot/vmlinuz' } })],
     fails: [spec({ install: { profileRef: { name: 'p' } }, kernelBoot: { kernel: '/boot/vmlinuz' } })],
   },
+  'vm-cloud-init-userData-bytes': {
+    holds: ['#cloud-config\n', 'x'.repeat(65_536), 'é'.repeat(32_768)],
+    fails: ['x'.repeat(65_537), 'é'.repeat(32_769)],
+  },
+  'vm-cloud-init-networkConfig-bytes': {
+    holds: ['version: 2\n', 'é'.repeat(32_768)],
+    fails: ['é'.repeat(40_000)],
+  },
+  'vm-cloud-init-one-user-data': {
+    holds: [{}, { userData: 'x' }, { userDataSecretRef: { name: 's', key: 'k' } }],
+    fails: [{ userData: 'x', userDataSecretRef: { name: 's', key: 'k' } }],
+  },
+  'vm-cloud-init-one-network-config': {
+    holds: [{ networkConfig: 'version: 2' }, { networkConfigSecretRef: { name: 's', key: 'k' } }],
+    fails: [{ networkConfig: 'version: 2', networkConfigSecretRef: { name: 's', key: 'k' } }],
+  },
   'hp-fencing-command-needs-command': {
     holds: [{ method: 'none' }, { method: 'command', command: ['/bin/true'] }],
     fails: [{ method: 'command' }],
