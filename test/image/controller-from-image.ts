@@ -6,7 +6,7 @@
 // as the image's user. Prints what it did and how long; exits 1 with the reason when the VM does
 // not run.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,9 +66,12 @@ async function main(): Promise<void> {
     writeFileSync(join(secrets, 'token'), kubectl(['-n', NAMESPACE, 'create', 'token', SA, '--duration=1h']).trim());
     writeFileSync(join(secrets, 'ca.crt'), readFileSync(info.pki.caCert));
     writeFileSync(join(secrets, 'namespace'), NAMESPACE);
+    // Readable by the image's user (65532), as the kubelet's projected volume is.
+    chmodSync(secrets, 0o755);
     const url = new URL(info.server);
 
     const uri = hosts.host('image-kvm-1', { cpus: 4, memoryKiB: 4 * 1024 * 1024 });
+    chmodSync(hosts.dir, 0o755);
     kubectl(
       ['apply', '-f', '-'],
       JSON.stringify({
@@ -104,7 +107,8 @@ async function main(): Promise<void> {
       '--user',
       '65532:65532',
       '--volume',
-      `${secrets}:/var/run/secrets/kubernetes.io/serviceaccount:ro`,
+      // /var/run is a link to /run, on which buildah run mounts a tmpfs: mount below the real path.
+      `${secrets}:/run/secrets/kubernetes.io/serviceaccount:ro`,
       '--volume',
       `${hosts.dir}:${hosts.dir}:ro`,
       '--env',
@@ -159,8 +163,6 @@ async function main(): Promise<void> {
       'jsonpath={.spec.holderIdentity}',
     ]);
     say(`lease virtfleet-controller held by ${lease}`);
-    const whoami = output.join('').match(/"uid":\s*\d+/)?.[0];
-    if (whoami) say(whoami);
   } finally {
     controller?.kill('SIGTERM');
     if (container) buildah(['rm', container]);
