@@ -16,7 +16,10 @@ function summarize(xml: string): Summary {
   const domain = parseXml(xml);
   const os = child(domain, 'os');
   const devices = child(domain, 'devices');
-  const disks = devices ? childrenNamed(devices, 'disk') : [];
+  const allDisks = devices ? childrenNamed(devices, 'disk') : [];
+  // The only CD-ROM is the cloud-init seed (vm/cloud-init.ts).
+  const disks = allDisks.filter((disk) => disk.attrs.device !== 'cdrom');
+  const cdroms = allDisks.filter((disk) => disk.attrs.device === 'cdrom');
   const nics = devices ? childrenNamed(devices, 'interface') : [];
   const graphics = devices ? childrenNamed(devices, 'graphics') : [];
   return {
@@ -49,6 +52,7 @@ function summarize(xml: string): Summary {
         ].join(','),
       )
       .join('|'),
+    'spec.cloudInit': cdroms.map((disk) => attrs(child(disk, 'source'), ['file'])).join('|'),
     'spec.networks': nics
       .map((nic) =>
         [

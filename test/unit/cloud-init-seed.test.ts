@@ -14,6 +14,7 @@ import {
   renderSeed,
   type SeedInput,
 } from '../../src/provisioning/cloud-init.js';
+import { fieldsAwaitingRestart } from '../../src/controllers/restart-required.js';
 import { buildDomainXml } from '../../src/hypervisors/domain-xml.js';
 import { child, childrenNamed, parseXml } from '../../src/hypervisors/xml.js';
 import { buildIso9660, primaryName, SECTOR } from '../../src/provisioning/iso9660.js';
@@ -247,5 +248,30 @@ describe('the seed CD-ROM in the domain', () => {
         cdroms: [seed],
       }),
     ).toThrow(/^spec\.cloudInit: Xen PV guests have no CD-ROM/);
+  });
+});
+
+describe('RestartRequired for the seed CD-ROM', () => {
+  const base = {
+    uid: UID,
+    namespace: 'lab',
+    name: 'web-1',
+    spec: {
+      cpu: { cores: 1, sockets: 1, threads: 1 },
+      memory: '512Mi',
+      firmware: { type: 'bios', secureBoot: false },
+      disks: [{ name: 'root', bus: 'virtio', source: { blank: {} } }],
+    } as never,
+    target: { hypervisor: 'kvm' as const, kvmUsable: false },
+    disks: { root: { path: '/var/lib/libvirt/images/root.qcow2', format: 'qcow2' as const } },
+  };
+  const seed = { path: '/var/lib/libvirt/images/lab_web-1_cloud-init.iso', format: 'raw' as const };
+
+  it('names spec.cloudInit, not spec.disks, when the seed is attached or detached', () => {
+    const without = buildDomainXml(base).xml;
+    const withSeed = buildDomainXml({ ...base, cdroms: [seed] }).xml;
+    expect(fieldsAwaitingRestart(without, withSeed)).toEqual(['spec.cloudInit']);
+    expect(fieldsAwaitingRestart(withSeed, without)).toEqual(['spec.cloudInit']);
+    expect(fieldsAwaitingRestart(withSeed, withSeed)).toEqual([]);
   });
 });
