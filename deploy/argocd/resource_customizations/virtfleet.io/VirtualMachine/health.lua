@@ -3,7 +3,8 @@
 --   Degraded:    the VM needs a person: Stalled=True, or a definition, placement, crash loop,
 --                failed health check, blocked recovery or failed install that the controller
 --                cannot get past by itself.
---   Suspended:   paused (phase Paused, or a pause hold: virtfleet.io/action: pause).
+--   Suspended:   paused or suspended (phase Paused or Suspended, or a pause or suspend hold:
+--                virtfleet.io/action: pause | suspend).
 --   Healthy:     Ready=True; or stopped because its runStrategy or a stop hold says so
 --                (argo-cd#29663: a VM stopped on purpose in Git is done, not in progress).
 --   Progressing: anything else: no status yet, a generation not yet observed, Reconciling=True,
@@ -82,6 +83,9 @@ if obj.metadata.annotations ~= nil then
 end
 if phase == "Paused" or hold == "pause" then
   return { status = "Suspended", message = said(ready, "Paused") }
+end
+if phase == "Suspended" or hold == "suspend" then
+  return { status = "Suspended", message = said(ready, "Suspended") }
 end
 
 -- Stopped on purpose: Halted, a stop hold, or (Manual, RerunOnFailure) left stopped as asked.
