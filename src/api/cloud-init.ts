@@ -23,7 +23,7 @@ export const CloudInit = withRules(
   obj(
     'cloud-init NoCloud data, given to the guest on a CD-ROM labelled cidata (files user-data, meta-data, network-config). ' +
       "meta-data is the controller's: instance-id is the VM's UID, local-hostname its name. cloud-init reads it on first boot; " +
-      'a change reaches the CD-ROM at the next reconcile but cloud-init acts on it only where the guest runs it again.',
+      'a change is written at the next reconcile and seen by the guest from its next start; cloud-init acts on most of it only on the first boot of an instance.',
     {
       userData: Type.Optional(
         sizedText(
