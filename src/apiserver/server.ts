@@ -22,6 +22,7 @@ import { internalError, refuseUpgrade, sendJson, sendStatus, StatusError } from 
 import { queryFlag, subresourceRoute, type SubresourceRoute } from './routes.js';
 import { CLOSE, SessionRegistry, type SessionLimits } from './sessions.js';
 import { VmLocator } from './vm-location.js';
+import { VncBridge } from './vnc.js';
 
 export interface ApiServerOptions {
   kubeConfig: KubeConfig;
@@ -43,6 +44,11 @@ export const SUBRESOURCES: SubresourceInfo[] = [
     description:
       "connect to the VM's serial console: a WebSocket carrying the console's bytes both ways (query force=true takes it over from another session)",
   },
+  {
+    name: 'vnc',
+    description:
+      "connect to the VM's VNC server (spec.graphics): a WebSocket carrying RFB both ways, for any VNC viewer through `virtfleet vm vnc`",
+  },
 ];
 
 export class ApiServer {
@@ -56,6 +62,7 @@ export class ApiServer {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 << 10, perMessageDeflate: false });
   readonly sessions: SessionRegistry;
   private readonly consoles: ConsoleBridge;
+  private readonly vncs: VncBridge;
   private readonly documents = discoveryDocuments(SUBRESOURCES);
   private caching: Promise<void> | undefined;
 
@@ -81,6 +88,7 @@ export class ApiServer {
       options.logger,
       options.buffers ?? DEFAULT_BUFFERS,
     );
+    this.vncs = new VncBridge(client, this.sessions, this.wss, options.logger, options.buffers ?? DEFAULT_BUFFERS);
     this.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
       this.handleRequest(request, response).catch((error: unknown) => {
         if (!response.headersSent) sendStatus(response, internalError(error));
@@ -163,6 +171,8 @@ export class ApiServer {
     const route = subresourceRoute(url.pathname);
     if (!route) throw notFound(url.pathname);
     await this.authorize(request, user, route);
+    if (route.subresource === 'vnc')
+      return this.vncs.open(request, socket, head, user.name, route.namespace, route.name);
     const location = await this.locator.locate(route.namespace, route.name);
     await this.consoles.open(request, socket, head, user.name, location, queryFlag(url, 'force'));
   }

@@ -23,27 +23,49 @@ export class ConsoleRefusedError extends Error {
   }
 }
 
-export function consoleUrl(server: string, namespace: string, name: string, force: boolean): string {
+/** The WebSocket URL of a VM subresource (console, vnc) through kube-apiserver at `server`. */
+export function subresourceUrl(
+  server: string,
+  namespace: string,
+  name: string,
+  subresource: string,
+  query: Record<string, string> = {},
+): string {
   const url = new URL(server);
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
   const base = url.pathname.replace(/\/$/, '');
-  url.pathname = `${base}/apis/${GROUP_VERSION}/namespaces/${encodeURIComponent(namespace)}/virtualmachines/${encodeURIComponent(name)}/console`;
-  if (force) url.searchParams.set('force', 'true');
+  url.pathname = `${base}/apis/${GROUP_VERSION}/namespaces/${encodeURIComponent(namespace)}/virtualmachines/${encodeURIComponent(name)}/${subresource}`;
+  for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
   return url.toString();
 }
 
+export function consoleUrl(server: string, namespace: string, name: string, force: boolean): string {
+  return subresourceUrl(server, namespace, name, 'console', force ? { force: 'true' } : {});
+}
+
 /** Opens the console WebSocket; rejects with ConsoleRefusedError carrying the server's reason. */
-export async function connectConsole(
+export function connectConsole(
   config: KubeConfig,
   namespace: string,
   name: string,
   options: { force?: boolean } = {},
 ): Promise<WebSocket> {
+  return connectSubresource(config, namespace, name, 'console', options.force ? { force: 'true' } : {});
+}
+
+/** Opens a VM subresource's WebSocket with the kubeconfig's credentials; rejects with ConsoleRefusedError. */
+export async function connectSubresource(
+  config: KubeConfig,
+  namespace: string,
+  name: string,
+  subresource: string,
+  query: Record<string, string> = {},
+): Promise<WebSocket> {
   const cluster = config.getCurrentCluster();
   if (!cluster) throw new ConsoleRefusedError(0, 'the kubeconfig has no current cluster');
   const wsOptions: WebSocket.ClientOptions = { perMessageDeflate: false, handshakeTimeout: 30_000 };
   await config.applyToHTTPSOptions(wsOptions);
-  const ws = new WebSocket(consoleUrl(cluster.server, namespace, name, options.force ?? false), wsOptions);
+  const ws = new WebSocket(subresourceUrl(cluster.server, namespace, name, subresource, query), wsOptions);
   return new Promise((resolve, reject) => {
     let refused = false;
     ws.once('open', () => resolve(ws));
@@ -77,18 +99,20 @@ interface ConsoleFlags {
 }
 
 /**
- * Bridges the terminal to the console until Ctrl-] or the server ends the session. Resolves with
- * the exit status: 0 when the user left, 1 when the session was ended (the reason printed).
+ * The kubeconfig and namespace for VM `name` (-n, else the context's, else default); on a bad
+ * name or kubeconfig the error is printed and the exit status (2) returned instead.
  */
-export async function runConsole(name: string, flags: ConsoleFlags): Promise<number> {
-  let config: KubeConfig;
-  let namespace: string;
+export function resolveVm(
+  name: string,
+  flags: { namespace?: string; kubeconfig?: string },
+): { config: KubeConfig; namespace: string } | number {
   try {
     checkObjectName(name);
     if (flags.namespace !== undefined) checkNamespace(flags.namespace);
-    config = loadKubeConfig(flags.kubeconfig);
-    namespace = flags.namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? 'default';
+    const config = loadKubeConfig(flags.kubeconfig);
+    const namespace = flags.namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? 'default';
     checkNamespace(namespace);
+    return { config, namespace };
   } catch (error) {
     if (error instanceof InvalidNameError || error instanceof KubeConfigError) {
       process.stderr.write(`error: ${error.message}\n`);
@@ -96,6 +120,16 @@ export async function runConsole(name: string, flags: ConsoleFlags): Promise<num
     }
     throw error;
   }
+}
+
+/**
+ * Bridges the terminal to the console until Ctrl-] or the server ends the session. Resolves with
+ * the exit status: 0 when the user left, 1 when the session was ended (the reason printed).
+ */
+export async function runConsole(name: string, flags: ConsoleFlags): Promise<number> {
+  const resolved = resolveVm(name, flags);
+  if (typeof resolved === 'number') return resolved;
+  const { config, namespace } = resolved;
   let ws: WebSocket;
   try {
     ws = await connectConsole(config, namespace, name, { force: flags.force });

@@ -23,6 +23,7 @@ import {
   namespaceProblem,
 } from '../runtime/kube-client.js';
 import { consoleCommand } from './console.js';
+import { vncCommand } from './vnc.js';
 import { KubeConfigError, loadKubeConfig } from './controller.js';
 
 const POLL_MS = 500;
@@ -265,5 +266,6 @@ export function vmCommand(): Command {
       .action((name: string, flags: DeleteFlags) => handle(() => runDelete(name, flags, out))),
   );
   vm.addCommand(consoleCommand());
+  vm.addCommand(vncCommand());
   return vm;
 }
