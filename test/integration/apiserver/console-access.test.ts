@@ -1,7 +1,7 @@
 // `virtfleet api` behind the real kube-apiserver's aggregator: who gets a console, and what
 // everyone else hears. 401 for anything not from the front proxy, 403 from the
 // SubjectAccessReview (before the VM is looked at), 404 for an unknown VM, 409 for one that
-// is not running; and for people bound to the roles of deploy/base/user-roles.yaml, a
+// is not running; the same for vnc, and its bridge to a VNC server; and for people bound to the roles of deploy/base/user-roles.yaml, a
 // SelfSubjectAccessReview answers as the stream does. The test driver has no console streams,
 // so sessions themselves are tested on the rig (test/e2e/console-rig.test.ts).
 //
@@ -10,17 +10,19 @@
 // and the shared one gets deploy/'s (test/integration/deploy.test.ts applies it).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectConsole, ConsoleRefusedError } from '../../../src/cli/console.js';
-import { VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
+import { connectConsole, connectSubresource, ConsoleRefusedError } from '../../../src/cli/console.js';
+import { HOST_POOL, VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
 import { repoRoot } from '../../../src/devstack/binaries.js';
 import { ControlPlane } from '../../../src/devstack/controlplane.js';
 import { installCrds } from '../../../src/devstack/crds.js';
 import type { Pki } from '../../../src/devstack/pki.js';
-import { KubeClient, type KubeObject, type ResourceType } from '../../../src/runtime/kube-client.js';
+import { isNotFound, KubeClient, type KubeObject, type ResourceType } from '../../../src/runtime/kube-client.js';
 import { ApiServerProcess } from '../../harness/api-server.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { clientCert, testUser, type TestUser } from '../../harness/users.js';
@@ -53,6 +55,30 @@ const people: Record<'admin' | 'edit' | 'view' | 'nobody', TestUser> = {} as nev
 async function consoleAnswer(user: TestUser, name: string): Promise<[number, string]> {
   try {
     const ws = await connectConsole(user.kubeConfig, NS, name);
+    ws.terminate();
+    return [101, ''];
+  } catch (error) {
+    if (error instanceof ConsoleRefusedError) return [error.code, error.message];
+    throw error;
+  }
+}
+
+/** A path of the aggregated OpenAPI v3, asked for until it is served (404 meanwhile) or `timeoutMs` passed. */
+async function openApiV3(path: string, timeoutMs: number): Promise<{ paths: Record<string, unknown> }> {
+  for (const deadline = Date.now() + timeoutMs; ;) {
+    try {
+      return await admin.request<{ paths: Record<string, unknown> }>('GET', path);
+    } catch (error) {
+      if (!isNotFound(error) || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+/** The same for a vnc request. */
+async function vncAnswer(user: TestUser, name: string): Promise<[number, string]> {
+  try {
+    const ws = await connectSubresource(user.kubeConfig, NS, name, 'vnc');
     ws.terminate();
     return [101, ''];
   } catch (error) {
@@ -157,19 +183,22 @@ afterAll(async () => {
 }, 60_000);
 
 describe('virtfleet api behind the aggregator', () => {
-  it('is listed in discovery with the console subresource and its OpenAPI', async () => {
+  it('is listed in discovery with the console and vnc subresources and their OpenAPI', async () => {
     const list = await admin.request<{ resources: Array<{ name: string; verbs: string[] }> }>(
       'GET',
       '/apis/subresources.virtfleet.io/v1alpha1',
     );
-    expect(list.resources).toEqual([expect.objectContaining({ name: 'virtualmachines/console', verbs: ['get'] })]);
-    const openapi = await admin.request<{ paths: Record<string, unknown> }>(
-      'GET',
-      '/openapi/v3/apis/subresources.virtfleet.io/v1alpha1',
-    );
-    expect(Object.keys(openapi.paths)).toContain(
-      '/apis/subresources.virtfleet.io/v1alpha1/namespaces/{namespace}/virtualmachines/{name}/console',
-    );
+    expect(list.resources).toEqual([
+      expect.objectContaining({ name: 'virtualmachines/console', verbs: ['get'] }),
+      expect.objectContaining({ name: 'virtualmachines/vnc', verbs: ['get'] }),
+    ]);
+    // The aggregator fetches an APIService's OpenAPI v3 in the background after it turns
+    // Available (about 0.3 s here): until then the path is a 404, so ask until it is served.
+    const openapi = await openApiV3('/openapi/v3/apis/subresources.virtfleet.io/v1alpha1', 30_000);
+    for (const sub of ['console', 'vnc'])
+      expect(Object.keys(openapi.paths)).toContain(
+        `/apis/subresources.virtfleet.io/v1alpha1/namespaces/{namespace}/virtualmachines/{name}/${sub}`,
+      );
   });
 
   it('answers 401 to a request that does not come from the front proxy, whatever headers it sends', async () => {
@@ -279,4 +308,123 @@ describe('virtfleet api behind the aggregator', () => {
     ]).catch((error: Error) => error.message);
     expect(answer.trim().endsWith('yes')).toBe(expected);
   });
+});
+
+/**
+ * A VM whose status says it runs on host `host` of pool `pool` with its VNC server at `graphics`,
+ * as the controller records it (no controller runs here: the status is written as it would).
+ */
+async function runningVm(name: string, pool: string, host: string, graphics: Record<string, unknown>): Promise<void> {
+  await admin.create(VIRTUAL_MACHINE, {
+    apiVersion: 'virtfleet.io/v1alpha1',
+    kind: 'VirtualMachine',
+    metadata: { name, namespace: NS },
+    spec: { hostPoolRef: { name: pool }, memory: '128Mi', kernelBoot: { kernel: '/boot/vmlinuz' }, graphics: {} },
+  } as KubeObject);
+  await admin.patch(
+    VIRTUAL_MACHINE,
+    NS,
+    name,
+    { status: { phase: 'Running', host, graphics: { type: 'vnc', host, ...graphics } } },
+    { subresource: 'status' },
+  );
+}
+
+async function hostPoolOf(name: string, host: string, uri: string): Promise<void> {
+  await admin.create(HOST_POOL, {
+    apiVersion: 'virtfleet.io/v1alpha1',
+    kind: 'HostPool',
+    metadata: { name },
+    spec: { hosts: [{ name: host, uri }] },
+  } as KubeObject);
+}
+
+describe('the vnc subresource', () => {
+  beforeAll(async () => {
+    await admin.create(VIRTUAL_MACHINE, {
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'VirtualMachine',
+      metadata: { name: 'idle-vnc', namespace: NS },
+      spec: {
+        hostPoolRef: { name: 'nowhere' },
+        memory: '128Mi',
+        kernelBoot: { kernel: '/boot/vmlinuz' },
+        graphics: {},
+      },
+    } as KubeObject);
+    // A host with a hostname in its URI is another machine, though this one is loopback: nothing connects to it.
+    await hostPoolOf('vnc-far', 'far', 'qemu+tcp://127.0.0.1/system');
+    await hostPoolOf('vnc-near', 'near', 'qemu:///system');
+  }, 60_000);
+
+  it('answers 403 from the SubjectAccessReview to a user without the verb (nobody, view)', async () => {
+    const [code, message] = await vncAnswer(people.nobody, 'idle-vnc');
+    expect(code).toBe(403);
+    expect(message).toMatch(
+      /User "console-nobody" cannot get resource "virtualmachines\/vnc" in API group "subresources.virtfleet.io"/,
+    );
+    expect((await vncAnswer(people.nobody, 'no-such-vm'))[0]).toBe(403);
+    expect((await vncAnswer(people.view, 'idle-vnc'))[0]).toBe(403);
+  });
+
+  it('answers 404 for an unknown VM, 409 for one without spec.graphics and for one not running, naming why', async () => {
+    const [missing, missingMessage] = await vncAnswer(people.edit, 'no-such-vm');
+    expect(missing).toBe(404);
+    expect(missingMessage).toMatch(/"no-such-vm" not found/);
+    const [bare, bareMessage] = await vncAnswer(people.edit, 'idle');
+    expect(bare).toBe(409);
+    expect(bareMessage).toMatch(/idle has no graphical console: add spec.graphics/);
+    const [idle, idleMessage] = await vncAnswer(people.admin, 'idle-vnc');
+    expect(idle).toBe(409);
+    expect(idleMessage).toMatch(/idle-vnc is not started yet, not Running/);
+  });
+
+  it('refuses a VNC socket on another host with 409 naming graphics.listen.network', async () => {
+    await runningVm('far-socket', 'vnc-far', 'far', { socket: '/var/lib/libvirt/qemu/domain-1-x/vnc.sock' });
+    const [code, message] = await vncAnswer(people.edit, 'far-socket');
+    expect(code).toBe(409);
+    expect(message).toMatch(/UNIX socket on host far .*set graphics\.listen\.network in HostPool vnc-far/);
+  });
+
+  it('answers 503 naming the address when the VNC server does not accept the connection', async () => {
+    await runningVm('near-gone', 'vnc-near', 'near', { socket: join(dir, 'no-such.sock') });
+    const [code, message] = await vncAnswer(people.edit, 'near-gone');
+    expect(code).toBe(503);
+    expect(message).toMatch(/cannot connect to the VNC server of near-gone at socket .*no-such\.sock on host near/);
+  });
+
+  // The bridge itself, against a socket server that answers the RFB greeting and echoes what it
+  // gets: bytes both ways, in order, none lost when far more than the buffers are sent at once.
+  // (QEMU's own VNC server is read through the CLI on the rig: test/e2e/console-rig.test.ts.)
+  it('carries bytes both ways between the WebSocket and a local VNC socket, in order', async () => {
+    const path = join(dir, 'vnc.sock');
+    const server = createServer((peer) => {
+      peer.write('RFB 003.008\n');
+      peer.pipe(peer);
+    });
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      await runningVm('near-echo', 'vnc-near', 'near', { socket: path });
+      const ws = await connectSubresource(people.admin.kubeConfig, NS, 'near-echo', 'vnc');
+      const received: Buffer[] = [];
+      let size = 0;
+      const payload = randomBytes(3 << 20);
+      const all = new Promise<Buffer>((resolve) =>
+        ws.on('message', (data: Buffer) => {
+          received.push(data);
+          size += data.length;
+          if (size >= 12 + payload.length) resolve(Buffer.concat(received));
+        }),
+      );
+      for (let at = 0; at < payload.length; at += 32 << 10) ws.send(payload.subarray(at, at + (32 << 10)));
+      const got = await all;
+      expect(got.subarray(0, 12).toString()).toBe('RFB 003.008\n');
+      expect(got.subarray(12).equals(payload)).toBe(true);
+      const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+      ws.close(1000, 'done');
+      expect(await closed).toBe(1000);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }, 60_000);
 });
