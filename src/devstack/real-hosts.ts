@@ -82,7 +82,7 @@ function installGuest(image: { kernel: string; initrd: string }): void {
 }
 
 /** A network in forward mode private over the host's interface: libvirt resolves it to that interface's address. */
-async function defineManagementNetwork(uri: string, device: string, hostDir: string): Promise<void> {
+export async function defineManagementNetwork(uri: string, device: string, hostDir: string): Promise<void> {
   const file = join(hostDir, `${MANAGEMENT_NETWORK}-network.xml`);
   const xml = el(
     'network',

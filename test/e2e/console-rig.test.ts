@@ -3,15 +3,19 @@
 // init runs a shell on its console. Driven through a pseudo-terminal as a person would: a
 // command typed into the guest's shell, its answer read; after `virtfleet vm migrate` the
 // console reaches the guest on its new host. Plus one writer at a time, and 200 sessions opened
-// and dropped with the API server's memory flat.
+// and dropped with the API server's memory flat. The VM has spec.graphics, its pool VNC on each
+// host's management network (as `make run`'s pool local): `virtfleet vm vnc` reads QEMU's RFB
+// greeting through a local port, before and after the migration.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { connectConsole, ConsoleRefusedError } from '../../src/cli/console.js';
 import { runAction } from '../../src/cli/vm.js';
 import { HOST_POOL, VIRTUAL_MACHINE } from '../../src/controllers/resources.js';
 import { repoRoot } from '../../src/devstack/binaries.js';
+import { defineManagementNetwork, MANAGEMENT_NETWORK } from '../../src/devstack/real-hosts.js';
 import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
 import { ApiServerProcess } from '../harness/api-server.js';
 import { guestImage } from '../rig/guest.js';
@@ -32,8 +36,12 @@ beforeAll(async () => {
   api = new ApiServerProcess(stack.info.kubeconfig, stack.info.pki, join(stack.dir, 'api.log'));
   await api.start(stack.client);
   const image = await guestImage();
-  await stack.client.create(HOST_POOL, hostPool(POOL, { hosts: stack.poolHosts() }));
-  await stack.client.create(VIRTUAL_MACHINE, guestVm(VM, POOL, image));
+  for (const host of stack.rig.hosts) await defineManagementNetwork(host.uri, host.interface, host.dir);
+  await stack.client.create(
+    HOST_POOL,
+    hostPool(POOL, { hosts: stack.poolHosts(), graphics: { listen: { network: MANAGEMENT_NETWORK } } }),
+  );
+  await stack.client.create(VIRTUAL_MACHINE, guestVm(VM, POOL, image, { graphics: {} }));
   await stack.until(() => isRunning(stack.vm(VM)), 120_000, 'demo Running');
 }, 300_000);
 
@@ -61,6 +69,43 @@ const apiLog = () => readFileSync(api.logFile, 'utf8');
 const count = (text: string, message: string) =>
   text.split('\n').filter((l) => l.includes(`"msg":"${message}"`)).length;
 
+/**
+ * `virtfleet vm vnc demo` (in a pseudo-terminal, so Ctrl-C is a keystroke): the first 12 bytes a
+ * viewer reads from the local port it prints, then Ctrl-C, which ends it with status 0.
+ */
+async function vncGreeting(): Promise<string> {
+  await stack.until(
+    () => {
+      const status = stack.vm(VM)?.status;
+      return status?.phase === 'Running' && status.graphics?.host === status.host;
+    },
+    60_000,
+    'status.graphics recorded for the current host',
+  );
+  // prettier-ignore
+  const cli = new PtyProcess([process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'vm', 'vnc', VM, '-n', NAMESPACE,
+    '--kubeconfig', stack.info.kubeconfig], { cwd: repoRoot() });
+  try {
+    const [, port] = await cli.until(/on 127\.0\.0\.1:(\d+); connect a viewer:\s+vncviewer 127\.0\.0\.1::\1\s/, 60_000);
+    const viewer = connect(Number(port), '127.0.0.1');
+    const greeting = await new Promise<string>((resolve, reject) => {
+      let got = Buffer.alloc(0);
+      viewer.on('data', (data: Buffer) => {
+        got = Buffer.concat([got, data]);
+        if (got.length >= 12) resolve(got.subarray(0, 12).toString('latin1'));
+      });
+      viewer.on('error', reject);
+      viewer.on('close', () => reject(new Error(`viewer closed after ${got.length} bytes; CLI:\n${cli.output}`)));
+    });
+    viewer.destroy();
+    cli.type('\x03'); // Ctrl-C
+    expect(await cli.exited).toBe(0);
+    return greeting;
+  } finally {
+    cli.kill();
+  }
+}
+
 function rssKiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
   if (!line) throw new Error(`no VmRSS for ${pid}`);
@@ -77,6 +122,11 @@ describe('virtfleet vm console on rig hosts', () => {
     } finally {
       pty.kill();
     }
+  }, 120_000);
+
+  it("reads QEMU's RFB greeting through virtfleet vm vnc's local port; Ctrl-C stops it", async () => {
+    expect(await vncGreeting()).toBe('RFB 003.008\n');
+    expect(apiLog()).toMatch(new RegExp(`"host":"${stack.vm(VM)!.status!.host!}"[^\\n]*"msg":"vnc session opened"`));
   }, 120_000);
 
   it('lets one writer in at a time: a second session is refused with the reason, --force takes over', async () => {
@@ -161,6 +211,12 @@ describe('virtfleet vm console on rig hosts', () => {
     }
     expect(apiLog()).toMatch(new RegExp(`"host":"${to}"[^\\n]*"msg":"console session opened"`));
   }, 400_000);
+
+  it("reads the RFB greeting from the VNC server on the VM's new host after the migration", async () => {
+    const host = stack.vm(VM)!.status!.host!;
+    expect(await vncGreeting()).toBe('RFB 003.008\n');
+    expect(apiLog()).toMatch(new RegExp(`"host":"${host}"[^\\n]*"msg":"vnc session opened"`));
+  }, 120_000);
 
   it('opens and drops 200 sessions with its memory flat and every session closed', async () => {
     const cycle = async () => {
