@@ -8,7 +8,7 @@ JEST := node --experimental-vm-modules --no-warnings=ExperimentalWarning node_mo
 NATIVE_ADDON := build/Release/virtfleet_libvirt.node
 NATIVE_SRC := binding.gyp $(wildcard src/hypervisors/libvirt/native/*.cc src/hypervisors/libvirt/native/*.h)
 
-.PHONY: all setup build native gen typecheck lint format test test-unit test-integration test-e2e run clean
+.PHONY: all setup build native gen typecheck lint format test test-repro test-unit test-integration test-e2e run clean
 
 all: test
 
@@ -43,7 +43,7 @@ format: setup
 # Every tier, end-to-end included: unit, integration (real kube-apiserver +
 # etcd), e2e (the local stack driven as a user would).
 test: setup build typecheck lint
-	@$(JEST) --ci
+	@$(JEST) --ci --selectProjects unit integration e2e
 
 test-unit: setup
 	@$(JEST) --ci --selectProjects unit
@@ -53,6 +53,10 @@ test-integration: setup build
 
 test-e2e: setup build
 	@$(JEST) --ci --selectProjects e2e
+
+# Reproductions of known open defects (docs/development.md): expected to fail until fixed.
+test-repro: setup build
+	@$(JEST) --ci --selectProjects repro
 
 run: setup build
 	@node dist/cli/main.js dev --state-dir "$(STATE_DIR)"
