@@ -130,7 +130,7 @@ export function vncCommand(): Command {
     )
     .option('-n, --namespace <namespace>', "namespace of the VM (default: the kubeconfig context's, else default)")
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
-    .option('--port <port>', 'local TCP port to listen on (default: a free one)', portNumber, 0)
+    .option('--port <port>', 'local TCP port to listen on (0: a free one)', portNumber, 0)
     .option('--address <address>', 'local address to listen on', '127.0.0.1')
     .action(async (name: string, flags: VncFlags) => {
       process.exitCode = await runVnc(name, flags);
