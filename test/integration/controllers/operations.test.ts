@@ -251,8 +251,14 @@ describe('names and flags are checked before anything is done', () => {
   it.each(BAD)(
     '`vm delete %j` makes no request, exits 2 naming the argument, and leaves every VM alone',
     async (name) => {
-      for (const vm of ['keep-1', 'keep-2']) if (!bench.vm(vm)) await bench.createVm(vm, pool);
-      const before = ['keep-1', 'keep-2'].map((vm) => bench.vm(vm)!.metadata.resourceVersion);
+      // Read from the API server: the watch may not show a VM created a moment ago.
+      const before: Array<string | undefined> = [];
+      for (const vm of ['keep-1', 'keep-2']) {
+        const current = await bench.kube
+          .get<VmObject>(VIRTUAL_MACHINE, bench.namespace, vm)
+          .catch(() => bench.createVm(vm, pool));
+        before.push(current.metadata.resourceVersion);
+      }
       const run = await virtfleet([
         'vm',
         'delete',
