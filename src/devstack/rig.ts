@@ -301,6 +301,9 @@ export class RigHost {
     const names = slotNames(this.slot);
     for (const sub of Object.keys(STATE_DIRS)) mkdirSync(join(this.dir, sub), { recursive: true });
     mkdirSync(join(this.dir, 'lib', 'rig'), { recursive: true });
+    // As Debian's libvirt-daemon-system makes it: libvirt creates a domain's own log there lazily,
+    // but a character device's <log file> (an installer's serial log) is created before that.
+    mkdirSync(join(this.dir, 'log', 'qemu'), { recursive: true });
     this.writeConfig();
     seedQemuCapabilities(this.dir, this.rig.hideKvm);
 

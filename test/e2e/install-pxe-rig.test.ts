@@ -213,8 +213,16 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, 
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    if (Date.now() > deadline) {
+      // What the VM said last, so a timeout names the reason it waited.
+      const status = await vmNow().then(
+        (vm) => JSON.stringify(vm.status),
+        () => '(unreadable)',
+      );
+      throw new Error(
+        `timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}; VM status: ${status}`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
