@@ -11,7 +11,9 @@ export class PtyProcess {
 
   constructor(command: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }) {
     // -q quiet, -f flush at once, -e the command's exit status, -c the command; no typescript file.
-    this.child = spawn('script', ['-qfec', command.map(quote).join(' '), '/dev/null'], {
+    // `exec`: script runs the command through $SHELL; dash (CI's /bin/sh) would otherwise stay in
+    // the pty's foreground group and die of the Ctrl-C meant for the command (exit 130).
+    this.child = spawn('script', ['-qfec', `exec ${command.map(quote).join(' ')}`, '/dev/null'], {
       cwd: options.cwd,
       env: { ...process.env, ...options.env, TERM: 'dumb' },
       stdio: ['pipe', 'pipe', 'pipe'],
