@@ -1,13 +1,20 @@
 // An install under way: the installer powered the VM off (installed), it crashed or was
 // destroyed (InstallFailed), or the timeout passed (InstallTimedOut: destroyed); otherwise it
-// goes on, and the reconciler comes back at the deadline.
+// goes on, and the reconciler looks again every INSTALL_LOOK_MS and at the deadline.
 import { ignoring, type DomainStatus } from '../../hypervisors/hypervisor.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import { isActive } from '../run-strategy.js';
 import { ACTION_ANNOTATION } from '../vm-actions.js';
 import type { VmStatusDraft } from '../vm-status.js';
 import { installerLogHint } from './serial-log.js';
-import { minutes, type InstallContext, type InstallKit, type InstallPlan, type Session } from './types.js';
+import {
+  INSTALL_LOOK_MS,
+  minutes,
+  type InstallContext,
+  type InstallKit,
+  type InstallPlan,
+  type Session,
+} from './types.js';
 
 /** An install under way: finished, failed, timed out, or still going. */
 export async function driveInstall(
@@ -27,7 +34,7 @@ export async function driveInstall(
       kind: 'install',
       domain: session.domain,
       startNow: false,
-      requeueAfterMs: Math.max(session.deadline - now, 1),
+      requeueAfterMs: Math.max(Math.min(session.deadline - now, INSTALL_LOOK_MS), 1),
     };
   };
   if (!domain) return stillInstalling(); // defined again by the reconciler

@@ -13,7 +13,14 @@ import { isActive } from '../run-strategy.js';
 import { errorText } from '../error-text.js';
 import { placedType, pxeInstallerSpec, pxeMacHolder } from './pxe.js';
 import { setInstalling } from './progress.js';
-import type { InstallContext, InstallerDomain, InstallKit, InstallPlan, Session } from './types.js';
+import {
+  INSTALL_LOOK_MS,
+  type InstallContext,
+  type InstallerDomain,
+  type InstallKit,
+  type InstallPlan,
+  type Session,
+} from './types.js';
 
 /** Starts an install: profile, endpoint and media first, then a token. */
 export async function startInstall(
@@ -174,7 +181,7 @@ export async function startInstall(
     kind: 'install',
     domain: session.domain,
     startNow: retry !== undefined || (domain !== undefined && isActive(domain.state)),
-    requeueAfterMs: timeoutMs,
+    requeueAfterMs: Math.min(timeoutMs, INSTALL_LOOK_MS),
   };
 }
 

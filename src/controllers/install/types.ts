@@ -100,3 +100,9 @@ export function minutes(ms: number): string {
   const m = ms / 60_000;
   return m >= 1 ? `${Math.round(m)} min` : `${Math.round(ms / 1000)} s`;
 }
+
+/**
+ * How often an install under way is looked at besides its power-off event: a lifecycle event
+ * lost across a controller restart or a reconnect must not leave it waiting until its deadline.
+ */
+export const INSTALL_LOOK_MS = 30_000;
