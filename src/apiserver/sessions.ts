@@ -55,14 +55,14 @@ export class SessionRegistry {
       throw new StatusError(
         429,
         'TooManyRequests',
-        `user ${user} already has ${held} console sessions open on this server (the limit is ${this.limits.perUser}); close one first`,
+        `user ${user} already has ${held} console and VNC sessions open on this server (the limit is ${this.limits.perUser}); close one first`,
       );
     const current = this.byVm.get(vm);
     if (this.count - (force && current ? 1 : 0) >= this.limits.total)
       throw new StatusError(
         429,
         'TooManyRequests',
-        `this server holds ${this.count} console sessions, its limit; try again later`,
+        `this server holds ${this.count} console and VNC sessions, its limit; try again later`,
       );
     if (current && !force)
       throw new StatusError(

@@ -35,7 +35,7 @@ describe('SessionRegistry', () => {
     expect(refusal(() => registry.claim('alice', 'ns/c', false, () => undefined)).code).toBe(429);
     registry.claim('bob', 'ns/c', false, () => undefined);
     expect(refusal(() => registry.claim('carol', 'ns/d', false, () => undefined)).message).toMatch(
-      /holds 3 console sessions/,
+      /holds 3 console and VNC sessions/,
     );
     a.release();
     a.release();
