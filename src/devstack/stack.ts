@@ -296,6 +296,7 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
       out(`                export KUBECONFIG=${info.kubeconfig}`);
       out('                kubectl get vm demo -w');
       out('                virtfleet vm console demo');
+      out('                virtfleet vm vnc demo   # a local port for a VNC viewer');
       out('                virtfleet vm migrate demo');
     }
     out('Press Ctrl-C to stop.');
