@@ -72,6 +72,7 @@ export class InstallFlow {
       media: options.media ?? new InstallMedia({ onJobEnd: () => this.changed() }),
       sessions: new InstallSessions(pxe, options.logger, options.server),
       memo: new HashMemo(),
+      now: options.now ?? Date.now,
     };
     options.server?.serveFrom((uid, client) => serveKickstart(this.kit, uid, client));
     options.server?.onStateChange(() => this.changed());

@@ -25,7 +25,7 @@ export async function driveInstall(
 ): Promise<InstallPlan> {
   const { vm, draft, hypervisor } = ctx;
   const uid = vm.metadata.uid ?? '';
-  const now = Date.now();
+  const now = kit.now();
   const log = () =>
     installerLogHint(draft.status.domainName ?? '', draft.status.hypervisor, vm.spec.xen?.mode, hypervisor.uri);
   const stillInstalling = (): InstallPlan => {

@@ -57,7 +57,7 @@ export async function resumeInstall(
   const namespace = vm.metadata.namespace ?? '';
   const profileName = vm.spec.install!.profileRef.name;
   const profile = kit.options.profiles?.get(`${namespace}/${profileName}`);
-  const startedAt = installed ? Date.parse(installed.lastTransitionTime) : Date.now();
+  const startedAt = installed ? Date.parse(installed.lastTransitionTime) : kit.now();
   const timeoutMs = kit.options.timeoutMs ?? (profile ? profile.spec.timeoutMinutes * 60_000 : DEFAULT_TIMEOUT_MS);
   const url =
     cmdline

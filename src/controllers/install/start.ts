@@ -151,7 +151,7 @@ export async function startInstall(
   } else {
     domainPlan = { spec: { kernelBoot: { kernel: media.kernel, initrd: media.initrd, cmdline } } };
   }
-  const now = Date.now();
+  const now = kit.now();
   const timeoutMs = kit.options.timeoutMs ?? profile.spec.timeoutMinutes * 60_000;
   const session: Session = {
     key: objectKey(vm),

@@ -65,6 +65,8 @@ export interface InstallFlowOptions {
   event: (vm: VmObject, type: EventType, reason: string, message: string) => void;
   /** The install network and PXE pool on the hosts (src/provisioning/pxe.ts PXE_DEFAULTS). */
   pxe?: Partial<PxeSettings>;
+  /** The clock (the VM controller's; tests may inject one). Default Date.now. */
+  now?: () => number;
 }
 
 /** One install under way in this process. */
@@ -92,6 +94,7 @@ export interface InstallKit {
   pxe: PxeHosts;
   media: InstallMedia;
   memo: HashMemo;
+  now: () => number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 60 * 60_000;

@@ -69,6 +69,7 @@ export class VirtualMachineReconciler implements Reconciler {
       ...(options.installServer ? { server: options.installServer } : {}),
       ...(options.installTimeoutMs ? { timeoutMs: options.installTimeoutMs } : {}),
       ...(options.installPxe ? { pxe: options.installPxe } : {}),
+      now: kit.now,
     });
     this.lease = new LeaseStep(kit);
     this.domain = new DomainStep(kit, this.copies);
