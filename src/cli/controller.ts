@@ -8,6 +8,7 @@ import { Fleet } from '../hosts/fleet.js';
 import { libvirtHypervisors } from './libvirt-hypervisors.js';
 import { addControllers, type ControllersOptions } from '../controllers/setup.js';
 import { Manager } from '../runtime/manager.js';
+import { LeaderPodLabel, podFromEnv } from '../runtime/leader-pod-label.js';
 import { PXE_DEFAULTS, PxeValueError, pxeSettings, type PxeSettings } from '../provisioning/pxe.js';
 
 /**
@@ -18,6 +19,8 @@ export class KubeConfigError extends Error {}
 
 const HOW_TO_GIVE = 'Give one with --kubeconfig FILE or KUBECONFIG=FILE';
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+/** On the leader's pod only: Service virtfleet-install selects it to reach the install endpoint. */
+export const INSTALL_ENDPOINT_LEADER_LABEL = 'virtfleet.io/install-endpoint-leader';
 
 /**
  * The kubeconfig, looked for as kubectl does: --kubeconfig, else the files in $KUBECONFIG (merged),
@@ -233,6 +236,14 @@ export function controllerCommand(): Command {
             ...installPxe(flags),
             ...(process.env.POD_NAME ? { instance: process.env.POD_NAME } : {}),
           });
+          const podLabel = new LeaderPodLabel({
+            client: manager.client,
+            logger,
+            label: INSTALL_ENDPOINT_LEADER_LABEL,
+            pod: podFromEnv(),
+          });
+          await podLabel.clearStale();
+          manager.add(podLabel);
           await manager.run(abort.signal);
         } catch (error) {
           // Includes a lost leadership: exit so that nothing acts without the lease.

@@ -100,7 +100,13 @@ export class Manager {
           }),
         );
       }
-      const caching = this.cache.run(signal);
+      // The cache stops with the process, and also when leading fails: run() then rejects (a lost
+      // lease), which it could not while waiting on a cache that runs until `signal`.
+      const stopCache = new AbortController();
+      setMaxListeners(0, stopCache.signal); // every informer waits on it
+      const stopCacheOnAbort = () => stopCache.abort();
+      signal.addEventListener('abort', stopCacheOnAbort, { once: true });
+      const caching = this.cache.run(stopCache.signal);
       await Promise.race([this.cache.waitForSync(), untilAborted(signal)]);
       this.ready = true;
       logger.info('cache synced');
@@ -128,6 +134,8 @@ export class Manager {
         }
       } finally {
         this.ready = false;
+        signal.removeEventListener('abort', stopCacheOnAbort);
+        stopCache.abort();
         await caching;
       }
     } finally {
