@@ -6,7 +6,11 @@
 //   object is made only with namespace.create (helm install --create-namespace makes it otherwise);
 // - CRDs carry helm.sh/resource-policy: keep, so an uninstall never deletes the VMs (helm#8668);
 // - the two Deployments take their replicas, image, args and resources from values.yaml, whose
-//   defaults are the base's own; the controller's --install-* flags are values of installEndpoint;
+//   defaults are the base's own;
+// - the install endpoint is values of installEndpoint, defaults again the base's: the controller's
+//   --install-* flags (made with installEndpoint.enabled), its container port `install` (the port
+//   of installEndpoint.address), its env INSTALL_URL_BASE (urlBase), and Service virtfleet-install
+//   (made with enabled; its type, port and nodePort);
 // - what deploy/monitoring adds (ServiceMonitor, PrometheusRule, dashboard ConfigMap) is made with
 //   monitoring.enabled.
 // test/integration/helm/chart.test.ts regenerates the chart and fails when it differs, and
@@ -27,7 +31,14 @@ interface Container {
   name: string;
   image: string;
   args: string[];
+  env?: { name: string; value?: string }[];
+  ports?: { name?: string; containerPort: number | string }[];
   resources: Record<string, unknown>;
+}
+interface ServicePort {
+  name?: string;
+  port: number | string;
+  nodePort?: number | string;
 }
 
 const NAMESPACE = 'virtfleet-system';
@@ -39,6 +50,10 @@ const DEPLOYMENTS: Record<string, 'controller' | 'apiServer'> = {
 };
 /** Controller flags that are values of installEndpoint (and left out of controller.args). */
 const INSTALL_FLAGS = { address: '--install-address', urlBase: '--install-url-base' } as const;
+/** The controller's env variable --install-url-base names (so an overlay sets it by name). */
+const INSTALL_URL_BASE_ENV = 'INSTALL_URL_BASE';
+/** The Service in front of the install endpoint, made with installEndpoint.enabled. */
+const INSTALL_SERVICE = 'virtfleet-install';
 
 const root = repoRoot();
 const out = resolve(process.argv[2] ?? join(root, 'deploy/helm/virtfleet'));
@@ -59,6 +74,47 @@ const monitoring = kustomize('deploy/monitoring').filter((object) => !inBase.has
 const values: Record<string, Record<string, unknown>> = {};
 let image = '';
 const installDefaults: Record<keyof typeof INSTALL_FLAGS, string> = { address: '', urlBase: '' };
+const installService = { type: '', port: 0, nodePort: 0 };
+
+/** The install endpoint's container port, env and flags as markers (see expandMarkers). */
+function templateInstallEndpoint(container: Container): string[] {
+  const args = container.args;
+  const address = args.find((arg) => arg.startsWith(`${INSTALL_FLAGS.address}=`));
+  const urlBase = args.find((arg) => arg.startsWith(`${INSTALL_FLAGS.urlBase}=`));
+  const env = container.env?.find((entry) => entry.name === INSTALL_URL_BASE_ENV);
+  const port = container.ports?.find((entry) => entry.name === 'install');
+  if (
+    !address ||
+    urlBase !== `${INSTALL_FLAGS.urlBase}=$(${INSTALL_URL_BASE_ENV})` ||
+    env?.value === undefined ||
+    !port
+  )
+    throw new Error(
+      `the controller needs ${INSTALL_FLAGS.address}=HOST:PORT, ${INSTALL_FLAGS.urlBase}=$(${INSTALL_URL_BASE_ENV}), ` +
+        `env ${INSTALL_URL_BASE_ENV} and a container port named install (the chart's installEndpoint values)`,
+    );
+  if (args.slice(-2).join(' ') !== `${address} ${urlBase}`)
+    throw new Error(`the controller's ${INSTALL_FLAGS.address} and ${INSTALL_FLAGS.urlBase} must be its last args`);
+  installDefaults.address = address.slice(INSTALL_FLAGS.address.length + 1);
+  if (String(port.containerPort) !== installDefaults.address.split(':').at(-1))
+    throw new Error(`the container port install must be the port of ${INSTALL_FLAGS.address}`);
+  installDefaults.urlBase = env.value;
+  env.value = '__VF_INSTALL_URL_BASE__';
+  port.containerPort = '__VF_INSTALL_PORT__';
+  return args.slice(0, -2);
+}
+
+/** Service virtfleet-install's type, port and nodePort as markers. */
+function templateInstallService(object: K8sObject): void {
+  if (object.kind !== 'Service' || object.metadata.name !== INSTALL_SERVICE) return;
+  const spec = object.spec as { type: string; ports: ServicePort[] };
+  if (spec.ports.length !== 1) throw new Error(`${key(object)}: one port expected (the chart's values cover one)`);
+  const port = spec.ports[0]!;
+  Object.assign(installService, { type: spec.type, port: Number(port.port), nodePort: Number(port.nodePort ?? 0) });
+  spec.type = '__VF_SVC_TYPE__';
+  port.port = '__VF_SVC_PORT__';
+  port.nodePort = '__VF_SVC_NODEPORT__';
+}
 
 /** A Deployment's container with the fields that are values replaced by markers (see below). */
 function templateDeployment(object: K8sObject): void {
@@ -70,14 +126,7 @@ function templateDeployment(object: K8sObject): void {
   const container = spec.template.spec.containers[0]!;
   if (image && image !== container.image) throw new Error(`${key(object)}: another image than ${image}`);
   image = container.image;
-  let args = container.args;
-  if (valuesKey === 'controller') {
-    for (const [name, flag] of Object.entries(INSTALL_FLAGS) as [keyof typeof INSTALL_FLAGS, string][]) {
-      const given = args.find((arg) => arg.startsWith(`${flag}=`));
-      if (given) installDefaults[name] = given.slice(flag.length + 1);
-      args = args.filter((arg) => !arg.startsWith(`${flag}=`));
-    }
-  }
+  const args = valuesKey === 'controller' ? templateInstallEndpoint(container) : container.args;
   values[valuesKey] = { replicas: spec.replicas, args, extraArgs: [], resources: container.resources };
   (spec as Record<string, unknown>).replicas = `__VF_REPLICAS_${valuesKey}__`;
   container.image = '__VF_IMAGE__';
@@ -113,14 +162,31 @@ function expandMarkers(text: string): string {
         `${inner}  {{- toYaml (concat .Values.${valuesKey}.args .Values.${valuesKey}.extraArgs) | nindent ${inner.length + 2} }}`,
       ];
       if (valuesKey === 'controller') {
-        for (const [name, flag] of Object.entries(INSTALL_FLAGS))
-          lines.push(
-            `${inner}  {{- with .Values.installEndpoint.${name} }}`,
-            `${inner}  - {{ printf "${flag}=%s" . | quote }}`,
-            `${inner}  {{- end }}`,
-          );
+        lines.push(
+          `${inner}  {{- if .Values.installEndpoint.enabled }}`,
+          `${inner}  - {{ printf "${INSTALL_FLAGS.address}=%s" .Values.installEndpoint.address | quote }}`,
+          `${inner}  {{- if .Values.installEndpoint.urlBase }}`,
+          `${inner}  - ${INSTALL_FLAGS.urlBase}=$(${INSTALL_URL_BASE_ENV})`,
+          `${inner}  {{- end }}`,
+          `${inner}  {{- end }}`,
+        );
       }
       return lines.join('\n');
+    })
+    .replace(at('value', 'INSTALL_URL_BASE'), '$1$2value: {{ .Values.installEndpoint.urlBase | quote }}')
+    .replace(
+      at('containerPort', 'INSTALL_PORT'),
+      '$1$2containerPort: {{ splitList ":" .Values.installEndpoint.address | last }}',
+    )
+    .replace(at('type', 'SVC_TYPE'), '$1$2type: {{ .Values.installEndpoint.service.type }}')
+    .replace(at('port', 'SVC_PORT'), '$1$2port: {{ .Values.installEndpoint.service.port }}')
+    .replace(at('nodePort', 'SVC_NODEPORT'), (_m, indent: string, dash: string | undefined) => {
+      const inner = pad(indent, dash);
+      const service = '.Values.installEndpoint.service';
+      return (
+        `${indent}${dash ?? ''}{{- if and (ne ${service}.type "ClusterIP") ${service}.nodePort }}\n` +
+        `${inner}nodePort: {{ ${service}.nodePort }}\n${inner}{{- end }}`
+      );
     })
     .replace(at('resources', 'RESOURCES_(\\w+)'), (_m, indent: string, dash: string | undefined, valuesKey: string) => {
       const inner = pad(indent, dash);
@@ -150,6 +216,7 @@ function render(object: K8sObject, condition?: string): string {
     object.metadata.annotations = { ...object.metadata.annotations, 'helm.sh/resource-policy': 'keep' };
   }
   templateDeployment(object);
+  templateInstallService(object);
   let text = expandMarkers(escapeBraces(toYaml(object)));
   text = text.split(NAMESPACE).join('{{ .Release.Namespace }}');
   if (text.includes('__VF_')) throw new Error(`${key(object)}: a marker was not expanded:\n${text}`);
@@ -166,8 +233,12 @@ const HEADER =
   '# change deploy/ and run `npx tsx hack/helm/generate-chart.ts`.\n';
 
 const templates = new Map<string, string>();
+const CONDITIONS: Record<string, string> = {
+  'Namespace//virtfleet-system': '.Values.namespace.create',
+  [`Service/${NAMESPACE}/${INSTALL_SERVICE}`]: '.Values.installEndpoint.enabled',
+};
 for (const object of base) {
-  const condition = object.kind === 'Namespace' ? '.Values.namespace.create' : undefined;
+  const condition = CONDITIONS[key(object)];
   templates.set(fileName(object), HEADER + render(object, condition));
 }
 for (const object of monitoring) templates.set(fileName(object), HEADER + render(object, '.Values.monitoring.enabled'));
@@ -204,11 +275,24 @@ ${stringify({ controller: values.controller }, { lineWidth: 0 }).trimEnd()}
 # The aggregated API server for console and VNC (Deployment virtfleet-api): flags as in \`virtfleet api --help\`.
 ${stringify({ apiServer: values.apiServer }, { lineWidth: 0 }).trimEnd()}
 
-# The controller's install endpoint (Kickstart for VMs with spec.install): --install-address and
-# --install-url-base. Empty: no endpoint, and VMs with spec.install wait (docs/provisioning.md).
+# The controller's install endpoint (Kickstart for VMs with spec.install; docs/provisioning.md,
+# docs/gitops.md). Only the leader serves it, and only the leader's pod carries the label Service
+# ${INSTALL_SERVICE} selects. enabled=false: no endpoint, no Service, and VMs with spec.install wait.
 installEndpoint:
+  enabled: true
+  # --install-address: where it listens in the pod (its port is the container port install).
   address: "${installDefaults.address}"
+  # --install-url-base (through env ${INSTALL_URL_BASE_ENV}): the URL installers are given, an address
+  # their libvirt host can route to. The default is the leader's node at the nodePort below; set
+  # a LoadBalancer's address or a DNS name here when nodes are not reachable from the hosts.
+  # Empty: the URL is http://address, which must then name one address, not 0.0.0.0.
   urlBase: "${installDefaults.urlBase}"
+  # Service ${INSTALL_SERVICE}: NodePort by default, since guests are rarely inside the cluster network.
+  service:
+    type: ${installService.type}
+    port: ${installService.port}
+    # Fixed (the default urlBase names it); ignored for ClusterIP; empty lets Kubernetes pick one.
+    nodePort: ${installService.nodePort || '""'}
 
 # The Prometheus Operator objects of deploy/monitoring: a ServiceMonitor, the alerting rules as a
 # PrometheusRule, and the Grafana dashboard ConfigMap (docs/observability.md).

@@ -37,6 +37,8 @@ describe('deploy/', () => {
     ['create events anywhere', ['create', 'events', '-n', 'default']],
     ['read host credentials in its namespace', ['get', 'secrets', '-n', 'virtfleet-system']],
     ['renew its lease', ['update', 'leases.coordination.k8s.io/virtfleet-controller', '-n', 'virtfleet-system']],
+    ['label its own pod (the install endpoint leader)', ['patch', 'pods', '-n', 'virtfleet-system']],
+    ['read its own pod (a stale leader label)', ['get', 'pods', '-n', 'virtfleet-system']],
   ])('lets the controller %s', async (_what, args) => {
     expect(await canI(...args)).toBe(true);
   });
@@ -66,6 +68,8 @@ describe('deploy/', () => {
     ['delete VMs', ['delete', 'virtualmachines.virtfleet.io', '-n', 'default']],
     ['change VM specs wholesale', ['update', 'virtualmachines.virtfleet.io', '-n', 'default']],
     ['create pods', ['create', 'pods', '-n', 'default']],
+    ['patch pods outside its namespace', ['patch', 'pods', '-n', 'default']],
+    ['list or delete pods in its namespace', ['delete', 'pods', '-n', 'virtfleet-system']],
     ['take over other leases', ['update', 'leases.coordination.k8s.io/kube-scheduler', '-n', 'virtfleet-system']],
     ['edit RBAC', ['create', 'clusterrolebindings']],
     ['do anything at all', ['*', '*']],

@@ -160,7 +160,9 @@ describe('the chart as committed', () => {
       '--set',
       'controller.extraArgs[0]=--orphan-scan-interval=60',
       '--set',
-      'installEndpoint.address=0.0.0.0:8090,installEndpoint.urlBase=http://install.example:8090',
+      'installEndpoint.address=0.0.0.0:9000,installEndpoint.urlBase=http://install.example:8090',
+      '--set',
+      'installEndpoint.service.type=LoadBalancer,installEndpoint.service.port=80,installEndpoint.service.nodePort=31000',
       '--set',
       'apiServer.replicas=1,apiServer.extraArgs[0]=--max-sessions=64',
     ]);
@@ -174,6 +176,8 @@ describe('the chart as committed', () => {
                 image: string;
                 imagePullPolicy?: string;
                 args: string[];
+                env: { name: string; value?: string }[];
+                ports: { name: string; containerPort: number }[];
                 resources: { limits: Record<string, string> };
               }[];
             };
@@ -188,14 +192,56 @@ describe('the chart as committed', () => {
     expect(container!.resources.limits).toEqual({ cpu: '1', memory: '512Mi' });
     expect(container!.args.slice(-3)).toEqual([
       '--orphan-scan-interval=60',
-      '--install-address=0.0.0.0:8090',
-      '--install-url-base=http://install.example:8090',
+      '--install-address=0.0.0.0:9000',
+      '--install-url-base=$(INSTALL_URL_BASE)',
     ]);
+    expect(container!.env.find((entry) => entry.name === 'INSTALL_URL_BASE')).toEqual({
+      name: 'INSTALL_URL_BASE',
+      value: 'http://install.example:8090',
+    });
+    expect(container!.ports.find((port) => port.name === 'install')).toEqual({ name: 'install', containerPort: 9000 });
+    const service = rendered.find(
+      (object) => object.kind === 'Service' && object.metadata.name === 'virtfleet-install',
+    );
+    expect(service?.spec).toEqual({
+      type: 'LoadBalancer',
+      selector: { 'app.kubernetes.io/component': 'controller', 'virtfleet.io/install-endpoint-leader': 'true' },
+      ports: [{ name: 'install', port: 80, nodePort: 31000, targetPort: 'install' }],
+    });
     const api = deployment('virtfleet-api');
     expect(api.spec.replicas).toBe(1);
     expect(api.spec.template.spec.containers[0]!.args.at(-1)).toBe('--max-sessions=64');
     // Every reference to the namespace follows the release's.
     expect(stringify(rendered)).not.toContain(NAMESPACE);
+  });
+
+  it('without installEndpoint.enabled has no install Service or flags; a ClusterIP Service has no nodePort', async () => {
+    const controllerArgs = (rendered: K8sObject[]) =>
+      (
+        rendered.find((object) => object.kind === 'Deployment' && object.metadata.name === 'virtfleet-controller') as {
+          spec: { template: { spec: { containers: { args: string[] }[] } } };
+        }
+      ).spec.template.spec.containers[0]!.args;
+    const installService = (rendered: K8sObject[]) =>
+      rendered.find((object) => object.kind === 'Service' && object.metadata.name === 'virtfleet-install');
+
+    const off = await template(['--set', 'installEndpoint.enabled=false']);
+    expect(installService(off)).toBeUndefined();
+    expect(controllerArgs(off).filter((arg) => arg.startsWith('--install-'))).toEqual([]);
+
+    const clusterIp = await template(['--set', 'installEndpoint.service.type=ClusterIP']);
+    expect(installService(clusterIp)?.spec).toMatchObject({
+      type: 'ClusterIP',
+      ports: [{ name: 'install', port: 8090, targetPort: 'install' }],
+    });
+    const ports = (installService(clusterIp)!.spec as { ports: Record<string, unknown>[] }).ports;
+    expect(ports[0]).not.toHaveProperty('nodePort');
+
+    // urlBase empty: guests are given http://address itself, with no env indirection.
+    const direct = await template(['--set', 'installEndpoint.address=10.0.0.2:8090,installEndpoint.urlBase=']);
+    expect(controllerArgs(direct).filter((arg) => arg.startsWith('--install-'))).toEqual([
+      '--install-address=10.0.0.2:8090',
+    ]);
   });
 });
 
