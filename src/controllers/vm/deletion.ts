@@ -9,6 +9,7 @@ import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.
 import { VIRTUAL_MACHINE, VM_FINALIZER, type VmObject } from '../resources.js';
 import type { VmStatusDraft } from '../vm-status.js';
 import type { DisksStep } from './disks.js';
+import { VmCopies } from './host-copies.js';
 import type { VmKit } from './kit.js';
 import type { LeaseStep } from './lease.js';
 import type { PlacementStep } from './placement.js';
@@ -24,10 +25,14 @@ export interface DeletionSteps {
 }
 
 export class DeletionStep {
+  private readonly copies: VmCopies;
+
   constructor(
     private readonly kit: VmKit,
     private readonly steps: DeletionSteps,
-  ) {}
+  ) {
+    this.copies = new VmCopies(kit.options.fleet);
+  }
 
   async finalize(vm: VmObject, draft: VmStatusDraft): Promise<ReconcileResult | void> {
     if (!hasFinalizer(vm, VM_FINALIZER)) return;
@@ -81,10 +86,33 @@ export class DeletionStep {
         return { requeueAfterMs: this.kit.hostRetryMs };
       }
     }
+    await this.sweep(vm, placement?.host);
     await this.steps.disks.provisioner.cancel(uid);
     options.allocations.forget(uid);
     this.steps.forget(uid);
     await removeFinalizer(options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
+  }
+
+  /**
+   * Copies of the domain on the pool's other reachable hosts are removed too: a migration's other
+   * end, or a define a killed controller sent that completed after the next one looked. A host
+   * that does not answer is not waited for; the pool's orphan scan reports what it may hold.
+   */
+  private async sweep(vm: VmObject, placed: string | undefined): Promise<void> {
+    const uid = vm.metadata.uid ?? '';
+    const pool = vm.spec.hostPoolRef.name;
+    const sightings = await this.copies.sight(pool, uid, 'all');
+    const removals = sightings.flatMap((sighting) =>
+      sighting.reach === 'reachable' && sighting.domain && sighting.host !== placed
+        ? [{ host: sighting.host, state: sighting.domain.state, why: 'the VM is being deleted' }]
+        : [],
+    );
+    if (removals.length === 0) return;
+    const { removed, failed } = await this.copies.remove(pool, uid, removals);
+    for (const removal of removed)
+      this.kit.event(vm, 'Normal', E.Undefined, `a copy of the domain (${removal.state}) removed from ${removal.host}`);
+    if (failed.length > 0)
+      throw new Error(`cannot remove the domain's copies on ${failed.map((f) => `${f.host} (${f.error})`).join(', ')}`);
   }
 
   /** Undefined when the domain is gone; otherwise the delay before looking again (a shutdown is under way). */
@@ -94,8 +122,25 @@ export class DeletionStep {
     if (!domain) return undefined;
     const after = await this.steps.power.stop(vm, hypervisor, domain);
     if (after !== undefined) return after;
+    // A start sent by a controller that died may still be under way on the host: the domain then
+    // looks shut off, and an undefine alone would leave it running as a transient domain once
+    // the start completes (libvirt makes an active domain transient instead of removing it).
+    // The destroy ends such a start; it is refused (invalid-state) for a domain truly shut off.
+    await ignoring(['invalid-state', 'not-found'], () => hypervisor.destroy(uid));
     await ignoring(['not-found'], () => hypervisor.undefine(uid));
+    // Gone, or looked at again shortly: the finalizer goes only once the host has no copy.
+    const left = await hypervisor.lookup(uid);
+    if (left) {
+      this.kit.options.logger.info(
+        { vm: `${vm.metadata.namespace}/${vm.metadata.name}`, state: left.state, reason: left.reason },
+        'domain still present after undefine; removing it again',
+      );
+      return UNDEFINE_RETRY_MS;
+    }
     this.kit.event(vm, 'Normal', E.Undefined, `domain ${domain.name} removed from ${hypervisor.uri}`);
     return undefined;
   }
 }
+
+/** How soon a deletion looks again at a domain that outlived its undefine (a start completing). */
+const UNDEFINE_RETRY_MS = 500;

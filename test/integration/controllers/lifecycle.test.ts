@@ -162,7 +162,11 @@ describe('VirtualMachine controller', () => {
       expect(reasons).toContain(reason);
   });
 
-  it('deletes the domain from its host, then lets the object go', async () => {
+  it('deletes the domain from its host and any copy on another host of the pool, then lets the object go', async () => {
+    // A copy on the pool's other host, as a define sent by a killed controller leaves one.
+    const xml = await bench.hypervisor(KVM).xml(uid);
+    await bench.hypervisor(XEN).ensureDefined(xml);
+    expect((await bench.domains(XEN)).map((d) => d.uuid)).toContain(uid);
     await bench.kube.delete(
       {
         kind: 'VirtualMachine',
@@ -176,6 +180,7 @@ describe('VirtualMachine controller', () => {
     );
     await bench.until(() => bench.vm('web') === undefined, 30_000, 'web to be gone');
     expect(await bench.domains(KVM)).toEqual([]);
+    expect((await bench.domains(XEN)).map((d) => d.uuid)).not.toContain(uid);
     const current = await bench.untilPool(
       pool,
       (p) => p.status?.hosts?.find((h) => h.name === 'kvm-1')?.vmCount === 0,
