@@ -29,7 +29,11 @@ interface Replica {
 
 const replicas: Replica[] = [];
 
-async function startReplica(pod: string, namespace: string): Promise<Replica> {
+async function startReplica(
+  pod: string,
+  namespace: string,
+  options: { env?: Record<string, string | undefined>; args?: string[] } = {},
+): Promise<Replica> {
   const child = spawn(
     process.execPath,
     [
@@ -54,10 +58,11 @@ async function startReplica(pod: string, namespace: string): Promise<Replica> {
       `127.0.0.1:${await freePort()}`,
       '--metrics-address',
       `127.0.0.1:${await freePort()}`,
+      ...(options.args ?? []),
     ],
     {
       cwd: repoRoot(),
-      env: { ...process.env, POD_NAME: pod, POD_NAMESPACE: namespace },
+      env: { ...process.env, POD_NAME: pod, POD_NAMESPACE: namespace, ...options.env },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
@@ -178,6 +183,27 @@ describe("the leader's pod label", () => {
       (msg) => msg === 'took the leader label off this pod' || msg === 'released the leader lease',
     );
     expect(order).toEqual(['took the leader label off this pod', 'released the leader lease']);
+    expect(await selected(namespace)).toEqual([]);
+  }, 180_000);
+
+  it('outside a pod labels nothing and says so once; a POD_NAME with no such pod is a warning, not a stop', async () => {
+    const namespace = await freshNamespace(kube, 'podlabel');
+    const outside = await startReplica('unused', namespace, {
+      env: { POD_NAME: undefined },
+      args: ['--log-level', 'debug'],
+    });
+    await logged(outside, 'became the leader');
+    outside.child.kill('SIGTERM');
+    expect(await exitOf(outside)).toBe(0);
+    const said = 'POD_NAME or POD_NAMESPACE is not set: no pod is labelled as the leader';
+    expect(outside.messages.filter((msg) => msg === said)).toHaveLength(1);
+    expect(outside.messages.filter((msg) => /label/.test(msg) && msg !== said)).toEqual([]);
+
+    const missing = await startReplica('no-such-pod', namespace);
+    await logged(missing, 'this pod does not exist: it cannot be labelled as the leader');
+    expect(missing.messages).toContain('became the leader');
+    missing.child.kill('SIGTERM');
+    expect(await exitOf(missing)).toBe(0);
     expect(await selected(namespace)).toEqual([]);
   }, 180_000);
 });
