@@ -2,6 +2,8 @@
 // codebase. kube-apiserver reaches it through the APIService v1alpha1.subresources.virtfleet.io.
 import { Command, Option } from 'commander';
 import { ApiServer } from '../apiserver/server.js';
+import { DEFAULT_SESSION_TIMES } from '../web/sessions.js';
+import { WebServer } from '../web/server.js';
 import { createLogger, LOG_LEVELS } from '../observability/logging.js';
 import { loadKubeConfig } from './controller.js';
 
@@ -15,6 +17,8 @@ interface ApiFlags {
   maxSessionsPerUser: string;
   maxSessions: string;
   logLevel: string;
+  webPort?: string;
+  webSessionIdleMinutes: string;
 }
 
 function positiveInteger(flag: string, value: string): number {
@@ -23,10 +27,10 @@ function positiveInteger(flag: string, value: string): number {
   return parsed;
 }
 
-function port(value: string): number {
+function port(value: string, flag = '--secure-port'): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535)
-    throw new Error(`--secure-port: "${value}" is not a port (0-65535; 0 picks a free one)`);
+    throw new Error(`${flag}: "${value}" is not a port (0-65535; 0 picks a free one)`);
   return parsed;
 }
 
@@ -47,11 +51,18 @@ export function apiCommand(): Command {
     )
     .option('--max-sessions-per-user <n>', 'console sessions one user may hold at once on this replica', '8')
     .option('--max-sessions <n>', 'console sessions this replica holds at most', '512')
+    .option(
+      '--web-port <port>',
+      'also serve the web console (docs/web.md) over HTTPS on this port, with the same certificate (0: a free one, printed in the log); unset: no console',
+    )
+    .option('--web-session-idle-minutes <n>', 'a web console session ends after this long without a request', '30')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('info'))
     .action(async (flags: ApiFlags) => {
       const logger = createLogger(flags.logLevel);
       let server: ApiServer | undefined;
+      let web: WebServer | undefined;
       try {
+        const idleMinutes = positiveInteger('--web-session-idle-minutes', flags.webSessionIdleMinutes);
         server = new ApiServer({
           kubeConfig: loadKubeConfig(flags.kubeconfig),
           logger,
@@ -65,10 +76,22 @@ export function apiCommand(): Command {
             total: positiveInteger('--max-sessions', flags.maxSessions),
           },
         });
+        if (flags.webPort !== undefined)
+          web = new WebServer({
+            kubeConfig: loadKubeConfig(flags.kubeconfig),
+            logger,
+            host: flags.bindAddress,
+            port: port(flags.webPort, '--web-port'),
+            tlsCertFile: flags.tlsCertFile,
+            tlsKeyFile: flags.tlsPrivateKeyFile,
+            sessionTimes: { ...DEFAULT_SESSION_TIMES, idleMs: idleMinutes * 60_000 },
+          });
         await server.start();
+        await web?.start();
       } catch (error) {
         logger.fatal({ err: error }, (error as Error).message);
         process.exitCode = 1;
+        await web?.stop().catch(() => undefined);
         await server?.stop().catch(() => undefined);
         return;
       }
@@ -80,6 +103,7 @@ export function apiCommand(): Command {
             resolve();
           });
       });
+      await web?.stop();
       await stop.stop();
     });
 }

@@ -1,0 +1,259 @@
+// The web console's server, run by `virtfleet api --web-port`: its own HTTPS port with the API
+// server's serving certificate. It logs people in with a bearer token (TokenReview), keeps the
+// token server-side behind an HttpOnly session cookie, relays watches to the page as SSE and
+// makes the few writes the pages offer, every one of them as the person (their token), so RBAC
+// decides. Writes need the session's CSRF token in a header and a same-origin Origin.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, VM_ACTIONS } from '../controllers/vm-actions.js';
+import type { Logger } from '../observability/logging.js';
+import { KubeClient, namespaceProblem, objectNameProblem, resourcePath } from '../runtime/kube-client.js';
+import { VIRTUAL_MACHINE } from '../controllers/resources.js';
+import {
+  clearedSessionCookie,
+  CSRF_HEADER,
+  readJson,
+  sendError,
+  sendJson,
+  sessionCookie,
+  sessionIdOf,
+  WebError,
+} from './http.js';
+import { kubeError, reviewToken, UserKube, WATCHABLE } from './kube.js';
+import { csrfMatches, WebSessions, type SessionTimes, type WebSession } from './sessions.js';
+import { defaultAppDir, StaticApp } from './static.js';
+import { relayWatch } from './watch-relay.js';
+
+export interface WebServerOptions {
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  host: string;
+  port: number;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  sessionTimes?: SessionTimes;
+  appDir?: string;
+}
+
+/** What the pages may ask the VM to do (the declarative actions of src/controllers/vm-actions.ts). */
+export const WEB_ACTIONS = VM_ACTIONS.filter((action) => action !== 'migrate');
+const ACCESS_VERBS = new Set(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']);
+
+export class WebServer {
+  private readonly server: Server;
+  private readonly kube: UserKube;
+  private readonly own: KubeClient;
+  private readonly app: StaticApp;
+  readonly sessions: WebSessions;
+  /** Open SSE streams per session, ended at logout. */
+  private readonly streams = new Map<string, Set<AbortController>>();
+  private readonly stopping = new AbortController();
+
+  constructor(private readonly options: WebServerOptions) {
+    this.app = new StaticApp(options.appDir ?? defaultAppDir());
+    this.kube = new UserKube(options.kubeConfig);
+    this.own = new KubeClient(options.kubeConfig, 'virtfleet-web');
+    this.sessions = new WebSessions(options.sessionTimes);
+    this.server = createServer({ cert: readFileSync(options.tlsCertFile), key: readFileSync(options.tlsKeyFile) });
+    this.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+      this.handle(request, response).catch((error: unknown) => {
+        const web =
+          error instanceof WebError
+            ? error
+            : new WebError(502, `the Kubernetes API could not be asked: ${String(error)}`);
+        if (web.code >= 500) options.logger.warn({ err: String(error), url: request.url }, 'web request failed');
+        if (!response.headersSent) sendError(response, web);
+        else response.destroy();
+      });
+    });
+  }
+
+  async start(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (this.server.address() as AddressInfo).port;
+    this.options.logger.info({ host: this.options.host, port }, 'virtfleet web console serving');
+    return port;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    await this.kube.close();
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'https://localhost');
+    const path = url.pathname;
+    if (!path.startsWith('/api/')) {
+      if (request.method !== 'GET' && request.method !== 'HEAD') throw new WebError(405, `${request.method} ${path}`);
+      return this.app.serve(path, response);
+    }
+    if (path === '/api/login' && request.method === 'POST') return this.login(request, response);
+    const session = this.sessions.get(sessionIdOf(request));
+    if (!session) throw new WebError(401, 'not logged in, or the session expired: log in again');
+    if (request.method !== 'GET') this.checkWrite(request, session);
+    if (path === '/api/session' && request.method === 'GET')
+      return sendJson(response, 200, this.describe(session), { 'set-cookie': this.cookie(session) });
+    if (path === '/api/logout' && request.method === 'POST') return this.logout(session, response);
+    if (path === '/api/access' && request.method === 'GET') return this.access(session, url, response);
+    const watch = /^\/api\/watch\/([a-z]+)$/.exec(path);
+    if (watch && request.method === 'GET') return this.watch(session, watch[1]!, url, request, response);
+    const action = /^\/api\/namespaces\/([^/]+)\/virtualmachines\/([^/]+)\/action$/.exec(path);
+    if (action && request.method === 'POST')
+      return this.action(session, decodeURIComponent(action[1]!), decodeURIComponent(action[2]!), request, response);
+    throw new WebError(404, `no such console endpoint: ${request.method} ${path}`);
+  }
+
+  private cookie(session: WebSession): string {
+    return sessionCookie(session.id, this.sessions.cookieSeconds(session));
+  }
+
+  private describe(session: WebSession) {
+    return {
+      user: session.user,
+      csrfToken: session.csrf,
+      expiresAt: new Date(session.createdAt + this.sessions.times.maxMs).toISOString(),
+      idleMinutes: Math.round(this.sessions.times.idleMs / 60_000),
+    };
+  }
+
+  /** Writes come from our own page: the CSRF header of the session, and no other site's Origin. */
+  private checkWrite(request: IncomingMessage, session: WebSession): void {
+    const origin = request.headers.origin;
+    if (origin !== undefined && origin !== `https://${request.headers.host ?? ''}`)
+      throw new WebError(403, `a request from ${origin} is not accepted: open the console itself`);
+    if (!csrfMatches(session, request.headers[CSRF_HEADER]))
+      throw new WebError(403, `missing or wrong ${CSRF_HEADER} header: reload the page`);
+  }
+
+  private async login(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const origin = request.headers.origin;
+    if (origin !== undefined && origin !== `https://${request.headers.host ?? ''}`)
+      throw new WebError(403, `a login from ${origin} is not accepted: open the console itself`);
+    const body = await readJson(request);
+    const token = typeof body.token === 'string' ? body.token.trim() : '';
+    if (!token || token.length > 16 << 10 || /[\s\u0000-\u001f]/.test(token))
+      throw new WebError(400, 'token: paste a bearer token (a ServiceAccount token or an OIDC ID token)');
+    const user = await reviewToken(this.own, token);
+    this.sessions.end(sessionIdOf(request));
+    const session = this.sessions.create(token, user);
+    this.options.logger.info({ user: user.name }, 'web console login');
+    sendJson(response, 200, this.describe(session), { 'set-cookie': this.cookie(session) });
+  }
+
+  private logout(session: WebSession, response: ServerResponse): void {
+    this.sessions.end(session.id);
+    for (const stream of this.streams.get(session.id) ?? []) stream.abort();
+    this.streams.delete(session.id);
+    this.options.logger.info({ user: session.user.name }, 'web console logout');
+    sendJson(response, 200, { loggedOut: true }, { 'set-cookie': clearedSessionCookie() });
+  }
+
+  /** May the person do `verb` on `resource` (in `namespace`)? A SelfSubjectAccessReview as them. */
+  private async access(session: WebSession, url: URL, response: ServerResponse): Promise<void> {
+    const verb = url.searchParams.get('verb') ?? '';
+    const resource = url.searchParams.get('resource') ?? '';
+    const namespace = url.searchParams.get('namespace') || undefined;
+    const type = WATCHABLE[resource];
+    if (!ACCESS_VERBS.has(verb) || !type) throw new WebError(400, 'verb or resource: not one the console asks about');
+    if (namespace !== undefined) checkName('namespace', namespace, namespaceProblem);
+    const answer = await this.kube.call(
+      session.token,
+      'POST',
+      '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+      {
+        body: {
+          apiVersion: 'authorization.k8s.io/v1',
+          kind: 'SelfSubjectAccessReview',
+          spec: { resourceAttributes: { verb, group: type.group, resource: type.plural, namespace } },
+        },
+      },
+    );
+    if (answer.status !== 201 && answer.status !== 200)
+      throw kubeError(answer, { verb: 'create', resource: 'selfsubjectaccessreviews', namespace: '' });
+    const allowed = (answer.body as { status?: { allowed?: boolean } }).status?.allowed === true;
+    sendJson(response, 200, { allowed });
+  }
+
+  private async watch(
+    session: WebSession,
+    resource: string,
+    url: URL,
+    request: IncomingMessage,
+    response: ServerResponse,
+  ): Promise<void> {
+    const type = WATCHABLE[resource];
+    if (!type) throw new WebError(404, `${resource}: the console watches ${Object.keys(WATCHABLE).join(', ')}`);
+    const namespace = (type.namespaced && url.searchParams.get('namespace')) || undefined;
+    if (namespace !== undefined) checkName('namespace', namespace, namespaceProblem);
+    const name = url.searchParams.get('name') || undefined;
+    if (name !== undefined) checkName('name', name, objectNameProblem);
+    const fieldSelector = name
+      ? resource === 'events'
+        ? `involvedObject.name=${name}`
+        : `metadata.name=${name}`
+      : undefined;
+    const ended = new AbortController();
+    const set = this.streams.get(session.id) ?? new Set();
+    this.streams.set(session.id, set.add(ended));
+    const stopped = () => ended.abort();
+    this.stopping.signal.addEventListener('abort', stopped);
+    try {
+      await relayWatch({
+        kube: this.kube,
+        token: () => this.sessions.get(session.id)?.token,
+        scope: { type, resource, namespace, fieldSelector },
+        request,
+        response,
+        logger: this.options.logger,
+        signal: ended.signal,
+      });
+    } finally {
+      set.delete(ended);
+      this.stopping.signal.removeEventListener('abort', stopped);
+    }
+  }
+
+  /** A VM action as `virtfleet vm <action>` asks it: the action annotations, patched as the person. */
+  private async action(
+    session: WebSession,
+    namespace: string,
+    name: string,
+    request: IncomingMessage,
+    response: ServerResponse,
+  ): Promise<void> {
+    checkName('namespace', namespace, namespaceProblem);
+    checkName('name', name, objectNameProblem);
+    const body = await readJson(request);
+    const action = body.action;
+    if (typeof action !== 'string' || !(WEB_ACTIONS as readonly string[]).includes(action))
+      throw new WebError(400, `action: one of ${WEB_ACTIONS.join(', ')}`);
+    const id = `${new Date().toISOString()}-${randomBytes(3).toString('hex')}`;
+    const answer = await this.kube.call(session.token, 'PATCH', resourcePath(VIRTUAL_MACHINE, namespace, name), {
+      query: { fieldManager: 'virtfleet-web' },
+      contentType: 'application/merge-patch+json',
+      body: { metadata: { annotations: { [ACTION_ANNOTATION]: action, [ACTION_ID_ANNOTATION]: id } } },
+    });
+    if (answer.status !== 200) throw kubeError(answer, { verb: 'patch', resource: 'virtualmachines', namespace, name });
+    this.options.logger.info({ user: session.user.name, namespace, name, action, id }, 'web console action');
+    sendJson(response, 200, { action, id });
+  }
+}
+
+function checkName(field: string, value: string, problem: (value: string) => string | undefined): void {
+  const why = problem(value);
+  if (why) throw new WebError(400, `${field}: ${JSON.stringify(value.slice(0, 80))} ${why}`);
+}

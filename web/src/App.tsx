@@ -1,0 +1,64 @@
+// The shell: login until there is a session, then the navigation and the page of the route.
+import { createResource, Match, Show, Switch } from 'solid-js';
+import { clearAccessCache, loadSession, logout, session } from './api';
+import { Fleet } from './pages/Fleet';
+import { Login } from './pages/Login';
+import { VmDetail } from './pages/VmDetail';
+import { Vms } from './pages/Vms';
+import { Link, location, navigate } from './router';
+
+export function App() {
+  const [loaded] = createResource(loadSession);
+  const path = () => location().pathname;
+  const namespace = () => location().searchParams.get('namespace') ?? '';
+  const detail = () => /^\/vms\/([^/]+)\/([^/]+)$/.exec(path());
+  return (
+    <Show when={loaded.state === 'ready' || loaded.state === 'errored'} fallback={<p role="status">loading…</p>}>
+      <Show when={session()} fallback={<Login />}>
+        {(current) => (
+          <>
+            <header class="top">
+              <nav aria-label="main">
+                <strong class="brand">virtfleet</strong>
+                <Link href="/fleet" aria-current={path() === '/fleet' || path() === '/' ? 'page' : undefined}>
+                  Fleet
+                </Link>
+                <Link href="/vms" aria-current={path().startsWith('/vms') ? 'page' : undefined}>
+                  VMs
+                </Link>
+              </nav>
+              <span class="user" data-user>
+                {current().user.name}
+              </span>
+              <button
+                type="button"
+                onClick={() => {
+                  clearAccessCache();
+                  void logout().then(() => navigate('/', true));
+                }}
+              >
+                Log out
+              </button>
+            </header>
+            <Switch
+              fallback={
+                <Show keyed when={{ namespace: namespace() }}>
+                  {(scope) => <Fleet namespace={scope.namespace} />}
+                </Show>
+              }
+            >
+              <Match when={detail()} keyed>
+                {(match) => <VmDetail namespace={decodeURIComponent(match[1]!)} name={decodeURIComponent(match[2]!)} />}
+              </Match>
+              <Match when={path() === '/vms'}>
+                <Show keyed when={{ namespace: namespace() }}>
+                  {(scope) => <Vms namespace={scope.namespace} />}
+                </Show>
+              </Match>
+            </Switch>
+          </>
+        )}
+      </Show>
+    </Show>
+  );
+}

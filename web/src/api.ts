@@ -1,0 +1,95 @@
+// The page's side of src/web: the session (who, and the CSRF token every write carries) and
+// JSON calls. A failure keeps the server's words: a 403 reads "you may not <verb> <resource>".
+import { createSignal } from 'solid-js';
+
+export interface SessionInfo {
+  user: { name: string; groups: string[] };
+  csrfToken: string;
+  expiresAt: string;
+  idleMinutes: number;
+}
+
+export class ApiFailure extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly apiMessage?: string,
+  ) {
+    super(message);
+  }
+}
+
+const [session, setSession] = createSignal<SessionInfo | undefined>();
+export { session };
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const csrf = session()?.csrfToken;
+  if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
+  const response = await fetch(path, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const data = (await response.json().catch(() => ({}))) as { message?: string; apiMessage?: string };
+  if (!response.ok) {
+    // The session ended (expiry, logout elsewhere): back to the login page.
+    if (response.status === 401 && path !== '/api/login') setSession(undefined);
+    throw new ApiFailure(response.status, data.message ?? `HTTP ${response.status}`, data.apiMessage);
+  }
+  return data as T;
+}
+
+/** Asks the server whether a session cookie is live; sets `session` accordingly. */
+export async function loadSession(): Promise<void> {
+  try {
+    setSession(await call<SessionInfo>('GET', '/api/session'));
+  } catch {
+    setSession(undefined);
+  }
+}
+
+export async function login(token: string): Promise<void> {
+  setSession(await call<SessionInfo>('POST', '/api/login', { token }));
+}
+
+export async function logout(): Promise<void> {
+  try {
+    await call('POST', '/api/logout', {});
+  } finally {
+    setSession(undefined);
+  }
+}
+
+export function vmAction(namespace: string, name: string, action: string): Promise<{ action: string; id: string }> {
+  return call(
+    'POST',
+    `/api/namespaces/${encodeURIComponent(namespace)}/virtualmachines/${encodeURIComponent(name)}/action`,
+    {
+      action,
+    },
+  );
+}
+
+const accessCache = new Map<string, Promise<boolean>>();
+
+/** May the person `verb` `resource` in `namespace` (a SelfSubjectAccessReview as them; cached per page load)? */
+export function canI(verb: string, resource: string, namespace: string): Promise<boolean> {
+  const key = `${verb}/${resource}/${namespace}`;
+  let answer = accessCache.get(key);
+  if (!answer) {
+    const query = new URLSearchParams({ verb, resource, namespace });
+    answer = call<{ allowed: boolean }>('GET', `/api/access?${query.toString()}`).then(
+      (result) => result.allowed,
+      () => false,
+    );
+    accessCache.set(key, answer);
+  }
+  return answer;
+}
+
+export function clearAccessCache(): void {
+  accessCache.clear();
+}

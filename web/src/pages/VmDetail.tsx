@@ -1,0 +1,130 @@
+// One VM: phase, host, addresses, conditions in words, its labels and annotations, the last
+// action and its outcome, the Events about it, and the actions the person may take.
+import { createMemo, For, Show } from 'solid-js';
+import { Actions } from '../components/Actions';
+import { Failure } from '../components/Failure';
+import { LiveState } from '../components/LiveState';
+import { age } from '../format';
+import { Link } from '../router';
+import { createWatch, type KubeObject } from '../watch';
+import { EventList, eventTime } from './Fleet';
+
+const ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'suspend', 'resume'];
+
+function Pairs(props: { title: string; values: Record<string, string> | undefined }) {
+  return (
+    <section aria-label={props.title}>
+      <h2>{props.title}</h2>
+      <dl class="pairs">
+        <For each={Object.entries(props.values ?? {})} fallback={<p>none</p>}>
+          {([key, value]) => (
+            <>
+              <dt>{key}</dt>
+              <dd>{value}</dd>
+            </>
+          )}
+        </For>
+      </dl>
+    </section>
+  );
+}
+
+export function VmDetail(props: { namespace: string; name: string }) {
+  const vms = createWatch('virtualmachines', props.namespace, props.name);
+  const events = createWatch('events', props.namespace, props.name);
+  const vm = createMemo(() => vms.items()[0] as KubeObject | undefined);
+  const vmEvents = createMemo(() =>
+    events
+      .items()
+      .filter((event) => event.involvedObject?.kind === 'VirtualMachine')
+      .sort((a, b) => (eventTime(b) ?? '').localeCompare(eventTime(a) ?? '')),
+  );
+  return (
+    <main>
+      <p>
+        <Link href={`/vms?namespace=${encodeURIComponent(props.namespace)}`}>← VMs in {props.namespace}</Link>
+      </p>
+      <h1>
+        {props.name} <LiveState state={vms.state()} />
+      </h1>
+      <Failure failure={vms.failure()} />
+      <Show when={vms.state() === 'live' && !vm()}>
+        <p role="status">
+          VirtualMachine {props.name} does not exist in namespace {props.namespace}.
+        </p>
+      </Show>
+      <Show when={vm()}>
+        {(current) => (
+          <>
+            <dl class="summary">
+              <dt>Phase</dt>
+              <dd data-field="phase">{current().status?.phase ?? 'Pending'}</dd>
+              <dt>Host</dt>
+              <dd>{current().status?.host ?? 'not placed'}</dd>
+              <dt>Memory</dt>
+              <dd>{current().spec?.memory}</dd>
+              <dt>vCPUs</dt>
+              <dd>{current().spec?.cpus ?? ''}</dd>
+              <dt>Addresses</dt>
+              <dd>
+                {((current().status?.addresses ?? []) as { address?: string; ip?: string }[])
+                  .map((a) => a.address ?? a.ip)
+                  .join(', ') || 'none known'}
+              </dd>
+              <dt>Last action</dt>
+              <dd data-field="last-action">
+                {current().status?.lastAction
+                  ? `${current().status.lastAction.action} ${current().status.lastAction.state}: ${current().status.lastAction.message ?? ''}`
+                  : 'none'}
+              </dd>
+            </dl>
+            <Actions vm={current()} actions={ACTIONS} />
+            <section aria-label="conditions">
+              <h2>Conditions</h2>
+              <table class="conditions">
+                <thead>
+                  <tr>
+                    <th scope="col">Type</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Reason</th>
+                    <th scope="col">Message</th>
+                    <th scope="col">Since</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  <For
+                    each={(current().status?.conditions ?? []) as Record<string, string>[]}
+                    fallback={
+                      <tr>
+                        <td colSpan={5}>none yet</td>
+                      </tr>
+                    }
+                  >
+                    {(condition) => (
+                      <tr>
+                        <td>{condition.type}</td>
+                        <td>{condition.status}</td>
+                        <td>{condition.reason}</td>
+                        <td>{condition.message}</td>
+                        <td>{age(condition.lastTransitionTime)}</td>
+                      </tr>
+                    )}
+                  </For>
+                </tbody>
+              </table>
+            </section>
+            <Pairs title="Labels" values={current().metadata.labels} />
+            <Pairs title="Annotations" values={current().metadata.annotations} />
+          </>
+        )}
+      </Show>
+      <section aria-label="events">
+        <h2>
+          Events <LiveState state={events.state()} />
+        </h2>
+        <Failure failure={events.failure()} />
+        <EventList events={vmEvents()} />
+      </section>
+    </main>
+  );
+}
