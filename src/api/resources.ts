@@ -3,11 +3,15 @@ import type { ResourceDefinition } from './common.js';
 import { hostPoolResource } from './hostpool.js';
 import { installProfileResource } from './installprofile.js';
 import { virtualMachineResource } from './virtualmachine.js';
+import { virtualMachineRestoreResource } from './virtualmachinerestore.js';
+import { virtualMachineSnapshotResource } from './virtualmachinesnapshot.js';
 
 export const RESOURCES: readonly ResourceDefinition[] = [
   virtualMachineResource,
   hostPoolResource,
   installProfileResource,
+  virtualMachineSnapshotResource,
+  virtualMachineRestoreResource,
 ];
 
 export function resourceByKind(kind: string): ResourceDefinition | undefined {

@@ -25,6 +25,12 @@ program.addCommand(controllerCommand());
 program.addCommand(apiCommand());
 program.addCommand(devCommand());
 program.addCommand(vmCommand());
+{
+  const { snapshotCommand, vmSnapshotCommands } = await import('./snapshot.js');
+  const vm = program.commands.find((command) => command.name() === 'vm')!;
+  for (const command of vmSnapshotCommands()) vm.addCommand(command);
+  program.addCommand(snapshotCommand());
+}
 program.addCommand((await import('./ks.js')).ksCommand());
 
 // Usage errors exit with 2: commander's default (1) is what `validate` uses for "problems found".

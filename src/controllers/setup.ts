@@ -16,6 +16,8 @@ import { InstallServer } from '../provisioning/install-server.js';
 import { VmUsageCollector } from '../observability/vm-usage.js';
 import { vmUsageSources } from './vm-usage-sources.js';
 import type { PxeSettings } from '../provisioning/pxe.js';
+import { snapshotControllers } from './snapshot/wiring.js';
+import { VM_RESTORE, VM_SNAPSHOT, type RestoreObject, type SnapshotObject } from './snapshot/types.js';
 
 export interface ControllersOptions {
   fleet: Fleet;
@@ -146,4 +148,18 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       ...(options.installPxe ? { installPxe: options.installPxe } : {}),
     }),
   );
+  // VirtualMachineSnapshot and VirtualMachineRestore (issue 16).
+  const scope = options.namespace ? { namespace: options.namespace } : {};
+  for (const controller of snapshotControllers({
+    client: manager.client,
+    snapshots: manager.cache.informerFor<SnapshotObject>(VM_SNAPSHOT, scope),
+    restores: manager.cache.informerFor<RestoreObject>(VM_RESTORE, scope),
+    vms,
+    fleet,
+    logger,
+    metrics,
+    events,
+    ...(options.hostRetryMs ? { hostRetryMs: options.hostRetryMs } : {}),
+  }))
+    manager.add(controller);
 }

@@ -464,6 +464,14 @@ export interface Hypervisor {
    * 'unsupported' when the agent is not configured, not connected or does not answer.
    */
   guestPing(uuid: string, timeoutSeconds: number): Promise<void>;
+  /**
+   * Freezes the guest's filesystems through the QEMU guest agent (guest-fsfreeze-freeze), so
+   * disks captured meanwhile are consistent; resolves with the number frozen. 'unsupported' when
+   * the agent is not configured, not connected or does not answer within `timeoutSeconds`.
+   */
+  guestFsFreeze(uuid: string, timeoutSeconds: number): Promise<number>;
+  /** Thaws what guestFsFreeze froze (guest-fsfreeze-thaw); resolves with the number thawed. */
+  guestFsThaw(uuid: string, timeoutSeconds: number): Promise<number>;
 
   // ---- storage: pools by name, volumes by pool + name ----
 

@@ -238,6 +238,18 @@ export class LibvirtHypervisor implements Hypervisor {
     });
   }
 
+  guestFsFreeze(uuid: string, timeoutSeconds: number): Promise<number> {
+    return this.call(`freeze the guest filesystems of domain ${uuid}`, async (conn) =>
+      agentCount(await conn.domainAgentCommand(uuid, '{"execute":"guest-fsfreeze-freeze"}', { timeoutSeconds })),
+    );
+  }
+
+  guestFsThaw(uuid: string, timeoutSeconds: number): Promise<number> {
+    return this.call(`thaw the guest filesystems of domain ${uuid}`, async (conn) =>
+      agentCount(await conn.domainAgentCommand(uuid, '{"execute":"guest-fsfreeze-thaw"}', { timeoutSeconds })),
+    );
+  }
+
   // ---- storage ----
 
   ensureStoragePool(pool: StoragePoolRef): Promise<StoragePoolStatus> {
@@ -884,4 +896,10 @@ function toDomainEvent(event: DomainEvent): HostEvent {
     case 'agentLifecycle':
       return { type: 'agent', domain, state: event.state, reason: event.reason };
   }
+}
+
+/** The count a guest-fsfreeze-freeze/-thaw reply carries ({"return": N}); 0 when it has none. */
+function agentCount(reply: string): number {
+  const value = (JSON.parse(reply) as { return?: unknown }).return;
+  return typeof value === 'number' ? value : 0;
 }

@@ -1,0 +1,65 @@
+// The snapshot and restore controllers: their informers and watches. A snapshot is reconciled
+// when it changes; a restore when it or its snapshot changes (a restore made before its snapshot
+// is Ready is refused, so it waits for nothing).
+import type { Fleet } from '../../hosts/fleet.js';
+import type { Logger } from '../../observability/logging.js';
+import type { ControllerMetrics } from '../../observability/metrics.js';
+import { Controller } from '../../runtime/controller.js';
+import type { EventRecorder } from '../../runtime/events.js';
+import type { Informer } from '../../runtime/informer.js';
+import type { KubeClient } from '../../runtime/kube-client.js';
+import { watchOwn } from '../../runtime/sources.js';
+import type { VmObject } from '../resources.js';
+import { SnapshotReconciler } from './reconciler.js';
+import { RestoreReconciler } from './restore-reconciler.js';
+import type { RestoreObject, SnapshotObject } from './types.js';
+
+export interface SnapshotControllersOptions {
+  client: KubeClient;
+  snapshots: Informer<SnapshotObject>;
+  restores: Informer<RestoreObject>;
+  vms: Informer<VmObject>;
+  fleet: Fleet;
+  logger: Logger;
+  metrics?: ControllerMetrics;
+  events?: EventRecorder;
+  /** How soon a deletion, or a restore, waiting for a host looks again. */
+  hostRetryMs?: number;
+}
+
+export function snapshotControllers(options: SnapshotControllersOptions): Controller[] {
+  const common = {
+    logger: options.logger,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    // Different snapshots capture in parallel; one snapshot is never reconciled twice at once.
+    concurrency: 4,
+  };
+  const snapshot = new Controller({
+    name: 'virtualmachinesnapshot',
+    reconciler: new SnapshotReconciler({
+      client: options.client,
+      snapshots: options.snapshots,
+      vms: options.vms,
+      fleet: options.fleet,
+      ...(options.events ? { events: options.events } : {}),
+      ...(options.hostRetryMs ? { hostRetryMs: options.hostRetryMs } : {}),
+    }),
+    sources: [watchOwn(options.snapshots)],
+    ...common,
+  });
+  const restore = new Controller({
+    name: 'virtualmachinerestore',
+    reconciler: new RestoreReconciler({
+      client: options.client,
+      restores: options.restores,
+      snapshots: options.snapshots,
+      vms: options.vms,
+      fleet: options.fleet,
+      ...(options.events ? { events: options.events } : {}),
+      ...(options.hostRetryMs ? { retryMs: options.hostRetryMs } : {}),
+    }),
+    sources: [watchOwn(options.restores)],
+    ...common,
+  });
+  return [snapshot, restore];
+}
