@@ -5,6 +5,9 @@
 // the label comes off when leadership is lost or the process stops.
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
 import { repoRoot } from '../../../src/devstack/binaries.js';
 import { freePort } from '../../../src/devstack/ports.js';
 import { isConflict, type KubeObject } from '../../../src/runtime/kube-client.js';
@@ -15,7 +18,7 @@ import { client, freshNamespace, Signal } from './fixtures.js';
 import { kubeconfigPath } from '../../harness/kube.js';
 
 const LEASE_ID = 'virtfleet-pod-label';
-/** What Service virtfleet-install (deploy/base/install-service.yaml) selects. */
+/** What Service virtfleet-install selects (checked against deploy/base/install-service.yaml below). */
 const LABEL = 'virtfleet.io/install-endpoint-leader';
 const kube = client();
 
@@ -142,6 +145,13 @@ afterAll(async () => {
 });
 
 describe("the leader's pod label", () => {
+  it("is the label deploy/'s Service virtfleet-install selects", () => {
+    const service = parse(readFileSync(join(repoRoot(), 'deploy/base/install-service.yaml'), 'utf8')) as {
+      spec: { selector: Record<string, string> };
+    };
+    expect(service.spec.selector).toEqual({ 'app.kubernetes.io/component': 'controller', [LABEL]: 'true' });
+  });
+
   it('marks only the leader pod, is cleared at start when stale, and comes off on lost leadership and on stop', async () => {
     const namespace = await freshNamespace(kube, 'podlabel');
     await createPod(namespace, 'pod-a');
