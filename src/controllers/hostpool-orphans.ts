@@ -7,10 +7,11 @@
 // (a domain came or went behind the controller's back) or a VM's deletion (its domain may have
 // been left behind when its finalizer was removed by hand).
 import type { FleetHost } from '../hosts/fleet.js';
+import { ignoring } from '../hypervisors/hypervisor.js';
 import { untilAborted } from '../runtime/abort.js';
 import type { Source } from '../runtime/sources.js';
 import type { HostPoolControllerOptions } from './hostpool.js';
-import { HostOrphanScan, orphanList, type HostOrphans, type OrphanDomain } from './orphan-domains.js';
+import { HostOrphanScan, orphanList, withDeadline, type HostOrphans, type OrphanDomain } from './orphan-domains.js';
 import { POOL_EVENTS } from './reasons.js';
 import type { PoolObject } from './resources.js';
 
@@ -51,11 +52,51 @@ export class PoolOrphans {
    * Scans each due host of the pool and reports, from the scans just made, the copies of VMs
    * that live elsewhere (reportStrayCopies).
    */
-  async scanDue(pool: string, hosts: FleetHost[], timeoutMs: number): Promise<void> {
+  async scanDue(pool: PoolObject, hosts: FleetHost[], timeoutMs: number): Promise<void> {
     const scannedBefore = new Map(hosts.map((host) => [host, this.scanOf(host).lastScanAt]));
     await Promise.all(hosts.map((host) => this.scanIfDue(host, timeoutMs)));
-    for (const host of hosts.filter((host) => this.scanOf(host).lastScanAt > (scannedBefore.get(host) ?? 0)))
-      this.reportStrayCopies(pool, host);
+    const scanned = hosts.filter((host) => this.scanOf(host).lastScanAt > (scannedBefore.get(host) ?? 0));
+    await Promise.all(scanned.map((host) => this.removeLeftovers(pool, host, timeoutMs)));
+    for (const host of scanned) this.reportStrayCopies(pool.metadata.name ?? '', host);
+  }
+
+  /**
+   * Orphans of VMs this process deleted are removed, not reported: the deletion found no domain
+   * and let the VM go, and then a define or start sent by a killed controller completed (the
+   * faults-under-load storm saw it). Nobody's data is at stake: the VM's owner deleted it.
+   * Orphans of any other VM are only reported: a person decides.
+   */
+  private async removeLeftovers(pool: PoolObject, host: FleetHost, timeoutMs: number): Promise<void> {
+    const scan = this.scanOf(host);
+    const leftovers = (scan.orphans ?? []).filter((orphan) => this.options.fleet.deletedHere(orphan.uuid, this.now()));
+    if (leftovers.length === 0) return;
+    const hypervisor = this.options.fleet.hypervisor(host.uri);
+    for (const orphan of leftovers) {
+      try {
+        await withDeadline(
+          (async () => {
+            await ignoring(['invalid-state', 'not-found'], () => hypervisor.destroy(orphan.uuid));
+            await ignoring(['not-found'], () => hypervisor.undefine(orphan.uuid));
+          })(),
+          timeoutMs,
+          `remove domain ${orphan.name} on ${host.uri}`,
+        );
+      } catch (error) {
+        this.options.logger.warn(
+          { host: host.name, domain: orphan.name, err: error },
+          'cannot remove a leftover domain',
+        );
+        continue;
+      }
+      scan.orphans = scan.orphans?.filter((found) => found.uuid !== orphan.uuid);
+      void this.options.events?.record(
+        pool,
+        'Normal',
+        POOL_EVENTS.LeftoverDomainRemoved,
+        `removed domain ${orphan.name} from ${host.name}: VM ${orphan.vm.namespace}/${orphan.vm.name} was deleted, ` +
+          'and a start sent before a controller restart completed after its deletion',
+      );
+    }
   }
 
   /**

@@ -112,7 +112,7 @@ export class HostPoolReconciler implements Reconciler {
       .filter((host): host is FleetHost => host !== undefined);
     for (const host of hosts) this.checkCredentials(host);
     await Promise.all(hosts.map((host) => this.beatIfDue(host, periodMs)));
-    await this.orphans.scanDue(key, hosts, periodMs);
+    await this.orphans.scanDue(pool, hosts, periodMs);
     this.judge(pool, hosts, allocations);
 
     const orphans = new Map<string, OrphanDomain[]>();

@@ -1,7 +1,8 @@
 // Orphan domains: domains on a host that carry virtfleet's metadata marker (domain-xml.ts,
 // `<metadata><vf:vm xmlns:vf=… namespace name uid/>`) but whose UUID is the UID of no
 // VirtualMachine in the cache. They are reported (HostPool status, condition, Event, metric),
-// never destroyed: only a person can tell a leftover from a VM object deleted by mistake.
+// never destroyed: only a person can tell a leftover from a VM object deleted by mistake. The
+// one exception, a domain of a VM this process itself deleted, is removed by hostpool-orphans.ts.
 //
 // Cost of a scan: one domain list per host. Only domains whose UUID matches no cached VM have
 // their XML read, once: the answer (marker or not) is remembered per UUID for as long as the
@@ -169,7 +170,7 @@ export function orphanList(byHost: HostOrphans[], max = ORPHANS_NAMED): string {
   return `${parts.join('; ')}${total > named ? `, and ${total - named} more` : ''}`;
 }
 
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);

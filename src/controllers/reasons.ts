@@ -197,6 +197,7 @@ export const POOL_EVENTS = {
   OrphanDomainsFound: 'OrphanDomainsFound',
   /** Normal: orphan domains reported before are gone. */
   OrphanDomainsGone: 'OrphanDomainsGone',
+  LeftoverDomainRemoved: 'LeftoverDomainRemoved',
   /** A failed host's fencing command started, succeeded, or failed. */
   Fencing: 'Fencing',
   Fenced: 'Fenced',

@@ -46,6 +46,8 @@ export class Fleet {
   private readonly copyListeners = new Set<CopyListener>();
   /** By VM UID: hosts where the pool's scan saw a live copy the VM's status does not name. */
   private readonly strayCopies = new Map<string, Set<string>>();
+  /** By VM UID, oldest first: when this process let the deleted VM go (recordDeletion). */
+  private readonly deletions = new Map<string, number>();
   /** Hosts judged at least once (a host given a new URI is a new record, and starts unjudged). */
   private readonly judged = new WeakSet<FleetHost>();
   private credentialsResolver: ((host: FleetHost) => CredentialsResolution) | undefined;
@@ -62,6 +64,26 @@ export class Fleet {
     hosts.add(host);
     this.strayCopies.set(uid, hosts);
     for (const listener of this.copyListeners) listener(uid);
+  }
+
+  /**
+   * This process deleted VM `uid` (its domain was gone from every host that answered, and its
+   * finalizer removed). A domain of it that shows up afterwards was made by a call sent before a
+   * controller restart that completed after the deletion looked: the orphan scan removes it.
+   */
+  recordDeletion(uid: string, now: number): void {
+    for (const [key, at] of this.deletions) {
+      if (now - at <= DELETION_MEMORY_MS) break;
+      this.deletions.delete(key);
+    }
+    this.deletions.delete(uid);
+    this.deletions.set(uid, now);
+  }
+
+  /** Whether this process deleted VM `uid` within the last DELETION_MEMORY_MS. */
+  deletedHere(uid: string, now: number): boolean {
+    const at = this.deletions.get(uid);
+    return at !== undefined && now - at <= DELETION_MEMORY_MS;
   }
 
   /** The hosts reported by reportStrayCopy since the last call, taken out. */
@@ -255,3 +277,6 @@ export class Fleet {
     for (const listener of this.domainListeners) listener(event.domain.uuid, event, uri);
   }
 }
+
+/** How long a deletion is remembered: a late define lands within seconds of a restart; 10 min is ample. */
+const DELETION_MEMORY_MS = 10 * 60_000;

@@ -90,6 +90,7 @@ export class DeletionStep {
     await this.steps.disks.provisioner.cancel(uid);
     options.allocations.forget(uid);
     this.steps.forget(uid);
+    options.fleet.recordDeletion(uid, this.kit.now());
     await removeFinalizer(options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
   }
 

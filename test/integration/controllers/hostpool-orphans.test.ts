@@ -1,7 +1,7 @@
 // Orphan domains: domains on a host with virtfleet's metadata marker whose UUID is no
 // VirtualMachine's UID. Defined here directly through the Hypervisor, on the definition-file
 // hosts the controller uses. They are reported (status, condition, Event, metric) and never
-// touched; removing them clears the report. The scan interval stays at its default (minutes),
+// touched, except a domain of a VM this controller deleted itself; removing them clears the report. The scan interval stays at its default (minutes),
 // so what is seen here comes from first contact, domain events and VM deletions.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
@@ -169,6 +169,48 @@ describe('orphan domains', () => {
       ['orph-a', 1],
       ['orph-b', 1],
     ]);
+  });
+
+  it('removes a domain of a VM it deleted that shows up after the deletion (a start sent by a killed controller)', async () => {
+    await bench.createVm('gone', pool);
+    const vm = await bench.untilVm('gone', isRunning, 'Running');
+    const uid = vm.metadata.uid!;
+    const host = vm.status?.host === A.name ? A : B;
+    const xml = await bench.hypervisor(host).xml(uid);
+    await bench.kube.delete(
+      {
+        kind: 'VirtualMachine',
+        group: 'virtfleet.io',
+        version: 'v1alpha1',
+        plural: 'virtualmachines',
+        namespaced: true,
+      },
+      bench.namespace,
+      'gone',
+    );
+    await bench.until(() => bench.vm('gone') === undefined, 30_000, 'gone to be gone');
+    // The define and start land after the deletion let the VM go.
+    await bench.hypervisor(host).ensureDefined(xml);
+    await bench.hypervisor(host).start(uid);
+    await eventually(
+      async () => !(await bench.domains(host)).some((d) => d.uuid === uid),
+      30_000,
+      'the leftover domain removed',
+    );
+    await eventually(
+      async () =>
+        (await poolEvents()).some(
+          (e) => e.reason === 'LeftoverDomainRemoved' && (e.message ?? '').includes(`${bench.namespace}/gone`),
+        ),
+      10_000,
+      'the LeftoverDomainRemoved Event',
+    );
+    // The other orphans, of VMs this process never deleted, are still only reported.
+    expect(bench.pool(pool)?.status?.hosts?.map((h) => [h.name, h.orphanDomains])).toEqual([
+      ['orph-a', 1],
+      ['orph-b', 1],
+    ]);
+    expect((await bench.domains(A)).some((d) => d.uuid === lost.uuid)).toBe(true);
   });
 
   it('names the first ten orphans in the condition and counts the rest', async () => {
