@@ -5,6 +5,7 @@ import { installProfileResource } from './installprofile.js';
 import { virtualMachineResource } from './virtualmachine.js';
 import { virtualMachineRestoreResource } from './virtualmachinerestore.js';
 import { virtualMachineSnapshotResource } from './virtualmachinesnapshot.js';
+import { virtualMachineImageResource } from './virtualmachineimage.js';
 
 export const RESOURCES: readonly ResourceDefinition[] = [
   virtualMachineResource,
@@ -12,6 +13,7 @@ export const RESOURCES: readonly ResourceDefinition[] = [
   installProfileResource,
   virtualMachineSnapshotResource,
   virtualMachineRestoreResource,
+  virtualMachineImageResource,
 ];
 
 export function resourceByKind(kind: string): ResourceDefinition | undefined {

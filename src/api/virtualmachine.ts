@@ -14,6 +14,7 @@ import {
   conditions,
   definePattern,
   dnsLabel,
+  dnsSubdomain,
   int,
   labelSelector,
   listOf,
@@ -174,9 +175,33 @@ const DiskSource = withRules(
   obj("Where the disk's first content comes from; set exactly one of blank, image or clone.", {
     blank: Type.Optional(obj('An empty disk of the given size.', {})),
     image: Type.Optional(
-      obj('A disk image downloaded once from a URL (qcow2 or raw) into the pool.', {
-        url: matching('http:// or https:// URL of the image.', HTTP_URL),
-      }),
+      withRules(
+        obj('A disk image: downloaded from a URL (qcow2 or raw), or a VirtualMachineImage by name; set url or name.', {
+          url: Type.Optional(matching('http:// or https:// URL of the image.', HTTP_URL)),
+          name: Type.Optional(
+            dnsSubdomain(
+              "A VirtualMachineImage in the VM's namespace, Ready in the VM's HostPool: the disk is a linked clone of it (a qcow2 overlay, no copy).",
+            ),
+          ),
+          copy: Type.Optional(bool('With name: a full copy of the image instead of a linked clone.')),
+        }),
+        [
+          {
+            id: 'vm-disk-image-url-or-name',
+            cel: celExactlyOne(['url', 'name']),
+            message: 'set exactly one of url or name',
+            holds: (image) => countSet(image, ['url', 'name']) === 1,
+          },
+          {
+            id: 'vm-disk-image-copy-needs-name',
+            cel: '!has(self.copy) || has(self.name)',
+            message: 'copy applies to an image by name: remove copy, or use name',
+            fieldPath: '.copy',
+            reason: 'FieldValueForbidden',
+            holds: (image) => image.copy === undefined || image.name !== undefined,
+          },
+        ],
+      ),
     ),
     clone: Type.Optional(
       obj('A copy of an existing volume in a libvirt storage pool on the host.', {

@@ -16,6 +16,8 @@ import { InstallServer } from '../provisioning/install-server.js';
 import { VmUsageCollector } from '../observability/vm-usage.js';
 import { vmUsageSources } from './vm-usage-sources.js';
 import type { PxeSettings } from '../provisioning/pxe.js';
+import { VIRTUAL_MACHINE_IMAGE, type ImageObject } from './image/resource.js';
+import { virtualMachineImageController } from './image/wiring.js';
 import { snapshotControllers } from './snapshot/wiring.js';
 import { VM_RESTORE, VM_SNAPSHOT, type RestoreObject, type SnapshotObject } from './snapshot/types.js';
 
@@ -127,6 +129,12 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       ...(options.installProfileSecretRetryMs ? { secretRetryMs: options.installProfileSecretRetryMs } : {}),
     }),
   );
+  // VirtualMachineImages (issue 17): imported by their own controller, read by the VM controller's disks.
+  const images = manager.cache.informerFor<ImageObject>(
+    VIRTUAL_MACHINE_IMAGE,
+    options.namespace ? { namespace: options.namespace } : {},
+  );
+  manager.add(virtualMachineImageController({ client: manager.client, images, vms, pools, fleet, events, logger }));
   manager.add(
     virtualMachineController({
       client: manager.client,
@@ -142,6 +150,7 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       ...(options.hostRetryMs ? { hostRetryMs: options.hostRetryMs } : {}),
       ...(options.addressRetryMs ? { addressRetryMs: options.addressRetryMs } : {}),
       ...(options.imageProgressIntervalMs ? { imageProgressIntervalMs: options.imageProgressIntervalMs } : {}),
+      imageLookup: (namespace: string, name: string) => images.get(`${namespace}/${name}`),
       profiles,
       ...(installServer ? { installServer } : {}),
       ...(options.installTimeoutMs ? { installTimeoutMs: options.installTimeoutMs } : {}),

@@ -5,7 +5,8 @@
 //   blank  → an empty qcow2 volume of spec.disks[].size
 //   clone  → a copy of source.clone.volume (in source.clone.pool, else the HostPool's pool),
 //            grown to size when that is larger
-//   image  → downloaded and uploaded in the background (vm-image-upload.ts)
+//   image  → url: downloaded and uploaded in the background (vm-image-upload.ts); name: a
+//            linked clone (or copy) of a VirtualMachineImage's volume (image/disks.ts)
 //
 // Identity rests on the host: a volume that exists is used. The one exception is an image
 // volume this process did not finish (vm-image-upload.ts says why).
@@ -16,6 +17,7 @@ import type { DiskBacking } from '../hypervisors/domain-xml.js';
 import { domainName } from '../hypervisors/domain-name.js';
 import { isHypervisorError, type Hypervisor } from '../hypervisors/hypervisor.js';
 import { ImageUploads, type DiskOutcome } from './vm-image-upload.js';
+import { diskFromImage, type ImageLookup } from './image/disks.js';
 import type { VmObject } from './resources.js';
 import { errorText } from './error-text.js';
 
@@ -60,6 +62,8 @@ export interface DiskProvisionerOptions {
   /** Where downloads go (a private directory is made inside for each); default os.tmpdir(). */
   tmpDir?: string;
   now?: () => number;
+  /** VirtualMachineImages, for disks with source.image.name; without it such disks fail. */
+  images?: ImageLookup;
 }
 
 export class DiskProvisioner {
@@ -68,10 +72,12 @@ export class DiskProvisioner {
   private readonly progressIntervalMs: number;
   private readonly retryMs: number;
   private readonly images: ImageUploads;
+  private readonly imageLookup: ImageLookup | undefined;
 
   constructor(options: DiskProvisionerOptions = {}) {
     this.progressIntervalMs = options.progressIntervalMs ?? 5_000;
     this.retryMs = options.retryMs ?? 30_000;
+    this.imageLookup = options.images;
     this.images = new ImageUploads({
       progressIntervalMs: this.progressIntervalMs,
       retryMs: this.retryMs,
@@ -120,7 +126,7 @@ export class DiskProvisioner {
     for (const [index, disk] of disks.entries()) {
       const field = `spec.disks[${index}] (${disk.name})`;
       try {
-        const outcome = await this.provisionDisk(vm, disk, storage, hypervisor);
+        const outcome = await this.provisionDisk(vm, disk, storage, hypervisor, hostName);
         if (outcome.state === 'ready') {
           backings[disk.name] = {
             path: outcome.volume.path,
@@ -202,13 +208,16 @@ export class DiskProvisioner {
     disk: Disk,
     storage: StorageSpec,
     hypervisor: Hypervisor,
+    hostName: string,
   ): Promise<DiskOutcome> {
     const uid = vm.metadata.uid ?? '';
     const name = volumeNameOf(vm, disk.name);
     const size = disk.size === undefined ? undefined : quantityToNumber(disk.size);
     const source = disk.source;
 
-    if (source.image) {
+    if (source.image?.name !== undefined)
+      return diskFromImage(vm, disk, { pool: storage.pool, name, size, host: hostName }, hypervisor, this.imageLookup);
+    if (source.image?.url !== undefined) {
       const target = { key: `${uid}/${disk.name}`, uid, url: source.image.url, pool: storage.pool, name, size };
       return this.images.provision(target, hypervisor);
     }

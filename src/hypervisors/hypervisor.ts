@@ -259,6 +259,8 @@ export interface VolumeStatus {
   format: VolumeFormat | 'unknown';
   capacityBytes: number;
   allocationBytes: number;
+  /** The file a qcow2 volume reads unwritten blocks from (its backing store), when it has one. */
+  backingPath?: string;
 }
 
 export interface NewVolume {
@@ -267,6 +269,8 @@ export interface NewVolume {
   capacityBytes: number;
   /** The file's mode in a directory pool (octal, e.g. '0644'); libvirt's default is 0600. */
   mode?: string;
+  /** A qcow2 overlay on this file (a linked clone): unwritten blocks are read from it, never copied. */
+  backingStore?: { path: string; format: VolumeFormat };
 }
 
 /** A libvirt virtual network on a host. */

@@ -128,6 +128,26 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
       { blank: {}, image: { url: 'https://x/y' }, clone: { volume: 'v' } },
     ],
   },
+  'vm-disk-image-url-or-name': {
+    holds: [{ url: 'https://x/y' }, { name: 'debian-12' }, { name: 'debian-12', copy: true }],
+    fails: [{}, { url: 'https://x/y', name: 'debian-12' }],
+  },
+  'vm-disk-image-copy-needs-name': {
+    holds: [{ name: 'debian-12', copy: false }, { url: 'https://x/y' }],
+    fails: [{ url: 'https://x/y', copy: true }],
+  },
+  'vmimage-one-source': {
+    holds: [{ url: 'https://x/y', sha256: 'a'.repeat(64) }, { volume: { name: 'golden' } }],
+    fails: [{}, { url: 'https://x/y', volume: { name: 'golden' } }],
+  },
+  'vmimage-url-needs-sha256': {
+    holds: [{ url: 'https://x/y', sha256: 'a'.repeat(64) }, { volume: { name: 'golden' } }],
+    fails: [{ url: 'https://x/y' }],
+  },
+  'vmimage-sha256-only-with-url': {
+    holds: [{ url: 'https://x/y', sha256: 'a'.repeat(64) }, { volume: { name: 'golden' } }],
+    fails: [{ volume: { name: 'golden' }, sha256: 'a'.repeat(64) }],
+  },
   'vm-disk-min-size': { holds: ['1Mi', '20Gi', '1048576'], fails: ['1Ki', '1048575', '0'] },
   // Issue 11: 99e99 and 8Ei (2^63, libvirt's "numerical overflow") passed and failed on the host for ever.
   'vm-disk-max-size': {
@@ -371,10 +391,14 @@ describe('validateObject', () => {
   });
 
   it('refuses unknown virtfleet.io kinds and versions other than v1alpha1', () => {
+    // The kinds listed are those of src/api/resources.ts, in its order (other kinds are added there).
+    const kinds = RESOURCES.map((resource) => resource.kind);
+    expect(kinds.slice(0, 3)).toEqual(['VirtualMachine', 'HostPool', 'InstallProfile']);
+    expect(kinds).toContain('VirtualMachineImage');
     expect(validateObject({ ...vm(), kind: 'VirtualMachin' })).toEqual([
       {
         path: 'kind',
-        message: 'unknown kind "VirtualMachin" in virtfleet.io; known kinds: VirtualMachine, HostPool, InstallProfile',
+        message: `unknown kind "VirtualMachin" in virtfleet.io; known kinds: ${kinds.join(', ')}`,
       },
     ]);
     expect(validateObject({ ...vm(), apiVersion: 'virtfleet.io/v1' })).toEqual([

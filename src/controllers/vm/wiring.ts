@@ -7,6 +7,7 @@ import { watchOwn, type Source } from '../../runtime/sources.js';
 import type { Allocations } from '../allocations.js';
 import type { VmObject } from '../resources.js';
 import { DiskProvisioner } from '../vm-storage.js';
+import type { ImageLookup } from '../image/disks.js';
 import type { VirtualMachineControllerOptions } from './options.js';
 import { VirtualMachineReconciler } from './reconciler.js';
 
@@ -117,7 +118,12 @@ function wakeSource(options: VirtualMachineControllerOptions, wakeListeners: Set
 }
 
 export function virtualMachineController(
-  options: VirtualMachineControllerOptions & { concurrency?: number; imageProgressIntervalMs?: number },
+  options: VirtualMachineControllerOptions & {
+    concurrency?: number;
+    imageProgressIntervalMs?: number;
+    /** VirtualMachineImages by namespace and name, for disks with source.image.name. */
+    imageLookup?: ImageLookup;
+  },
 ): Controller {
   const wakeListeners = new Set<(uid: string) => void>();
   const wake = (uid: string) => {
@@ -129,6 +135,7 @@ export function virtualMachineController(
       ...(options.imageProgressIntervalMs ? { progressIntervalMs: options.imageProgressIntervalMs } : {}),
       ...(options.hostRetryMs ? { retryMs: options.hostRetryMs } : {}),
       onJobEnd: wake,
+      ...(options.imageLookup ? { images: options.imageLookup } : {}),
     });
   const reconciler = new VirtualMachineReconciler({ ...options, disks, wake });
   return new Controller({

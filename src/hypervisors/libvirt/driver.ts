@@ -741,6 +741,14 @@ function volumeXml(volume: NewVolume): string {
       el('name', {}, volume.name),
       el('capacity', { unit: 'bytes' }, String(volume.capacityBytes)),
       el('target', {}, el('format', { type: volume.format }), permissionsXml(volume.mode)),
+      volume.backingStore
+        ? el(
+            'backingStore',
+            {},
+            el('path', {}, volume.backingStore.path),
+            el('format', { type: volume.backingStore.format }),
+          )
+        : undefined,
     ),
   );
 }
@@ -761,8 +769,10 @@ async function volumeStatus(
     conn.storageVolGetInfo(identity.key),
     conn.storageVolGetXMLDesc(identity.key),
   ]);
-  const type = child(parseXml(xml), 'target', 'format')?.attrs.type;
+  const parsed = parseXml(xml);
+  const type = child(parsed, 'target', 'format')?.attrs.type;
   const format: VolumeFormat | 'unknown' = type === 'qcow2' || type === 'raw' ? type : 'unknown';
+  const backingPath = child(parsed, 'backingStore', 'path')?.text.trim();
   return {
     pool,
     name: identity.name,
@@ -770,6 +780,7 @@ async function volumeStatus(
     format,
     capacityBytes: info.capacity,
     allocationBytes: info.allocation,
+    ...(backingPath ? { backingPath } : {}),
   };
 }
 
