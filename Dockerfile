@@ -17,6 +17,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY package.json package-lock.json binding.gyp tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The web console's single-page app, built by `npm run build` into dist/web-app.
+COPY web ./web
 # --ignore-scripts: the binding is built explicitly below, once.
 RUN npm install --no-save --no-audit --no-fund --ignore-scripts \
  && npm run build:native \

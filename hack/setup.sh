@@ -17,12 +17,14 @@ log() { printf '==> %s\n' "$*"; }
 # host's QEMU processes at once; busybox-static and cpio build the test guest.
 # prometheus gives promtool, which checks /metrics and the alert rules;
 # libxml2-utils gives xmllint, without which virt-xml-validate cannot run.
+# chromium is the real browser the web console's tests drive through playwright-core
+# (Playwright's own browser download is not used).
 APT_PACKAGES=(ca-certificates openssl make procps iproute2 git
   libvirt-dev libvirt-clients pkg-config g++ python3
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils iptables tini
   busybox-static cpio
   dnsmasq-base ipxe-qemu dosfstools mtools syslinux
-  prometheus libxml2-utils)
+  prometheus libxml2-utils chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
