@@ -18,7 +18,13 @@ import { libvirtHypervisors } from '../../src/cli/libvirt-hypervisors.js';
 const T0 = new Date('2026-01-01T00:00:00Z');
 const T1 = new Date('2026-01-01T01:00:00Z');
 
-function vm(overrides: Omit<Partial<VmObject>, 'spec'> & { spec?: Partial<VmObject['spec']> } = {}): VmObject {
+interface VmOverrides {
+  metadata?: VmObject['metadata'];
+  spec?: Partial<VmObject['spec']>;
+  status?: unknown;
+}
+
+function vm(overrides: VmOverrides = {}): VmObject {
   return {
     apiVersion: 'virtfleet.io/v1alpha1',
     kind: 'VirtualMachine',
