@@ -61,7 +61,11 @@ export async function diskFromImage(
       { name: target.name, format: 'qcow2', capacityBytes },
       { pool: entry.pool ?? target.pool, name: entry.volume },
     );
-    return { state: 'ready', volume, created: true };
+    // libvirt's copy of a qcow2 (qemu-img convert) keeps the source's virtual size: grow it.
+    if (volume.capacityBytes >= capacityBytes) return { state: 'ready', volume, created: true };
+    await hypervisor.resizeVolume(target.pool, target.name, capacityBytes);
+    const grown = await hypervisor.volume(target.pool, target.name);
+    return { state: 'ready', volume: grown ?? volume, created: true };
   }
   const volume = await hypervisor.createVolume(target.pool, {
     name: target.name,

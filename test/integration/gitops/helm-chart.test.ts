@@ -11,6 +11,8 @@ import { join, relative } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { controlPlaneBinaries, helmBinary } from '../../../src/devstack/binaries.js';
 import { ControlPlane, type ControlPlaneInfo } from '../../../src/devstack/controlplane.js';
+import { crdName } from '../../../src/api/crd.js';
+import { RESOURCES } from '../../../src/api/resources.js';
 import { ROOT } from './argocd.js';
 
 const CHART = join(ROOT, 'deploy/helm/virtfleet');
@@ -315,11 +317,10 @@ describe('on a kube-apiserver', () => {
     ]);
     expect(deployment.stdout).toBe('3 ghcr.io/virtfleet/virtfleet:0.2.0');
     const crds = await kubectl(['get', 'crd', '-o', 'name']);
-    expect(crds.stdout.split('\n').filter(Boolean).sort()).toEqual([
-      'customresourcedefinition.apiextensions.k8s.io/hostpools.virtfleet.io',
-      'customresourcedefinition.apiextensions.k8s.io/installprofiles.virtfleet.io',
-      'customresourcedefinition.apiextensions.k8s.io/virtualmachines.virtfleet.io',
-    ]);
+    // Every kind of src/api/resources.ts, and nothing else.
+    expect(crds.stdout.split('\n').filter(Boolean).sort()).toEqual(
+      RESOURCES.map((resource) => `customresourcedefinition.apiextensions.k8s.io/${crdName(resource)}`).sort(),
+    );
     const history = await helm(['history', 'virtfleet', '--namespace', NAMESPACE, '-o', 'json']);
     expect((JSON.parse(history.stdout) as { revision: number }[]).map((entry) => entry.revision)).toEqual([1, 2]);
   });

@@ -1,0 +1,130 @@
+// VirtualMachineImages on real libvirtd hosts (test/rig), with the controllers and a real API
+// server: a qcow2 image made by qemu-img is served by an HTTP server on 127.0.0.1 that the test
+// starts, downloaded once, checked against its sha256 and uploaded into the storage pool of both
+// rig hosts; the tiny guest boots with a disk that is a linked clone of it (libvirt reads the
+// overlay's backing file from its qcow2 header: the image's volume) and another with a full
+// copy; the image's deletion waits for both VMs, then its volumes go. Needs root and the rig.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { VIRTUAL_MACHINE_IMAGE, imageVolumeName, type ImageObject } from '../../src/controllers/image/resource.js';
+import { HOST_POOL, VIRTUAL_MACHINE } from '../../src/controllers/resources.js';
+import { LibvirtConnectionPool } from '../../src/hypervisors/libvirt/connection-pool.js';
+import { LibvirtHypervisor } from '../../src/hypervisors/libvirt/driver.js';
+import { Cache } from '../../src/runtime/cache.js';
+import type { Informer } from '../../src/runtime/informer.js';
+import { guestImage } from '../rig/guest.js';
+import { condition, guestVm, hostPool, isRunning, NAMESPACE, RigController } from './harness.js';
+
+const run = promisify(execFile);
+const MiB = 2 ** 20;
+const STORAGE = { pool: 'vf-images', path: '/var/lib/libvirt/images/vf-images' };
+const stack = new RigController({ hosts: 2, tag: 'images' });
+const connections = new LibvirtConnectionPool();
+let server: Server;
+let url: string;
+let sha256: string;
+let images: Informer<ImageObject>;
+const stopImages = new AbortController();
+let imagesRun: Promise<void>;
+
+beforeAll(async () => {
+  await stack.start();
+  const file = join(stack.dir, 'disk.qcow2');
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', file, '64M']);
+  const bytes = readFileSync(file);
+  sha256 = createHash('sha256').update(bytes).digest('hex');
+  server = createServer((request, response) => {
+    if (request.url !== '/disk.qcow2') return void response.writeHead(404).end();
+    response.writeHead(200, { 'content-length': bytes.length }).end(bytes);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/disk.qcow2`;
+  const cache = new Cache(stack.client, stack.logs.logger);
+  images = cache.informerFor<ImageObject>(VIRTUAL_MACHINE_IMAGE, { namespace: NAMESPACE });
+  images.on(() => stack.poke());
+  imagesRun = cache.run(stopImages.signal);
+  await cache.waitForSync();
+  await stack.client.create(HOST_POOL, hostPool('rig', { hosts: stack.poolHosts(), storage: STORAGE }));
+}, 240_000);
+
+afterAll(async () => {
+  await stack.deleteVms(60_000);
+  for (const image of images?.list() ?? [])
+    await stack.client.delete(VIRTUAL_MACHINE_IMAGE, NAMESPACE, image.metadata.name ?? '').catch(() => undefined);
+  stopImages.abort();
+  await imagesRun;
+  await connections.closeAll();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await stack.stop();
+}, 180_000);
+
+const image = (name: string) => images.get(`${NAMESPACE}/${name}`);
+const host = (name: string) => new LibvirtHypervisor(connections, stack.rigHost(name).uri);
+
+describe('images on real libvirtd hosts', () => {
+  it('downloads a URL image once, verifies its sha256 and uploads it to both hosts', async () => {
+    await stack.client.create(VIRTUAL_MACHINE_IMAGE, {
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'VirtualMachineImage',
+      metadata: { name: 'tiny-disk', namespace: NAMESPACE },
+      spec: { hostPoolRef: { name: 'rig' }, source: { url, sha256 } },
+    } as never);
+    await stack.until(
+      () => image('tiny-disk')?.status?.phase === 'Ready',
+      120_000,
+      () => `image Ready (last status: ${JSON.stringify(image('tiny-disk')?.status)})`,
+    );
+    const ready = image('tiny-disk')!;
+    expect(ready.status).toMatchObject({ format: 'qcow2', sizeBytes: 64 * MiB, sha256, checksumVerified: true });
+    expect(ready.status?.hosts?.map((h) => [h.name, h.phase])).toEqual([
+      ['rig-0', 'Ready'],
+      ['rig-1', 'Ready'],
+    ]);
+    const volume = imageVolumeName(NAMESPACE, 'tiny-disk');
+    for (const name of ['rig-0', 'rig-1'])
+      expect(await host(name).volume(STORAGE.pool, volume)).toMatchObject({ format: 'qcow2', capacityBytes: 64 * MiB });
+  }, 180_000);
+
+  it('boots the guest with a linked clone of the image, and another with a full copy', async () => {
+    const guest = await guestImage();
+    for (const [name, copy] of [
+      ['linked', false],
+      ['copied', true],
+    ] as const) {
+      const disk = { name: 'root', size: '128Mi', source: { image: { name: 'tiny-disk', ...(copy ? { copy } : {}) } } };
+      await stack.client.create(VIRTUAL_MACHINE, guestVm(name, 'rig', guest, { disks: [disk] }) as never);
+    }
+    await stack.until(
+      () => isRunning(stack.vm('linked')) && isRunning(stack.vm('copied')),
+      180_000,
+      () =>
+        `both Running (linked: ${JSON.stringify(stack.vm('linked')?.status)}, copied: ${JSON.stringify(stack.vm('copied')?.status)})`,
+    );
+    const linkedHost = stack.vm('linked')!.status!.host!;
+    const copiedHost = stack.vm('copied')!.status!.host!;
+    const imagePath = image('tiny-disk')!.status!.hosts!.find((h) => h.name === linkedHost)!.path;
+    // libvirt reads the backing file from the overlay's own qcow2 header on the host.
+    const overlay = await host(linkedHost).volume(STORAGE.pool, `vf-${NAMESPACE}_linked_root`);
+    expect(overlay).toMatchObject({ format: 'qcow2', capacityBytes: 128 * MiB, backingPath: imagePath });
+    expect(overlay!.allocationBytes).toBeLessThan(64 * MiB);
+    const copy = await host(copiedHost).volume(STORAGE.pool, `vf-${NAMESPACE}_copied_root`);
+    expect(copy).toMatchObject({ format: 'qcow2', capacityBytes: 128 * MiB });
+    expect(copy?.backingPath).toBeUndefined();
+  }, 300_000);
+
+  it('keeps the image while the VMs use it, and deletes its volumes once they are gone', async () => {
+    await stack.client.delete(VIRTUAL_MACHINE_IMAGE, NAMESPACE, 'tiny-disk');
+    await stack.until(() => image('tiny-disk')?.status?.phase === 'Deleting', 30_000, 'image Deleting');
+    expect(condition(image('tiny-disk') as never, 'Ready')?.reason).toBe('InUse');
+    await stack.deleteVms(120_000);
+    await stack.until(() => image('tiny-disk') === undefined, 60_000, 'image gone');
+    const volume = imageVolumeName(NAMESPACE, 'tiny-disk');
+    for (const name of ['rig-0', 'rig-1']) expect(await host(name).volume(STORAGE.pool, volume)).toBeUndefined();
+  }, 240_000);
+});
