@@ -220,7 +220,9 @@ describe('the chart as committed', () => {
   it('without installEndpoint.enabled has no install Service or flags; a ClusterIP Service has no nodePort', async () => {
     const controllerArgs = (rendered: K8sObject[]) =>
       (
-        rendered.find((object) => object.kind === 'Deployment' && object.metadata.name === 'virtfleet-controller') as {
+        rendered.find(
+          (object) => object.kind === 'Deployment' && object.metadata.name === 'virtfleet-controller',
+        ) as unknown as {
           spec: { template: { spec: { containers: { args: string[] }[] } } };
         }
       ).spec.template.spec.containers[0]!.args;
