@@ -13,7 +13,7 @@
 //   (made with enabled; its type, port and nodePort);
 // - what deploy/monitoring adds (ServiceMonitor, PrometheusRule, dashboard ConfigMap) is made with
 //   monitoring.enabled.
-// test/integration/helm/chart.test.ts regenerates the chart and fails when it differs, and
+// test/integration/gitops/helm-chart.test.ts regenerates the chart and fails when it differs, and
 // compares `helm template` with `kubectl kustomize deploy/` object by object.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
