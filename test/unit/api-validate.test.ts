@@ -326,6 +326,10 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
     fails: [{ kernelUrl: 'https://x/k' }],
   },
   'ip-user-not-root': { holds: [{ name: 'admin' }], fails: [{ name: 'root' }] },
+  'vmsnap-one-source': {
+    holds: [{ vmName: 'web' }, { selector: { matchLabels: { app: 'shop' } } }, { selector: {} }],
+    fails: [{}, { vmName: 'web', selector: {} }],
+  },
 };
 
 describe('cross-field rules (TypeScript twins of the CEL rules)', () => {
