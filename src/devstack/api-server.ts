@@ -20,6 +20,8 @@ export interface LocalApiServerOptions {
   logsDir: string;
   log: (line: string) => void;
   stopSignal: AbortSignal;
+  /** Also serve the web console (`--web-port`) on this loopback port. */
+  webPort?: number;
 }
 
 function readyz(port: number, ca: Buffer): Promise<boolean> {
@@ -37,7 +39,7 @@ function readyz(port: number, ca: Buffer): Promise<boolean> {
 /** Starts it, waits for /readyz, registers the APIService and waits until the aggregator finds it Available. */
 export async function startLocalApiServer(
   options: LocalApiServerOptions,
-): Promise<{ process: Restarting; port: number }> {
+): Promise<{ process: Restarting; port: number; webPort?: number }> {
   const port = await freePort();
   const [command, ...args] = options.command;
   const ca = readFileSync(options.pki.caCert);
@@ -46,7 +48,8 @@ export async function startLocalApiServer(
     command: command ?? process.execPath,
     // prettier-ignore
     args: [...args, '--kubeconfig', options.kubeconfig, '--bind-address', '127.0.0.1', '--secure-port', String(port),
-      '--tls-cert-file', options.pki.apiServingCert, '--tls-private-key-file', options.pki.apiServingKey],
+      '--tls-cert-file', options.pki.apiServingCert, '--tls-private-key-file', options.pki.apiServingKey,
+      ...(options.webPort !== undefined ? ['--web-port', String(options.webPort)] : [])],
     logFile: join(options.logsDir, 'api.log'),
     ready: () => readyz(port, ca),
     readyTimeoutMs: 30_000,
@@ -59,5 +62,5 @@ export async function startLocalApiServer(
   const client = new KubeClient(config, 'virtfleet-devstack');
   await registerLocalApiServer(client, port, options.pki.caCert);
   await waitForApiService(client, 60_000);
-  return { process: server, port };
+  return { process: server, port, ...(options.webPort !== undefined ? { webPort: options.webPort } : {}) };
 }

@@ -10,15 +10,18 @@
 // nothing is left running.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { repoRoot } from './binaries.js';
 import { startLocalApiServer } from './api-server.js';
+import { webUserTokens } from './web-users.js';
 import { ControlPlane } from './controlplane.js';
 import { installCrds, kubectlOrThrow } from './crds.js';
 import { processesUsing } from './leftovers.js';
-import { freePort } from './ports.js';
+import { freePort, portOr } from './ports.js';
 import { Restarting } from './process.js';
+import { KubeClient } from '../runtime/kube-client.js';
 import { startRealHosts, unavailableReason, type RealHosts } from './real-hosts.js';
 
 export interface DevStackOptions {
@@ -48,6 +51,9 @@ export const LAB_HOSTS_DIR = '/var/lib/virtfleet/lab/hosts';
 
 /** The field manager `make run` applies the examples with (server-side apply). */
 export const EXAMPLES_FIELD_MANAGER = 'virtfleet-examples';
+/** The web console's port on `make run` when free (a bookmark keeps working across runs). */
+export const WEB_PORT = 8444;
+const USER_ROLES = 'deploy/base/user-roles.yaml';
 
 /**
  * Server-side apply of the examples under their own field manager: re-applied on every start
@@ -260,8 +266,9 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
     });
     await controller.start();
 
-    out('starting virtfleet api (VM consoles, through the aggregator)...');
+    out('starting virtfleet api (VM consoles, through the aggregator; the web console)...');
     const apiServer = await startLocalApiServer({
+      webPort: await portOr(WEB_PORT),
       command: options.apiCommand ?? [...options.controllerCommand.slice(0, -1), 'api'],
       kubeconfig: info.kubeconfig,
       pki: info.pki,
@@ -270,6 +277,12 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
       stopSignal: signal,
     });
     api = apiServer.process;
+    const adminConfig = new KubeConfig();
+    adminConfig.loadFromFile(info.kubeconfig);
+    // The roles for people (deploy/base/user-roles.yaml), which the console's two tokens get through
+    // Kubernetes' admin and view.
+    await kubectlOrThrow(info.binaries.kubectl, info.kubeconfig, applyExamplesArgs(join(root, USER_ROLES)));
+    const webTokens = await webUserTokens(new KubeClient(adminConfig, 'virtfleet-devstack'), stateDir);
 
     out('');
     out(
@@ -290,6 +303,15 @@ export async function runDevStack(options: DevStackOptions, signal: AbortSignal)
       `  api:        virtfleet api on https://127.0.0.1:${apiServer.port} (pid ${String(api.pid)}), ` +
         `APIService v1alpha1.subresources.virtfleet.io: virtfleet vm console NAME --kubeconfig ${info.kubeconfig}`,
     );
+    out(
+      `  web:        https://127.0.0.1:${String(apiServer.webPort)}/ (the web console; its certificate is signed by ` +
+        `${info.pki.caCert}, which the browser does not know: accept it once, or import that CA)`,
+    );
+    for (const web of webTokens)
+      out(
+        `  ${`web ${web.role}:`.padEnd(12)}${web.token}\n` +
+          `              (a token of ${web.user} to log in with, 24 h; also in ${web.file})`,
+      );
     out(`  logs:       ${join(stateDir, 'logs')}/`);
     if (realHosts) {
       out('  next:       a real guest boots on HostPool local; with virtfleet = node dist/cli/main.js (or npm link):');

@@ -9,13 +9,14 @@
 // killed controller is restarted, and rocky-1 says what its install waits for.
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import { controlPlaneBinaries, repoRoot } from '../../src/devstack/binaries.js';
 import { processesUsing } from '../../src/devstack/leftovers.js';
+import { Agent, request } from 'undici';
 import { PtyProcess } from './pty.js';
 
 const run = promisify(execFile);
@@ -173,6 +174,44 @@ const IMAGE_URL = 'https://download.cirros-cloud.net/0.6.2/cirros-0.6.2-x86_64-d
 
 let current: RunningStack | undefined;
 
+/**
+ * The summary's web console URL and two tokens: each logs in (TokenReview) as its person, and
+ * the admin may patch VMs where the view-only person may not (Kubernetes' admin and view roles,
+ * aggregated by kube-controller-manager).
+ */
+async function checkWebConsole(output: string): Promise<void> {
+  const web = /web: +(https:\/\/127\.0\.0\.1:\d+)\/ \(the web console; its certificate is signed by (\S+),/.exec(
+    output,
+  );
+  if (!web) throw new Error(`no web: line in the summary:\n${output}`);
+  const agent = new Agent({ connect: { ca: readFileSync(web[2]!) } });
+  try {
+    for (const [role, mayPatch] of [
+      ['admin', true],
+      ['view', false],
+    ] as const) {
+      const token = new RegExp(`web ${role}: +(\\S+)\\n +\\(a token of (\\S+) to log in with`).exec(output);
+      if (!token) throw new Error(`no web ${role}: token in the summary:\n${output}`);
+      const login = await request(`${web[1]}/api/login`, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: token[1] }),
+      });
+      const session = (await login.body.json()) as { user: { name: string } };
+      expect([login.statusCode, session.user.name]).toEqual([200, token[2]]);
+      const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+      const access = await request(`${web[1]}/api/access?verb=patch&resource=virtualmachines&namespace=default`, {
+        dispatcher: agent,
+        headers: { cookie },
+      });
+      expect(await access.body.json()).toEqual({ allowed: mayPatch });
+    }
+  } finally {
+    await agent.close();
+  }
+}
+
 afterAll(async () => {
   if (current && !hasExited(current.child)) process.kill(-current.child.pid!, 'SIGKILL');
   for (const leftover of processesUsing(stateDir)) process.kill(leftover.pid, 'SIGKILL');
@@ -186,6 +225,7 @@ describe('make run', () => {
       current = startMakeRun('0');
       const kubeconfig = await waitForKubeconfigLine(current);
       expect(current.output()).toMatch(/try: +kubectl --kubeconfig \S+ get vm,hp,iprof -A/);
+      await checkWebConsole(current.output());
 
       const crds = await kubectl(kubeconfig, ['get', 'crd', '-o', 'name']);
       expect(crds.split('\n').filter(Boolean).sort()).toEqual([

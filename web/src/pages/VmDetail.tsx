@@ -9,6 +9,12 @@ import { Link } from '../router';
 import { createWatch, type KubeObject } from '../watch';
 import { EventList, eventTime } from './Fleet';
 
+/** cores × sockets × threads (spec.cpu; each defaults to 1). */
+function vcpus(vm: KubeObject): number {
+  const cpu = (vm.spec?.cpu ?? {}) as { cores?: number; sockets?: number; threads?: number };
+  return (cpu.cores ?? 1) * (cpu.sockets ?? 1) * (cpu.threads ?? 1);
+}
+
 const ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'suspend', 'resume'];
 
 function Pairs(props: { title: string; values: Record<string, string> | undefined }) {
@@ -64,7 +70,7 @@ export function VmDetail(props: { namespace: string; name: string }) {
               <dt>Memory</dt>
               <dd>{current().spec?.memory}</dd>
               <dt>vCPUs</dt>
-              <dd>{current().spec?.cpus ?? ''}</dd>
+              <dd>{vcpus(current())}</dd>
               <dt>Addresses</dt>
               <dd>
                 {((current().status?.addresses ?? []) as { address?: string; ip?: string }[])
