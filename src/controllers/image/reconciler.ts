@@ -94,7 +94,9 @@ export class ImageReconciler implements Reconciler {
     if (previous?.importedSpec !== undefined && previous.importedSpec !== fingerprint) {
       const blocked = await this.dropOldVolumes(image, uid);
       if (blocked) {
-        await this.write(image, { ...base, ...keep(previous), blocked }, uid);
+        // The volumes are still those of the old spec: status says so, until they can go.
+        const old = { fingerprint: previous.importedSpec, hostPool: previous.hostPool ?? base.hostPool };
+        await this.write(image, { ...base, ...old, ...keep(previous), blocked }, uid);
         return;
       }
       // The old entries are gone with their volumes: this import starts from nothing.

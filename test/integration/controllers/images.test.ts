@@ -157,6 +157,54 @@ describe('images from a pool volume', () => {
     expect(ready.status?.hosts?.map((h) => h.name)).toEqual(['img-s']);
   });
 
+  it('imports again when the source changes, but not while a VM uses the image', async () => {
+    for (const host of HOSTS)
+      await bench
+        .hypervisor(host)
+        .createVolume(STORAGE_POOL, { name: 'silver', format: 'raw', capacityBytes: 16 * MiB });
+    await createImage('changing', pool, { volume: { name: 'golden' } });
+    await untilImage('changing', (i) => i.status?.phase === 'Ready', 'Ready');
+    const volume = imageVolumeName(bench.namespace, 'changing');
+
+    const patched = await bench.kube.patch<ImageObject>(VIRTUAL_MACHINE_IMAGE, bench.namespace, 'changing', {
+      spec: { source: { volume: { name: 'silver' } } },
+    });
+    // The watch may still show the old generation Ready: wait for the patched one.
+    const again = await untilImage(
+      'changing',
+      (i) => i.status?.phase === 'Ready' && i.status.observedGeneration === patched.metadata.generation,
+      'Ready from the new source',
+    );
+    expect(again.status).toMatchObject({ format: 'raw', sizeBytes: 16 * MiB });
+    for (const host of HOSTS)
+      expect(await bench.hypervisor(host).volume(STORAGE_POOL, volume)).toMatchObject({
+        format: 'raw',
+        capacityBytes: 16 * MiB,
+      });
+
+    await bench.createVm('user', pool, { disks: [{ name: 'root', source: { image: { name: 'changing' } } }] });
+    await bench.untilVm('user', isRunning, 'Running');
+    await bench.kube.patch(VIRTUAL_MACHINE_IMAGE, bench.namespace, 'changing', {
+      spec: { source: { volume: { name: 'golden' } } },
+    });
+    const held = await untilImage('changing', (i) => condition(i, 'Ready')?.reason === 'InUse', 'InUse');
+    expect(condition(held, 'Ready')?.message).toMatch(/^spec changed while VMs user use the image: /);
+    expect(condition(held, 'Stalled')).toMatchObject({ status: 'True', reason: 'InUse' });
+    expect(held.status).toMatchObject({ phase: 'Failed', format: 'raw', sizeBytes: 16 * MiB });
+    for (const host of HOSTS)
+      expect(await bench.hypervisor(host).volume(STORAGE_POOL, volume)).toMatchObject({ format: 'raw' });
+
+    await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'user');
+    const renewed = await untilImage(
+      'changing',
+      (i) => i.status?.phase === 'Ready' && i.status.format === 'qcow2',
+      'imported again once the VM is gone',
+    );
+    expect(renewed.status?.sizeBytes).toBe(64 * MiB);
+    for (const host of HOSTS)
+      expect(await bench.hypervisor(host).volume(STORAGE_POOL, volume)).toMatchObject({ format: 'qcow2' });
+  });
+
   it('fails naming spec.source.volume when a host lacks the volume, and keeps nothing', async () => {
     await createImage('absent', pool, { volume: { name: 'nowhere' } });
     const failed = await untilImage('absent', (i) => i.status?.phase === 'Failed', 'Failed');
