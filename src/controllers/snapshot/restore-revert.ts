@@ -38,7 +38,8 @@ export async function revertVm({ entry, vm, hypervisor }: RevertTarget): Promise
   const uid = entry.uid;
   const after = afterRevert(vm, entry);
   // A managed-save image would be resumed instead of the reverted state at the next start.
-  await ignoring(['invalid-state', 'not-found'], () => hypervisor.removeManagedSave(uid));
+  // (Asked first: QEMU's libvirt fails the removal when there is no image.)
+  if (await hypervisor.hasManagedSave(uid)) await hypervisor.removeManagedSave(uid);
   if (entry.memory) {
     await hypervisor.revertSnapshot(uid, entry.snapshotName, { state: 'paused' });
     if (after === 'stopped') await ignoring(['invalid-state'], () => hypervisor.destroy(uid));
