@@ -84,6 +84,9 @@ async function expectNamespacedAnswers(user: string, role: Role): Promise<void> 
     'patch vms': await canI(user, 'patch', 'virtualmachines.virtfleet.io', '-n', NS),
     'delete vms': await canI(user, 'delete', 'virtualmachines.virtfleet.io', '-n', NS),
     'create installprofiles': await canI(user, 'create', 'installprofiles.virtfleet.io', '-n', NS),
+    'list vmsnapshots': await canI(user, 'list', 'virtualmachinesnapshots.virtfleet.io', '-n', NS),
+    'create vmsnapshots': await canI(user, 'create', 'virtualmachinesnapshots.virtfleet.io', '-n', NS),
+    'create vmrestores': await canI(user, 'create', 'virtualmachinerestores.virtfleet.io', '-n', NS),
     'console (SubjectAccessReview)': await reviewSubresource(user, 'console', NS),
     'vnc (SubjectAccessReview)': await reviewSubresource(user, 'vnc', NS),
   };
@@ -96,6 +99,9 @@ async function expectNamespacedAnswers(user: string, role: Role): Promise<void> 
     'patch vms': want.write,
     'delete vms': want.write,
     'create installprofiles': want.write,
+    'list vmsnapshots': want.read,
+    'create vmsnapshots': want.write,
+    'create vmrestores': want.write,
     'console (SubjectAccessReview)': want.stream,
     'vnc (SubjectAccessReview)': want.stream,
   });
