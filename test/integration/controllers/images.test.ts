@@ -205,6 +205,15 @@ describe('images from a pool volume', () => {
       expect(await bench.hypervisor(host).volume(STORAGE_POOL, volume)).toMatchObject({ format: 'qcow2' });
   });
 
+  it('replaces a volume of its name that its status does not show Ready (a half-made import of an earlier run)', async () => {
+    const volume = imageVolumeName(bench.namespace, 'leftover');
+    const host = bench.hypervisor(HOSTS[0]!);
+    await host.createVolume(STORAGE_POOL, { name: volume, format: 'raw', capacityBytes: MiB });
+    await createImage('leftover', pool, { volume: { name: 'golden' } });
+    await untilImage('leftover', (i) => i.status?.phase === 'Ready', 'Ready');
+    expect(await host.volume(STORAGE_POOL, volume)).toMatchObject({ format: 'qcow2', capacityBytes: 64 * MiB });
+  });
+
   it('fails naming spec.source.volume when a host lacks the volume, and keeps nothing', async () => {
     await createImage('absent', pool, { volume: { name: 'nowhere' } });
     const failed = await untilImage('absent', (i) => i.status?.phase === 'Failed', 'Failed');
