@@ -214,7 +214,7 @@ export class WebServer {
     try {
       await relayWatch({
         kube: this.kube,
-        token: () => this.sessions.get(session.id)?.token,
+        token: () => this.sessions.peek(session.id)?.token,
         scope: { type, resource, namespace, fieldSelector },
         request,
         response,
@@ -223,6 +223,7 @@ export class WebServer {
       });
     } finally {
       set.delete(ended);
+      if (set.size === 0 && this.streams.get(session.id) === set) this.streams.delete(session.id);
       this.stopping.signal.removeEventListener('abort', stopped);
     }
   }

@@ -51,6 +51,16 @@ export class WebSessions {
 
   /** The live session of this id (its idle time restarts), or undefined when there is none or it expired. */
   get(id: string | undefined): WebSession | undefined {
+    const session = this.peek(id);
+    if (session) session.lastSeen = this.now();
+    return session;
+  }
+
+  /**
+   * The live session of this id without restarting its idle time: an open page's watches are
+   * not the person at work, so they do not keep an idle session alive.
+   */
+  peek(id: string | undefined): WebSession | undefined {
     if (id === undefined) return undefined;
     const session = this.sessions.get(id);
     if (!session) return undefined;
@@ -59,7 +69,6 @@ export class WebSessions {
       this.sessions.delete(id);
       return undefined;
     }
-    session.lastSeen = at;
     return session;
   }
 

@@ -2,6 +2,7 @@
 // changes. Changes arriving together are applied in one animation frame, so 1,000 VMs changing
 // at once re-render once. `state` says whether what is shown is live or may be stale.
 import { createSignal, onCleanup, type Accessor } from 'solid-js';
+import { loadSession } from './api';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -65,9 +66,12 @@ export function createWatch<T extends KubeObject>(resource: string, namespace = 
     setState(next);
   });
   source.addEventListener('failure', (event) => {
-    setFailure(JSON.parse((event as MessageEvent<string>).data) as { code: number; message: string });
+    const failed = JSON.parse((event as MessageEvent<string>).data) as { code: number; message: string };
+    setFailure(failed);
     setState('failed');
     source.close();
+    // The session ended (idle, expired, logged out elsewhere): the shell shows the login again.
+    if (failed.code === 401) void loadSession();
   });
   // The connection to our server dropped: EventSource reconnects by itself with Last-Event-ID.
   source.addEventListener('error', () => {

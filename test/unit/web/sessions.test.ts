@@ -36,6 +36,16 @@ describe('web sessions', () => {
     expect(sessions.size).toBe(0);
   });
 
+  it('does not keep an idle session alive when only peeked at (the watches of an open page)', () => {
+    const { clock, sessions } = store();
+    const session = sessions.create('t', user);
+    clock.now += 50_000;
+    expect(sessions.peek(session.id)).toBeDefined();
+    clock.now += 10_001;
+    expect(sessions.peek(session.id)).toBeUndefined();
+    expect(sessions.get(session.id)).toBeUndefined();
+  });
+
   it('ends a session at its absolute end however busy it is, and the cookie lives as long', () => {
     const { clock, sessions } = store();
     const session = sessions.create('t', user);
