@@ -16,6 +16,7 @@ import { VIRTUAL_MACHINE_IMAGE, imageVolumeName, type ImageObject } from '../../
 import { Cache } from '../../../src/runtime/cache.js';
 import type { Informer } from '../../../src/runtime/informer.js';
 import type { KubeObject } from '../../../src/runtime/kube-client.js';
+import { kstatusOf } from '../../harness/kstatus.js';
 import { ControllerBench, condition, isRunning, type HostDecl } from './fixtures.js';
 
 const MiB = 2 ** 20;
@@ -141,6 +142,8 @@ describe('images from a pool volume', () => {
     });
     expect(condition(ready, 'Stalled')).toBeUndefined();
     expect(condition(ready, 'Reconciling')).toBeUndefined();
+    // What Flux and kubectl-based waits compute (sigs.k8s.io/cli-utils kstatus).
+    expect((await kstatusOf(ready)).status).toBe('Current');
     expect(ready.metadata.finalizers).toContain('virtfleet.io/image-volumes');
     for (const host of HOSTS)
       expect(await bench.hypervisor(host).volume(STORAGE_POOL, volume)).toMatchObject({
@@ -299,6 +302,7 @@ describe('images from a URL', () => {
     const message = `spec.source.sha256: the downloaded ${QCOW2.length} bytes have sha256 ${sha(QCOW2)}, not ${wrong}; correct spec.source.sha256 if the file is the one you meant, else spec.source.url`;
     expect(condition(failed, 'Ready')).toMatchObject({ status: 'False', reason: 'ChecksumMismatch', message });
     expect(condition(failed, 'Stalled')).toMatchObject({ status: 'True', reason: 'ChecksumMismatch' });
+    expect((await kstatusOf(failed)).status).toBe('Failed');
     expect(failed.status?.checksumVerified).toBeUndefined();
     const events = await imageEvents('bad-sum');
     expect(events.find((e) => e.reason === 'ImportFailed')).toMatchObject({ type: 'Warning', message });
