@@ -71,7 +71,8 @@ export async function relayWatch(options: {
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   options.signal.addEventListener('abort', onAbort);
-  request.once('close', onAbort);
+  // The response's close: the page went away (the request's own close may come as soon as it is read).
+  response.once('close', onAbort);
   response.writeHead(200, {
     ...SECURITY_HEADERS,
     'content-type': 'text/event-stream; charset=utf-8',
