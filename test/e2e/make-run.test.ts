@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
+import { crdName } from '../../src/api/crd.js';
+import { RESOURCES } from '../../src/api/resources.js';
 import { controlPlaneBinaries, repoRoot } from '../../src/devstack/binaries.js';
 import { processesUsing } from '../../src/devstack/leftovers.js';
 import { Agent, request } from 'undici';
@@ -220,7 +222,7 @@ afterAll(async () => {
 
 describe('make run', () => {
   it(
-    'comes up, lists the three CRDs, runs the examples on the simulated lab, and Ctrl-C leaves nothing running',
+    'comes up, lists the CRDs of every kind, runs the examples on the simulated lab, and Ctrl-C leaves nothing running',
     async () => {
       current = startMakeRun('0');
       const kubeconfig = await waitForKubeconfigLine(current);
@@ -228,11 +230,10 @@ describe('make run', () => {
       await checkWebConsole(current.output());
 
       const crds = await kubectl(kubeconfig, ['get', 'crd', '-o', 'name']);
-      expect(crds.split('\n').filter(Boolean).sort()).toEqual([
-        'customresourcedefinition.apiextensions.k8s.io/hostpools.virtfleet.io',
-        'customresourcedefinition.apiextensions.k8s.io/installprofiles.virtfleet.io',
-        'customresourcedefinition.apiextensions.k8s.io/virtualmachines.virtfleet.io',
-      ]);
+      // One per kind of src/api (no other CRD on the stack).
+      expect(crds.split('\n').filter(Boolean).sort()).toEqual(
+        RESOURCES.map((resource) => `customresourcedefinition.apiextensions.k8s.io/${crdName(resource)}`).sort(),
+      );
       // The example manifests were applied.
       expect(await kubectl(kubeconfig, ['get', 'hostpools', '-o', 'name'])).toContain('hostpool.virtfleet.io/');
       await kubectl(kubeconfig, ['create', 'configmap', 'kept-across-runs', '--from-literal=answer=42']);
@@ -382,6 +383,10 @@ describe('make run', () => {
   it(
     'reuses the data of the previous run, boots demo on two real hosts when asked to, and stops cleanly again',
     async () => {
+      if (current && !hasExited(current.child)) {
+        process.kill(-current.child.pid!, 'SIGKILL');
+        throw new Error('the first case failed before stopping its stack: this one needs its data and a clean stop');
+      }
       const hostFiles = ['kvm-01.xml', 'kvm-02.xml', 'xen-01.xml'].map((file) => `${LAB_HOSTS}/${file}`);
       const modifiedBefore = hostFiles.map((file) => statSync(file).mtimeMs);
       current = startMakeRun('1');
