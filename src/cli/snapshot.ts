@@ -8,9 +8,9 @@ import { Command, Option } from 'commander';
 import { VIRTUAL_MACHINE, type VmObject } from '../controllers/resources.js';
 import { VM_RESTORE, VM_SNAPSHOT, type RestoreObject, type SnapshotObject } from '../controllers/snapshot/types.js';
 import { findCondition, type Condition } from '../runtime/conditions.js';
-import { checkNamespace, checkObjectName, InvalidNameError, isNotFound, KubeClient } from '../runtime/kube-client.js';
+import { checkNamespace, checkObjectName, isNotFound, KubeClient } from '../runtime/kube-client.js';
 import { KubeConfigError, loadKubeConfig } from './controller.js';
-import { CliError, UsageError } from './vm.js';
+import { CliError, timeoutMs, usage, UsageError } from './vm.js';
 
 const POLL_MS = 500;
 
@@ -37,22 +37,6 @@ export interface RestoreFlags extends WaitFlags {
 interface Target {
   client: KubeClient;
   namespace: string;
-}
-
-function usage(check: () => void, what: string): void {
-  try {
-    check();
-  } catch (error) {
-    if (error instanceof InvalidNameError) throw new UsageError(`${what}: ${error.message}`);
-    throw error;
-  }
-}
-
-function timeoutMs(value: string): number {
-  const seconds = /^\d+(\.\d+)?s?$/.test(value) ? Number(value.replace(/s$/, '')) : NaN;
-  if (!Number.isFinite(seconds) || seconds <= 0)
-    throw new UsageError(`--timeout: "${value}" is not a positive number of seconds`);
-  return seconds * 1000;
 }
 
 function target(flags: CommonFlags): Target {

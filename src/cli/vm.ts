@@ -81,7 +81,8 @@ function checkedTarget(name: string, flags: VmFlags & { to?: string }): Target {
   return { client: new KubeClient(config, 'virtfleet-cli'), namespace, timeoutMs: ms };
 }
 
-function usage(check: () => void, what: string): void {
+/** Runs a name check; its failure is a usage error (exit 2) naming `what`. */
+export function usage(check: () => void, what: string): void {
   try {
     check();
   } catch (error) {
@@ -90,7 +91,8 @@ function usage(check: () => void, what: string): void {
   }
 }
 
-function timeoutMs(value: string): number {
+/** --timeout's value: seconds, with or without a trailing s. */
+export function timeoutMs(value: string): number {
   const seconds = /^\d+(\.\d+)?s?$/.test(value) ? Number(value.replace(/s$/, '')) : NaN;
   if (!Number.isFinite(seconds) || seconds <= 0)
     throw new UsageError(`--timeout: "${value}" is not a positive number of seconds`);
