@@ -3,13 +3,16 @@
 // - done-means 3: `vm suspend` leaves no QEMU process for the VM; `vm resume` brings the guest
 //   back and its counter continues (a boot would start again at n=1 after the ready marker);
 // - a snapshot with memory, restored: the counter goes back to the snapshot's value and counts on
-//   from there. The VM has a blank qcow2 disk: QEMU keeps internal snapshots in qcow2 disks and
+//   from there;
+// - a group of two VMs on the two hosts captured as one cut (all paused before any capture) and
+//   restored: each guest's counter goes back. The VM has a blank qcow2 disk: QEMU keeps internal snapshots in qcow2 disks and
 //   refuses one of a VM without any.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runRestore, runSnapshot } from '../../src/cli/snapshot.js';
 import { runAction } from '../../src/cli/vm.js';
 import { HOST_POOL, VIRTUAL_MACHINE } from '../../src/controllers/resources.js';
+import { VM_SNAPSHOT, type SnapshotObject } from '../../src/controllers/snapshot/types.js';
 import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
 import { guestImage } from '../rig/guest.js';
 import { qemuProcessesByUuid } from '../rig/qemu-copies.js';
@@ -20,9 +23,17 @@ const VM = 'counter';
 const HEARTBEAT = /VIRTFLEET-GUEST-HEARTBEAT n=(\d+) uptime=([0-9.]+)\r?\n/;
 
 const stack: RigController = new RigController({
-  hosts: 1,
+  hosts: 2,
   tag: 'snap',
-  detail: () => JSON.stringify(stack.vm(VM)?.status),
+  detail: () =>
+    JSON.stringify(stack.pool(POOL)?.status) +
+    JSON.stringify(
+      ['counter', 'g-1', 'g-2'].map((name) => ({
+        name,
+        host: stack.vm(name)?.status?.host,
+        conditions: stack.vm(name)?.status?.conditions,
+      })),
+    ),
 });
 const uid = () => stack.vm(VM)?.metadata.uid ?? '';
 const kubeconfig = () => stack.info.kubeconfig;
@@ -37,6 +48,7 @@ beforeAll(async () => {
       storage: { pool: `snap-${process.pid}`, path: join(stack.rig.sharedDir, `snap-${process.pid}`) },
     }),
   );
+  await stack.until(() => stack.pool(POOL)?.status?.readyHosts === 2, 120_000, 'both hosts ready');
   await stack.client.create(
     VIRTUAL_MACHINE,
     guestVm(VM, POOL, image, { disks: [{ name: 'scratch', size: '16Mi', source: { blank: {} } }] }),
@@ -49,12 +61,12 @@ afterAll(async () => {
   await stack.stop();
 }, 180_000);
 
-/** The next whole heartbeat line on the console after it is opened: its n and uptime. */
-async function nextHeartbeat(timeoutMs = 30_000): Promise<{ n: number; uptime: number }> {
-  const host = stack.rigHost(stack.vm(VM)!.status!.host!);
+/** The next whole heartbeat line on the console of `vm` after it is opened: its n and uptime. */
+async function nextHeartbeat(vm = VM, timeoutMs = 30_000): Promise<{ n: number; uptime: number }> {
+  const host = stack.rigHost(stack.vm(vm)!.status!.host!);
   const conn = await LibvirtConnection.open(host.uri);
   try {
-    const console = await conn.domainOpenConsole(uid(), { force: true });
+    const console = await conn.domainOpenConsole(stack.vm(vm)?.metadata.uid ?? '', { force: true });
     let output = '';
     try {
       return await new Promise((resolve, reject) => {
@@ -117,4 +129,53 @@ describe('snapshot with memory and restore on QEMU (issue 16, done-means 1, the 
     expect(restored.n).toBeGreaterThanOrEqual(atSnapshot.n - 5);
     expect(restored.uptime).toBeLessThan(later.uptime);
   }, 300_000);
+});
+
+describe('a group snapshot across two QEMU hosts, restored', () => {
+  it('captures both as one cut and brings both counters back', async () => {
+    const image = await guestImage();
+    for (const name of ['g-1', 'g-2'])
+      await stack.client.create(VIRTUAL_MACHINE, {
+        ...guestVm(name, POOL, image, {
+          disks: [{ name: 'scratch', size: '16Mi', source: { blank: {} } }],
+          placement: { antiAffinityGroup: 'snap-group' },
+        }),
+        metadata: { name, namespace: NAMESPACE, labels: { group: 'snap' } },
+      });
+    for (const name of ['g-1', 'g-2']) await stack.until(() => isRunning(stack.vm(name)), 120_000, `${name} running`);
+    expect(new Set(['g-1', 'g-2'].map((name) => stack.vm(name)?.status?.host)).size).toBe(2);
+
+    await stack.client.create(VM_SNAPSHOT, {
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'VirtualMachineSnapshot',
+      metadata: { name: 'group-mem', namespace: NAMESPACE },
+      spec: { source: { selector: { matchLabels: { group: 'snap' } } }, memory: true },
+    } as SnapshotObject);
+    let snapshot: SnapshotObject | undefined;
+    for (const deadline = Date.now() + 120_000; ;) {
+      snapshot = await stack.client.get<SnapshotObject>(VM_SNAPSHOT, NAMESPACE, 'group-mem');
+      if (snapshot.status?.phase === 'Ready' || snapshot.status?.phase === 'Failed' || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(snapshot.status?.phase).toBe('Ready');
+    expect(snapshot.status?.vms?.map((entry) => `${entry.vm}:${entry.consistency}`)).toEqual([
+      'g-1:Memory',
+      'g-2:Memory',
+    ]);
+    expect(snapshot.status?.cut?.logicalClock).toBe(1);
+    process.stdout.write(`group of 2 on 2 QEMU hosts: pause window ${snapshot.status?.cut?.pauseWindowMs} ms\n`);
+    const atSnapshot = await Promise.all(['g-1', 'g-2'].map((name) => nextHeartbeat(name)));
+    let later = await Promise.all(['g-1', 'g-2'].map((name) => nextHeartbeat(name)));
+    while (later.some((beat, i) => beat.n < atSnapshot[i]!.n + 5))
+      later = await Promise.all(['g-1', 'g-2'].map((name) => nextHeartbeat(name)));
+
+    await runRestore('g-1', { ...flags(), snapshot: 'group-mem', all: true }, () => undefined);
+    for (const name of ['g-1', 'g-2'])
+      await stack.until(() => isRunning(stack.vm(name)), 60_000, `${name} running again`);
+    const restored = await Promise.all(['g-1', 'g-2'].map((name) => nextHeartbeat(name)));
+    for (const [i, beat] of restored.entries()) {
+      expect(beat.n).toBeLessThan(later[i]!.n);
+      expect(beat.n).toBeGreaterThanOrEqual(atSnapshot[i]!.n - 5);
+    }
+  }, 400_000);
 });
