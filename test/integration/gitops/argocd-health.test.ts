@@ -12,7 +12,7 @@ import { INSTALL_PROFILE } from '../../../src/controllers/installprofile.js';
 import { HOST_POOL, VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
 import type { KubeObject } from '../../../src/runtime/kube-client.js';
 import { ControllerBench, condition, isRunning, type HostDecl } from '../controllers/fixtures.js';
-import { forTestdata, health, healthTests, KINDS, writeTestdata, type Health, type Kind } from './argocd.js';
+import { forTestdata, health, healthTests, writeTestdata, type Health, type Kind } from './argocd.js';
 
 const HOST: HostDecl = { name: 'kvm-1', cpus: 4, memoryGiB: 4, hypervisor: 'kvm' };
 const UNREACHABLE_URI = 'qemu+tcp://127.0.0.1:1/system';
@@ -21,6 +21,8 @@ const ADMIN_HASH = '$6$abcdefgh$bp46WUxDu2cphMRE0PvVJlqas2imuSq186YS793XKfmqn9XU
 
 const bench = new ControllerBench('argocd', { installProfileResyncMs: 400, installProfileSecretRetryMs: 400 });
 let pool = '';
+/** The kinds this file covers (argocd-health-kinds.test.ts covers the others). */
+const KINDS = ['VirtualMachine', 'HostPool', 'InstallProfile'] as const satisfies readonly Kind[];
 const captured = new Map<Kind, Map<string, { object: unknown; health: Health }>>(
   KINDS.map((kind) => [kind, new Map()]),
 );
@@ -34,14 +36,20 @@ beforeAll(async () => {
 afterAll(() => bench.close());
 
 const RESOURCE = { VirtualMachine: VIRTUAL_MACHINE, HostPool: HOST_POOL, InstallProfile: INSTALL_PROFILE } as const;
+type CoveredKind = keyof typeof RESOURCE;
 
 /** The object as the API server returns it now. */
-function live(kind: Kind, name: string): Promise<KubeObject & Record<string, unknown>> {
+function live(kind: CoveredKind, name: string): Promise<KubeObject & Record<string, unknown>> {
   return bench.kube.get(RESOURCE[kind], kind === 'HostPool' ? undefined : bench.namespace, name);
 }
 
 /** Polls the API server until `check` holds for the object (the informers only cover VMs and pools). */
-async function until(kind: Kind, name: string, check: (object: Record<string, unknown>) => boolean, what: string) {
+async function until(
+  kind: CoveredKind,
+  name: string,
+  check: (object: Record<string, unknown>) => boolean,
+  what: string,
+) {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const object = await live(kind, name);
@@ -56,7 +64,7 @@ async function until(kind: Kind, name: string, check: (object: Record<string, un
  * Reads the object, checks its health against the state's, and against what health_test.yaml
  * expects of the same state's testdata; returns the health.
  */
-async function expectHealth(kind: Kind, name: string, file: string, status: Health['status']): Promise<Health> {
+async function expectHealth(kind: CoveredKind, name: string, file: string, status: Health['status']): Promise<Health> {
   const object = await live(kind, name);
   const got = health(kind, object);
   expect({ file, status: got.status }).toEqual({ file, status });

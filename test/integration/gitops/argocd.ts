@@ -10,7 +10,14 @@ import { argocdHealthBinary } from '../../../src/devstack/binaries.js';
 
 export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const CUSTOMIZATIONS = join(ROOT, 'deploy/argocd/resource_customizations');
-export const KINDS = ['VirtualMachine', 'HostPool', 'InstallProfile'] as const;
+export const KINDS = [
+  'VirtualMachine',
+  'HostPool',
+  'InstallProfile',
+  'VirtualMachineSnapshot',
+  'VirtualMachineRestore',
+  'VirtualMachineImage',
+] as const;
 export type Kind = (typeof KINDS)[number];
 
 export interface Health {
@@ -64,7 +71,11 @@ export function forTestdata(object: Record<string, unknown>, names: [from: strin
 }
 
 /** Writes the captured objects and the health_test.yaml that says what each must read as. */
-export function writeTestdata(kind: Kind, captured: Map<string, { object: unknown; health: Health }>): void {
+export function writeTestdata(
+  kind: Kind,
+  captured: Map<string, { object: unknown; health: Health }>,
+  madeBy = 'argocd-health.test.ts',
+): void {
   const dir = kindDir(kind);
   const tests: HealthTests = { tests: [] };
   for (const [file, { object, health: expected }] of [...captured].sort(([a], [b]) => a.localeCompare(b))) {
@@ -72,7 +83,7 @@ export function writeTestdata(kind: Kind, captured: Map<string, { object: unknow
     tests.tests.push({ healthStatus: expected, inputPath: `testdata/${file}` });
   }
   const header =
-    '# Made by test/integration/gitops/argocd-health.test.ts (VIRTFLEET_CAPTURE_ARGOCD=1) from objects\n' +
+    `# Made by test/integration/gitops/${madeBy} (VIRTFLEET_CAPTURE_ARGOCD=1) from objects\n` +
     '# the real API server returned in each state; run with hack/argocd-health test deploy/argocd/resource_customizations.\n';
   writeFileSync(join(dir, 'health_test.yaml'), header + stringify(tests, { lineWidth: 0 }));
 }
