@@ -2,18 +2,25 @@
 // VirtualMachine, HostPool and InstallProfile): VirtualMachineSnapshot, VirtualMachineRestore and
 // VirtualMachineImage, brought into each state on the real API server with the controllers
 // running over libvirt test:/// hosts, and read by hack/argocd-health (gopher-lua, as Argo CD
-// embeds it). Each state's object is the Kind's testdata/<file> (VIRTFLEET_CAPTURE_ARGOCD=1
+// embeds it) and by the kstatus checker (hack/kstatus) as Flux reads them. Each state's object is the Kind's testdata/<file> (VIRTFLEET_CAPTURE_ARGOCD=1
 // rewrites them from this run), as in argocd-health.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { VIRTUAL_MACHINE_IMAGE } from '../../../src/controllers/image/resource.js';
 import { VM_RESTORE, VM_SNAPSHOT } from '../../../src/controllers/snapshot/types.js';
 import type { KubeObject, ResourceType } from '../../../src/runtime/kube-client.js';
+import { kstatusOf } from '../../harness/kstatus.js';
 import { ControllerBench, isRunning, type HostDecl } from '../controllers/fixtures.js';
 import { forTestdata, health, healthTests, writeTestdata, type Health, type Kind } from './argocd.js';
 
 const HOST: HostDecl = { name: 'kvm-1', cpus: 4, memoryGiB: 4, hypervisor: 'kvm' };
 const STORAGE_POOL = 'vf-argocd';
 const CAPTURE = process.env.VIRTFLEET_CAPTURE_ARGOCD === '1';
+/** The kstatus status each Argo CD health goes with. */
+const KSTATUS: Partial<Record<Health['status'], string>> = {
+  Healthy: 'Current',
+  Progressing: 'InProgress',
+  Degraded: 'Failed',
+};
 
 const bench = new ControllerBench('argocd-kinds', { hostRetryMs: 1_000, imageProgressIntervalMs: 500 });
 let pool = '';
@@ -87,6 +94,10 @@ async function expectHealth(kind: CoveredKind, name: string, file: string, statu
     [bench.hostUri(HOST), 'test:///default'],
     [bench.hosts.dir, '/var/lib/virtfleet/test'],
   ]);
+  // What Flux and kubectl-based waits compute (sigs.k8s.io/cli-utils kstatus) agrees, once the
+  // controller has written status (without any, kstatus cannot tell and says Current).
+  if (object.status !== undefined)
+    expect({ file, kstatus: (await kstatusOf(object)).status }).toEqual({ file, kstatus: KSTATUS[status] });
   const recorded = health(kind, stable);
   expect(recorded.status).toBe(status);
   captured.get(kind)!.set(file, { object: stable, health: recorded });
