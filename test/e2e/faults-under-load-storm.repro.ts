@@ -42,6 +42,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { HOST_POOL, VIRTUAL_MACHINE, type VmObject } from '../../src/controllers/resources.js';
+import type { KubeObject } from '../../src/runtime/kube-client.js';
 import { repoRoot } from '../../src/devstack/binaries.js';
 import { freePort } from '../../src/devstack/ports.js';
 import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
@@ -257,6 +258,27 @@ describe(`a storm of ${KILLS} controller SIGKILLs during ${VMS} creates and ${vi
       return ` [${(info.match(/^(Persistent|State):.*$/gm) ?? []).map((l) => l.replace(/\s+/g, ' ')).join('; ')}]`;
     };
     const deletedButThere = victimUids.filter((uid) => found.has(uid)).map((uid) => named(uid) + dominfo(uid));
+    // The Events of those VMs, in order: what each controller life did with them.
+    if (deletedButThere.length > 0) {
+      const events = await stack.client.list<
+        KubeObject & {
+          reason?: string;
+          message?: string;
+          involvedObject?: { uid?: string };
+          firstTimestamp?: string;
+          eventTime?: string;
+          reportingInstance?: string;
+        }
+      >({ kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true }, { namespace: NAMESPACE });
+      for (const uid of victimUids.filter((uid) => found.has(uid)))
+        process.stdout.write(
+          `Events of ${everSeen.get(uid)} (${uid}):\n  ${events.items
+            .filter((event) => event.involvedObject?.uid === uid)
+            .map((event) => `${event.eventTime ?? event.firstTimestamp ?? ''} ${event.reason}: ${event.message}`)
+            .sort()
+            .join('\n  ')}\n`,
+        );
+    }
     const notOnce = [...hostOf].filter(([uid, host]) => found.get(uid)?.join() !== `${host} running`);
     mark(
       `hosts: ${found.size} domains; per host ${stack.rig.hosts.map((h) => [...found.values()].filter((v) => v[0]!.startsWith(`${h.name} `)).length).join('/')}`,
