@@ -66,7 +66,10 @@ const everSeen = new Map<string, string>();
 let checker: RunningCopiesChecker | undefined;
 const timeline: string[] = [];
 let t0 = Date.now();
-const mark = (what: string) => timeline.push(`+${((Date.now() - t0) / 1000).toFixed(1)} s ${what}`);
+const mark = (what: string) =>
+  timeline.push(`+${((Date.now() - t0) / 1000).toFixed(1)} s (${new Date().toISOString().slice(11, 23)}) ${what}`);
+/** Each VM's metadata and status as the watch last showed them, with when: for the leftovers' story. */
+const lastSeen = new Map<string, { at: string; object: VmObject }>();
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function progress(): string {
@@ -150,6 +153,7 @@ beforeAll(async () => {
     vms.on((event) => {
       const uid = event.object.metadata.uid;
       if (uid) everSeen.set(uid, event.object.metadata.name ?? uid);
+      if (uid) lastSeen.set(uid, { at: new Date().toISOString(), object: event.object });
     }),
   );
   await stack.client.create(HOST_POOL, {
@@ -270,7 +274,13 @@ describe(`a storm of ${KILLS} controller SIGKILLs during ${VMS} creates and ${vi
           reportingInstance?: string;
         }
       >({ kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true }, { namespace: NAMESPACE });
-      for (const uid of victimUids.filter((uid) => found.has(uid)))
+      for (const uid of victimUids.filter((uid) => found.has(uid))) {
+        const seen = lastSeen.get(uid);
+        const { creationTimestamp, deletionTimestamp, finalizers } = seen?.object.metadata ?? {};
+        process.stdout.write(
+          `${everSeen.get(uid)}: created ${creationTimestamp}, deleted ${deletionTimestamp}, finalizers ${JSON.stringify(finalizers)}, ` +
+            `last seen ${seen?.at} with status ${JSON.stringify(seen?.object.status)}\n`,
+        );
         process.stdout.write(
           `Events of ${everSeen.get(uid)} (${uid}):\n  ${events.items
             .filter((event) => event.involvedObject?.uid === uid)
@@ -278,6 +288,7 @@ describe(`a storm of ${KILLS} controller SIGKILLs during ${VMS} creates and ${vi
             .sort()
             .join('\n  ')}\n`,
         );
+      }
     }
     const notOnce = [...hostOf].filter(([uid, host]) => found.get(uid)?.join() !== `${host} running`);
     mark(
