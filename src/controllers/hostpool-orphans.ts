@@ -9,10 +9,12 @@
 import type { FleetHost } from '../hosts/fleet.js';
 import { ignoring } from '../hypervisors/hypervisor.js';
 import { untilAborted } from '../runtime/abort.js';
+import { CORE_EVENT } from '../runtime/events.js';
+import type { KubeObject } from '../runtime/kube-client.js';
 import type { Source } from '../runtime/sources.js';
 import type { HostPoolControllerOptions } from './hostpool.js';
 import { HostOrphanScan, orphanList, withDeadline, type HostOrphans, type OrphanDomain } from './orphan-domains.js';
-import { POOL_EVENTS } from './reasons.js';
+import { EVENT_COMPONENT, POOL_EVENTS, VM_EVENTS } from './reasons.js';
 import type { PoolObject } from './resources.js';
 
 type Reported = { host: string; uri: string; orphan: OrphanDomain };
@@ -22,6 +24,8 @@ export class PoolOrphans {
   private readonly scans = new WeakMap<FleetHost, HostOrphanScan>();
   /** Per pool, the orphans last reported (`host/uuid` → what the Event names), for Events on change. */
   private readonly reported = new Map<string, Map<string, Reported>>();
+  /** By orphan UUID: whether a `Deleted` Event of its VM exists (deletedBefore). */
+  private readonly deletionEvents = new Map<string, boolean>();
 
   constructor(
     private readonly options: HostPoolControllerOptions,
@@ -61,14 +65,18 @@ export class PoolOrphans {
   }
 
   /**
-   * Orphans of VMs this process deleted are removed, not reported: the deletion found no domain
-   * and let the VM go, and then a define or start sent by a killed controller completed (the
+   * Orphans of VMs this controller deleted (this process, or an earlier one whose `Deleted`
+   * Event is still in the API) are removed, not reported: the deletion found no domain and let
+   * the VM go, and then a define or start sent by a killed controller completed (the
    * faults-under-load storm saw it). Nobody's data is at stake: the VM's owner deleted it.
    * Orphans of any other VM are only reported: a person decides.
    */
   private async removeLeftovers(pool: PoolObject, host: FleetHost, timeoutMs: number): Promise<void> {
     const scan = this.scanOf(host);
-    const leftovers = (scan.orphans ?? []).filter((orphan) => this.options.fleet.deletedHere(orphan.uuid, this.now()));
+    const leftovers: OrphanDomain[] = [];
+    for (const orphan of scan.orphans ?? [])
+      if (this.options.fleet.deletedHere(orphan.uuid, this.now()) || (await this.deletedBefore(orphan)))
+        leftovers.push(orphan);
     if (leftovers.length === 0) return;
     const hypervisor = this.options.fleet.hypervisor(host.uri);
     for (const orphan of leftovers) {
@@ -148,6 +156,33 @@ export class PoolOrphans {
         continue;
       fleet.reportStrayCopy(domain.uuid, host.name);
     }
+  }
+
+  /**
+   * Whether an earlier controller process deleted the orphan's VM: its `Deleted` Event (written
+   * before the finalizer went) is still in the API (Events live an hour by default). Asked once
+   * per orphan; the answer is kept while the domain is an orphan.
+   */
+  private async deletedBefore(orphan: OrphanDomain): Promise<boolean> {
+    const known = this.deletionEvents.get(orphan.uuid);
+    if (known !== undefined) return known;
+    let found: boolean;
+    try {
+      const events = await this.options.client.list<KubeObject & { source?: { component?: string } }>(CORE_EVENT, {
+        namespace: orphan.vm.namespace,
+        fieldSelector: `involvedObject.uid=${orphan.uuid},reason=${VM_EVENTS.Deleted}`,
+      });
+      found = events.items.some((event) => event.source?.component === EVENT_COMPONENT);
+    } catch (error) {
+      this.options.logger.warn(
+        { vm: `${orphan.vm.namespace}/${orphan.vm.name}`, err: error },
+        "cannot read the Events of an orphan domain's VM",
+      );
+      return false; // asked again at the next scan
+    }
+    if (this.deletionEvents.size > 10_000) this.deletionEvents.clear();
+    this.deletionEvents.set(orphan.uuid, found);
+    return found;
   }
 
   /** A Warning Event naming orphans that appeared, a Normal one naming those gone; nothing when unchanged. */

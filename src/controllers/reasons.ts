@@ -143,6 +143,8 @@ export const VM_EVENTS = {
   ActionRefused: 'ActionRefused',
   RestartRequired: 'RestartRequired',
   Undefined: 'Undefined',
+  /** The deletion is done (no copy left on the hosts that answered): the orphan scan's durable record (hostpool-orphans.ts). */
+  Deleted: 'Deleted',
   HostUnreachable: 'HostUnreachable',
   VolumesCreated: 'VolumesCreated',
   VolumesDeleted: 'VolumesDeleted',
@@ -247,3 +249,6 @@ export const INSTALL_PROFILE_EVENTS = {
   /** Warning: the profile became invalid, or its problems changed; names them. */
   Invalid: 'Invalid',
 } as const;
+
+/** The component the controller's Events name (their source); the orphan scan trusts only its own. */
+export const EVENT_COMPONENT = 'virtfleet-controller';

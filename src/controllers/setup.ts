@@ -1,6 +1,7 @@
 // Wires the HostPool, VirtualMachine and InstallProfile controllers into a Manager: their
 // informers in the shared cache, one Allocations ledger and one Fleet between them; and the
 // install endpoint, when configured.
+import { EVENT_COMPONENT } from './reasons.js';
 import type { Logger } from '../observability/logging.js';
 import { EventRecorder } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
@@ -85,7 +86,7 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
   });
   const allocations = new Allocations(vms);
   const events = new EventRecorder(manager.client, {
-    component: 'virtfleet-controller',
+    component: EVENT_COMPONENT,
     logger,
     registry: manager.metrics.registry,
     ...(options.instance ? { instance: options.instance } : {}),

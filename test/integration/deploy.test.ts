@@ -35,6 +35,7 @@ describe('deploy/', () => {
     ['patch VM status', ['patch', 'virtualmachines.virtfleet.io', '--subresource=status', '-n', 'default']],
     ['patch VMs (finalizers)', ['patch', 'virtualmachines.virtfleet.io', '-n', 'default']],
     ['create events anywhere', ['create', 'events', '-n', 'default']],
+    ["list events anywhere (an orphan domain's Deleted Event)", ['list', 'events', '-n', 'default']],
     ['read host credentials in its namespace', ['get', 'secrets', '-n', 'virtfleet-system']],
     ['renew its lease', ['update', 'leases.coordination.k8s.io/virtfleet-controller', '-n', 'virtfleet-system']],
     ['label its own pod (the install endpoint leader)', ['patch', 'pods', '-n', 'virtfleet-system']],

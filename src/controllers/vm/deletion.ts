@@ -91,6 +91,17 @@ export class DeletionStep {
     options.allocations.forget(uid);
     this.steps.forget(uid);
     options.fleet.recordDeletion(uid, this.kit.now());
+    // Awaited (for a while): the Event is the record a later controller process finds when a
+    // domain of this VM shows up after all (hostpool-orphans.ts); this process remembers it anyway.
+    await Promise.race([
+      options.events.record(
+        vm,
+        'Normal',
+        E.Deleted,
+        'no copy of the domain is left on the hosts that answered; the VM goes',
+      ),
+      new Promise((resolve) => setTimeout(resolve, DELETED_EVENT_WAIT_MS).unref()),
+    ]);
     await removeFinalizer(options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
   }
 
@@ -142,6 +153,9 @@ export class DeletionStep {
     return undefined;
   }
 }
+
+/** How long the deletion waits for its Deleted Event to be written before it lets the VM go. */
+const DELETED_EVENT_WAIT_MS = 5_000;
 
 /** How soon a deletion looks again at a domain that outlived its undefine (a start completing). */
 const UNDEFINE_RETRY_MS = 500;

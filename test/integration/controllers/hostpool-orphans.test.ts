@@ -213,6 +213,43 @@ describe('orphan domains', () => {
     expect((await bench.domains(A)).some((d) => d.uuid === lost.uuid)).toBe(true);
   });
 
+  it('removes a domain of a VM an earlier controller process deleted, as its Deleted Event records', async () => {
+    // A VM this process never saw: only the Event an earlier process wrote before it let the VM go.
+    const earlier = orphanXml('deleted-earlier');
+    await bench.kube.create(
+      { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
+      {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { name: `deleted-earlier.${earlier.uuid.slice(0, 8)}`, namespace: bench.namespace },
+        involvedObject: {
+          apiVersion: 'virtfleet.io/v1alpha1',
+          kind: 'VirtualMachine',
+          namespace: bench.namespace,
+          name: 'deleted-earlier',
+          uid: earlier.uuid,
+        },
+        reason: 'Deleted',
+        message: 'no copy of the domain is left on the hosts that answered; the VM goes',
+        type: 'Normal',
+        source: { component: 'virtfleet-controller' },
+        firstTimestamp: new Date().toISOString(),
+        lastTimestamp: new Date().toISOString(),
+        count: 1,
+      },
+    );
+    await bench.hypervisor(A).ensureDefined(earlier.xml);
+    await bench.hypervisor(A).start(earlier.uuid);
+    await eventually(
+      async () => !(await bench.domains(A)).some((d) => d.uuid === earlier.uuid),
+      30_000,
+      'the leftover of the earlier deletion removed',
+    );
+    // The orphans of VMs nobody deleted are still only reported.
+    expect((await bench.domains(A)).some((d) => d.uuid === lost.uuid)).toBe(true);
+    expect(hostEntry(A)?.orphanDomains).toBe(1);
+  });
+
   it('names the first ten orphans in the condition and counts the rest', async () => {
     const many = Array.from({ length: 11 }, (_, i) => orphanXml(`many-${String(i).padStart(2, '0')}`));
     for (const domain of many) await bench.hypervisor(B).ensureDefined(domain.xml);
