@@ -1,7 +1,9 @@
 // The VirtualMachineRestore controller (key: namespace/name):
 //
 //   get → Succeeded or Failed: only observedGeneration follows
-//   → the snapshot (must be readyToUse) and its entries (all, or spec.vmName's)
+//   → the snapshot: missing, or not yet readyToUse → Pending, waiting (woken when the snapshot
+//     changes: a restore applied in the same sync as its snapshot waits for it); Failed → Failed
+//   → its entries (all, or spec.vmName's)
 //   → nothing reverted yet: every VM checked first (restore-checks.ts); any refusal → Failed,
 //     nothing touched
 //   → InProgress with one entry per VM → revert each not yet reverted, in parallel
@@ -88,16 +90,32 @@ export class RestoreReconciler implements Reconciler {
       this.event(restore, 'Warning', E.RestoreRefused, message);
       logger.info({ reason }, 'restore refused');
     };
+    // Waiting is only possible before anything was reverted; a restore under way keeps going.
+    const wait = async (reason: string, message: string) => {
+      const before = findCondition(restore.status?.conditions, READY)?.reason;
+      await write({ phase: 'Pending', reason, message });
+      if (before !== reason) this.event(restore, 'Normal', E.WaitingForSnapshot, message);
+    };
     const snapshot = this.options.snapshots.get(`${namespace}/${restore.spec.snapshotName}`);
+    if (!snapshot && phase !== 'InProgress')
+      return wait(
+        R.SnapshotNotFound,
+        `waiting for VirtualMachineSnapshot ${restore.spec.snapshotName} in namespace ${namespace}, which does not exist (yet): make it, or set spec.snapshotName to an existing snapshot (virtfleet snapshot list)`,
+      );
     if (!snapshot)
       return refuse(
         R.SnapshotNotFound,
-        `VirtualMachineSnapshot ${restore.spec.snapshotName} does not exist in namespace ${namespace}: set spec.snapshotName to an existing snapshot (virtfleet snapshot list)`,
+        `VirtualMachineSnapshot ${restore.spec.snapshotName} was deleted while it was being restored`,
       );
-    if (!snapshot.status?.readyToUse)
+    if (snapshot.status?.phase === 'Failed')
       return refuse(
         R.SnapshotNotReady,
-        `VirtualMachineSnapshot ${restore.spec.snapshotName} is not ready to use (phase ${snapshot.status?.phase ?? 'Pending'}): restore from a Ready snapshot`,
+        `VirtualMachineSnapshot ${restore.spec.snapshotName} failed (${findCondition(snapshot.status.conditions, READY)?.reason ?? 'Failed'}): restore from a Ready snapshot`,
+      );
+    if (!snapshot.status?.readyToUse)
+      return wait(
+        R.SnapshotNotReady,
+        `waiting for VirtualMachineSnapshot ${restore.spec.snapshotName} to be ready to use (phase ${snapshot.status?.phase ?? 'Pending'})`,
       );
     const entries = (snapshot.status.vms ?? []).filter(
       (entry) => restore.spec.vmName === undefined || entry.vm === restore.spec.vmName,

@@ -57,9 +57,9 @@ export const SNAPSHOT_REASONS = {
   CaptureFailed: 'CaptureFailed',
   /** The controller stopped during the capture: what it had taken is deleted. */
   Interrupted: 'Interrupted',
-  /** Restore: spec.snapshotName names no snapshot. */
+  /** Restore: spec.snapshotName names no snapshot (yet: the restore waits; deleted mid-restore: Failed). */
   SnapshotNotFound: 'SnapshotNotFound',
-  /** Restore: the snapshot is not readyToUse. */
+  /** Restore: the snapshot is not readyToUse yet (the restore waits), or Failed. */
   SnapshotNotReady: 'SnapshotNotReady',
   /** Restore: spec.vmName is not a VM of the snapshot. */
   VmNotInSnapshot: 'VmNotInSnapshot',
@@ -79,6 +79,7 @@ export const SNAPSHOT_EVENTS = {
   Failed: 'SnapshotFailed',
   HostSnapshotsDeleted: 'HostSnapshotsDeleted',
   RestoreRefused: 'RestoreRefused',
+  WaitingForSnapshot: 'WaitingForSnapshot',
   Reverted: 'Reverted',
   RevertFailed: 'RevertFailed',
   Restored: 'Restored',

@@ -1,6 +1,6 @@
 // The snapshot and restore controllers: their informers and watches. A snapshot is reconciled
 // when it changes; a restore when it or its snapshot changes (a restore made before its snapshot
-// is Ready is refused, so it waits for nothing).
+// is Ready waits for it).
 import type { Fleet } from '../../hosts/fleet.js';
 import type { Logger } from '../../observability/logging.js';
 import type { ControllerMetrics } from '../../observability/metrics.js';
@@ -8,7 +8,7 @@ import { Controller } from '../../runtime/controller.js';
 import type { EventRecorder } from '../../runtime/events.js';
 import type { Informer } from '../../runtime/informer.js';
 import type { KubeClient } from '../../runtime/kube-client.js';
-import { watchOwn } from '../../runtime/sources.js';
+import { watchMapped, watchOwn } from '../../runtime/sources.js';
 import type { VmObject } from '../resources.js';
 import { SnapshotReconciler } from './reconciler.js';
 import { RestoreReconciler } from './restore-reconciler.js';
@@ -58,7 +58,19 @@ export function snapshotControllers(options: SnapshotControllersOptions): Contro
       ...(options.events ? { events: options.events } : {}),
       ...(options.hostRetryMs ? { retryMs: options.hostRetryMs } : {}),
     }),
-    sources: [watchOwn(options.restores)],
+    sources: [
+      watchOwn(options.restores),
+      // The restores waiting for this snapshot (few per namespace: a scan of the cache is enough).
+      watchMapped(options.snapshots, (snapshot) =>
+        options.restores
+          .list()
+          .filter(
+            (r) =>
+              r.metadata.namespace === snapshot.metadata.namespace && r.spec.snapshotName === snapshot.metadata.name,
+          )
+          .map((r) => `${r.metadata.namespace ?? ''}/${r.metadata.name ?? ''}`),
+      ),
+    ],
     ...common,
   });
   return [snapshot, restore];

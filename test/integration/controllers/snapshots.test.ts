@@ -83,6 +83,10 @@ function settled(phase: string | undefined): boolean {
   return phase === 'Ready' || phase === 'Failed';
 }
 
+function restoreSettled(phase: string | undefined): boolean {
+  return phase === 'Succeeded' || phase === 'Failed';
+}
+
 async function snapshotUntilSettled(name: string): Promise<SnapshotObject> {
   return (await until(readSnapshot(name), (s) => settled(s?.status?.phase), `${name} settled`))!;
 }
@@ -346,15 +350,41 @@ describe('refusals, each with a reason that names the thing and what to do', () 
     await bench.kube.patch(HOST_POOL, undefined, downPool, { spec: { hosts: bench.poolSpecHosts([C]) } });
   });
 
-  it('a restore of a snapshot that does not exist, and of a VM the snapshot does not hold', async () => {
+  it('a restore made before its snapshot waits for it, then restores; one of a failed snapshot is refused; one of a VM the snapshot does not hold is refused', async () => {
+    // As in one GitOps sync: the restore is applied before its snapshot exists.
     await bench.kube.create(VM_RESTORE, {
       apiVersion: 'virtfleet.io/v1alpha1',
       kind: 'VirtualMachineRestore',
-      metadata: { name: 'r-none', namespace: bench.namespace },
-      spec: { snapshotName: 'none' },
+      metadata: { name: 'r-late', namespace: bench.namespace },
+      spec: { snapshotName: 'late' },
     } as RestoreObject);
-    const none = (await until(readRestore('r-none'), (r) => r?.status?.phase === 'Failed', 'r-none Failed'))!;
-    expect(condition(none, 'Ready')).toMatchObject({ reason: 'SnapshotNotFound' });
+    const waiting = (await until(
+      readRestore('r-late'),
+      (r) => condition(r ?? ({} as RestoreObject), 'Ready')?.reason === 'SnapshotNotFound',
+      'r-late waiting',
+    ))!;
+    expect(waiting.status?.phase).toBe('Pending');
+    expect(condition(waiting, 'Reconciling')?.status).toBe('True');
+    expect(condition(waiting, 'Ready')?.message).toBe(
+      `waiting for VirtualMachineSnapshot late in namespace ${bench.namespace}, which does not exist (yet): make it, or set spec.snapshotName to an existing snapshot (virtfleet snapshot list)`,
+    );
+    expect((await eventsOf(waiting.metadata.uid ?? '')).map((e) => e.reason)).toContain('WaitingForSnapshot');
+    await bench.kube.create(VM_SNAPSHOT, snapshotManifest('late', { vmName: 'solo' }, true));
+    const done = (await until(readRestore('r-late'), (r) => restoreSettled(r?.status?.phase), 'r-late settled'))!;
+    expect(done.status?.phase).toBe('Succeeded');
+    expect(done.status?.vms?.map((e) => `${e.vm}:${e.state}`)).toEqual(['solo:Reverted']);
+
+    await bench.kube.create(VM_RESTORE, {
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'VirtualMachineRestore',
+      metadata: { name: 'r-failed', namespace: bench.namespace },
+      spec: { snapshotName: 'nothing' }, // refused above: selector matches nothing
+    } as RestoreObject);
+    const failed = (await until(readRestore('r-failed'), (r) => r?.status?.phase === 'Failed', 'r-failed Failed'))!;
+    expect(condition(failed, 'Ready')).toMatchObject({
+      reason: 'SnapshotNotReady',
+      message: 'VirtualMachineSnapshot nothing failed (SelectorMatchesNothing): restore from a Ready snapshot',
+    });
     await expect(
       runRestore(
         'solo',
