@@ -7,6 +7,9 @@
 # reads commands typed on ttyS0 (`virtfleet vm console`), and serves commands
 # on ttyS1: each line read is run by sh, its output is
 # written back, then "VIRTFLEET-CMD-END rc=<n>".
+# The virtio disk modules (virtio_pci, virtio_blk and what they need) are in
+# /modules, in load order, NOT loaded at boot (boot time stays as it was):
+# `vf-disks` loads them and waits for /dev/vda (tests that use a disk).
 #
 # Output: ${VIRTFLEET_CACHE:-$HOME/.cache/virtfleet}/guest/<key>/{vmlinuz,initramfs.gz}
 # where <key> hashes the kernel and busybox versions, this script and
@@ -24,7 +27,36 @@ log "building the test guest ($kernel_pkg $kernel_ver, busybox $busybox_ver) in 
 guest_fetch_kernel
 
 root="$work/root"
-busybox_root "$root"
+busybox_root "$root" modules
+# The modules a virtio disk needs, dependencies first. No depmod here: each
+# module names its dependencies in its .modinfo section ("depends=a,b").
+moddir=$(echo "$work"/kernel/lib/modules/*)
+ordered=()
+add_module() {
+  local name=$1 path dep seen
+  for seen in "${ordered[@]:-}"; do [ "$(basename "$seen" .ko)" = "$name" ] && return 0; done
+  path=$(find "$moddir/kernel" -name "$name.ko" | head -n 1)
+  if [ -z "$path" ]; then echo "build-guest: module $name not in $moddir" >&2; exit 1; fi
+  for dep in $(tr '\0' '\n' < "$path" | sed -n 's/^depends=//p' | head -n 1 | tr ',' ' '); do
+    add_module "$dep"
+  done
+  ordered+=("$path")
+}
+for name in virtio_pci virtio_blk; do add_module "$name"; done
+i=0
+for path in "${ordered[@]}"; do
+  i=$((i + 1))
+  cp "$path" "$root/modules/$(printf '%02d' "$i")-$(basename "$path")"
+done
+cat > "$root/bin/vf-disks" <<'SCRIPT'
+#!/bin/sh
+# Loads the virtio disk modules (once) and waits up to 10 s for /dev/vda.
+for m in /modules/*.ko; do insmod "$m" 2>/dev/null; done
+n=0
+while [ ! -b /dev/vda ] && [ "$n" -lt 100 ]; do n=$((n + 1)); sleep 0.1; done
+[ -b /dev/vda ] || { echo "vf-disks: no /dev/vda"; exit 1; }
+SCRIPT
+chmod 755 "$root/bin/vf-disks"
 write_init "$root/init" heartbeat <<'INIT'
 # The command server: one command per line on ttyS1, started before the
 # marker so that a client that saw the marker is never early. fd 3 keeps the
