@@ -160,16 +160,23 @@ describe('VirtualMachineRestore', () => {
     await expectHealth('VirtualMachineRestore', 'back', 'healthy_succeeded.yaml', 'Healthy');
   });
 
-  it('a snapshot that does not exist: Degraded, naming it', async () => {
-    await create('VirtualMachineRestore', 'from-nothing', { snapshotName: 'no-such-snapshot' });
-    await untilPhase('VirtualMachineRestore', 'from-nothing', 'Failed');
+  it('a snapshot that does not exist yet: Progressing, waiting for it', async () => {
+    await create('VirtualMachineRestore', 'from-later', { snapshotName: 'no-such-snapshot' });
+    await untilPhase('VirtualMachineRestore', 'from-later', 'Pending');
     const got = await expectHealth(
       'VirtualMachineRestore',
-      'from-nothing',
-      'degraded_snapshot_not_found.yaml',
-      'Degraded',
+      'from-later',
+      'progressing_waiting_for_snapshot.yaml',
+      'Progressing',
     );
     expect(got.message).toContain('no-such-snapshot');
+  });
+
+  it('a snapshot that failed: Degraded, naming it', async () => {
+    await create('VirtualMachineRestore', 'from-failed', { snapshotName: 'nobody' });
+    await untilPhase('VirtualMachineRestore', 'from-failed', 'Failed');
+    const got = await expectHealth('VirtualMachineRestore', 'from-failed', 'degraded_snapshot_failed.yaml', 'Degraded');
+    expect(got.message).toContain('nobody');
   });
 });
 
