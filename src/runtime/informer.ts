@@ -14,7 +14,14 @@ import type { Logger } from '../observability/logging.js';
 import { abortableDelay } from './abort.js';
 import { KeyBackoff } from './backoff.js';
 import { traceNow, traces } from './trace.js';
-import { isGone, resourcePath, type KubeClient, type KubeObject, type ResourceType } from './kube-client.js';
+import {
+  isGone,
+  isNotFound,
+  resourcePath,
+  type KubeClient,
+  type KubeObject,
+  type ResourceType,
+} from './kube-client.js';
 
 export type InformerEvent<T> =
   { type: 'add'; object: T } | { type: 'update'; object: T; old: T } | { type: 'delete'; object: T };
@@ -102,7 +109,16 @@ export class Informer<T extends KubeObject> {
         }
         this.stats.errors++;
         const delayMs = this.backoff.next('watch');
-        logger.warn({ err: error, retryInMs: delayMs }, 'list/watch failed; retrying');
+        // A list answered 404 means the kind is not served at all: the usual cause is a CRD not
+        // applied (or an older one after an upgrade). Say which, as an error: nothing syncs until then.
+        if (isNotFound(error) && !this.resourceVersion) {
+          const name = this.type.group ? `${this.type.plural}.${this.type.group}` : this.type.plural;
+          logger.error(
+            { retryInMs: delayMs },
+            `the API server does not serve ${name}/${this.type.version} (404): apply its CustomResourceDefinition ` +
+              '(crds/, or upgrade the Helm chart); the controller is not ready until it can list it',
+          );
+        } else logger.warn({ err: error, retryInMs: delayMs }, 'list/watch failed; retrying');
         await abortableDelay(delayMs, signal);
       }
     }
