@@ -519,6 +519,23 @@ export const VirtualMachineStatusSchema = obj('The observed state of the VM, wri
         source: str('Host it leaves.', { maxLength: 63 }),
         target: str('Host it goes to.', { maxLength: 63 }),
         started: str('When it started (RFC 3339).', { format: 'date-time' }),
+        storage: Type.Optional(
+          oneOf(
+            "What happens to the VM's disks: None (it has none), Shared (HostPool spec.storage.shared: nothing is copied) " +
+              "or Copied (a host-local pool: the destination's volumes were made first and the disks are copied while the guest runs).",
+            ['None', 'Shared', 'Copied'],
+          ),
+        ),
+        dataTotalBytes: Type.Optional(
+          int('Memory and copied disks to send in all, from the job statistics (grows as the guest dirties memory).', {
+            minimum: 0,
+          }),
+        ),
+        dataRemainingBytes: Type.Optional(int('Of dataTotalBytes, what is left to send.', { minimum: 0 })),
+        diskTotalBytes: Type.Optional(int('With storage Copied: the disks to copy, in bytes.', { minimum: 0 })),
+        diskRemainingBytes: Type.Optional(
+          int('With storage Copied: what is left of the disks to copy.', { minimum: 0 }),
+        ),
       },
     ),
   ),

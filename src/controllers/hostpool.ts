@@ -164,7 +164,7 @@ export class HostPoolReconciler implements Reconciler {
 
   /**
    * Hosts in maintenance and how far their drain is: VMs still placed there, of which migrating
-   * now, and those whose migration gave up (by the Migrating condition's reason, MigrationGaveUp).
+   * now, and those whose migration gave up or was refused (by the Migrating condition's reason).
    */
   private drainProgress(hosts: FleetHost[], allocations: Map<string, HostAllocation>): DrainProgress[] {
     return hosts
@@ -179,7 +179,9 @@ export class HostPoolReconciler implements Reconciler {
           failed: objects
             .filter((vm) =>
               (vm?.status?.conditions as Condition[] | undefined)?.some(
-                (c) => c.type === 'Migrating' && c.reason === VM_REASONS.MigrationGaveUp,
+                (c) =>
+                  c.type === 'Migrating' &&
+                  (c.reason === VM_REASONS.MigrationGaveUp || c.reason === VM_REASONS.MigrationRefused),
               ),
             )
             .map((vm) => vm!.metadata.name ?? ''),

@@ -69,6 +69,8 @@ export const VM_REASONS = {
   MigrationUnresolved: 'MigrationUnresolved',
   /** The last of MIGRATION_ATTEMPTS failed: the VM stays where it is until asked again. */
   MigrationGaveUp: 'MigrationGaveUp',
+  /** Refused before anything was copied (a host device, a local file, the destination's pool or its room): not retried until asked again. */
+  MigrationRefused: 'MigrationRefused',
   NoDestination: 'NoDestination',
   NotMigrating: 'NotMigrating',
   // RestartRequired
@@ -133,6 +135,8 @@ export const VM_EVENTS = {
   Unhealthy: 'Unhealthy',
   Migrated: 'Migrated',
   MigrationFailed: 'MigrationFailed',
+  /** A migration refused before it started (the message names the cause and the fix). */
+  MigrationRefused: 'MigrationRefused',
   /** Why a VM of a failed host waits (Warning, once per message). */
   RecoveryBlocked: 'RecoveryBlocked',
   RecoveryPending: 'RecoveryPending',

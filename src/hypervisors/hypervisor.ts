@@ -324,6 +324,10 @@ export interface MigrationProgress {
   elapsedMs?: number;
   /** Passes over the guest's memory so far (1 during the first copy). */
   memIteration?: number;
+  /** The disks being copied (copyStorage), part of the data figures above; absent without a copy. */
+  diskTotal?: number;
+  diskProcessed?: number;
+  diskRemaining?: number;
 }
 
 /**

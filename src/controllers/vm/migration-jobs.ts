@@ -5,6 +5,7 @@
 // until something changes.
 import { errorText } from '../error-text.js';
 import { isHypervisorError, type Hypervisor, type MigrationProgress } from '../../hypervisors/hypervisor.js';
+import type { StorageMode } from './migration-storage.js';
 
 export interface MigrationJob {
   from: string;
@@ -14,6 +15,10 @@ export interface MigrationJob {
   outcome?: { ok: boolean; aborted: boolean; message: string; endedAt: number };
   /** Last figures read (for the Migrating condition), and when. */
   progress?: { at: number; figures: MigrationProgress | undefined };
+  /** What happens to the disks (migration-storage.ts). */
+  storage: StorageMode;
+  /** What the settle step did with the volumes afterwards (copied storage only). */
+  settled?: string;
 }
 
 export interface MigrationStart {
@@ -25,6 +30,12 @@ export interface MigrationStart {
   /** The destination's URI as the source reaches it. */
   destinationUri: string;
   timeoutMs: number;
+  storage?: StorageMode;
+  /**
+   * Copied storage: run after the call ended and before the job counts as ended, with whether it
+   * succeeded (the copies the VM no longer uses go); its answer is kept in the job.
+   */
+  settle?: (ok: boolean) => Promise<string>;
 }
 
 /** What one VM's migrations have come to: failures in a row and when to try again. */
@@ -80,10 +91,15 @@ export class MigrationJobs {
   }
 
   start(request: MigrationStart): MigrationJob {
-    const job: MigrationJob = { from: request.from, to: request.to, startedAt: this.now() };
+    const storage = request.storage ?? 'None';
+    const job: MigrationJob = { from: request.from, to: request.to, startedAt: this.now(), storage };
     this.jobs.set(request.uid, job);
+    const options = {
+      timeoutMs: request.timeoutMs,
+      ...(storage === 'Copied' ? { copyStorage: 'all' as const } : {}),
+    };
     void request.hypervisor
-      .migrate(request.uid, { uri: request.destinationUri }, { timeoutMs: request.timeoutMs })
+      .migrate(request.uid, { uri: request.destinationUri }, options)
       .then(
         () => {
           job.outcome = {
@@ -106,6 +122,10 @@ export class MigrationJobs {
           });
         },
       )
+      .then(async () => {
+        if (!request.settle) return;
+        job.settled = await request.settle(job.outcome?.ok ?? false).catch((error: unknown) => errorText(error));
+      })
       .finally(() => this.onEnd(request.uid));
     return job;
   }
@@ -122,6 +142,20 @@ export class MigrationJobs {
     return this.history.get(uid)?.failures ?? 0;
   }
 
+  /** A migration that failed before its call was made (its disks could not be prepared): counted as an attempt. */
+  failedToStart(uid: string, message: string): void {
+    const failures = (this.history.get(uid)?.failures ?? 0) + 1;
+    this.history.set(uid, { failures, retryAt: this.now() + this.retryMs * 2 ** (failures - 1), lastMessage: message });
+  }
+
+  /**
+   * A migration that cannot work as things stand (migration-storage.ts): given up at once, not
+   * retried, until a new request or the host's maintenance changes (reset).
+   */
+  refuse(uid: string, message: string): void {
+    this.history.set(uid, { failures: MIGRATION_ATTEMPTS, retryAt: Infinity, lastMessage: message });
+  }
+
   /** A new request (or the host back out of maintenance): failures are forgotten. */
   reset(uid: string): void {
     this.history.delete(uid);
@@ -133,10 +167,13 @@ export class MigrationJobs {
   }
 }
 
-/** `41 % of 130 MiB, pass 2` from a job's figures. */
+/** `41 % of 130 MiB, pass 2` (with disks: `, disks 20 % of 1024 MiB`) from a job's figures. */
 export function progressText(progress: MigrationProgress | undefined): string {
   if (!progress?.active || !progress.dataTotal) return 'starting';
-  const percent = Math.min(100, Math.floor(((progress.dataProcessed ?? 0) / progress.dataTotal) * 100));
-  const mib = (progress.dataTotal / 2 ** 20).toFixed(0);
-  return `${percent} % of ${mib} MiB${progress.memIteration && progress.memIteration > 1 ? `, pass ${progress.memIteration}` : ''}`;
+  const percent = (done: number | undefined, total: number) => Math.min(100, Math.floor(((done ?? 0) / total) * 100));
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+  const disks = progress.diskTotal
+    ? `, disks ${percent(progress.diskProcessed, progress.diskTotal)} % of ${mib(progress.diskTotal)} MiB`
+    : '';
+  return `${percent(progress.dataProcessed, progress.dataTotal)} % of ${mib(progress.dataTotal)} MiB${progress.memIteration && progress.memIteration > 1 ? `, pass ${progress.memIteration}` : ''}${disks}`;
 }

@@ -4,7 +4,8 @@
 // the location rule, never taken from the call's outcome alone. Writes Migrating,
 // status.migration (before the migration starts) and lastAction of `vm migrate`.
 import { rfc3339 } from '../../runtime/time.js';
-import type { DomainStatus, Hypervisor } from '../../hypervisors/hypervisor.js';
+import type { DomainStatus, Hypervisor, MigrationProgress } from '../../hypervisors/hypervisor.js';
+import { errorText } from '../error-text.js';
 import { place } from '../../scheduler/placement.js';
 import type { FleetHost } from '../../hosts/fleet.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
@@ -14,6 +15,7 @@ import { MIGRATE_TO_ANNOTATION, actionRequest, isNewRequest } from '../vm-action
 import type { VmStatusDraft } from '../vm-status.js';
 import type { VmKit } from './kit.js';
 import { MigrationJobs, progressText } from './migration-jobs.js';
+import { planStorage, prepareDestination, settleCopies, type StoragePlan } from './migration-storage.js';
 import { MIGRATION_LOOK_MS, MIGRATION_TIMEOUT_MS } from './options.js';
 import { schedulingPolicy, vmRequest, type PlacementStep } from './placement.js';
 
@@ -41,8 +43,9 @@ export class MigrationStep {
         C.Migrating,
         'True',
         R.Migrating,
-        `migrating from ${job.from} to ${job.to}: ${progressText(job.progress.figures)}`,
+        `migrating from ${job.from} to ${job.to}${job.storage === 'Copied' ? ' with its disks' : ''}: ${progressText(job.progress.figures)}`,
       );
+      if (draft.status.migration) draft.status.migration = withProgress(draft.status.migration, job.progress.figures);
       return MIGRATION_LOOK_MS;
     }
     return undefined;
@@ -123,10 +126,44 @@ export class MigrationStep {
       return asked ? undefined : this.kit.hostRetryMs;
     }
     const destination = this.kit.options.fleet.host(poolName, result.host)!;
+    const ends = {
+      source: { name: host.name, hypervisor },
+      destination: { name: result.host, hypervisor: this.kit.options.fleet.hypervisor(destination.uri) },
+    };
+    // The disks: shared, copied (their volumes made on the destination first), or refused.
+    let plan: StoragePlan;
+    let made: string[] = [];
+    try {
+      plan = await planStorage({ vm, storage: pool.spec.storage, xml: await hypervisor.xml(uid), ...ends });
+      if (plan.ok && plan.storage === 'Copied')
+        made = await prepareDestination(plan, hypervisor, ends.destination.hypervisor);
+    } catch (error) {
+      const message = `${why}, but the disks cannot be prepared on ${result.host}: ${errorText(error)}`;
+      this.jobs.failedToStart(uid, message);
+      this.kit.event(vm, 'Warning', E.MigrationFailed, message);
+      draft.set(C.Migrating, 'False', R.MigrationFailed, `${message}; retrying`);
+      return MIGRATION_LOOK_MS;
+    }
+    if (!plan.ok) {
+      const message = `${why}, but the VM cannot move to ${result.host}: ${plan.message}`;
+      // Not retried: nothing would change by itself (a new request or the host's maintenance does).
+      this.jobs.refuse(uid, message);
+      if (draft.condition(C.Migrating)?.message !== message) this.kit.event(vm, 'Warning', E.MigrationRefused, message);
+      draft.set(C.Migrating, 'False', R.MigrationRefused, `${message}; the VM keeps running on ${host.name}`);
+      if (asked) this.kit.recordAction(vm, draft, { id: request!.id, action: 'migrate', state: 'Failed', message });
+      return undefined;
+    }
+    const storage = plan.storage;
+    const copied = plan.storage === 'Copied' ? plan : undefined;
     // Recorded before it starts: a controller that dies meanwhile finds where the VM went.
-    draft.status.migration = { source: host.name, target: result.host, started: rfc3339(now) };
+    draft.status.migration = { source: host.name, target: result.host, started: rfc3339(now), storage };
     draft.phase('Migrating');
-    draft.set(C.Migrating, 'True', R.Migrating, `migrating from ${host.name} to ${result.host}: starting (${why})`);
+    draft.set(
+      C.Migrating,
+      'True',
+      R.Migrating,
+      `migrating from ${host.name} to ${result.host}${copied ? ` with its disks (${made.join(', ')} made there)` : ''}: starting (${why})`,
+    );
     await this.kit.writeStatus(vm, draft);
     this.kit.options.allocations.migrating.add(uid);
     this.jobs.start({
@@ -136,12 +173,22 @@ export class MigrationStep {
       hypervisor,
       destinationUri: destination.uri,
       timeoutMs: MIGRATION_TIMEOUT_MS,
+      storage,
+      ...(copied
+        ? {
+            settle: async (ok: boolean) => {
+              const settled = await settleCopies(uid, copied.pool, made, ok, ends.source, ends.destination);
+              this.kit.event(vm, settled.startsWith('volumes ') ? 'Normal' : 'Warning', E.VolumesDeleted, settled);
+              return settled;
+            },
+          }
+        : {}),
     });
     this.kit.event(
       vm,
       'Normal',
       E.MigrationStarted,
-      `live migration from ${host.name} to ${result.host} started (${why})`,
+      `live migration from ${host.name} to ${result.host} started (${why}); disks: ${storageWords(plan)}`,
     );
     return MIGRATION_LOOK_MS;
   }
@@ -150,4 +197,29 @@ export class MigrationStep {
     this.jobs.forget(uid);
     this.kit.options.allocations.migrating.delete(uid);
   }
+}
+
+type MigrationStatus = NonNullable<VmStatusDraft['status']['migration']>;
+
+/** status.migration with the job's latest figures (bytes). */
+function withProgress(migration: MigrationStatus, figures: MigrationProgress | undefined): MigrationStatus {
+  const next: MigrationStatus = { ...migration };
+  const put = (
+    key: 'dataTotalBytes' | 'dataRemainingBytes' | 'diskTotalBytes' | 'diskRemainingBytes',
+    value?: number,
+  ) => {
+    if (value !== undefined) next[key] = value;
+  };
+  put('dataTotalBytes', figures?.dataTotal);
+  put('dataRemainingBytes', figures?.dataRemaining);
+  if (figures?.diskTotal) {
+    put('diskTotalBytes', figures.diskTotal);
+    put('diskRemainingBytes', figures.diskRemaining);
+  }
+  return next;
+}
+
+function storageWords(plan: Extract<StoragePlan, { ok: true }>): string {
+  if (plan.storage !== 'Copied') return plan.storage === 'None' ? 'none' : 'on shared storage, not copied';
+  return `copied (${plan.volumes.map((v) => `${v.disk}: ${v.capacityBytes} bytes`).join(', ')})`;
 }

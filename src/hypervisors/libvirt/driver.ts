@@ -716,6 +716,9 @@ function progressOf(job: JobStats): MigrationProgress {
     ['dataRemaining', 'data_remaining'],
     ['elapsedMs', 'time_elapsed'],
     ['memIteration', 'memory_iteration'],
+    ['diskTotal', 'disk_total'],
+    ['diskProcessed', 'disk_processed'],
+    ['diskRemaining', 'disk_remaining'],
   ] as const;
   for (const [key, field] of fields) {
     const value = number(field);
