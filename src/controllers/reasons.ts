@@ -121,8 +121,12 @@ export const VM_EVENTS = {
   /** The domain went down without being asked and runStrategy started it again. */
   Restarted: 'Restarted',
   CrashLoopBackOff: 'CrashLoopBackOff',
-  /** Its host failed and was fenced: the VM is started on another host. */
+  /** Its host failed and was fenced (or, with spec.leases, the VM is tried elsewhere): the VM is started on another host. */
   Evacuated: 'Evacuated',
+  /** A failed host's VM started elsewhere because the lock manager granted its leases: the evidence that the old copy is gone. */
+  LeaseAcquired: 'LeaseAcquired',
+  /** A start was refused because another copy holds the VM's lease (or a disk's): that copy is alive. */
+  LeaseHeld: 'LeaseHeld',
   /** Two running copies were found; one was kept by the rule of vm/location.ts, the others destroyed. */
   SplitBrain: 'SplitBrain',
   /** A copy the rule of vm/location.ts does not keep was removed (with the evidence in the message). */

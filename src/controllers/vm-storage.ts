@@ -222,7 +222,13 @@ export class DiskProvisioner {
       return this.images.provision(target, hypervisor);
     }
 
-    const existing = await hypervisor.volume(storage.pool, name);
+    let existing = await hypervisor.volume(storage.pool, name);
+    // Shared storage: the volume may have been made by another host (the VM's host before a
+    // recovery or migration) after this host's libvirt last listed the pool.
+    if (!existing && storage.shared) {
+      await hypervisor.refreshStoragePool(storage.pool);
+      existing = await hypervisor.volume(storage.pool, name);
+    }
     if (existing) return { state: 'ready', volume: existing, created: false };
 
     if (source.clone) {

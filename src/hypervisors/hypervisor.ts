@@ -491,6 +491,11 @@ export interface Hypervisor {
   ensureStoragePool(pool: StoragePoolRef): Promise<StoragePoolStatus>;
   /** The volume, or undefined when the pool has none of that name. */
   volume(pool: string, name: string): Promise<VolumeStatus | undefined>;
+  /**
+   * Rescans the pool's volumes: on shared storage another host may have made files this host's
+   * libvirt has not listed yet (it lists a pool's volumes when the pool starts).
+   */
+  refreshStoragePool(pool: string): Promise<void>;
   /** A new empty volume; 'already-exists' when the name is taken. */
   createVolume(pool: string, volume: NewVolume): Promise<VolumeStatus>;
   /** A new volume with the contents of `source` (copied by the host; converted to `volume.format`). */

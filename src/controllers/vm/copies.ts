@@ -137,13 +137,20 @@ export class CopiesStep {
   /**
    * Before a copy is started where none is (a define on a host without the domain, a start, an
    * evacuation): every host of the pool is asked. A copy that runs (or is paused) elsewhere is
-   * adopted instead; a host that may hold one and does not answer holds the start. Returns when
+   * adopted instead; a host that may hold one and does not answer holds the start, unless it is
+   * in `leased` (its copy would hold the VM's lease, so the lock manager decides). Returns when
    * the start may go ahead on `host`; otherwise halts the reconcile.
    */
-  async guardStart(vm: VmObject, pool: PoolObject, host: string, draft: VmStatusDraft): Promise<void> {
+  async guardStart(
+    vm: VmObject,
+    pool: PoolObject,
+    host: string,
+    draft: VmStatusDraft,
+    leased: ReadonlySet<string> = new Set(),
+  ): Promise<void> {
     const uid = vm.metadata.uid ?? '';
     const poolName = pool.metadata.name ?? '';
-    const sightings = await this.copies.sight(poolName, uid, 'all');
+    const sightings = await this.copies.sight(poolName, uid, 'all', new Set(), leased);
     const verdict = locate({ host, migration: draft.status.migration, migrating: false, sightings });
     if (verdict.kind === 'blind') {
       this.reportBlind(vm, poolName, verdict, draft);

@@ -14,12 +14,14 @@ export class VmCopies {
    * What each of `hosts` (names in `pool`; 'all': every host of the pool) says about `uid`.
    * Hosts in `answered` were just heard from (the pool's scan found a copy there): they are asked
    * even before the HostPool controller calls them ready again, and what they say beats a fence.
+   * Hosts in `leased` that do not answer are reported leased: a copy there holds the VM's lease.
    */
   async sight(
     pool: string,
     uid: string,
     hosts: string[] | 'all',
     answered: ReadonlySet<string> = new Set(),
+    leased: ReadonlySet<string> = new Set(),
   ): Promise<Sighting[]> {
     const names = hosts === 'all' ? this.fleet.hosts(pool).map((host) => host.name) : [...new Set(hosts)];
     return Promise.all(
@@ -28,7 +30,7 @@ export class VmCopies {
         if (!host) return { host: name, reach: 'unreachable' };
         const silent: Sighting = {
           host: name,
-          reach: host.verdict.fencing?.state === 'Fenced' ? 'fenced' : 'unreachable',
+          reach: host.verdict.fencing?.state === 'Fenced' ? 'fenced' : leased.has(name) ? 'leased' : 'unreachable',
         };
         if (!host.verdict.readiness.ready && !answered.has(name)) return silent;
         try {

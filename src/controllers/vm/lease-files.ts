@@ -30,6 +30,8 @@ export class LeaseFiles {
       this.known.add(poolKey);
     }
     const name = leaseKey(uid);
+    // The lockspace is shared: another host may have made the file since this host listed the pool.
+    if (!(await hypervisor.volume(leases.storagePool, name))) await hypervisor.refreshStoragePool(leases.storagePool);
     if (!(await hypervisor.volume(leases.storagePool, name))) {
       await ignoring(['already-exists'], () =>
         hypervisor.createVolume(leases.storagePool, { name, format: 'raw', capacityBytes: 0 }),

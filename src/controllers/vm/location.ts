@@ -9,7 +9,9 @@
 //   migration (`running/migration_canceled`), so a paused copy counts as "may run" for starting.
 // - A host that may hold a copy (status.host, the migration's source and target, any host seen
 //   with a copy) and does not answer is a blind spot: nothing is started anywhere while it may
-//   hold a running copy, unless it is fenced (powered off by its fencing command).
+//   hold a running copy, unless it is fenced (powered off by its fencing command) or leased (a
+//   host of a pool with spec.leases whose copy, if it runs, holds the VM's lease: the lock
+//   manager refuses a start elsewhere while it does, so a start may be tried; lease-recovery.ts).
 // - Two running copies are split-brain: the copy to keep is the migration's target when it runs
 //   (it completed the switchover, so it holds the newest state), else the one on status.host,
 //   else the first by host name; the others are destroyed, with an Event and an alert.
@@ -20,7 +22,7 @@ import type { DomainState } from '../../hypervisors/hypervisor.js';
 /** What one host says about the VM's UUID. */
 export type Sighting =
   | { host: string; reach: 'reachable'; domain?: { state: DomainState; reason: string } }
-  | { host: string; reach: 'unreachable' | 'fenced' };
+  | { host: string; reach: 'unreachable' | 'fenced' | 'leased' };
 
 export interface MigrationRecord {
   source: string;

@@ -17,6 +17,11 @@ export interface VmMemory {
   /** The reason label of its virtfleet_vm_recovery_blocked series, if any. */
   blockedReason?: string;
   /**
+   * A failed host's VM tried elsewhere by lease (lease-recovery.ts): the host it left (unknown
+   * after a restart), refused starts so far, and while a refusal waits, the next try and why.
+   */
+  leaseRecovery?: { from?: string; failedAt?: number; refusals: number; retryAt?: number; message?: string };
+  /**
    * The status this process last wrote. The cache lags our own writes; a reconcile that started
    * from the older status would restart a VM twice for one request, lose a count, or write an old
    * condition back over a newer one (conditions are replaced as a list). With leader election

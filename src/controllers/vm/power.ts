@@ -20,6 +20,7 @@ import {
 import type { VmStatusDraft } from '../vm-status.js';
 import type { CopiesStep } from './copies.js';
 import type { VmKit } from './kit.js';
+import { leaseConflict, type LeaseRecovery } from './lease-recovery.js';
 
 export interface PowerOutcome {
   domain: DomainStatus;
@@ -34,6 +35,7 @@ export class PowerStep {
   constructor(
     private readonly kit: VmKit,
     private readonly copies: CopiesStep,
+    private readonly leases: LeaseRecovery,
   ) {}
 
   /** This process asked the guest to shut down and has not seen it stopped yet. */
@@ -54,6 +56,7 @@ export class PowerStep {
     const stopWasAsked = memory.shutdownSince !== undefined;
     const phaseBefore = draft.status.phase;
     if (!isActive(domain.state)) delete memory.shutdownSince;
+    else this.leases.clear(vm);
     const parsed = actionRequest(vm.metadata.annotations);
     if (parsed && 'error' in parsed) this.refuseAnnotation(vm, draft, parsed.error);
     const request = parsed && !('error' in parsed) ? parsed : undefined;
@@ -95,9 +98,22 @@ export class PowerStep {
         return { domain, requeueAfterMs: pending.leftMs, backingOff: true };
       }
     }
+    // A start refused for a lease held elsewhere waits for its next try (lease-recovery.ts).
+    const leaseWait = step.action === 'start' && !askedByUser ? this.leases.waiting(vm, draft) : undefined;
+    if (leaseWait !== undefined) return { domain, requeueAfterMs: leaseWait, backingOff: true };
     // Never a second copy: a VM that ran before is started only when no host has it live.
     if (step.action === 'start' && vm.status?.domainUUID) await this.copies.guardStart(vm, pool, hostName, draft);
-    const requeueAfterMs = await this.perform(vm, hypervisor, step);
+    let requeueAfterMs: number | undefined;
+    try {
+      requeueAfterMs = await this.perform(vm, hypervisor, step);
+    } catch (error) {
+      // Another copy holds the VM's lease or a disk: it is alive. Not a crash: the VM waits.
+      const conflict = step.action === 'start' ? leaseConflict(error) : undefined;
+      if (conflict === undefined) throw error;
+      const retry = this.leases.refused(vm, pool, hostName, conflict, draft);
+      return { domain: await hypervisor.state(uid), requeueAfterMs: retry, backingOff: true };
+    }
+    if (step.action === 'start') this.leases.started(vm, pool, hostName, draft);
     let recoveredFrom: number | undefined;
     if (step.action === 'start') {
       draft.set(C.Ready, 'False', R.Starting, 'starting');

@@ -26,6 +26,7 @@ import { HealthStep } from './health.js';
 import { HostStep } from './host.js';
 import { Halt, minDefined, VmKit } from './kit.js';
 import { LeaseStep } from './lease.js';
+import { LeaseRecovery } from './lease-recovery.js';
 import { LiveStateStep } from './live-state.js';
 import { MigrationStep } from './migration.js';
 import type { VirtualMachineControllerOptions } from './options.js';
@@ -40,6 +41,8 @@ export class VirtualMachineReconciler implements Reconciler {
   readonly migration: MigrationStep;
   readonly copies: CopiesStep;
   readonly recovery: RecoveryStep;
+  /** A failed host's VMs tried elsewhere by lease (spec.leases, no fencing): the power step's starts decide. */
+  readonly leaseRecovery: LeaseRecovery;
   readonly host: HostStep;
   readonly disks: DisksStep;
   /** spec.install: the installs under way and the Kickstart endpoint's answers (../install/flow.ts). */
@@ -58,6 +61,7 @@ export class VirtualMachineReconciler implements Reconciler {
     this.migration = new MigrationStep(kit, this.placement);
     this.copies = new CopiesStep(kit, this.migration.jobs);
     this.recovery = new RecoveryStep(kit, this.placement);
+    this.leaseRecovery = new LeaseRecovery(kit);
     this.host = new HostStep(kit);
     this.disks = new DisksStep(kit, options.disks ?? new DiskProvisioner());
     this.installs = new InstallFlow({
@@ -73,7 +77,7 @@ export class VirtualMachineReconciler implements Reconciler {
     });
     this.lease = new LeaseStep(kit);
     this.domain = new DomainStep(kit, this.copies);
-    this.power = new PowerStep(kit, this.copies);
+    this.power = new PowerStep(kit, this.copies, this.leaseRecovery);
     this.suspend = new SuspendStep(kit);
     this.liveState = new LiveStateStep(kit);
     this.health = new HealthStep(kit);
@@ -112,12 +116,19 @@ export class VirtualMachineReconciler implements Reconciler {
       if (settled !== undefined) throw new Halt(settled);
       const recovery = this.recovery.verdict(vm, pool, placement);
       if (recovery?.go) {
-        // After fencing, a copy already running on a reachable host is adopted, not replaced.
-        await this.copies.guardStart(vm, pool!, placement.host, draft);
-        placement = this.recovery.placeElsewhere(vm, pool!, placement.host, draft);
+        // After fencing, a copy already running on a reachable host is adopted, not replaced. By
+        // lease, the silent old host does not hold the start: its copy would hold the leases.
+        const leased = new Set(recovery.proof === 'lease' ? [recovery.from] : []);
+        await this.copies.guardStart(vm, pool!, placement.host, draft, leased);
+        const from = placement.host;
+        placement = this.recovery.placeElsewhere(vm, pool!, from, draft, recovery.proof);
         if (!placement) throw new Halt(this.kit.hostRetryMs);
+        if (recovery.proof === 'lease') this.leaseRecovery.trying(vm, from, recovery.failedAt);
       }
-      this.recovery.reportBlocked(vm, recovery && !recovery.go ? recovery.metric : undefined);
+      this.recovery.reportBlocked(
+        vm,
+        recovery && !recovery.go ? recovery.metric : this.leaseRecovery.blockedMetric(vm),
+      );
       // Recorded before anything is made on the host: a controller that dies after the define
       // finds the domain where status says, instead of placing the VM a second time elsewhere.
       current = await this.kit.writeStatus(current, draft);

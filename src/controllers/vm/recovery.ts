@@ -1,7 +1,9 @@
 // Step: recovery from a failed host. A VM of a failed host is started elsewhere only once the
-// old copy is known dead (the host's fencing command confirmed power-off), never on a guess;
-// otherwise it waits with a reason that says what would unblock it, and the
-// virtfleet_vm_recovery_blocked series says so to Prometheus.
+// old copy is known dead, never on a guess: the host's fencing command confirmed power-off, or,
+// in a pool with spec.leases and no fencing command (or one that failed), the lock manager of
+// the new host grants the VM's leases (lease-recovery.ts: the start is tried, and refused while
+// the old copy holds them). Otherwise it waits with a reason that says what would unblock it,
+// and the virtfleet_vm_recovery_blocked series says so to Prometheus.
 import { ACTION_ANNOTATION, heldBy } from '../vm-actions.js';
 import { FAILED_HOST_REASONS } from '../pool-status.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
@@ -11,13 +13,17 @@ import type { VmKit } from './kit.js';
 import type { Placement, PlacementStep } from './placement.js';
 
 /** Whether a VM of a failed host may be started elsewhere now, or why it waits. */
-export type RecoveryVerdict = { go: true; failedAt: number; fencedBy: string } | RecoveryWait;
+export type RecoveryVerdict =
+  | { go: true; failedAt: number; proof: 'fenced'; fencedBy: string }
+  /** Tried by lease: the lock manager of the new host refuses the start while the old copy holds the leases. */
+  | { go: true; failedAt: number; proof: 'lease'; from: string }
+  | RecoveryWait;
 export interface RecoveryWait {
   go: false;
   reason: string;
   message: string;
   /** The reason label of virtfleet_vm_recovery_blocked, when the wait needs a person. */
-  metric?: 'no_fencing' | 'fencing_failed' | 'disks_not_shared';
+  metric?: 'no_fencing' | 'fencing_failed' | 'disks_not_shared' | 'lease_held';
 }
 
 export class RecoveryStep {
@@ -62,8 +68,11 @@ export class RecoveryStep {
     }
     const declared = pool.spec.hosts.find((entry) => entry.name === host.name)?.fencing;
     const fencing = host.verdict.fencing;
-    if (fencing?.state === 'Fenced')
-      return { go: true, failedAt: host.verdict.notReadySince ?? this.kit.now(), fencedBy: fencing.message };
+    const failedAt = host.verdict.notReadySince ?? this.kit.now();
+    if (fencing?.state === 'Fenced') return { go: true, failedAt, proof: 'fenced', fencedBy: fencing.message };
+    // Fencing comes first; the leases decide without a fencing command, or once it failed.
+    const fencingFirst = declared?.method === 'command' && fencing?.state !== 'Failed';
+    if (pool.spec.leases && !fencingFirst) return { go: true, failedAt, proof: 'lease', from: host.name };
     if (declared?.method !== 'command') {
       return {
         go: false,
@@ -71,7 +80,8 @@ export class RecoveryStep {
         metric: 'no_fencing',
         message:
           `${failure}; the VM is not started elsewhere because its old copy may still be running there and no fencing is configured ` +
-          `(HostPool ${poolName} spec.hosts[${host.name}].fencing). Configure a fencing command that powers the host off, or bring the host back`,
+          `(HostPool ${poolName} spec.hosts[${host.name}].fencing) nor leases (spec.leases). Configure a fencing command that powers the host off, ` +
+          'or leases on shared storage, or bring the host back',
       };
     }
     if (fencing?.state === 'Failed') {
@@ -89,14 +99,28 @@ export class RecoveryStep {
     };
   }
 
-  /** Places the VM on another host of the pool, recording the move (written before anything is made there). */
-  placeElsewhere(vm: VmObject, pool: PoolObject, from: string, draft: VmStatusDraft): Placement | undefined {
+  /**
+   * Places the VM on another host of the pool, recording the move (written before anything is
+   * made there). `proof`: the old copy is dead (fenced), or the new host's lock manager decides
+   * at the start (lease; the restart is counted once it started).
+   */
+  placeElsewhere(
+    vm: VmObject,
+    pool: PoolObject,
+    from: string,
+    draft: VmStatusDraft,
+    proof: 'fenced' | 'lease' = 'fenced',
+  ): Placement | undefined {
     const uid = vm.metadata.uid ?? '';
     const poolName = pool.metadata.name ?? '';
     const result = this.placement.placeAwayFrom(vm, pool, from, `moved from failed host ${from}`, draft);
+    const how =
+      proof === 'fenced'
+        ? 'failed and was fenced'
+        : 'failed (no fencing command ran; the leases decide: the VM starts only where its lock manager grants them)';
     if (!result.placed) {
       draft.phase('Unknown');
-      const message = `host ${from} failed and was fenced, but no other host can take the VM: ${result.message}`;
+      const message = `host ${from} ${how}, but no other host can take the VM: ${result.message}`;
       const before = draft.condition(C.Scheduled)?.message;
       draft.set(C.Scheduled, 'False', R.Unschedulable, message);
       draft.set(C.Ready, 'Unknown', R.RecoveryBlocked, message);
@@ -106,19 +130,16 @@ export class RecoveryStep {
     const { host, hypervisor } = result.placed;
     // A fresh start on the new host: no crash to count, no old definition to compare with.
     draft.phase('Provisioning');
-    draft.set(C.Provisioned, 'False', R.Evacuating, `moving to ${host}: host ${from} failed and was fenced`);
+    draft.set(C.Provisioned, 'False', R.Evacuating, `moving to ${host}: host ${from} ${how}`);
     const memory = this.kit.memory(vm);
     delete memory.defined;
     this.kit.crashes.forget(uid);
     memory.evacuatedAt = this.kit.options.fleet.host(poolName, from)?.verdict.notReadySince ?? this.kit.now();
-    draft.status.restarts = (draft.status.restarts ?? 0) + 1;
-    this.kit.options.metrics?.vmRestarts.inc({ ...this.kit.labels(vm), reason: 'host_failure' });
-    this.kit.event(
-      vm,
-      'Warning',
-      E.Evacuated,
-      `host ${from} failed and was fenced; starting the VM on ${host} (${result.why})`,
-    );
+    if (proof === 'fenced') {
+      draft.status.restarts = (draft.status.restarts ?? 0) + 1;
+      this.kit.options.metrics?.vmRestarts.inc({ ...this.kit.labels(vm), reason: 'host_failure' });
+    }
+    this.kit.event(vm, 'Warning', E.Evacuated, `host ${from} ${how}; starting the VM on ${host} (${result.why})`);
     return { host, hypervisor };
   }
 

@@ -362,6 +362,10 @@ export class LibvirtHypervisor implements Hypervisor {
     });
   }
 
+  refreshStoragePool(pool: string): Promise<void> {
+    return this.call(`refresh storage pool ${pool}`, (conn) => conn.storagePoolRefresh(pool));
+  }
+
   storagePoolPath(pool: string): Promise<string> {
     const operation = `read the directory of storage pool ${pool}`;
     return this.call(operation, async (conn) => {
