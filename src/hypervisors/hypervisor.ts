@@ -30,6 +30,11 @@ export interface TlsCredentials {
 /** The hypervisor a host runs, as the API names it; 'test' is libvirt's simulated driver. */
 export type HostHypervisorType = 'kvm' | 'xen' | 'test';
 
+export interface DefineOptions {
+  /** Check the XML against the host's schema before defining (default true). */
+  validate?: boolean;
+}
+
 export interface HostFacts {
   /** The URI the host was reached by (as configured, not as libvirt resolved it). */
   uri: string;
@@ -432,9 +437,10 @@ export interface Hypervisor {
   lookup(uuid: string): Promise<DomainStatus | undefined>;
   /**
    * Defines the domain, or redefines it when its UUID exists (a running domain takes the new
-   * definition at its next start). Idempotent: the same XML twice is one domain.
+   * definition at its next start). Idempotent: the same XML twice is one domain. The host checks
+   * the XML against its schema first unless `validate` is false (the caller knows it passed).
    */
-  ensureDefined(xml: string): Promise<DomainRef>;
+  ensureDefined(xml: string, options?: DefineOptions): Promise<DomainRef>;
   start(uuid: string, options?: StartOptions): Promise<void>;
   /** Asks the guest to shut down (ACPI); resolves before it has: watch for a stopped event. */
   shutdown(uuid: string): Promise<void>;

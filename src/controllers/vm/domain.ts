@@ -15,6 +15,7 @@ import type { VmStatusDraft } from '../vm-status.js';
 import type { CopiesStep } from './copies.js';
 import { Halt, type VmKit } from './kit.js';
 import type { Placement } from './placement.js';
+import { ValidatedDefinitions, withPlaceholderIdentity } from './validated-definitions.js';
 
 /** How a redefinition is explained in the Redefined Event, by install plan. */
 export const REDEFINED_BECAUSE: Record<InstallPlan['kind'], string> = {
@@ -39,6 +40,9 @@ export interface DefineRequest {
 }
 
 export class DomainStep {
+  /** Definition shapes the hosts' libvirt has validated (validated-definitions.ts). */
+  readonly validated = new ValidatedDefinitions();
+
   constructor(
     private readonly kit: VmKit,
     private readonly copies: CopiesStep,
@@ -61,22 +65,18 @@ export class DomainStep {
     if (!type) throw new Halt(this.kit.hostRetryMs); // the host step made sure the host has one
     let xml: string;
     let name: string;
-    try {
-      const source = installer ? { ...vm, spec: { ...vm.spec, ...installer.spec } } : vm;
+    const facts = host.observed.facts!;
+    const source = installer ? { ...vm, spec: { ...vm.spec, ...installer.spec } } : vm;
+    const build = (of: VmObject) => {
       // The installer's console goes to a file on the host too: failure messages point there.
-      const { namespace = '', name: vmName = '' } = vm.metadata;
+      const { namespace = '', name: vmName = '', uid: ofUid = '' } = of.metadata;
       const serialLog = installer
-        ? installerSerialLog(domainName(namespace, vmName, uid), type, source.spec.xen?.mode)
+        ? installerSerialLog(domainName(namespace, vmName, ofUid), type, source.spec.xen?.mode)
         : undefined;
-      ({ xml, name } = domainXmlFor(
-        source,
-        pool.spec,
-        type,
-        host.observed.facts!,
-        disks,
-        installer?.bootDevice,
-        serialLog,
-      ));
+      return domainXmlFor(of, pool.spec, type, facts, disks, installer?.bootDevice, serialLog);
+    };
+    try {
+      ({ xml, name } = build(source));
     } catch (error) {
       if (!(error instanceof DomainSpecError)) throw error;
       this.refuse(vm, draft, error.message);
@@ -89,15 +89,19 @@ export class DomainStep {
     const memory = this.kit.memory(vm);
     const previous = memory.defined;
     if (!existing || previous !== xml) {
+      // The host's schema check, once per shape of definition on its libvirt (validated-definitions.ts).
+      const shape = this.validated.key(facts, build(withPlaceholderIdentity(source)).xml);
+      const validate = !this.validated.has(shape);
       try {
-        await hypervisor.ensureDefined(xml);
+        await hypervisor.ensureDefined(xml, { validate });
+        if (validate) this.validated.add(shape);
       } catch (error) {
         if (!isHypervisorError(error, 'invalid-definition')) throw error;
         this.refuse(vm, draft, error.message);
         throw new Halt();
       }
       memory.defined = xml;
-      if (!existing) this.kit.event(vm, 'Normal', E.Defined, `domain ${name} defined on ${host.name}`);
+      if (!existing) this.kit.note(vm, E.Defined, `domain ${name} defined on ${host.name}`);
       // After a controller restart `previous` is unknown: the define only re-syncs, no news.
       else if (previous !== undefined)
         this.kit.event(vm, 'Normal', E.Redefined, `domain ${name} redefined on ${host.name} ${redefinedBecause}`);

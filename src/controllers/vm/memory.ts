@@ -29,6 +29,8 @@ export interface VmMemory {
    * shows it; after a restart the cache is all there is.
    */
   written?: VmStatusDraft['status'];
+  /** Steps of the reconcile under way that make one Event together when it ends (VmKit.note). */
+  notes?: Array<{ reason: string; message: string }>;
 }
 
 export class VmMemories {

@@ -88,7 +88,7 @@ export class PlacementStep {
     const ready = draft.condition(C.Ready)?.reason;
     if (ready === R.Unschedulable || ready === R.HostPoolNotFound)
       draft.set(C.Ready, 'False', R.Placed, `placed on ${result.host}; the domain is being made`);
-    this.kit.event(vm, 'Normal', E.Scheduled, `placed on ${result.host} (${result.hypervisor}): ${result.reason}`);
+    this.kit.note(vm, E.Scheduled, `placed on ${result.host} (${result.hypervisor}): ${result.reason}`);
     return { host: result.host, hypervisor: result.hypervisor };
   }
 

@@ -183,7 +183,7 @@ export class PowerStep {
         return undefined;
       case 'start':
         await ignoring(['invalid-state'], () => hypervisor.start(uid));
-        this.kit.event(vm, 'Normal', E.Started, `started on ${hypervisor.uri}`);
+        this.kit.note(vm, E.Started, `started on ${hypervisor.uri}`);
         return undefined;
       case 'shutdown':
         // The stopped event brings the VM back sooner; the requeue enforces the grace period.

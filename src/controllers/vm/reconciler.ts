@@ -189,6 +189,8 @@ export class VirtualMachineReconciler implements Reconciler {
         return { requeueAfterMs: this.kit.hostRetryMs };
       }
       throw error;
+    } finally {
+      this.kit.flushNotes(vm);
     }
   }
 

@@ -2,6 +2,7 @@
 // for each call. It translates, and decides nothing: plain data out, libvirt errors turned into
 // HypervisorErrors of a few kinds, binding events turned into HostEvents.
 import type {
+  DefineOptions,
   DestroyOptions,
   DomainRef,
   DomainStatus,
@@ -137,10 +138,11 @@ export class LibvirtHypervisor implements Hypervisor {
     });
   }
 
-  ensureDefined(xml: string): Promise<DomainRef> {
-    return this.call('define domain', async (conn) => {
+  ensureDefined(xml: string, options: DefineOptions = {}): Promise<DomainRef> {
+    const validate = options.validate ?? true;
+    return this.call(validate ? 'define domain' : 'define domain (validated before)', async (conn) => {
       // validate: the host checks the XML against its schema and names what is wrong.
-      const { uuid, name } = await conn.defineXML(xml, { validate: true });
+      const { uuid, name } = await conn.defineXML(xml, { validate });
       return { uuid, name };
     });
   }

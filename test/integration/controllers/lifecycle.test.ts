@@ -152,14 +152,22 @@ describe('VirtualMachine controller', () => {
     expect(restarted.spec.memory).toBe('256Mi'); // spec is the user's: never written back
   });
 
-  it('records an Event for each step', async () => {
-    const events = await bench.kube.list<KubeObject & { reason?: string; involvedObject?: { uid?: string } }>(
-      { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
-      { namespace: bench.namespace },
+  it('records an Event for each step, and one for the creation that tells placement, definition and start', async () => {
+    const events = await bench.kube.list<
+      KubeObject & { reason?: string; message?: string; count?: number; involvedObject?: { uid?: string } }
+    >({ kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true }, { namespace: bench.namespace });
+    const mine = events.items.filter((e) => e.involvedObject?.uid === uid);
+    const reasons = new Set(mine.map((e) => e.reason));
+    for (const reason of ['Started', 'ShuttingDown', 'Redefined', 'RestartRequired']) expect(reasons).toContain(reason);
+    // Placed, defined and started in one reconcile: one Event that says all three, not three Events.
+    expect(reasons).not.toContain('Scheduled');
+    expect(reasons).not.toContain('Defined');
+    const creation = mine.filter((e) => /^placed on /.test(e.message ?? ''));
+    expect(creation).toHaveLength(1);
+    expect(creation[0]).toMatchObject({ reason: 'Started', count: 1 });
+    expect(creation[0]!.message).toMatch(
+      /^placed on kvm-1 \(kvm\): .+; domain \S+ defined on kvm-1; started on test:\/\/\/.+$/,
     );
-    const reasons = new Set(events.items.filter((e) => e.involvedObject?.uid === uid).map((e) => e.reason));
-    for (const reason of ['Scheduled', 'Defined', 'Started', 'ShuttingDown', 'Redefined', 'RestartRequired'])
-      expect(reasons).toContain(reason);
   });
 
   it('deletes the domain from its host and any copy on another host of the pool, then lets the object go', async () => {
