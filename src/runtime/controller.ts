@@ -7,7 +7,7 @@ import type { ControllerMetrics } from '../observability/metrics.js';
 import type { Runnable } from './manager.js';
 import { isConflict, isNotFound } from './kube-client.js';
 import { RequeueAfterError, TerminalError, type Reconciler } from './reconciler.js';
-import { WorkQueue } from './workqueue.js';
+import { WorkQueue, type AddOptions } from './workqueue.js';
 import { traceNow, traces } from './trace.js';
 import type { BackoffOptions } from './backoff.js';
 
@@ -41,14 +41,15 @@ export class Controller implements Runnable {
     });
   }
 
-  enqueue(key: string): void {
+  /** Enqueues `key`; a higher `priority` (default 0) is reconciled before lower ones waiting. */
+  enqueue(key: string, options: AddOptions = {}): void {
     if (traces.enqueue.hasSubscribers) traces.enqueue.publish({ controller: this.name, key, at: traceNow() });
-    this.queue.add(key);
+    this.queue.add(key, options);
   }
 
   /** Enqueues `key` after `ms`; of several pending delays for one key the earliest wins. */
-  enqueueAfter(key: string, ms: number): void {
-    this.queue.addAfter(key, ms);
+  enqueueAfter(key: string, ms: number, options: AddOptions = {}): void {
+    this.queue.addAfter(key, ms, options);
   }
 
   async run(signal: AbortSignal): Promise<void> {

@@ -1,8 +1,12 @@
 // A work queue with client-go's semantics: a key is queued at most once, a
 // key being processed is never handed out again until done() (an add while
 // it runs marks it dirty and requeues it then), delayed and rate-limited
-// adds, and a shutdown that lets in-flight work drain.
+// adds, and a shutdown that lets in-flight work drain. Keys carry a priority,
+// as in controller-runtime's priority queue: the highest is handed out first,
+// in the order added within one priority; adding a queued key again with a
+// higher priority moves it up (never down). The default priority is 0.
 import { KeyBackoff, type BackoffOptions } from './backoff.js';
+import { PriorityBuckets } from './priority-buckets.js';
 
 export interface WorkQueueHooks {
   /** Called with how long a key waited in the queue before get() handed it out. */
@@ -12,12 +16,19 @@ export interface WorkQueueHooks {
   onDepth?: (depth: number) => void;
 }
 
+export interface AddOptions {
+  /** Higher first; default 0. */
+  priority?: number;
+}
+
 export class WorkQueue {
-  private readonly queue: string[] = [];
+  private readonly queue = new PriorityBuckets<string>();
+  /** The priority a dirty key is queued (or will be requeued by done()) with. */
+  private readonly priorities = new Map<string, number>();
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly addedAt = new Map<string, number>();
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly timers = new Map<string, { at: number; priority: number; timer: NodeJS.Timeout }>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private readonly idleWaiters: Array<() => void> = [];
   private readonly backoff: KeyBackoff<string>;
@@ -31,39 +42,54 @@ export class WorkQueue {
   }
 
   get length(): number {
-    return this.queue.length;
+    return this.queue.size;
   }
 
   get isShuttingDown(): boolean {
     return this.shuttingDown;
   }
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+  add(key: string, options: AddOptions = {}): void {
+    if (this.shuttingDown) return;
+    const priority = options.priority ?? 0;
+    if (this.dirty.has(key)) {
+      // Already waiting: only a higher priority changes anything (it moves the key up).
+      const before = this.priorities.get(key) ?? 0;
+      if (priority <= before) return;
+      this.priorities.set(key, priority);
+      if (!this.processing.has(key)) this.queue.move(key, before, priority);
+      return;
+    }
     this.hooks.onAdd?.();
     this.dirty.add(key);
+    this.priorities.set(key, priority);
     if (!this.addedAt.has(key)) this.addedAt.set(key, Date.now());
     if (this.processing.has(key)) return; // requeued by done()
     this.push(key);
   }
 
-  /** Adds `key` after `ms`; of several pending delays for one key the earliest wins. */
-  addAfter(key: string, ms: number): void {
+  /** Adds `key` after `ms`; of several pending delays for one key the earliest wins (with the highest priority asked). */
+  addAfter(key: string, ms: number, options: AddOptions = {}): void {
     if (this.shuttingDown) return;
     if (ms <= 0) {
-      this.add(key);
+      this.add(key, options);
       return;
     }
     const at = Date.now() + ms;
     const pending = this.timers.get(key);
-    if (pending && pending.at <= at) return;
+    const priority = Math.max(options.priority ?? 0, pending?.priority ?? -Infinity);
+    if (pending && pending.at <= at) {
+      pending.priority = priority;
+      return;
+    }
     if (pending) clearTimeout(pending.timer);
     const timer = setTimeout(() => {
+      const fired = this.timers.get(key);
       this.timers.delete(key);
-      this.add(key);
+      this.add(key, { priority: fired?.priority ?? priority });
     }, ms);
     timer.unref();
-    this.timers.set(key, { at, timer });
+    this.timers.set(key, { at, priority, timer });
   }
 
   /** Adds `key` after its per-key backoff; returns the delay chosen. */
@@ -94,6 +120,7 @@ export class WorkQueue {
   done(key: string): void {
     this.processing.delete(key);
     if (this.dirty.has(key) && !this.shuttingDown) this.push(key);
+    else this.priorities.delete(key);
     if (this.processing.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
@@ -113,20 +140,21 @@ export class WorkQueue {
       waiter(key);
       return;
     }
-    this.queue.push(key);
-    this.hooks.onDepth?.(this.queue.length);
+    this.queue.push(key, this.priorities.get(key) ?? 0);
+    this.hooks.onDepth?.(this.queue.size);
   }
 
   private pop(): string | undefined {
     const key = this.queue.shift();
     if (key === undefined) return undefined;
-    this.hooks.onDepth?.(this.queue.length);
+    this.hooks.onDepth?.(this.queue.size);
     this.take(key);
     return key;
   }
 
   private take(key: string): void {
     this.dirty.delete(key);
+    this.priorities.delete(key);
     this.processing.add(key);
     const added = this.addedAt.get(key);
     this.addedAt.delete(key);

@@ -32,8 +32,9 @@ function capacitySources(options: VirtualMachineControllerOptions): Source {
     const enqueueWaiting = (pool: string) => {
       for (const key of unscheduledOf(vms, allocations, pool)) controller.enqueue(key);
     };
-    // A pool's status changed: maybe a failed host was fenced. Its VMs are enqueued highest
-    // spec.recovery.priority first, so that they take the free capacity first.
+    // A pool's status changed: maybe a failed host was fenced. Its VMs are enqueued with their
+    // spec.recovery.priority as the work queue's priority: the highest are reconciled first (also
+    // before VMs already waiting with a lower one), so that they take the free capacity first.
     const enqueueFailedHosts = (pool: string) => {
       // Fenced hosts' VMs move by restart, maintenance hosts' by live migration.
       const failed = new Set(
@@ -47,7 +48,7 @@ function capacitySources(options: VirtualMachineControllerOptions): Source {
         .list()
         .filter((vm) => vm.spec.hostPoolRef.name === pool && failed.has(allocations.hostOf(vm) ?? ''));
       stranded.sort((a, b) => b.spec.recovery.priority - a.spec.recovery.priority);
-      for (const vm of stranded) controller.enqueue(objectKey(vm));
+      for (const vm of stranded) controller.enqueue(objectKey(vm), { priority: vm.spec.recovery.priority });
     };
     const offPools = pools.on((event) => {
       const pool = event.object.metadata.name ?? '';
@@ -66,7 +67,9 @@ function capacitySources(options: VirtualMachineControllerOptions): Source {
         const involved =
           (host && changed.has(host)) ||
           (migration && (changed.has(migration.source) || changed.has(migration.target)));
-        if (vm.spec.hostPoolRef.name === pool && involved) controller.enqueue(objectKey(vm));
+        // A failed (or fenced) host's VMs by spec.recovery.priority, as above.
+        if (vm.spec.hostPoolRef.name === pool && involved)
+          controller.enqueue(objectKey(vm), { priority: vm.spec.recovery.priority });
       }
     });
     await untilAborted(signal);
