@@ -156,6 +156,44 @@ export class EventRecorder {
     });
   }
 
+  /**
+   * Writes one Event now, outside the queue and without aggregation, and throws when it could not
+   * be written: for an Event that is a record other processes rely on, whose caller must not go
+   * on without it (a queued Event is lost with a killed process, or waits behind a backlog).
+   */
+  async recordNow(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
+    const at = new Date();
+    const meta = object.metadata ?? {};
+    const name = eventName(meta.name);
+    await this.client.create(CORE_EVENT, this.body(object, type, reason, message, name, rfc3339(at)));
+  }
+
+  private body(object: KubeObject, type: EventType, reason: string, message: string, name: string, timestamp: string) {
+    const meta = object.metadata ?? {};
+    return {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name, namespace: meta.namespace || 'default' },
+      involvedObject: {
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resourceVersion: meta.resourceVersion,
+      },
+      type,
+      reason,
+      message,
+      count: 1,
+      firstTimestamp: timestamp,
+      lastTimestamp: timestamp,
+      source: { component: this.options.component },
+      reportingComponent: this.options.component,
+      reportingInstance: this.options.instance ?? this.options.component,
+    };
+  }
+
   private drop(why: DropReason, reason: string, object: KubeObject, error?: unknown): void {
     const count = ++this.dropped[why];
     this.metrics?.dropped.inc({ reason: why });
@@ -235,30 +273,9 @@ export class EventRecorder {
         }
       }
       // Named once: a create retried after an answer that never came finds its Event made (409).
-      pending.name ??= `${meta.name ?? 'object'}.${Date.now().toString(16)}${randomBytes(2).toString('hex')}`;
+      pending.name ??= eventName(meta.name);
       const name = pending.name;
-      await this.client.create(CORE_EVENT, {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { name, namespace },
-        involvedObject: {
-          apiVersion: object.apiVersion,
-          kind: object.kind,
-          name: meta.name,
-          namespace: meta.namespace,
-          uid: meta.uid,
-          resourceVersion: meta.resourceVersion,
-        },
-        type,
-        reason,
-        message,
-        count: 1,
-        firstTimestamp: timestamp,
-        lastTimestamp: timestamp,
-        source: { component: this.options.component },
-        reportingComponent: this.options.component,
-        reportingInstance: this.options.instance ?? this.options.component,
-      });
+      await this.client.create(CORE_EVENT, this.body(object, type, reason, message, name, timestamp));
       this.touch(key, { name, namespace, count: 1, firstTimestamp: timestamp, lastSeen: now.getTime() });
       return 'written';
     } catch (error) {
@@ -296,4 +313,9 @@ export class EventRecorder {
       this.recent.delete(oldest);
     }
   }
+}
+
+/** Unique per Event: the object's name and a time-and-random suffix, as client-go names them. */
+function eventName(objectName: string | undefined): string {
+  return `${objectName ?? 'object'}.${Date.now().toString(16)}${randomBytes(2).toString('hex')}`;
 }

@@ -5,6 +5,7 @@
 import { ignoring, isHypervisorError, type Hypervisor } from '../../hypervisors/hypervisor.js';
 import { hasFinalizer, removeFinalizer } from '../../runtime/finalizers.js';
 import type { ReconcileResult } from '../../runtime/reconciler.js';
+import { errorText } from '../error-text.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import { VIRTUAL_MACHINE, VM_FINALIZER, type VmObject } from '../resources.js';
 import type { VmStatusDraft } from '../vm-status.js';
@@ -90,18 +91,32 @@ export class DeletionStep {
     await this.steps.disks.provisioner.cancel(uid);
     options.allocations.forget(uid);
     this.steps.forget(uid);
+    // The Deleted Event is the record a later controller process finds when a domain of this VM
+    // shows up after all (a define or start a killed controller sent, completing late:
+    // hostpool-orphans.ts). Written at once and for sure before the finalizer goes: a queued
+    // Event can wait behind a backlog, or die with this process. Once per deletion in this process.
+    if (!options.fleet.deletedHere(uid, this.kit.now())) {
+      try {
+        await options.events.recordNow(
+          vm,
+          'Normal',
+          E.Deleted,
+          'no copy of the domain is left on the hosts that answered; the VM goes',
+        );
+      } catch (error) {
+        draft.phase('Terminating');
+        draft.set(
+          C.Ready,
+          'False',
+          R.Terminating,
+          `cannot write the VM's Deleted Event yet (${errorText(error)}); the finalizer stays until it is written, ` +
+            'so that a later controller can recognise a domain of this VM that shows up late',
+        );
+        await this.kit.writeStatus(vm, draft);
+        return { requeueAfterMs: this.kit.hostRetryMs };
+      }
+    }
     options.fleet.recordDeletion(uid, this.kit.now());
-    // Awaited (for a while): the Event is the record a later controller process finds when a
-    // domain of this VM shows up after all (hostpool-orphans.ts); this process remembers it anyway.
-    await Promise.race([
-      options.events.record(
-        vm,
-        'Normal',
-        E.Deleted,
-        'no copy of the domain is left on the hosts that answered; the VM goes',
-      ),
-      new Promise((resolve) => setTimeout(resolve, DELETED_EVENT_WAIT_MS).unref()),
-    ]);
     await removeFinalizer(options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
   }
 
@@ -153,9 +168,6 @@ export class DeletionStep {
     return undefined;
   }
 }
-
-/** How long the deletion waits for its Deleted Event to be written before it lets the VM go. */
-const DELETED_EVENT_WAIT_MS = 5_000;
 
 /** How soon a deletion looks again at a domain that outlived its undefine (a start completing). */
 const UNDEFINE_RETRY_MS = 500;

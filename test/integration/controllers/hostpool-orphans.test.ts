@@ -213,6 +213,100 @@ describe('orphan domains', () => {
     expect((await bench.domains(A)).some((d) => d.uuid === lost.uuid)).toBe(true);
   });
 
+  it('keeps a deleted VM until its Deleted Event is written: the record a later controller relies on', async () => {
+    const VM = {
+      kind: 'VirtualMachine',
+      group: 'virtfleet.io',
+      version: 'v1alpha1',
+      plural: 'virtualmachines',
+      namespaced: true,
+    };
+    const EVENT = { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true };
+    const POLICY = {
+      kind: 'ValidatingAdmissionPolicy',
+      group: 'admissionregistration.k8s.io',
+      version: 'v1',
+      plural: 'validatingadmissionpolicies',
+      namespaced: false,
+    };
+    const BINDING = {
+      ...POLICY,
+      kind: 'ValidatingAdmissionPolicyBinding',
+      plural: 'validatingadmissionpolicybindings',
+    };
+    const policy = `no-events-${bench.namespace}`;
+    await bench.createVm('recorded', pool);
+    const vm = await bench.untilVm('recorded', isRunning, 'Running');
+    // The API server refuses every new Event in the namespace (an admission policy: Event quotas
+    // are not enforced).
+    await bench.kube.create(POLICY, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name: policy },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: {
+          resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['events'] }],
+        },
+        validations: [{ expression: 'false', message: 'no Events in this test' }],
+      },
+    } as KubeObject);
+    await bench.kube.create(BINDING, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name: policy },
+      spec: {
+        policyName: policy,
+        validationActions: ['Deny'],
+        matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': bench.namespace } } },
+      },
+    } as KubeObject);
+    try {
+      // The policy takes effect within a few seconds: until a probe Event is refused.
+      await eventually(
+        () =>
+          bench.kube
+            .create(EVENT, {
+              apiVersion: 'v1',
+              kind: 'Event',
+              metadata: { generateName: 'probe-', namespace: bench.namespace },
+              involvedObject: { kind: 'VirtualMachine', namespace: bench.namespace, name: 'recorded' },
+              reason: 'Probe',
+              message: 'probe',
+            } as KubeObject)
+            .then(
+              () => false,
+              () => true,
+            ),
+        30_000,
+        'the admission policy refusing Events',
+      );
+      await bench.kube.delete(VM, bench.namespace, 'recorded');
+      const waiting = await bench.untilVm(
+        'recorded',
+        (v) => (condition(v, 'Ready')?.message ?? '').startsWith("cannot write the VM's Deleted Event yet"),
+        'the deletion waiting for its Deleted Event',
+      );
+      expect(waiting.metadata.finalizers).toContain('virtfleet.io/domain');
+      const message = condition(waiting, 'Ready')?.message ?? '';
+      expect(message).toContain('no Events in this test'); // the API server's reason
+      expect(message).toMatch(
+        /; the finalizer stays until it is written, so that a later controller can recognise a domain of this VM that shows up late$/,
+      );
+    } finally {
+      await bench.kube.delete(BINDING, undefined, policy);
+      await bench.kube.delete(POLICY, undefined, policy);
+    }
+    await bench.until(() => bench.vm('recorded') === undefined, 30_000, 'recorded to be gone');
+    const events = await bench.kube.list<EventObject>(EVENT, {
+      namespace: bench.namespace,
+      fieldSelector: `involvedObject.uid=${vm.metadata.uid ?? ''},reason=Deleted`,
+    });
+    expect(events.items.map((e) => e.message)).toEqual([
+      'no copy of the domain is left on the hosts that answered; the VM goes',
+    ]);
+  });
+
   it('removes a domain of a VM an earlier controller process deleted, as its Deleted Event records', async () => {
     // A VM this process never saw: only the Event an earlier process wrote before it let the VM go.
     const earlier = orphanXml('deleted-earlier');
