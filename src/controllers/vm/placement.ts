@@ -121,7 +121,7 @@ export class PlacementStep {
 
   /** The pool's hosts as placement sees them: the Fleet's readiness and this process's allocations. */
   hostStates(pool: string): HostState[] {
-    const allocations = this.kit.options.allocations.byHost(pool);
+    const allocations = this.kit.options.allocations.loads(pool);
     return this.kit.options.fleet
       .hosts(pool)
       .filter((host) => host.inSpec)
