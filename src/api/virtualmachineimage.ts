@@ -23,6 +23,7 @@ import { celExactlyOne, countSet, withRules } from './rules.js';
 
 export const IMAGE_PHASES = ['Pending', 'Importing', 'Ready', 'Failed', 'Deleting'] as const;
 export const IMAGE_FORMATS = ['qcow2', 'raw', 'iso'] as const;
+export const UPLOAD_STATES = ['Receiving', 'Uploading', 'Done', 'Failed'] as const;
 
 const SHA256 = definePattern(
   '^[a-f0-9]{64}$',
@@ -31,7 +32,7 @@ const SHA256 = definePattern(
 );
 
 const ImageSource = withRules(
-  obj('Where the image comes from: set url (with sha256) or volume.', {
+  obj('Where the image comes from: set url (with sha256), upload or volume.', {
     url: Type.Optional(
       matching('http:// or https:// URL to download the image from (redirects are followed).', HTTP_URL),
     ),
@@ -39,6 +40,12 @@ const ImageSource = withRules(
       matching(
         'Expected sha256 of the downloaded bytes (64 lowercase hex digits); required with url. A mismatch fails the import and keeps nothing.',
         SHA256,
+      ),
+    ),
+    upload: Type.Optional(
+      obj(
+        'The content is uploaded through the API server: `virtfleet image upload NAME --file FILE` (subresource virtualmachineimages/upload of subresources.virtfleet.io). Set it to {}.',
+        {},
       ),
     ),
     volume: Type.Optional(
@@ -53,9 +60,9 @@ const ImageSource = withRules(
   [
     {
       id: 'vmimage-one-source',
-      cel: celExactlyOne(['url', 'volume']),
-      message: 'set exactly one of url or volume',
-      holds: (source) => countSet(source, ['url', 'volume']) === 1,
+      cel: celExactlyOne(['url', 'upload', 'volume']),
+      message: 'set exactly one of url, upload or volume',
+      holds: (source) => countSet(source, ['url', 'upload', 'volume']) === 1,
     },
     {
       id: 'vmimage-url-needs-sha256',
@@ -95,6 +102,29 @@ const HostImage = obj('The image on one host (or, for shared storage, on the poo
   message: Type.Optional(str('Why it failed or what it waits for.', { maxLength: 4096 })),
 });
 
+const UploadStatus = obj('The last upload through the API server (spec.source.upload), written by `virtfleet api`.', {
+  state: oneOf('Receiving (bytes arriving), Uploading (to the hosts), Done, or Failed.', UPLOAD_STATES),
+  fingerprint: str('The spec the upload was made for (status.importedSpec of that spec).', { maxLength: 64 }),
+  updatedAt: str('When this was last written (RFC 3339): an upload not updated for a minute has stopped.', {
+    format: 'date-time',
+  }),
+  progress: Type.Optional(str('How far the upload is, e.g. 42%.', { maxLength: 64 })),
+  format: Type.Optional(oneOf('The format detected from the content.', IMAGE_FORMATS)),
+  sizeBytes: Type.Optional(int('Virtual size in bytes.', { format: 'int64', minimum: 0 })),
+  sha256: Type.Optional(matching('sha256 of the uploaded bytes.', SHA256)),
+  checksumVerified: Type.Optional(
+    Type.Boolean({ description: 'Whether the uploader sent a sha256 and the bytes matched it.' }),
+  ),
+  hosts: Type.Optional(
+    Type.Array(dnsLabel('A host whose pool got the image.'), {
+      description: 'Hosts whose volume holds the upload (for shared storage, the one that wrote it).',
+      maxItems: 100,
+    }),
+  ),
+  reason: Type.Optional(str('CamelCase reason when Failed.', { maxLength: 1024 })),
+  message: Type.Optional(str('Why it failed, and what to do.', { maxLength: 4096 })),
+});
+
 export const VirtualMachineImageStatusSchema = obj('The observed state of the image, written by the controller.', {
   phase: Type.Optional(oneOf('A one-word summary for humans; conditions carry the details.', IMAGE_PHASES)),
   format: Type.Optional(
@@ -117,6 +147,7 @@ export const VirtualMachineImageStatusSchema = obj('The observed state of the im
     str('Fingerprint of the spec.source and spec.hostPoolRef the volumes were made from.', { maxLength: 64 }),
   ),
   hostPool: Type.Optional(matching('The HostPool the volumes are in.', LIBVIRT_NAME, { maxLength: 253 })),
+  upload: Type.Optional(UploadStatus),
   hosts: Type.Optional(namedList('The image per host (one entry for shared storage).', HostImage, { maxItems: 100 })),
   conditions: Type.Optional(conditions('Ready (on every host of the pool), and Reconciling or Stalled (kstatus).')),
   observedGeneration: Type.Optional(
@@ -127,6 +158,7 @@ export const VirtualMachineImageStatusSchema = obj('The observed state of the im
 export type VirtualMachineImageSpec = Static<typeof VirtualMachineImageSpecSchema>;
 export type VirtualMachineImageStatus = Static<typeof VirtualMachineImageStatusSchema>;
 export type HostImageStatus = NonNullable<VirtualMachineImageStatus['hosts']>[number];
+export type ImageUploadStatus = NonNullable<VirtualMachineImageStatus['upload']>;
 export type ImagePhase = (typeof IMAGE_PHASES)[number];
 export type ImageFormatName = (typeof IMAGE_FORMATS)[number];
 
@@ -148,7 +180,7 @@ export const virtualMachineImageResource: ResourceDefinition = {
   scope: 'Namespaced',
   categories: ['virtfleet'],
   description:
-    "A disk image (qcow2, raw or iso) imported from a URL or a pool volume into a HostPool's storage, once per host " +
+    "A disk image (qcow2, raw or iso) imported from a URL, an upload or a pool volume into a HostPool's storage, once per host " +
     '(or once for shared storage); VM disks start from it with spec.disks[].source.image.name (a linked clone, or a copy).',
   spec: VirtualMachineImageSpecSchema,
   status: VirtualMachineImageStatusSchema,

@@ -12,7 +12,15 @@ export interface SubresourceInfo {
   /** e.g. console */
   name: string;
   description: string;
+  /** Default virtualmachines (WebSocket, get). */
+  resource?: 'virtualmachines' | 'virtualmachineimages';
 }
+
+const KINDS = { virtualmachines: 'VirtualMachine', virtualmachineimages: 'VirtualMachineImage' } as const;
+const resourceOf = (sub: SubresourceInfo) => sub.resource ?? 'virtualmachines';
+const isUpload = (sub: SubresourceInfo) => resourceOf(sub) === 'virtualmachineimages';
+const pathOf = (sub: SubresourceInfo) =>
+  `/apis/${GROUP_VERSION}/namespaces/{namespace}/${resourceOf(sub)}/{name}/${sub.name}`;
 
 function groupDoc() {
   const version = { groupVersion: GROUP_VERSION, version: SUBRESOURCE_VERSION };
@@ -31,21 +39,43 @@ function resourceList(subresources: SubresourceInfo[]) {
     apiVersion: 'v1',
     groupVersion: GROUP_VERSION,
     resources: subresources.map((sub) => ({
-      name: `virtualmachines/${sub.name}`,
+      name: `${resourceOf(sub)}/${sub.name}`,
       singularName: '',
       namespaced: true,
-      kind: 'VirtualMachine',
-      verbs: ['get'],
+      kind: KINDS[resourceOf(sub)],
+      verbs: isUpload(sub) ? ['create'] : ['get'],
     })),
   };
 }
 
 function connectPath(sub: SubresourceInfo) {
+  const kind = KINDS[resourceOf(sub)];
+  const parameters = [
+    { name: 'namespace', in: 'path', required: true, type: 'string', description: `namespace of the ${kind}` },
+    { name: 'name', in: 'path', required: true, type: 'string', description: `name of the ${kind}` },
+  ];
+  if (isUpload(sub))
+    return {
+      parameters,
+      post: {
+        description: sub.description,
+        operationId: 'uploadVirtualMachineImage',
+        consumes: ['application/octet-stream'],
+        produces: ['application/json'],
+        tags: [GROUP_VERSION],
+        responses: {
+          '202': { description: 'Accepted' },
+          '400': {},
+          '403': {},
+          '404': {},
+          '409': {},
+          '413': {},
+          '415': {},
+        },
+      },
+    };
   return {
-    parameters: [
-      { name: 'namespace', in: 'path', required: true, type: 'string', description: 'namespace of the VirtualMachine' },
-      { name: 'name', in: 'path', required: true, type: 'string', description: 'name of the VirtualMachine' },
-    ],
+    parameters,
     get: {
       description: sub.description,
       operationId: `connectVirtualMachine${sub.name[0]!.toUpperCase()}${sub.name.slice(1)}`,
@@ -59,8 +89,7 @@ function connectPath(sub: SubresourceInfo) {
 
 function openApiV2(subresources: SubresourceInfo[]) {
   const paths: Record<string, unknown> = {};
-  for (const sub of subresources)
-    paths[`/apis/${GROUP_VERSION}/namespaces/{namespace}/virtualmachines/{name}/${sub.name}`] = connectPath(sub);
+  for (const sub of subresources) paths[pathOf(sub)] = connectPath(sub);
   return { swagger: '2.0', info: { title: 'virtfleet subresources', version: SUBRESOURCE_VERSION }, paths };
 }
 
@@ -68,7 +97,8 @@ function openApiV3(subresources: SubresourceInfo[]) {
   const paths: Record<string, unknown> = {};
   for (const sub of subresources) {
     const v2 = connectPath(sub);
-    paths[`/apis/${GROUP_VERSION}/namespaces/{namespace}/virtualmachines/{name}/${sub.name}`] = {
+    const operation = 'post' in v2 ? v2.post! : v2.get!;
+    paths[pathOf(sub)] = {
       parameters: v2.parameters.map(({ name, in: where, required, description }) => ({
         name,
         in: where,
@@ -76,11 +106,18 @@ function openApiV3(subresources: SubresourceInfo[]) {
         description,
         schema: { type: 'string' },
       })),
-      get: {
+      [isUpload(sub) ? 'post' : 'get']: {
         description: sub.description,
-        operationId: v2.get.operationId,
-        tags: v2.get.tags,
-        responses: { '101': { description: 'Switching Protocols' } },
+        operationId: operation.operationId,
+        tags: operation.tags,
+        ...(isUpload(sub)
+          ? {
+              requestBody: {
+                content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+              },
+              responses: { '202': { description: 'Accepted' } },
+            }
+          : { responses: { '101': { description: 'Switching Protocols' } } }),
       },
     };
   }

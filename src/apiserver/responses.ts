@@ -12,7 +12,9 @@ export type StatusReason =
   | 'TooManyRequests'
   | 'ServiceUnavailable'
   | 'InternalError'
-  | 'MethodNotAllowed';
+  | 'MethodNotAllowed'
+  | 'RequestEntityTooLarge'
+  | 'UnsupportedMediaType';
 
 /** An answer other than 2xx, with what the user should do in its message. */
 export class StatusError extends Error {

@@ -4,6 +4,8 @@ import { SUBRESOURCE_GROUP, SUBRESOURCE_VERSION } from './authorization.js';
 import { StatusError } from './responses.js';
 
 export interface SubresourceRoute {
+  /** virtualmachines or virtualmachineimages */
+  resource: string;
   namespace: string;
   name: string;
   subresource: string;
@@ -11,15 +13,17 @@ export interface SubresourceRoute {
 
 const PREFIX = `/apis/${SUBRESOURCE_GROUP}/${SUBRESOURCE_VERSION}/namespaces/`;
 
-/** The VM subresource a path names, undefined for any other path; a bad name is a 400. */
+const RESOURCES: readonly string[] = ['virtualmachines', 'virtualmachineimages'];
+
+/** The subresource (of a VM or an image) a path names, undefined for any other path; a bad name is a 400. */
 export function subresourceRoute(pathname: string): SubresourceRoute | undefined {
   if (!pathname.startsWith(PREFIX)) return undefined;
   const parts = pathname.slice(PREFIX.length).split('/');
-  if (parts.length !== 4 || parts[1] !== 'virtualmachines') return undefined;
-  const [namespace = '', , name = '', subresource = ''] = parts.map((part) => decodeURIComponent(part));
+  if (parts.length !== 4 || !RESOURCES.includes(parts[1] ?? '')) return undefined;
+  const [namespace = '', resource = '', name = '', subresource = ''] = parts.map((part) => decodeURIComponent(part));
   const problem = namespaceProblem(namespace) ?? objectNameProblem(name);
   if (problem) throw new StatusError(400, 'BadRequest', `${pathname}: ${problem}`);
-  return { namespace, name, subresource };
+  return { resource, namespace, name, subresource };
 }
 
 /** A boolean query parameter as Kubernetes parses them: present and not "false" or "0". */

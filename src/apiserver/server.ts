@@ -1,4 +1,5 @@
-// `virtfleet api`: an aggregated API server for group subresources.virtfleet.io. Every request
+// `virtfleet api`: an aggregated API server for group subresources.virtfleet.io (VM console and
+// VNC, image upload: image-upload.ts). Every request
 // but the health probes is authenticated as coming through kube-apiserver's front proxy
 // (authentication.ts), then each subresource request is authorized by SubjectAccessReview
 // (authorization.ts) before anything about the VM is looked at, so a user without access learns
@@ -23,6 +24,7 @@ import { queryFlag, subresourceRoute, type SubresourceRoute } from './routes.js'
 import { CLOSE, SessionRegistry, type SessionLimits } from './sessions.js';
 import { VmLocator } from './vm-location.js';
 import { VncBridge } from './vnc.js';
+import { ImageUploads } from './image-upload.js';
 
 export interface ApiServerOptions {
   kubeConfig: KubeConfig;
@@ -36,6 +38,8 @@ export interface ApiServerOptions {
   credentialsNamespace: string;
   limits: SessionLimits;
   buffers?: ConsoleBuffers;
+  /** Image uploads: the largest taken and where they are staged. */
+  uploads: { maxBytes: number; stagingDir?: string };
 }
 
 export const SUBRESOURCES: SubresourceInfo[] = [
@@ -48,6 +52,12 @@ export const SUBRESOURCES: SubresourceInfo[] = [
     name: 'vnc',
     description:
       "connect to the VM's VNC server (spec.graphics): a WebSocket carrying RFB both ways, for any VNC viewer through `virtfleet vm vnc`",
+  },
+  {
+    name: 'upload',
+    resource: 'virtualmachineimages',
+    description:
+      "upload the image's content (spec.source.upload): POST the file's bytes with its Content-Length (query sha256=HEX to have them checked); 202 once they are whole and an image, then status.upload tells how the hosts get them (`virtfleet image upload`)",
   },
 ];
 
@@ -63,6 +73,7 @@ export class ApiServer {
   readonly sessions: SessionRegistry;
   private readonly consoles: ConsoleBridge;
   private readonly vncs: VncBridge;
+  private readonly uploads: ImageUploads;
   private readonly documents = discoveryDocuments(SUBRESOURCES);
   private caching: Promise<void> | undefined;
 
@@ -89,6 +100,10 @@ export class ApiServer {
       options.buffers ?? DEFAULT_BUFFERS,
     );
     this.vncs = new VncBridge(client, this.sessions, this.wss, options.logger, options.buffers ?? DEFAULT_BUFFERS);
+    this.uploads = new ImageUploads(client, options.logger, {
+      ...options.uploads,
+      credentialsNamespace: options.credentialsNamespace,
+    });
     this.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
       this.handleRequest(request, response).catch((error: unknown) => {
         if (!response.headersSent) sendStatus(response, internalError(error));
@@ -128,6 +143,7 @@ export class ApiServer {
       this.server.closeAllConnections();
     });
     this.wss.close();
+    await this.uploads.stop();
     this.stopCache.abort();
     await this.caching;
     await this.pool.closeAll();
@@ -155,6 +171,8 @@ export class ApiServer {
       const route = subresourceRoute(url.pathname);
       if (!route) throw notFound(url.pathname);
       await this.authorize(request, user, route);
+      if (route.resource === 'virtualmachineimages')
+        return await this.uploads.handle(request, response, route.namespace, route.name, user.name);
       throw new StatusError(
         400,
         'BadRequest',
@@ -171,6 +189,8 @@ export class ApiServer {
     const route = subresourceRoute(url.pathname);
     if (!route) throw notFound(url.pathname);
     await this.authorize(request, user, route);
+    if (route.resource !== 'virtualmachines')
+      throw new StatusError(400, 'BadRequest', `${route.resource}/${route.subresource} is not a WebSocket`);
     if (route.subresource === 'vnc')
       return this.vncs.open(request, socket, head, user.name, route.namespace, route.name);
     const location = await this.locator.locate(route.namespace, route.name);
@@ -178,12 +198,16 @@ export class ApiServer {
   }
 
   private async authorize(request: IncomingMessage, user: UserInfo, route: SubresourceRoute): Promise<void> {
-    if (!SUBRESOURCES.some((sub) => sub.name === route.subresource))
-      throw notFound(`virtualmachines/${route.subresource}`);
+    if (
+      !SUBRESOURCES.some(
+        (sub) => sub.name === route.subresource && (sub.resource ?? 'virtualmachines') === route.resource,
+      )
+    )
+      throw notFound(`${route.resource}/${route.subresource}`);
     await this.authorizer.authorize(user, {
       namespace: route.namespace,
       name: route.name,
-      resource: 'virtualmachines',
+      resource: route.resource,
       subresource: route.subresource,
       verb: verbOf(request.method),
     });

@@ -21,7 +21,7 @@ export interface VmLocation {
   credentials?: HostCredentials;
 }
 
-async function getOrUndefined<T>(read: () => Promise<T>): Promise<T | undefined> {
+export async function getOrUndefined<T>(read: () => Promise<T>): Promise<T | undefined> {
   try {
     return await read();
   } catch (error) {
@@ -66,25 +66,34 @@ export class VmLocator {
         `VM ${namespace}/${name} runs on host ${host}, which HostPool ${poolName} no longer lists`,
       );
     const uuid = vm.status?.domainUUID ?? vm.metadata.uid ?? '';
-    const location: VmLocation = { vm, uuid, host, uri: spec.uri };
-    const ref = spec.credentialsSecretRef;
-    if (!ref) return location;
-    const where = `host ${host} of HostPool ${poolName}`;
-    if (ref.namespace !== this.credentialsNamespace)
-      throw new StatusError(
-        503,
-        'ServiceUnavailable',
-        `the credentials Secret of ${where} is in namespace ${ref.namespace}, but only ${this.credentialsNamespace} is read`,
-      );
-    const secret = await getOrUndefined(() => this.client.get<SecretObject>(SECRET, ref.namespace, ref.name));
-    if (!secret)
-      throw new StatusError(
-        503,
-        'ServiceUnavailable',
-        `Secret ${ref.namespace}/${ref.name} of ${where} does not exist`,
-      );
-    const resolution = credentialsFromSecret(spec.uri, ref, secret.data);
-    if (!resolution.ok) throw new StatusError(503, 'ServiceUnavailable', `${where}: ${resolution.message}`);
-    return { ...location, credentials: resolution.credentials };
+    const credentials = await hostCredentials(this.client, this.credentialsNamespace, poolName, spec);
+    return { vm, uuid, host, uri: spec.uri, ...(credentials ? { credentials } : {}) };
   }
+}
+
+/**
+ * The credentials of a HostPool's host (undefined: it needs none), as the controller resolves
+ * them; a Secret outside `credentialsNamespace`, missing, or incomplete is a 503 naming it.
+ */
+export async function hostCredentials(
+  client: KubeClient,
+  credentialsNamespace: string,
+  poolName: string,
+  spec: PoolObject['spec']['hosts'][number],
+): Promise<HostCredentials | undefined> {
+  const ref = spec.credentialsSecretRef;
+  if (!ref) return undefined;
+  const where = `host ${spec.name} of HostPool ${poolName}`;
+  if (ref.namespace !== credentialsNamespace)
+    throw new StatusError(
+      503,
+      'ServiceUnavailable',
+      `the credentials Secret of ${where} is in namespace ${ref.namespace}, but only ${credentialsNamespace} is read`,
+    );
+  const secret = await getOrUndefined(() => client.get<SecretObject>(SECRET, ref.namespace, ref.name));
+  if (!secret)
+    throw new StatusError(503, 'ServiceUnavailable', `Secret ${ref.namespace}/${ref.name} of ${where} does not exist`);
+  const resolution = credentialsFromSecret(spec.uri, ref, secret.data);
+  if (!resolution.ok) throw new StatusError(503, 'ServiceUnavailable', `${where}: ${resolution.message}`);
+  return resolution.credentials;
 }

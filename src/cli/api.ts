@@ -19,6 +19,18 @@ interface ApiFlags {
   logLevel: string;
   webPort?: string;
   webSessionIdleMinutes: string;
+  maxUploadBytes: string;
+  uploadDir?: string;
+}
+
+/** A byte count: digits, optionally with a Ki, Mi, Gi or Ti suffix. */
+export function byteCount(flag: string, value: string): number {
+  const match = /^(\d+)(Ki|Mi|Gi|Ti)?$/.exec(value);
+  const shift = { Ki: 10, Mi: 20, Gi: 30, Ti: 40 }[match?.[2] ?? ''] ?? 0;
+  const bytes = match ? Number(match[1]) * 2 ** shift : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0)
+    throw new Error(`${flag}: "${value}" is not a byte count (e.g. 21474836480 or 20Gi)`);
+  return bytes;
 }
 
 function positiveInteger(flag: string, value: string): number {
@@ -37,7 +49,7 @@ function port(value: string, flag = '--secure-port'): number {
 export function apiCommand(): Command {
   return new Command('api')
     .description(
-      'run the aggregated API server of group subresources.virtfleet.io (VM consoles), reached through kube-apiserver',
+      'run the aggregated API server of group subresources.virtfleet.io (VM consoles, image uploads), reached through kube-apiserver',
     )
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster config)')
     .option('--bind-address <ip>', 'address to listen on', '0.0.0.0')
@@ -55,6 +67,15 @@ export function apiCommand(): Command {
       '--web-port <port>',
       'also serve the web console (docs/web.md) over HTTPS on this port, with the same certificate (0: a free one, printed in the log); unset: no console',
     )
+    .option(
+      '--max-upload-bytes <bytes>',
+      'the largest image upload taken (virtualmachineimages/upload); its staging directory must hold it (e.g. 20Gi)',
+      '20Gi',
+    )
+    .option(
+      '--upload-dir <dir>',
+      'where image uploads are staged until checked and written to the hosts (default: $TMPDIR or /tmp)',
+    )
     .option('--web-session-idle-minutes <n>', 'a web console session ends after this long without a request', '30')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('info'))
     .action(async (flags: ApiFlags) => {
@@ -71,6 +92,10 @@ export function apiCommand(): Command {
           tlsCertFile: flags.tlsCertFile,
           tlsKeyFile: flags.tlsPrivateKeyFile,
           credentialsNamespace: flags.credentialsNamespace,
+          uploads: {
+            maxBytes: byteCount('--max-upload-bytes', flags.maxUploadBytes),
+            ...(flags.uploadDir ? { stagingDir: flags.uploadDir } : {}),
+          },
           limits: {
             perUser: positiveInteger('--max-sessions-per-user', flags.maxSessionsPerUser),
             total: positiveInteger('--max-sessions', flags.maxSessions),

@@ -32,6 +32,7 @@ program.addCommand(vmCommand());
   program.addCommand(snapshotCommand());
 }
 program.addCommand((await import('./ks.js')).ksCommand());
+program.addCommand((await import('./image.js')).imageCommand());
 
 // Usage errors exit with 2: commander's default (1) is what `validate` uses for "problems found".
 for (const command of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) {

@@ -73,3 +73,31 @@ async function fetchReadyz(port: number, ca: Buffer): Promise<boolean> {
     req.end();
   });
 }
+
+/**
+ * A kubeconfig of the ServiceAccount virtfleet-api with the RBAC of deploy/base/api-server-rbac.yaml
+ * and a token from the TokenRequest API, written to `path`: the API server runs with what deploy/
+ * grants it, no more. `kubectl` runs with an admin kubeconfig.
+ */
+export async function apiServiceAccountKubeconfig(
+  kubectl: (args: string[]) => Promise<string>,
+  server: string,
+  caCert: string,
+  path: string,
+): Promise<string> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { writeFileSync } = await import('node:fs');
+  await kubectl(['create', 'namespace', 'virtfleet-system']);
+  await kubectl(['create', 'serviceaccount', 'virtfleet-api', '-n', 'virtfleet-system']);
+  await kubectl(['apply', '-n', 'virtfleet-system', '-f', join(repoRoot(), 'deploy/base/api-server-rbac.yaml')]);
+  const token = (await kubectl(['create', 'token', 'virtfleet-api', '-n', 'virtfleet-system', '--duration=1h'])).trim();
+  const config = new KubeConfig();
+  config.loadFromOptions({
+    clusters: [{ name: 'test', server, caData: readFileSync(caCert).toString('base64') }],
+    users: [{ name: 'virtfleet-api', token }],
+    contexts: [{ name: 'test', cluster: 'test', user: 'virtfleet-api' }],
+    currentContext: 'test',
+  });
+  writeFileSync(path, config.exportConfig(), { mode: 0o600 });
+  return path;
+}

@@ -31,6 +31,7 @@ import {
 } from './resource.js';
 import { imageStatus, type ImageStatusInput } from './status.js';
 import { imageTargets } from './targets.js';
+import { currentUpload, uploadCommand, uploadedHostEntry, uploadFacts } from './uploaded.js';
 
 export interface ImageControllerOptions {
   client: KubeClient;
@@ -122,9 +123,10 @@ export class ImageReconciler implements Reconciler {
       await this.write(image, { ...base, shared: false, hosts: [], facts: undefined, blocked }, uid);
       return { requeueAfterMs: this.retryMs };
     }
-    const targets = imageTargets(pool, this.options.fleet);
     const storagePool = pool.spec.storage.pool;
     const volume = imageVolumeName(image.metadata.namespace ?? '', image.metadata.name ?? '');
+    if (image.spec.source.upload) return this.uploaded(image, uid, base, pool, storagePool, volume);
+    const targets = imageTargets(pool, this.options.fleet);
     const job = this.retryDue(uid, this.jobFor(uid, base.fingerprint));
     const before = new Map((base.previous?.hosts ?? []).map((entry) => [entry.name, entry]));
     const entries: HostImageStatus[] = [];
@@ -171,6 +173,56 @@ export class ImageReconciler implements Reconciler {
     if (failure && failure.job === job) return { requeueAfterMs: Math.max(1, failure.retryAt - Date.now()) };
     if (status.phase === 'Ready') this.failures.delete(uid);
     if (status.phase === 'Importing' || toImport.length > 0) return { requeueAfterMs: this.progressMs };
+    if (status.phase === 'Pending') return { requeueAfterMs: this.retryMs };
+  }
+
+  /**
+   * An uploaded image (uploaded.ts): entries from status.upload and the hosts' volumes; nothing
+   * imported, nothing deleted. For shared storage, the host the upload wrote through is the one.
+   */
+  private async uploaded(
+    image: ImageObject,
+    uid: string,
+    base: Omit<ImageStatusInput, 'hosts' | 'shared' | 'facts'>,
+    pool: PoolObject,
+    storagePool: string,
+    volume: string,
+  ): Promise<ReconcileResult | void> {
+    const upload = currentUpload(image.status?.upload, base.fingerprint);
+    const targets = imageTargets(pool, this.options.fleet);
+    if (targets.shared && upload?.hosts?.[0]) {
+      const name = upload.hosts[0];
+      const all = imageTargets(
+        { ...pool, spec: { ...pool.spec, storage: { ...pool.spec.storage, shared: false } } },
+        this.options.fleet,
+      );
+      const wrote = all.hosts.find((host) => host.name === name);
+      if (wrote) targets.hosts = [wrote];
+    }
+    const command = uploadCommand(image.metadata.namespace ?? '', image.metadata.name ?? '');
+    const entries: HostImageStatus[] = [];
+    const now = Date.now();
+    for (const target of targets.hosts) {
+      const at = { name: target.name, pool: storagePool, volume };
+      if (!target.ready) {
+        entries.push({ ...at, phase: 'Pending', reason: R.HostNotReady, message: `${target.why ?? ''}` });
+        continue;
+      }
+      const hypervisor = this.options.fleet.hypervisor(target.ready.uri);
+      try {
+        entries.push(await uploadedHostEntry(at, hypervisor, upload, command, now));
+      } catch (error) {
+        entries.push({
+          ...at,
+          phase: 'Pending',
+          reason: R.HostNotReady,
+          message: `host ${target.name}: ${errorText(error)}`,
+        });
+      }
+    }
+    const facts = uploadFacts(upload);
+    const status = await this.write(image, { ...base, shared: targets.shared, hosts: entries, facts }, uid);
+    if (status.phase === 'Importing') return { requeueAfterMs: this.progressMs };
     if (status.phase === 'Pending') return { requeueAfterMs: this.retryMs };
   }
 

@@ -30,6 +30,8 @@ export const IMAGE_REASONS = {
   SourceVolumeNotFound: 'SourceVolumeNotFound',
   ImportFailed: 'ImportFailed',
   InUse: 'InUse',
+  WaitingForUpload: 'WaitingForUpload',
+  UploadFailed: 'UploadFailed',
 } as const;
 
 export const IMAGE_EVENTS = {
@@ -53,8 +55,8 @@ export function imageVolumeName(namespace: string, name: string): string {
 /** What the imported volumes were made from: a change of it means new volumes. */
 export function sourceFingerprint(image: ImageObject): string {
   const { source, hostPoolRef } = image.spec;
-  return createHash('sha256')
-    .update(JSON.stringify([source.url ?? null, source.sha256 ?? null, source.volume ?? null, hostPoolRef.name]))
-    .digest('hex')
-    .slice(0, 16);
+  const parts: unknown[] = [source.url ?? null, source.sha256 ?? null, source.volume ?? null, hostPoolRef.name];
+  // Appended only when set, so the fingerprints of url and volume images stay as they were.
+  if (source.upload) parts.push('upload');
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }

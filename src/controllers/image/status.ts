@@ -28,6 +28,7 @@ const NEEDS_A_PERSON: ReadonlySet<string> = new Set([
   R.ImportFailed,
   R.InUse,
   R.HostPoolNotFound,
+  R.UploadFailed,
 ]);
 
 export function imageStatus(input: ImageStatusInput): VirtualMachineImageStatus {
@@ -60,7 +61,7 @@ export function imageStatus(input: ImageStatusInput): VirtualMachineImageStatus 
     const waiting = hosts.find((host) => host.phase === 'Pending');
     condition = {
       status: 'False',
-      reason: waiting ? R.HostNotReady : R.Pending,
+      reason: waiting ? (waiting.reason ?? R.HostNotReady) : R.Pending,
       message: waiting?.message ?? 'the HostPool has no hosts',
     };
   }
@@ -82,6 +83,8 @@ export function imageStatus(input: ImageStatusInput): VirtualMachineImageStatus 
     hosts: [...hosts].sort((a, b) => a.name.localeCompare(b.name)),
     conditions,
   };
+  // status.upload is written by `virtfleet api`: kept as it is.
+  if (previous?.upload) status.upload = previous.upload;
   if (generation !== undefined) status.observedGeneration = generation;
   return status;
 }

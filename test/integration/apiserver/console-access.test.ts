@@ -183,7 +183,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe('virtfleet api behind the aggregator', () => {
-  it('is listed in discovery with the console and vnc subresources and their OpenAPI', async () => {
+  it('is listed in discovery with the console, vnc and upload subresources and their OpenAPI', async () => {
     const list = await admin.request<{ resources: Array<{ name: string; verbs: string[] }> }>(
       'GET',
       '/apis/subresources.virtfleet.io/v1alpha1',
@@ -191,6 +191,7 @@ describe('virtfleet api behind the aggregator', () => {
     expect(list.resources).toEqual([
       expect.objectContaining({ name: 'virtualmachines/console', verbs: ['get'] }),
       expect.objectContaining({ name: 'virtualmachines/vnc', verbs: ['get'] }),
+      expect.objectContaining({ name: 'virtualmachineimages/upload', verbs: ['create'] }),
     ]);
     // The aggregator fetches an APIService's OpenAPI v3 in the background after it turns
     // Available (about 0.3 s here): until then the path is a 404, so ask until it is served.
@@ -199,6 +200,9 @@ describe('virtfleet api behind the aggregator', () => {
       expect(Object.keys(openapi.paths)).toContain(
         `/apis/subresources.virtfleet.io/v1alpha1/namespaces/{namespace}/virtualmachines/{name}/${sub}`,
       );
+    expect(Object.keys(openapi.paths)).toContain(
+      '/apis/subresources.virtfleet.io/v1alpha1/namespaces/{namespace}/virtualmachineimages/{name}/upload',
+    );
   });
 
   it('answers 401 to a request that does not come from the front proxy, whatever headers it sends', async () => {
