@@ -28,16 +28,12 @@ export function leaseRetryMs(refusals: number): number {
  * failure (those are not evidence of a live copy).
  */
 export function leaseConflict(error: unknown): string | undefined {
-  const text = error instanceof Error ? error.message : String(error);
-  const line = text
-    .split('\n')
-    .map((l) => l.trim())
-    .find((l) =>
-      /VIR_ERR_RESOURCE_BUSY|Lockspace resource .* is locked|Failed to get ".*" lock|another process using/.test(l),
-    );
-  if (line) return line.length > 300 ? `${line.slice(0, 300)}…` : line;
-  if (/\(VIR_ERR_RESOURCE_BUSY\)$/.test(text)) return text.slice(0, 300);
-  return undefined;
+  const text = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ');
+  // From the words that say it: QEMU's line comes after a long command-line fragment.
+  const at = text.search(/resource busy|Lockspace resource \S+ is locked|Failed to get "\w+" lock/);
+  if (at < 0) return undefined;
+  const said = text.slice(at).trim();
+  return said.length > 300 ? `${said.slice(0, 300)}…` : said;
 }
 
 export class LeaseRecovery {
@@ -55,6 +51,9 @@ export class LeaseRecovery {
   waiting(vm: VmObject, draft: VmStatusDraft): number | undefined {
     const state = this.kit.memory(vm).leaseRecovery;
     if (state?.retryAt === undefined) return undefined;
+    // The old host answers again: the start's guard sees its copy running and adopts it there.
+    if (state.from && this.kit.options.fleet.host(vm.spec.hostPoolRef.name, state.from)?.verdict.readiness.ready)
+      return undefined;
     const left = state.retryAt - this.kit.now();
     if (left <= 0) return undefined;
     draft.phase('Unknown');
@@ -79,7 +78,7 @@ export class LeaseRecovery {
     const where = suspects.length > 0 ? `on ${suspects.join(' or ')}` : 'on another host';
     const fencing = suspects.map((name) => `spec.hosts[${name}].fencing`).join(', ') || 'spec.hosts[].fencing';
     const message =
-      `the VM is not started on ${host}: its lock manager refused the VM's leases (${conflict}), so the old copy ${where} is alive ` +
+      `the VM is not started on ${host}: the start was refused because its leases or disks are held (${conflict}), so the old copy ${where} is alive ` +
       `and holds them (its host is cut off, not dead). It starts on ${host} once they are free: when that QEMU exits or its host ` +
       `is powered off (a fencing command, HostPool ${poolName} ${fencing}, would do it); if the host answers again, the VM stays ` +
       `where it runs. Tried ${refusals} time${refusals > 1 ? 's' : ''}; next try in ${delay / 1000} s`;

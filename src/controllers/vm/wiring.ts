@@ -66,7 +66,9 @@ function capacitySources(options: VirtualMachineControllerOptions): Source {
         const migration = vm.status?.migration;
         const involved =
           (host && changed.has(host)) ||
-          (migration && (changed.has(migration.source) || changed.has(migration.target)));
+          (migration && (changed.has(migration.source) || changed.has(migration.target))) ||
+          // A refused start by lease waits for the old host: back, its copy is adopted there.
+          vm.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'RecoveryBlocked');
         // A failed (or fenced) host's VMs by spec.recovery.priority, as above.
         if (vm.spec.hostPoolRef.name === pool && involved)
           controller.enqueue(objectKey(vm), { priority: vm.spec.recovery.priority });
