@@ -1,7 +1,7 @@
 // The recovery bench: prints figures, passes or fails nothing (issue 6, "Done means" 5).
 //
 //   npx tsx bench/recovery/recovery.ts [--crashes 20] [--rig-guests 10] [--sim-vms 100] [--keep]
-//     [--heartbeat-seconds 2] [--failure-threshold 3] [--no-rig] [--no-sim]
+//     [--heartbeat-seconds 2] [--failure-threshold 3] [--no-rig] [--no-sim] [--sim-priorities 100,0,-100]
 //
 // 1. Its own etcd + kube-apiserver (ControlPlane in a temp dir, unsafeNoFsync) and the CRDs.
 // 2. The controller as a child process (`virtfleet controller` through tsx), as deployed: its own
@@ -24,7 +24,8 @@
 // 5. Host failure on the test driver: `--sim-vms` VMs on one simulated host (libvirt test-driver
 //    definition files, as bench/scale), three other hosts join, fencing command /bin/true; the
 //    host "fails" by its URI becoming unreachable (qemu+tcp://127.0.0.1:1/system, as
-//    test/integration/controllers/host-failure.test.ts does). NOTE: that is a refused connection,
+//    test/integration/controllers/host-failure.test.ts does); the VMs in spec.recovery.priority
+//    classes (`--sim-priorities`), whose times are printed per class. NOTE: that is a refused connection,
 //    seen at once; it says nothing about how fast a silent host is detected (that is step 4).
 // 6. A table of the figures against the aims of issue 6.
 // Everything it starts (control plane, controller, rig, temp dirs) is stopped and removed on the
@@ -70,6 +71,19 @@ const SIM_VMS = arg('sim-vms', 100);
 const KEEP = process.argv.includes('--keep');
 const RIG = !process.argv.includes('--no-rig');
 const SIM = !process.argv.includes('--no-sim');
+/**
+ * `--sim-priorities 100,0,-100`: spec.recovery.priority classes of the test-driver VMs, an equal
+ * share each, the lowest created first (so that creation order would favour them): the bench
+ * prints time to Running elsewhere per class.
+ */
+const SIM_PRIORITIES = (
+  process.argv.includes('--sim-priorities')
+    ? process.argv[process.argv.indexOf('--sim-priorities') + 1]!
+    : '100,0,-100'
+)
+  .split(',')
+  .map(Number)
+  .sort((a, b) => a - b);
 const NAMESPACE = 'default';
 // The API's defaults unless asked (--heartbeat-seconds): what a pool gets without a failureDetection.
 const FAILURE_DETECTION = {
@@ -672,6 +686,9 @@ async function main(): Promise<void> {
     );
     const fencing = { method: 'command', command: ['/bin/true'] };
     const names = Array.from({ length: SIM_VMS }, (_, i) => `sim-${String(i).padStart(3, '0')}`);
+    const priorityOf = new Map(
+      names.map((n, i) => [n, SIM_PRIORITIES[Math.floor((i * SIM_PRIORITIES.length) / SIM_VMS)]!] as const),
+    );
     say('');
     say(
       `test-driver host failure: ${SIM_VMS} VMs on sim-a, 3 more simulated hosts, fencing /bin/true; sim-a's URI becomes ${UNREACHABLE_URI}; ${load()}`,
@@ -681,7 +698,10 @@ async function main(): Promise<void> {
     await pooled(names, 32, async (name) => {
       await kube.create(
         VIRTUAL_MACHINE,
-        vmObject(name, POOL, { kernelBoot: { kernel: '/var/lib/virtfleet/test/vmlinuz' } }),
+        vmObject(name, POOL, {
+          kernelBoot: { kernel: '/var/lib/virtfleet/test/vmlinuz' },
+          recovery: { priority: priorityOf.get(name) },
+        }),
       );
     });
     await changed.until(
@@ -726,6 +746,14 @@ async function main(): Promise<void> {
     say(
       `  URI patch → first / median / all ${SIM_VMS} Running elsewhere ${s(Math.min(...times))} / ${s(percentile(times, 50))} / ${s(total)} (${[...spread].map(([h, c]) => `${c} on ${h}`).join(', ')}; ${restarted} with status.restarts + 1)`,
     );
+    // recovery.priority: time to Running elsewhere per class, highest first.
+    say(`  by spec.recovery.priority (the work queue's priority): first / median / last Running elsewhere`);
+    for (const priority of [...SIM_PRIORITIES].reverse()) {
+      const mine = names.filter((n) => priorityOf.get(n) === priority).map((n) => movedAt.get(n)! - failAt);
+      say(
+        `    priority ${String(priority).padStart(5)} (${mine.length} VMs)  ${s(Math.min(...mine))} / ${s(percentile(mine, 50))} / ${s(Math.max(...mine))}`,
+      );
+    }
     say(
       `  the controller's own view (host declared failed → VM running): mean ${s(((metric.sum - metricBefore.sum) / Math.max(1, metric.count - metricBefore.count)) * 1000)} over ${metric.count - metricBefore.count}`,
     );
