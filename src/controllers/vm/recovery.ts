@@ -117,7 +117,7 @@ export class RecoveryStep {
     const how =
       proof === 'fenced'
         ? 'failed and was fenced'
-        : 'failed (no fencing command ran; the leases decide: the VM starts only where its lock manager grants them)';
+        : 'failed and was not fenced (no fencing command, or it failed); its leases decide: the VM starts only where the lock manager grants them';
     if (!result.placed) {
       draft.phase('Unknown');
       const message = `host ${from} ${how}, but no other host can take the VM: ${result.message}`;
