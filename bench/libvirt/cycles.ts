@@ -1,24 +1,29 @@
 // The libvirt binding's bench: prints figures, passes or fails nothing.
 //
-//   node --expose-gc --import tsx bench/libvirt/cycles.ts [--cycles N] [--calls N]
-//     [--rounds N] [--connections N] [--kills N] [--no-rig]      (or: npx tsx …)
+//   node --expose-gc --import tsx bench/libvirt/cycles.ts [--cycles N] [--repeats N]
+//     [--kinds N] [--calls N] [--rounds N] [--connections N] [--kills N] [--no-rig]
+//     (or: npx tsx …)
 //
 // 1. define+start+destroy+undefine cycles per second on libvirt's test driver,
-//    side by side in one run: the binding (one connection; then several
-//    connections at once), one `virsh` process in batch mode (the C library's
-//    own speed), and one `virsh` process per call (what shell-out tools do).
-// 2. Event latency from `kill -9` of a QEMU process to the JavaScript
+//    side by side: the binding (one connection; then several connections at
+//    once) and one `virsh` process in batch mode (the C library's own speed),
+//    taken in turns `--repeats` times so that a machine shared with other work
+//    loads both alike (each ratio is from one turn; the median is printed);
+//    then one `virsh` process per call (what shell-out tools do).
+// 2. Each call kind on its own, binding beside virsh batch (call-kinds.ts).
+// 3. Event latency from `kill -9` of a QEMU process to the JavaScript
 //    lifecycle event, on a real libvirtd of the test rig (needs root).
-// 3. 100,000 calls on the test driver, twice, with RSS before and after each.
+// 4. 100,000 calls on the test driver, twice, with RSS before and after each.
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
-import { el, serialize } from '../../test/rig/domain-xml.js';
+import { bindingKinds, childCpuSeconds, KINDS, virshKinds } from './call-kinds.js';
+import { benchDir as dir, domainXml, hostFile as hostFileOf, removeBenchDir } from './test-hosts.js';
 
 const run = promisify(execFile);
 
@@ -27,53 +32,17 @@ function arg(name: string, fallback: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 const CYCLES = arg('cycles', 2000);
+const REPEATS = arg('repeats', 3);
+const KIND_CALLS = arg('kinds', 2000);
 const CALLS = arg('calls', 100_000);
 const ROUNDS = arg('rounds', 2);
 const KILLS = arg('kills', 20);
 const CONNECTIONS = arg('connections', 4);
 const WITH_RIG = !process.argv.includes('--no-rig');
 
-const dir = mkdtempSync(join(tmpdir(), 'vf-bench-'));
-
-const TEST_NS = 'http://libvirt.org/schemas/domain/test/1.0';
-
-/** A test-driver domain; `shutoff` marks one inside a definition file as not running. */
-function domainXml(name: string, uuid: string, shutoff = false): string {
-  return serialize(
-    el(
-      'domain',
-      shutoff ? { type: 'test', 'xmlns:test': TEST_NS } : { type: 'test' },
-      ...(shutoff ? [el('test:runstate', {}, 5)] : []),
-      el('name', {}, name),
-      el('uuid', {}, uuid),
-      el('memory', { unit: 'KiB' }, 131072),
-      el('vcpu', {}, 1),
-      el('os', {}, el('type', { arch: 'x86_64' }, 'hvm')),
-    ),
-  );
-}
-
-/** A private simulated host: a test-driver definition file (optionally holding one domain). */
+/** A private simulated host, optionally holding one domain. */
 function hostFile(tag: string, domain?: string): string {
-  const cpu = el(
-    'cpu',
-    {},
-    el('mhz', {}, 2000),
-    el('model', {}, 'x86_64'),
-    el('nodes', {}, 1),
-    el('sockets', {}, 1),
-    el('cores', {}, 4),
-    el('threads', {}, 1),
-    el('active', {}, 4),
-  );
-  const file = join(dir, `${tag}.xml`);
-  // The domain element goes in as already-serialized, escaped XML.
-  const nodeXml = serialize(el('node', {}, cpu, el('memory', {}, 8388608))).replace(
-    '</node>',
-    `${domain ?? ''}</node>`,
-  );
-  writeFileSync(file, nodeXml);
-  return `test://${file}`;
+  return hostFileOf(tag, domain === undefined ? [] : [domain]);
 }
 
 function rate(cycles: number, ms: number): number {
@@ -94,31 +63,49 @@ async function bindingCycles(conn: LibvirtConnection, tag: string, cycles: numbe
   }
 }
 
-async function benchBindingSequential(cycles: number): Promise<number> {
+/** A run's pace: cycles per second (wall clock) and CPU time per cycle (µs, all threads). */
+interface Pace {
+  rate: number;
+  cpuUs: number;
+}
+
+function cpuSince(start: NodeJS.CpuUsage, cycles: number): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / cycles;
+}
+
+async function benchBindingSequential(cycles: number): Promise<Pace> {
   const conn = await LibvirtConnection.open(hostFile('seq'));
   await bindingCycles(conn, 'warm', 100);
+  const cpu = process.cpuUsage();
   const t0 = performance.now();
   await bindingCycles(conn, 'seq', cycles);
   const ms = performance.now() - t0;
+  const cpuUs = cpuSince(cpu, cycles);
   await conn.close();
-  return rate(cycles, ms);
+  return { rate: rate(cycles, ms), cpuUs };
 }
 
-async function benchBindingParallel(cycles: number, connections: number): Promise<number> {
+async function benchBindingParallel(cycles: number, connections: number): Promise<Pace> {
   const conns = await Promise.all(
     Array.from({ length: connections }, (_, c) => LibvirtConnection.open(hostFile(`par${c}`))),
   );
   await Promise.all(conns.map((conn, c) => bindingCycles(conn, `warm${c}`, 100)));
   const per = Math.ceil(cycles / connections);
+  const cpu = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(conns.map((conn, c) => bindingCycles(conn, `par${c}`, per)));
   const ms = performance.now() - t0;
+  const cpuUs = cpuSince(cpu, per * connections);
   await Promise.all(conns.map((c) => c.close()));
-  return rate(per * connections, ms);
+  return { rate: rate(per * connections, ms), cpuUs };
 }
 
-/** One virsh process, fed every command on stdin (batch mode). */
-async function benchVirshBatch(cycles: number): Promise<number> {
+/**
+ * One virsh process, fed every command on stdin (batch mode). Its CPU time is
+ * the shell's `times` for its children (10 ms ticks): a shell runs it.
+ */
+async function benchVirshBatch(cycles: number): Promise<Pace> {
   const lines: string[] = [];
   for (let i = 0; i < cycles; i++) {
     const name = `batch-${i}`;
@@ -128,13 +115,18 @@ async function benchVirshBatch(cycles: number): Promise<number> {
   }
   const input = `${lines.join('\n')}\nquit\n`;
   const t0 = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('virsh', ['-q', '-c', hostFile('batch')], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const times = await new Promise<string>((resolve, reject) => {
+    const child = spawn('sh', ['-c', 'virsh -q -c "$1" >/dev/null && times', 'sh', hostFile('batch')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`virsh exited ${code}`))));
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`virsh exited ${code}`))));
     child.stdin.end(input);
   });
-  return rate(cycles, performance.now() - t0);
+  const ms = performance.now() - t0;
+  return { rate: rate(cycles, ms), cpuUs: (childCpuSeconds(times) * 1e6) / cycles };
 }
 
 /**
@@ -149,7 +141,7 @@ async function benchVirshPerCall(cycles: number): Promise<number> {
   const xmlFile = join(dir, `${name}.xml`);
   writeFileSync(xmlFile, domainXml(name, uuid));
   const empty = hostFile('percall-empty');
-  const defined = hostFile('percall-defined', domainXml(name, uuid, true));
+  const defined = hostFile('percall-defined', domainXml(name, uuid, 5));
   const running = hostFile('percall-running', domainXml(name, uuid));
   const t0 = performance.now();
   for (let i = 0; i < cycles; i++) {
@@ -222,23 +214,65 @@ async function benchKillLatency(kills: number): Promise<number[]> {
   return samples.sort((a, b) => a - b);
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function load(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+}
+
 async function main(): Promise<void> {
-  console.log(`libvirt binding bench (test driver; ${CYCLES} define+start+destroy+undefine cycles per run)`);
-  const seq = await benchBindingSequential(CYCLES);
-  const par = await benchBindingParallel(CYCLES, CONNECTIONS);
-  const batch = await benchVirshBatch(CYCLES);
+  console.log(
+    `libvirt binding bench (test driver; ${CYCLES} define+start+destroy+undefine cycles per run; load ${load()})`,
+  );
+  const turns: Array<{ seq: Pace; batch: Pace; par: Pace }> = [];
+  for (let turn = 0; turn < REPEATS; turn++) {
+    const seq = await benchBindingSequential(CYCLES);
+    const batch = await benchVirshBatch(CYCLES);
+    const par = await benchBindingParallel(CYCLES, CONNECTIONS);
+    turns.push({ seq, batch, par });
+  }
   const perCallCycles = Math.max(5, Math.round(CYCLES / 100));
   const perCall = await benchVirshPerCall(perCallCycles);
   console.log('');
-  console.log('                                         cycles/s   vs virsh batch   vs virsh per call');
-  const row = (label: string, r: number) =>
+  console.log(
+    `cycles/s in turns (CPU µs per cycle, all threads), binding on 1 connection, virsh batch, binding on ${CONNECTIONS} connections:`,
+  );
+  console.log(
+    `turn   binding 1 conn      virsh batch   binding ×${CONNECTIONS}         1 conn ÷ virsh   ×${CONNECTIONS} ÷ virsh`,
+  );
+  const cell = (p: Pace) => `${fmt(p.rate).padStart(6)} (${p.cpuUs.toFixed(0).padStart(4)} µs)`;
+  turns.forEach((t, i) =>
     console.log(
-      `${label.padEnd(40)} ${fmt(r).padStart(8)}   ${(r / batch).toFixed(2).padStart(13)}×   ${(r / perCall).toFixed(1).padStart(15)}×`,
+      `${String(i + 1).padStart(4)}   ${cell(t.seq)}   ${cell(t.batch)}   ${cell(t.par)}   ${(t.seq.rate / t.batch.rate).toFixed(2).padStart(13)}×   ${(t.par.rate / t.batch.rate).toFixed(2).padStart(9)}×`,
+    ),
+  );
+  console.log(
+    `median ratio: 1 connection ${median(turns.map((t) => t.seq.rate / t.batch.rate)).toFixed(2)}× virsh batch, ${CONNECTIONS} connections ${median(turns.map((t) => t.par.rate / t.batch.rate)).toFixed(2)}×; CPU per cycle, binding ÷ virsh: ${median(turns.map((t) => t.seq.cpuUs / t.batch.cpuUs)).toFixed(2)}`,
+  );
+  console.log(
+    `virsh, one process per call (${perCallCycles} cycles): ${fmt(perCall)} cycles/s (binding on 1 connection: ${(median(turns.map((t) => t.seq.rate)) / perCall).toFixed(0)}× that)`,
+  );
+
+  const bk = await bindingKinds(KIND_CALLS);
+  const vk = await virshKinds(KIND_CALLS);
+  console.log('');
+  console.log(
+    `µs per call, ${KIND_CALLS} of one kind in a row, wall / CPU (virsh: its start-up subtracted; load ${load()}):`,
+  );
+  console.log('kind         binding        virsh batch    wall ÷   CPU ÷');
+  const pair = (p: { wallUs: number; cpuUs: number }) =>
+    `${p.wallUs.toFixed(0).padStart(5)} / ${p.cpuUs.toFixed(0).padStart(4)}`;
+  for (const kind of KINDS) {
+    console.log(
+      `${kind.padEnd(10)} ${pair(bk[kind])}   ${pair(vk[kind])}   ${(bk[kind].wallUs / vk[kind].wallUs).toFixed(2).padStart(6)}   ${(bk[kind].cpuUs / vk[kind].cpuUs).toFixed(2).padStart(5)}`,
     );
-  row('binding, 1 connection, sequential', seq);
-  row(`binding, ${CONNECTIONS} connections at once`, par);
-  row('virsh, one process in batch mode', batch);
-  row(`virsh, one process per call (${perCallCycles} cycles)`, perCall);
+  }
 
   const mem = await benchMemory(CALLS, ROUNDS);
   console.log('');
@@ -262,5 +296,5 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  removeBenchDir();
 }

@@ -1,8 +1,11 @@
-// Start and stop run beside the connection's worker thread (native/side-thread.h).
+// Start and stop run beside the connection's queue (native/side-thread.h).
 // What callers rely on stays: the calls on one domain run in the order they were
 // made, and close() runs after the calls made before it. (That other calls do
 // not wait for a start is shown on real hosts: test/e2e/libvirt/side-calls-rig.)
+// The thread that takes a side job runs it itself; another pool thread is
+// started only when a call waits meanwhile, and the pool goes back to one.
 import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { LibvirtConnection } from '../../../src/hypervisors/libvirt/native/index.js';
 import { domainXml, recorder, testHost, uniqueName } from './fixtures.js';
@@ -67,6 +70,51 @@ describe('libvirt binding: start and stop beside the worker (test driver)', () =
     await Promise.all([created, closed]);
     expect(order).toEqual(['create', 'close']);
     expect(await late).toMatchObject({ codeName: 'VIR_ERR_INVALID_CONN', message: 'connection is closed' });
+  });
+
+  const threadCount = (): number => readdirSync('/proc/self/task').length;
+
+  /** The thread count once it is `expected`, else the last one seen within 10 s (a retiring thread takes a moment to end). */
+  async function settledThreadCount(expected: number): Promise<number> {
+    const deadline = Date.now() + 10_000;
+    let seen = threadCount();
+    while (seen !== expected && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      seen = threadCount();
+    }
+    return seen;
+  }
+
+  it('runs starts and stops awaited one by one on the connection’s one thread, starting no other', async () => {
+    const before = threadCount();
+    const conn = await LibvirtConnection.open(host.uri);
+    expect(threadCount()).toBe(before + 1);
+    for (let i = 0; i < 20; i++) {
+      const uuid = randomUUID();
+      await conn.defineXML(domainXml({ name: uniqueName('side-seq'), uuid }));
+      await conn.domainCreate(uuid);
+      await conn.domainDestroy(uuid);
+      await conn.domainUndefine(uuid);
+      // A thread started for a side job would still be ending here, or gone with its result late.
+      expect(threadCount()).toBe(before + 1);
+    }
+    await conn.close();
+    expect(threadCount()).toBe(before);
+  });
+
+  it('takes more threads for a burst of starts with calls queued behind them, and goes back to one', async () => {
+    const before = threadCount();
+    const conn = await LibvirtConnection.open(host.uri);
+    const uuids = Array.from({ length: 30 }, () => randomUUID());
+    await Promise.all(uuids.map((uuid) => conn.defineXML(domainXml({ name: uniqueName('side-burst'), uuid }))));
+    const states = await Promise.all(
+      uuids.map((uuid) => conn.domainCreate(uuid).then(() => conn.domainGetState(uuid))),
+    );
+    expect(states.every((s) => s.state === 'running')).toBe(true);
+    await Promise.all(uuids.map((uuid) => conn.domainDestroy(uuid).then(() => conn.domainUndefine(uuid))));
+    expect(await settledThreadCount(before + 1)).toBe(before + 1);
+    await conn.close();
+    expect(threadCount()).toBe(before);
   });
 
   it('rejects start and stop of a missing domain with libvirt’s error, as other calls do', async () => {

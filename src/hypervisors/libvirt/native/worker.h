@@ -1,21 +1,25 @@
-// One worker thread per connection, with a FIFO of jobs.
+// A pool of threads per connection that takes jobs from one FIFO.
 //
 // Why not Napi::AsyncWorker: it runs on libuv's shared thread pool (4 threads by
 // default), so a few calls stuck on an unreachable host would stall every
-// other host and Node's own file I/O and DNS. A thread per connection keeps a
-// hung host's calls to itself.
+// other host and Node's own file I/O and DNS. Threads of its own keep a hung
+// host's calls to itself.
 //
-// A job's work runs on the worker thread and returns a Reply: a function that
+// A job's work runs on a pool thread and returns a Reply: a function that
 // builds the JavaScript result later, on the JavaScript thread. Work must
 // capture and return plain C++ data only, never Napi values, and reports
 // failure by throwing LibvirtError.
 //
-// Long calls (starting a QEMU takes seconds) are side jobs: the worker takes
-// them in FIFO order like any job, but runs each on a thread of its own, on a
-// libvirt connection of its own (SideConnections, session.h), and goes on with
-// the next job at once. Jobs that name the same object (a domain's UUID) made
-// after a side job wait for it, so the calls on one domain still run in the
-// order they were made.
+// Jobs run one at a time on the session's connection, in FIFO order, by
+// whichever pool thread is free (at rest the pool is one thread). Long calls
+// (starting a QEMU takes seconds) are side jobs: the thread that takes one
+// runs it itself, on a libvirt connection of its own (SideConnections,
+// session.h), and leaves the queue to another pool thread, started only when
+// a job waits meanwhile. So a side job costs no thread hop when nothing else
+// is asked for (the cost that halved sequential throughput when every side
+// job got a new thread), and the queue still never waits behind one. Jobs
+// that name the same object (a domain's UUID) made after a side job wait for
+// it, so the calls on one domain still run in the order they were made.
 #pragma once
 
 #include <napi.h>
@@ -23,6 +27,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,6 +35,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <vector>
 
 #include "errors.h"
 #include "session.h"
@@ -78,8 +84,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   static void Deliver(Napi::Env env, Napi::Function unused, InFlight* inFlight, Job* job);
   using Tsfn = Napi::TypedThreadSafeFunction<InFlight, Job, &Worker::Deliver>;
 
-  // Starts the thread. `session` is handed over to it: from now on only the
-  // worker thread touches it.
+  // Starts the pool. `session` is handed over to it: from now on only the
+  // pool thread running a job touches it.
   static std::shared_ptr<Worker> Start(Napi::Env env, std::unique_ptr<Session> session);
   ~Worker();
 
@@ -89,37 +95,62 @@ class Worker : public std::enable_shared_from_this<Worker> {
   void SubmitDetached(Work work);
   // No more jobs after this; the thread exits once it has run the queue.
   void StopAfterQueue();
-  // Waits for the thread to exit: call only after StopAfterQueue, from a
-  // job's reply (the thread is then past its last job and about to return).
+  // Waits for the pool's threads to exit: call only after StopAfterQueue,
+  // from the last job's reply (they are then past it and about to return).
+  // A thread in a side job without a key (a migration) is let go instead.
   void Join();
-  // Lets the thread finish on its own (finalizer path: never block there).
+  // Lets the threads finish on their own (finalizer path: never block there).
   void Detach();
 
  private:
+  // One pool thread. Its std::thread is moved out by Join, or detached.
+  struct Member {
+    std::thread thread;
+    // In a side job without a key (a migration): close() does not wait for it.
+    bool unkeyedSide = false;
+  };
+
   Worker() = default;
-  void Run();
+  void Run(Member* self);
   void Enqueue(std::unique_ptr<Job> job);
   // Under mutex_: whether the job must wait for a side job.
   bool MustWait(const Job& job) const;
-  void StartSide(std::unique_ptr<Job> job);
-  // Side thread: posts the job's result, then lets what waited for it go on.
-  void EndSide(std::unique_ptr<Job> job);
+  // Under mutex_: the pool is done (stopped, nothing queued or running).
+  bool Finished() const;
+  // Under mutex_: starts a pool thread (counted idle). `acquire`: it holds
+  // the thread-safe function too (all but the first).
+  void Spawn(bool acquire);
+  // Under mutex_: a job waits and no thread would take it: wake or start one.
+  void EnsureTaker();
+  // Under mutex_, for a side job just taken: the session it runs with. Read
+  // here because the next job may run on the session as soon as the lock goes.
+  std::unique_ptr<Session> SideSession(Job& job, std::shared_ptr<SideConnections>& sides);
+  // Runs a side job on this thread (lock not held); the caller posts it.
+  void RunSide(Job& job, std::unique_ptr<Session> side, std::shared_ptr<SideConnections> sides);
   // Hands a job that has run to the JavaScript thread.
   void Post(std::unique_ptr<Job> job);
+  // The end of a pool thread: lets its std::thread go, releases its hold on
+  // the thread-safe function (lock not held).
+  void Leave(Member* self);
 
   std::unique_ptr<Session> session_;
   Tsfn tsfn_;
   std::shared_ptr<TsfnGuard> guard_;
-  std::thread thread_;
 
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::list<Member> members_;
+  // Threads free to take a job (started ones included).
+  std::size_t idle_ = 0;
+  // A thread runs a job on the session's connection.
+  bool draining_ = false;
   std::deque<std::unique_ptr<Job>> queue_;
   // Jobs taken from the queue that wait for a side job, in their order.
   std::deque<std::unique_ptr<Job>> parked_;
   // Keys of the side jobs in flight.
   std::set<std::string> busy_;
   bool stopping_ = false;
+  bool sessionEnded_ = false;
 };
 
 }  // namespace virtfleet
