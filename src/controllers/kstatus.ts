@@ -57,8 +57,9 @@ const INSTALL_HELD: ReadonlySet<string> = new Set([R.InstallFailed, R.InstallTim
 /**
  * A VM waits for a person when its definition cannot be used (Provisioned InvalidDefinition), no
  * host of its pool can take it (Scheduled Unschedulable), its recovery is blocked (Ready
- * RecoveryBlocked: no fencing, disks not shared, fencing failing), or its install failed and is
- * held. Otherwise it is reconciling until Ready=True, or while a migration runs.
+ * RecoveryBlocked: no fencing, disks not shared, fencing failing, the old copy holding the
+ * leases), or its install failed and is held. Otherwise it is reconciling until Ready=True, or
+ * while a migration runs.
  */
 export function vmKstatus(conditions: readonly ObservedCondition[] | undefined): KstatusVerdict {
   const find = (type: string) => findCondition(conditions, type);
