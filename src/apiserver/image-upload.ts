@@ -237,7 +237,7 @@ export class ImageUploads {
     }
     if (received !== length || !request.complete)
       throw new UploadRefused(
-        'UploadIncomplete',
+        IMAGE_REASONS.UploadIncomplete,
         400,
         'BadRequest',
         `the upload was cut after ${received} of ${length} bytes: nothing was kept; run the upload again`,
@@ -254,7 +254,7 @@ export class ImageUploads {
     if (!format.ok)
       throw new UploadRefused(IMAGE_REASONS.UnsupportedFormat, 415, 'UnsupportedMediaType', format.message);
     const cut = await truncationProblem(file, format.format);
-    if (cut) throw new UploadRefused('UploadIncomplete', 400, 'BadRequest', cut);
+    if (cut) throw new UploadRefused(IMAGE_REASONS.UploadIncomplete, 400, 'BadRequest', cut);
     return { file, format: format.format, sizeBytes: format.sizeBytes, sha256 };
   }
 

@@ -32,6 +32,7 @@ export const IMAGE_REASONS = {
   InUse: 'InUse',
   WaitingForUpload: 'WaitingForUpload',
   UploadFailed: 'UploadFailed',
+  UploadIncomplete: 'UploadIncomplete',
 } as const;
 
 export const IMAGE_EVENTS = {

@@ -29,6 +29,7 @@ const NEEDS_A_PERSON: ReadonlySet<string> = new Set([
   R.InUse,
   R.HostPoolNotFound,
   R.UploadFailed,
+  R.UploadIncomplete,
 ]);
 
 export function imageStatus(input: ImageStatusInput): VirtualMachineImageStatus {

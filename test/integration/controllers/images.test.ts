@@ -348,3 +348,100 @@ describe('images from a URL', () => {
       ).toBeUndefined();
   });
 });
+
+// Uploaded images (spec.source.upload): `virtfleet api` writes the hosts' volumes and
+// status.upload (test/integration/apiserver/image-upload.test.ts); here status.upload is written
+// as it writes it, and the volumes made as it makes them, to see what the controller does with them.
+describe('uploaded images', () => {
+  const writeUpload = (name: string, upload: Record<string, unknown>) =>
+    bench.kube.patch(
+      VIRTUAL_MACHINE_IMAGE,
+      bench.namespace,
+      name,
+      { status: { upload: { fingerprint: image(name)?.status?.importedSpec, ...upload } } },
+      { subresource: 'status' },
+    );
+
+  it('waits for its upload, naming the command, then is Ready on the hosts the upload wrote', async () => {
+    await createImage('uploaded', pool, { upload: {} });
+    const waiting = await untilImage(
+      'uploaded',
+      (i) => condition(i, 'Ready')?.reason === 'WaitingForUpload',
+      'waiting for its upload',
+    );
+    expect(waiting.status?.phase).toBe('Pending');
+    expect(condition(waiting, 'Ready')?.message).toContain(
+      `no content yet; upload it: virtfleet image upload uploaded -n ${bench.namespace} --file FILE`,
+    );
+    expect(condition(waiting, 'Reconciling')).toMatchObject({ status: 'True' });
+
+    // While the upload runs: Importing, and the controller leaves the half-written volume alone.
+    const volume = imageVolumeName(bench.namespace, 'uploaded');
+    await bench.hypervisor(HOSTS[0]!).createVolume(STORAGE_POOL, { name: volume, format: 'qcow2', capacityBytes: MiB });
+    await writeUpload('uploaded', {
+      state: 'Uploading',
+      progress: 'to host img-1 (1 of 2)',
+      updatedAt: new Date().toISOString(),
+    });
+    const importing = await untilImage('uploaded', (i) => i.status?.phase === 'Importing', 'Importing');
+    expect(importing.status?.hosts?.[0]).toMatchObject({
+      phase: 'Importing',
+      progress: 'uploading to host img-1 (1 of 2)',
+    });
+    expect(await bench.hypervisor(HOSTS[0]!).volume(STORAGE_POOL, volume)).toBeDefined();
+
+    // Done on img-1 only (img-2 was not reached): img-1 Ready, img-2 waits for another upload.
+    const facts = { format: 'qcow2', sizeBytes: MiB, sha256: 'a'.repeat(64), checksumVerified: true };
+    await writeUpload('uploaded', { state: 'Done', ...facts, hosts: ['img-1'], updatedAt: new Date().toISOString() });
+    const partly = await untilImage(
+      'uploaded',
+      (i) => i.status?.hosts?.some((h) => h.name === 'img-1' && h.phase === 'Ready') === true,
+      'Ready on img-1',
+    );
+    expect(partly.status?.phase).toBe('Pending');
+    expect(partly.status?.hosts?.find((h) => h.name === 'img-2')?.message).toMatch(
+      /the upload did not reach host img-2.*upload it: virtfleet image upload uploaded/,
+    );
+
+    await bench.hypervisor(HOSTS[1]!).createVolume(STORAGE_POOL, { name: volume, format: 'qcow2', capacityBytes: MiB });
+    await writeUpload('uploaded', {
+      state: 'Done',
+      ...facts,
+      hosts: ['img-1', 'img-2'],
+      updatedAt: new Date().toISOString(),
+    });
+    const ready = await untilImage('uploaded', (i) => i.status?.phase === 'Ready', 'Ready');
+    expect(ready.status).toMatchObject({ ...facts, shared: false });
+    expect(ready.status?.upload).toMatchObject({ state: 'Done', hosts: ['img-1', 'img-2'] });
+    expect((await kstatusOf(ready)).status).toBe('Current');
+  });
+
+  it('is Failed and Stalled when its upload failed, and takes a stopped upload for none', async () => {
+    await createImage('upload-failed', pool, { upload: {} });
+    await untilImage('upload-failed', (i) => i.status?.importedSpec !== undefined, 'a status');
+    await writeUpload('upload-failed', {
+      state: 'Failed',
+      reason: 'UploadIncomplete',
+      message: 'the upload was cut after 10 of 20 bytes: nothing was kept; run the upload again',
+      updatedAt: new Date().toISOString(),
+    });
+    const failed = await untilImage('upload-failed', (i) => i.status?.phase === 'Failed', 'Failed');
+    expect(condition(failed, 'Ready')).toMatchObject({ reason: 'UploadIncomplete' });
+    // Nothing retries by itself: a person runs the upload again.
+    expect(condition(failed, 'Stalled')).toMatchObject({ status: 'True', reason: 'UploadIncomplete' });
+    // An upload whose API server stopped writing a minute ago is no upload.
+    await writeUpload('upload-failed', {
+      state: 'Receiving',
+      progress: '40%',
+      reason: null,
+      message: null,
+      updatedAt: new Date(Date.now() - 120_000).toISOString(),
+    });
+    const stopped = await untilImage(
+      'upload-failed',
+      (i) => condition(i, 'Ready')?.reason === 'WaitingForUpload',
+      'waiting again',
+    );
+    expect(condition(stopped, 'Ready')?.message).toMatch(/the upload stopped \(Receiving, last written/);
+  });
+});
