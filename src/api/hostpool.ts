@@ -201,7 +201,7 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
         { minimum: 1, maximum: 300, default: 2 },
       ),
       failureThreshold: int(
-        'Missed heartbeats in a row after which the host is NotReady (failed): it takes no new VMs, and its VMs are started elsewhere once its fencing command (hosts[].fencing) confirmed the power-off.',
+        "Missed heartbeats in a row after which the host is NotReady (failed): it takes no new VMs, and its VMs are started elsewhere once its fencing command (hosts[].fencing) confirmed the power-off, or, with spec.leases and no fencing command, where the new host's lock manager grants their leases.",
         {
           minimum: 1,
           maximum: 100,
@@ -230,9 +230,11 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
     obj(
       'A lock-manager lease for every VM of the pool (virtlockd), so that no second copy of a VM can run: a copy started ' +
         "elsewhere is refused, and a live migration's source cannot resume once the destination holds the lease (a partition at " +
-        'the switchover). Each host must run virtlockd with lock_manager = "lockd" in qemu.conf and, in qemu-lockd.conf, ' +
-        'file_lockspace_dir = this directory on storage all hosts share, with auto_disk_leases = 1 (libvirt registers the ' +
-        'lockspace only then). Without it, such a second copy is only detected and removed (docs/controllers.md).',
+        "the switchover). A failed host's VMs restart elsewhere without a fencing command once another host's lock manager " +
+        "grants their leases (and their disks'): proof that the old copy is gone. Each host must run virtlockd with " +
+        'lock_manager = "lockd" in qemu.conf and, in qemu-lockd.conf, file_lockspace_dir = this directory on storage all ' +
+        'hosts share, with auto_disk_leases = 1 (libvirt registers the lockspace only then; the disks are leased too). ' +
+        'Without it, such a second copy is only detected and removed (docs/controllers.md).',
       {
         lockspace: matching(
           "The hosts' virtlockd lockspace directory (file_lockspace_dir), the same shared directory on every host.",
