@@ -105,7 +105,7 @@ const DEPLOY_ENV = !process.argv.includes('--no-deploy-env');
 const PATCH = process.argv.includes('--patch') ? process.argv[process.argv.indexOf('--patch') + 1] : undefined;
 const NAMESPACE = 'default';
 const POOL = 'scale';
-const CONVERGE_DEADLINE_MS = 600_000;
+const CONVERGE_DEADLINE_MS = Math.max(600_000, VMS * 100);
 const QUIET_WINDOW_MS = arg('quiet-seconds', 10) * 1000;
 /** The longest the bench waits, once all are Ready, for the controller to have written the burst's Events. */
 const EVENTS_DEADLINE_MS = 300_000;
@@ -904,7 +904,7 @@ async function main(): Promise<void> {
     breakdown(startup),
     `  burst of ${VMS}: ${total(burst)} (writes ${total(burst, isWrite)}; ${(total(burst) / VMS).toFixed(1)} per VM)`,
     breakdown(burst),
-    `  after all were Ready, until the burst's Events were written (${ms(eventsTrailMs)} ms): ${total(trail)} (writes ${total(trail, isWrite)})`,
+    `  after all were Ready, until the burst's Events were written and the work queues empty (${ms(eventsTrailMs)} ms): ${total(trail)} (writes ${total(trail, isWrite)})`,
     breakdown(trail),
     `  burst and its Events together: ${((total(burst) + total(trail)) / VMS).toFixed(1)} per VM`,
     `  quiet ${QUIET_WINDOW_MS / 1000} s once settled: ${total(quiet)} (writes ${total(quiet, isWrite)})`,

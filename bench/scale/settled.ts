@@ -14,12 +14,16 @@ async function metric(url: string, prefix: string): Promise<Map<string, number>>
   return out;
 }
 
-/** Resolves once the controller's virtfleet_events_unsent is 0 (or after `deadlineMs`); ms waited. */
+/**
+ * Resolves once the controller's virtfleet_events_unsent is 0 and its work queues are empty (the
+ * reconciles its own last status writes asked for), or after `deadlineMs`; ms waited.
+ */
 export async function eventsWritten(metricsUrl: string, deadlineMs: number): Promise<number> {
   const start = performance.now();
   while (performance.now() - start < deadlineMs) {
     const unsent = [...(await metric(metricsUrl, 'virtfleet_events_unsent')).values()][0] ?? 0;
-    if (unsent === 0) break;
+    const queued = [...(await metric(metricsUrl, 'virtfleet_workqueue_depth{')).values()].reduce((a, b) => a + b, 0);
+    if (unsent === 0 && queued === 0) break;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return performance.now() - start;
