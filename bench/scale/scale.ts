@@ -105,6 +105,10 @@ const DEPLOY_ENV = !process.argv.includes('--no-deploy-env');
 const PATCH = process.argv.includes('--patch') ? process.argv[process.argv.indexOf('--patch') + 1] : undefined;
 const NAMESPACE = 'default';
 const POOL = 'scale';
+/** A HostPool holds at most 100 hosts (its schema): more hosts make more pools, scale-1, scale-2… */
+const HOSTS_PER_POOL = 100;
+const POOL_COUNT = Math.ceil(HOSTS / HOSTS_PER_POOL);
+const poolName = (i: number) => (i === 0 ? POOL : `${POOL}-${i}`);
 const CONVERGE_DEADLINE_MS = Math.max(600_000, VMS * 100);
 const QUIET_WINDOW_MS = arg('quiet-seconds', 10) * 1000;
 /** The longest the bench waits, once all are Ready, for the controller to have written the burst's Events. */
@@ -664,7 +668,7 @@ async function hostsMemory(
 
 async function main(): Promise<void> {
   process.stdout.write(
-    `virtfleet scale bench: ${VMS} VMs over ${HOSTS} test-driver hosts (+${SINGLE} one at a time), controller ${TSX ? 'through tsx' : 'compiled'}${PATCH ? ` with ${PATCH} applied` : ''}${NODE_OPTIONS.length ? ` (node ${NODE_OPTIONS.join(' ')})` : ''}, temp dir ${dir}\n`,
+    `virtfleet scale bench: ${VMS} VMs over ${HOSTS} test-driver hosts in ${POOL_COUNT} HostPool${POOL_COUNT > 1 ? 's' : ''} (+${SINGLE} one at a time), controller ${TSX ? 'through tsx' : 'compiled'}${PATCH ? ` with ${PATCH} applied` : ''}${NODE_OPTIONS.length ? ` (node ${NODE_OPTIONS.join(' ')})` : ''}, temp dir ${dir}\n`,
   );
   const info = await startControlPlane(dir, root, cleanups);
   const kubectl = info.binaries.kubectl;
@@ -701,12 +705,16 @@ async function main(): Promise<void> {
   pools.on(() => changed.poke());
   await watchUntilCleanup(cache, cleanups);
 
-  await kube.create(HOST_POOL, {
-    apiVersion: 'virtfleet.io/v1alpha1',
-    kind: 'HostPool',
-    metadata: { name: POOL },
-    spec: { hosts: decls.map((h) => ({ name: h.name, uri: uris.get(h.name)!, hypervisor: 'kvm' })) },
-  });
+  // Hosts in pools of HOSTS_PER_POOL in order; the VMs spread over the pools in turn.
+  const poolHosts = (i: number) => decls.slice(i * HOSTS_PER_POOL, (i + 1) * HOSTS_PER_POOL);
+  for (let i = 0; i < POOL_COUNT; i++) {
+    await kube.create(HOST_POOL, {
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'HostPool',
+      metadata: { name: poolName(i) },
+      spec: { hosts: poolHosts(i).map((h) => ({ name: h.name, uri: uris.get(h.name)!, hypervisor: 'kvm' })) },
+    });
+  }
 
   const entry = await controllerEntry();
   process.stdout.write(
@@ -724,7 +732,10 @@ async function main(): Promise<void> {
   const controllerStartedAt = performance.now();
   const controller = await startController(entry, info.kubeconfig);
   await changed.until(
-    () => (pools.get(POOL)?.status as HostPool['status'] | undefined)?.readyHosts === HOSTS,
+    () =>
+      Array.from({ length: POOL_COUNT }, (_, i) => i).every(
+        (i) => (pools.get(poolName(i))?.status as HostPool['status'] | undefined)?.readyHosts === poolHosts(i).length,
+      ),
     120_000,
     () => `all ${HOSTS} hosts ready (pool status: ${JSON.stringify(pools.get(POOL)?.status?.conditions)})`,
   );
@@ -746,9 +757,9 @@ async function main(): Promise<void> {
   // ---- burst --------------------------------------------------------------------------------
   const names = Array.from({ length: VMS }, (_, i) => `vm-${String(i).padStart(4, '0')}`);
   const burstStart = performance.now();
-  await pooled(names, BATCH, async (name) => {
+  await pooled(names, BATCH, async (name, i) => {
     createdAt.set(name, performance.now());
-    await kube.create(VIRTUAL_MACHINE, vmObject(name, NAMESPACE, POOL));
+    await kube.create(VIRTUAL_MACHINE, vmObject(name, NAMESPACE, poolName(i % POOL_COUNT)));
   });
   const appliedMs = performance.now() - burstStart;
   await changed.until(
