@@ -9,7 +9,10 @@
 # written back, then "VIRTFLEET-CMD-END rc=<n>".
 # The virtio disk modules (virtio_pci, virtio_blk and what they need) are in
 # /modules, in load order, NOT loaded at boot (boot time stays as it was):
-# `vf-disks` loads them and waits for /dev/vda (tests that use a disk).
+# `vf-disks` loads them and waits for /dev/vda (tests that use a disk). With
+# vf.diskwriter on the kernel command line, `vf-diskwriter` runs from boot:
+# it writes a numbered pattern to /dev/vda without end and prints
+# "VIRTFLEET-DISKCHECK n=<written> lines=<read back> bad=<wrong>" every 3 s.
 #
 # Output: ${VIRTFLEET_CACHE:-$HOME/.cache/virtfleet}/guest/<key>/{vmlinuz,initramfs.gz}
 # where <key> hashes the kernel and busybox versions, this script and
@@ -57,6 +60,24 @@ while [ ! -b /dev/vda ] && [ "$n" -lt 100 ]; do n=$((n + 1)); sleep 0.1; done
 [ -b /dev/vda ] || { echo "vf-disks: no /dev/vda"; exit 1; }
 SCRIPT
 chmod 755 "$root/bin/vf-disks"
+cat > "$root/bin/vf-diskwriter" <<'SCRIPT'
+#!/bin/sh
+# Writes sector i of /dev/vda ("VFBLK <i, 8 digits>"), fsync'ed, one after the other, until the
+# disk ends; every 3 s it drops the page cache, reads back every sector written so far from the
+# disk and prints on the console: VIRTFLEET-DISKCHECK n=<written> lines=<read back> bad=<wrong>.
+vf-disks >/dev/null || exit 1
+( i=0; while printf 'VFBLK %08d\n' $i | dd of=/dev/vda bs=512 seek=$i conv=notrunc,fsync 2>/dev/null; do
+    i=$((i + 1)); echo $i > /tmp/vf-written
+  done ) &
+while sleep 3; do
+  n=$(cat /tmp/vf-written 2>/dev/null || echo 0)
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  dd if=/dev/vda bs=512 count="$n" 2>/dev/null | tr -d '\000' |
+    awk -v n="$n" '{ if ($0 != sprintf("VFBLK %08d", NR - 1)) bad++ }
+      END { printf "VIRTFLEET-DISKCHECK n=%d lines=%d bad=%d\n", n, NR, bad }' > /dev/console
+done
+SCRIPT
+chmod 755 "$root/bin/vf-diskwriter"
 write_init "$root/init" heartbeat <<'INIT'
 # The command server: one command per line on ttyS1, started before the
 # marker so that a client that saw the marker is never early. fd 3 keeps the
@@ -74,6 +95,8 @@ fi
 # A shell on the console for `virtfleet vm console`: not interactive, so it prints nothing
 # until a command is typed (heartbeat lines stay whole); the tty echoes what is typed.
 ( while true; do sh </dev/ttyS0 >/dev/ttyS0 2>&1; sleep 1; done ) &
+# vf.diskwriter on the kernel command line: write a pattern to /dev/vda and check it (vf-diskwriter).
+if grep -qw vf.diskwriter /proc/cmdline; then vf-diskwriter </dev/null >/dev/null 2>&1 & fi
 INIT
 
 mkdir -p "$out.tmp"

@@ -73,7 +73,11 @@ export class MigrationStep {
     const asked = request !== undefined && (isNewRequest(request, last) || last?.state === 'InProgress');
     if (!asked && !host.maintenance) {
       this.jobs.reset(uid);
-      if (draft.condition(C.Migrating)?.status === 'True')
+      const current = draft.condition(C.Migrating);
+      // A drain's refusal ends with the drain (an asked one stays, next to its lastAction).
+      const drainRefused =
+        current?.reason === R.MigrationRefused && (current.message ?? '').includes(' is in maintenance, ');
+      if (current?.status === 'True' || drainRefused)
         draft.set(C.Migrating, 'False', R.NotMigrating, 'no migration under way');
       return undefined;
     }

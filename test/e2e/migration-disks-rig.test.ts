@@ -1,0 +1,213 @@
+// Live migration of a VM with a disk on host-local storage (issue 18, Done 1 and the shortfall
+// fault), on real libvirtd hosts (test/rig) with the tiny guest writing a numbered pattern to its
+// qcow2 disk the whole time. One guest, shared by both cases:
+//
+// 1. rig-0 goes into maintenance with only rig-2 to go to, whose storage pool is a 256 KiB tmpfs:
+//    the migration is refused before anything is copied, naming the pool and the shortfall; the
+//    drain reports the VM as not movable and it keeps running (and writing) on rig-0.
+// 2. Out of maintenance, `virtfleet vm migrate --to rig-1` copies the disk while the guest writes
+//    on (status.migration says Copied, with the disks' bytes); afterwards the guest drops its
+//    page cache and reads back every sector it wrote, before and during the migration, from the
+//    disk on rig-1. The volume is gone from rig-0, and no two copies ever ran at once.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { runAction } from '../../src/cli/vm.js';
+import { HOST_POOL, VIRTUAL_MACHINE } from '../../src/controllers/resources.js';
+import { volumeNameOf } from '../../src/controllers/vm-storage.js';
+import { LibvirtConnection, type LibvirtConsole } from '../../src/hypervisors/libvirt/native/index.js';
+import type { Condition } from '../../src/runtime/conditions.js';
+import { guestImage } from '../rig/guest.js';
+import { RunningCopiesChecker } from '../rig/running-copies.js';
+import { guestVm, hostPool, isRunning, NAMESPACE, RigController } from './harness.js';
+
+const run = promisify(execFile);
+const POOL = 'rig-disks';
+const VM = 'writer';
+const STORAGE_POOL = 'vf-local';
+/** Under each host's private /var/lib/libvirt: the same path, a different directory per host. */
+const STORAGE_PATH = '/var/lib/libvirt/vf-local';
+const stack: RigController = new RigController({
+  hosts: 3,
+  tag: 'mdisks',
+  detail: () => `VM: ${JSON.stringify(stack.vm(VM)?.status)}`,
+});
+const hostSpec = (i: number, extra: Record<string, unknown> = {}) => stack.poolHost(i, extra);
+const vm = () => stack.vm(VM);
+const migrating = () => (vm()?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Migrating');
+
+const DISKCHECK = /VIRTFLEET-DISKCHECK n=(\d+) lines=(\d+) bad=(\d+)\r?\n/g;
+
+interface DiskCheck {
+  n: number;
+  lines: number;
+  bad: number;
+}
+
+/** The guest's console output from now on: its disk writer's checks (vf-diskwriter, test/rig/build-guest.sh). */
+class GuestConsole {
+  text = '';
+  private constructor(
+    private readonly conn: LibvirtConnection,
+    private readonly console: LibvirtConsole,
+  ) {}
+  static async open(host: number): Promise<GuestConsole> {
+    const conn = await LibvirtConnection.open(stack.rig.hosts[host]!.uri);
+    const console = await conn.domainOpenConsole(vm()!.metadata.uid ?? '', { force: true });
+    const log = new GuestConsole(conn, console);
+    console.onData((data) => {
+      log.text += data.toString('latin1');
+    });
+    return log;
+  }
+  checks(): DiskCheck[] {
+    return [...this.text.matchAll(DISKCHECK)].map((m) => ({ n: Number(m[1]), lines: Number(m[2]), bad: Number(m[3]) }));
+  }
+  /** Waits until this console has shown `count` checks; returns the last. */
+  async check(count: number, ms: number, what: string): Promise<DiskCheck> {
+    for (const deadline = Date.now() + ms; ;) {
+      const checks = this.checks();
+      if (checks.length >= count) return checks.at(-1)!;
+      if (Date.now() > deadline)
+        throw new Error(`${what}: not within ${ms} ms; console said: ${this.text.slice(-800)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  async close(): Promise<void> {
+    await this.console.close().catch(() => undefined);
+    await this.conn.close();
+  }
+}
+
+/** The volumes of storage pool vf-local on a rig host (none when it has no such pool). */
+async function volumesOn(i: number): Promise<string[]> {
+  const conn = await LibvirtConnection.open(stack.rig.hosts[i]!.uri);
+  try {
+    const pool = (await conn.listStoragePools()).find((p) => p.name === STORAGE_POOL);
+    if (!pool) return [];
+    await conn.storagePoolRefresh(STORAGE_POOL);
+    return (await conn.storagePoolListVolumes(STORAGE_POOL)).map((v) => v.name).sort();
+  } finally {
+    await conn.close();
+  }
+}
+
+let checker: RunningCopiesChecker | undefined;
+let guest: GuestConsole | undefined;
+
+beforeAll(async () => {
+  await stack.start();
+  // rig-2's pool directory is a 256 KiB tmpfs (in its own mount namespace): too small for the copy.
+  const small = stack.rig.hosts[2]!;
+  mkdirSync(small.privatePath(STORAGE_PATH), { recursive: true });
+  // prettier-ignore
+  await run('nsenter', ['-t', String(small.libvirtdPid), '-m', '--', 'mount', '-t', 'tmpfs', '-o', 'size=256k', 'vfsmall', STORAGE_PATH]);
+  const image = await guestImage();
+  await stack.client.create(
+    HOST_POOL,
+    hostPool(POOL, { hosts: [hostSpec(0)], storage: { pool: STORAGE_POOL, path: STORAGE_PATH } }),
+  );
+  await stack.client.create(
+    VIRTUAL_MACHINE,
+    guestVm(VM, POOL, image, {
+      kernelBoot: { kernel: image.kernel, initrd: image.initrd, cmdline: 'console=ttyS0 panic=-1 vf.diskwriter' },
+      disks: [{ name: 'data', size: '64Mi', source: { blank: {} } }],
+    }),
+  );
+  await stack.until(() => isRunning(vm()), 120_000, 'writer Running on rig-0');
+  const uid = vm()!.metadata.uid ?? '';
+  checker = new RunningCopiesChecker(stack.rig, () => new Map([[uid, VM]]), 1000);
+  await checker.start();
+  guest = await GuestConsole.open(0);
+}, 300_000);
+
+afterAll(async () => {
+  await guest?.close();
+  await checker?.stop();
+  await stack.deleteVms(60_000);
+  await stack.stop();
+}, 180_000);
+
+describe('a VM with a disk on host-local storage', () => {
+  it('is refused, before anything is copied, when the destination pool lacks room; the drain reports it and it runs on', async () => {
+    // The writer at work, its pattern read back right on rig-0.
+    expect(await guest!.check(1, 60_000, 'a disk check on rig-0')).toMatchObject({ bad: 0 });
+    await stack.client.patch(HOST_POOL, undefined, POOL, {
+      spec: { hosts: [hostSpec(0, { maintenance: true }), hostSpec(2)] },
+    });
+    await stack.until(() => migrating()?.reason === 'MigrationRefused', 60_000, 'migration refused');
+    expect(migrating()?.message).toMatch(
+      new RegExp(
+        `^host rig-0 is in maintenance, but the VM cannot move to rig-2: storage pool ${STORAGE_POOL} on rig-2 has \\d+ bytes free, ` +
+          `the copies need \\d+ \\(the disks' allocation on rig-0\\): short by \\d+ bytes; free space in pool ${STORAGE_POOL} on rig-2`,
+      ),
+    );
+    expect(migrating()?.message).toMatch(/; the VM keeps running on rig-0$/);
+    await stack.until(
+      () =>
+        (stack.pool(POOL)?.status?.conditions as Condition[] | undefined)
+          ?.find((c) => c.type === 'Maintenance')
+          ?.message.includes(`not movable: ${VM}`) ?? false,
+      30_000,
+      'the drain reports the VM as not movable',
+    );
+    // Nothing was made on rig-2; the guest runs on where it was, still writing.
+    expect(await volumesOn(2)).toEqual([]);
+    expect(vm()?.status?.host).toBe('rig-0');
+    expect(isRunning(vm())).toBe(true);
+    const seen = guest!.checks().length;
+    const before = guest!.checks().at(-1)!.n;
+    const after = await guest!.check(seen + 1, 30_000, 'another disk check on rig-0');
+    expect(after.n).toBeGreaterThan(before);
+    expect(after).toEqual({ n: after.n, lines: after.n, bad: 0 });
+  }, 200_000);
+
+  it('live-migrates with its disk copied while the guest writes; every sector is there afterwards', async () => {
+    // Out of maintenance; rig-2 leaves the pool, rig-1 joins.
+    await stack.client.patch(HOST_POOL, undefined, POOL, { spec: { hosts: [hostSpec(0), hostSpec(1)] } });
+    await stack.until(() => migrating()?.reason === 'NotMigrating', 30_000, 'maintenance over');
+    const writtenBefore = guest!.checks().at(-1)!.n;
+    const seen = { storage: '', diskTotal: 0 };
+    const watching = stack.until(
+      () => {
+        const migration = vm()?.status?.migration;
+        if (migration) {
+          seen.storage = migration.storage ?? seen.storage;
+          seen.diskTotal = migration.diskTotalBytes ?? seen.diskTotal;
+        }
+        return vm()?.status?.host === 'rig-1' && migrating()?.reason === 'Migrated';
+      },
+      240_000,
+      'writer migrated to rig-1',
+    );
+    const lines: string[] = [];
+    await runAction(
+      'migrate',
+      VM,
+      { namespace: NAMESPACE, kubeconfig: stack.info.kubeconfig, wait: true, timeout: '240', to: 'rig-1' },
+      (line) => lines.push(line),
+    );
+    await watching;
+    await guest!.close();
+    // Two checks on rig-1: the second read every sector (page cache dropped) from rig-1's disk.
+    guest = await GuestConsole.open(1);
+    const check = await guest.check(2, 60_000, 'two disk checks on rig-1');
+    process.stdout.write(
+      `migration with storage copy on the rig: ${writtenBefore} sectors written before it, ${check.n} by the check on rig-1; ${lines.at(-1) ?? ''}\n`,
+    );
+
+    expect(seen.storage).toBe('Copied');
+    expect(seen.diskTotal).toBeGreaterThan(0);
+    expect(check.n).toBeGreaterThan(writtenBefore);
+    expect(check).toEqual({ n: check.n, lines: check.n, bad: 0 });
+    expect(migrating()?.message).toMatch(/^migrated live from rig-0 to rig-1/);
+    // The source's copy of the disk is gone; the destination has it.
+    const volume = volumeNameOf(vm()!, 'data');
+    expect(await volumesOn(0)).toEqual([]);
+    expect(await volumesOn(1)).toEqual([volume]);
+    await checker!.sample();
+    expect(checker!.violations).toEqual([]);
+    expect(checker!.runningOn(vm()!.metadata.uid ?? '')).toEqual(['host1']);
+  }, 400_000);
+});
