@@ -3,7 +3,7 @@
 // silent host whose copy would hold the leases.
 import { describe, expect, it } from '@jest/globals';
 import { HypervisorError } from '../../src/hypervisors/hypervisor.js';
-import { leaseConflict, leaseRetryMs } from '../../src/controllers/vm/lease-recovery.js';
+import { leaseConflict, leaseRetryMs, recalled } from '../../src/controllers/vm/lease-recovery.js';
 import { locate } from '../../src/controllers/vm/location.js';
 
 const URI = 'qemu+tcp://10.250.1.2/system';
@@ -48,6 +48,48 @@ describe('leaseRetryMs', () => {
     expect([1, 2, 3, 4, 5, 6, 10].map(leaseRetryMs)).toEqual([
       10_000, 20_000, 40_000, 80_000, 120_000, 120_000, 120_000,
     ]);
+  });
+});
+
+describe('recalled (a restarted controller reads a recovery by lease back from status)', () => {
+  it('from a refused start: the old host and the tries so far', () => {
+    expect(
+      recalled([
+        {
+          type: 'Ready',
+          reason: 'RecoveryBlocked',
+          message:
+            'the VM is not started on rig-1: the start was refused because its leases or disks are held (resource busy), so the old copy on rig-0 is alive and holds them (its host is cut off, not dead). It starts on rig-1 once they are free: … Tried 2 times; next try in 20 s',
+        },
+      ]),
+    ).toEqual({ from: 'rig-0', refusals: 2 });
+  });
+
+  it('from the move, before any start', () => {
+    expect(
+      recalled([
+        {
+          type: 'Provisioned',
+          reason: 'Evacuating',
+          message:
+            'moving to rig-1: host rig-0 failed and was not fenced (no fencing command, or it failed); its leases decide: the VM starts only where the lock manager grants them',
+        },
+      ]),
+    ).toEqual({ from: 'rig-0', refusals: 0 });
+  });
+
+  it('not from a move after fencing, nor from other waits', () => {
+    expect(
+      recalled([
+        { type: 'Provisioned', reason: 'Evacuating', message: 'moving to rig-1: host rig-0 failed and was fenced' },
+        {
+          type: 'Ready',
+          reason: 'RecoveryBlocked',
+          message: 'host rig-0 failed (HeartbeatMissed: …); the VM is not started elsewhere because …',
+        },
+      ]),
+    ).toBeUndefined();
+    expect(recalled(undefined)).toBeUndefined();
   });
 });
 

@@ -36,6 +36,28 @@ export function leaseConflict(error: unknown): string | undefined {
   return said.length > 300 ? `${said.slice(0, 300)}…` : said;
 }
 
+/**
+ * What a controller before this one wrote about a recovery by lease under way, read back from the
+ * VM's status after a restart (this process's memory is gone): the move's Provisioned=Evacuating
+ * message, or a refused start's RecoveryBlocked one. Undefined when status shows none.
+ */
+export function recalled(
+  conditions: ReadonlyArray<{ type: string; reason?: string; message?: string }> | undefined,
+): { from: string; refusals: number } | undefined {
+  const of = (type: string) => conditions?.find((c) => c.type === type);
+  const ready = of(C.Ready);
+  if (ready?.reason === R.RecoveryBlocked) {
+    const refused = /so the old copy on (\S+) is alive .* Tried (\d+) times?;/.exec(ready.message ?? '');
+    if (refused) return { from: refused[1]!, refusals: Number(refused[2]) };
+  }
+  const provisioned = of(C.Provisioned);
+  if (provisioned?.reason === R.Evacuating) {
+    const moved = /^moving to \S+: host (\S+) failed and was not fenced/.exec(provisioned.message ?? '');
+    if (moved) return { from: moved[1]!, refusals: 0 };
+  }
+  return undefined;
+}
+
 export class LeaseRecovery {
   constructor(private readonly kit: VmKit) {}
 
@@ -64,7 +86,7 @@ export class LeaseRecovery {
   /** A start on `host` was refused for a held lease (`conflict`): the VM waits; returns when to try again. */
   refused(vm: VmObject, pool: PoolObject, host: string, conflict: string, draft: VmStatusDraft): number {
     const memory = this.kit.memory(vm);
-    const state = memory.leaseRecovery ?? { refusals: 0 };
+    const state = memory.leaseRecovery ?? recalled((memory.written ?? vm.status)?.conditions) ?? { refusals: 0 };
     const refusals = state.refusals + 1;
     const delay = leaseRetryMs(refusals);
     const poolName = pool.metadata.name ?? '';
@@ -94,7 +116,7 @@ export class LeaseRecovery {
    */
   started(vm: VmObject, pool: PoolObject, host: string, draft: VmStatusDraft): void {
     const memory = this.kit.memory(vm);
-    const state = memory.leaseRecovery;
+    const state = memory.leaseRecovery ?? recalled((memory.written ?? vm.status)?.conditions);
     if (!state) return;
     delete memory.leaseRecovery;
     const disks = vm.spec.disks?.length ?? 0;
