@@ -114,7 +114,7 @@ export class VirtualMachineReconciler implements Reconciler {
       // Where the VM runs when status alone cannot tell: before anything is started or moved.
       const settled = pool ? await this.copies.settle(vm, pool, draft) : undefined;
       if (settled !== undefined) throw new Halt(settled);
-      const recovery = this.recovery.verdict(vm, pool, placement);
+      const recovery = this.recovery.verdict(vm, pool, placement, draft.status.migration);
       if (recovery?.go) {
         // After fencing, a copy already running on a reachable host is adopted, not replaced. By
         // lease, the silent old host does not hold the start: its copy would hold the leases.

@@ -10,6 +10,7 @@ import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.
 import type { PoolObject, VmObject } from '../resources.js';
 import type { VmStatusDraft } from '../vm-status.js';
 import type { VmKit } from './kit.js';
+import type { MigrationRecord } from './location.js';
 import type { Placement, PlacementStep } from './placement.js';
 
 /** Whether a VM of a failed host may be started elsewhere now, or why it waits. */
@@ -36,7 +37,13 @@ export class RecoveryStep {
    * Whether the VM's failed host lets it be started elsewhere now. Undefined while the host has
    * not failed (ready, or only connecting / misconfigured).
    */
-  verdict(vm: VmObject, pool: PoolObject | undefined, placement: Placement): RecoveryVerdict | undefined {
+  verdict(
+    vm: VmObject,
+    pool: PoolObject | undefined,
+    placement: Placement,
+    /** status.migration: a live migration recorded, whose end is not settled yet. */
+    migration?: MigrationRecord,
+  ): RecoveryVerdict | undefined {
     if (!pool) return undefined;
     const host = this.kit.options.fleet.host(pool.metadata.name ?? '', placement.host);
     if (!host || host.verdict.readiness.ready || !FAILED_HOST_REASONS.has(host.verdict.readiness.reason ?? ''))
@@ -72,7 +79,22 @@ export class RecoveryStep {
     if (fencing?.state === 'Fenced') return { go: true, failedAt, proof: 'fenced', fencedBy: fencing.message };
     // Fencing comes first; the leases decide without a fencing command, or once it failed.
     const fencingFirst = declared?.method === 'command' && fencing?.state !== 'Failed';
-    if (pool.spec.leases && !fencingFirst) return { go: true, failedAt, proof: 'lease', from: host.name };
+    if (pool.spec.leases && !fencingFirst) {
+      // Mid-migration the destination holds a copy too (paused before the switchover, running
+      // after): where the VM is gets settled by the location rule once the host answers or is
+      // fenced, not by a start elsewhere.
+      if (migration) {
+        return {
+          go: false,
+          reason: R.RecoveryBlocked,
+          metric: declared?.method === 'command' ? 'fencing_failed' : 'no_fencing',
+          message:
+            `${failure} during a live migration to ${migration.target}; the VM is not started elsewhere until it is settled where it runs, ` +
+            'once the host answers again or is fenced (its leases keep a second copy from running meanwhile)',
+        };
+      }
+      return { go: true, failedAt, proof: 'lease', from: host.name };
+    }
     if (declared?.method !== 'command') {
       return {
         go: false,
