@@ -255,6 +255,12 @@ const Disk = withRules(
         ],
       ),
     ),
+    type: Type.Optional(
+      oneOf(
+        'disk (the default) or cdrom: a read-only CD-ROM holding an ISO 9660 VirtualMachineImage (source.image.name), its volume attached as it is (nothing copied); on SATA (IDE for Xen HVM guests), or SCSI with bus: scsi.',
+        ['disk', 'cdrom'],
+      ),
+    ),
     bus: oneOf('Bus the guest sees the disk on.', ['virtio', 'sata', 'scsi'], { default: 'virtio' }),
     bootOrder: Type.Optional(
       int("Boot priority among the VM's disks, 1 first; unique within the VM.", { minimum: 1, maximum: 32 }),
@@ -264,6 +270,30 @@ const Disk = withRules(
     source: DiskSource,
   }),
   [
+    {
+      id: 'vm-cdrom-from-image',
+      cel: "!has(self.type) || self.type != 'cdrom' || (has(self.source.image) && has(self.source.image.name))",
+      message: 'a cdrom shows an ISO image: set source.image.name to a VirtualMachineImage',
+      fieldPath: '.source',
+      reason: 'FieldValueInvalid',
+      holds: (disk) => disk.type !== 'cdrom' || disk.source?.image?.name !== undefined,
+    },
+    {
+      id: 'vm-cdrom-no-copy',
+      cel: "!has(self.type) || self.type != 'cdrom' || !has(self.source.image) || !has(self.source.image.copy)",
+      message: "a cdrom uses the image's volume read-only, never a copy: remove source.image.copy",
+      fieldPath: '.source.image.copy',
+      reason: 'FieldValueForbidden',
+      holds: (disk) => disk.type !== 'cdrom' || disk.source?.image?.copy === undefined,
+    },
+    {
+      id: 'vm-cdrom-no-size',
+      cel: "!has(self.type) || self.type != 'cdrom' || !has(self.size)",
+      message: 'a cdrom has the size of its image: remove size',
+      fieldPath: '.size',
+      reason: 'FieldValueForbidden',
+      holds: (disk) => disk.type !== 'cdrom' || disk.size === undefined,
+    },
     {
       id: 'vm-blank-disk-needs-size',
       cel: '!has(self.source) || !has(self.source.blank) || has(self.size)',

@@ -17,9 +17,12 @@ function summarize(xml: string): Summary {
   const os = child(domain, 'os');
   const devices = child(domain, 'devices');
   const allDisks = devices ? childrenNamed(devices, 'disk') : [];
-  // The only CD-ROM is the cloud-init seed (vm/cloud-init.ts).
-  const disks = allDisks.filter((disk) => disk.attrs.device !== 'cdrom');
-  const cdroms = allDisks.filter((disk) => disk.attrs.device === 'cdrom');
+  // The cloud-init seed (vm/cloud-init.ts) is the CD-ROM whose volume ends in _cloud-init.iso;
+  // any other CD-ROM is a spec disk of type cdrom.
+  const isSeed = (disk: XmlElement) =>
+    disk.attrs.device === 'cdrom' && (child(disk, 'source')?.attrs.file ?? '').endsWith('_cloud-init.iso');
+  const disks = allDisks.filter((disk) => !isSeed(disk));
+  const cdroms = allDisks.filter(isSeed);
   const nics = devices ? childrenNamed(devices, 'interface') : [];
   const graphics = devices ? childrenNamed(devices, 'graphics') : [];
   return {

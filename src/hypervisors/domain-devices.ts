@@ -1,6 +1,6 @@
 // The <devices> of a domain: disks, NICs, serial console, VNC (domain-graphics.ts), guest agent channel.
 import { createHash } from 'node:crypto';
-import type { DomainXmlInput } from './domain-xml.js';
+import type { DiskBacking, DomainXmlInput } from './domain-xml.js';
 import {
   DomainSpecError,
   dnsLabel,
@@ -116,6 +116,7 @@ function diskElements(input: DomainXmlInput, xenPv: boolean): XmlElement[] {
     const backing = input.disks?.[diskName];
     if (!backing)
       throw new DomainSpecError(`disks.${diskName}`, `no image was provided for disk ${JSON.stringify(diskName)}`);
+    if (disk.type === 'cdrom') return cdromDisk(input, disk, i, backing, perPrefix, xenPv);
     if (backing.format !== 'qcow2' && backing.format !== 'raw') {
       throw new DomainSpecError(`disks.${diskName}.format`, `${JSON.stringify(backing.format)} is not qcow2 or raw`);
     }
@@ -131,6 +132,39 @@ function diskElements(input: DomainXmlInput, xenPv: boolean): XmlElement[] {
       disk.readOnly && el('readonly'),
     );
   });
+}
+
+/**
+ * A spec disk of type cdrom: read-only, raw (an ISO image), on the bus a disk of bus sata gets
+ * (IDE on Xen HVM) unless it asks for scsi; virtio has no CD-ROM. Its bootOrder is honoured as a
+ * disk's is, so a VM boots from its installer and then, with the CD-ROM gone, from its disk.
+ */
+function cdromDisk(
+  input: DomainXmlInput,
+  disk: NonNullable<DomainXmlInput['spec']['disks']>[number],
+  i: number,
+  backing: DiskBacking,
+  perPrefix: Map<string, number>,
+  xenPv: boolean,
+): XmlElement {
+  const field = `spec.disks[${i}]`;
+  if (xenPv)
+    throw new DomainSpecError(
+      `${field}.type`,
+      'Xen PV guests have no CD-ROM: set xen.mode to hvm, or run the VM on KVM',
+    );
+  const bus = DISK_BUS[input.target.hypervisor][disk.bus === 'scsi' ? 'scsi' : 'sata']!;
+  const index = perPrefix.get(bus.prefix) ?? 0;
+  perPrefix.set(bus.prefix, index + 1);
+  return el(
+    'disk',
+    { type: 'file', device: 'cdrom' },
+    el('driver', { name: 'qemu', type: 'raw' }),
+    el('source', { file: hostPath(`disks.${disk.name}.path`, backing.path) }),
+    el('target', { dev: diskDeviceName(bus.prefix, index), bus: bus.bus }),
+    disk.bootOrder !== undefined && el('boot', { order: integer(`${field}.bootOrder`, disk.bootOrder, 1, 32) }),
+    el('readonly'),
+  );
 }
 
 /** The CD-ROMs, on the bus a spec disk of bus sata gets, named after the disks already there. */

@@ -137,8 +137,8 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
     fails: [{ url: 'https://x/y', copy: true }],
   },
   'vmimage-one-source': {
-    holds: [{ url: 'https://x/y', sha256: 'a'.repeat(64) }, { volume: { name: 'golden' } }],
-    fails: [{}, { url: 'https://x/y', volume: { name: 'golden' } }],
+    holds: [{ url: 'https://x/y', sha256: 'a'.repeat(64) }, { volume: { name: 'golden' } }, { upload: {} }],
+    fails: [{}, { url: 'https://x/y', volume: { name: 'golden' } }, { upload: {}, volume: { name: 'golden' } }],
   },
   'vmimage-url-needs-sha256': {
     holds: [{ url: 'https://x/y', sha256: 'a'.repeat(64) }, { volume: { name: 'golden' } }],
@@ -167,6 +167,30 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
   'vm-blank-disk-needs-size': {
     holds: [disk({ size: '1Gi', source: { blank: {} } }), disk({ source: { image: { url: 'https://x/y' } } })],
     fails: [disk({ source: { blank: {} } })],
+  },
+  'vm-cdrom-from-image': {
+    holds: [
+      disk({ type: 'cdrom', source: { image: { name: 'installer' } } }),
+      disk({ type: 'disk', size: '1Gi', source: { blank: {} } }),
+    ],
+    fails: [
+      disk({ type: 'cdrom', source: { blank: {} } }),
+      disk({ type: 'cdrom', source: { image: { url: 'https://x/y' } } }),
+    ],
+  },
+  'vm-cdrom-no-copy': {
+    holds: [
+      disk({ type: 'cdrom', source: { image: { name: 'i' } } }),
+      disk({ source: { image: { name: 'i', copy: true } } }),
+    ],
+    fails: [disk({ type: 'cdrom', source: { image: { name: 'i', copy: true } } })],
+  },
+  'vm-cdrom-no-size': {
+    holds: [
+      disk({ type: 'cdrom', source: { image: { name: 'i' } } }),
+      disk({ size: '1Gi', source: { image: { name: 'i' } } }),
+    ],
+    fails: [disk({ type: 'cdrom', size: '1Gi', source: { image: { name: 'i' } } })],
   },
   'vm-network-or-bridge': {
     holds: [{ name: 'n', network: 'default' }, { name: 'n', bridge: 'br0' }, { name: 'n' }],
