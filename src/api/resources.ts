@@ -5,6 +5,7 @@ import { installProfileResource } from './installprofile.js';
 import { virtualMachineResource } from './virtualmachine.js';
 import { virtualMachineRestoreResource } from './virtualmachinerestore.js';
 import { virtualMachineSnapshotResource } from './virtualmachinesnapshot.js';
+import { virtualMachineSnapshotScheduleResource } from './virtualmachinesnapshotschedule.js';
 import { virtualMachineImageResource } from './virtualmachineimage.js';
 
 export const RESOURCES: readonly ResourceDefinition[] = [
@@ -13,6 +14,7 @@ export const RESOURCES: readonly ResourceDefinition[] = [
   installProfileResource,
   virtualMachineSnapshotResource,
   virtualMachineRestoreResource,
+  virtualMachineSnapshotScheduleResource,
   virtualMachineImageResource,
 ];
 

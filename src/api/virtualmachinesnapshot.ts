@@ -25,7 +25,7 @@ export type SnapshotPhase = (typeof SNAPSHOT_PHASES)[number];
 export const SNAPSHOT_CONSISTENCY = ['Memory', 'Quiesced', 'CrashConsistent', 'Stopped'] as const;
 export type SnapshotConsistency = (typeof SNAPSHOT_CONSISTENCY)[number];
 
-const Source = withRules(
+export const SnapshotSourceSchema = withRules(
   obj('Which VMs to capture: one VM by name, or a group by label selector; set exactly one.', {
     vmName: Type.Optional(dnsSubdomain("Name of one VirtualMachine in the snapshot's namespace.")),
     selector: Type.Optional(
@@ -45,7 +45,7 @@ const Source = withRules(
 );
 
 export const VirtualMachineSnapshotSpecSchema = obj('What to capture.', {
-  source: Source,
+  source: SnapshotSourceSchema,
   memory: bool(
     'Capture the RAM state too: a restore continues the guests exactly where they were. Without it the disks only: ' +
       "quiesced through the guest agent's filesystem freeze when an agent answers, crash-consistent otherwise " +

@@ -20,7 +20,14 @@ import type { PxeSettings } from '../provisioning/pxe.js';
 import { VIRTUAL_MACHINE_IMAGE, type ImageObject } from './image/resource.js';
 import { virtualMachineImageController } from './image/wiring.js';
 import { snapshotControllers } from './snapshot/wiring.js';
-import { VM_RESTORE, VM_SNAPSHOT, type RestoreObject, type SnapshotObject } from './snapshot/types.js';
+import {
+  VM_RESTORE,
+  VM_SNAPSHOT,
+  VM_SNAPSHOT_SCHEDULE,
+  type RestoreObject,
+  type ScheduleObject,
+  type SnapshotObject,
+} from './snapshot/types.js';
 
 export interface ControllersOptions {
   fleet: Fleet;
@@ -158,12 +165,13 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       ...(options.installPxe ? { installPxe: options.installPxe } : {}),
     }),
   );
-  // VirtualMachineSnapshot and VirtualMachineRestore (issue 16).
+  // VirtualMachineSnapshot, VirtualMachineRestore and VirtualMachineSnapshotSchedule (issue 16).
   const scope = options.namespace ? { namespace: options.namespace } : {};
   for (const controller of snapshotControllers({
     client: manager.client,
     snapshots: manager.cache.informerFor<SnapshotObject>(VM_SNAPSHOT, scope),
     restores: manager.cache.informerFor<RestoreObject>(VM_RESTORE, scope),
+    schedules: manager.cache.informerFor<ScheduleObject>(VM_SNAPSHOT_SCHEDULE, scope),
     vms,
     fleet,
     logger,

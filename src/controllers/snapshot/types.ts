@@ -3,6 +3,7 @@
 import { GROUP, VERSION } from '../../api/common.js';
 import type { VirtualMachineRestore } from '../../api/virtualmachinerestore.js';
 import type { VirtualMachineSnapshot } from '../../api/virtualmachinesnapshot.js';
+import type { VirtualMachineSnapshotSchedule } from '../../api/virtualmachinesnapshotschedule.js';
 import type { KubeObject, ResourceType } from '../../runtime/kube-client.js';
 
 export const VM_SNAPSHOT: ResourceType = {
@@ -21,7 +22,19 @@ export const VM_RESTORE: ResourceType = {
   namespaced: true,
 };
 
+export const VM_SNAPSHOT_SCHEDULE: ResourceType = {
+  kind: 'VirtualMachineSnapshotSchedule',
+  group: GROUP,
+  version: VERSION,
+  plural: 'virtualmachinesnapshotschedules',
+  namespaced: true,
+};
+
 export type SnapshotObject = VirtualMachineSnapshot & KubeObject;
+export type ScheduleObject = VirtualMachineSnapshotSchedule & KubeObject;
+
+/** On every snapshot a schedule makes: the schedule's name (its ownerReference holds the UID). */
+export const SCHEDULE_LABEL = 'virtfleet.io/snapshot-schedule';
 export type RestoreObject = VirtualMachineRestore & KubeObject;
 
 /** Held on every VirtualMachineSnapshot until its libvirt snapshots are gone from the hosts. */
@@ -83,6 +96,9 @@ export const SNAPSHOT_EVENTS = {
   Reverted: 'Reverted',
   RevertFailed: 'RevertFailed',
   Restored: 'Restored',
+  ScheduledSnapshotMade: 'ScheduledSnapshotMade',
+  ScheduledSnapshotPruned: 'ScheduledSnapshotPruned',
+  ScheduledSnapshotFailed: 'ScheduledSnapshotFailed',
 } as const;
 
 /** The libvirt snapshot's name on the host: unique per snapshot object, the same on every retry. */

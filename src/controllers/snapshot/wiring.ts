@@ -1,6 +1,7 @@
-// The snapshot and restore controllers: their informers and watches. A snapshot is reconciled
-// when it changes; a restore when it or its snapshot changes (a restore made before its snapshot
-// is Ready waits for it).
+// The snapshot, restore and snapshot-schedule controllers: their informers and watches. A
+// snapshot is reconciled when it changes; a restore when it or its snapshot changes (a restore
+// made before its snapshot is Ready waits for it); a schedule when it or one of its snapshots
+// changes, and at its next slot.
 import type { Fleet } from '../../hosts/fleet.js';
 import type { Logger } from '../../observability/logging.js';
 import type { ControllerMetrics } from '../../observability/metrics.js';
@@ -12,12 +13,14 @@ import { watchMapped, watchOwn } from '../../runtime/sources.js';
 import type { VmObject } from '../resources.js';
 import { SnapshotReconciler } from './reconciler.js';
 import { RestoreReconciler } from './restore-reconciler.js';
-import type { RestoreObject, SnapshotObject } from './types.js';
+import { ScheduleReconciler } from './schedule.js';
+import { VM_SNAPSHOT_SCHEDULE, type RestoreObject, type ScheduleObject, type SnapshotObject } from './types.js';
 
 export interface SnapshotControllersOptions {
   client: KubeClient;
   snapshots: Informer<SnapshotObject>;
   restores: Informer<RestoreObject>;
+  schedules: Informer<ScheduleObject>;
   vms: Informer<VmObject>;
   fleet: Fleet;
   logger: Logger;
@@ -73,5 +76,24 @@ export function snapshotControllers(options: SnapshotControllersOptions): Contro
     ],
     ...common,
   });
-  return [snapshot, restore];
+  const schedule = new Controller({
+    name: 'virtualmachinesnapshotschedule',
+    reconciler: new ScheduleReconciler({
+      client: options.client,
+      schedules: options.schedules,
+      snapshots: options.snapshots,
+      ...(options.events ? { events: options.events } : {}),
+    }),
+    sources: [
+      watchOwn(options.schedules),
+      // A schedule's snapshot settled or went: the next may be made, older ones pruned.
+      watchMapped(options.snapshots, (snapshot) =>
+        (snapshot.metadata.ownerReferences ?? [])
+          .filter((ref) => ref.kind === VM_SNAPSHOT_SCHEDULE.kind)
+          .map((ref) => `${snapshot.metadata.namespace ?? ''}/${ref.name}`),
+      ),
+    ],
+    ...common,
+  });
+  return [snapshot, restore, schedule];
 }

@@ -12,7 +12,9 @@ import { CUT_CHANNEL, type CutStep } from '../../../src/controllers/snapshot/cut
 import {
   VM_RESTORE,
   VM_SNAPSHOT,
+  VM_SNAPSHOT_SCHEDULE,
   type RestoreObject,
+  type ScheduleObject,
   type SnapshotObject,
 } from '../../../src/controllers/snapshot/types.js';
 import { volumeName } from '../../../src/controllers/vm-storage.js';
@@ -392,5 +394,74 @@ describe('refusals, each with a reason that names the thing and what to do', () 
         () => {},
       ),
     ).rejects.toThrow('virtualmachinesnapshot group-1 does not hold vm/solo; it holds g-1, g-2, g-3');
+  });
+});
+
+describe('rolling checkpoints (VirtualMachineSnapshotSchedule)', () => {
+  it('makes a snapshot every interval, keeps the newest `keep` Ready ones, and deletes the oldest from the host', async () => {
+    const schedule = {
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'VirtualMachineSnapshotSchedule',
+      metadata: { name: 'solo-rolling', namespace: bench.namespace },
+      spec: { source: { vmName: 'solo' }, memory: false, intervalSeconds: 10, keep: 2 },
+    } as ScheduleObject;
+    const made = await bench.kube.create(VM_SNAPSHOT_SCHEDULE, schedule);
+    const ofSchedule = async () =>
+      (
+        await bench.kube.list<SnapshotObject>(VM_SNAPSHOT, {
+          namespace: bench.namespace,
+          labelSelector: 'virtfleet.io/snapshot-schedule=solo-rolling',
+        })
+      ).items;
+    const hostOf = (snapshot: SnapshotObject) => (snapshot.status?.vms?.[0]?.host === A.name ? A : B);
+    // The first is made at once; the third (two intervals later) prunes the first.
+    const first = (
+      await until(ofSchedule, (list) => list.some((s) => s.status?.phase === 'Ready'), 'the first snapshot Ready')
+    )[0]!;
+    expect(first.metadata.ownerReferences).toEqual([
+      expect.objectContaining({
+        kind: 'VirtualMachineSnapshotSchedule',
+        name: 'solo-rolling',
+        uid: made.metadata.uid,
+        controller: true,
+      }),
+    ]);
+    const firstEntry = first.status!.vms![0]!;
+    expect(await bench.hypervisor(hostOf(first)).snapshot(uidOf('solo'), firstEntry.snapshotName)).toBeDefined();
+    const readSchedule = () => bench.kube.get<ScheduleObject>(VM_SNAPSHOT_SCHEDULE, bench.namespace, 'solo-rolling');
+    await until(
+      ofSchedule,
+      (list) =>
+        !list.some((s) => s.metadata.name === first.metadata.name) &&
+        list.filter((s) => s.status?.phase === 'Ready').length === 2,
+      'the first pruned, two kept',
+      60_000,
+    );
+    await until(
+      () =>
+        bench
+          .hypervisor(hostOf(first))
+          .snapshot(uidOf('solo'), firstEntry.snapshotName)
+          .catch(() => undefined),
+      (onHost) => onHost === undefined,
+      'the first gone from the host',
+    );
+    const status = (await readSchedule()).status!;
+    expect(status.readySnapshots).toBe(2);
+    expect(condition(await readSchedule(), 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded' });
+    expect(Date.parse(status.nextSnapshotTime ?? '') % 10_000).toBe(0); // slots on multiples of the interval
+    const events = await eventsOf(made.metadata.uid ?? '');
+    expect(events.filter((e) => e.reason === 'ScheduledSnapshotMade').length).toBeGreaterThanOrEqual(3);
+    expect(events.find((e) => e.reason === 'ScheduledSnapshotPruned')?.message).toBe(
+      `deleted VirtualMachineSnapshot ${first.metadata.name ?? ''} (older than the newest 2 ready)`,
+    );
+    // Suspended: no new snapshot, no next time.
+    await bench.kube.patch(VM_SNAPSHOT_SCHEDULE, bench.namespace, 'solo-rolling', { spec: { suspend: true } });
+    await until(
+      readSchedule,
+      (s) => s.status?.observedGeneration === 2 && s.status.nextSnapshotTime === undefined,
+      'suspended',
+    );
+    await bench.kube.delete(VM_SNAPSHOT_SCHEDULE, bench.namespace, 'solo-rolling');
   });
 });

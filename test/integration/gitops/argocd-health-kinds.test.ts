@@ -6,7 +6,7 @@
 // rewrites them from this run), as in argocd-health.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { VIRTUAL_MACHINE_IMAGE } from '../../../src/controllers/image/resource.js';
-import { VM_RESTORE, VM_SNAPSHOT } from '../../../src/controllers/snapshot/types.js';
+import { VM_RESTORE, VM_SNAPSHOT, VM_SNAPSHOT_SCHEDULE } from '../../../src/controllers/snapshot/types.js';
 import type { KubeObject, ResourceType } from '../../../src/runtime/kube-client.js';
 import { kstatusOf } from '../../harness/kstatus.js';
 import { ControllerBench, isRunning, type HostDecl } from '../controllers/fixtures.js';
@@ -29,6 +29,7 @@ const RESOURCE = {
   VirtualMachineSnapshot: VM_SNAPSHOT,
   VirtualMachineRestore: VM_RESTORE,
   VirtualMachineImage: VIRTUAL_MACHINE_IMAGE,
+  VirtualMachineSnapshotSchedule: VM_SNAPSHOT_SCHEDULE,
 } as const satisfies Partial<Record<Kind, ResourceType>>;
 type CoveredKind = keyof typeof RESOURCE;
 const KINDS = Object.keys(RESOURCE) as CoveredKind[];
@@ -82,6 +83,20 @@ async function untilPhase(kind: CoveredKind, name: string, phase: string): Promi
   }
 }
 
+async function untilCondition(kind: CoveredKind, name: string, status: string, reason?: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const object = await live(kind, name);
+    const ready = (
+      object.status as { conditions?: { type: string; status: string; reason: string }[] } | undefined
+    )?.conditions?.find((c) => c.type === 'Ready');
+    if (ready?.status === status && (reason === undefined || ready.reason === reason)) return;
+    if (Date.now() > deadline)
+      throw new Error(`${kind} ${name}: Ready ${status} not reached (last status: ${JSON.stringify(object.status)})`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** Reads the object, checks its health against the state's and against health_test.yaml's. */
 async function expectHealth(kind: CoveredKind, name: string, file: string, status: Health['status']): Promise<Health> {
   const object = await live(kind, name);
@@ -109,7 +124,7 @@ async function expectHealth(kind: CoveredKind, name: string, file: string, statu
 }
 
 describe('before the controller has looked (controller stopped)', () => {
-  it('a new snapshot, restore and image are Progressing', async () => {
+  it('a new snapshot, restore, image and snapshot schedule are Progressing', async () => {
     await bench.untilVm('solo', isRunning, 'Running');
     await bench.stopController();
     try {
@@ -118,6 +133,12 @@ describe('before the controller has looked (controller stopped)', () => {
       await create('VirtualMachineImage', 'fresh', {
         hostPoolRef: { name: pool },
         source: { volume: { name: 'golden' } },
+      });
+      await create('VirtualMachineSnapshotSchedule', 'fresh', {
+        source: { vmName: 'solo' },
+        memory: false,
+        intervalSeconds: 3600,
+        keep: 1,
       });
       for (const kind of KINDS) {
         const got = await expectHealth(kind, 'fresh', 'progressing_nostatus.yaml', 'Progressing');
@@ -176,6 +197,36 @@ describe('VirtualMachineRestore', () => {
     await create('VirtualMachineRestore', 'from-failed', { snapshotName: 'nobody' });
     await untilPhase('VirtualMachineRestore', 'from-failed', 'Failed');
     const got = await expectHealth('VirtualMachineRestore', 'from-failed', 'degraded_snapshot_failed.yaml', 'Degraded');
+    expect(got.message).toContain('nobody');
+  });
+});
+
+describe('VirtualMachineSnapshotSchedule', () => {
+  it('its newest snapshot Ready: Healthy', async () => {
+    await create('VirtualMachineSnapshotSchedule', 'solo-rolling', {
+      source: { vmName: 'solo' },
+      memory: false,
+      intervalSeconds: 3600,
+      keep: 2,
+    });
+    await untilCondition('VirtualMachineSnapshotSchedule', 'solo-rolling', 'True');
+    await expectHealth('VirtualMachineSnapshotSchedule', 'solo-rolling', 'healthy_ready.yaml', 'Healthy');
+  });
+
+  it('its newest snapshot failed: Degraded, saying why', async () => {
+    await create('VirtualMachineSnapshotSchedule', 'nobody-rolling', {
+      source: { vmName: 'nobody' },
+      memory: false,
+      intervalSeconds: 3600,
+      keep: 2,
+    });
+    await untilCondition('VirtualMachineSnapshotSchedule', 'nobody-rolling', 'False', 'VmNotFound');
+    const got = await expectHealth(
+      'VirtualMachineSnapshotSchedule',
+      'nobody-rolling',
+      'degraded_snapshot_failed.yaml',
+      'Degraded',
+    );
     expect(got.message).toContain('nobody');
   });
 });

@@ -17,6 +17,7 @@ export const KINDS = [
   'VirtualMachineSnapshot',
   'VirtualMachineRestore',
   'VirtualMachineImage',
+  'VirtualMachineSnapshotSchedule',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
