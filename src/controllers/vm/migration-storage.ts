@@ -141,7 +141,7 @@ export async function planStorage({ vm, storage, xml, source, destination }: Pla
       volume: name,
       format,
       capacityBytes: volume.capacityBytes,
-      bytes: f.readOnly ? volume.allocationBytes : Math.max(volume.allocationBytes, 0),
+      bytes: volume.allocationBytes,
       readOnly: f.readOnly,
     });
   }
