@@ -13,6 +13,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
 import { VIRTUAL_MACHINE_IMAGE, imageVolumeName, type ImageObject } from '../../../src/controllers/image/resource.js';
+import { child, childrenNamed, parseXml } from '../../../src/hypervisors/xml.js';
 import { Cache } from '../../../src/runtime/cache.js';
 import type { Informer } from '../../../src/runtime/informer.js';
 import type { KubeObject } from '../../../src/runtime/kube-client.js';
@@ -443,5 +444,75 @@ describe('uploaded images', () => {
       'waiting again',
     );
     expect(condition(stopped, 'Ready')?.message).toMatch(/the upload stopped \(Receiving, last written/);
+  });
+});
+
+describe('CD-ROMs from images', () => {
+  it('attaches an ISO image read-only with its boot order, copies nothing, and keeps the image at deletion', async () => {
+    await createImage('installer', pool, { upload: {} });
+    await untilImage('installer', (i) => i.status?.importedSpec !== undefined, 'a status');
+    const volume = imageVolumeName(bench.namespace, 'installer');
+    for (const host of HOSTS)
+      await bench.hypervisor(host).createVolume(STORAGE_POOL, { name: volume, format: 'raw', capacityBytes: 4 * MiB });
+    await bench.kube.patch(
+      VIRTUAL_MACHINE_IMAGE,
+      bench.namespace,
+      'installer',
+      {
+        status: {
+          upload: {
+            fingerprint: image('installer')?.status?.importedSpec,
+            state: 'Done',
+            format: 'iso',
+            sizeBytes: 4 * MiB,
+            hosts: HOSTS.map((h) => h.name),
+            updatedAt: new Date().toISOString(),
+          },
+        },
+      },
+      { subresource: 'status' },
+    );
+    await untilImage('installer', (i) => i.status?.phase === 'Ready', 'Ready');
+    await bench.createVm('from-cd', pool, {
+      disks: [
+        { name: 'root', size: '64Mi', bootOrder: 2, source: { blank: {} } },
+        { name: 'install', type: 'cdrom', bootOrder: 1, source: { image: { name: 'installer' } } },
+      ],
+    });
+    const vm = await bench.untilVm('from-cd', isRunning, 'Running');
+    const host = HOSTS.find((h) => h.name === vm.status?.host)!;
+    const isoPath = image('installer')!.status!.hosts!.find((h) => h.name === host.name)!.path;
+    const xml = await bench.hypervisor(host).xml(vm.metadata.uid ?? '', { inactive: true });
+    const disks = childrenNamed(child(parseXml(xml), 'devices')!, 'disk');
+    const cdrom = disks.find((d) => d.attrs.device === 'cdrom')!;
+    expect(child(cdrom, 'source')?.attrs.file).toBe(isoPath);
+    expect(child(cdrom, 'driver')?.attrs.type).toBe('raw');
+    expect(child(cdrom, 'target')?.attrs).toMatchObject({ dev: 'sda', bus: 'sata' });
+    expect(child(cdrom, 'readonly')).toBeDefined();
+    expect(child(cdrom, 'boot')?.attrs.order).toBe('1');
+    const root = disks.find((d) => d.attrs.device === 'disk')!;
+    expect(child(root, 'boot')?.attrs.order).toBe('2');
+    // Nothing was made for the CD-ROM: only the blank disk's volume.
+    expect(await bench.hypervisor(host).volume(STORAGE_POOL, `vf-${bench.namespace}_from-cd_install`)).toBeUndefined();
+    await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'from-cd');
+    await bench.until(() => bench.vm('from-cd') === undefined, 30_000, 'from-cd gone');
+    expect(await bench.hypervisor(host).volume(STORAGE_POOL, volume)).toMatchObject({ path: isoPath });
+  });
+
+  it('refuses an image that is not an ISO as a CD-ROM, naming the field', async () => {
+    await createImage('not-iso', pool, { volume: { name: 'golden' } });
+    await untilImage('not-iso', (i) => i.status?.phase === 'Ready', 'Ready');
+    await bench.createVm('cd-of-qcow2', pool, {
+      disks: [{ name: 'install', type: 'cdrom', source: { image: { name: 'not-iso' } } }],
+    });
+    const vm = await bench.untilVm(
+      'cd-of-qcow2',
+      (v) => condition(v, 'Provisioned')?.reason === 'ProvisioningFailed',
+      'ProvisioningFailed',
+    );
+    expect(condition(vm, 'Provisioned')?.message).toMatch(
+      /^spec\.disks\[0\] \(install\)\.source\.image\.name: VirtualMachineImage not-iso is qcow2, not an ISO 9660 image/,
+    );
+    await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'cd-of-qcow2');
   });
 });
