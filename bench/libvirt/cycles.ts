@@ -11,8 +11,8 @@
 //    loads both alike (each ratio is from one turn; the median is printed);
 //    then one `virsh` process per call (what shell-out tools do).
 // 2. Each call kind on its own, binding beside virsh batch (call-kinds.ts).
-// 3. Event latency from `kill -9` of a QEMU process to the JavaScript
-//    lifecycle event, on a real libvirtd of the test rig (needs root).
+// 3. Event latency from `kill -9` of a QEMU process to the lifecycle event,
+//    on a real libvirtd of the test rig (needs root): crash-latency.ts.
 // 4. 100,000 calls on the test driver, twice, with RSS before and after each.
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
 import { bindingKinds, childCpuSeconds, KINDS, virshKinds } from './call-kinds.js';
+import { compareReapers, printReapers } from './crash-latency.js';
 import { benchDir as dir, domainXml, hostFile as hostFileOf, removeBenchDir } from './test-hosts.js';
 
 const run = promisify(execFile);
@@ -182,38 +183,6 @@ async function benchMemory(calls: number, rounds: number): Promise<{ rssMiB: num
   return { rssMiB: rss, perSecond };
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
-
-async function benchKillLatency(kills: number): Promise<number[]> {
-  const { Rig } = await import('../../test/rig/rig.js');
-  const { guestOnRig } = await import('../../test/rig/guest.js');
-  const { lifecycleEvent } = await import('../../test/rig/waiters.js');
-  const rig = await Rig.start({ hosts: 1, diskLeases: false });
-  const samples: number[] = [];
-  try {
-    const host = rig.hosts[0]!;
-    const conn = await LibvirtConnection.open(host.uri);
-    const guest = await guestOnRig(rig, 'latency');
-    await conn.defineXML(guest.xml);
-    for (let i = 0; i < kills; i++) {
-      await conn.domainCreate(guest.uuid);
-      const pid = host.qemuPid(guest.name);
-      const stopped = lifecycleEvent(conn, guest.uuid, 'stopped', 10_000);
-      const t0 = performance.now();
-      process.kill(pid, 'SIGKILL');
-      await stopped;
-      samples.push(performance.now() - t0);
-    }
-    await conn.domainUndefine(guest.uuid);
-    await conn.close();
-  } finally {
-    await rig.teardown();
-  }
-  return samples.sort((a, b) => a - b);
-}
-
 function median(values: number[]): number {
   const sorted = [...values].sort((x, y) => x - y);
   const mid = sorted.length >> 1;
@@ -282,15 +251,7 @@ async function main(): Promise<void> {
     `${ROUNDS} × ${CALLS} calls on one connection: ${fmt(mem.perSecond)} calls/s; RSS (MiB, ${gcNote}) at start and after each round: ${steps}`,
   );
 
-  if (WITH_RIG) {
-    const samples = await benchKillLatency(KILLS);
-    console.log('');
-    console.log(
-      `kill -9 of QEMU -> JavaScript lifecycle event (real libvirtd over qemu+tcp, ${samples.length} kills): p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms, max ${samples[samples.length - 1]?.toFixed(1)} ms`,
-    );
-    const slow = samples.filter((ms) => ms > 100);
-    console.log(`  over 100 ms: ${slow.length} (${slow.map((ms) => ms.toFixed(0)).join(', ') || 'none'})`);
-  }
+  if (WITH_RIG) printReapers(await compareReapers(KILLS));
 }
 
 try {

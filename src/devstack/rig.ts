@@ -78,6 +78,12 @@ export interface RigOptions {
   hideKvm?: boolean;
   /** How long a host may take to listen (default 30 s). */
   startTimeoutMs?: number;
+  /**
+   * The host's reaper, a command prefix that runs the rest (default `tini -s -g --`): the
+   * subreaper of the QEMUs libvirt daemonizes. bench/libvirt/crash-latency.ts compares tini
+   * with a reaper that lets the kernel reap (bench/libvirt/autoreap.c).
+   */
+  reaper?: string[];
   /** Where the hosts' directories and the shared storage go (default: a new directory under the system's tmpdir). */
   baseDir?: string;
 }
@@ -348,7 +354,7 @@ export class RigHost {
       'ip',
       // prettier-ignore
       ['netns', 'exec', names.netns, 'unshare', '--mount', '--propagation', 'private',
-        'tini', '-s', '-g', '--', 'sh', '-c', script, 'rig-host', this.dir, this.rig.diskLeases ? '1' : '0', this.rig.hideKvm ? '1' : '0'],
+        ...this.rig.reaper, 'sh', '-c', script, 'rig-host', this.dir, this.rig.diskLeases ? '1' : '0', this.rig.hideKvm ? '1' : '0'],
       { stdio: ['ignore', out, out], detached: true },
     );
     closeSync(out);
@@ -601,6 +607,7 @@ export class Rig {
     readonly baseDir: string,
     readonly diskLeases: boolean,
     readonly hideKvm = true,
+    readonly reaper: readonly string[] = ['tini', '-s', '-g', '--'],
   ) {
     this.sharedDir = join(baseDir, 'shared');
     this.lockspaceDir = join(this.sharedDir, 'lockspace');
@@ -614,7 +621,7 @@ export class Rig {
     await ensureRigUnreachableRoute();
     const baseDir = options.baseDir ?? mkdtempSync(join(tmpdir(), 'vfrig-'));
     mkdirSync(baseDir, { recursive: true });
-    const rig = new Rig(baseDir, options.diskLeases ?? true, options.hideKvm ?? true);
+    const rig = new Rig(baseDir, options.diskLeases ?? true, options.hideKvm ?? true, options.reaper);
     liveRigs.add(rig);
     installExitHook();
     try {
