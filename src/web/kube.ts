@@ -6,6 +6,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { KubeClient, ResourceType } from '../runtime/kube-client.js';
 import { HOST_POOL, VIRTUAL_MACHINE } from '../controllers/resources.js';
+import { INSTALL_PROFILE } from '../controllers/installprofile.js';
 import { WebError } from './http.js';
 import type { WebUser } from './sessions.js';
 
@@ -16,6 +17,7 @@ export const WATCHABLE: Record<string, ResourceType> = {
   virtualmachines: VIRTUAL_MACHINE,
   hostpools: HOST_POOL,
   events: EVENT,
+  installprofiles: INSTALL_PROFILE,
 };
 
 export interface KubeAnswer {

@@ -3,16 +3,13 @@
 // token server-side behind an HttpOnly session cookie, relays watches to the page as SSE and
 // makes the few writes the pages offer, every one of them as the person (their token), so RBAC
 // decides. Writes need the session's CSRF token in a header and a same-origin Origin.
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION, VM_ACTIONS } from '../controllers/vm-actions.js';
 import type { Logger } from '../observability/logging.js';
-import { KubeClient, namespaceProblem, objectNameProblem, resourcePath } from '../runtime/kube-client.js';
-import { VIRTUAL_MACHINE } from '../controllers/resources.js';
+import { KubeClient, namespaceProblem, objectNameProblem } from '../runtime/kube-client.js';
 import {
   clearedSessionCookie,
   CSRF_HEADER,
@@ -27,6 +24,8 @@ import { kubeError, reviewToken, UserKube, WATCHABLE } from './kube.js';
 import { csrfMatches, WebSessions, type SessionTimes, type WebSession } from './sessions.js';
 import { defaultAppDir, StaticApp } from './static.js';
 import { relayWatch } from './watch-relay.js';
+import { kickstartOf } from './kickstart.js';
+import { applyVmYaml, checkName, deleteVm, setMaintenance, vmAction, vmYaml } from './writes.js';
 
 export interface WebServerOptions {
   kubeConfig: KubeConfig;
@@ -39,8 +38,6 @@ export interface WebServerOptions {
   appDir?: string;
 }
 
-/** What the pages may ask the VM to do (the declarative actions of src/controllers/vm-actions.ts). */
-export const WEB_ACTIONS = VM_ACTIONS.filter((action) => action !== 'migrate');
 const ACCESS_VERBS = new Set(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']);
 
 export class WebServer {
@@ -111,9 +108,7 @@ export class WebServer {
     if (path === '/api/access' && request.method === 'GET') return this.access(session, url, response);
     const watch = /^\/api\/watch\/([a-z]+)$/.exec(path);
     if (watch && request.method === 'GET') return this.watch(session, watch[1]!, url, request, response);
-    const action = /^\/api\/namespaces\/([^/]+)\/virtualmachines\/([^/]+)\/action$/.exec(path);
-    if (action && request.method === 'POST')
-      return this.action(session, decodeURIComponent(action[1]!), decodeURIComponent(action[2]!), request, response);
+    if (await this.object(session, path, request, response)) return;
     throw new WebError(404, `no such console endpoint: ${request.method} ${path}`);
   }
 
@@ -228,33 +223,49 @@ export class WebServer {
     }
   }
 
-  /** A VM action as `virtfleet vm <action>` asks it: the action annotations, patched as the person. */
-  private async action(
+  /** The VM, install profile and host routes: each a write or read as the person (src/web/writes.ts). */
+  private async object(
     session: WebSession,
-    namespace: string,
-    name: string,
+    path: string,
     request: IncomingMessage,
     response: ServerResponse,
-  ): Promise<void> {
-    checkName('namespace', namespace, namespaceProblem);
-    checkName('name', name, objectNameProblem);
-    const body = await readJson(request);
-    const action = body.action;
-    if (typeof action !== 'string' || !(WEB_ACTIONS as readonly string[]).includes(action))
-      throw new WebError(400, `action: one of ${WEB_ACTIONS.join(', ')}`);
-    const id = `${new Date().toISOString()}-${randomBytes(3).toString('hex')}`;
-    const answer = await this.kube.call(session.token, 'PATCH', resourcePath(VIRTUAL_MACHINE, namespace, name), {
-      query: { fieldManager: 'virtfleet-web' },
-      contentType: 'application/merge-patch+json',
-      body: { metadata: { annotations: { [ACTION_ANNOTATION]: action, [ACTION_ID_ANNOTATION]: id } } },
-    });
-    if (answer.status !== 200) throw kubeError(answer, { verb: 'patch', resource: 'virtualmachines', namespace, name });
-    this.options.logger.info({ user: session.user.name, namespace, name, action, id }, 'web console action');
-    sendJson(response, 200, { action, id });
+  ): Promise<boolean> {
+    const token = session.token;
+    const vm = /^\/api\/namespaces\/([^/]+)\/virtualmachines\/([^/]+)(?:\/(action|yaml))?$/.exec(path);
+    if (vm) {
+      const target = { namespace: decodeURIComponent(vm[1]!), name: decodeURIComponent(vm[2]!) };
+      checkName('namespace', target.namespace, namespaceProblem);
+      checkName('name', target.name, objectNameProblem);
+      const what = `${request.method} ${vm[3] ?? 'vm'}`;
+      let answer: unknown;
+      if (what === 'POST action') answer = await vmAction(this.kube, token, target, await readJson(request));
+      else if (what === 'DELETE vm') answer = await deleteVm(this.kube, token, target);
+      else if (what === 'GET yaml') answer = await vmYaml(this.kube, token, target);
+      else if (what === 'POST yaml') answer = await applyVmYaml(this.kube, token, target, await readJson(request));
+      else return false;
+      if (request.method !== 'GET')
+        this.options.logger.info({ user: session.user.name, ...target, what }, 'web console write');
+      sendJson(response, 200, answer);
+      return true;
+    }
+    const profile = /^\/api\/namespaces\/([^/]+)\/installprofiles\/([^/]+)\/kickstart$/.exec(path);
+    if (profile && request.method === 'GET') {
+      const target = { namespace: decodeURIComponent(profile[1]!), name: decodeURIComponent(profile[2]!) };
+      checkName('namespace', target.namespace, namespaceProblem);
+      checkName('name', target.name, objectNameProblem);
+      sendJson(response, 200, await kickstartOf(this.kube, token, target));
+      return true;
+    }
+    const host = /^\/api\/hostpools\/([^/]+)\/hosts\/([^/]+)\/maintenance$/.exec(path);
+    if (host && request.method === 'POST') {
+      const target = { pool: decodeURIComponent(host[1]!), host: decodeURIComponent(host[2]!) };
+      checkName('pool', target.pool, objectNameProblem);
+      checkName('host', target.host, namespaceProblem);
+      const answer = await setMaintenance(this.kube, token, target, await readJson(request));
+      this.options.logger.info({ user: session.user.name, ...answer }, 'web console maintenance');
+      sendJson(response, 200, answer);
+      return true;
+    }
+    return false;
   }
-}
-
-function checkName(field: string, value: string, problem: (value: string) => string | undefined): void {
-  const why = problem(value);
-  if (why) throw new WebError(400, `${field}: ${JSON.stringify(value.slice(0, 80))} ${why}`);
 }

@@ -2,7 +2,9 @@
 import { createResource, Match, Show, Switch } from 'solid-js';
 import { clearAccessCache, loadSession, logout, session } from './api';
 import { Fleet } from './pages/Fleet';
+import { Hosts } from './pages/Hosts';
 import { Login } from './pages/Login';
+import { Profiles } from './pages/Profiles';
 import { VmDetail } from './pages/VmDetail';
 import { Vms } from './pages/Vms';
 import { Link, location, navigate } from './router';
@@ -25,6 +27,12 @@ export function App() {
                 </Link>
                 <Link href="/vms" aria-current={path().startsWith('/vms') ? 'page' : undefined}>
                   VMs
+                </Link>
+                <Link href="/hosts" aria-current={path() === '/hosts' ? 'page' : undefined}>
+                  Hosts
+                </Link>
+                <Link href="/profiles" aria-current={path() === '/profiles' ? 'page' : undefined}>
+                  Install profiles
                 </Link>
               </nav>
               <span class="user" data-user>
@@ -49,6 +57,14 @@ export function App() {
             >
               <Match when={detail()} keyed>
                 {(match) => <VmDetail namespace={decodeURIComponent(match[1]!)} name={decodeURIComponent(match[2]!)} />}
+              </Match>
+              <Match when={path() === '/hosts'}>
+                <Hosts />
+              </Match>
+              <Match when={path() === '/profiles'}>
+                <Show keyed when={{ namespace: namespace() }}>
+                  {(scope) => <Profiles namespace={scope.namespace} />}
+                </Show>
               </Match>
               <Match when={path() === '/vms'}>
                 <Show keyed when={{ namespace: namespace() }}>

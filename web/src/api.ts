@@ -63,14 +63,60 @@ export async function logout(): Promise<void> {
   }
 }
 
-export function vmAction(namespace: string, name: string, action: string): Promise<{ action: string; id: string }> {
+const vmPath = (namespace: string, name: string) =>
+  `/api/namespaces/${encodeURIComponent(namespace)}/virtualmachines/${encodeURIComponent(name)}`;
+
+/** `to`: with migrate, the destination host (unset: the scheduler chooses). */
+export function vmAction(
+  namespace: string,
+  name: string,
+  action: string,
+  to?: string,
+): Promise<{ action: string; id: string; to?: string }> {
+  return call('POST', `${vmPath(namespace, name)}/action`, { action, ...(to ? { to } : {}) });
+}
+
+export function deleteVm(namespace: string, name: string): Promise<{ deleted: true }> {
+  return call('DELETE', vmPath(namespace, name));
+}
+
+export function vmYaml(namespace: string, name: string): Promise<{ yaml: string; resourceVersion: string }> {
+  return call('GET', `${vmPath(namespace, name)}/yaml`);
+}
+
+export interface ApplyAnswer {
+  applied: boolean;
+  problems: { field: string; message: string }[];
+  message?: string;
+  resourceVersion?: string;
+}
+
+/** apply false: only the checks and the API server's dry run. */
+export function applyVmYaml(namespace: string, name: string, yaml: string, apply: boolean): Promise<ApplyAnswer> {
+  return call('POST', `${vmPath(namespace, name)}/yaml`, { yaml, apply });
+}
+
+export function setMaintenance(pool: string, host: string, maintenance: boolean): Promise<unknown> {
+  return call('POST', `/api/hostpools/${encodeURIComponent(pool)}/hosts/${encodeURIComponent(host)}/maintenance`, {
+    maintenance,
+  });
+}
+
+export type KickstartView =
+  | { ok: true; text: string; hash: string }
+  | { ok: false; problems: { field: string; kind: string; message: string }[] };
+
+export function kickstart(namespace: string, name: string): Promise<KickstartView> {
   return call(
-    'POST',
-    `/api/namespaces/${encodeURIComponent(namespace)}/virtualmachines/${encodeURIComponent(name)}/action`,
-    {
-      action,
-    },
+    'GET',
+    `/api/namespaces/${encodeURIComponent(namespace)}/installprofiles/${encodeURIComponent(name)}/kickstart`,
   );
+}
+
+/** An error as the Failure component shows it. */
+export function failureOf(error: unknown): { code: number; message: string; apiMessage?: string | undefined } {
+  const f = error instanceof ApiFailure ? error : new ApiFailure(0, String(error));
+  return { code: f.code, message: f.message, apiMessage: f.apiMessage };
 }
 
 const accessCache = new Map<string, Promise<boolean>>();

@@ -1,4 +1,4 @@
-// Client-side routes on the History API: /fleet, /vms, /vms/<namespace>/<name>. The server
+// Client-side routes on the History API: /fleet, /vms, /vms/<namespace>/<name>, /hosts, /profiles. The server
 // answers index.html for any of them (src/web/static.ts).
 import { createSignal, type JSX } from 'solid-js';
 

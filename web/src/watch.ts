@@ -13,6 +13,7 @@ export interface KubeObject {
     uid?: string;
     resourceVersion?: string;
     creationTimestamp?: string;
+    deletionTimestamp?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
   };

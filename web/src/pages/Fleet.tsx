@@ -130,38 +130,40 @@ export function eventTime(event: KubeObject): string | undefined {
 
 export function EventList(props: { events: KubeObject[] }) {
   return (
-    <table class="events">
-      <thead>
-        <tr>
-          <th scope="col">Age</th>
-          <th scope="col">Type</th>
-          <th scope="col">Reason</th>
-          <th scope="col">Object</th>
-          <th scope="col">Message</th>
-        </tr>
-      </thead>
-      <tbody>
-        <For
-          each={props.events}
-          fallback={
-            <tr>
-              <td colSpan={5}>No Events.</td>
-            </tr>
-          }
-        >
-          {(event) => (
-            <tr data-key={keyOf(event)}>
-              <td>{age(eventTime(event))}</td>
-              <td>{event.type}</td>
-              <td>{event.reason}</td>
-              <td>
-                {event.involvedObject?.kind}/{event.involvedObject?.name}
-              </td>
-              <td>{event.message}</td>
-            </tr>
-          )}
-        </For>
-      </tbody>
-    </table>
+    <div class="table-scroll" tabIndex={0} role="region" aria-label="Events table">
+      <table class="events">
+        <thead>
+          <tr>
+            <th scope="col">Age</th>
+            <th scope="col">Type</th>
+            <th scope="col">Reason</th>
+            <th scope="col">Object</th>
+            <th scope="col">Message</th>
+          </tr>
+        </thead>
+        <tbody>
+          <For
+            each={props.events}
+            fallback={
+              <tr>
+                <td colSpan={5}>No Events.</td>
+              </tr>
+            }
+          >
+            {(event) => (
+              <tr data-key={keyOf(event)}>
+                <td>{age(eventTime(event))}</td>
+                <td>{event.type}</td>
+                <td>{event.reason}</td>
+                <td>
+                  {event.involvedObject?.kind}/{event.involvedObject?.name}
+                </td>
+                <td>{event.message}</td>
+              </tr>
+            )}
+          </For>
+        </tbody>
+      </table>
+    </div>
   );
 }

@@ -1,7 +1,9 @@
 // One VM: phase, host, addresses, conditions in words, its labels and annotations, the last
 // action and its outcome, the Events about it, and the actions the person may take.
-import { createMemo, For, Show } from 'solid-js';
+import { createMemo, createSignal, For, Show } from 'solid-js';
 import { Actions } from '../components/Actions';
+import { DeleteVm } from '../components/DeleteVm';
+import { YamlEditor } from '../components/YamlEditor';
 import { Failure } from '../components/Failure';
 import { LiveState } from '../components/LiveState';
 import { age } from '../format';
@@ -15,22 +17,25 @@ function vcpus(vm: KubeObject): number {
   return (cpu.cores ?? 1) * (cpu.sockets ?? 1) * (cpu.threads ?? 1);
 }
 
-const ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'suspend', 'resume'];
+const ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'suspend', 'resume', 'migrate'];
+const TABS = ['Overview', 'YAML'] as const;
 
 function Pairs(props: { title: string; values: Record<string, string> | undefined }) {
   return (
     <section aria-label={props.title}>
       <h2>{props.title}</h2>
-      <dl class="pairs">
-        <For each={Object.entries(props.values ?? {})} fallback={<p>none</p>}>
-          {([key, value]) => (
-            <>
-              <dt>{key}</dt>
-              <dd>{value}</dd>
-            </>
-          )}
-        </For>
-      </dl>
+      <Show when={Object.keys(props.values ?? {}).length > 0} fallback={<p>none</p>}>
+        <dl class="pairs">
+          <For each={Object.entries(props.values ?? {})}>
+            {([key, value]) => (
+              <>
+                <dt>{key}</dt>
+                <dd>{value}</dd>
+              </>
+            )}
+          </For>
+        </dl>
+      </Show>
     </section>
   );
 }
@@ -39,6 +44,9 @@ export function VmDetail(props: { namespace: string; name: string }) {
   const vms = createWatch('virtualmachines', props.namespace, props.name);
   const events = createWatch('events', props.namespace, props.name);
   const vm = createMemo(() => vms.items()[0] as KubeObject | undefined);
+  // The VM's pool, for migrate's choice of host: its ready hosts, not in maintenance.
+  const poolName = createMemo(() => (vm()?.spec?.hostPoolRef?.name as string | undefined) ?? '');
+  const [tab, setTab] = createSignal<(typeof TABS)[number]>('Overview');
   const vmEvents = createMemo(() =>
     events
       .items()
@@ -59,9 +67,30 @@ export function VmDetail(props: { namespace: string; name: string }) {
           VirtualMachine {props.name} does not exist in namespace {props.namespace}.
         </p>
       </Show>
-      <Show when={vm()}>
+      <div role="tablist" aria-label="views of the VM" class="tabs">
+        <For each={TABS}>
+          {(name) => (
+            <button
+              type="button"
+              role="tab"
+              id={`tab-${name}`}
+              aria-selected={tab() === name}
+              aria-controls={`panel-${name}`}
+              onClick={() => setTab(name)}
+            >
+              {name}
+            </button>
+          )}
+        </For>
+      </div>
+      <Show when={tab() === 'YAML'}>
+        <div role="tabpanel" id="panel-YAML" aria-labelledby="tab-YAML">
+          <YamlEditor namespace={props.namespace} name={props.name} />
+        </div>
+      </Show>
+      <Show when={tab() === 'Overview' && vm()}>
         {(current) => (
-          <>
+          <div role="tabpanel" id="panel-Overview" aria-labelledby="tab-Overview">
             <dl class="summary">
               <dt>Phase</dt>
               <dd data-field="phase">{current().status?.phase ?? 'Pending'}</dd>
@@ -84,44 +113,49 @@ export function VmDetail(props: { namespace: string; name: string }) {
                   : 'none'}
               </dd>
             </dl>
-            <Actions vm={current()} actions={ACTIONS} />
+            <Show keyed when={poolName()}>
+              {(pool) => <VmActions vm={current()} pool={pool} />}
+            </Show>
+            <DeleteVm vm={current()} />
             <section aria-label="conditions">
               <h2>Conditions</h2>
-              <table class="conditions">
-                <thead>
-                  <tr>
-                    <th scope="col">Type</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Reason</th>
-                    <th scope="col">Message</th>
-                    <th scope="col">Since</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <For
-                    each={(current().status?.conditions ?? []) as Record<string, string>[]}
-                    fallback={
-                      <tr>
-                        <td colSpan={5}>none yet</td>
-                      </tr>
-                    }
-                  >
-                    {(condition) => (
-                      <tr>
-                        <td>{condition.type}</td>
-                        <td>{condition.status}</td>
-                        <td>{condition.reason}</td>
-                        <td>{condition.message}</td>
-                        <td>{age(condition.lastTransitionTime)}</td>
-                      </tr>
-                    )}
-                  </For>
-                </tbody>
-              </table>
+              <div class="table-scroll" tabIndex={0} role="region" aria-label="Conditions table">
+                <table class="conditions">
+                  <thead>
+                    <tr>
+                      <th scope="col">Type</th>
+                      <th scope="col">Status</th>
+                      <th scope="col">Reason</th>
+                      <th scope="col">Message</th>
+                      <th scope="col">Since</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    <For
+                      each={(current().status?.conditions ?? []) as Record<string, string>[]}
+                      fallback={
+                        <tr>
+                          <td colSpan={5}>none yet</td>
+                        </tr>
+                      }
+                    >
+                      {(condition) => (
+                        <tr>
+                          <td>{condition.type}</td>
+                          <td>{condition.status}</td>
+                          <td>{condition.reason}</td>
+                          <td>{condition.message}</td>
+                          <td>{age(condition.lastTransitionTime)}</td>
+                        </tr>
+                      )}
+                    </For>
+                  </tbody>
+                </table>
+              </div>
             </section>
             <Pairs title="Labels" values={current().metadata.labels} />
             <Pairs title="Annotations" values={current().metadata.annotations} />
-          </>
+          </div>
         )}
       </Show>
       <section aria-label="events">
@@ -133,4 +167,22 @@ export function VmDetail(props: { namespace: string; name: string }) {
       </section>
     </main>
   );
+}
+
+/** The actions, with migrate's choice among the pool's ready hosts that are not in maintenance. */
+function VmActions(props: { vm: KubeObject; pool: string }) {
+  const pools = createWatch('hostpools', '', props.pool);
+  const hosts = createMemo(() => {
+    const pool = pools.items()[0];
+    if (!pool) return [];
+    const cordoned = new Set(
+      ((pool.spec?.hosts ?? []) as { name: string; maintenance?: boolean }[])
+        .filter((host) => host.maintenance)
+        .map((host) => host.name),
+    );
+    return ((pool.status?.hosts ?? []) as { name: string; ready?: boolean }[])
+      .filter((host) => host.ready && !cordoned.has(host.name))
+      .map((host) => host.name);
+  });
+  return <Actions vm={props.vm} actions={ACTIONS} hosts={hosts()} />;
 }

@@ -1,8 +1,9 @@
 // Every VM in scope, live: a virtualised table (only the rows in view are in the DOM, so 1,000+
 // VMs stay fast), filtered by namespace (the watch's scope), phase, host and label, sorted by
-// any column, with start and stop where the person may patch VMs.
+// any column, with start and stop where the person may patch VMs, per row or for the selected rows.
 import { createVirtualizer } from '@tanstack/solid-virtual';
-import { createMemo, createSignal, For, Show } from 'solid-js';
+import { createMemo, createResource, createSignal, For, Show } from 'solid-js';
+import { canI, failureOf, vmAction } from '../api';
 import { Actions } from '../components/Actions';
 import { Failure } from '../components/Failure';
 import { LiveState } from '../components/LiveState';
@@ -106,6 +107,35 @@ export function Vms(props: { namespace: string }) {
     const namespace = namespaceInput().trim();
     navigate(namespace ? `/vms?namespace=${encodeURIComponent(namespace)}` : '/vms');
   };
+  // Selected rows by namespace/name; a row filtered out of view stays selected (the count says so).
+  const [selected, setSelected] = createSignal<ReadonlySet<string>>(new Set());
+  const toggle = (key: string, on: boolean) =>
+    setSelected((current) => {
+      const next = new Set(current);
+      if (on) next.add(key);
+      else next.delete(key);
+      return next;
+    });
+  const allShown = () => rows().length > 0 && rows().every((vm) => selected().has(keyOf(vm)));
+  const [mayPatch] = createResource(() => canI('patch', 'virtualmachines', props.namespace));
+  const [bulk, setBulk] = createSignal<{ text: string; refused: string[] }>();
+  const runBulk = async (action: string) => {
+    const targets = vms.items().filter((vm) => selected().has(keyOf(vm)));
+    setBulk({ text: `asking ${targets.length} VMs to ${action}…`, refused: [] });
+    const results = await Promise.all(
+      targets.map((vm) =>
+        vmAction(vm.metadata.namespace ?? '', vm.metadata.name, action).then(
+          () => undefined,
+          (error: unknown) => `${keyOf(vm)}: ${failureOf(error).message}`,
+        ),
+      ),
+    );
+    const refused = results.filter((r): r is string => r !== undefined);
+    setBulk({
+      text: `asked ${targets.length - refused.length} of ${targets.length} VMs to ${action}; each row's phase follows`,
+      refused,
+    });
+  };
   const toggleSort = (key: SortKey) =>
     setSort((current) => ({ key, descending: current.key === key ? !current.descending : false }));
   return (
@@ -158,9 +188,48 @@ export function Vms(props: { namespace: string }) {
       </Show>
       <p class="count" role="status">
         {rows().length} of {vms.items().length} VMs
+        <Show when={selected().size > 0}>, {selected().size} selected</Show>
       </p>
+      <Show when={mayPatch()}>
+        <div class="bulk actions" aria-label="actions on the selected VMs" role="group">
+          <button
+            type="button"
+            data-bulk="start"
+            disabled={selected().size === 0}
+            onClick={() => void runBulk('start')}
+          >
+            Start selected
+          </button>
+          <button type="button" data-bulk="stop" disabled={selected().size === 0} onClick={() => void runBulk('stop')}>
+            Stop selected
+          </button>
+          <Show when={bulk()}>
+            {(result) => (
+              <span class="outcome" role="status" data-bulk-outcome>
+                {result().text}
+              </span>
+            )}
+          </Show>
+        </div>
+        <Show when={bulk()?.refused.length}>
+          <ul class="failure" role="alert">
+            <For each={bulk()!.refused}>{(line) => <li>{line}</li>}</For>
+          </ul>
+        </Show>
+      </Show>
       <div class="vm-table" role="table" aria-label="virtual machines" aria-rowcount={rows().length + 1}>
         <div class="vm-row vm-head" role="row">
+          <div role="columnheader">
+            <input
+              type="checkbox"
+              aria-label="select all VMs shown"
+              checked={allShown()}
+              onChange={(event) => {
+                const on = event.currentTarget.checked;
+                setSelected(on ? new Set([...selected(), ...rows().map(keyOf)]) : new Set<string>());
+              }}
+            />
+          </div>
           <For each={COLUMNS}>
             {(column) => (
               <div
@@ -190,6 +259,14 @@ export function Vms(props: { namespace: string }) {
                         data-vm={keyOf(row())}
                         style={{ transform: `translateY(${item.start}px)` }}
                       >
+                        <div role="cell">
+                          <input
+                            type="checkbox"
+                            aria-label={`select ${row().metadata.name}`}
+                            checked={selected().has(keyOf(row()))}
+                            onChange={(event) => toggle(keyOf(row()), event.currentTarget.checked)}
+                          />
+                        </div>
                         <div role="cell">
                           <Link
                             href={`/vms/${encodeURIComponent(row().metadata.namespace ?? '')}/${encodeURIComponent(row().metadata.name)}`}
