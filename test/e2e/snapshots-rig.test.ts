@@ -5,14 +5,21 @@
 // - a snapshot with memory, restored: the counter goes back to the snapshot's value and counts on
 //   from there;
 // - a group of two VMs on the two hosts captured as one cut (all paused before any capture) and
-//   restored: each guest's counter goes back. The VM has a blank qcow2 disk: QEMU keeps internal snapshots in qcow2 disks and
+//   restored: each guest's counter goes back;
+// - done-means 4: a snapshot schedule every 10 s keeping 2 leaves exactly 2, the oldest gone from
+//   the host. The VM has a blank qcow2 disk: QEMU keeps internal snapshots in qcow2 disks and
 //   refuses one of a VM without any.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runRestore, runSnapshot } from '../../src/cli/snapshot.js';
 import { runAction } from '../../src/cli/vm.js';
 import { HOST_POOL, VIRTUAL_MACHINE } from '../../src/controllers/resources.js';
-import { VM_SNAPSHOT, type SnapshotObject } from '../../src/controllers/snapshot/types.js';
+import {
+  VM_SNAPSHOT,
+  VM_SNAPSHOT_SCHEDULE,
+  type ScheduleObject,
+  type SnapshotObject,
+} from '../../src/controllers/snapshot/types.js';
 import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
 import { guestImage } from '../rig/guest.js';
 import { qemuProcessesByUuid } from '../rig/qemu-copies.js';
@@ -178,4 +185,52 @@ describe('a group snapshot across two QEMU hosts, restored', () => {
       expect(beat.n).toBeGreaterThanOrEqual(atSnapshot[i]!.n - 5);
     }
   }, 400_000);
+});
+
+describe('rolling checkpoints on QEMU (issue 16, done-means 4)', () => {
+  it('keeps exactly `keep` snapshots; the oldest is gone from the host', async () => {
+    const name = 'counter-rolling';
+    await stack.client.create(VM_SNAPSHOT_SCHEDULE, {
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'VirtualMachineSnapshotSchedule',
+      metadata: { name, namespace: NAMESPACE },
+      spec: { source: { vmName: VM }, memory: false, intervalSeconds: 10, keep: 2 },
+    } as ScheduleObject);
+    const ofSchedule = async () =>
+      (
+        await stack.client.list<SnapshotObject>(VM_SNAPSHOT, {
+          namespace: NAMESPACE,
+          labelSelector: `virtfleet.io/snapshot-schedule=${name}`,
+        })
+      ).items;
+    const poll = async (check: (list: SnapshotObject[]) => boolean, what: string): Promise<SnapshotObject[]> => {
+      for (const deadline = Date.now() + 120_000; ;) {
+        const list = await ofSchedule();
+        if (check(list)) return list;
+        if (Date.now() > deadline)
+          throw new Error(
+            `${what}: not within 2 min; snapshots: ${JSON.stringify(list.map((s) => [s.metadata.name, s.status?.phase]))}`,
+          );
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    };
+    const ready = (list: SnapshotObject[]) => list.filter((s) => s.status?.phase === 'Ready');
+    const first = ready(await poll((list) => ready(list).length >= 1, 'the first snapshot Ready'))[0]!;
+    // Two intervals later the third is Ready and the first is pruned: exactly two left.
+    const kept = await poll(
+      (list) => !list.some((s) => s.metadata.name === first.metadata.name) && ready(list).length === 2,
+      'the first pruned, two kept',
+    );
+    const host = stack.rigHost(stack.vm(VM)!.status!.host!);
+    const conn = await LibvirtConnection.open(host.uri);
+    try {
+      const onHost = await conn.domainSnapshotListNames(uid(), {});
+      expect(onHost).not.toContain(first.status!.vms![0]!.snapshotName);
+      for (const snapshot of ready(kept)) expect(onHost).toContain(snapshot.status!.vms![0]!.snapshotName);
+    } finally {
+      await conn.close();
+    }
+    await stack.client.patch(VM_SNAPSHOT_SCHEDULE, NAMESPACE, name, { spec: { suspend: true } });
+    await stack.client.delete(VM_SNAPSHOT_SCHEDULE, NAMESPACE, name);
+  }, 200_000);
 });
