@@ -5,8 +5,8 @@
 // - the namespace virtfleet-system is the release's ({{ .Release.Namespace }}), and the Namespace
 //   object is made only with namespace.create (helm install --create-namespace makes it otherwise);
 // - CRDs carry helm.sh/resource-policy: keep, so an uninstall never deletes the VMs (helm#8668);
-// - the two Deployments take their replicas, image, args and resources from values.yaml, whose
-//   defaults are the base's own;
+// - the two Deployments take their replicas, image, args, resources and the size of their volume
+//   staging (downloads, uploads) from values.yaml, whose defaults are the base's own;
 // - the install endpoint is values of installEndpoint, defaults again the base's: the controller's
 //   --install-* flags (made with installEndpoint.enabled), its container port `install` (the port
 //   of installEndpoint.address), its env INSTALL_URL_BASE (urlBase), and Service virtfleet-install
@@ -128,6 +128,13 @@ function templateDeployment(object: K8sObject): void {
   image = container.image;
   const args = valuesKey === 'controller' ? templateInstallEndpoint(container) : container.args;
   values[valuesKey] = { replicas: spec.replicas, args, extraArgs: [], resources: container.resources };
+  // The staging volume's size (downloads, uploads) is a value: <key>.staging.sizeLimit.
+  const podSpec = spec.template.spec as { volumes?: Array<{ name: string; emptyDir?: { sizeLimit?: string } }> };
+  const staging = podSpec.volumes?.find((volume) => volume.name === 'staging')?.emptyDir;
+  if (staging?.sizeLimit !== undefined) {
+    values[valuesKey]!.staging = { sizeLimit: staging.sizeLimit };
+    staging.sizeLimit = `__VF_STAGING_${valuesKey}__`;
+  }
   (spec as Record<string, unknown>).replicas = `__VF_REPLICAS_${valuesKey}__`;
   container.image = '__VF_IMAGE__';
   (container as unknown as Record<string, unknown>).args = `__VF_ARGS_${valuesKey}__`;
@@ -188,6 +195,7 @@ function expandMarkers(text: string): string {
         `${inner}nodePort: {{ ${service}.nodePort }}\n${inner}{{- end }}`
       );
     })
+    .replace(at('sizeLimit', 'STAGING_(\\w+)'), '$1$2sizeLimit: {{ .Values.$3.staging.sizeLimit }}')
     .replace(at('resources', 'RESOURCES_(\\w+)'), (_m, indent: string, dash: string | undefined, valuesKey: string) => {
       const inner = pad(indent, dash);
       return `${indent}${dash ?? ''}resources:\n${inner}  {{- toYaml .Values.${valuesKey}.resources | nindent ${inner.length + 2} }}`;
@@ -269,10 +277,12 @@ image:
   # Set to add imagePullPolicy to both Deployments (the base sets none).
   pullPolicy: ""
 
-# The controller (Deployment virtfleet-controller): flags as in \`virtfleet controller --help\`.
+# The controller (Deployment virtfleet-controller): flags as in \`virtfleet controller --help\`;
+# staging.sizeLimit: the node-disk volume downloads (images, installers) are staged on.
 ${stringify({ controller: values.controller }, { lineWidth: 0 }).trimEnd()}
 
-# The aggregated API server for console and VNC (Deployment virtfleet-api): flags as in \`virtfleet api --help\`.
+# The aggregated API server for console, VNC and image uploads (Deployment virtfleet-api): flags as in
+# \`virtfleet api --help\`; staging.sizeLimit: the volume uploads are staged on (keep --max-upload-bytes within it).
 ${stringify({ apiServer: values.apiServer }, { lineWidth: 0 }).trimEnd()}
 
 # The controller's install endpoint (Kickstart for VMs with spec.install; docs/provisioning.md,

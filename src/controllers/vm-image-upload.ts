@@ -7,12 +7,12 @@
 // After a controller restart, an image volume that the domain's definition does not use yet may
 // be a half-written upload, so it is made again (vm-storage.ts uses any other volume that exists).
 import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isHypervisorError, type Hypervisor, type VolumeFormat, type VolumeStatus } from '../hypervisors/hypervisor.js';
 import { childrenNamed, child, parseXml } from '../hypervisors/xml.js';
 import { downloadToFile } from './download.js';
 import { errorText } from './error-text.js';
+import { stagingDir } from './staging.js';
 
 /** What became of one disk's volume in one reconcile. */
 export type DiskOutcome =
@@ -213,7 +213,7 @@ export class ImageUploads {
     hypervisor: Hypervisor,
   ): Promise<void> {
     // mkdtemp makes the directory 0700; the file inside is 0600.
-    const dir = await mkdtemp(join(this.options.tmpDir ?? tmpdir(), 'virtfleet-image-'));
+    const dir = await mkdtemp(join(this.options.tmpDir ?? stagingDir(), 'virtfleet-image-'));
     try {
       const file = join(dir, 'image');
       await downloadToFile(job.url, file, job, job.abort.signal);

@@ -1,6 +1,10 @@
 // deploy/ against the real API server: it applies, and the controller's
-// ServiceAccount can do what the controller needs and nothing broader.
+// ServiceAccount can do what the controller needs and nothing broader; downloads and uploads
+// are staged on volumes sized for images, not in the small memory-backed /tmp.
 import { beforeAll, describe, expect, it } from '@jest/globals';
+import { parseAllDocuments } from 'yaml';
+import { byteCount } from '../../src/cli/api.js';
+import { STAGING_DIR_ENV } from '../../src/controllers/staging.js';
 import { kubectl } from '../harness/kube.js';
 
 const SA = 'system:serviceaccount:virtfleet-system:virtfleet-controller';
@@ -76,5 +80,57 @@ describe('deploy/', () => {
     ['do anything at all', ['*', '*']],
   ])('does not let the controller %s', async (_what, args) => {
     expect(await canI(...args)).toBe(false);
+  });
+
+  it('lets virtfleet-api read images and write their status (status.upload), and nothing more of them', async () => {
+    const api = 'system:serviceaccount:virtfleet-system:virtfleet-api';
+    const can = async (...args: string[]) => (await kubectl(['auth', 'can-i', '--as', api, ...args])).stdout.trim();
+    expect(await can('get', 'virtualmachineimages.virtfleet.io', '-n', 'default')).toBe('yes');
+    expect(await can('patch', 'virtualmachineimages.virtfleet.io', '--subresource=status', '-n', 'default')).toBe(
+      'yes',
+    );
+    expect(await can('patch', 'virtualmachineimages.virtfleet.io', '-n', 'default')).toBe('no');
+    expect(await can('list', 'virtualmachineimages.virtfleet.io', '-n', 'default')).toBe('no');
+  });
+
+  it('stages downloads and uploads on disk volumes sized for images, keeping /tmp for credentials in memory', async () => {
+    const rendered = await kubectl(['kustomize', 'deploy/']);
+    expect(rendered.code).toBe(0);
+    type Volume = { name: string; emptyDir?: { medium?: string; sizeLimit?: string } };
+    type Container = {
+      args: string[];
+      env?: Array<{ name: string; value?: string }>;
+      volumeMounts: Array<{ name: string; mountPath: string }>;
+    };
+    type Deployment = {
+      kind: string;
+      metadata: { name: string };
+      spec: { template: { spec: { containers: Container[]; volumes: Volume[] } } };
+    };
+    const objects = parseAllDocuments(rendered.stdout).map((doc) => doc.toJS() as Deployment);
+    const pod = (name: string) =>
+      objects.find((o) => o.kind === 'Deployment' && o.metadata.name === name)!.spec.template.spec;
+    for (const name of ['virtfleet-controller', 'virtfleet-api']) {
+      const { containers, volumes } = pod(name);
+      const mounts = containers[0]!.volumeMounts;
+      const staging = volumes.find((v) => v.name === 'staging');
+      // Node disk (no medium: Memory), at least 1 GiB; /tmp stays the 16Mi memory one.
+      expect(staging?.emptyDir?.medium).toBeUndefined();
+      expect(byteCount('sizeLimit', staging?.emptyDir?.sizeLimit ?? '0')).toBeGreaterThanOrEqual(2 ** 30);
+      const tmp = volumes.find((v) => v.name === mounts.find((m) => m.mountPath === '/tmp')?.name);
+      expect(tmp?.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '16Mi' });
+    }
+    const controller = pod('virtfleet-controller').containers[0]!;
+    const stagingMount = controller.volumeMounts.find((m) => m.name === 'staging')!.mountPath;
+    expect(controller.env?.find((e) => e.name === STAGING_DIR_ENV)?.value).toBe(stagingMount);
+
+    const api = pod('virtfleet-api');
+    const flag = (name: string) =>
+      api.containers[0]!.args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+    expect(flag('--upload-dir')).toBe(api.containers[0]!.volumeMounts.find((m) => m.name === 'staging')!.mountPath);
+    const limit = api.volumes.find((v) => v.name === 'staging')!.emptyDir!.sizeLimit!;
+    expect(byteCount('--max-upload-bytes', flag('--max-upload-bytes') ?? '')).toBeLessThanOrEqual(
+      byteCount('sizeLimit', limit),
+    );
   });
 });

@@ -4,7 +4,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { downloadToFile, type DownloadProgress } from '../download.js';
@@ -12,6 +11,7 @@ import { errorText } from '../error-text.js';
 import { fileFormat } from './format.js';
 import { IMAGE_REASONS as R } from './resource.js';
 import type { ImageFormatName } from '../../api/virtualmachineimage.js';
+import { stagingDir } from '../staging.js';
 
 export interface FetchedImage {
   file: string;
@@ -38,7 +38,7 @@ export async function fetchImage(
   expected: string,
   progress: DownloadProgress,
   signal: AbortSignal,
-  tmpDir: string = tmpdir(),
+  tmpDir: string = stagingDir(),
 ): Promise<FetchedImage> {
   // mkdtemp makes the directory 0700; the file inside is 0600.
   const dir = await mkdtemp(join(tmpDir, 'virtfleet-vmimage-'));

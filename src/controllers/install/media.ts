@@ -26,11 +26,11 @@
 // `virsh vol-list POOL | grep vf-installer-` shows them, `virsh vol-delete` removes old ones.
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isHypervisorError, type Hypervisor } from '../../hypervisors/hypervisor.js';
 import { downloadToFile } from '../download.js';
 import { errorText } from '../error-text.js';
+import { stagingDir } from '../staging.js';
 
 export const INSTALLER_VOLUME_PREFIX = 'vf-installer-';
 /** World-readable: a PXE boot serves them by TFTP through dnsmasq, which does not run as root. */
@@ -209,7 +209,7 @@ export class InstallMedia {
   }
 
   private async run(job: Job, hypervisor: Hypervisor, pool: string, name: string): Promise<void> {
-    const dir = await mkdtemp(join(this.options.tmpDir ?? tmpdir(), 'virtfleet-installer-'));
+    const dir = await mkdtemp(join(this.options.tmpDir ?? stagingDir(), 'virtfleet-installer-'));
     const part = `${name}.part`;
     try {
       const file = join(dir, 'file');
