@@ -2,8 +2,8 @@
 // on its console ("VIRTFLEET-GUEST-HEARTBEAT n=1, 2, 3…", one a second, from boot):
 // - done-means 3: `vm suspend` leaves no QEMU process for the VM; `vm resume` brings the guest
 //   back and its counter continues (a boot would start again at n=1 after the ready marker);
-// - a snapshot with memory, restored: the counter goes back to the snapshot's value and counts on
-//   from there;
+// - done-means 1: a snapshot with memory, restored: the counter goes back to the snapshot's value
+//   and counts on from there, and a marker the guest wrote to its disk after the snapshot is gone;
 // - a group of two VMs on the two hosts captured as one cut (all paused before any capture) and
 //   restored: each guest's counter goes back;
 // - done-means 4: a snapshot schedule every 10 s keeping 2 leaves exactly 2, the oldest gone from
@@ -102,6 +102,57 @@ async function nextHeartbeat(vm = VM, timeoutMs = 30_000): Promise<{ n: number; 
 
 const flags = () => ({ namespace: NAMESPACE, kubeconfig: kubeconfig(), wait: true, timeout: '120' });
 
+/**
+ * Types one line into the guest's console shell (build-guest.sh) and resolves with the first
+ * match of `answer` in what the console prints after it (the tty echoes the line itself, so the
+ * answer's pattern must not match the command as typed).
+ */
+async function consoleRun(vm: string, command: string, answer: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
+  const host = stack.rigHost(stack.vm(vm)!.status!.host!);
+  const conn = await LibvirtConnection.open(host.uri);
+  try {
+    const console = await conn.domainOpenConsole(stack.vm(vm)?.metadata.uid ?? '', { force: true });
+    let output = '';
+    try {
+      const found = new Promise<RegExpMatchArray>((resolve, reject) => {
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `${JSON.stringify(command)}: no ${answer} within ${timeoutMs} ms; console said:\n${output.slice(-1000)}`,
+              ),
+            ),
+          timeoutMs,
+        );
+        console.onData((data) => {
+          output += data.toString('latin1');
+          const match = answer.exec(output);
+          if (match) {
+            clearTimeout(timer);
+            resolve(match);
+          }
+        });
+      });
+      await console.write(Buffer.from(`${command}\n`, 'latin1'));
+      return await found;
+    } finally {
+      await console.close();
+    }
+  } finally {
+    await conn.close();
+  }
+}
+
+/** How many copies of the marker sector 2048 of the guest's disk holds (0 or 1). */
+async function markers(vm = VM): Promise<number> {
+  const match = await consoleRun(
+    vm,
+    'vf-disks >/dev/null 2>&1; echo "MARKS=$(dd if=/dev/vda bs=512 skip=2048 count=1 2>/dev/null | grep -c VFMARK)."',
+    /MARKS=(\d+)\./,
+  );
+  return Number(match[1]);
+}
+
 describe('suspend and resume on QEMU (issue 16, done-means 3)', () => {
   it('suspend ends the QEMU process; resume continues the counter where it was', async () => {
     const before = await nextHeartbeat();
@@ -119,10 +170,17 @@ describe('suspend and resume on QEMU (issue 16, done-means 3)', () => {
   }, 300_000);
 });
 
-describe('snapshot with memory and restore on QEMU (issue 16, done-means 1, the counter part)', () => {
+describe('snapshot with memory and restore on QEMU (issue 16, done-means 1)', () => {
   it('brings the counter back to the snapshot and counts on from there', async () => {
     await runSnapshot(VM, { ...flags(), memory: true, name: 'counter-mem' }, () => undefined);
     const atSnapshot = await nextHeartbeat();
+    // After the snapshot the guest writes a marker to its disk (done-means 1, the marker part).
+    await consoleRun(
+      VM,
+      'vf-disks >/dev/null 2>&1; printf "VFMARK\\n" | dd of=/dev/vda bs=512 seek=2048 conv=notrunc,fsync 2>/dev/null; echo "WROTE-$?."',
+      /WROTE-0\./,
+    );
+    expect(await markers()).toBe(1);
     // Let it count well past the snapshot.
     let later = await nextHeartbeat();
     while (later.n < atSnapshot.n + 5) later = await nextHeartbeat();
@@ -135,6 +193,8 @@ describe('snapshot with memory and restore on QEMU (issue 16, done-means 1, the 
     expect(restored.n).toBeLessThan(later.n);
     expect(restored.n).toBeGreaterThanOrEqual(atSnapshot.n - 5);
     expect(restored.uptime).toBeLessThan(later.uptime);
+    // The disk is back too: the marker written after the snapshot is gone.
+    expect(await markers()).toBe(0);
   }, 300_000);
 });
 
