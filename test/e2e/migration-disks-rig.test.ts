@@ -9,6 +9,8 @@
 //    on (status.migration says Copied, with the disks' bytes); afterwards the guest drops its
 //    page cache and reads back every sector it wrote, before and during the migration, from the
 //    disk on rig-1. The volume is gone from rig-0, and no two copies ever ran at once.
+// 3. Back to rig-0, the job aborted on the source while it copies: the half-copied volume on
+//    rig-0 is removed, the VM runs on on rig-1; the retry moves it, and the pattern checks out.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -209,5 +211,51 @@ describe('a VM with a disk on host-local storage', () => {
     await checker!.sample();
     expect(checker!.violations).toEqual([]);
     expect(checker!.runningOn(vm()!.metadata.uid ?? '')).toEqual(['host1']);
+  }, 400_000);
+
+  it('after a copy aborted half-way, the destination keeps no volume; the retry then moves the VM with its disk', async () => {
+    const uid = vm()!.metadata.uid ?? '';
+    const failed = stack.until(() => migrating()?.reason === 'MigrationFailed', 120_000, 'the migration failed');
+    const lines: string[] = [];
+    const asked = runAction(
+      'migrate',
+      VM,
+      { namespace: NAMESPACE, kubeconfig: stack.info.kubeconfig, wait: true, timeout: '240', to: 'rig-0' },
+      (line) => lines.push(line),
+    );
+    // Abort the job on the source (rig-1) as soon as libvirt runs it: the copy is under way then.
+    const source = await LibvirtConnection.open(stack.rig.hosts[1]!.uri);
+    try {
+      for (const deadline = Date.now() + 60_000; ;) {
+        const job = await source.domainGetJobStats(uid, {}).catch(() => undefined);
+        if (job?.operation === 'migration_out' && (job.type === 'bounded' || job.type === 'unbounded')) {
+          await source.domainAbortJob(uid);
+          break;
+        }
+        if (Date.now() > deadline) throw new Error('no migration job on rig-1 within 60 s');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      await source.close();
+    }
+    await failed;
+    expect(migrating()?.message).toMatch(
+      /^migration from rig-1 to rig-0 failed \(attempt 1 of 3\): .*aborted.*; retrying$/,
+    );
+    // The half-copied volume went before the failure was recorded; the VM runs on rig-1 with its own.
+    expect(await volumesOn(0)).toEqual([]);
+    expect(await volumesOn(1)).toEqual([volumeNameOf(vm()!, 'data')]);
+    expect(vm()?.status?.host).toBe('rig-1');
+
+    // The retry (10 s later) moves it, the disk copied again.
+    await asked;
+    await stack.until(() => vm()?.status?.host === 'rig-0' && migrating()?.reason === 'Migrated', 120_000, 'on rig-0');
+    await guest!.close();
+    guest = await GuestConsole.open(0);
+    const check = await guest.check(2, 60_000, 'two disk checks on rig-0');
+    expect(check).toEqual({ n: check.n, lines: check.n, bad: 0 });
+    expect(await volumesOn(1)).toEqual([]);
+    await checker!.sample();
+    expect(checker!.violations).toEqual([]);
   }, 400_000);
 });
