@@ -303,6 +303,34 @@ describe('Hosts page', () => {
       .click();
     await card.getByRole('button', { name: 'Start maintenance' }).waitFor();
     expect((await getPool()).spec.hosts.find((h) => h.name === host)?.maintenance).toBe(false);
+    // Bad requests are refused naming the field, before anything is patched.
+    const bad = await page.evaluate(
+      async ({ ns, pool }) => {
+        const session = (await (await fetch('/api/session')).json()) as { csrfToken: string };
+        const post = async (path: string, body: unknown) => {
+          const response = await fetch(path, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken },
+            body: JSON.stringify(body),
+          });
+          return `${response.status} ${((await response.json()) as { message: string }).message}`;
+        };
+        return [
+          await post(`/api/hostpools/${pool}/hosts/nope/maintenance`, { maintenance: true }),
+          await post(`/api/hostpools/${pool}/hosts/h1/maintenance`, { maintenance: 'yes' }),
+          await post(`/api/namespaces/${ns}/virtualmachines/runner/action`, { action: 'stop', to: 'h2' }),
+          await post(`/api/namespaces/${ns}/virtualmachines/runner/action`, { action: 'migrate', to: 'Not_A_Host' }),
+        ];
+      },
+      { ns: NS, pool: POOL },
+    );
+    expect(bad).toEqual([
+      `404 host nope is not in HostPool ${POOL} (hosts: h1, h2)`,
+      '400 maintenance: true or false',
+      "400 to: only with action migrate, a host name of the VM's HostPool",
+      expect.stringMatching(/^400 to: "Not_A_Host" /),
+    ]);
+    expect((await getVm('runner')).metadata.annotations?.[ACTION_ANNOTATION]).not.toBe('migrate');
   });
 });
 
@@ -329,6 +357,19 @@ describe('a view-only person', () => {
     await viewer.goto(`${stack.base}/hosts`);
     await viewer.locator('[data-host="h1"] [data-field="heartbeat"]').waitFor();
     expect(await viewer.getByRole('button', { name: /maintenance/ }).count()).toBe(0);
+    // A forged maintenance request with the session's own CSRF token: the API server refuses it.
+    const forged = await viewer.evaluate(async (pool) => {
+      const session = (await (await fetch('/api/session')).json()) as { csrfToken: string };
+      const response = await fetch(`/api/hostpools/${pool}/hosts/h1/maintenance`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken },
+        body: JSON.stringify({ maintenance: true }),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    }, POOL);
+    expect(forged.status).toBe(403);
+    expect(forged.body.message).toBe(`you may not patch hostpools "${POOL}"`);
+    expect((await getPool()).spec.hosts.some((h) => h.maintenance)).toBe(false);
     await viewer.goto(`${stack.base}/vms?namespace=${NS}`);
     await viewer.locator(`[data-vm="${NS}/runner"]`).waitFor();
     await viewer.locator('[data-allowed="false"]').first().waitFor({ state: 'attached' });

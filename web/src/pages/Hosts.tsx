@@ -70,7 +70,7 @@ function HostFacts(props: {
         <dt>Allocated</dt>
         <dd>
           {status().allocated ? `${status().allocated.cpus} vCPUs, ${status().allocated.memory}` : 'none'} (
-          {status().vmCount ?? 0} VMs)
+          {status().vmCount ?? 0} {status().vmCount === 1 ? 'VM' : 'VMs'})
         </dd>
         <dt>Heartbeat</dt>
         <dd data-field="heartbeat">
