@@ -233,6 +233,15 @@ export class ImageUploads {
     try {
       await pipeline(request, counter, createWriteStream(file, { mode: 0o600 }));
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      // The staging file could not be written (ENOSPC: the staging volume is full), not a cut body.
+      if (/^E[A-Z]+$/.test(code) && code !== 'ECONNRESET' && code !== 'EPIPE')
+        throw new UploadRefused(
+          IMAGE_REASONS.UploadFailed,
+          500,
+          'InternalError',
+          `cannot stage the upload (${code}): ${String(error)}; the staging volume (--upload-dir) must hold the file: retry later, or ask for a larger one`,
+        );
       this.logger.debug({ err: String(error), received, length }, 'upload body ended early');
     }
     if (received !== length || !request.complete)
