@@ -2,9 +2,11 @@
 // (a qcow2 overlay whose backing store is the image's volume: what a disk with
 // source.image.name gets) against a full copy (copy: true), through the same Hypervisor calls
 // the controller makes (src/controllers/image/disks.ts), and the upload of the image into the
-// pool (as the image controller does for a URL image, after the download).
+// pool (as the image controller does for a URL image, after the download). In the same run, the
+// same file's upload through the API server (virtfleet image upload: kube-apiserver's aggregation,
+// virtfleet api, then the host) against `virsh vol-upload` straight to the host (upload-paths.ts).
 //
-//   tsx bench/images/clone-vs-copy.ts [--mib 256] [--runs 5]     # needs root (the rig)
+//   tsx bench/images/clone-vs-copy.ts [--mib 256] [--runs 5] [--upload-runs 3]   # needs root (the rig)
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,10 +17,12 @@ import { LibvirtConnectionPool } from '../../src/hypervisors/libvirt/connection-
 import { LibvirtHypervisor } from '../../src/hypervisors/libvirt/driver.js';
 import { Rig } from '../../test/rig/rig.js';
 import { arg } from '../common.js';
+import { measureUploads } from './upload-paths.js';
 
 const run = promisify(execFile);
 const MIB = arg('mib', 256);
 const RUNS = arg('runs', 5);
+const UPLOAD_RUNS = arg('upload-runs', 3);
 const POOL = 'bench-images';
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -73,6 +77,24 @@ async function main(): Promise<void> {
     );
     console.log(
       `full copy (copy: true):       median ${median(copied).toFixed(1)} ms, max ${Math.max(...copied).toFixed(1)} ms`,
+    );
+    const uploads = await measureUploads(
+      file,
+      rig.hosts[0]!.uri,
+      { pool: POOL, path: `/var/lib/libvirt/images/${POOL}` },
+      dir,
+      UPLOAD_RUNS,
+    );
+    const rate = (msValue: number) => `${(MIB / (msValue / 1000)).toFixed(0)} MiB/s`;
+    const api = uploads.viaApi.map((u) => u.doneMs);
+    const accepted = uploads.viaApi.map((u) => u.acceptedMs);
+    console.log(`upload of the same file, ${UPLOAD_RUNS} runs each, median (max):`);
+    console.log(
+      `  virsh vol-upload straight to the host:        ${median(uploads.virsh).toFixed(0)} ms (${Math.max(...uploads.virsh).toFixed(0)}), ${rate(median(uploads.virsh))}`,
+    );
+    console.log(
+      `  virtfleet image upload through the API server: ${median(api).toFixed(0)} ms (${Math.max(...api).toFixed(0)}), ${rate(median(api))} ` +
+        `(of which until the 202, bytes through kube-apiserver staged and checked: ${median(accepted).toFixed(0)} ms)`,
     );
   } finally {
     await connections.closeAll();
