@@ -68,6 +68,8 @@ async function bindingCycles(conn: LibvirtConnection, tag: string, cycles: numbe
 interface Pace {
   rate: number;
   cpuUs: number;
+  /** Voluntary context switches per cycle (the binding: each thread hop is a wait and a wake). */
+  switches?: number;
 }
 
 function cpuSince(start: NodeJS.CpuUsage, cycles: number): number {
@@ -79,12 +81,14 @@ async function benchBindingSequential(cycles: number): Promise<Pace> {
   const conn = await LibvirtConnection.open(hostFile('seq'));
   await bindingCycles(conn, 'warm', 100);
   const cpu = process.cpuUsage();
+  const switches0 = process.resourceUsage().voluntaryContextSwitches;
   const t0 = performance.now();
   await bindingCycles(conn, 'seq', cycles);
   const ms = performance.now() - t0;
   const cpuUs = cpuSince(cpu, cycles);
+  const switches = (process.resourceUsage().voluntaryContextSwitches - switches0) / cycles;
   await conn.close();
-  return { rate: rate(cycles, ms), cpuUs };
+  return { rate: rate(cycles, ms), cpuUs, switches };
 }
 
 async function benchBindingParallel(cycles: number, connections: number): Promise<Pace> {
@@ -223,6 +227,9 @@ async function main(): Promise<void> {
   );
   console.log(
     `median ratio: 1 connection ${median(turns.map((t) => t.seq.rate / t.batch.rate)).toFixed(2)}× virsh batch, ${CONNECTIONS} connections ${median(turns.map((t) => t.par.rate / t.batch.rate)).toFixed(2)}×; CPU per cycle, binding ÷ virsh: ${median(turns.map((t) => t.seq.cpuUs / t.batch.cpuUs)).toFixed(2)}`,
+  );
+  console.log(
+    `binding on 1 connection: ${median(turns.map((t) => t.seq.switches ?? NaN)).toFixed(1)} voluntary context switches per cycle (median of the turns; 4 calls, each a hop there and back)`,
   );
   console.log(
     `virsh, one process per call (${perCallCycles} cycles): ${fmt(perCall)} cycles/s (binding on 1 connection: ${(median(turns.map((t) => t.seq.rate)) / perCall).toFixed(0)}× that)`,
