@@ -3,7 +3,9 @@
 // starts, downloaded once, checked against its sha256 and uploaded into the storage pool of both
 // rig hosts; the tiny guest boots with a disk that is a linked clone of it (libvirt reads the
 // overlay's backing file from its qcow2 header: the image's volume) and another with a full
-// copy; the image's deletion waits for both VMs, then its volumes go. Needs root and the rig.
+// copy; the image's deletion waits for both VMs, then its volumes go. Then the same file is
+// uploaded with `virtfleet image upload` through the aggregated `virtfleet api` to both hosts,
+// and the guest boots from a linked clone of the uploaded image. Needs root and the rig.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -18,6 +20,8 @@ import { LibvirtConnectionPool } from '../../src/hypervisors/libvirt/connection-
 import { LibvirtHypervisor } from '../../src/hypervisors/libvirt/driver.js';
 import { Cache } from '../../src/runtime/cache.js';
 import type { Informer } from '../../src/runtime/informer.js';
+import { runUpload } from '../../src/cli/image.js';
+import { ApiServerProcess } from '../harness/api-server.js';
 import { guestImage } from '../rig/guest.js';
 import { condition, guestVm, hostPool, isRunning, NAMESPACE, RigController } from './harness.js';
 
@@ -32,10 +36,13 @@ let sha256: string;
 let images: Informer<ImageObject>;
 const stopImages = new AbortController();
 let imagesRun: Promise<void>;
+let api: ApiServerProcess;
+let imageFile: string;
 
 beforeAll(async () => {
   await stack.start();
   const file = join(stack.dir, 'disk.qcow2');
+  imageFile = file;
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', file, '64M']);
   const bytes = readFileSync(file);
   sha256 = createHash('sha256').update(bytes).digest('hex');
@@ -51,12 +58,18 @@ beforeAll(async () => {
   imagesRun = cache.run(stopImages.signal);
   await cache.waitForSync();
   await stack.client.create(HOST_POOL, hostPool('rig', { hosts: stack.poolHosts(), storage: STORAGE }));
+  api = new ApiServerProcess(stack.info.kubeconfig, stack.info.pki, join(stack.dir, 'api.log'), [
+    '--upload-dir',
+    stack.dir,
+  ]);
+  await api.start(stack.client);
 }, 240_000);
 
 afterAll(async () => {
   await stack.deleteVms(60_000);
   for (const image of images?.list() ?? [])
     await stack.client.delete(VIRTUAL_MACHINE_IMAGE, NAMESPACE, image.metadata.name ?? '').catch(() => undefined);
+  await api?.stop();
   stopImages.abort();
   await imagesRun;
   await connections.closeAll();
@@ -127,4 +140,48 @@ describe('images on real libvirtd hosts', () => {
     const volume = imageVolumeName(NAMESPACE, 'tiny-disk');
     for (const name of ['rig-0', 'rig-1']) expect(await host(name).volume(STORAGE.pool, volume)).toBeUndefined();
   }, 240_000);
+
+  it('takes an upload through the API server to both hosts, and boots the guest from a linked clone of it', async () => {
+    await stack.client.create(VIRTUAL_MACHINE_IMAGE, {
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'VirtualMachineImage',
+      metadata: { name: 'uploaded', namespace: NAMESPACE },
+      spec: { hostPoolRef: { name: 'rig' }, source: { upload: {} } },
+    } as never);
+    const lines: string[] = [];
+    await runUpload(
+      'uploaded',
+      { file: imageFile, namespace: NAMESPACE, kubeconfig: stack.info.kubeconfig, wait: true, timeout: '120' },
+      (line) => lines.push(line),
+      { tty: false, write: (text) => lines.push(text) },
+    );
+    expect(lines.join('\n')).toMatch(/uploading uploaded: 100%/);
+    expect(lines.join('\n')).toMatch(/image uploaded: on hosts rig-0, rig-1/);
+    await stack.until(
+      () => image('uploaded')?.status?.phase === 'Ready',
+      60_000,
+      () => `uploaded Ready (last status: ${JSON.stringify(image('uploaded')?.status)})`,
+    );
+    expect(image('uploaded')!.status).toMatchObject({
+      format: 'qcow2',
+      sizeBytes: 64 * MiB,
+      sha256,
+      checksumVerified: true,
+    });
+    const volume = imageVolumeName(NAMESPACE, 'uploaded');
+    for (const name of ['rig-0', 'rig-1'])
+      expect(await host(name).volume(STORAGE.pool, volume)).toMatchObject({ format: 'qcow2', capacityBytes: 64 * MiB });
+
+    const guest = await guestImage();
+    const disk = { name: 'root', size: '128Mi', source: { image: { name: 'uploaded' } } };
+    await stack.client.create(VIRTUAL_MACHINE, guestVm('from-upload', 'rig', guest, { disks: [disk] }) as never);
+    await stack.until(
+      () => isRunning(stack.vm('from-upload')),
+      180_000,
+      () => `from-upload Running (${JSON.stringify(stack.vm('from-upload')?.status)})`,
+    );
+    const at = stack.vm('from-upload')!.status!.host!;
+    const overlay = await host(at).volume(STORAGE.pool, `vf-${NAMESPACE}_from-upload_root`);
+    expect(overlay?.backingPath).toBe(image('uploaded')!.status!.hosts!.find((h) => h.name === at)!.path);
+  }, 300_000);
 });
