@@ -11,6 +11,8 @@
 //    disk on rig-1. The volume is gone from rig-0, and no two copies ever ran at once.
 // 3. Back to rig-0, the job aborted on the source while it copies: the half-copied volume on
 //    rig-0 is removed, the VM runs on on rig-1; the retry moves it, and the pattern checks out.
+// 4. To rig-1 again, the controller SIGKILLed while libvirt copies: libvirt finishes alone, the
+//    restarted controller settles where the VM is and removes the volume left on rig-0.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -33,6 +35,8 @@ const STORAGE_PATH = '/var/lib/libvirt/vf-local';
 const stack: RigController = new RigController({
   hosts: 3,
   tag: 'mdisks',
+  // Its own process, so that case 4 can SIGKILL it mid-copy.
+  controllerProcess: true,
   detail: () => `VM: ${JSON.stringify(stack.vm(VM)?.status)}`,
 });
 const hostSpec = (i: number, extra: Record<string, unknown> = {}) => stack.poolHost(i, extra);
@@ -257,5 +261,47 @@ describe('a VM with a disk on host-local storage', () => {
     expect(await volumesOn(1)).toEqual([]);
     await checker!.sample();
     expect(checker!.violations).toEqual([]);
+  }, 400_000);
+
+  it('after the controller is SIGKILLed mid-copy, the restarted one finds the VM where libvirt took it and removes the copy it left', async () => {
+    const uid = vm()!.metadata.uid ?? '';
+    const asked = runAction(
+      'migrate',
+      VM,
+      { namespace: NAMESPACE, kubeconfig: stack.info.kubeconfig, wait: true, timeout: '240', to: 'rig-1' },
+      () => undefined,
+    ).catch(() => undefined); // its answer comes from the restarted controller, or not at all
+    await stack.until(() => vm()?.status?.migration?.storage === 'Copied', 60_000, 'the copy recorded');
+    // Killed once the job runs on the source: the job's own clean-up dies with it.
+    const source = await LibvirtConnection.open(stack.rig.hosts[0]!.uri);
+    try {
+      for (const deadline = Date.now() + 30_000; ;) {
+        const job = await source.domainGetJobStats(uid, {}).catch(() => undefined);
+        if (job?.operation === 'migration_out' && (job.type === 'bounded' || job.type === 'unbounded')) break;
+        if (Date.now() > deadline) throw new Error('no migration job on rig-0 within 30 s');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await stack.killController();
+    } finally {
+      await source.close();
+    }
+    await stack.startController();
+    // libvirt finishes the migration without the controller; the restarted one settles it.
+    await stack.until(
+      () => vm()?.status?.host === 'rig-1' && vm()?.status?.migration === undefined,
+      180_000,
+      'settled on rig-1',
+    );
+    await stack.until(() => migrating()?.reason === 'Migrated', 60_000, 'Migrated');
+    await asked;
+    expect(await volumesOn(0)).toEqual([]);
+    expect(await volumesOn(1)).toEqual([volumeNameOf(vm()!, 'data')]);
+    await guest!.close();
+    guest = await GuestConsole.open(1);
+    const check = await guest.check(2, 60_000, 'two disk checks on rig-1');
+    expect(check).toEqual({ n: check.n, lines: check.n, bad: 0 });
+    await checker!.sample();
+    expect(checker!.violations).toEqual([]);
+    expect(checker!.runningOn(uid)).toEqual(['host1']);
   }, 400_000);
 });

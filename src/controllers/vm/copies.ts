@@ -13,6 +13,7 @@ import { VmCopies } from './host-copies.js';
 import { Halt, type VmKit } from './kit.js';
 import { live, locate, suspectHosts, type Location } from './location.js';
 import { MIGRATION_ATTEMPTS, progressText, type MigrationJob, type MigrationJobs } from './migration-jobs.js';
+import { settleCopies, vmVolumeNames } from './migration-storage.js';
 import { MIGRATION_LOOK_MS } from './options.js';
 
 export class CopiesStep {
@@ -90,6 +91,9 @@ export class CopiesStep {
       this.countMigration(vm, ended);
     }
     const home = verdict.kind === 'split-brain' ? verdict.keep : verdict.host;
+    // A storage-copy migration this process did not run to its end (it restarted meanwhile):
+    // the copies on the side the VM did not end on go, as the job would have done.
+    if (migration?.storage === 'Copied' && !ended && home) await this.settleLostCopy(vm, pool, migration, home);
     if (migration) {
       delete draft.status.migration;
       allocations.migrating.delete(uid);
@@ -220,6 +224,32 @@ export class CopiesStep {
         `cannot remove the copy on ${removal.host} (${removal.state}; ${removal.why}): ${removal.error}; retrying`,
       );
     if (failed.length > 0) throw new Halt(this.kit.hostRetryMs);
+  }
+
+  private async settleLostCopy(
+    vm: VmObject,
+    pool: PoolObject,
+    migration: NonNullable<VmStatusDraft['status']['migration']>,
+    home: string,
+  ): Promise<void> {
+    const poolName = pool.metadata.name ?? '';
+    const end = (name: string) => {
+      const host = this.kit.options.fleet.host(poolName, name);
+      return host ? { name, hypervisor: this.kit.options.fleet.hypervisor(host.uri) } : undefined;
+    };
+    const source = end(migration.source);
+    const target = end(migration.target);
+    if (!source || !target) return;
+    const ok = home === migration.target;
+    const settled = await settleCopies(
+      vm.metadata.uid ?? '',
+      pool.spec.storage.pool,
+      vmVolumeNames(vm),
+      ok,
+      source,
+      target,
+    ).catch((error: unknown) => `cannot remove the volumes the migration left: ${String(error)}`);
+    this.kit.event(vm, settled.startsWith('volumes ') ? 'Normal' : 'Warning', E.VolumesDeleted, settled);
   }
 
   /** Records that the VM lives on `host` now (allocation and status.host). */

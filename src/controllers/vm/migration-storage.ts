@@ -242,3 +242,9 @@ export async function settleCopies(
   if (failed.length > 0) return `cannot remove the volumes on ${what} ${side.name}: ${failed.join('; ')}`;
   return `volumes ${volumes.join(', ')} removed from ${side.name}${ok ? '' : ' (half-copied)'}`;
 }
+
+/** The volumes a VM's copied migration may have made: one per spec.disks entry, and the cloud-init seed. */
+export function vmVolumeNames(vm: VmObject): string[] {
+  const disks = (vm.spec.disks ?? []).map((disk) => disk.name);
+  return [...disks, ...(vm.spec.cloudInit ? [CLOUD_INIT_SEED] : [])].map((disk) => volumeNameOf(vm, disk));
+}
