@@ -3,6 +3,7 @@
 // maintenance flag in its HostPool, and a VM's edited YAML, checked by a server-side dry-run
 // before it is applied.
 import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { validateObject } from '../api/validate.js';
 import {
@@ -119,7 +120,8 @@ export interface FieldProblem {
 /**
  * The edited YAML: the same checks as `virtfleet validate` (field paths and messages), then a
  * PUT with dryRun=All (admission, CEL, the whole API server), and only when `apply` is set and
- * both passed, the PUT itself. The resourceVersion in the YAML guards against a lost update.
+ * both passed, the PUT itself. The resourceVersion in the YAML guards against a lost update
+ * (see rebase for the controller's status writes).
  */
 export async function applyVmYaml(
   kube: UserKube,
@@ -142,12 +144,13 @@ export async function applyVmYaml(
   if (metadata?.namespace !== namespace) moved.push({ field: 'metadata.namespace', message: `must stay ${namespace}` });
   const problems = [...moved, ...validateObject(object).map((p) => ({ field: p.path, message: p.message }))];
   if (problems.length > 0) return { applied: false, problems };
+  const attempt = { verb: 'update', resource: 'virtualmachines', namespace, name };
+  if (typeof body.base === 'string') await rebase(kube, token, attempt, object as Editable, body.base);
   const put = (dryRun: boolean) =>
     kube.call(token, 'PUT', resourcePath(VIRTUAL_MACHINE, namespace, name), {
       query: { ...FIELD_MANAGER, fieldValidation: 'Strict', ...(dryRun ? { dryRun: 'All' } : {}) },
       body: object,
     });
-  const attempt = { verb: 'update', resource: 'virtualmachines', namespace, name };
   const dry = await put(true);
   if (dry.status !== 200) return refusal(dry, attempt);
   if (body.apply !== true) return { applied: false, problems: [], message: 'the API server accepts it (dry run)' };
@@ -155,6 +158,45 @@ export async function applyVmYaml(
   if (real.status !== 200) return refusal(real, attempt);
   const version = (real.body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion;
   return { applied: true, problems: [], message: 'applied', ...(version ? { resourceVersion: version } : {}) };
+}
+
+interface Editable {
+  metadata: { resourceVersion?: string; labels?: unknown; annotations?: unknown };
+  spec?: unknown;
+}
+
+/** What people edit: a change by someone else to any of it since the text was loaded is a conflict. */
+const edited = (object: Editable) => [object.spec, object.metadata.labels ?? {}, object.metadata.annotations ?? {}];
+
+/**
+ * The controller writes status all the time, and every status write moves the resourceVersion:
+ * a text loaded a minute ago would always conflict. So when what people edit (spec, labels,
+ * annotations) is the same now as in the text the editor loaded (`base`), the edit goes on top
+ * of the current version; otherwise the text keeps its own and the API server's conflict says
+ * someone else changed the VM.
+ */
+async function rebase(
+  kube: UserKube,
+  token: string,
+  attempt: { verb: string; resource: string; namespace: string; name: string },
+  object: Editable,
+  base: string,
+): Promise<void> {
+  let loaded: Editable;
+  try {
+    loaded = parseYaml(base, { maxAliasCount: 0 }) as Editable;
+  } catch {
+    return;
+  }
+  if (!loaded?.metadata) return;
+  const answer = await kube.call(token, 'GET', resourcePath(VIRTUAL_MACHINE, attempt.namespace, attempt.name));
+  if (answer.status !== 200) throw kubeError(answer, { ...attempt, verb: 'get' });
+  const current = answer.body as Editable;
+  if (
+    loaded.metadata.resourceVersion === object.metadata.resourceVersion &&
+    isDeepStrictEqual(edited(loaded), edited(current))
+  )
+    object.metadata.resourceVersion = current.metadata.resourceVersion;
 }
 
 /** A refused PUT: a 403 or 401 is an error to show; an invalid object's causes become field problems. */

@@ -91,9 +91,15 @@ export interface ApplyAnswer {
   resourceVersion?: string;
 }
 
-/** apply false: only the checks and the API server's dry run. */
-export function applyVmYaml(namespace: string, name: string, yaml: string, apply: boolean): Promise<ApplyAnswer> {
-  return call('POST', `${vmPath(namespace, name)}/yaml`, { yaml, apply });
+/** apply false: only the checks and the API server's dry run. `base`: the text as loaded, before the edit. */
+export function applyVmYaml(
+  namespace: string,
+  name: string,
+  yaml: string,
+  base: string,
+  apply: boolean,
+): Promise<ApplyAnswer> {
+  return call('POST', `${vmPath(namespace, name)}/yaml`, { yaml, base, apply });
 }
 
 export function setMaintenance(pool: string, host: string, maintenance: boolean): Promise<unknown> {

@@ -2,148 +2,43 @@
 // the controllers running in-process over simulated hosts (libvirt's test driver), so every
 // action the page asks for is taken up by the real controller and its outcome and Events come
 // back into the page: restart, pause, unpause, migrate to a chosen host (the test driver cannot
-// migrate: the refusal is the outcome shown), delete with confirmation, bulk stop, the Hosts
+// migrate: the controller taking it up is the outcome shown), delete with confirmation, bulk stop, the Hosts
 // page's maintenance toggle, the install profiles' rendered Kickstart, the YAML tab with its
 // dry run; and every page at phone and laptop width, light and dark, without horizontal
 // overflow and without serious axe-core findings.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { INSTALL_PROFILE } from '../../../src/controllers/installprofile.js';
-import { SECRET } from '../../../src/controllers/host-credentials.js';
 import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from '../../../src/controllers/resources.js';
 import { ACTION_ANNOTATION, MIGRATE_TO_ANNOTATION } from '../../../src/controllers/vm-actions.js';
 import { screenshotDir } from '../../harness/browser.js';
-import { serviceAccountToken } from '../../harness/service-accounts.js';
-import { POOL_LABEL, WebTestController } from './controller.js';
-import { axeViolations, until, WebStack } from './stack.js';
+import type { WebTestController } from './controller.js';
+import { ADMIN_HASH, buildWorld, NS, POOL, ROOT_PASSWORD, running as running_, tearDownWorld } from './pages-world.js';
+import { axeViolations, WebStack } from './stack.js';
 
-const NS = 'web-run';
-const PEOPLE = 'web-people';
-const POOL = 'web-pool';
-const ROOT_PASSWORD = 'Plain root pa$$word, never shown';
-const ADMIN_HASH = '$6$abcdefgh$bp46WUxDu2cphMRE0PvVJlqas2imuSq186YS793XKfmqn9XUEL17HECskUTZInaNigNndLLYc7A6yWBmFEFn3/';
 const CONTEXT = { ignoreHTTPSErrors: true, bypassCSP: true, viewport: { width: 1280, height: 800 } };
 
 const stack = new WebStack();
 const shots = screenshotDir('web-console');
 let controller: WebTestController;
-const tokens = { admin: '', viewer: '' };
+let tokens = { admin: '', viewer: '' };
 let adminContext: BrowserContext;
 let page: Page;
 
 const getVm = (name: string) => stack.admin.get<VmObject>(VIRTUAL_MACHINE, NS, name);
 const getPool = () => stack.admin.get<PoolObject>(HOST_POOL, undefined, POOL);
-
-function vm(name: string): VmObject {
-  return {
-    apiVersion: 'virtfleet.io/v1alpha1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: NS },
-    spec: { hostPoolRef: { name: POOL }, memory: '128Mi', kernelBoot: { kernel: '/var/lib/virtfleet/test/vmlinuz' } },
-  } as unknown as VmObject;
-}
-
-const running = (name: string) =>
-  until(async () => {
-    const current = await getVm(name);
-    return current.status?.phase === 'Running' && current.status.host ? current : undefined;
-  }, `${name} Running`);
+const running = (name: string) => running_(stack, name);
 
 beforeAll(async () => {
   await stack.start();
-  const run = stack.run;
-  await run(['create', 'namespace', NS]);
-  await run(['create', 'clusterrole', 'web-events-reader', '--verb=get,list,watch', '--resource=events']);
-  // The admin may read the profile's Secret (virtfleet-admin does not grant Secrets); the viewer may not.
-  await run(['create', 'role', 'web-secret-reader', '-n', NS, '--verb=get', '--resource=secrets']);
-  // HostPools are changed by cluster administrators only (deploy/base/user-roles.yaml): the
-  // admin here is one, for the maintenance toggle.
-  await run([
-    'create',
-    'clusterrole',
-    'web-pool-operator',
-    '--verb=get,list,watch,patch',
-    '--resource=hostpools.virtfleet.io',
-  ]);
-  tokens.admin = await serviceAccountToken(run, PEOPLE, 'web-admin');
-  for (const role of ['virtfleet-admin', 'web-events-reader', 'web-pool-operator'])
-    await run([
-      'create',
-      'clusterrolebinding',
-      `web-admin-${role}`,
-      `--clusterrole=${role}`,
-      `--serviceaccount=${PEOPLE}:web-admin`,
-    ]);
-  await run([
-    'create',
-    'rolebinding',
-    'web-admin-secrets',
-    '-n',
-    NS,
-    '--role=web-secret-reader',
-    `--serviceaccount=${PEOPLE}:web-admin`,
-  ]);
-  tokens.viewer = await serviceAccountToken(run, PEOPLE, 'web-viewer');
-  for (const role of ['virtfleet-view', 'web-events-reader'])
-    await run([
-      'create',
-      'clusterrolebinding',
-      `web-viewer-${role}`,
-      `--clusterrole=${role}`,
-      `--serviceaccount=${PEOPLE}:web-viewer`,
-    ]);
-
-  controller = new WebTestController(stack.adminConfig, NS);
-  await stack.admin.create(HOST_POOL, {
-    apiVersion: 'virtfleet.io/v1alpha1',
-    kind: 'HostPool',
-    metadata: { name: POOL, labels: { [POOL_LABEL]: 'yes' } },
-    spec: {
-      hosts: [
-        { name: 'h1', uri: controller.host('web-h1'), hypervisor: 'kvm' },
-        { name: 'h2', uri: controller.host('web-h2'), hypervisor: 'kvm' },
-      ],
-    },
-  });
-  await stack.admin.create(SECRET, {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: 'install-passwords', namespace: NS },
-    stringData: { 'root-password': ROOT_PASSWORD, 'admin-hash': ADMIN_HASH },
-  });
-  await stack.admin.create(INSTALL_PROFILE, {
-    apiVersion: 'virtfleet.io/v1alpha1',
-    kind: 'InstallProfile',
-    metadata: { name: 'rocky', namespace: NS },
-    spec: {
-      os: { family: 'rhel', name: 'Rocky', version: '9.4' },
-      installTree: 'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os',
-      rootPassword: { secretKeyRef: { name: 'install-passwords', key: 'root-password' } },
-      users: [
-        { name: 'admin', groups: ['wheel'], passwordSecretRef: { name: 'install-passwords', key: 'admin-hash' } },
-      ],
-    },
-  });
-  controller.start();
-  for (const name of ['runner', 'second', 'third']) await stack.admin.create(VIRTUAL_MACHINE, vm(name));
-  for (const name of ['runner', 'second', 'third']) await running(name);
+  ({ controller, tokens } = await buildWorld(stack));
   adminContext = await stack.browser.newContext({ ...CONTEXT });
   page = await stack.login(adminContext, tokens.admin);
 }, 240_000);
 
 afterAll(async () => {
   await adminContext?.close();
-  if (controller) {
-    for (const name of ['runner', 'second', 'third'])
-      await stack.admin.delete(VIRTUAL_MACHINE, NS, name).catch(() => undefined);
-    await until(
-      async () => ((await stack.admin.list(VIRTUAL_MACHINE, { namespace: NS })).items.length === 0 ? true : undefined),
-      'the VMs deleted by the controller',
-      60_000,
-    ).catch(() => undefined);
-    await controller.close();
-  }
+  if (controller) await tearDownWorld(stack, controller);
   await stack.stop();
 }, 120_000);
 
@@ -223,8 +118,11 @@ describe('VM detail actions', () => {
     await page.getByRole('button', { name: 'Apply' }).click();
     await page.locator('[data-yaml-result="applied"]').waitFor();
     expect((await getVm('runner')).spec.memory).toBe('192Mi');
-    // The old text's resourceVersion is stale now: the API server's conflict is shown, nothing applied.
-    await editor.fill(yaml.replace('memory: 128Mi', 'memory: 256Mi'));
+    // Someone else changes the VM while the text is open: the edit is refused with the API
+    // server's conflict, not written over their change.
+    await yamlHolds(page, 'memory: 192Mi');
+    await stack.admin.patch(VIRTUAL_MACHINE, NS, 'runner', { metadata: { labels: { 'changed-by': 'someone-else' } } });
+    await editor.fill((await editor.inputValue()).replace('memory: 192Mi', 'memory: 256Mi'));
     await page.getByRole('button', { name: 'Apply' }).click();
     await page.locator('[data-yaml-result="problems"]', { hasText: /has been modified/ }).waitFor();
     expect((await getVm('runner')).spec.memory).toBe('192Mi');

@@ -5,24 +5,16 @@
 // The session and CSRF rules and the SSE resume are checked from Node first (exact headers and
 // status codes), then the pages: live rows, an action, a view-only person, HTML as text, logout.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { Agent, request } from 'undici';
 import { VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
 import { ACTION_ANNOTATION, ACTION_ID_ANNOTATION } from '../../../src/controllers/vm-actions.js';
-import { repoRoot } from '../../../src/devstack/binaries.js';
-import { ControlPlane } from '../../../src/devstack/controlplane.js';
-import { installCrds } from '../../../src/devstack/crds.js';
-import { freePort } from '../../../src/devstack/ports.js';
-import { KubeClient, type KubeObject } from '../../../src/runtime/kube-client.js';
-import { defaultAppDir } from '../../../src/web/static.js';
-import { ApiServerProcess } from '../../harness/api-server.js';
-import { launchBrowser, screenshotDir } from '../../harness/browser.js';
-import { kubectl, serviceAccountToken } from '../../harness/service-accounts.js';
+import type { KubeClient, KubeObject } from '../../../src/runtime/kube-client.js';
+import { screenshotDir } from '../../harness/browser.js';
+import { serviceAccountToken } from '../../harness/service-accounts.js';
+import { axeViolations, WebStack } from './stack.js';
 
 const NS = 'web-vms';
 const PEOPLE = 'web-people';
@@ -31,14 +23,11 @@ const PEOPLE = 'web-people';
 const CONTEXT = { ignoreHTTPSErrors: true, bypassCSP: true, viewport: { width: 1280, height: 800 } };
 const HTML = '<img src=x onerror="window.__pwned=1"><b>bold</b> & "quotes"';
 
-const dir = mkdtempSync(join(tmpdir(), 'virtfleet-web-it-'));
-const plane = new ControlPlane({ stateDir: join(dir, 'control-plane'), unsafeNoFsync: true });
+const stack = new WebStack();
 const shots = screenshotDir('web-console');
 let admin: KubeClient;
-let api: ApiServerProcess;
 let base: string;
 let agent: Agent;
-let browser: Browser;
 const tokens = { admin: '', viewer: '' };
 
 function vm(name: string, annotations: Record<string, string> = {}): KubeObject {
@@ -122,72 +111,15 @@ async function sseEvents(
   return events;
 }
 
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-
-/** axe-core's serious and critical findings on the page as it is: `rule: element, …`. */
-async function axeViolations(page: Page): Promise<string[]> {
-  await page.addScriptTag({ path: AXE });
-  const { checked, found } = await page.evaluate(async () => {
-    const axe = (globalThis as any).axe;
-    const result = await axe.run({ resultTypes: ['violations'] });
-    const violations = result.violations as { id: string; impact: string; nodes: { target: string[] }[] }[];
-    return {
-      checked: (result.passes as unknown[]).length,
-      found: violations
-        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-        .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
-    };
-  });
-  // No rule passing would mean axe looked at nothing: that is no proof of anything.
-  expect(checked).toBeGreaterThan(0);
-  return found;
-}
-
-/** Errors the page threw or logged: a test ends by expecting none. */
-const pageErrors: string[] = [];
-
-async function loginPage(context: BrowserContext, token: string): Promise<Page> {
-  const page = await context.newPage();
-  page.on('pageerror', (error) => pageErrors.push(`${error.name}: ${error.message}`));
-  page.on('console', (message) => {
-    // The browser logs every 4xx it got (401 before login, the forged 403): those are the tests' own.
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource'))
-      pageErrors.push(message.text());
-  });
-  await page.goto(base + '/');
-  await page.getByLabel('Bearer token').fill(token);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('heading', { name: 'Fleet' }).waitFor();
-  return page;
-}
+const pageErrors = stack.pageErrors;
+const loginPage = (context: BrowserContext, token: string): Promise<Page> => stack.login(context, token);
 
 beforeAll(async () => {
-  if (!existsSync(join(defaultAppDir(), 'index.html')))
-    throw new Error(`the web app is not built (${defaultAppDir()}): run \`make build\` (or npm run build) first`);
-  const info = await plane.start();
-  await installCrds(info.binaries.kubectl, info.kubeconfig, repoRoot());
-  const config = new KubeConfig();
-  config.loadFromFile(info.kubeconfig);
-  admin = new KubeClient(config);
-  const run = (args: string[]) => kubectl(info.binaries.kubectl, info.kubeconfig, args);
-  // virtfleet api runs as its ServiceAccount with deploy/'s RBAC, as in console-access.test.ts.
-  const apiToken = await serviceAccountToken(run, 'virtfleet-system', 'virtfleet-api');
-  await run(['apply', '-n', 'virtfleet-system', '-f', join(repoRoot(), 'deploy/base/api-server-rbac.yaml')]);
-  const own = new KubeConfig();
-  own.loadFromOptions({
-    clusters: [{ name: 'test', server: info.server, caData: readFileSync(info.pki.caCert).toString('base64') }],
-    users: [{ name: 'virtfleet-api', token: apiToken }],
-    contexts: [{ name: 'test', cluster: 'test', user: 'virtfleet-api' }],
-    currentContext: 'test',
-  });
-  const ownPath = join(dir, 'virtfleet-api.kubeconfig');
-  writeFileSync(ownPath, own.exportConfig(), { mode: 0o600 });
-  const webPort = await freePort();
-  api = new ApiServerProcess(ownPath, info.pki, join(dir, 'api.log'), ['--web-port', String(webPort)]);
-  await api.start(admin);
-  base = `https://127.0.0.1:${webPort}`;
-  agent = new Agent({ connect: { ca: readFileSync(info.pki.caCert) } });
-  await run(['apply', '--server-side', '-f', join(repoRoot(), 'deploy/base/user-roles.yaml')]);
+  await stack.start();
+  admin = stack.admin;
+  base = stack.base;
+  agent = new Agent({ connect: { ca: readFileSync(stack.caCert) } });
+  const run = stack.run;
   await run(['create', 'namespace', NS]);
   // An admin of every namespace (VMs, pools; Events through Kubernetes' own view role) and a
   // person who may only look, in one namespace.
@@ -215,15 +147,11 @@ beforeAll(async () => {
       `--serviceaccount=${PEOPLE}:web-viewer`,
     ]);
   await admin.create(VIRTUAL_MACHINE, vm('alpha', { 'example.com/note': HTML }));
-  browser = await launchBrowser();
 }, 240_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await api?.stop();
   await agent?.close();
-  await plane.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await stack.stop();
 }, 60_000);
 
 describe('web console sessions', () => {
@@ -312,7 +240,7 @@ describe('web console sessions', () => {
 
 describe('web console pages in chromium', () => {
   it('logs an admin in, shows new VMs and status changes live, and stops a VM through the page', async () => {
-    const context = await browser.newContext({ ...CONTEXT });
+    const context = await stack.browser.newContext({ ...CONTEXT });
     const page = await loginPage(context, tokens.admin);
     await page.screenshot({ path: join(shots, 'fleet.png'), fullPage: true });
     expect(await axeViolations(page)).toEqual([]);
@@ -372,7 +300,7 @@ describe('web console pages in chromium', () => {
   });
 
   it('shows a view-only person no action buttons, and the API server 403 for a forged write', async () => {
-    const context = await browser.newContext({ ...CONTEXT });
+    const context = await stack.browser.newContext({ ...CONTEXT });
     const page = await loginPage(context, tokens.viewer);
     await page.goto(`${base}/vms`);
     const refusal = page.getByRole('alert').filter({ hasText: 'you may not list virtualmachines in all namespaces' });

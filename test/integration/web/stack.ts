@@ -30,6 +30,8 @@ export class WebStack {
   base = '';
   browser!: Browser;
   run!: (args: string[]) => Promise<string>;
+  /** The control plane's CA (it signed the console's serving certificate too). */
+  caCert = '';
   private api: ApiServerProcess | undefined;
 
   async start(): Promise<void> {
@@ -41,6 +43,7 @@ export class WebStack {
     this.adminConfig.loadFromFile(info.kubeconfig);
     this.admin = new KubeClient(this.adminConfig);
     this.run = (args) => kubectl(info.binaries.kubectl, info.kubeconfig, args);
+    this.caCert = info.pki.caCert;
     const own = await apiServiceAccountKubeconfig(
       this.run,
       info.server,

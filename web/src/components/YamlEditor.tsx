@@ -1,7 +1,7 @@
 // The VM's YAML, editable: "Check" runs the same checks as `virtfleet validate` and the API
 // server's dry run (nothing changes); "Apply" runs them again and applies only if both pass.
-// Problems are listed with their field path. The resourceVersion in the text guards against
-// overwriting someone else's change (the API server answers a conflict).
+// Problems are listed with their field path. A change by someone else to spec, labels or
+// annotations since the text was loaded is refused (the API server's conflict), not overwritten.
 import { createResource, createSignal, For, Show } from 'solid-js';
 import { applyVmYaml, canI, failureOf, vmYaml, type ApplyAnswer } from '../api';
 import { Failure, type FailureInfo } from './Failure';
@@ -9,6 +9,9 @@ import { Failure, type FailureInfo } from './Failure';
 export function YamlEditor(props: { namespace: string; name: string }) {
   const [allowed] = createResource(() => canI('update', 'virtualmachines', props.namespace));
   const [text, setText] = createSignal('');
+  // The text as loaded: the server applies the edit on top of the current version only when
+  // nobody changed spec, labels or annotations since (the controller's status writes do not count).
+  const [base, setBase] = createSignal('');
   const [answer, setAnswer] = createSignal<ApplyAnswer>();
   const [failure, setFailure] = createSignal<FailureInfo>();
   const [busy, setBusy] = createSignal(false);
@@ -16,7 +19,9 @@ export function YamlEditor(props: { namespace: string; name: string }) {
     setFailure(undefined);
     setAnswer(undefined);
     try {
-      setText((await vmYaml(props.namespace, props.name)).yaml);
+      const loaded = (await vmYaml(props.namespace, props.name)).yaml;
+      setText(loaded);
+      setBase(loaded);
     } catch (error) {
       setFailure(failureOf(error));
     }
@@ -26,12 +31,13 @@ export function YamlEditor(props: { namespace: string; name: string }) {
     setBusy(true);
     setFailure(undefined);
     try {
-      const result = await applyVmYaml(props.namespace, props.name, text(), apply);
+      const result = await applyVmYaml(props.namespace, props.name, text(), base(), apply);
       setAnswer(result);
       // Applied: the text is reloaded with the new resourceVersion, ready for the next edit.
       if (result.applied) {
         const fresh = await vmYaml(props.namespace, props.name);
         setText(fresh.yaml);
+        setBase(fresh.yaml);
       }
     } catch (error) {
       setFailure(failureOf(error));
