@@ -17,13 +17,15 @@ log() { printf '==> %s\n' "$*"; }
 # host's QEMU processes at once; busybox-static and cpio build the test guest.
 # prometheus gives promtool, which checks /metrics and the alert rules;
 # libxml2-utils gives xmllint, without which virt-xml-validate cannot run.
+# isolinux, syslinux-common and xorriso build the bootable ISO the images rig test boots a
+# VM from through its CD-ROM (test/e2e/images-rig.test.ts); virtfleet itself uses none of them.
 # chromium is the real browser the web console's tests drive through playwright-core
 # (Playwright's own browser download is not used).
 APT_PACKAGES=(ca-certificates openssl make procps iproute2 git
   libvirt-dev libvirt-clients pkg-config g++ python3
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils iptables tini
   busybox-static cpio
-  dnsmasq-base ipxe-qemu dosfstools mtools syslinux
+  dnsmasq-base ipxe-qemu dosfstools mtools syslinux isolinux syslinux-common xorriso
   prometheus libxml2-utils chromium)
 
 missing=()

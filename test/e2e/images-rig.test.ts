@@ -5,7 +5,10 @@
 // overlay's backing file from its qcow2 header: the image's volume) and another with a full
 // copy; the image's deletion waits for both VMs, then its volumes go. Then the same file is
 // uploaded with `virtfleet image upload` through the aggregated `virtfleet api` to both hosts,
-// and the guest boots from a linked clone of the uploaded image. Needs root and the rig.
+// and the guest boots from a linked clone of the uploaded image. Last, an ISO the test builds
+// (isolinux + the tiny guest's kernel and initramfs, xorriso) is uploaded the same way and boots a
+// VM whose only disk is blank: its serial console shows isolinux, then the guest. Needs root and
+// the rig.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -20,7 +23,10 @@ import { LibvirtConnectionPool } from '../../src/hypervisors/libvirt/connection-
 import { LibvirtHypervisor } from '../../src/hypervisors/libvirt/driver.js';
 import { Cache } from '../../src/runtime/cache.js';
 import type { Informer } from '../../src/runtime/informer.js';
+import { mkdirSync, copyFileSync, writeFileSync } from 'node:fs';
 import { runUpload } from '../../src/cli/image.js';
+import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
+import { READY_MARKER } from '../rig/guest.js';
 import { ApiServerProcess } from '../harness/api-server.js';
 import { guestImage } from '../rig/guest.js';
 import { condition, guestVm, hostPool, isRunning, NAMESPACE, RigController } from './harness.js';
@@ -184,4 +190,83 @@ describe('images on real libvirtd hosts', () => {
     const overlay = await host(at).volume(STORAGE.pool, `vf-${NAMESPACE}_from-upload_root`);
     expect(overlay?.backingPath).toBe(image('uploaded')!.status!.hosts!.find((h) => h.name === at)!.path);
   }, 300_000);
+
+  it('boots a VM whose disk is blank from an ISO image on its CD-ROM, as its serial console shows', async () => {
+    const guest = await guestImage();
+    // A bootable ISO: isolinux (Debian's isolinux and syslinux-common), the guest's kernel and initramfs.
+    const tree = join(stack.dir, 'iso-tree');
+    mkdirSync(join(tree, 'isolinux'), { recursive: true });
+    copyFileSync('/usr/lib/ISOLINUX/isolinux.bin', join(tree, 'isolinux/isolinux.bin'));
+    copyFileSync('/usr/lib/syslinux/modules/bios/ldlinux.c32', join(tree, 'isolinux/ldlinux.c32'));
+    copyFileSync(guest.kernel, join(tree, 'vmlinuz'));
+    copyFileSync(guest.initrd, join(tree, 'initrd'));
+    writeFileSync(
+      join(tree, 'isolinux/isolinux.cfg'),
+      'SERIAL 0 115200\nDEFAULT vf\nLABEL vf\n  KERNEL /vmlinuz\n  APPEND initrd=/initrd console=ttyS0 quiet panic=-1\n',
+    );
+    const iso = join(stack.dir, 'installer.iso');
+    // prettier-ignore
+    await run('xorriso', ['-as', 'mkisofs', '-quiet', '-o', iso, '-b', 'isolinux/isolinux.bin', '-c', 'isolinux/boot.cat',
+      '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', tree]);
+    await stack.client.create(VIRTUAL_MACHINE_IMAGE, {
+      apiVersion: 'virtfleet.io/v1alpha1',
+      kind: 'VirtualMachineImage',
+      metadata: { name: 'installer', namespace: NAMESPACE },
+      spec: { hostPoolRef: { name: 'rig' }, source: { upload: {} } },
+    } as never);
+    await runUpload(
+      'installer',
+      { file: iso, namespace: NAMESPACE, kubeconfig: stack.info.kubeconfig, wait: true, timeout: '120' },
+      () => undefined,
+      { tty: false, write: () => undefined },
+    );
+    await stack.until(() => image('installer')?.status?.phase === 'Ready', 60_000, 'installer Ready');
+    expect(image('installer')!.status?.format).toBe('iso');
+
+    const vm = guestVm('from-cd', 'rig', guest, {
+      disks: [
+        { name: 'root', size: '64Mi', bootOrder: 2, source: { blank: {} } },
+        { name: 'install', type: 'cdrom', bootOrder: 1, source: { image: { name: 'installer' } } },
+      ],
+    });
+    delete vm.spec.kernelBoot; // the firmware boots what the CD-ROM holds
+    await stack.client.create(VIRTUAL_MACHINE, vm as never);
+    await stack.until(
+      () => isRunning(stack.vm('from-cd')),
+      180_000,
+      () => JSON.stringify(stack.vm('from-cd')?.status),
+    );
+    const running = stack.vm('from-cd')!;
+    const conn = await LibvirtConnection.open(stack.rigHost(running.status!.host!).uri);
+    try {
+      const output = await consoleUntilReady(conn, running.status!.domainUUID ?? running.metadata.uid ?? '', 120_000);
+      // isolinux's banner (it runs only from the CD-ROM: the disk is blank, there is no kernelBoot), then the guest.
+      expect(output).toMatch(/ISOLINUX \d+\.\d+[^]*VIRTFLEET-GUEST-READY/);
+    } finally {
+      await conn.close();
+    }
+  }, 300_000);
 });
+
+/** The serial console's output from now until the guest's ready marker. */
+async function consoleUntilReady(conn: LibvirtConnection, uuid: string, timeoutMs: number): Promise<string> {
+  const console = await conn.domainOpenConsole(uuid, { force: true });
+  let output = '';
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no ready marker within ${timeoutMs} ms; console said:\n${output.slice(-2000)}`)),
+        timeoutMs,
+      );
+      console.onData((data) => {
+        output += data.toString('latin1');
+        if (READY_MARKER.test(output)) {
+          clearTimeout(timer);
+          resolve(output);
+        }
+      });
+    });
+  } finally {
+    await console.close();
+  }
+}
