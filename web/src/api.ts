@@ -42,12 +42,23 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   return data as T;
 }
 
-/** Asks the server whether a session cookie is live; sets `session` accordingly. */
+/**
+ * Asks the server whether a session cookie is live; sets `session` accordingly. Only the
+ * server's 401 means no session: a request that did not get through (the network changed, the
+ * server restarting) is asked again, so a live session is not shown the login page.
+ */
 export async function loadSession(): Promise<void> {
-  try {
-    setSession(await call<SessionInfo>('GET', '/api/session'));
-  } catch {
-    setSession(undefined);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      setSession(await call<SessionInfo>('GET', '/api/session'));
+      return;
+    } catch (error) {
+      if (error instanceof ApiFailure || attempt >= 5) {
+        setSession(undefined);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+    }
   }
 }
 
