@@ -77,9 +77,7 @@ const SIM = !process.argv.includes('--no-sim');
  * prints time to Running elsewhere per class.
  */
 const SIM_PRIORITIES = (
-  process.argv.includes('--sim-priorities')
-    ? process.argv[process.argv.indexOf('--sim-priorities') + 1]!
-    : '100,0,-100'
+  process.argv.includes('--sim-priorities') ? process.argv[process.argv.indexOf('--sim-priorities') + 1]! : '100,0,-100'
 )
   .split(',')
   .map(Number)
