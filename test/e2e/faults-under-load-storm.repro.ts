@@ -30,6 +30,8 @@
 // deletion (vm/deletion.ts; hostpool-orphans.ts removes what a late define leaves in the same
 // controller life).
 //
+// Every life's controller log is kept in test-output/storm-controller.log.
+//
 // KNOWN OPEN DEFECT (issue 11, docs/development.md "Known open defects"): on a quiet machine,
 // where each controller life lasts only ~4 s, 2 of the 100 deleted VMs still kept a running,
 // persistent domain on their host after their finalizer went (storm-083 and storm-086, both
@@ -38,7 +40,7 @@
 //
 // Needs root (the rig). Run alone: make test-repro
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { HOST_POOL, VIRTUAL_MACHINE, type VmObject } from '../../src/controllers/resources.js';
@@ -168,6 +170,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await checker?.stop();
+  // Every life's controller log, kept for the leftovers' story (the stack's temp dir goes).
+  mkdirSync(join(repoRoot(), 'test-output'), { recursive: true });
+  copyFileSync(stack.controllerLog, join(repoRoot(), 'test-output', 'storm-controller.log'));
   process.stdout.write(
     `faults under load, storm timeline (${checker?.sampling() ?? 'no samples'}):\n  ${timeline.join('\n  ')}\n`,
   );

@@ -118,6 +118,10 @@ export class DeletionStep {
     }
     options.fleet.recordDeletion(uid, this.kit.now());
     await removeFinalizer(options.client, VIRTUAL_MACHINE, vm, VM_FINALIZER);
+    options.logger.info(
+      { vm: `${vm.metadata.namespace ?? ''}/${vm.metadata.name ?? ''}`, uid, host: placement?.host },
+      'deleted: no copy of the domain left on the hosts that answered; finalizer removed',
+    );
   }
 
   /**
