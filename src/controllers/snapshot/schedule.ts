@@ -6,8 +6,7 @@
 //
 // A snapshot made by a schedule is an ordinary VirtualMachineSnapshot, reconciled by the snapshot
 // controller; the schedule is woken when one of its snapshots changes (wiring.ts).
-import { isNotFound, type KubeClient } from '../../runtime/kube-client.js';
-import { ApiError } from '../../runtime/kube-client.js';
+import { isConflict, isNotFound, type KubeClient } from '../../runtime/kube-client.js';
 import { findCondition, setCondition } from '../../runtime/conditions.js';
 import type { EventRecorder, EventType } from '../../runtime/events.js';
 import type { Informer } from '../../runtime/informer.js';
@@ -111,7 +110,7 @@ export class ScheduleReconciler implements Reconciler {
         this.event(schedule, 'Normal', E.ScheduledSnapshotMade, `made VirtualMachineSnapshot ${plan.create}`);
         logger.info({ snapshot: plan.create }, 'scheduled snapshot made');
       } catch (error) {
-        if (!(error instanceof ApiError && error.status === 409)) throw error;
+        if (!isConflict(error)) throw error;
         newest = { ...manifest, metadata: { ...manifest.metadata, creationTimestamp: new Date(now) } };
       }
       this.made.set(key, newest);
