@@ -370,7 +370,13 @@ describe('refusals, each with a reason that names the thing and what to do', () 
     expect(condition(waiting, 'Ready')?.message).toBe(
       `waiting for VirtualMachineSnapshot late in namespace ${bench.namespace}, which does not exist (yet): make it, or set spec.snapshotName to an existing snapshot (virtfleet snapshot list)`,
     );
-    expect((await eventsOf(waiting.metadata.uid ?? '')).map((e) => e.reason)).toContain('WaitingForSnapshot');
+    // Events are written in the background: the status can be there first.
+    const reasons = await until(
+      async () => (await eventsOf(waiting.metadata.uid ?? '')).map((e) => e.reason),
+      (list) => list.includes('WaitingForSnapshot'),
+      'the WaitingForSnapshot Event',
+    );
+    expect(reasons).toContain('WaitingForSnapshot');
     await bench.kube.create(VM_SNAPSHOT, snapshotManifest('late', { vmName: 'solo' }, true));
     const done = (await until(readRestore('r-late'), (r) => restoreSettled(r?.status?.phase), 'r-late settled'))!;
     expect(done.status?.phase).toBe('Succeeded');
