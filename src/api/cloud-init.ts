@@ -1,7 +1,8 @@
 // VirtualMachine spec.cloudInit: first-boot configuration for cloud images, given to the guest as
-// a NoCloud seed (a CD-ROM labelled cidata; src/provisioning/cloud-init.ts renders it).
+// a NoCloud seed (an ISO 9660 volume labelled cidata; src/provisioning/cloud-init.ts renders it),
+// attached read-only as a virtio disk or a CD-ROM (spec.cloudInit.bus).
 import { Type } from '@sinclair/typebox';
-import { obj, secretKeySelector, str } from './common.js';
+import { obj, oneOf, secretKeySelector, str } from './common.js';
 import { withRules } from './rules.js';
 
 /** Bytes (UTF-8) of user data and of network config, each; the controller checks Secret values against the same. */
@@ -21,7 +22,7 @@ function sizedText(description: string, field: string) {
 
 export const CloudInit = withRules(
   obj(
-    'cloud-init NoCloud data, given to the guest on a CD-ROM labelled cidata (files user-data, meta-data, network-config). ' +
+    'cloud-init NoCloud data, given to the guest on a read-only volume labelled cidata (files user-data, meta-data, network-config). ' +
       "meta-data is the controller's: instance-id is the VM's UID, local-hostname its name. cloud-init reads it on first boot; " +
       'a change is written at the next reconcile and seen by the guest from its next start; cloud-init acts on most of it only on the first boot of an instance.',
     {
@@ -46,6 +47,14 @@ export const CloudInit = withRules(
       ),
       networkConfigSecretRef: Type.Optional(
         secretKeySelector("Network configuration from a key of a Secret in the VM's namespace."),
+      ),
+      bus: oneOf(
+        "How the seed is attached, read-only. virtio (the default): a disk after the VM's disks (vd* on KVM, xvd* on Xen, also Xen PV), " +
+          'seen by any kernel with virtio-blk or Xen blkfront, as most cloud kernels are built (many lack AHCI). ' +
+          'sata: a CD-ROM on SATA (IDE on Xen HVM; Xen PV has none), for guests without paravirtual drivers. ' +
+          'NoCloud finds the seed by its cidata label either way. A change is taken at the next start (RestartRequired names spec.cloudInit).',
+        ['virtio', 'sata'],
+        { default: 'virtio' },
       ),
     },
   ),

@@ -17,12 +17,11 @@ function summarize(xml: string): Summary {
   const os = child(domain, 'os');
   const devices = child(domain, 'devices');
   const allDisks = devices ? childrenNamed(devices, 'disk') : [];
-  // The cloud-init seed (vm/cloud-init.ts) is the CD-ROM whose volume ends in _cloud-init.iso;
-  // any other CD-ROM is a spec disk of type cdrom.
-  const isSeed = (disk: XmlElement) =>
-    disk.attrs.device === 'cdrom' && (child(disk, 'source')?.attrs.file ?? '').endsWith('_cloud-init.iso');
+  // The cloud-init seed (vm/cloud-init.ts) is the disk or CD-ROM whose volume ends in
+  // _cloud-init.iso (no spec disk's volume can: their names are DNS labels).
+  const isSeed = (disk: XmlElement) => (child(disk, 'source')?.attrs.file ?? '').endsWith('_cloud-init.iso');
   const disks = allDisks.filter((disk) => !isSeed(disk));
-  const cdroms = allDisks.filter(isSeed);
+  const seeds = allDisks.filter(isSeed);
   const nics = devices ? childrenNamed(devices, 'interface') : [];
   const graphics = devices ? childrenNamed(devices, 'graphics') : [];
   return {
@@ -55,7 +54,13 @@ function summarize(xml: string): Summary {
         ].join(','),
       )
       .join('|'),
-    'spec.cloudInit': cdroms.map((disk) => attrs(child(disk, 'source'), ['file'])).join('|'),
+    'spec.cloudInit': seeds
+      .map((disk) =>
+        [disk.attrs.device ?? '', attrs(child(disk, 'source'), ['file']), attrs(child(disk, 'target'), ['bus'])].join(
+          ',',
+        ),
+      )
+      .join('|'),
     'spec.networks': nics
       .map((nic) =>
         [

@@ -59,7 +59,7 @@ export function domainXmlFor(
     spec: vm.spec,
     target: domainTarget(hypervisor, facts),
     disks: volumes,
-    ...(seed ? { cdroms: [seed] } : {}),
+    ...(seed ? { seed: { ...seed, bus: vm.spec.cloudInit?.bus ?? 'virtio' } } : {}),
     defaultNetwork: pool.network.name,
     ...(bootDevice ? { bootDevice } : {}),
     ...(serialLogPath ? { serialLogPath } : {}),

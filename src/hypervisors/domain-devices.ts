@@ -28,7 +28,7 @@ export function devices(input: DomainXmlInput, domainUuid: string, xenPv: boolea
     {},
     target.emulator !== undefined && !xenPv && el('emulator', {}, hostPath('target.emulator', target.emulator)),
     ...disks,
-    ...cdromElements(input, disks, xenPv),
+    ...seedElements(input, disks, xenPv),
     input.lease && leaseElement(input.lease),
     kvm &&
       disks.some((disk) => disk.children.some((c) => c.name === 'target' && c.attrs.bus === 'scsi')) &&
@@ -167,29 +167,36 @@ function cdromDisk(
   );
 }
 
-/** The CD-ROMs, on the bus a spec disk of bus sata gets, named after the disks already there. */
-function cdromElements(input: DomainXmlInput, disks: XmlElement[], xenPv: boolean): XmlElement[] {
-  const cdroms = input.cdroms ?? [];
-  if (cdroms.length === 0) return [];
-  if (xenPv)
+/**
+ * The cloud-init seed, read-only, after the disks and named after those on its bus. On virtio
+ * (the default) it is a disk: every guest kernel with virtio-blk (or Xen's blkfront) sees it,
+ * also the many cloud kernels built without an AHCI or IDE driver, and NoCloud finds it by its
+ * cidata label on any block device. On sata it is a CD-ROM (IDE on Xen HVM), for guests without
+ * paravirtual drivers; Xen PV guests have no CD-ROM.
+ */
+function seedElements(input: DomainXmlInput, disks: XmlElement[], xenPv: boolean): XmlElement[] {
+  const seed = input.seed;
+  if (!seed) return [];
+  if (seed.bus === 'sata' && xenPv)
     throw new DomainSpecError(
-      'spec.cloudInit',
-      'Xen PV guests have no CD-ROM for the cloud-init seed: set xen.mode to hvm, or run the VM on KVM',
+      'spec.cloudInit.bus',
+      'Xen PV guests have no CD-ROM for the cloud-init seed: set bus to virtio (a read-only xvd disk), or xen.mode to hvm',
     );
-  const bus = DISK_BUS[input.target.hypervisor].sata!;
-  let index = disks.filter((disk) =>
+  const bus = DISK_BUS[input.target.hypervisor][seed.bus];
+  if (!bus) throw new DomainSpecError('spec.cloudInit.bus', `${JSON.stringify(seed.bus)} is not virtio or sata`);
+  const index = disks.filter((disk) =>
     disk.children.some((c) => c.name === 'target' && String(c.attrs.dev).startsWith(bus.prefix)),
   ).length;
-  return cdroms.map((cdrom, i) =>
+  return [
     el(
       'disk',
-      { type: 'file', device: 'cdrom' },
+      { type: 'file', device: seed.bus === 'sata' ? 'cdrom' : 'disk' },
       el('driver', { name: 'qemu', type: 'raw' }),
-      el('source', { file: hostPath(`cdroms[${i}].path`, cdrom.path) }),
-      el('target', { dev: diskDeviceName(bus.prefix, index++), bus: bus.bus }),
+      el('source', { file: hostPath('seed.path', seed.path) }),
+      el('target', { dev: diskDeviceName(bus.prefix, index), bus: bus.bus }),
       el('readonly'),
     ),
-  );
+  ];
 }
 
 // Prefixes each hypervisor's own tools use for generated MACs.

@@ -65,8 +65,11 @@ export interface DomainXmlInput {
   target: DomainTarget;
   /** Image of each spec.disks[] entry, by disk name. */
   disks?: Record<string, DiskBacking>;
-  /** Read-only CD-ROMs after the disks, on SATA (KVM) or IDE (Xen HVM): the cloud-init seed. */
-  cdroms?: DiskBacking[];
+  /**
+   * The cloud-init seed (spec.cloudInit), read-only, after the disks: on bus 'virtio' a disk (vd*
+   * on KVM, xvd* on Xen), on 'sata' a CD-ROM (SATA on KVM, IDE on Xen HVM; Xen PV has none).
+   */
+  seed?: DiskBacking & { bus: 'virtio' | 'sata' };
   /** The network joined by interfaces that name neither network nor bridge (HostPool spec.network.name). */
   defaultNetwork?: string;
   /** Also copy the serial console to this host file (KVM, and Xen HVM through a file-backed serial port). */

@@ -10,6 +10,12 @@
 
 export const SECTOR = 2048;
 const FIRST_FILE_SECTOR = 25;
+/**
+ * The image is at least 128 KiB, zeros after the files (inside the volume, as genisoimage's and
+ * xorriso's padding is): busybox's volume_id (findfs, and blkid in busybox-based guests) reads a
+ * device's first 68 KiB to probe it and finds no label on a shorter one.
+ */
+export const MIN_SECTORS = 64;
 /** The root directory is one sector: at most this many files, with names of at most MAX_NAME. */
 export const MAX_FILES = 8;
 export const MAX_NAME = 30;
@@ -50,7 +56,7 @@ export function buildIso9660(files: readonly IsoFile[], options: IsoOptions): Bu
     next += Math.max(1, Math.ceil(file.content.length / SECTOR));
     return sector;
   });
-  const totalSectors = next;
+  const totalSectors = Math.max(next, MIN_SECTORS);
   const image = Buffer.alloc(totalSectors * SECTOR);
   const date = options.date;
 

@@ -7,8 +7,10 @@
 // uploaded with `virtfleet image upload` through the aggregated `virtfleet api` to both hosts,
 // and the guest boots from a linked clone of the uploaded image. Last, an ISO the test builds
 // (isolinux + the tiny guest's kernel and initramfs, xorriso) is uploaded the same way and boots a
-// VM whose only disk is blank: its serial console shows isolinux, then the guest. Needs root and
-// the rig.
+// VM whose only disk is blank: its serial console shows isolinux, then the guest. And a VM with
+// spec.cloudInit: the tiny guest finds the NoCloud seed by its label cidata (a read-only virtio
+// disk after its root disk), mounts it and prints the sha256 of user-data on its serial console,
+// which is the sha256 of the spec's user data. Needs root and the rig.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -26,6 +28,7 @@ import type { Informer } from '../../src/runtime/informer.js';
 import { mkdirSync, copyFileSync, writeFileSync } from 'node:fs';
 import { runUpload } from '../../src/cli/image.js';
 import { LibvirtConnection } from '../../src/hypervisors/libvirt/native/index.js';
+import { child, childrenNamed, parseXml } from '../../src/hypervisors/xml.js';
 import { READY_MARKER } from '../rig/guest.js';
 import { ApiServerProcess } from '../harness/api-server.js';
 import { guestImage } from '../rig/guest.js';
@@ -239,28 +242,74 @@ describe('images on real libvirtd hosts', () => {
     const running = stack.vm('from-cd')!;
     const conn = await LibvirtConnection.open(stack.rigHost(running.status!.host!).uri);
     try {
-      const output = await consoleUntilReady(conn, running.status!.domainUUID ?? running.metadata.uid ?? '', 120_000);
+      const uuid = running.status!.domainUUID ?? running.metadata.uid ?? '';
+      const output = await consoleUntil(conn, uuid, READY_MARKER, 120_000);
       // isolinux's banner (it runs only from the CD-ROM: the disk is blank, there is no kernelBoot), then the guest.
       expect(output).toMatch(/ISOLINUX \d+\.\d+[^]*VIRTFLEET-GUEST-READY/);
     } finally {
       await conn.close();
     }
   }, 300_000);
+
+  it('gives the guest its cloud-init user data: the guest prints its sha256 from the cidata volume', async () => {
+    const guest = await guestImage();
+    // Several lines, quotes and a non-ASCII character: the guest hashes the bytes as written.
+    const userData = `#cloud-config\nhostname: seeded\nruncmd:\n  - [sh, -c, "echo 'grüße' > /tmp/x"]\n`;
+    const vm = guestVm('seeded', 'rig', guest, {
+      disks: [{ name: 'root', size: '64Mi', source: { blank: {} } }],
+      cloudInit: { userData },
+    });
+    // vf.cidata: the guest's init runs vf-cidata (test/rig/build-guest.sh).
+    vm.spec.kernelBoot = { kernel: guest.kernel, initrd: guest.initrd, cmdline: 'console=ttyS0 panic=-1 vf.cidata' };
+    await stack.client.create(VIRTUAL_MACHINE, vm as never);
+    await stack.until(
+      () => isRunning(stack.vm('seeded')),
+      180_000,
+      () => JSON.stringify(stack.vm('seeded')?.status),
+    );
+    const running = stack.vm('seeded')!;
+    const uuid = running.status!.domainUUID ?? running.metadata.uid ?? '';
+    // The seed is a read-only virtio disk after the root disk (the default spec.cloudInit.bus).
+    expect(running.spec.cloudInit?.bus).toBe('virtio');
+    const devices = child(parseXml(await host(running.status!.host!).xml(uuid)), 'devices')!;
+    const seed = childrenNamed(devices, 'disk').find((d) =>
+      (child(d, 'source')?.attrs.file ?? '').endsWith('_cloud-init.iso'),
+    );
+    expect(seed?.attrs.device).toBe('disk');
+    expect(child(seed!, 'target')?.attrs).toMatchObject({ dev: 'vdb', bus: 'virtio' });
+    expect(child(seed!, 'readonly')).toBeDefined();
+
+    const conn = await LibvirtConnection.open(stack.rigHost(running.status!.host!).uri);
+    try {
+      const output = await consoleUntil(conn, uuid, /VIRTFLEET-CIDATA .*\r?\n/, 120_000);
+      const line = /VIRTFLEET-CIDATA (.*?)\r?\n/.exec(output)![1];
+      const expected = createHash('sha256').update(running.spec.cloudInit!.userData!, 'utf8').digest('hex');
+      // Found by its label, not its place: the root disk is vda.
+      expect(line).toBe(`user-data sha256=${expected} device=/dev/vdb`);
+    } finally {
+      await conn.close();
+    }
+  }, 300_000);
 });
 
-/** The serial console's output from now until the guest's ready marker. */
-async function consoleUntilReady(conn: LibvirtConnection, uuid: string, timeoutMs: number): Promise<string> {
+/** The serial console's output from now until it matches `pattern`. */
+async function consoleUntil(
+  conn: LibvirtConnection,
+  uuid: string,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<string> {
   const console = await conn.domainOpenConsole(uuid, { force: true });
   let output = '';
   try {
     return await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`no ready marker within ${timeoutMs} ms; console said:\n${output.slice(-2000)}`)),
+        () => reject(new Error(`no ${String(pattern)} within ${timeoutMs} ms; console said:\n${output.slice(-2000)}`)),
         timeoutMs,
       );
       console.onData((data) => {
         output += data.toString('latin1');
-        if (READY_MARKER.test(output)) {
+        if (pattern.test(output)) {
           clearTimeout(timer);
           resolve(output);
         }

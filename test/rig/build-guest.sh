@@ -13,6 +13,9 @@
 # vf.diskwriter on the kernel command line, `vf-diskwriter` runs from boot:
 # it writes a numbered pattern to /dev/vda without end and prints
 # "VIRTFLEET-DISKCHECK n=<written> lines=<read back> bad=<wrong>" every 3 s.
+# isofs is in /modules too: with vf.cidata on the kernel command line,
+# `vf-cidata` loads them, finds the cloud-init seed by its label cidata, mounts
+# it and prints "VIRTFLEET-CIDATA user-data sha256=<hex> device=<dev>".
 #
 # Output: ${VIRTFLEET_CACHE:-$HOME/.cache/virtfleet}/guest/<key>/{vmlinuz,initramfs.gz}
 # where <key> hashes the kernel and busybox versions, this script and
@@ -45,7 +48,7 @@ add_module() {
   done
   ordered+=("$path")
 }
-for name in virtio_pci virtio_blk; do add_module "$name"; done
+for name in virtio_pci virtio_blk isofs; do add_module "$name"; done
 i=0
 for path in "${ordered[@]}"; do
   i=$((i + 1))
@@ -78,6 +81,28 @@ while sleep 3; do
 done
 SCRIPT
 chmod 755 "$root/bin/vf-diskwriter"
+cat > "$root/bin/vf-cidata" <<'SCRIPT'
+#!/bin/sh
+# Finds the cloud-init NoCloud seed as cloud-init does, by its label cidata on any block device
+# (busybox findfs), mounts it (iso9660) and prints on the console
+# "VIRTFLEET-CIDATA user-data sha256=<hex> device=<dev>", or "VIRTFLEET-CIDATA none: <why>"; the
+# same line every 2 s, so that a reader who attached to the console late still sees it.
+for m in /modules/*.ko; do insmod "$m" 2>/dev/null; done
+n=0
+while ! dev=$(findfs LABEL=cidata 2>/dev/null) && [ "$n" -lt 100 ]; do n=$((n + 1)); sleep 0.1; done
+mkdir -p /cidata
+if [ -z "$dev" ]; then
+  line="VIRTFLEET-CIDATA none: no block device labelled cidata"
+elif ! mount -t iso9660 -o ro "$dev" /cidata 2>/dev/null; then
+  line="VIRTFLEET-CIDATA none: $dev does not mount as iso9660"
+elif [ ! -f /cidata/user-data ]; then
+  line="VIRTFLEET-CIDATA none: $dev has no user-data"
+else
+  line="VIRTFLEET-CIDATA user-data sha256=$(sha256sum < /cidata/user-data | cut -d' ' -f1) device=$dev"
+fi
+while true; do echo "$line"; sleep 2; done
+SCRIPT
+chmod 755 "$root/bin/vf-cidata"
 write_init "$root/init" heartbeat <<'INIT'
 # The command server: one command per line on ttyS1, started before the
 # marker so that a client that saw the marker is never early. fd 3 keeps the
@@ -97,6 +122,8 @@ fi
 ( while true; do sh </dev/ttyS0 >/dev/ttyS0 2>&1; sleep 1; done ) &
 # vf.diskwriter on the kernel command line: write a pattern to /dev/vda and check it (vf-diskwriter).
 if grep -qw vf.diskwriter /proc/cmdline; then vf-diskwriter </dev/null >/dev/null 2>&1 & fi
+# vf.cidata on the kernel command line: print the sha256 of the NoCloud seed's user-data (vf-cidata).
+if grep -qw vf.cidata /proc/cmdline; then vf-cidata </dev/null >/dev/console 2>&1 & fi
 INIT
 
 mkdir -p "$out.tmp"

@@ -17,7 +17,7 @@ import {
 import { fieldsAwaitingRestart } from '../../src/controllers/restart-required.js';
 import { buildDomainXml } from '../../src/hypervisors/domain-xml.js';
 import { child, childrenNamed, parseXml } from '../../src/hypervisors/xml.js';
-import { buildIso9660, primaryName, SECTOR } from '../../src/provisioning/iso9660.js';
+import { buildIso9660, MIN_SECTORS, primaryName, SECTOR } from '../../src/provisioning/iso9660.js';
 import { readIso9660 } from '../harness/iso9660.js';
 
 const UID = '0b8e6f5e-2f5d-4a8e-9f0e-3c1d2b4a5e6f';
@@ -75,6 +75,19 @@ describe('NoCloud seed image', () => {
     const tags = blkid(renderSeed(input()).iso);
     expect(tags.TYPE).toBe('iso9660');
     expect(tags.LABEL).toBe('cidata');
+  });
+
+  it('is at least 128 KiB, zeros after the files inside its volume (busybox probes no shorter device)', () => {
+    const { iso } = renderSeed(input());
+    expect(iso.length).toBe(MIN_SECTORS * SECTOR);
+    // The primary volume descriptor's volume space size (both-endian, little-endian half first).
+    expect(iso.readUInt32LE(16 * SECTOR + 80)).toBe(MIN_SECTORS);
+    expect(blkid(iso).LABEL).toBe('cidata');
+    // Two files near the limit: larger than the minimum, the volume is as large as they need.
+    const near = 'x'.repeat(60_000);
+    const big = renderSeed(input({ userData: `#!/bin/sh\n# ${near}\n`, networkConfig: `version: 2\n# ${near}\n` })).iso;
+    expect(big.length).toBeGreaterThan(MIN_SECTORS * SECTOR);
+    expect(big.readUInt32LE(16 * SECTOR + 80)).toBe(big.length / SECTOR);
   });
 
   it('has no network-config file unless one is given', () => {
@@ -178,7 +191,7 @@ describe('limits and refusals', () => {
   });
 });
 
-describe('the seed CD-ROM in the domain', () => {
+describe('the seed in the domain', () => {
   const spec = (extra: object) =>
     ({
       cpu: { cores: 1, sockets: 1, threads: 1 },
@@ -194,25 +207,12 @@ describe('the seed CD-ROM in the domain', () => {
     root: { path: '/var/lib/libvirt/images/root.qcow2', format: 'qcow2' as const },
     data: { path: '/var/lib/libvirt/images/data.qcow2', format: 'qcow2' as const },
   };
-  const seed = { path: '/var/lib/libvirt/images/lab_web-1_cloud-init.iso', format: 'raw' as const };
+  const path = '/var/lib/libvirt/images/lab_web-1_cloud-init.iso';
+  const seed = (bus: 'virtio' | 'sata') => ({ path, format: 'raw' as const, bus });
+  const seedOf = (xml: string) =>
+    childrenNamed(child(parseXml(xml), 'devices')!, 'disk').filter((d) => child(d, 'source')?.attrs.file === path);
 
-  it('is a read-only raw CD-ROM after the SATA disks (KVM), valid for libvirt', () => {
-    const { xml } = buildDomainXml({
-      uid: UID,
-      namespace: 'lab',
-      name: 'web-1',
-      spec: spec({}),
-      target: { hypervisor: 'kvm', kvmUsable: false },
-      disks,
-      cdroms: [seed],
-    });
-    const devices = child(parseXml(xml), 'devices')!;
-    const cdroms = childrenNamed(devices, 'disk').filter((d) => d.attrs.device === 'cdrom');
-    expect(cdroms).toHaveLength(1);
-    expect(child(cdroms[0]!, 'source')?.attrs.file).toBe(seed.path);
-    expect(child(cdroms[0]!, 'driver')?.attrs.type).toBe('raw');
-    expect(child(cdroms[0]!, 'target')?.attrs).toEqual({ dev: 'sdb', bus: 'sata' });
-    expect(child(cdroms[0]!, 'readonly')).toBeDefined();
+  function validate(xml: string): void {
     const dir = mkdtempSync(join(tmpdir(), 'vf-seed-xml-'));
     try {
       writeFileSync(join(dir, 'd.xml'), xml);
@@ -220,38 +220,81 @@ describe('the seed CD-ROM in the domain', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }
 
-  it('is on IDE for Xen HVM and refused for Xen PV, naming spec.cloudInit', () => {
-    const hvm = buildDomainXml({
+  it('is by default a read-only raw virtio disk after the virtio disks (KVM), valid for libvirt', () => {
+    const { xml } = buildDomainXml({
       uid: UID,
       namespace: 'lab',
       name: 'web-1',
-      spec: spec({ xen: { mode: 'hvm' } }),
-      target: { hypervisor: 'xen' },
+      spec: spec({}),
+      target: { hypervisor: 'kvm', kvmUsable: false },
       disks,
-      cdroms: [seed],
+      seed: seed('virtio'),
     });
-    expect(hvm.xml).toMatch(/device="cdrom"[^]*<target dev="hdb" bus="ide"\/>/);
-    expect(() =>
+    const found = seedOf(xml);
+    expect(found).toHaveLength(1);
+    expect(found[0]!.attrs.device).toBe('disk');
+    expect(child(found[0]!, 'driver')?.attrs.type).toBe('raw');
+    expect(child(found[0]!, 'target')?.attrs).toEqual({ dev: 'vdb', bus: 'virtio' });
+    expect(child(found[0]!, 'readonly')).toBeDefined();
+    validate(xml);
+  });
+
+  it('with bus sata is a read-only raw CD-ROM after the SATA disks (KVM), valid for libvirt', () => {
+    const { xml } = buildDomainXml({
+      uid: UID,
+      namespace: 'lab',
+      name: 'web-1',
+      spec: spec({}),
+      target: { hypervisor: 'kvm', kvmUsable: false },
+      disks,
+      seed: seed('sata'),
+    });
+    const found = seedOf(xml);
+    expect(found).toHaveLength(1);
+    expect(found[0]!.attrs.device).toBe('cdrom');
+    expect(child(found[0]!, 'driver')?.attrs.type).toBe('raw');
+    expect(child(found[0]!, 'target')?.attrs).toEqual({ dev: 'sdb', bus: 'sata' });
+    expect(child(found[0]!, 'readonly')).toBeDefined();
+    validate(xml);
+  });
+
+  it('is a read-only xvd disk on Xen (HVM and PV), an IDE CD-ROM on Xen HVM with bus sata, refused on Xen PV with bus sata', () => {
+    const xen = (extra: object, bus: 'virtio' | 'sata', pvDisks = false) =>
       buildDomainXml({
         uid: UID,
         namespace: 'lab',
         name: 'web-1',
-        spec: spec({
-          xen: { mode: 'pv' },
-          kernelBoot: { kernel: '/boot/vmlinuz' },
-          disks: [{ name: 'root', bus: 'virtio', source: { blank: {} } }],
-        }),
+        spec: spec(
+          pvDisks
+            ? {
+                ...extra,
+                kernelBoot: { kernel: '/boot/vmlinuz' },
+                disks: [{ name: 'root', bus: 'virtio', source: { blank: {} } }],
+              }
+            : extra,
+        ),
         target: { hypervisor: 'xen' },
         disks,
-        cdroms: [seed],
-      }),
-    ).toThrow(/^spec\.cloudInit: Xen PV guests have no CD-ROM/);
+        seed: seed(bus),
+      });
+    expect(child(seedOf(xen({ xen: { mode: 'hvm' } }, 'virtio').xml)[0]!, 'target')?.attrs).toEqual({
+      dev: 'xvdb',
+      bus: 'xen',
+    });
+    const pv = seedOf(xen({ xen: { mode: 'pv' } }, 'virtio', true).xml)[0]!;
+    expect(pv.attrs.device).toBe('disk');
+    expect(child(pv, 'target')?.attrs).toEqual({ dev: 'xvdb', bus: 'xen' });
+    expect(child(pv, 'readonly')).toBeDefined();
+    expect(xen({ xen: { mode: 'hvm' } }, 'sata').xml).toMatch(/device="cdrom"[^]*<target dev="hdb" bus="ide"\/>/);
+    expect(() => xen({ xen: { mode: 'pv' } }, 'sata', true)).toThrow(
+      /^spec\.cloudInit\.bus: Xen PV guests have no CD-ROM/,
+    );
   });
 });
 
-describe('RestartRequired for the seed CD-ROM', () => {
+describe('RestartRequired for the seed', () => {
   const base = {
     uid: UID,
     namespace: 'lab',
@@ -265,13 +308,17 @@ describe('RestartRequired for the seed CD-ROM', () => {
     target: { hypervisor: 'kvm' as const, kvmUsable: false },
     disks: { root: { path: '/var/lib/libvirt/images/root.qcow2', format: 'qcow2' as const } },
   };
-  const seed = { path: '/var/lib/libvirt/images/lab_web-1_cloud-init.iso', format: 'raw' as const };
+  const path = '/var/lib/libvirt/images/lab_web-1_cloud-init.iso';
 
-  it('names spec.cloudInit, not spec.disks, when the seed is attached or detached', () => {
+  it('names spec.cloudInit, not spec.disks, when the seed is attached, detached or moved to another bus', () => {
     const without = buildDomainXml(base).xml;
-    const withSeed = buildDomainXml({ ...base, cdroms: [seed] }).xml;
-    expect(fieldsAwaitingRestart(without, withSeed)).toEqual(['spec.cloudInit']);
-    expect(fieldsAwaitingRestart(withSeed, without)).toEqual(['spec.cloudInit']);
-    expect(fieldsAwaitingRestart(withSeed, withSeed)).toEqual([]);
+    const onVirtio = buildDomainXml({ ...base, seed: { path, format: 'raw', bus: 'virtio' } }).xml;
+    const onSata = buildDomainXml({ ...base, seed: { path, format: 'raw', bus: 'sata' } }).xml;
+    for (const withSeed of [onVirtio, onSata]) {
+      expect(fieldsAwaitingRestart(without, withSeed)).toEqual(['spec.cloudInit']);
+      expect(fieldsAwaitingRestart(withSeed, without)).toEqual(['spec.cloudInit']);
+      expect(fieldsAwaitingRestart(withSeed, withSeed)).toEqual([]);
+    }
+    expect(fieldsAwaitingRestart(onVirtio, onSata)).toEqual(['spec.cloudInit']);
   });
 });
