@@ -34,6 +34,12 @@ export interface ControlPlaneOptions {
   log?: (line: string) => void;
   /** Aborted when the owner is stopping everything: kube-controller-manager exiting then is no crash. */
   stopSignal?: AbortSignal;
+  /**
+   * An audit policy (audit.k8s.io/v1 Policy, as an object): the API server then writes its audit
+   * log as JSON lines to `auditLogPath`. For reproductions that must tell who wrote what, when
+   * (a test cannot see every write through a watch).
+   */
+  audit?: { policy: Record<string, unknown> };
 }
 
 export interface ControlPlaneInfo {
@@ -94,6 +100,18 @@ export class ControlPlane {
 
   get kubeconfigPath(): string {
     return join(this.options.stateDir, 'kubeconfig');
+  }
+
+  /** The API server's audit log (JSON lines), when `audit` is set. */
+  get auditLogPath(): string {
+    return join(this.dirs.logs, 'audit.log');
+  }
+
+  private auditArgs(): string[] {
+    if (!this.options.audit) return [];
+    const policy = join(this.options.stateDir, 'audit-policy.yaml');
+    writeFileSync(policy, stringify(this.options.audit.policy));
+    return [`--audit-policy-file=${policy}`, `--audit-log-path=${this.auditLogPath}`, '--audit-log-format=json'];
   }
 
   private async choosePorts(): Promise<Ports> {
@@ -203,6 +221,7 @@ export class ControlPlane {
         `--proxy-client-cert-file=${pki.frontProxyClientCert}`,
         `--proxy-client-key-file=${pki.frontProxyClientKey}`,
         '--v=1',
+        ...this.auditArgs(),
       ],
       logFile: join(this.dirs.logs, `${name}.log`),
     });

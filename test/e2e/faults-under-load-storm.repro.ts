@@ -30,7 +30,8 @@
 // deletion (vm/deletion.ts; hostpool-orphans.ts removes what a late define leaves in the same
 // controller life).
 //
-// Every life's controller log is kept in test-output/storm-controller.log.
+// Every life's controller log is kept in test-output/storm-controller.log, and the API server's
+// audit of VM writes and Event creations in test-output/storm-audit.log.
 //
 // KNOWN OPEN DEFECT (issue 11, docs/development.md "Known open defects"): on a quiet machine,
 // where each controller life lasts only ~4 s, 2 of the 100 deleted VMs still kept a running,
@@ -124,10 +125,67 @@ class StormStack extends RigController {
   }
 }
 
+/**
+ * Every write to a VM, and every Event made, in the API server's audit log: a leftover's story
+ * told by the API server itself (the test's watch can miss writes, and a killed controller's log
+ * ends where it died). The VM writes at Request level: a finalizer patch shows its body.
+ */
+const AUDIT_POLICY = {
+  apiVersion: 'audit.k8s.io/v1',
+  kind: 'Policy',
+  omitStages: ['RequestReceived'],
+  rules: [
+    {
+      level: 'Request',
+      verbs: ['create', 'update', 'patch', 'delete', 'deletecollection'],
+      resources: [{ group: 'virtfleet.io', resources: ['virtualmachines'] }],
+    },
+    {
+      level: 'Metadata',
+      verbs: ['create', 'update', 'patch', 'delete', 'deletecollection'],
+      resources: [
+        { group: 'virtfleet.io', resources: ['virtualmachines/status'] },
+        { group: '', resources: ['events'] },
+      ],
+    },
+    { level: 'None' },
+  ],
+};
+
+/** The audit entries about the VM named `name` (its writes, and Events whose names start with it). */
+function auditOf(name: string): string[] {
+  const lines = readFileSync(stack.auditLogPath, 'utf8').split('\n');
+  const entries: string[] = [];
+  for (const line of lines) {
+    if (!line.includes(name)) continue;
+    const entry = JSON.parse(line) as {
+      stageTimestamp?: string;
+      verb?: string;
+      user?: { username?: string };
+      userAgent?: string;
+      objectRef?: { resource?: string; name?: string; subresource?: string };
+      responseStatus?: { code?: number };
+      requestObject?: unknown;
+    };
+    const ref = entry.objectRef ?? {};
+    if (ref.resource === 'events' ? !ref.name?.startsWith(`${name}.`) : ref.name !== name) continue;
+    const body =
+      ref.resource === 'virtualmachines' && !ref.subresource && entry.verb === 'patch'
+        ? ` ${JSON.stringify(entry.requestObject)}`
+        : '';
+    entries.push(
+      `${entry.stageTimestamp ?? ''} ${entry.verb ?? ''} ${ref.resource ?? ''}${ref.subresource ? `/${ref.subresource}` : ''} ` +
+        `${ref.name ?? ''} → ${entry.responseStatus?.code ?? '?'} by ${entry.user?.username ?? '?'} (${entry.userAgent ?? ''})${body}`,
+    );
+  }
+  return entries;
+}
+
 const stack: StormStack = new StormStack({
   hosts: HOSTS,
   tag: 'storm',
   controllerProcess: true,
+  audit: { policy: AUDIT_POLICY },
   detail: () => progress(),
 });
 
@@ -173,6 +231,7 @@ afterAll(async () => {
   // Every life's controller log, kept for the leftovers' story (the stack's temp dir goes).
   mkdirSync(join(repoRoot(), 'test-output'), { recursive: true });
   copyFileSync(stack.controllerLog, join(repoRoot(), 'test-output', 'storm-controller.log'));
+  copyFileSync(stack.auditLogPath, join(repoRoot(), 'test-output', 'storm-audit.log'));
   process.stdout.write(
     `faults under load, storm timeline (${checker?.sampling() ?? 'no samples'}):\n  ${timeline.join('\n  ')}\n`,
   );
@@ -292,6 +351,9 @@ describe(`a storm of ${KILLS} controller SIGKILLs during ${VMS} creates and ${vi
             .map((event) => `${event.eventTime ?? event.firstTimestamp ?? ''} ${event.reason}: ${event.message}`)
             .sort()
             .join('\n  ')}\n`,
+        );
+        process.stdout.write(
+          `The API server's audit of ${everSeen.get(uid)}:\n  ${auditOf(everSeen.get(uid) ?? uid).join('\n  ')}\n`,
         );
       }
     }

@@ -89,6 +89,8 @@ export interface RigControllerOptions {
    * spec.leases. Default false.
    */
   leases?: boolean;
+  /** An audit policy for the API server (ControlPlaneOptions.audit); its log at auditLogPath. */
+  audit?: { policy: Record<string, unknown> };
 }
 
 export class RigController {
@@ -113,7 +115,16 @@ export class RigController {
 
   constructor(private readonly options: RigControllerOptions) {
     this.dir = mkdtempSync(join(tmpdir(), `virtfleet-${options.tag}-e2e-`));
-    this.plane = new ControlPlane({ stateDir: join(this.dir, 'control-plane'), unsafeNoFsync: true });
+    this.plane = new ControlPlane({
+      stateDir: join(this.dir, 'control-plane'),
+      unsafeNoFsync: true,
+      ...(options.audit ? { audit: options.audit } : {}),
+    });
+  }
+
+  /** The API server's audit log (options.audit). */
+  get auditLogPath(): string {
+    return this.plane.auditLogPath;
   }
 
   /**
