@@ -15,6 +15,8 @@ export default defineConfig({
     // The page's CSP is script-src 'self': no inline module-preload polyfill.
     modulePreload: { polyfill: false },
     assetsInlineLimit: 0,
+    // One stylesheet, linked from index.html: no <link> for a lazy chunk's CSS added by script.
+    cssCodeSplit: false,
     sourcemap: false,
   },
 });

@@ -19,9 +19,19 @@ export class WebError extends Error {
   }
 }
 
+/**
+ * The page's Content-Security-Policy. Scripts only from the console itself, never inline.
+ * `styleNonce` (index.html only, new per response): <style> elements carrying it may apply,
+ * which the page gives only to those xterm.js's DOM renderer creates (web/src/console/csp.ts);
+ * style attributes and any other <style> stay refused.
+ */
+export function contentSecurityPolicy(styleNonce?: string): string {
+  const style = styleNonce ? `style-src 'self' 'nonce-${styleNonce}'` : "style-src 'self'";
+  return `default-src 'self'; script-src 'self'; ${style}; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'`;
+}
+
 export const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy':
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'content-security-policy': contentSecurityPolicy(),
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',

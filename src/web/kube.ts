@@ -27,6 +27,8 @@ export interface KubeAnswer {
 
 export class UserKube {
   readonly server: string;
+  /** How to trust the kube-apiserver, for the console's WebSocket (src/web/console-proxy.ts). */
+  readonly tls: { ca?: Buffer; rejectUnauthorized: boolean };
   private readonly agent: Agent;
 
   constructor(config: KubeConfig) {
@@ -38,8 +40,9 @@ export class UserKube {
       : cluster.caFile
         ? readFileSync(cluster.caFile)
         : undefined;
+    this.tls = { ...(ca ? { ca } : {}), rejectUnauthorized: !cluster.skipTLSVerify };
     this.agent = new Agent({
-      connect: { ...(ca ? { ca } : {}), rejectUnauthorized: !cluster.skipTLSVerify },
+      connect: this.tls,
       keepAliveTimeout: 30_000,
     });
   }

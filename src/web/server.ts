@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../observability/logging.js';
 import { KubeClient, namespaceProblem, objectNameProblem } from '../runtime/kube-client.js';
@@ -25,6 +26,8 @@ import { csrfMatches, WebSessions, type SessionTimes, type WebSession } from './
 import { defaultAppDir, StaticApp } from './static.js';
 import { relayWatch } from './watch-relay.js';
 import { kickstartOf } from './kickstart.js';
+import { ConsoleProxy } from './console-proxy.js';
+import { createVm } from './create-vm.js';
 import { applyVmYaml, checkName, deleteVm, setMaintenance, vmAction, vmYaml } from './writes.js';
 
 export interface WebServerOptions {
@@ -49,6 +52,7 @@ export class WebServer {
   /** Open SSE streams per session, ended at logout. */
   private readonly streams = new Map<string, Set<AbortController>>();
   private readonly stopping = new AbortController();
+  private readonly consoles: ConsoleProxy;
 
   constructor(private readonly options: WebServerOptions) {
     this.app = new StaticApp(options.appDir ?? defaultAppDir());
@@ -56,6 +60,10 @@ export class WebServer {
     this.own = new KubeClient(options.kubeConfig, 'virtfleet-web');
     this.sessions = new WebSessions(options.sessionTimes);
     this.server = createServer({ cert: readFileSync(options.tlsCertFile), key: readFileSync(options.tlsKeyFile) });
+    this.consoles = new ConsoleProxy(this.kube, this.sessions, options.logger);
+    this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.consoles.upgrade(request, socket, head),
+    );
     this.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
       this.handle(request, response).catch((error: unknown) => {
         const web =
@@ -84,6 +92,7 @@ export class WebServer {
 
   async stop(): Promise<void> {
     this.stopping.abort();
+    this.consoles.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -153,6 +162,7 @@ export class WebServer {
     this.sessions.end(session.id);
     for (const stream of this.streams.get(session.id) ?? []) stream.abort();
     this.streams.delete(session.id);
+    this.consoles.endSession(session.id);
     this.options.logger.info({ user: session.user.name }, 'web console logout');
     sendJson(response, 200, { loggedOut: true }, { 'set-cookie': clearedSessionCookie() });
   }
@@ -162,9 +172,14 @@ export class WebServer {
     const verb = url.searchParams.get('verb') ?? '';
     const resource = url.searchParams.get('resource') ?? '';
     const namespace = url.searchParams.get('namespace') || undefined;
-    const type = WATCHABLE[resource];
+    // The serial console is the access issue's subresource, in its own API group (docs/access.md).
+    const type =
+      resource === 'virtualmachines/console'
+        ? { group: 'subresources.virtfleet.io', plural: 'virtualmachines', subresource: 'console' }
+        : WATCHABLE[resource];
     if (!ACCESS_VERBS.has(verb) || !type) throw new WebError(400, 'verb or resource: not one the console asks about');
     if (namespace !== undefined) checkName('namespace', namespace, namespaceProblem);
+    const subresource = 'subresource' in type ? type.subresource : undefined;
     const answer = await this.kube.call(
       session.token,
       'POST',
@@ -173,7 +188,7 @@ export class WebServer {
         body: {
           apiVersion: 'authorization.k8s.io/v1',
           kind: 'SelfSubjectAccessReview',
-          spec: { resourceAttributes: { verb, group: type.group, resource: type.plural, namespace } },
+          spec: { resourceAttributes: { verb, group: type.group, resource: type.plural, subresource, namespace } },
         },
       },
     );
@@ -231,6 +246,15 @@ export class WebServer {
     response: ServerResponse,
   ): Promise<boolean> {
     const token = session.token;
+    const collection = /^\/api\/namespaces\/([^/]+)\/virtualmachines$/.exec(path);
+    if (collection && request.method === 'POST') {
+      const namespace = decodeURIComponent(collection[1]!);
+      checkName('namespace', namespace, namespaceProblem);
+      const answer = await createVm(this.kube, token, namespace, await readJson(request));
+      if (answer.created) this.options.logger.info({ user: session.user.name, namespace }, 'web console create');
+      sendJson(response, 200, answer);
+      return true;
+    }
     const vm = /^\/api\/namespaces\/([^/]+)\/virtualmachines\/([^/]+)(?:\/(action|yaml))?$/.exec(path);
     if (vm) {
       const target = { namespace: decodeURIComponent(vm[1]!), name: decodeURIComponent(vm[2]!) };

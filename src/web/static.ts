@@ -1,10 +1,14 @@
 // The built single-page app (web/, built by Vite into dist/web-app), read once at start and
 // served from memory. Any path that is not a file is the app's own route: index.html.
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { dirname, extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SECURITY_HEADERS } from './http.js';
+import { contentSecurityPolicy, SECURITY_HEADERS } from './http.js';
+
+/** Where index.html gets the page's style nonce: a meta element the app reads (web/src/console/csp.ts). */
+const NONCE_META = '<meta name="csp-nonce" content="%NONCE%" />';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -60,11 +64,25 @@ export class StaticApp {
       response.end('not found');
       return;
     }
+    if (file.type.startsWith('text/html')) return this.serveHtml(file, response);
     response.writeHead(200, {
       ...SECURITY_HEADERS,
       'content-type': file.type,
       'cache-control': file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
     });
     response.end(file.body);
+  }
+
+  /** index.html with a new style nonce, in the CSP header and in a meta element for the app. */
+  private serveHtml(file: StaticFile, response: ServerResponse): void {
+    const nonce = randomBytes(18).toString('base64');
+    const html = file.body.toString('utf8').replace('<head>', `<head>\n    ${NONCE_META.replace('%NONCE%', nonce)}`);
+    response.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'content-security-policy': contentSecurityPolicy(nonce),
+      'content-type': file.type,
+      'cache-control': 'no-store',
+    });
+    response.end(html);
   }
 }

@@ -1,5 +1,5 @@
 // The shell: login until there is a session, then the navigation and the page of the route.
-import { createResource, Match, Show, Switch } from 'solid-js';
+import { createResource, lazy, Match, Show, Switch } from 'solid-js';
 import { clearAccessCache, loadSession, logout, session } from './api';
 import { Fleet } from './pages/Fleet';
 import { Hosts } from './pages/Hosts';
@@ -8,6 +8,9 @@ import { Profiles } from './pages/Profiles';
 import { VmDetail } from './pages/VmDetail';
 import { Vms } from './pages/Vms';
 import { Link, location, navigate } from './router';
+
+// The form carries the VM CRD's schema (TypeBox): its own chunk, loaded when the form opens.
+const CreateVm = lazy(() => import('./pages/CreateVm').then((m) => ({ default: m.CreateVm })));
 
 export function App() {
   const [loaded] = createResource(loadSession);
@@ -55,6 +58,9 @@ export function App() {
                 </Show>
               }
             >
+              <Match when={path() === '/vms/new'}>
+                <CreateVm namespace={namespace()} />
+              </Match>
               <Match when={detail()} keyed>
                 {(match) => <VmDetail namespace={decodeURIComponent(match[1]!)} name={decodeURIComponent(match[2]!)} />}
               </Match>

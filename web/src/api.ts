@@ -113,6 +113,18 @@ export function applyVmYaml(
   return call('POST', `${vmPath(namespace, name)}/yaml`, { yaml, base, apply });
 }
 
+export interface CreateAnswer {
+  created: boolean;
+  yaml: string;
+  problems: { field: string; message: string }[];
+  message?: string;
+}
+
+/** The form's VM: the validator, a dry-run create, and with `create` the create itself (src/web/create-vm.ts). */
+export function createVmObject(namespace: string, object: unknown, create: boolean): Promise<CreateAnswer> {
+  return call('POST', `/api/namespaces/${encodeURIComponent(namespace)}/virtualmachines`, { object, create });
+}
+
 export function setMaintenance(pool: string, host: string, maintenance: boolean): Promise<unknown> {
   return call('POST', `/api/hostpools/${encodeURIComponent(pool)}/hosts/${encodeURIComponent(host)}/maintenance`, {
     maintenance,

@@ -1,9 +1,12 @@
 // One VM: phase, host, addresses, conditions in words, its labels and annotations, the last
-// action and its outcome, the Events about it, and the actions the person may take.
-import { createMemo, createSignal, For, Show } from 'solid-js';
+// action and its outcome, the Events about it, and the actions the person may take; its serial
+// console and its YAML in tabs.
+import { createMemo, createSignal, For, lazy, Show } from 'solid-js';
 import { Actions } from '../components/Actions';
 import { DeleteVm } from '../components/DeleteVm';
 import { YamlEditor } from '../components/YamlEditor';
+// xterm.js only for those who open the Console tab: its own chunk, not in the first load.
+const SerialConsole = lazy(() => import('../console/SerialConsole').then((m) => ({ default: m.SerialConsole })));
 import { Failure } from '../components/Failure';
 import { LiveState } from '../components/LiveState';
 import { age } from '../format';
@@ -18,7 +21,7 @@ function vcpus(vm: KubeObject): number {
 }
 
 const ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'suspend', 'resume', 'migrate'];
-const TABS = ['Overview', 'YAML'] as const;
+const TABS = ['Overview', 'Console', 'YAML'] as const;
 
 function Pairs(props: { title: string; values: Record<string, string> | undefined }) {
   return (
@@ -83,6 +86,15 @@ export function VmDetail(props: { namespace: string; name: string }) {
           )}
         </For>
       </div>
+      <Show when={tab() === 'Console'}>
+        <div role="tabpanel" id="panel-Console" aria-labelledby="tab-Console">
+          <SerialConsole
+            namespace={props.namespace}
+            name={props.name}
+            phase={vm()?.status?.phase as string | undefined}
+          />
+        </div>
+      </Show>
       <Show when={tab() === 'YAML'}>
         <div role="tabpanel" id="panel-YAML" aria-labelledby="tab-YAML">
           <YamlEditor namespace={props.namespace} name={props.name} />

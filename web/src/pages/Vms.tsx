@@ -118,6 +118,7 @@ export function Vms(props: { namespace: string }) {
     });
   const allShown = () => rows().length > 0 && rows().every((vm) => selected().has(keyOf(vm)));
   const [mayPatch] = createResource(() => canI('patch', 'virtualmachines', props.namespace));
+  const [mayCreate] = createResource(() => canI('create', 'virtualmachines', props.namespace));
   const [bulk, setBulk] = createSignal<{ text: string; refused: string[] }>();
   const runBulk = async (action: string) => {
     const targets = vms.items().filter((vm) => selected().has(keyOf(vm)));
@@ -143,6 +144,13 @@ export function Vms(props: { namespace: string }) {
       <h1>
         Virtual machines <LiveState state={vms.state()} />
       </h1>
+      <Show when={mayCreate()}>
+        <p>
+          <Link href={`/vms/new${props.namespace ? `?namespace=${encodeURIComponent(props.namespace)}` : ''}`}>
+            Create a VM
+          </Link>
+        </p>
+      </Show>
       <form class="filters" onSubmit={scope} aria-label="filters">
         <label>
           Namespace
