@@ -201,10 +201,10 @@ describe('refusals of a migrating VM', () => {
     });
   });
 
-  it('refuses a restore', () => {
-    expect(restoreRefusal(entry(), migrating, fleet)).toMatchObject({
+  it('refuses a restore, naming the VM, both hosts and what to do', () => {
+    expect(restoreRefusal(entry(), migrating, fleet)).toEqual({
       reason: 'VmMigrating',
-      message: expect.stringContaining('wait until its migration ends, then restore again'),
+      message: 'VirtualMachine web is live-migrating from h1 to h2: wait until its migration ends, then restore again',
     });
   });
 

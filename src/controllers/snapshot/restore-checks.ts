@@ -30,11 +30,13 @@ export function restoreRefusal(entry: SnapshotVmEntry, vm: VmObject | undefined,
     };
   const status = vm.status ?? {};
   const migrating = findCondition(status.conditions, VM_CONDITIONS.Migrating);
-  if (status.migration || migrating?.status === 'True')
+  if (status.migration || migrating?.status === 'True') {
+    const where = status.migration ? ` from ${status.migration.source} to ${status.migration.target}` : '';
     return {
       reason: R.VmMigrating,
-      message: `VirtualMachine ${entry.vm} is live-migrating: wait until its migration ends, then restore again`,
+      message: `VirtualMachine ${entry.vm} is live-migrating${where}: wait until its migration ends, then restore again`,
     };
+  }
   if (status.host !== entry.host)
     return {
       reason: R.VmMoved,
