@@ -84,7 +84,10 @@ export class LiveStateStep {
       try {
         addresses = guestAddresses(await hypervisor.interfaceAddresses(uid, source), names);
       } catch (error) {
-        if (!isHypervisorError(error, 'unsupported') && !isHypervisorError(error, 'failed')) throw error;
+        // A paused domain's agent cannot answer ('invalid-state': "domain is not running"): keep
+        // what status had, as for a host that cannot tell, instead of failing every reconcile.
+        const kinds = ['unsupported', 'failed', 'invalid-state'] as const;
+        if (!kinds.some((kind) => isHypervisorError(error, kind))) throw error;
       }
       if (addresses && addresses.length > 0) break;
     }
