@@ -211,20 +211,41 @@ export const HostPoolSpecSchema = obj('The hosts of the pool and how VMs are pla
     },
     { default: {} },
   ),
-  storage: obj(
-    'Where VM disks are created on each host.',
-    {
-      pool: matching('libvirt storage pool for VM volumes.', LIBVIRT_NAME, { default: 'default' }),
-      path: Type.Optional(
-        matching('Directory for a dir-type pool the controller creates if the pool is missing.', ABSOLUTE_PATH),
-      ),
-      shared: bool(
-        "The pool is shared storage (e.g. NFS) with the same path on every host, so a VM's volumes are there on any host. " +
-          'Needed to restart a VM with disks on another host when its host fails; without it such VMs wait for their host.',
-        false,
-      ),
-    },
-    { default: {} },
+  storage: withRules(
+    obj(
+      'Where VM disks are created on each host.',
+      {
+        pool: matching('libvirt storage pool for VM volumes.', LIBVIRT_NAME, { default: 'default' }),
+        path: Type.Optional(
+          matching('Directory for a dir-type pool the controller creates if the pool is missing.', ABSOLUTE_PATH),
+        ),
+        shared: bool(
+          "The pool is shared storage (e.g. NFS) with the same path on every host, so a VM's volumes are there on any host. " +
+            'Needed to restart a VM with disks on another host when its host fails; without it such VMs wait for their host.',
+          false,
+        ),
+        assumeCoherent: Type.Optional(
+          bool(
+            "The operator's claim, for shared storage libvirt does not recognize as shared (it knows NFS, GFS2, OCFS2, CephFS, " +
+              'GlusterFS and a few more; anything else it calls unsafe to live-migrate without copying the disks): every host ' +
+              "sees the same files and a write on one host is read back on another once flushed. Live migrations of this pool's " +
+              "VMs then pass VIR_MIGRATE_UNSAFE, which also skips libvirt's cache-mode check: wrong, it can corrupt the disks " +
+              '(docs/controllers.md). Needs shared: true.',
+          ),
+        ),
+      },
+      { default: {} },
+    ),
+    [
+      {
+        id: 'hp-assume-coherent-needs-shared',
+        cel: '!has(self.assumeCoherent) || !self.assumeCoherent || self.shared',
+        message:
+          'storage.assumeCoherent is a claim about shared storage: set storage.shared: true as well, or drop assumeCoherent',
+        fieldPath: '.assumeCoherent',
+        holds: (storage) => !storage.assumeCoherent || storage.shared,
+      },
+    ],
   ),
   leases: Type.Optional(
     obj(

@@ -303,6 +303,12 @@ export interface MigrationOptions {
    * differs from a backing image both hosts share.
    */
   copyStorage?: 'none' | 'all' | 'incremental';
+  /**
+   * Migrate although libvirt calls it unsafe (VIR_MIGRATE_UNSAFE): disks on a file system it does
+   * not know as shared, or with a cache mode other than none. Only for storage the operator says
+   * is shared and coherent (HostPool spec.storage.assumeCoherent).
+   */
+  unsafe?: boolean;
   /** Bandwidth limit, MiB/s (whole number above 0); unlimited by default. */
   bandwidthMiBs?: number;
   /** Abort the migration when it has not finished within this many ms (rejects with 'aborted'). */

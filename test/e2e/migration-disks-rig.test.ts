@@ -13,9 +13,19 @@
 //    rig-0 is removed, the VM runs on on rig-1; the retry moves it, and the pattern checks out.
 // 4. To rig-1 again, the controller SIGKILLed while libvirt copies: libvirt finishes alone, the
 //    restarted controller settles where the VM is and removes the volume left on rig-0.
+// 5. (Done 2) A second guest, writing its pattern to a disk on a pool the hosts share (HostPool
+//    rig-disks-shared: the rig's shared directory, spec.storage.shared and assumeCoherent),
+//    starts on rig-1 beside the writer. rig-1 goes into maintenance in both HostPools: the
+//    shared-disk VM moves to rig-0 with nothing copied, the local-disk one with its disk copied;
+//    both guests read their whole pattern back there, and rig-1 ends with no domain at all.
+//    Asked directly without VIR_MIGRATE_UNSAFE first, libvirt refuses the shared disk.
+//    (libvirt 9.0 calls a disk on a file system it does not know as shared, such as the rig's,
+//    unsafe to migrate without copying; assumeCoherent is the operator's word that the hosts see
+//    one coherent file system, which on the rig is true: every host is a namespace of one kernel.)
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runAction } from '../../src/cli/vm.js';
 import { HOST_POOL, VIRTUAL_MACHINE } from '../../src/controllers/resources.js';
@@ -30,6 +40,10 @@ import { guestVm, hostPool, isRunning, NAMESPACE, RigController } from './harnes
 const run = promisify(execFile);
 const POOL = 'rig-disks';
 const VM = 'writer';
+/** Case 5: a HostPool over the same hosts whose disks are on the rig's shared directory, and its VM. */
+const SHARED_POOL = 'rig-disks-shared';
+const SHARER = 'sharer';
+const SHARED_STORAGE_POOL = 'vf-shared';
 const STORAGE_POOL = 'vf-local';
 /** Under each host's private /var/lib/libvirt: the same path, a different directory per host. */
 const STORAGE_PATH = '/var/lib/libvirt/vf-local';
@@ -59,9 +73,9 @@ class GuestConsole {
     private readonly conn: LibvirtConnection,
     private readonly console: LibvirtConsole,
   ) {}
-  static async open(host: number): Promise<GuestConsole> {
+  static async open(host: number, name = VM): Promise<GuestConsole> {
     const conn = await LibvirtConnection.open(stack.rig.hosts[host]!.uri);
-    const console = await conn.domainOpenConsole(vm()!.metadata.uid ?? '', { force: true });
+    const console = await conn.domainOpenConsole(stack.vm(name)!.metadata.uid ?? '', { force: true });
     const log = new GuestConsole(conn, console);
     console.onData((data) => {
       log.text += data.toString('latin1');
@@ -87,14 +101,14 @@ class GuestConsole {
   }
 }
 
-/** The volumes of storage pool vf-local on a rig host (none when it has no such pool). */
-async function volumesOn(i: number): Promise<string[]> {
+/** The volumes of storage pool vf-local (or `storagePool`) on a rig host (none when it has no such pool). */
+async function volumesOn(i: number, storagePool = STORAGE_POOL): Promise<string[]> {
   const conn = await LibvirtConnection.open(stack.rig.hosts[i]!.uri);
   try {
-    const pool = (await conn.listStoragePools()).find((p) => p.name === STORAGE_POOL);
+    const pool = (await conn.listStoragePools()).find((p) => p.name === storagePool);
     if (!pool) return [];
-    await conn.storagePoolRefresh(STORAGE_POOL);
-    return (await conn.storagePoolListVolumes(STORAGE_POOL)).map((v) => v.name).sort();
+    await conn.storagePoolRefresh(storagePool);
+    return (await conn.storagePoolListVolumes(storagePool)).map((v) => v.name).sort();
   } finally {
     await conn.close();
   }
@@ -123,8 +137,18 @@ beforeAll(async () => {
     }),
   );
   await stack.until(() => isRunning(vm()), 120_000, 'writer Running on rig-0');
-  const uid = vm()!.metadata.uid ?? '';
-  checker = new RunningCopiesChecker(stack.rig, () => new Map([[uid, VM]]), 1000);
+  // Case 5's VM is counted too once it exists.
+  checker = new RunningCopiesChecker(
+    stack.rig,
+    () =>
+      new Map(
+        [VM, SHARER].flatMap((name) => {
+          const uid = stack.vm(name)?.metadata.uid;
+          return uid ? [[uid, name] as [string, string]] : [];
+        }),
+      ),
+    1000,
+  );
   await checker.start();
   guest = await GuestConsole.open(0);
 }, 300_000);
@@ -174,6 +198,8 @@ describe('a VM with a disk on host-local storage', () => {
     // Out of maintenance; rig-2 leaves the pool, rig-1 joins.
     await stack.client.patch(HOST_POOL, undefined, POOL, { spec: { hosts: [hostSpec(0), hostSpec(1)] } });
     await stack.until(() => migrating()?.reason === 'NotMigrating', 30_000, 'maintenance over');
+    // rig-1 just joined: a request before it is Ready finds no destination (seen under load).
+    await stack.until(() => stack.pool(POOL)?.status?.readyHosts === 2, 60_000, 'rig-0 and rig-1 Ready');
     const writtenBefore = guest!.checks().at(-1)!.n;
     const seen = { storage: '', diskTotal: 0 };
     const watching = stack.until(
@@ -325,5 +351,156 @@ describe('a VM with a disk on host-local storage', () => {
     await checker!.sample();
     expect(checker!.violations).toEqual([]);
     expect(checker!.runningOn(uid)).toEqual(['host1']);
+  }, 400_000);
+});
+
+/** The messages of the VM's Events of one reason (written in the background: waited for, a few seconds at most). */
+async function eventMessages(name: string, reason: string, want: RegExp): Promise<string[]> {
+  const read = async () =>
+    (
+      await stack.client.list<KubeObject & { message?: string }>(
+        { kind: 'Event', group: '', version: 'v1', plural: 'events', namespaced: true },
+        {
+          namespace: NAMESPACE,
+          fieldSelector: `involvedObject.uid=${stack.vm(name)?.metadata.uid ?? ''},reason=${reason}`,
+        },
+      )
+    ).items.map((e) => e.message ?? '');
+  let messages = await read();
+  for (const deadline = Date.now() + 15_000; !messages.some((m) => want.test(m)) && Date.now() < deadline;) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    messages = await read();
+  }
+  return messages;
+}
+
+describe('a drain of a host with a shared-disk VM and a local-disk VM', () => {
+  it('moves both off, the shared disk not copied and the local one copied; both guests read their pattern back; the host ends empty', async () => {
+    // The writer runs on rig-1 since case 4; the shared-disk guest joins it there.
+    expect(vm()?.status?.host).toBe('rig-1');
+    const sharer = () => stack.vm(SHARER);
+    const sharerMigrating = () =>
+      (sharer()?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Migrating');
+    const sharedStorage = {
+      pool: SHARED_STORAGE_POOL,
+      path: join(stack.rig.sharedDir, 'disks'),
+      shared: true,
+      assumeCoherent: true,
+    };
+    await stack.client.create(HOST_POOL, hostPool(SHARED_POOL, { hosts: [hostSpec(1)], storage: sharedStorage }));
+    const image = await guestImage();
+    await stack.client.create(
+      VIRTUAL_MACHINE,
+      guestVm(SHARER, SHARED_POOL, image, {
+        kernelBoot: { kernel: image.kernel, initrd: image.initrd, cmdline: 'console=ttyS0 panic=-1 vf.diskwriter' },
+        disks: [{ name: 'data', size: '32Mi', source: { blank: {} } }],
+      }),
+    );
+    await stack.until(
+      () => isRunning(sharer()) && sharer()?.status?.host === 'rig-1',
+      120_000,
+      'sharer Running on rig-1',
+    );
+    let shared = await GuestConsole.open(1, SHARER);
+    try {
+      expect(await shared.check(1, 60_000, 'a disk check of the shared-disk guest on rig-1')).toMatchObject({ bad: 0 });
+      const before = { writer: guest!.checks().at(-1)?.n ?? 0, sharer: shared.checks().at(-1)!.n };
+
+      // Why assumeCoherent: asked without VIR_MIGRATE_UNSAFE, libvirt refuses this disk on the rig's
+      // file system before anything starts.
+      const source = await LibvirtConnection.open(stack.rig.hosts[1]!.uri);
+      try {
+        await expect(
+          source.domainMigrate(sharer()!.metadata.uid ?? '', {
+            destinationUri: stack.rig.hosts[0]!.uri,
+            peerToPeer: true,
+            live: true,
+          }),
+        ).rejects.toMatchObject({ codeName: 'VIR_ERR_MIGRATE_UNSAFE' });
+      } finally {
+        await source.close();
+      }
+      expect(sharer()?.status?.host).toBe('rig-1');
+
+      // rig-1 into maintenance in both HostPools; rig-0 is the only other host of each.
+      const started = Date.now();
+      const drained = (pool: string) =>
+        (stack.pool(pool)?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Maintenance');
+      await stack.client.patch(HOST_POOL, undefined, SHARED_POOL, {
+        spec: { hosts: [hostSpec(0), hostSpec(1, { maintenance: true })] },
+      });
+      await stack.client.patch(HOST_POOL, undefined, POOL, {
+        spec: { hosts: [hostSpec(0), hostSpec(1, { maintenance: true })] },
+      });
+      await stack.until(
+        () =>
+          vm()?.status?.host === 'rig-0' &&
+          migrating()?.reason === 'Migrated' &&
+          sharer()?.status?.host === 'rig-0' &&
+          sharerMigrating()?.reason === 'Migrated',
+        240_000,
+        'both VMs migrated to rig-0',
+      );
+      const took = Date.now() - started;
+      await stack.until(
+        () => drained(POOL)?.reason === 'Drained' && drained(SHARED_POOL)?.reason === 'Drained',
+        30_000,
+        'both HostPools Drained',
+      );
+      expect(drained(POOL)?.message).toBe('hosts in maintenance: rig-1: empty');
+      expect(drained(SHARED_POOL)?.message).toBe('hosts in maintenance: rig-1: empty');
+      expect(migrating()?.message).toMatch(/^migrated live from rig-1 to rig-0/);
+      expect(sharerMigrating()?.message).toMatch(/^migrated live from rig-1 to rig-0/);
+
+      // What each migration did with the disk, from its start's Event.
+      const sharedWords =
+        /^live migration from rig-1 to rig-0 started \(host rig-1 is in maintenance\); disks: on shared storage, not copied \(HostPool spec\.storage\.assumeCoherent: /;
+      expect(await eventMessages(SHARER, 'MigrationStarted', sharedWords)).toContainEqual(
+        expect.stringMatching(sharedWords),
+      );
+      const copiedWords =
+        /^live migration from rig-1 to rig-0 started \(host rig-1 is in maintenance\); disks: copied \(data: 67108864 bytes\)$/;
+      expect(await eventMessages(VM, 'MigrationStarted', copiedWords)).toContainEqual(
+        expect.stringMatching(copiedWords),
+      );
+
+      // Both guests, on rig-0 now, drop their page cache and read back every sector they wrote.
+      await guest!.close();
+      guest = await GuestConsole.open(0);
+      await shared.close();
+      shared = await GuestConsole.open(0, SHARER);
+      const [writerCheck, sharerCheck] = await Promise.all([
+        guest.check(2, 60_000, 'two disk checks of the writer on rig-0'),
+        shared.check(2, 60_000, 'two disk checks of the shared-disk guest on rig-0'),
+      ]);
+      process.stdout.write(
+        `drain of rig-1 (a shared-disk and a local-disk VM) on the rig: ${took} ms; sectors written before/by the check on rig-0: ` +
+          `shared ${before.sharer}/${sharerCheck.n}, local ${before.writer}/${writerCheck.n}\n`,
+      );
+      expect(sharerCheck.n).toBeGreaterThan(before.sharer);
+      expect(sharerCheck).toEqual({ n: sharerCheck.n, lines: sharerCheck.n, bad: 0 });
+      expect(writerCheck.n).toBeGreaterThan(before.writer);
+      expect(writerCheck).toEqual({ n: writerCheck.n, lines: writerCheck.n, bad: 0 });
+
+      // The shared disk is the one file both hosts see; the local one moved to rig-0's pool.
+      const sharedVolume = volumeNameOf(sharer()!, 'data');
+      expect(await volumesOn(0, SHARED_STORAGE_POOL)).toEqual([sharedVolume]);
+      expect(await volumesOn(1, SHARED_STORAGE_POOL)).toEqual([sharedVolume]);
+      expect(await volumesOn(0)).toEqual([volumeNameOf(vm()!, 'data')]);
+      expect(await volumesOn(1)).toEqual([]);
+      // rig-1 is empty: no domain, running or defined.
+      const conn = await LibvirtConnection.open(stack.rig.hosts[1]!.uri);
+      try {
+        expect(await conn.listAllDomains()).toEqual([]);
+      } finally {
+        await conn.close();
+      }
+      await checker!.sample();
+      expect(checker!.violations).toEqual([]);
+      expect(checker!.runningOn(vm()!.metadata.uid ?? '')).toEqual(['host0']);
+      expect(checker!.runningOn(sharer()!.metadata.uid ?? '')).toEqual(['host0']);
+    } finally {
+      await shared.close();
+    }
   }, 400_000);
 });

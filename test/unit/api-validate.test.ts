@@ -271,6 +271,13 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
     holds: [{ method: 'none' }, { method: 'command', command: ['/bin/true'] }],
     fails: [{ method: 'command' }],
   },
+  'hp-assume-coherent-needs-shared': {
+    holds: [
+      { pool: 'p', shared: false, assumeCoherent: false },
+      { pool: 'p', shared: true, assumeCoherent: true },
+    ],
+    fails: [{ pool: 'p', shared: false, assumeCoherent: true }],
+  },
   'hp-graphics-listen-one': {
     holds: [{ network: 'management' }, { socket: {} }],
     fails: [{}, { network: 'management', socket: {} }],

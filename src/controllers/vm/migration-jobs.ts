@@ -32,6 +32,11 @@ export interface MigrationStart {
   timeoutMs: number;
   storage?: StorageMode;
   /**
+   * Shared storage libvirt does not know as shared, which the operator declared coherent
+   * (HostPool spec.storage.assumeCoherent): passes VIR_MIGRATE_UNSAFE.
+   */
+  unsafe?: boolean;
+  /**
    * Copied storage: run after the call ended and before the job counts as ended, with whether it
    * succeeded (the copies the VM no longer uses go); its answer is kept in the job.
    */
@@ -97,6 +102,7 @@ export class MigrationJobs {
     const options = {
       timeoutMs: request.timeoutMs,
       ...(storage === 'Copied' ? { copyStorage: 'all' as const } : {}),
+      ...(storage === 'Shared' && request.unsafe === true ? { unsafe: true } : {}),
     };
     void request.hypervisor
       .migrate(request.uid, { uri: request.destinationUri }, options)

@@ -158,6 +158,8 @@ export class MigrationStep {
       return undefined;
     }
     const storage = plan.storage;
+    // The operator's claim that libvirt's "unsafe" refusal is wrong for this shared storage.
+    const unsafe = storage === 'Shared' && pool.spec.storage.assumeCoherent === true;
     const copied = plan.storage === 'Copied' ? plan : undefined;
     // Recorded before it starts: a controller that dies meanwhile finds where the VM went.
     draft.status.migration = { source: host.name, target: result.host, started: rfc3339(now), storage };
@@ -178,6 +180,7 @@ export class MigrationStep {
       destinationUri: destination.uri,
       timeoutMs: MIGRATION_TIMEOUT_MS,
       storage,
+      unsafe,
       ...(copied
         ? {
             settle: async (ok: boolean) => {
@@ -192,7 +195,7 @@ export class MigrationStep {
       vm,
       'Normal',
       E.MigrationStarted,
-      `live migration from ${host.name} to ${result.host} started (${why}); disks: ${storageWords(plan)}`,
+      `live migration from ${host.name} to ${result.host} started (${why}); disks: ${storageWords(plan)}${unsafe ? ' (HostPool spec.storage.assumeCoherent: migrated although libvirt cannot tell the file system is shared)' : ''}`,
     );
     return MIGRATION_LOOK_MS;
   }

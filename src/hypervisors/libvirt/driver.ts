@@ -674,6 +674,7 @@ function nativeMigrateOptions(
     undefineSource: persistent,
   };
   if (copyStorage !== 'none') native.copyStorage = copyStorage;
+  if (options.unsafe === true) native.unsafe = true;
   if (bandwidthMiBs !== undefined) native.bandwidthMiBps = bandwidthMiBs;
   return native;
 }

@@ -50,6 +50,7 @@ MigrateArgs ParseMigrateOptions(Napi::Env env, const Napi::Object& options) {
   if (BoolOption(options, "undefineSource")) args.flags |= VIR_MIGRATE_UNDEFINE_SOURCE;
   if (BoolOption(options, "autoConverge")) args.flags |= VIR_MIGRATE_AUTO_CONVERGE;
   if (BoolOption(options, "abortOnError")) args.flags |= VIR_MIGRATE_ABORT_ON_ERROR;
+  if (BoolOption(options, "unsafe")) args.flags |= VIR_MIGRATE_UNSAFE;
   std::optional<std::string> copyStorage = StringOption(options, "copyStorage");
   if (copyStorage == "all") {
     args.flags |= VIR_MIGRATE_NON_SHARED_DISK;
@@ -91,7 +92,7 @@ Reply Migrate(virConnectPtr conn, const std::string& uuid, const MigrateArgs& ar
 
 // domainMigrate(uuid, { destinationUri?, migrationUri?, live?, peerToPeer?,
 //   tunnelled?, persistDestination?, undefineSource?, copyStorage?,
-//   bandwidthMiBps?, maxDowntimeMs?, autoConverge?, abortOnError?,
+//   bandwidthMiBps?, maxDowntimeMs?, autoConverge?, abortOnError?, unsafe?,
 //   destinationName?, destinationXml?, persistXml? }) -> Promise<void>
 //
 // The promise settles when the migration ends; meanwhile the connection

@@ -238,6 +238,8 @@ export interface MigrateOptions {
   undefineSource?: boolean;
   /** Copy non-shared disks: all of them, or only what differs from a shared backing image. */
   copyStorage?: 'all' | 'incremental';
+  /** VIR_MIGRATE_UNSAFE: migrate disks libvirt cannot tell are safe (not on a shared file system it knows, cache not none). */
+  unsafe?: boolean;
   /** Bandwidth limit, MiB/s. */
   bandwidthMiBps?: number;
   /** Longest pause allowed at switch-over, ms (set before the migration starts). */
