@@ -160,6 +160,7 @@ export class ConsoleProxy {
       });
     });
     upstream.on('error', (error) => {
+      if (ended) return; // terminate() of a refused handshake reports an error too
       if (page.readyState === WebSocket.OPEN)
         page.send(JSON.stringify({ type: 'refused', code: 502, message: `the API server: ${error.message}` }));
       end(PROXY_CLOSE.refused(502), `the API server could not be reached: ${error.message}`);
