@@ -7,6 +7,7 @@ import { virtualMachineRestoreResource } from './virtualmachinerestore.js';
 import { virtualMachineSnapshotResource } from './virtualmachinesnapshot.js';
 import { virtualMachineSnapshotScheduleResource } from './virtualmachinesnapshotschedule.js';
 import { virtualMachineImageResource } from './virtualmachineimage.js';
+import { virtualMachineTemplateResource } from './virtualmachinetemplate.js';
 
 export const RESOURCES: readonly ResourceDefinition[] = [
   virtualMachineResource,
@@ -16,6 +17,7 @@ export const RESOURCES: readonly ResourceDefinition[] = [
   virtualMachineRestoreResource,
   virtualMachineSnapshotScheduleResource,
   virtualMachineImageResource,
+  virtualMachineTemplateResource,
 ];
 
 export function resourceByKind(kind: string): ResourceDefinition | undefined {

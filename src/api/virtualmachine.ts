@@ -1,5 +1,5 @@
 // VirtualMachine: what one VM should be (spec) and what it is (status).
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import {
   ABSOLUTE_PATH,
@@ -108,6 +108,12 @@ const Cpu = withRules(
     },
   ],
 );
+
+/** A schema node without its `default` (a field a template may set must stay unset when the VM does not set it). */
+function withoutDefault<T extends TSchema>(schema: T): T {
+  const { default: _default, ...rest } = schema;
+  return rest as T;
+}
 
 const Memory = withRules(
   quantity(`Guest memory as a Kubernetes quantity, e.g. 512Mi or 4Gi; between ${MIN_MEMORY} and ${MAX_MEMORY}.`),
@@ -451,8 +457,16 @@ export const VirtualMachineSpecSchema = withRules(
       RUN_STRATEGIES,
       { default: 'Always' },
     ),
-    cpu: Cpu,
-    memory: Memory,
+    templateRef: Type.Optional(
+      localObjectReference(
+        "A VirtualMachineTemplate in the VM's namespace whose fields the VM takes where it sets none of its own " +
+          '(memory, cpu, disks, networks, cloudInit, install, graphics; disks and networks by name). status.template says what it took.',
+        'Name of the VirtualMachineTemplate.',
+      ),
+    ),
+    // Neither defaulted here: a template may set them (without one, cpu is 1 core and memory is required).
+    cpu: Type.Optional(withoutDefault(Cpu)),
+    memory: Type.Optional(Memory),
     firmware: Firmware,
     xen: Type.Optional(Xen),
     kernelBoot: Type.Optional(KernelBoot),
@@ -475,6 +489,14 @@ export const VirtualMachineSpecSchema = withRules(
     ),
   }),
   [
+    {
+      id: 'vm-memory-or-template',
+      cel: 'has(self.memory) || has(self.templateRef)',
+      message: 'set memory (e.g. 1Gi), or name a VirtualMachineTemplate that sets it in templateRef',
+      fieldPath: '.memory',
+      reason: 'FieldValueRequired',
+      holds: (spec) => spec.memory !== undefined || spec.templateRef !== undefined,
+    },
     {
       id: 'vm-xen-settings-need-xen',
       cel: "!has(self.xen) || self.hypervisor != 'kvm'",
@@ -600,6 +622,23 @@ export const VirtualMachineStatusSchema = obj('The observed state of the VM, wri
       },
     ),
   ),
+  template: Type.Optional(
+    obj("What the VM took from its spec.templateRef (the VM's own fields win).", {
+      name: str('The VirtualMachineTemplate.', { maxLength: 253 }),
+      generation: int('Its metadata.generation the effective spec was made from.', { format: 'int64', minimum: 0 }),
+      fields: listOf(
+        'The spec fields that came from it, e.g. spec.memory, spec.disks[root], spec.cloudInit.',
+        str('A field.', { maxLength: 128 }),
+        { maxItems: 64 },
+      ),
+      effective: Type.Optional(
+        obj('The effective values of the size fields.', {
+          memory: str('spec.memory in effect.', { maxLength: 64 }),
+          vcpus: int('cores × sockets × threads in effect.', { minimum: 1 }),
+        }),
+      ),
+    }),
+  ),
   conditions: Type.Optional(
     conditions(
       'Scheduled, Provisioned, Installed, Ready, RestartRequired, Healthy and Migrating, each for the generation it saw.',
@@ -610,12 +649,30 @@ export const VirtualMachineStatusSchema = obj('The observed state of the VM, wri
   ),
 });
 
-export type VirtualMachineSpec = Static<typeof VirtualMachineSpecSchema>;
+/** The spec as written (and as the API server returns it, defaults applied): cpu and memory may come from a template. */
+export type RawVirtualMachineSpec = Static<typeof VirtualMachineSpecSchema>;
+/**
+ * The effective spec the controllers work from: the VM's own fields over its template's
+ * (src/controllers/template/merge.ts), so cpu and memory are always there.
+ */
+export type VirtualMachineSpec = Omit<RawVirtualMachineSpec, 'cpu' | 'memory'> & {
+  cpu: NonNullable<RawVirtualMachineSpec['cpu']>;
+  memory: string;
+};
 export type VirtualMachineStatus = Static<typeof VirtualMachineStatusSchema>;
 export type Disk = NonNullable<VirtualMachineSpec['disks']>[number];
 export type NetworkInterface = NonNullable<VirtualMachineSpec['networks']>[number];
 
 /** A VirtualMachine as the API server returns it: defaults applied. */
+export interface RawVirtualMachine {
+  apiVersion: 'virtfleet.io/v1alpha1';
+  kind: 'VirtualMachine';
+  metadata: V1ObjectMeta;
+  spec: RawVirtualMachineSpec;
+  status?: VirtualMachineStatus;
+}
+
+/** A VirtualMachine as the controllers see it: its effective spec (template merged). */
 export interface VirtualMachine {
   apiVersion: 'virtfleet.io/v1alpha1';
   kind: 'VirtualMachine';

@@ -20,6 +20,9 @@ import type { PxeSettings } from '../provisioning/pxe.js';
 import { VIRTUAL_MACHINE_IMAGE, type ImageObject } from './image/resource.js';
 import { virtualMachineImageController } from './image/wiring.js';
 import { snapshotControllers } from './snapshot/wiring.js';
+import { EffectiveVms, type RawVmObject } from './template/effective-vms.js';
+import { VIRTUAL_MACHINE_TEMPLATE, type TemplateObject } from './template/resource.js';
+import { virtualMachineTemplateController } from './template/wiring.js';
 import {
   VM_RESTORE,
   VM_SNAPSHOT,
@@ -77,10 +80,17 @@ export interface ControllersOptions {
 
 export function addControllers(manager: Manager, options: ControllersOptions): void {
   const { fleet, logger } = options;
-  const vms = manager.cache.informerFor<VmObject>(
+  const rawVms = manager.cache.informerFor<RawVmObject>(
     VIRTUAL_MACHINE,
     options.namespace ? { namespace: options.namespace } : {},
   );
+  // Every controller sees each VM with its effective spec: its VirtualMachineTemplate merged in.
+  const templates = manager.cache.informerFor<TemplateObject>(
+    VIRTUAL_MACHINE_TEMPLATE,
+    options.namespace ? { namespace: options.namespace } : {},
+  );
+  const vms = new EffectiveVms(manager.client, logger, rawVms, templates);
+  manager.add(virtualMachineTemplateController({ client: manager.client, templates, vms: rawVms, logger }));
   const pools = manager.cache.informerFor<PoolObject>(
     HOST_POOL,
     options.hostPoolSelector ? { labelSelector: options.hostPoolSelector } : {},
@@ -159,6 +169,7 @@ export function addControllers(manager: Manager, options: ControllersOptions): v
       ...(options.addressRetryMs ? { addressRetryMs: options.addressRetryMs } : {}),
       ...(options.imageProgressIntervalMs ? { imageProgressIntervalMs: options.imageProgressIntervalMs } : {}),
       imageLookup: (namespace: string, name: string) => images.get(`${namespace}/${name}`),
+      templateUse: (vm: VmObject) => vms.templateUse(vm),
       profiles,
       ...(installServer ? { installServer } : {}),
       ...(options.installTimeoutMs ? { installTimeoutMs: options.installTimeoutMs } : {}),

@@ -113,6 +113,14 @@ const ruleCases: Record<string, { holds: unknown[]; fails: unknown[] }> = {
     holds: ['16Mi', '16Ti', '2Gi', '16777216', '0.5Gi', 'not-a-quantity'],
     fails: ['16777215', '15Mi', '512m', '16.1Ti', '17Ti', '1e20'],
   },
+  'vm-memory-or-template': {
+    holds: [
+      { hostPoolRef: { name: 'lab' }, memory: '1Gi' },
+      { hostPoolRef: { name: 'lab' }, templateRef: { name: 'small' } },
+      { hostPoolRef: { name: 'lab' }, memory: '1Gi', templateRef: { name: 'small' } },
+    ],
+    fails: [{ hostPoolRef: { name: 'lab' } }],
+  },
   'vm-secure-boot-needs-uefi': {
     holds: [
       { type: 'uefi', secureBoot: true },
@@ -683,12 +691,12 @@ describe('validateText', () => {
     expect(report.problems).toEqual([
       expect.objectContaining({ file: 'multi.yaml', line: 11, object: 'VirtualMachine/web-1', path: 'spec.memory' }),
       expect.objectContaining({ line: 15, object: 'document 3', path: 'metadata.name' }),
-      // A missing field points at its parent.
+      // A missing field points at its parent. memory may come from a template (spec.templateRef).
       expect.objectContaining({
         line: 16,
         object: 'document 3',
         path: 'spec.memory',
-        message: 'required field is missing',
+        message: 'set memory (e.g. 1Gi), or name a VirtualMachineTemplate that sets it in templateRef',
       }),
     ]);
   });

@@ -7,6 +7,7 @@ import { isHypervisorError, type DomainStatus, type Hypervisor } from '../../hyp
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import type { VmObject } from '../resources.js';
 import { fieldsAwaitingRestart, liveMemoryTarget } from '../restart-required.js';
+import { namedWithTemplate } from '../template/vm-status.js';
 import { isActive } from '../run-strategy.js';
 import { guestAddresses, interfaceNamesByMac, type Address } from '../vm-addresses.js';
 import type { VmStatusDraft } from '../vm-status.js';
@@ -47,7 +48,8 @@ export class LiveStateStep {
         if (!isHypervisorError(error, 'invalid-state') && !isHypervisorError(error, 'unsupported')) throw error;
       }
     }
-    this.setRestartRequired(vm, draft, fieldsAwaitingRestart(live, persistent));
+    const fields = fieldsAwaitingRestart(live, persistent);
+    this.setRestartRequired(vm, draft, namedWithTemplate(fields, this.kit.options.templateUse?.(vm)));
     recordGraphics(live, draft);
     return this.refreshAddresses(vm, hypervisor, live, draft);
   }

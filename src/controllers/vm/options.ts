@@ -11,6 +11,7 @@ import type { Fleet } from '../../hosts/fleet.js';
 import type { ProfileObject } from '../installprofile.js';
 import type { PoolObject, VmObject } from '../resources.js';
 import type { DiskProvisioner } from '../vm-storage.js';
+import type { TemplateUse } from '../template/effective-vms.js';
 
 export interface VirtualMachineControllerOptions {
   client: KubeClient;
@@ -34,6 +35,8 @@ export interface VirtualMachineControllerOptions {
   wake?: (uid: string) => void;
   /** Makes the disks' volumes; default one of the reconciler's own. */
   disks?: DiskProvisioner;
+  /** How each VM took its VirtualMachineTemplate (../template/effective-vms.ts); unset: no VM has one. */
+  templateUse?: (vm: VmObject) => TemplateUse;
   /** InstallProfiles, for VMs with spec.install (install/flow.ts). */
   profiles?: Informer<ProfileObject>;
   /** The endpoint that serves installing VMs their Kickstart; without it, installs wait. */

@@ -34,6 +34,7 @@ import { PlacementStep } from './placement.js';
 import { PowerStep } from './power.js';
 import { RecoveryStep } from './recovery.js';
 import { SuspendStep } from './suspend.js';
+import { reportTemplate } from '../template/vm-status.js';
 
 export class VirtualMachineReconciler implements Reconciler {
   readonly kit: VmKit;
@@ -108,6 +109,9 @@ export class VirtualMachineReconciler implements Reconciler {
     );
     let current = vm;
     try {
+      // spec.templateRef: status.template, or a refusal before anything is placed or made.
+      const template = options.templateUse?.(vm);
+      if (template && !reportTemplate(vm, template, draft, (...e) => this.kit.event(vm, ...e))) throw new Halt();
       const pool = options.pools.get(vm.spec.hostPoolRef.name);
       let placement = this.placement.ensurePlaced(vm, pool, draft);
       if (!placement) throw new Halt();

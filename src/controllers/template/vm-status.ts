@@ -1,0 +1,55 @@
+// What the VM controller says about a VM's template: status.template (name, generation, the
+// fields taken and the effective size), a refusal in Provisioned (the template is missing, or the
+// VM and the template merged break a rule of the API), and the RestartRequired fields named with
+// the template they came from.
+import { vmResources } from '../allocations.js';
+import { VM_CONDITIONS as C } from '../reasons.js';
+import type { VmObject } from '../resources.js';
+import type { VmStatusDraft } from '../vm-status.js';
+import type { TemplateUse } from './effective-vms.js';
+
+/** Reason of Provisioned=False for a VM whose template cannot be taken. */
+export const TEMPLATE_INVALID = 'TemplateInvalid';
+
+/**
+ * Writes status.template; returns false (Provisioned=False, a Warning Event on a new refusal)
+ * when the VM cannot go on.
+ */
+export function reportTemplate(
+  vm: VmObject,
+  use: TemplateUse,
+  draft: VmStatusDraft,
+  event: (type: 'Normal' | 'Warning', reason: string, message: string) => void,
+): boolean {
+  if (use.state === 'none') {
+    delete draft.status.template;
+    return true;
+  }
+  if (use.state === 'failed') {
+    const before = draft.condition(C.Provisioned);
+    draft.set(C.Provisioned, 'False', TEMPLATE_INVALID, use.message);
+    if (before?.reason !== TEMPLATE_INVALID || before.message !== use.message)
+      event('Warning', TEMPLATE_INVALID, use.message);
+    return false;
+  }
+  const { vcpus } = vmResources(vm.spec);
+  draft.status.template = {
+    name: use.name,
+    generation: use.generation,
+    fields: use.fields.slice(0, 64),
+    effective: { memory: vm.spec.memory, vcpus },
+  };
+  // The steps after this one say what Provisioned is now.
+  if (draft.condition(C.Provisioned)?.reason === TEMPLATE_INVALID) draft.drop(C.Provisioned);
+  return true;
+}
+
+/** `spec.memory` → `spec.memory (from template small)` for the fields the template gave. */
+export function namedWithTemplate(fields: string[], use: TemplateUse | undefined): string[] {
+  if (use?.state !== 'taken') return fields;
+  return fields.map((field) =>
+    use.fields.some((taken) => taken === field || taken.startsWith(`${field}[`))
+      ? `${field} (from template ${use.name})`
+      : field,
+  );
+}
