@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { VIRTUAL_MACHINE_IMAGE } from '../../../src/controllers/image/resource.js';
 import { VM_RESTORE, VM_SNAPSHOT, VM_SNAPSHOT_SCHEDULE } from '../../../src/controllers/snapshot/types.js';
+import { VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
+import { VIRTUAL_MACHINE_TEMPLATE } from '../../../src/controllers/template/resource.js';
 import type { KubeObject, ResourceType } from '../../../src/runtime/kube-client.js';
 import { kstatusOf } from '../../harness/kstatus.js';
 import { ControllerBench, isRunning, type HostDecl } from '../controllers/fixtures.js';
@@ -30,6 +32,7 @@ const RESOURCE = {
   VirtualMachineRestore: VM_RESTORE,
   VirtualMachineImage: VIRTUAL_MACHINE_IMAGE,
   VirtualMachineSnapshotSchedule: VM_SNAPSHOT_SCHEDULE,
+  VirtualMachineTemplate: VIRTUAL_MACHINE_TEMPLATE,
 } as const satisfies Partial<Record<Kind, ResourceType>>;
 type CoveredKind = keyof typeof RESOURCE;
 const KINDS = Object.keys(RESOURCE) as CoveredKind[];
@@ -124,7 +127,7 @@ async function expectHealth(kind: CoveredKind, name: string, file: string, statu
 }
 
 describe('before the controller has looked (controller stopped)', () => {
-  it('a new snapshot, restore, image and snapshot schedule are Progressing', async () => {
+  it('a new snapshot, restore, image, snapshot schedule and template are Progressing', async () => {
     await bench.untilVm('solo', isRunning, 'Running');
     await bench.stopController();
     try {
@@ -140,6 +143,7 @@ describe('before the controller has looked (controller stopped)', () => {
         intervalSeconds: 3600,
         keep: 1,
       });
+      await create('VirtualMachineTemplate', 'fresh', { memory: '128Mi' });
       for (const kind of KINDS) {
         const got = await expectHealth(kind, 'fresh', 'progressing_nostatus.yaml', 'Progressing');
         expect(got.message).toBe('Waiting for the controller to report status');
@@ -254,6 +258,24 @@ describe('VirtualMachineImage', () => {
       'Degraded',
     );
     expect(got.message).toContain('no-such-volume');
+  });
+});
+
+describe('VirtualMachineTemplate', () => {
+  it('seen by the controller, named by a VM: Healthy, saying how many VMs use it', async () => {
+    await create('VirtualMachineTemplate', 'sized', { memory: '128Mi', cpu: { cores: 2 } });
+    await bench.createVm('stamped', pool, { memory: undefined, templateRef: { name: 'sized' } });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const status = (await live('VirtualMachineTemplate', 'sized')).status as { usedByCount?: number } | undefined;
+      if (status?.usedByCount === 1) break;
+      if (Date.now() > deadline)
+        throw new Error(`template sized: usedByCount 1 not reached (${JSON.stringify(status)})`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const got = await expectHealth('VirtualMachineTemplate', 'sized', 'healthy_used.yaml', 'Healthy');
+    expect(got.message).toBe('used by 1 VirtualMachine');
+    await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'stamped');
   });
 });
 

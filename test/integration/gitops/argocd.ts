@@ -18,6 +18,7 @@ export const KINDS = [
   'VirtualMachineRestore',
   'VirtualMachineImage',
   'VirtualMachineSnapshotSchedule',
+  'VirtualMachineTemplate',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
