@@ -24,7 +24,13 @@ import {
 } from './kube-client.js';
 
 export type InformerEvent<T> =
-  { type: 'add'; object: T } | { type: 'update'; object: T; old: T } | { type: 'delete'; object: T };
+  | { type: 'add'; object: T }
+  | { type: 'update'; object: T; old: T }
+  /**
+   * `finalStateUnknown`: the object was missing from a relist, so `object` is the last state this
+   * cache saw, not the one the API server deleted (client-go's DeletedFinalStateUnknown).
+   */
+  | { type: 'delete'; object: T; finalStateUnknown?: true };
 
 export interface InformerOptions {
   namespace?: string;
@@ -145,7 +151,7 @@ export class Informer<T extends KubeObject> {
     for (const [key, old] of this.store) {
       if (!fresh.has(key)) {
         this.store.delete(key);
-        this.emit({ type: 'delete', object: old });
+        this.emit({ type: 'delete', object: old, finalStateUnknown: true });
       }
     }
     for (const [key, object] of fresh) this.upsert(key, object);

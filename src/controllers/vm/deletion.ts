@@ -1,14 +1,16 @@
 // Step: deletion. Stops the domain (a graceful shutdown, destroyed after the grace period),
 // undefines it, deletes its volumes (not those with retain) and its lease, releases the
 // placement, forgets the VM, and only then removes the finalizer. While its host cannot be
-// reached the VM stays Terminating and says what a person can do.
+// reached the VM stays Terminating and says what a person can do. A VM the API server deleted
+// although it carried the finalizer (kubernetes#77988) gets the same work, from its last state.
 import { ignoring, isHypervisorError, type Hypervisor } from '../../hypervisors/hypervisor.js';
 import { hasFinalizer, removeFinalizer } from '../../runtime/finalizers.js';
+import { objectKey } from '../../runtime/informer.js';
 import type { ReconcileResult } from '../../runtime/reconciler.js';
 import { errorText } from '../error-text.js';
 import { VM_CONDITIONS as C, VM_EVENTS as E, VM_REASONS as R } from '../reasons.js';
 import { VIRTUAL_MACHINE, VM_FINALIZER, type VmObject } from '../resources.js';
-import type { VmStatusDraft } from '../vm-status.js';
+import { VmStatusDraft } from '../vm-status.js';
 import type { DisksStep } from './disks.js';
 import { VmCopies } from './host-copies.js';
 import type { VmKit } from './kit.js';
@@ -27,6 +29,8 @@ export interface DeletionSteps {
 
 export class DeletionStep {
   private readonly copies: VmCopies;
+  /** By key: VMs the API server deleted while they carried our finalizer (finalizeVanished), their last state. */
+  private readonly vanished = new Map<string, VmObject>();
 
   constructor(
     private readonly kit: VmKit,
@@ -40,57 +44,8 @@ export class DeletionStep {
     const { options } = this.kit;
     const uid = vm.metadata.uid ?? '';
     const placement = this.steps.placement.placementOf(vm);
-    if (placement) {
-      const host = options.fleet.host(vm.spec.hostPoolRef.name, placement.host);
-      draft.phase('Terminating');
-      if (!host) {
-        draft.set(
-          C.Ready,
-          'False',
-          R.Terminating,
-          `waiting for host ${placement.host} of HostPool ${vm.spec.hostPoolRef.name} to be connected to delete the domain; ` +
-            'if the pool or host is gone for good, remove the finalizer by hand (the domain may remain on the host)',
-        );
-        await this.kit.writeStatus(vm, draft);
-        return { requeueAfterMs: this.kit.hostRetryMs };
-      }
-      try {
-        const hypervisor = options.fleet.hypervisor(host.uri);
-        const step = await this.removeDomain(vm, hypervisor);
-        if (step !== undefined) {
-          draft.set(
-            C.Ready,
-            'False',
-            R.ShuttingDown,
-            `shutting down before deletion; destroyed if still running after ${this.kit.graceMs / 1000} s`,
-          );
-          await this.kit.writeStatus(vm, draft);
-          return { requeueAfterMs: step };
-        }
-        await this.steps.disks.remove(vm, hypervisor, host.name);
-        await this.steps.lease.remove(vm, hypervisor);
-      } catch (error) {
-        if (!isHypervisorError(error, 'unreachable')) throw error;
-        draft.set(
-          C.Ready,
-          'Unknown',
-          R.HostUnreachable,
-          `cannot delete the domain: host ${placement.host} is unreachable (${error.message}); the VM is deleted once the host answers`,
-        );
-        await this.kit.writeStatus(vm, draft);
-        this.kit.event(
-          vm,
-          'Warning',
-          E.HostUnreachable,
-          `cannot delete the domain on ${placement.host}: ${error.message}`,
-        );
-        return { requeueAfterMs: this.kit.hostRetryMs };
-      }
-    }
-    await this.sweep(vm, placement?.host);
-    await this.steps.disks.provisioner.cancel(uid);
-    options.allocations.forget(uid);
-    this.steps.forget(uid);
+    const waiting = await this.cleanUp(vm, draft, (d) => this.kit.writeStatus(vm, d));
+    if (waiting !== undefined) return waiting;
     // The Deleted Event is the record a later controller process finds when a domain of this VM
     // shows up after all (a define or start a killed controller sent, completing late:
     // hostpool-orphans.ts). Written at once and for sure before the finalizer goes: a queued
@@ -122,6 +77,120 @@ export class DeletionStep {
       { vm: `${vm.metadata.namespace ?? ''}/${vm.metadata.name ?? ''}`, uid, host: placement?.host },
       'deleted: no copy of the domain left on the hosts that answered; finalizer removed',
     );
+  }
+
+  /**
+   * A watch's DELETED event. A VM deleted as it should be has lost our finalizer first (this
+   * step removes it; `vm delete --force` takes it off by hand, to leave the domain); one that
+   * still carries it was deleted under it, and its deletion's work is still to do. A relist's
+   * tombstone (finalStateUnknown) shows only what the cache last saw, so it proves nothing.
+   */
+  noteDeleted(vm: VmObject, finalStateUnknown: boolean): void {
+    if (!finalStateUnknown && hasFinalizer(vm, VM_FINALIZER)) this.vanished.set(objectKey(vm), vm);
+  }
+
+  /** The VM of `key` that vanished under our finalizer, unless it is `current` itself (the same UID). */
+  vanishedAt(key: string, current: VmObject | undefined): VmObject | undefined {
+    const vanished = this.vanished.get(key);
+    return vanished && vanished.metadata.uid !== current?.metadata.uid ? vanished : undefined;
+  }
+
+  /**
+   * The API server deleted the VM although it carried our finalizer: a DELETE that read the VM
+   * before our finalizer was added removes it regardless (kubernetes#77988, open; the storm saw
+   * it under load). `vm` is its last state, from the watch's DELETED event. The deletion's work is
+   * done all the same, without status (there is no object to write it to): the Deleted Event
+   * first, so that if this process dies meanwhile a later one's orphan scan removes the domain
+   * (hostpool-orphans.ts), then the domain, its copies, volumes and lease. Undefined when done.
+   */
+  async finalizeVanished(vm: VmObject): Promise<ReconcileResult | void> {
+    const { options } = this.kit;
+    const uid = vm.metadata.uid ?? '';
+    if (!options.fleet.deletedHere(uid, this.kit.now())) {
+      await options.events.recordNow(
+        vm,
+        'Warning',
+        E.Deleted,
+        'the API server deleted the VM although it carried its finalizer (a delete that raced the finalizer being ' +
+          'added, kubernetes#77988); its domain, volumes and lease are removed all the same',
+      );
+      options.fleet.recordDeletion(uid, this.kit.now());
+    }
+    const placement = this.steps.placement.placementOf(vm);
+    const waiting = await this.cleanUp(vm, new VmStatusDraft(vm), () => Promise.resolve());
+    if (waiting !== undefined) return waiting;
+    this.vanished.delete(objectKey(vm));
+    options.logger.info(
+      { vm: `${vm.metadata.namespace ?? ''}/${vm.metadata.name ?? ''}`, uid, host: placement?.host },
+      'deleted under its finalizer by the API server: no copy of the domain left on the hosts that answered',
+    );
+  }
+
+  /**
+   * Removes the domain on its host (after a graceful shutdown), its volumes and lease, then its
+   * copies elsewhere, and forgets the VM. Undefined when done; otherwise when to look again, with
+   * the reason in `draft`, written by `report`.
+   */
+  private async cleanUp(
+    vm: VmObject,
+    draft: VmStatusDraft,
+    report: (draft: VmStatusDraft) => Promise<unknown>,
+  ): Promise<ReconcileResult | undefined> {
+    const { options } = this.kit;
+    const uid = vm.metadata.uid ?? '';
+    const placement = this.steps.placement.placementOf(vm);
+    if (placement) {
+      const host = options.fleet.host(vm.spec.hostPoolRef.name, placement.host);
+      draft.phase('Terminating');
+      if (!host) {
+        draft.set(
+          C.Ready,
+          'False',
+          R.Terminating,
+          `waiting for host ${placement.host} of HostPool ${vm.spec.hostPoolRef.name} to be connected to delete the domain; ` +
+            'if the pool or host is gone for good, remove the finalizer by hand (the domain may remain on the host)',
+        );
+        await report(draft);
+        return { requeueAfterMs: this.kit.hostRetryMs };
+      }
+      try {
+        const hypervisor = options.fleet.hypervisor(host.uri);
+        const step = await this.removeDomain(vm, hypervisor);
+        if (step !== undefined) {
+          draft.set(
+            C.Ready,
+            'False',
+            R.ShuttingDown,
+            `shutting down before deletion; destroyed if still running after ${this.kit.graceMs / 1000} s`,
+          );
+          await report(draft);
+          return { requeueAfterMs: step };
+        }
+        await this.steps.disks.remove(vm, hypervisor, host.name);
+        await this.steps.lease.remove(vm, hypervisor);
+      } catch (error) {
+        if (!isHypervisorError(error, 'unreachable')) throw error;
+        draft.set(
+          C.Ready,
+          'Unknown',
+          R.HostUnreachable,
+          `cannot delete the domain: host ${placement.host} is unreachable (${error.message}); the VM is deleted once the host answers`,
+        );
+        await report(draft);
+        this.kit.event(
+          vm,
+          'Warning',
+          E.HostUnreachable,
+          `cannot delete the domain on ${placement.host}: ${error.message}`,
+        );
+        return { requeueAfterMs: this.kit.hostRetryMs };
+      }
+    }
+    await this.sweep(vm, placement?.host);
+    await this.steps.disks.provisioner.cancel(uid);
+    options.allocations.forget(uid);
+    this.steps.forget(uid);
+    return undefined;
   }
 
   /**

@@ -1,8 +1,8 @@
 // The VirtualMachine controller's reconcile (key: namespace/name): a fixed list of steps in the
 // kubebuilder order, one file each in this folder.
 //
-//   get (gone → forget it) → deletion (deletion.ts) → finalizer → placement (placement.ts) →
-//   where the copies are (copies.ts) → recovery from a failed host (recovery.ts) → status written
+//   get (gone → forget it; gone under our finalizer → the deletion's work first) →
+//   deletion (deletion.ts) → finalizer → placement (placement.ts) → where the copies are (copies.ts) → recovery from a failed host (recovery.ts) → status written
 //   → the host is ready (host.ts) → a migration under way (migration.ts) → disks (disks.ts) →
 //   install (../install/flow.ts) → lease (lease.ts) → domain (domain.ts) → migration asked
 //   (migration.ts) → suspend (suspend.ts) or power (power.ts) → live state (live-state.ts) → health (health.ts) → status.
@@ -94,6 +94,12 @@ export class VirtualMachineReconciler implements Reconciler {
   async reconcile({ key }: ReconcileContext): Promise<ReconcileResult | void> {
     const { options } = this.kit;
     const vm = options.vms.get(key);
+    // Deleted by the API server under our finalizer (deletion.ts): its deletion's work comes first.
+    const vanished = this.deletion.vanishedAt(key, vm);
+    if (vanished) {
+      const again = await this.deletion.finalizeVanished(vanished);
+      if (again) return again;
+    }
     if (!vm) return this.forgetKey(key);
     const draft = new VmStatusDraft(vm);
     // Our own newer writes over a cache that may not show them yet (memory.ts, `written`).

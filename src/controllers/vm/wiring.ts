@@ -106,6 +106,20 @@ function domainEventSource(options: VirtualMachineControllerOptions): Source {
 }
 
 /**
+ * DELETED events, handed to the deletion step, which keeps those of VMs deleted under our
+ * finalizer (deletion.ts, finalizeVanished); watchOwn enqueues their keys.
+ */
+function deletedSource(options: VirtualMachineControllerOptions, reconciler: VirtualMachineReconciler): Source {
+  return async (_controller, signal) => {
+    const off = options.vms.on((event) => {
+      if (event.type === 'delete') reconciler.deletion.noteDeleted(event.object, event.finalStateUnknown === true);
+    });
+    await untilAborted(signal);
+    off();
+  };
+}
+
+/**
  * Work this controller runs in the background for a VM (an image download or upload, a
  * migration, a health probe loop) asks for the VM to be looked at again: it is reconciled at once
  * instead of at its next look.
@@ -151,6 +165,7 @@ export function virtualMachineController(
     concurrency: options.concurrency ?? 16,
     sources: [
       watchOwn(options.vms),
+      deletedSource(options, reconciler),
       capacitySources(options),
       domainEventSource(options),
       wakeSource(options, wakeListeners),
