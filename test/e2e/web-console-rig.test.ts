@@ -9,6 +9,7 @@
 // and any CSP violation fails the test.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { Agent, request } from 'undici';
@@ -118,6 +119,42 @@ async function login(token: string): Promise<{ context: BrowserContext; page: Pa
   return { context, page };
 }
 
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * axe-core's serious and critical findings. axe is evaluated through DevTools rather than added
+ * as a <script>, so the page keeps its CSP.
+ */
+async function axeViolations(page: Page): Promise<string[]> {
+  await page.evaluate(AXE_SOURCE);
+  const { checked, found } = await page.evaluate(async () => {
+    const result = await (globalThis as any).axe.run({ resultTypes: ['violations'] });
+    const violations = result.violations as { id: string; impact: string; nodes: { target: string[] }[] }[];
+    return {
+      checked: (result.passes as unknown[]).length,
+      found: violations
+        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+    };
+  });
+  expect(checked).toBeGreaterThan(0);
+  return found;
+}
+
+/** Whether the page scrolls sideways at a phone's width (it must not; wide parts scroll inside). */
+async function overflowsAtPhoneWidth(page: Page): Promise<string | undefined> {
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    const widths = await page.evaluate(() => {
+      const root = (globalThis as any).document.documentElement as { scrollWidth: number; clientWidth: number };
+      return { scroll: root.scrollWidth, client: root.clientWidth };
+    });
+    return widths.scroll > widths.client ? `${widths.scroll} > ${widths.client}` : undefined;
+  } finally {
+    await page.setViewportSize(CONTEXT.viewport);
+  }
+}
+
 /** Whether VM `name` exists (read as the cluster admin). */
 const exists = (name: string) =>
   stack.client.get(VIRTUAL_MACHINE, NAMESPACE, name).then(
@@ -174,6 +211,7 @@ describe('the web console on a rig host', () => {
     expect(await problem.innerText()).toBe(`spec.memory: ${expected[0]!.message}`);
     expect(await page.getByLabel('Memory').getAttribute('aria-invalid')).toBe('true');
     await page.screenshot({ path: join(shots, 'create-field-error.png'), fullPage: true });
+    expect(await axeViolations(page)).toEqual([]);
     expect(await exists(VM)).toBe(false);
 
     await page.getByLabel('Memory').fill('128Mi');
@@ -217,6 +255,8 @@ describe('the web console on a rig host', () => {
       new RegExp(`"user":"system:serviceaccount:${PEOPLE}:web-admin"[^\\n]*"msg":"web console session opened"`),
     );
     await page.screenshot({ path: join(shots, 'console.png') });
+    expect(await axeViolations(page)).toEqual([]);
+    expect(await overflowsAtPhoneWidth(page)).toBeUndefined();
     // The README's picture (docs/web-console.png, copied from here: docs/web.md says how).
     await page.screenshot({ path: join(shots, 'readme-console.png'), clip: { x: 0, y: 0, width: 1280, height: 670 } });
     expect(pageErrors).toEqual([]);

@@ -8,6 +8,7 @@ import { createMemo, createSignal, For, Show, type JSX } from 'solid-js';
 import { VirtualMachineSpecSchema } from '../../../src/api/virtualmachine';
 import { createVmObject, failureOf, type CreateAnswer } from '../api';
 import { Failure, type FailureInfo } from '../components/Failure';
+import { LiveState } from '../components/LiveState';
 import { Link, navigate } from '../router';
 import { createWatch } from '../watch';
 
@@ -133,7 +134,9 @@ export function CreateVm(props: { namespace: string }) {
       <p>
         <Link href="/vms">← VMs</Link>
       </p>
-      <h1>Create a VM</h1>
+      <h1>
+        Create a VM <LiveState state={pools.state()} />
+      </h1>
       <form
         aria-label="new virtual machine"
         onSubmit={(event) => {
