@@ -109,6 +109,9 @@ const Cpu = withRules(
   ],
 );
 
+/** What a VM without cpu (and without a template that sets it) gets: the 1 core the CRD used to default. */
+export const DEFAULT_CPU = { cores: 1, sockets: 1, threads: 1 } as const;
+
 /** A schema node without its `default` (a field a template may set must stay unset when the VM does not set it). */
 function withoutDefault<T extends TSchema>(schema: T): T {
   const { default: _default, ...rest } = schema;

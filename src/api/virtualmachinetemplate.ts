@@ -4,7 +4,16 @@
 // src/controllers/template/merge.ts, and docs/images.md says why this shape).
 import { Type, type Static } from '@sinclair/typebox';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import { AGE_COLUMN, dnsSubdomain, int, listOf, obj, type ResourceDefinition } from './common.js';
+import {
+  AGE_COLUMN,
+  conditionColumn,
+  conditions,
+  dnsSubdomain,
+  int,
+  listOf,
+  obj,
+  type ResourceDefinition,
+} from './common.js';
 import { VirtualMachineSpecSchema } from './virtualmachine.js';
 
 const vm = VirtualMachineSpecSchema.properties;
@@ -36,6 +45,12 @@ export const VirtualMachineTemplateStatusSchema = obj('Written by the controller
     ),
   ),
   usedByCount: Type.Optional(int('How many VMs name this template.', { minimum: 0 })),
+  conditions: Type.Optional(
+    conditions(
+      'Ready: True when every VM that names it can take it (reason Valid); False with reason VmsRefused, naming the VMs, when some cannot ' +
+        '(the VM and the template merged break a rule): Stalled=True beside it until the template or the VMs change.',
+    ),
+  ),
   observedGeneration: Type.Optional(
     int('The .metadata.generation the status was computed from.', { format: 'int64', minimum: 0 }),
   ),
@@ -68,6 +83,7 @@ export const virtualMachineTemplateResource: ResourceDefinition = {
   printerColumns: [
     { name: 'Memory', type: 'string', jsonPath: '.spec.memory', description: 'Memory of its VMs.' },
     { name: 'VMs', type: 'integer', jsonPath: '.status.usedByCount', description: 'VMs that name it.' },
+    conditionColumn('Ready', 'Whether every VM that names it can take it.'),
     AGE_COLUMN,
   ],
 };

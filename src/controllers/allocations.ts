@@ -5,7 +5,7 @@
 //
 // Placement reads this and records into it synchronously (no await in between), so in one
 // process no two placements can take the same free capacity.
-import type { VirtualMachineSpec } from '../api/virtualmachine.js';
+import { DEFAULT_CPU, type VirtualMachineSpec } from '../api/virtualmachine.js';
 import type { VmObject } from './resources.js';
 import { quantityToNumber } from '../api/quantity.js';
 import type { Informer } from '../runtime/informer.js';
@@ -17,8 +17,12 @@ export interface VmResources {
   memoryBytes: number;
 }
 
-export function vmResources(spec: Pick<VirtualMachineSpec, 'cpu' | 'memory'>): VmResources {
-  return { vcpus: spec.cpu.cores * spec.cpu.sockets * spec.cpu.threads, memoryBytes: quantityToNumber(spec.memory) };
+export function vmResources(
+  spec: Pick<VirtualMachineSpec, 'memory'> & { cpu?: VirtualMachineSpec['cpu'] },
+): VmResources {
+  // A spec as written may lack cpu (a template or the default gives it: template/merge.ts).
+  const cpu = spec.cpu ?? DEFAULT_CPU;
+  return { vcpus: cpu.cores * cpu.sockets * cpu.threads, memoryBytes: quantityToNumber(spec.memory) };
 }
 
 /** A placement made by this process. */

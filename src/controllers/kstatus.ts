@@ -73,6 +73,7 @@ export function vmKstatus(conditions: readonly ObservedCondition[] | undefined):
     message: `${condition.type}: ${condition.message ?? ''}`,
   });
   if (provisioned?.status === 'False' && provisioned.reason === R.InvalidDefinition) return stalled(provisioned);
+  if (provisioned?.status === 'False' && provisioned.reason === R.TemplateInvalid) return stalled(provisioned);
   if (scheduled?.status === 'False' && scheduled.reason === R.Unschedulable) return stalled(scheduled);
   if (ready && ready.status !== 'True' && ready.reason === R.RecoveryBlocked) return stalled(ready);
   if (installed?.status === 'False' && INSTALL_HELD.has(installed.reason)) return stalled(installed);

@@ -31,6 +31,10 @@ export const VM_REASONS = {
   ProvisioningFailed: 'ProvisioningFailed',
   /** An image URL could not be downloaded; the message names the disk field. Retried. */
   ImageDownloadFailed: 'ImageDownloadFailed',
+  /** spec.templateRef names no VirtualMachineTemplate (yet): taken once it exists. */
+  TemplateNotFound: 'TemplateNotFound',
+  /** The VM and its template merged break a rule, or neither sets memory: a person fixes one. */
+  TemplateInvalid: 'TemplateInvalid',
   // Ready
   Running: 'Running',
   Starting: 'Starting',

@@ -21,7 +21,7 @@ export type RawVmObject = RawVirtualMachine & KubeObject;
 export type TemplateUse =
   | { state: 'none' }
   | { state: 'taken'; name: string; generation: number; fields: string[] }
-  | { state: 'failed'; name: string; message: string };
+  | { state: 'failed'; name: string; reason: 'TemplateNotFound' | 'TemplateInvalid'; message: string };
 
 interface Entry {
   raw: RawVmObject;
@@ -131,7 +131,12 @@ export class EffectiveVms extends Informer<VmObject> {
         ? { state: 'none' }
         : merged.ok
           ? { state: 'taken', name, generation: template?.metadata.generation ?? 0, fields: merged.fields }
-          : { state: 'failed', name, message: merged.message };
+          : {
+              state: 'failed',
+              name,
+              reason: missing !== undefined ? 'TemplateNotFound' : 'TemplateInvalid',
+              message: merged.message,
+            };
     return { raw, template, vm, use };
   }
 

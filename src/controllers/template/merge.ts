@@ -5,11 +5,10 @@
 // The merged spec is checked with the API server's own rules (validateObject, the TypeScript twins
 // of the CRD's CEL), so a template and a VM that are each valid but clash are reported at the field.
 import { validateObject } from '../../api/validate.js';
-import type { RawVirtualMachineSpec, VirtualMachineSpec } from '../../api/virtualmachine.js';
+import { DEFAULT_CPU, type RawVirtualMachineSpec, type VirtualMachineSpec } from '../../api/virtualmachine.js';
 import type { VirtualMachineTemplateSpec } from '../../api/virtualmachinetemplate.js';
 
-/** What a VM without cpu (and without a template that sets it) gets: as the VM's CRD default was. */
-export const DEFAULT_CPU = { cores: 1, sockets: 1, threads: 1 } as const;
+export { DEFAULT_CPU };
 
 export type Merged =
   | {

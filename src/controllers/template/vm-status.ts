@@ -3,13 +3,12 @@
 // VM and the template merged break a rule of the API), and the RestartRequired fields named with
 // the template they came from.
 import { vmResources } from '../allocations.js';
-import { VM_CONDITIONS as C } from '../reasons.js';
+import { VM_CONDITIONS as C, VM_REASONS as R } from '../reasons.js';
 import type { VmObject } from '../resources.js';
 import type { VmStatusDraft } from '../vm-status.js';
 import type { TemplateUse } from './effective-vms.js';
 
-/** Reason of Provisioned=False for a VM whose template cannot be taken. */
-export const TEMPLATE_INVALID = 'TemplateInvalid';
+const REFUSED: ReadonlySet<string> = new Set([R.TemplateNotFound, R.TemplateInvalid]);
 
 /**
  * Writes status.template; returns false (Provisioned=False, a Warning Event on a new refusal)
@@ -27,9 +26,8 @@ export function reportTemplate(
   }
   if (use.state === 'failed') {
     const before = draft.condition(C.Provisioned);
-    draft.set(C.Provisioned, 'False', TEMPLATE_INVALID, use.message);
-    if (before?.reason !== TEMPLATE_INVALID || before.message !== use.message)
-      event('Warning', TEMPLATE_INVALID, use.message);
+    draft.set(C.Provisioned, 'False', use.reason, use.message);
+    if (before?.reason !== use.reason || before.message !== use.message) event('Warning', use.reason, use.message);
     return false;
   }
   const { vcpus } = vmResources(vm.spec);
@@ -40,7 +38,7 @@ export function reportTemplate(
     effective: { memory: vm.spec.memory, vcpus },
   };
   // The steps after this one say what Provisioned is now.
-  if (draft.condition(C.Provisioned)?.reason === TEMPLATE_INVALID) draft.drop(C.Provisioned);
+  if (REFUSED.has(draft.condition(C.Provisioned)?.reason ?? '')) draft.drop(C.Provisioned);
   return true;
 }
 

@@ -185,15 +185,17 @@ describe('VirtualMachineTemplate', () => {
     await createFromTemplate('waiting', 'later');
     const vm = await bench.untilVm(
       'waiting',
-      (v) => condition(v, 'Provisioned')?.reason === 'TemplateInvalid',
-      'Provisioned TemplateInvalid',
+      (v) => condition(v, 'Provisioned')?.reason === 'TemplateNotFound',
+      'Provisioned TemplateNotFound',
     );
     expect(condition(vm, 'Provisioned')).toMatchObject({
       status: 'False',
       message: `spec.templateRef.name: no VirtualMachineTemplate later in namespace ${bench.namespace}; create it or fix the name`,
     });
     expect(vm.status?.host).toBeUndefined();
-    expect((await bench.events('waiting')).some((e) => e.type === 'Warning' && e.reason === 'TemplateInvalid')).toBe(
+    // A template applied after the VM is found by itself: reconciling, not waiting for a person.
+    expect(condition(vm, 'Stalled')).toBeUndefined();
+    expect((await bench.events('waiting')).some((e) => e.type === 'Warning' && e.reason === 'TemplateNotFound')).toBe(
       true,
     );
     await createTemplate('later', { memory: '128Mi' });
@@ -217,6 +219,17 @@ describe('VirtualMachineTemplate', () => {
     expect(condition(vm, 'Provisioned')?.message).toMatch(
       /^the VM with VirtualMachineTemplate boots merged is not valid: spec\.disks: disks\[\]\.bootOrder values must be unique; fix the VM or the template$/,
     );
+    // It waits for a person (kstatus: Failed), and the template says which of its VMs cannot take it.
+    expect(condition(vm, 'Stalled')?.status).toBe('True');
+    const boots = await untilTemplate(
+      'boots',
+      (t) =>
+        (t?.status as { conditions?: { type: string; reason: string }[] } | undefined)?.conditions?.some(
+          (c) => c.type === 'Ready' && c.reason === 'VmsRefused',
+        ) ?? false,
+      'Ready VmsRefused',
+    );
+    expect(JSON.stringify(boots?.status)).toContain('1 of 1 VirtualMachines cannot take it; VM clash: ');
   });
 
   it('keeps a template its VMs name until they are gone', async () => {

@@ -277,6 +277,26 @@ describe('VirtualMachineTemplate', () => {
     expect(got.message).toBe('used by 1 VirtualMachine');
     await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'stamped');
   });
+
+  it('a VM that cannot take it: Degraded, naming the VM and the field', async () => {
+    const root = { name: 'root', size: '64Mi', bootOrder: 1, source: { blank: {} } };
+    await create('VirtualMachineTemplate', 'boots', { memory: '128Mi', disks: [root] });
+    await bench.createVm('clash', pool, {
+      templateRef: { name: 'boots' },
+      disks: [{ ...root, name: 'data' }],
+    });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const status = (await live('VirtualMachineTemplate', 'boots')).status as
+        { conditions?: { type: string; status: string }[] } | undefined;
+      if (status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True')) break;
+      if (Date.now() > deadline) throw new Error(`template boots: Stalled not reached (${JSON.stringify(status)})`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const got = await expectHealth('VirtualMachineTemplate', 'boots', 'degraded_vm_refused.yaml', 'Degraded');
+    expect(got.message).toMatch(/^1 of 1 VirtualMachines cannot take it; VM clash: .*bootOrder values must be unique/);
+    await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'clash');
+  });
 });
 
 describe('testdata', () => {
