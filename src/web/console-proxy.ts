@@ -1,8 +1,8 @@
-// The VM detail page's serial console: the page opens a WebSocket to the console's own server,
-// which opens the access issue's subresource (virtualmachines/console of
-// subresources.virtfleet.io, served by `virtfleet api` behind kube-apiserver's aggregator) with
-// the person's own token, so RBAC (a SubjectAccessReview on the subresource) decides, and relays
-// the bytes both ways.
+// The VM detail page's serial console and VNC: the page opens a WebSocket to the console's own
+// server, which opens the access issue's subresource (virtualmachines/console or
+// virtualmachines/vnc of subresources.virtfleet.io, served by `virtfleet api` behind
+// kube-apiserver's aggregator) with the person's own token, so RBAC (a SubjectAccessReview on
+// the subresource) decides, and relays the bytes both ways (the serial console's, or RFB).
 //
 // A WebSocket cannot carry the CSRF header, so: the upgrade needs the session cookie and the
 // console's own Origin, and the first message from the page must be the session's CSRF token
@@ -19,7 +19,7 @@ import { sessionIdOf } from './http.js';
 import type { UserKube } from './kube.js';
 import { csrfMatches, type WebSessions, type WebSession } from './sessions.js';
 
-const PATH = /^\/api\/namespaces\/([^/]+)\/virtualmachines\/([^/]+)\/console$/;
+const PATH = /^\/api\/namespaces\/([^/]+)\/virtualmachines\/([^/]+)\/(console|vnc)$/;
 const SUBRESOURCE_GROUP_VERSION = 'subresources.virtfleet.io/v1alpha1';
 /** Output waiting for a slow page beyond which the upstream socket pauses (TCP back-pressure to the API server). */
 const MAX_BUFFERED = 1 << 20;
@@ -40,6 +40,8 @@ function reason(text: string): string {
 export interface ConsoleTarget {
   namespace: string;
   name: string;
+  /** console (the serial console) or vnc (RFB). */
+  subresource: string;
 }
 
 export class ConsoleProxy {
@@ -57,7 +59,7 @@ export class ConsoleProxy {
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(request.url ?? '/', 'https://localhost');
     const match = PATH.exec(url.pathname);
-    if (!match) return refuse(socket, 404, 'no WebSocket here: only a VM console');
+    if (!match) return refuse(socket, 404, "no WebSocket here: only a VM's console or vnc");
     const origin = request.headers.origin;
     // Browsers always send Origin on a WebSocket; another site's page must not ride the cookie.
     if (origin !== `https://${request.headers.host ?? ''}`)
@@ -68,7 +70,11 @@ export class ConsoleProxy {
       );
     const session = this.sessions.get(sessionIdOf(request));
     if (!session) return refuse(socket, 401, 'not logged in, or the session expired: log in again');
-    const target = { namespace: decodeURIComponent(match[1]!), name: decodeURIComponent(match[2]!) };
+    const target = {
+      namespace: decodeURIComponent(match[1]!),
+      name: decodeURIComponent(match[2]!),
+      subresource: match[3]!,
+    };
     const bad = namespaceProblem(target.namespace) ?? objectNameProblem(target.name);
     if (bad) return refuse(socket, 400, `namespace or name ${bad}`);
     this.wss.handleUpgrade(request, socket, head, (page) => this.greet(page, session, target));
@@ -128,7 +134,7 @@ export class ConsoleProxy {
       else page.terminate();
       if (upstream.readyState === WebSocket.OPEN) upstream.close(1000, 'the page closed the console');
       else upstream.terminate();
-      this.logger.info({ ...who, code, reason: why }, 'web console session closed');
+      this.logger.info({ ...who, code, reason: why }, `web ${target.subresource} session closed`);
     };
     const endByLogout = () => end(4401, 'logged out');
     set.add(endByLogout);
@@ -150,7 +156,7 @@ export class ConsoleProxy {
         }
         const message =
           status === 403
-            ? `you may not get virtualmachines/console "${target.name}" in namespace ${target.namespace}`
+            ? `you may not get virtualmachines/${target.subresource} "${target.name}" in namespace ${target.namespace}`
             : status === 401
               ? 'the Kubernetes API no longer accepts your token: log in again'
               : apiMessage;
@@ -166,7 +172,7 @@ export class ConsoleProxy {
       end(PROXY_CLOSE.refused(502), `the API server could not be reached: ${error.message}`);
     });
     upstream.on('open', () => {
-      this.logger.info({ ...who, force }, 'web console session opened');
+      this.logger.info({ ...who, force }, `web ${target.subresource} session opened`);
       page.send(JSON.stringify({ type: 'open' }));
     });
     upstream.on('message', (data: Buffer, isBinary) => {
@@ -184,7 +190,7 @@ export class ConsoleProxy {
     });
     upstream.on('close', (code, why) => end(code === 1005 || code === 1006 ? 4000 : code, why.toString() || 'ended'));
     page.on('message', (data: Buffer, isBinary) => {
-      // Keystrokes only once the console is open; text frames are not the guest's.
+      // Keystrokes (or RFB) only once the stream is open; text frames are not the guest's.
       if (!isBinary || upstream.readyState !== WebSocket.OPEN) return;
       upstream.send(data, { binary: true });
     });
@@ -197,7 +203,7 @@ export class ConsoleProxy {
     const base = url.pathname.replace(/\/$/, '');
     url.pathname =
       `${base}/apis/${SUBRESOURCE_GROUP_VERSION}/namespaces/${encodeURIComponent(target.namespace)}` +
-      `/virtualmachines/${encodeURIComponent(target.name)}/console`;
+      `/virtualmachines/${encodeURIComponent(target.name)}/${target.subresource}`;
     if (force) url.searchParams.set('force', 'true');
     return url.toString();
   }

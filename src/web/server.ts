@@ -172,11 +172,11 @@ export class WebServer {
     const verb = url.searchParams.get('verb') ?? '';
     const resource = url.searchParams.get('resource') ?? '';
     const namespace = url.searchParams.get('namespace') || undefined;
-    // The serial console is the access issue's subresource, in its own API group (docs/access.md).
-    const type =
-      resource === 'virtualmachines/console'
-        ? { group: 'subresources.virtfleet.io', plural: 'virtualmachines', subresource: 'console' }
-        : WATCHABLE[resource];
+    // The serial console and VNC are the access issue's subresources, in their own API group (docs/access.md).
+    const stream = /^virtualmachines\/(console|vnc)$/.exec(resource);
+    const type = stream
+      ? { group: 'subresources.virtfleet.io', plural: 'virtualmachines', subresource: stream[1]! }
+      : WATCHABLE[resource];
     if (!ACCESS_VERBS.has(verb) || !type) throw new WebError(400, 'verb or resource: not one the console asks about');
     if (namespace !== undefined) checkName('namespace', namespace, namespaceProblem);
     const subresource = 'subresource' in type ? type.subresource : undefined;

@@ -18,6 +18,7 @@ import { validateObject } from '../../src/api/validate.js';
 import { HOST_POOL, VIRTUAL_MACHINE } from '../../src/controllers/resources.js';
 import { repoRoot } from '../../src/devstack/binaries.js';
 import { freePort } from '../../src/devstack/ports.js';
+import { defineManagementNetwork, MANAGEMENT_NETWORK } from '../../src/devstack/real-hosts.js';
 import { isNotFound } from '../../src/runtime/kube-client.js';
 import { defaultAppDir } from '../../src/web/static.js';
 import { ApiServerProcess } from '../harness/api-server.js';
@@ -85,7 +86,12 @@ beforeAll(async () => {
       `--serviceaccount=${PEOPLE}:web-viewer`,
     ]);
   image = await guestImage();
-  await stack.client.create(HOST_POOL, hostPool(POOL, { hosts: stack.poolHosts() }));
+  // VNC on the host's management network, as make run's pool local has it.
+  for (const host of stack.rig.hosts) await defineManagementNetwork(host.uri, host.interface, host.dir);
+  await stack.client.create(
+    HOST_POOL,
+    hostPool(POOL, { hosts: stack.poolHosts(), graphics: { listen: { network: MANAGEMENT_NETWORK } } }),
+  );
   browser = await launchBrowser();
   admin = await login(tokens.admin);
 }, 300_000);
@@ -191,6 +197,7 @@ describe('the web console on a rig host', () => {
     await page.getByLabel('Kernel', { exact: true }).fill(image.kernel);
     await page.getByLabel('Initrd').fill(image.initrd);
     await page.getByLabel('Kernel command line').fill('console=ttyS0 panic=-1');
+    await page.getByLabel('a VNC display (spec.graphics)').check();
     await page.getByRole('button', { name: 'Create' }).click();
     // The message and path `virtfleet validate` gives for the same object.
     const expected = validateObject({
@@ -203,6 +210,7 @@ describe('the web console on a rig host', () => {
         memory: 'lots',
         cpu: { cores: 1 },
         kernelBoot: { kernel: image.kernel, initrd: image.initrd, cmdline: 'console=ttyS0 panic=-1' },
+        graphics: { type: 'vnc' },
       },
     });
     expect(expected.map((p) => p.path)).toEqual(['spec.memory']);
@@ -261,6 +269,31 @@ describe('the web console on a rig host', () => {
     await page.screenshot({ path: join(shots, 'readme-console.png'), clip: { x: 0, y: 0, width: 1280, height: 670 } });
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it("shows its display in the VNC tab (noVNC over virtualmachines/vnc): RFB's handshake completes", async () => {
+    const { page } = admin;
+    await page.getByRole('tab', { name: 'VNC' }).click();
+    // noVNC's connect event: the RFB handshake and ServerInit went through the proxy and the aggregator.
+    await page.locator('[data-vnc-state="open"]').waitFor({ timeout: 60_000 });
+    // And the guest's framebuffer arrived: the firmware's text is drawn (light pixels on black).
+    await page.waitForFunction(
+      () => {
+        const canvas = (globalThis as any).document.querySelector('.vnc-screen canvas');
+        if (!canvas || canvas.width === 0) return false;
+        const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height)
+          .data as Uint8ClampedArray;
+        let light = 0;
+        for (let i = 0; i < pixels.length; i += 4) if (pixels[i]! > 128 && pixels[i + 1]! > 128) light++;
+        return light > 100;
+      },
+      undefined,
+      { timeout: 30_000 },
+    );
+    expect(readFileSync(api.logFile, 'utf8')).toMatch(/"msg":"web vnc session opened"/);
+    await page.screenshot({ path: join(shots, 'vnc.png') });
+    expect(await axeViolations(page)).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  }, 90_000);
 
   it('stops it from the page; the console says it ended', async () => {
     const { page } = admin;

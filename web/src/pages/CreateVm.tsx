@@ -57,6 +57,7 @@ export function CreateVm(props: { namespace: string }) {
   const [initrd, setInitrd] = createSignal('');
   const [cmdline, setCmdline] = createSignal('console=ttyS0');
   const [profile, setProfile] = createSignal('');
+  const [graphics, setGraphics] = createSignal(false);
   const [answer, setAnswer] = createSignal<CreateAnswer>();
   const [failure, setFailure] = createSignal<FailureInfo>();
   const [busy, setBusy] = createSignal(false);
@@ -76,6 +77,7 @@ export function CreateVm(props: { namespace: string }) {
         ...(cmdline().trim() ? { cmdline: cmdline().trim() } : {}),
       };
     else spec.install = { profileRef: { name: profile().trim() } };
+    if (graphics()) spec.graphics = { type: 'vnc' };
     return {
       apiVersion: 'virtfleet.io/v1alpha1',
       kind: 'VirtualMachine',
@@ -98,6 +100,7 @@ export function CreateVm(props: { namespace: string }) {
     'spec.cpu',
     'spec.kernelBoot',
     'spec.install',
+    'spec.graphics',
   ];
   const otherProblems = () =>
     answer()?.problems.filter((p) => !shownPaths.some((path) => p.field === path || p.field.startsWith(`${path}.`))) ??
@@ -253,6 +256,24 @@ export function CreateVm(props: { namespace: string }) {
             </Field>
           </Show>
         </fieldset>
+        <div class="form-field" data-path="spec.graphics">
+          <label>
+            <input
+              type="checkbox"
+              name="spec.graphics"
+              checked={graphics()}
+              aria-describedby="field-spec-graphics-help"
+              onChange={(event) => setGraphics(event.currentTarget.checked)}
+            />{' '}
+            a VNC display (spec.graphics)
+          </label>
+          <small id="field-spec-graphics-help">{field('graphics').description}</small>
+          <Show when={problemAt('spec.graphics')}>
+            <p class="field-problem" role="alert">
+              <code>spec.graphics</code>: {problemAt('spec.graphics')}
+            </p>
+          </Show>
+        </div>
         <Show when={otherProblems().length > 0}>
           <ul class="problems" role="alert">
             <For each={otherProblems()}>

@@ -7,6 +7,8 @@ import { DeleteVm } from '../components/DeleteVm';
 import { YamlEditor } from '../components/YamlEditor';
 // xterm.js only for those who open the Console tab: its own chunk, not in the first load.
 const SerialConsole = lazy(() => import('../console/SerialConsole').then((m) => ({ default: m.SerialConsole })));
+// noVNC likewise, for the VNC tab.
+const VncViewer = lazy(() => import('../console/VncViewer').then((m) => ({ default: m.VncViewer })));
 import { Failure } from '../components/Failure';
 import { LiveState } from '../components/LiveState';
 import { age } from '../format';
@@ -21,7 +23,7 @@ function vcpus(vm: KubeObject): number {
 }
 
 const ACTIONS = ['start', 'stop', 'restart', 'pause', 'unpause', 'suspend', 'resume', 'migrate'];
-const TABS = ['Overview', 'Console', 'YAML'] as const;
+const TABS = ['Overview', 'Console', 'VNC', 'YAML'] as const;
 
 function Pairs(props: { title: string; values: Record<string, string> | undefined }) {
   return (
@@ -93,6 +95,11 @@ export function VmDetail(props: { namespace: string; name: string }) {
             name={props.name}
             phase={vm()?.status?.phase as string | undefined}
           />
+        </div>
+      </Show>
+      <Show when={tab() === 'VNC'}>
+        <div role="tabpanel" id="panel-VNC" aria-labelledby="tab-VNC">
+          <VncViewer namespace={props.namespace} name={props.name} graphics={vm()?.spec?.graphics !== undefined} />
         </div>
       </Show>
       <Show when={tab() === 'YAML'}>
