@@ -19,6 +19,11 @@
 //    shared-disk VM moves to rig-0 with nothing copied, the local-disk one with its disk copied;
 //    both guests read their whole pattern back there, and rig-1 ends with no domain at all.
 //    Asked directly without VIR_MIGRATE_UNSAFE first, libvirt refuses the shared disk.
+// 6. rig-0 cut off (its veth down) while it copies the writer's disk to rig-1: never two copies;
+//    libvirt's keepalive ends the job on both sides (~30 s), the half-copied volume on rig-1 goes
+//    before the failure counts (else the retry is refused on it), and the VM ends on one host
+//    (rig-0, or rig-1 when the retry after the link is back moves it) with its disk there only
+//    and its pattern intact.
 //    (libvirt 9.0 calls a disk on a file system it does not know as shared, such as the rig's,
 //    unsafe to migrate without copying; assumeCoherent is the operator's word that the hosts see
 //    one coherent file system, which on the rig is true: every host is a namespace of one kernel.)
@@ -503,4 +508,104 @@ describe('a drain of a host with a shared-disk VM and a local-disk VM', () => {
       await shared.close();
     }
   }, 400_000);
+});
+
+describe('the source host cut off during a storage copy', () => {
+  it('never runs two copies; the VM ends on one host with its disk there and no copy left on the other', async () => {
+    // Both VMs run on rig-0 since case 5; rig-1 back out of maintenance.
+    const uid = vm()!.metadata.uid ?? '';
+    expect(vm()?.status?.host).toBe('rig-0');
+    await stack.client.patch(HOST_POOL, undefined, POOL, { spec: { hosts: [hostSpec(0), hostSpec(1)] } });
+    await stack.until(
+      () =>
+        stack.pool(POOL)?.status?.readyHosts === 2 &&
+        (stack.pool(POOL)?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Maintenance')
+          ?.reason === 'NoMaintenance',
+      60_000,
+      'maintenance over, both hosts Ready',
+    );
+    await guest!.close(); // its connection to rig-0 would break with the link
+    guest = undefined;
+    const seen: string[] = [];
+    const t0 = Date.now();
+    const note = () => {
+      const c = migrating();
+      const line = `${c?.reason}: ${c?.message ?? ''} (host ${vm()?.status?.host}, phase ${vm()?.status?.phase})`;
+      if (seen.at(-1)?.endsWith(line) !== true) seen.push(`+${((Date.now() - t0) / 1000).toFixed(1)} s ${line}`);
+    };
+    const noting = setInterval(note, 200);
+    const asked = runAction(
+      'migrate',
+      VM,
+      { namespace: NAMESPACE, kubeconfig: stack.info.kubeconfig, wait: true, timeout: '400', to: 'rig-1' },
+      () => undefined,
+    ).then(
+      () => 'succeeded',
+      (error: unknown) => `failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    const rig0 = stack.rig.hosts[0]!;
+    try {
+      // Cut once the copy runs on rig-0.
+      const source = await LibvirtConnection.open(rig0.uri);
+      try {
+        for (const deadline = Date.now() + 60_000; ;) {
+          const job = await source.domainGetJobStats(uid, {}).catch(() => undefined);
+          if (job?.operation === 'migration_out' && (job.type === 'bounded' || job.type === 'unbounded')) break;
+          if (Date.now() > deadline) throw new Error('no migration job on rig-0 within 60 s');
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      } finally {
+        await source.close().catch(() => undefined);
+      }
+      seen.push(`+${((Date.now() - t0) / 1000).toFixed(1)} s rig-0 cut off`);
+      await rig0.cutLink('link');
+      try {
+        // The controller loses the call and the source; libvirt's keepalive between the hosts
+        // (about 30 s) ends the copy on both sides.
+        await stack.until(() => migrating()?.reason !== 'Migrating', 120_000, 'the migration no longer under way');
+        // The partition lasts until libvirt on rig-0 itself has ended the job (asked over its
+        // local socket, which the cut leaves alone).
+        const local = await LibvirtConnection.open(`qemu+unix:///system?socket=${join(rig0.runDir, 'libvirt-sock')}`);
+        try {
+          for (const deadline = Date.now() + 120_000; ;) {
+            const job = await local.domainGetJobStats(uid, {}).catch(() => undefined);
+            if (job && job.type !== 'bounded' && job.type !== 'unbounded') break;
+            if (Date.now() > deadline) throw new Error(`rig-0 still runs the job after 120 s: ${JSON.stringify(job)}`);
+            await new Promise((resolve) => setTimeout(resolve, 500));
+          }
+        } finally {
+          await local.close();
+        }
+        seen.push(`+${((Date.now() - t0) / 1000).toFixed(1)} s the job ended on rig-0`);
+        await checker!.sample();
+        expect(checker!.violations).toEqual([]);
+      } finally {
+        await rig0.restoreLink('link');
+        seen.push(`+${((Date.now() - t0) / 1000).toFixed(1)} s link back`);
+      }
+      const answer = await asked;
+      await stack.until(() => vm()?.status?.migration === undefined && isRunning(vm()), 180_000, 'settled');
+      const home = vm()!.status!.host!;
+      const other = home === 'rig-0' ? 1 : 0;
+      const volume = volumeNameOf(vm()!, 'data');
+      // The copy on the other side goes once the controller can tell the domain is not there.
+      for (const deadline = Date.now() + 60_000; (await volumesOn(other)).length > 0 && Date.now() < deadline;)
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      const cleaned = await eventMessages(VM, 'VolumesDeleted', /half-copied/);
+      process.stdout.write(
+        `source cut off during a storage copy: ends on ${home}, the request ${answer}; seen:\n${seen.join('\n')}\n` +
+          `VolumesDeleted Events: ${cleaned.join(' | ')}\n`,
+      );
+      expect(await volumesOn(other)).toEqual([]);
+      expect(await volumesOn(Number(home.replace('rig-', '')))).toEqual([volume]);
+      guest = await GuestConsole.open(Number(home.replace('rig-', '')));
+      const check = await guest.check(2, 60_000, `two disk checks on ${home}`);
+      expect(check).toEqual({ n: check.n, lines: check.n, bad: 0 });
+      await checker!.sample();
+      expect(checker!.violations).toEqual([]);
+      expect(checker!.runningOn(uid)).toEqual([`host${home.replace('rig-', '')}`]);
+    } finally {
+      clearInterval(noting);
+    }
+  }, 500_000);
 });

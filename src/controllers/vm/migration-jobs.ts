@@ -19,6 +19,8 @@ export interface MigrationJob {
   storage: StorageMode;
   /** What the settle step did with the volumes afterwards (copied storage only). */
   settled?: string;
+  /** The call's outcome while the settle step still runs (the job counts as ended after it). */
+  settling?: { ok: boolean; message: string };
 }
 
 export interface MigrationStart {
@@ -104,11 +106,14 @@ export class MigrationJobs {
       ...(storage === 'Copied' ? { copyStorage: 'all' as const } : {}),
       ...(storage === 'Shared' && request.unsafe === true ? { unsafe: true } : {}),
     };
+    // Set on the job only once the settle step is done: until then the job is under way (no
+    // retry starts while the half-copied volumes are still being removed).
+    let outcome: MigrationJob['outcome'];
     void request.hypervisor
       .migrate(request.uid, { uri: request.destinationUri }, options)
       .then(
         () => {
-          job.outcome = {
+          outcome = {
             ok: true,
             aborted: false,
             message: `migrated from ${job.from} to ${job.to}`,
@@ -118,7 +123,7 @@ export class MigrationJobs {
         },
         (error: unknown) => {
           const message = errorText(error);
-          job.outcome = { ok: false, aborted: isHypervisorError(error, 'aborted'), message, endedAt: this.now() };
+          outcome = { ok: false, aborted: isHypervisorError(error, 'aborted'), message, endedAt: this.now() };
           const past = this.history.get(request.uid);
           const failures = (past?.failures ?? 0) + 1;
           this.history.set(request.uid, {
@@ -130,9 +135,13 @@ export class MigrationJobs {
       )
       .then(async () => {
         if (!request.settle) return;
-        job.settled = await request.settle(job.outcome?.ok ?? false).catch((error: unknown) => errorText(error));
+        job.settling = { ok: outcome?.ok ?? false, message: outcome?.message ?? '' };
+        job.settled = await request.settle(outcome?.ok ?? false).catch((error: unknown) => errorText(error));
       })
-      .finally(() => this.onEnd(request.uid));
+      .finally(() => {
+        job.outcome = outcome;
+        this.onEnd(request.uid);
+      });
     return job;
   }
 

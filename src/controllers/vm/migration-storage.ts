@@ -217,10 +217,17 @@ export async function removeVolumes(hypervisor: Hypervisor, pool: string, names:
   return failed;
 }
 
+/** How long a failed migration's settle waits for the destination to drop the incoming domain. */
+export const INCOMING_GONE_WAIT_MS = 60_000;
+
 /**
  * After the migration call ended: the copies the VM no longer uses go. Only from a host the
  * domain is provably not on (looked up there), so a migration that ended otherwise than its
  * call said never loses the disks the VM runs on. Returns what was done, for the Event.
+ *
+ * `waitMs`: after a failure, how long to wait for the destination to drop a domain that does
+ * not run there (the incoming one: when the source was cut off, libvirt there ends it only once
+ * its keepalive with the source gives up, about 30 s); 0 looks once.
  */
 export async function settleCopies(
   uid: string,
@@ -229,14 +236,23 @@ export async function settleCopies(
   ok: boolean,
   source: { name: string; hypervisor: Hypervisor },
   destination: { name: string; hypervisor: Hypervisor },
+  waitMs = 0,
 ): Promise<string> {
   // Success: the source's volumes are stale; failure: the destination's are half-copied.
   const side = ok ? source : destination;
   const what = ok ? 'the source' : 'the destination';
-  try {
-    if (await side.hypervisor.lookup(uid)) return `the domain is still on ${side.name}: its volumes there are kept`;
-  } catch (error) {
-    return `cannot tell whether the domain is on ${side.name} (${errorText(error)}): its volumes there are kept`;
+  for (const deadline = Date.now() + (ok ? 0 : waitMs); ;) {
+    let domain: Awaited<ReturnType<Hypervisor['lookup']>>;
+    try {
+      domain = await side.hypervisor.lookup(uid);
+    } catch (error) {
+      return `cannot tell whether the domain is on ${side.name} (${errorText(error)}): its volumes there are kept`;
+    }
+    if (!domain) break;
+    // A copy that runs there is the VM's (the migration went through after all): kept.
+    if (domain.state === 'running' || domain.state === 'blocked' || Date.now() >= deadline)
+      return `the domain is still on ${side.name} (${domain.state}/${domain.reason}): its volumes there are kept`;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   const failed = await removeVolumes(side.hypervisor, pool, volumes);
   if (failed.length > 0) return `cannot remove the volumes on ${what} ${side.name}: ${failed.join('; ')}`;

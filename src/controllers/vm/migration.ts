@@ -15,7 +15,13 @@ import { MIGRATE_TO_ANNOTATION, actionRequest, isNewRequest } from '../vm-action
 import type { VmStatusDraft } from '../vm-status.js';
 import type { VmKit } from './kit.js';
 import { MigrationJobs, progressText } from './migration-jobs.js';
-import { planStorage, prepareDestination, settleCopies, type StoragePlan } from './migration-storage.js';
+import {
+  INCOMING_GONE_WAIT_MS,
+  planStorage,
+  prepareDestination,
+  settleCopies,
+  type StoragePlan,
+} from './migration-storage.js';
 import { MIGRATION_LOOK_MS, MIGRATION_TIMEOUT_MS } from './options.js';
 import { schedulingPolicy, vmRequest, type PlacementStep } from './placement.js';
 
@@ -39,11 +45,15 @@ export class MigrationStep {
         job.progress = { at: now, figures: await hypervisor.migrationProgress(uid).catch(() => undefined) };
       }
       draft.phase('Migrating');
+      // The call ended; the copies it left are being removed before it counts as ended.
+      const settling = job.settling
+        ? `the call ${job.settling.ok ? 'succeeded' : `failed (${job.settling.message})`}; removing the volumes left on ${job.settling.ok ? job.from : job.to}`
+        : undefined;
       draft.set(
         C.Migrating,
         'True',
         R.Migrating,
-        `migrating from ${job.from} to ${job.to}${job.storage === 'Copied' ? ' with its disks' : ''}: ${progressText(job.progress.figures)}`,
+        `migrating from ${job.from} to ${job.to}${job.storage === 'Copied' ? ' with its disks' : ''}: ${settling ?? progressText(job.progress.figures)}`,
       );
       if (draft.status.migration) draft.status.migration = withProgress(draft.status.migration, job.progress.figures);
       return MIGRATION_LOOK_MS;
@@ -184,7 +194,15 @@ export class MigrationStep {
       ...(copied
         ? {
             settle: async (ok: boolean) => {
-              const settled = await settleCopies(uid, copied.pool, made, ok, ends.source, ends.destination);
+              const settled = await settleCopies(
+                uid,
+                copied.pool,
+                made,
+                ok,
+                ends.source,
+                ends.destination,
+                INCOMING_GONE_WAIT_MS,
+              );
               this.kit.event(vm, settled.startsWith('volumes ') ? 'Normal' : 'Warning', E.VolumesDeleted, settled);
               return settled;
             },
