@@ -7,9 +7,12 @@
 # reads commands typed on ttyS0 (`virtfleet vm console`), and serves commands
 # on ttyS1: each line read is run by sh, its output is
 # written back, then "VIRTFLEET-CMD-END rc=<n>".
-# The virtio disk modules (virtio_pci, virtio_blk and what they need) are in
-# /modules, in load order, NOT loaded at boot (boot time stays as it was):
-# `vf-disks` loads them and waits for /dev/vda (tests that use a disk). With
+# The virtio disk and NIC modules (virtio_pci, virtio_blk, virtio_net and what
+# they need) are in /modules, in load order, NOT loaded at boot (boot time
+# stays as it was): `vf-disks` loads them and waits for /dev/vda (tests that
+# use a disk); `vf-net ADDR/PREFIX` loads them and puts ADDR on eth0;
+# `vf-messages NAME PEER…` exchanges numbered messages with peers (TCP port
+# 7000), printing each one sent and received on the console. With
 # vf.diskwriter on the kernel command line, `vf-diskwriter` runs from boot:
 # it writes a numbered pattern to /dev/vda without end and prints
 # "VIRTFLEET-DISKCHECK n=<written> lines=<read back> bad=<wrong>" every 3 s.
@@ -48,7 +51,7 @@ add_module() {
   done
   ordered+=("$path")
 }
-for name in virtio_pci virtio_blk isofs; do add_module "$name"; done
+for name in virtio_pci virtio_blk virtio_net isofs; do add_module "$name"; done
 i=0
 for path in "${ordered[@]}"; do
   i=$((i + 1))
@@ -103,6 +106,62 @@ fi
 while true; do echo "$line"; sleep 2; done
 SCRIPT
 chmod 755 "$root/bin/vf-cidata"
+cat > "$root/bin/vf-net" <<'SCRIPT'
+#!/bin/sh
+# vf-net ADDR/PREFIX: loads the virtio modules (once), waits up to 10 s for eth0, puts ADDR on it.
+for m in /modules/*.ko; do insmod "$m" 2>/dev/null; done
+n=0
+while [ ! -e /sys/class/net/eth0 ] && [ "$n" -lt 100 ]; do n=$((n + 1)); sleep 0.1; done
+[ -e /sys/class/net/eth0 ] || { echo "vf-net: no eth0"; exit 1; }
+ip link set lo up && ip addr add "$1" dev eth0 && ip link set eth0 up
+SCRIPT
+chmod 755 "$root/bin/vf-net"
+cat > "$root/bin/vf-messages" <<'SCRIPT'
+#!/bin/sh
+# vf-messages NAME PEER_ADDR…: numbered messages between guests over TCP port 7000 (busybox nc).
+# To each peer, one connection (made again after a failure) carrying "NAME <n>", n = 1, 2, 3…
+# every 0.2 s; before message n leaves, the console gets "VFM sent to=<peer> n=<n>". For each
+# message received: "VFM recv from=<name> n=<n> prev=<the n received before from that name>".
+# Counters live in /tmp/vfmsg (RAM), so a memory snapshot holds them; the first line printed
+# after a restore shows the restored counter (sent: n-1; recv: prev).
+me=$1
+shift
+mkdir -p /tmp/vfmsg
+nc -ll -p 7000 -e vf-messages-recv </dev/null >/dev/null 2>&1 &
+for peer in "$@"; do
+  ( while true; do vf-messages-send "$me" "$peer" | nc "$peer" 7000 >/dev/null 2>&1; sleep 1; done ) </dev/null >/dev/null 2>&1 &
+done
+SCRIPT
+chmod 755 "$root/bin/vf-messages"
+cat > "$root/bin/vf-messages-send" <<'SCRIPT'
+#!/bin/sh
+# Message stream of vf-messages from $1 to $2 on stdout; the count goes on across reconnects.
+f=/tmp/vfmsg/sent-$2
+n=0
+[ -s "$f" ] && read -r n < "$f"
+while sleep 0.2; do
+  n=$((n + 1))
+  echo "$n" > "$f"
+  echo "VFM sent to=$2 n=$n" > /dev/ttyS0
+  echo "$1 $n" || exit 0
+done
+SCRIPT
+chmod 755 "$root/bin/vf-messages-send"
+cat > "$root/bin/vf-messages-recv" <<'SCRIPT'
+#!/bin/sh
+# One connection of vf-messages' server (nc -e): stdin is the peer's "NAME <n>" lines. The last
+# n is kept in a variable (a file rewritten under a snapshot could be caught empty), and in a
+# file for the next connection from that peer.
+prev=
+while read -r from n; do
+  f=/tmp/vfmsg/recv-$from
+  if [ -z "$prev" ]; then prev=0; [ -s "$f" ] && read -r prev < "$f"; fi
+  echo "VFM recv from=$from n=$n prev=$prev" > /dev/ttyS0
+  prev=$n
+  echo "$n" > "$f"
+done
+SCRIPT
+chmod 755 "$root/bin/vf-messages-recv"
 write_init "$root/init" heartbeat <<'INIT'
 # The command server: one command per line on ttyS1, started before the
 # marker so that a client that saw the marker is never early. fd 3 keeps the
