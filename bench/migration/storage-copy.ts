@@ -10,6 +10,9 @@
 //                 the hosts' shared directory) to both hosts' QEMUs, as a network disk. (libvirt
 //                 9.0 calls a writable disk on a local file system unsafe to migrate without a
 //                 copy, and this machine has no NFS; a network disk is what it takes as shared.)
+//   shared file   the 1 GiB raw disk as a file in the hosts' shared directory, as a HostPool with
+//                 spec.storage.shared and assumeCoherent has it: migrated with unsafe (libvirt's
+//                 VIR_MIGRATE_UNSAFE), as the controller does for such a pool.
 //   with copy     a 1 GiB qcow2 disk at a path private to each host (as a host-local pool), the
 //                 destination's file made first (as the controller does), copyStorage 'all'.
 //
@@ -79,6 +82,9 @@ function domainXml(uuid: string, name: string, image: { kernel: string; initrd: 
   );
 }
 
+/** The disk: served by qemu-nbd, a file in the shared directory (unsafe), or copied. */
+type Kind = 'nbd' | 'file' | 'copy';
+
 interface Disk {
   format: 'raw' | 'qcow2';
   /** A file on the host, or the UNIX socket of an NBD server. */
@@ -133,12 +139,13 @@ async function migrateOnce(
   rig: Rig,
   pool: LibvirtConnectionPool,
   image: { kernel: string; initrd: string },
-  copy: boolean,
+  kind: Kind,
 ): Promise<Result> {
+  const copy = kind === 'copy';
   const [hostA, hostB] = [rig.hosts[0]!, rig.hosts[1]!];
   const a = new LibvirtHypervisor(pool, hostA.uri);
   const b = new LibvirtHypervisor(pool, hostB.uri);
-  const name = `bench-${copy ? 'copy' : 'shared'}-${randomUUID().slice(0, 6)}`;
+  const name = `bench-${kind}-${randomUUID().slice(0, 6)}`;
   const uuid = randomUUID();
   const inHost = `${GUEST_PRIVATE_DIR}/${name}.qcow2`;
   const file = copy ? hostA.privatePath(inHost) : join(rig.sharedDir, `${name}.raw`);
@@ -150,6 +157,8 @@ async function migrateOnce(
     // The destination's file first, as the controller makes the volume (same size and format).
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', files[1]!, String(DISK_BYTES)]);
     disk = { format: 'qcow2', path: inHost, nbd: false };
+  } else if (kind === 'file') {
+    disk = { format: 'raw', path: file, nbd: false };
   } else {
     const socket = join(rig.sharedDir, `${name}.nbd.sock`);
     // Two clients at the switch-over (source and destination QEMU); persistent across them.
@@ -189,7 +198,8 @@ async function migrateOnce(
         await new Promise((r) => setTimeout(r, 200));
       }
     })();
-    await a.migrate(uuid, { uri: hostB.uri }, copy ? { copyStorage: 'all' } : {}).finally(() => {
+    const options = { nbd: {}, file: { unsafe: true }, copy: { copyStorage: 'all' as const } }[kind];
+    await a.migrate(uuid, { uri: hostB.uri }, options).finally(() => {
       migrating = false;
     });
     const end = performance.now();
@@ -199,7 +209,7 @@ async function migrateOnce(
     await b.destroy(uuid).catch(() => undefined);
     await b.undefine(uuid).catch(() => undefined);
     return {
-      kind: copy ? 'with storage copy' : 'without copy',
+      kind: { nbd: 'without copy', file: 'shared file', copy: 'with storage copy' }[kind],
       totalMs: end - start,
       downtimeMs: stats.downtime,
       diskBytes,
@@ -244,7 +254,7 @@ const loadBefore = loadavg();
 try {
   const image = await guestImage();
   for (let round = 0; round < ROUNDS; round++)
-    for (const copy of [false, true]) results.push(await migrateOnce(rig, pool, image, copy));
+    for (const kind of ['nbd', 'file', 'copy'] as const) results.push(await migrateOnce(rig, pool, image, kind));
 } finally {
   await pool.closeAll();
   await rig.teardown();
