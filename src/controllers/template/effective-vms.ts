@@ -32,6 +32,7 @@ interface Entry {
 
 export class EffectiveVms extends Informer<VmObject> {
   private readonly entries = new Map<string, Entry>();
+  private readonly listeners = new Set<(event: InformerEvent<VmObject>) => void>();
 
   constructor(
     client: KubeClient,
@@ -41,33 +42,43 @@ export class EffectiveVms extends Informer<VmObject> {
   ) {
     // The base class's own list and watch are never run: every read goes to `raw` and `templates`.
     super(client, VIRTUAL_MACHINE, { logger });
+    this.listen();
   }
 
   override on(handler: (event: InformerEvent<VmObject>) => void): () => void {
-    const offVms = this.raw.on((event) => {
+    this.listeners.add(handler);
+    return () => this.listeners.delete(handler);
+  }
+
+  /**
+   * One listener on each informer turns their events into effective-VM events, once for all
+   * handlers: each handler gets the same old and new objects.
+   */
+  private listen(): void {
+    this.raw.on((event) => {
       const key = keyOf(event.object);
       if (event.type === 'delete') {
         const last = this.entries.get(key)?.vm ?? this.effective(event.object).vm;
-        handler({ type: 'delete', object: last });
+        this.entries.delete(key);
+        this.dispatch({ type: 'delete', object: last });
         return;
       }
       const old = event.type === 'update' ? (this.entries.get(key)?.vm ?? this.effective(event.old).vm) : undefined;
       const now = this.entryFor(event.object).vm;
-      handler(old ? { type: 'update', object: now, old } : { type: 'add', object: now });
+      this.dispatch(old ? { type: 'update', object: now, old } : { type: 'add', object: now });
     });
-    const offTemplates = this.templates.on((event) => {
+    this.templates.on((event) => {
       const { namespace, name } = event.object.metadata;
       for (const raw of this.raw.list()) {
         if (raw.metadata.namespace !== namespace || raw.spec.templateRef?.name !== name) continue;
-        const key = keyOf(raw);
-        const old = this.entries.get(key)?.vm ?? this.effective(raw).vm;
-        handler({ type: 'update', object: this.entryFor(raw).vm, old });
+        const old = this.entries.get(keyOf(raw))?.vm ?? this.effective(raw).vm;
+        this.dispatch({ type: 'update', object: this.entryFor(raw).vm, old });
       }
     });
-    return () => {
-      offVms();
-      offTemplates();
-    };
+  }
+
+  private dispatch(event: InformerEvent<VmObject>): void {
+    for (const handler of this.listeners) handler(event);
   }
 
   override get(key: string): VmObject | undefined {
@@ -109,7 +120,6 @@ export class EffectiveVms extends Informer<VmObject> {
     if (cached && cached.raw === raw && cached.template === template) return cached;
     const entry = this.effective(raw, template);
     this.entries.set(key, entry);
-    if (this.entries.size > this.raw.keys().length * 2 + 16) this.prune();
     return entry;
   }
 
@@ -138,11 +148,6 @@ export class EffectiveVms extends Informer<VmObject> {
               message: merged.message,
             };
     return { raw, template, vm, use };
-  }
-
-  /** Drops the merges of VMs that are gone. */
-  private prune(): void {
-    for (const key of this.entries.keys()) if (!this.raw.get(key)) this.entries.delete(key);
   }
 }
 
