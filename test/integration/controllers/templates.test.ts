@@ -3,12 +3,18 @@
 // domain says so) and says what it took in status.template; a VM's own fields win; a template
 // change reaches a running VM only as RestartRequired naming the fields and the template, never
 // as a restart; a missing template and a VM and template that clash once merged are refused in
-// Provisioned naming the field, and a template in use waits for its VMs before it goes.
+// Provisioned naming the field, and a template in use waits for its VMs before it goes. And the
+// effective view itself: every handler gets a template change as the same old and new merge.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { VIRTUAL_MACHINE_TEMPLATE } from '../../../src/controllers/template/resource.js';
 import { VIRTUAL_MACHINE } from '../../../src/controllers/resources.js';
 import { child, parseXml } from '../../../src/hypervisors/xml.js';
+import { EffectiveVms, type RawVmObject } from '../../../src/controllers/template/effective-vms.js';
+import type { TemplateObject } from '../../../src/controllers/template/resource.js';
+import { Cache } from '../../../src/runtime/cache.js';
+import type { InformerEvent } from '../../../src/runtime/informer.js';
 import type { KubeObject } from '../../../src/runtime/kube-client.js';
+import type { VmObject } from '../../../src/controllers/resources.js';
 import { ControllerBench, condition, isRunning, type HostDecl } from './fixtures.js';
 
 const HOST: HostDecl = { name: 'tpl-1', cpus: 8, memoryGiB: 8, hypervisor: 'kvm' };
@@ -243,5 +249,43 @@ describe('VirtualMachineTemplate', () => {
     for (const name of ['stamped', 'own']) await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, name);
     await bench.until(() => !bench.vm('stamped') && !bench.vm('own'), 60_000, 'both VMs deleted');
     await untilTemplate('small', (t) => t === undefined, 'the template gone');
+  });
+});
+
+describe('the effective view of the VMs', () => {
+  it('gives every handler a template change as the same update: the old merge, then the new', async () => {
+    const cache = new Cache(bench.kube, bench.logs.logger);
+    const raw = cache.informerFor<RawVmObject>(VIRTUAL_MACHINE, { namespace: bench.namespace });
+    const templates = cache.informerFor<TemplateObject>(VIRTUAL_MACHINE_TEMPLATE, { namespace: bench.namespace });
+    const view = new EffectiveVms(bench.kube, bench.logs.logger, raw, templates);
+    const seen: Array<Array<[string, string]>> = [[], []];
+    for (const list of seen)
+      view.on((event: InformerEvent<VmObject>) => {
+        if (event.type === 'update' && event.object.metadata.name === 'viewed')
+          list.push([event.old.spec.memory, event.object.spec.memory]);
+      });
+    const stop = new AbortController();
+    const running = cache.run(stop.signal);
+    try {
+      await cache.waitForSync();
+      await createTemplate('view', { memory: '128Mi' });
+      await createFromTemplate('viewed', 'view');
+      await bench.until(() => view.get(`${bench.namespace}/viewed`)?.spec.memory === '128Mi', 30_000, 'viewed merged');
+      await bench.kube.patch(VIRTUAL_MACHINE_TEMPLATE, bench.namespace, 'view', { spec: { memory: '192Mi' } });
+      const deadline = Date.now() + 30_000;
+      while (!seen.every((list) => list.some(([, now]) => now === '192Mi')) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      for (const list of seen) expect(list.find(([, now]) => now === '192Mi')).toEqual(['128Mi', '192Mi']);
+      expect(view.templateUse(view.get(`${bench.namespace}/viewed`)!)).toMatchObject({
+        state: 'taken',
+        name: 'view',
+        generation: 2,
+        fields: ['spec.memory'],
+      });
+    } finally {
+      stop.abort();
+      await running;
+      await bench.kube.delete(VIRTUAL_MACHINE, bench.namespace, 'viewed');
+    }
   });
 });
