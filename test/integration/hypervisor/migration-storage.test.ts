@@ -1,6 +1,7 @@
 // What a live migration does with a VM's disks (src/controllers/vm/migration-storage.ts), against
 // two libvirt test-driver hosts: shared, copied (the destination's volumes made first, removed
-// again after a failure) or refused with the cause and the fix, before anything is made.
+// again after a failure, once the destination no longer holds the incoming domain) or refused
+// with the cause and the fix, before anything is made.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { VmObject } from '../../../src/controllers/resources.js';
@@ -185,5 +186,82 @@ describe('migration storage plan (test driver)', () => {
     );
     expect(await b.volume(POOL, volume)).toBeUndefined();
     expect(await a.volume(POOL, volume)).toBeDefined();
+  });
+});
+
+describe('after a failed storage copy, the incoming domain still on the destination (test driver)', () => {
+  let hosts: TestHosts;
+  let pool: LibvirtConnectionPool;
+  let a: LibvirtHypervisor;
+  let b: LibvirtHypervisor;
+  const ends = () => ({ source: { name: 'a', hypervisor: a }, destination: { name: 'b', hypervisor: b } });
+
+  beforeAll(async () => {
+    hosts = testHosts();
+    pool = new LibvirtConnectionPool({ reconnect: { initialMs: 1, maxMs: 4 } });
+    a = new LibvirtHypervisor(pool, hosts.host('a'));
+    b = new LibvirtHypervisor(pool, hosts.host('b'));
+    await b.ensureStoragePool({ name: POOL, path: DIR });
+  });
+
+  afterAll(async () => {
+    await pool.closeAll();
+    hosts.cleanup();
+  });
+
+  /** A half-copied volume on b and, with its UUID, a domain on b in the given state. */
+  async function leftover(state: 'paused' | 'running'): Promise<{ uid: string; volume: string }> {
+    const uid = randomUUID();
+    const volume = `left-${uid.slice(0, 8)}`;
+    await b.createVolume(POOL, { name: volume, format: 'qcow2', capacityBytes: GiB });
+    const xml = serializeXml(
+      el(
+        'domain',
+        { type: 'test' },
+        el('name', {}, `incoming-${uid.slice(0, 8)}`),
+        el('uuid', {}, uid),
+        el('memory', { unit: 'MiB' }, '64'),
+        el('os', {}, el('type', {}, 'hvm')),
+      ),
+    );
+    await b.ensureDefined(xml);
+    await b.start(uid);
+    if (state === 'paused') await b.suspend(uid);
+    return { uid, volume };
+  }
+
+  it('waits for a domain that does not run there to go, then removes the half-copied volume', async () => {
+    const { uid, volume } = await leftover('paused');
+    // libvirt there ends the incoming domain a while later (its keepalive with the source).
+    const gone = new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        b.destroy(uid)
+          .then(() => b.undefine(uid))
+          .then(resolve, reject);
+      }, 1500);
+    });
+    const settled = await settleCopies(uid, POOL, [volume], false, ends().source, ends().destination, 30_000);
+    await gone;
+    expect(settled).toBe(`volumes ${volume} removed from b (half-copied)`);
+    expect(await b.volume(POOL, volume)).toBeUndefined();
+  });
+
+  it('keeps the volume when that domain is still there after the wait, or looked at once', async () => {
+    const { uid, volume } = await leftover('paused');
+    expect(await settleCopies(uid, POOL, [volume], false, ends().source, ends().destination, 1200)).toBe(
+      `the domain is still on b (paused/user): its volumes there are kept`,
+    );
+    expect(await settleCopies(uid, POOL, [volume], false, ends().source, ends().destination)).toBe(
+      `the domain is still on b (paused/user): its volumes there are kept`,
+    );
+    expect(await b.volume(POOL, volume)).toBeDefined();
+  });
+
+  it('keeps the volume at once when the domain runs there (the migration went through after all)', async () => {
+    const { uid, volume } = await leftover('running');
+    expect(await settleCopies(uid, POOL, [volume], false, ends().source, ends().destination, 30_000)).toMatch(
+      /^the domain is still on b \(running\/\w+\): its volumes there are kept$/,
+    );
+    expect(await b.volume(POOL, volume)).toBeDefined();
   });
 });
