@@ -8,6 +8,8 @@
 // Times are from the create of the VirtualMachineSnapshot (or VirtualMachineRestore) to the
 // phase Ready (Succeeded) seen by a watch, so they include the controller's reaction; the
 // libvirt calls' own share is in the controller's log.
+import { subscribe } from 'node:diagnostics_channel';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { VIRTUAL_MACHINE, HOST_POOL } from '../../src/controllers/resources.js';
 import {
@@ -16,6 +18,7 @@ import {
   type RestoreObject,
   type SnapshotObject,
 } from '../../src/controllers/snapshot/types.js';
+import { CUT_CHANNEL, type CutStep } from '../../src/controllers/snapshot/cut.js';
 import type { ResourceType } from '../../src/runtime/kube-client.js';
 import { guestVm, hostPool, isRunning, NAMESPACE, RigController } from '../../test/e2e/harness.js';
 import { guestImage } from '../../test/rig/guest.js';
@@ -27,6 +30,35 @@ const HOSTS = arg('hosts', 3);
 const POOL = 'bench-snap';
 
 const stack: RigController = new RigController({ hosts: HOSTS, tag: 'bench-snap' });
+// The cut's steps as the controller (in this process) publishes them, timed here: where the pause
+// window goes (pausing, capturing, resuming, and per host the order the captures end in).
+const steps: Array<CutStep & { at: number }> = [];
+subscribe(CUT_CHANNEL, (message) => steps.push({ ...(message as CutStep), at: performance.now() }));
+
+/** One line per phase of the cut whose libvirt snapshot name is `snapshotName`, in ms from its first pause. */
+function cutTrace(snapshotName: string): string[] {
+  const mine = steps.filter((step) => step.snapshot === snapshotName);
+  const at = (kind: CutStep['step']) => mine.filter((step) => step.step === kind).map((step) => step.at);
+  const t0 = Math.min(...at('pause'));
+  const rel = (value: number) => (value - t0).toFixed(0);
+  const last = (kind: CutStep['step']) => Math.max(...at(kind));
+  const byHost = new Map<string, number[]>();
+  for (const step of mine.filter((s) => s.step === 'captured')) {
+    const host = stack.vm(step.vm)?.status?.host ?? '?';
+    byHost.set(host, [...(byHost.get(host) ?? []), step.at]);
+  }
+  return [
+    `    paused: last at ${rel(last('pause'))} ms; captures end: last at ${rel(last('captured'))} ms; resumed: last at ${rel(last('resume'))} ms`,
+    ...[...byHost].map(
+      ([host, ends]) =>
+        `    ${host}: captures end at ${ends
+          .sort((a, b) => a - b)
+          .map(rel)
+          .join(', ')} ms`,
+    ),
+  ];
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** Polls the object until `done` holds; returns it and the ms since `start`. */
@@ -124,12 +156,17 @@ async function main(): Promise<void> {
       disks: { pauses: [] as number[], times: [] as number[] },
       memory: { pauses: [] as number[], times: [] as number[] },
     };
+    const traces: string[] = [];
     for (let i = 0; i < RUNS; i++)
       for (const memory of [false, true]) {
         const { ms, object } = await snapshot(`group-${memory ? 'mem' : 'disk'}-${i}`, group, memory);
         const into = memory ? cut.memory : cut.disks;
         into.times.push(ms);
         into.pauses.push(object.status?.cut?.pauseWindowMs ?? NaN);
+        traces.push(
+          `  ${object.metadata.name}: pause window ${object.status?.cut?.pauseWindowMs} ms`,
+          ...cutTrace(object.status?.vms?.[0]?.snapshotName ?? ''),
+        );
       }
 
     const fmt = (values: number[]) =>
@@ -143,6 +180,13 @@ async function main(): Promise<void> {
     console.log(`              snapshot (create → Ready) ${fmt(cut.disks.times)}`);
     console.log(`  with memory: pause window ${fmt(cut.memory.pauses)}`);
     console.log(`              snapshot (create → Ready) ${fmt(cut.memory.times)}`);
+    console.log(`the cuts' steps (virtfleet:snapshot-cut), ms from the first VM paused:`);
+    for (const line of traces) console.log(line);
+    console.log(
+      `load average at the end: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} (${cpus().length} cores)`,
+    );
   } finally {
     for (const type of [VM_RESTORE, VM_SNAPSHOT]) {
       const list = await stack.client.list(type, { namespace: NAMESPACE }).catch(() => ({ items: [] }));
