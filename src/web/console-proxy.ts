@@ -109,6 +109,7 @@ export class ConsoleProxy {
       }
       this.relay(page, session, target, hello.force === true);
     });
+    page.once('close', () => clearTimeout(timer));
     page.on('error', () => undefined);
   }
 

@@ -299,6 +299,42 @@ describe('web console pages in chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it("shows a live migration's progress from status.migration as it moves, and not once it is gone", async () => {
+    const context = await stack.browser.newContext({ ...CONTEXT });
+    const page = await loginPage(context, tokens.admin);
+    await admin.create(VIRTUAL_MACHINE, vm('mover'));
+    const migration = (remaining: number) => ({
+      source: 'h1',
+      target: 'h2',
+      started: new Date().toISOString(),
+      storage: 'Copied',
+      dataTotalBytes: 512 * 2 ** 20,
+      dataRemainingBytes: remaining * 2 ** 20,
+      diskTotalBytes: 256 * 2 ** 20,
+      diskRemainingBytes: Math.min(remaining, 256) * 2 ** 20,
+    });
+    const setStatus = (status: Record<string, unknown>) =>
+      admin.patch(VIRTUAL_MACHINE, NS, 'mover', { status }, { subresource: 'status' });
+    await setStatus({ phase: 'Migrating', host: 'h1', migration: migration(384) });
+    await page.goto(`${base}/vms/${NS}/mover`);
+    const sent = page.locator('[data-progress="sent"]');
+    await sent.filter({ hasText: '128 MiB of 512 MiB' }).waitFor();
+    expect(await page.locator('[data-progress="disks copied"]').textContent()).toBe('0 MiB of 256 MiB');
+    expect(await page.getByRole('region', { name: 'migration progress' }).textContent()).toMatch(
+      /from h1 to h2; disks: Copied/,
+    );
+    await setStatus({ migration: migration(64) });
+    await sent.filter({ hasText: '448 MiB of 512 MiB' }).waitFor();
+    expect(await page.locator('[data-progress="disks copied"]').textContent()).toBe('192 MiB of 256 MiB');
+    await page.screenshot({ path: join(shots, 'migration-progress.png'), fullPage: true });
+    expect(await axeViolations(page)).toEqual([]);
+    await setStatus({ phase: 'Running', host: 'h2', migration: null });
+    await page.locator('[data-field="phase"]', { hasText: 'Running' }).waitFor();
+    expect(await page.getByRole('region', { name: 'migration progress' }).count()).toBe(0);
+    await context.close();
+    expect(pageErrors).toEqual([]);
+  });
+
   it('shows a view-only person no action buttons, and the API server 403 for a forged write', async () => {
     const context = await stack.browser.newContext({ ...CONTEXT });
     const page = await loginPage(context, tokens.viewer);

@@ -4,6 +4,7 @@
 import { createMemo, createSignal, For, lazy, Show } from 'solid-js';
 import { Actions } from '../components/Actions';
 import { DeleteVm } from '../components/DeleteVm';
+import { MigrationProgress } from '../components/MigrationProgress';
 import { YamlEditor } from '../components/YamlEditor';
 // xterm.js only for those who open the Console tab: its own chunk, not in the first load.
 const SerialConsole = lazy(() => import('../console/SerialConsole').then((m) => ({ default: m.SerialConsole })));
@@ -132,6 +133,7 @@ export function VmDetail(props: { namespace: string; name: string }) {
                   : 'none'}
               </dd>
             </dl>
+            <MigrationProgress migration={current().status?.migration} />
             <Show keyed when={poolName()}>
               {(pool) => <VmActions vm={current()} pool={pool} />}
             </Show>
