@@ -186,6 +186,8 @@ const stack: StormStack = new StormStack({
   tag: 'storm',
   controllerProcess: true,
   audit: { policy: AUDIT_POLICY },
+  // As deployed: every VM made with the finalizer, so no DELETE can find one without it.
+  finalizerPolicy: true,
   detail: () => progress(),
 });
 

@@ -10,10 +10,11 @@
 //     await stack.deleteVms(60_000);
 //     await stack.stop();
 //   }, 180_000);
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { HostPool } from '../../src/api/hostpool.js';
 import { libvirtHypervisors } from '../../src/cli/libvirt-hypervisors.js';
@@ -89,6 +90,12 @@ export interface RigControllerOptions {
    * spec.leases. Default false.
    */
   leases?: boolean;
+  /**
+   * Apply deploy/base/vm-finalizer-policy.yaml, as a deployment does: every VM is made with the
+   * controller's finalizer. Default false: most suites need no finalizer on VMs the controller
+   * never saw.
+   */
+  finalizerPolicy?: boolean;
   /** An audit policy for the API server (ControlPlaneOptions.audit); its log at auditLogPath. */
   audit?: { policy: Record<string, unknown> };
 }
@@ -134,6 +141,10 @@ export class RigController {
   async start(watch?: (vms: Informer<VmObject>, pools: Informer<PoolObject>) => void): Promise<void> {
     this.info = await this.plane.start();
     await installCrds(this.info.binaries.kubectl, this.info.kubeconfig, repoRoot());
+    if (this.options.finalizerPolicy)
+      // prettier-ignore
+      await promisify(execFile)(this.info.binaries.kubectl, ['--kubeconfig', this.info.kubeconfig, 'apply',
+        '-f', join(repoRoot(), 'deploy/base/vm-finalizer-policy.yaml')]);
     this.rig = await Rig.start({ hosts: this.options.hosts, diskLeases: this.options.leases ?? false });
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(this.info.kubeconfig);
