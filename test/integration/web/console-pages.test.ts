@@ -291,7 +291,14 @@ describe('a view-only person', () => {
 });
 
 describe('layout', () => {
-  const PAGES = ['/fleet', `/vms?namespace=${NS}`, `/vms/${NS}/runner`, '/hosts', `/profiles?namespace=${NS}`];
+  const PAGES = [
+    '/fleet',
+    `/vms?namespace=${NS}`,
+    `/vms/${NS}/runner`,
+    '/hosts',
+    `/profiles?namespace=${NS}`,
+    `/vms/new?namespace=${NS}`,
+  ];
   const SIZES = [
     { name: 'phone', width: 390, height: 844 },
     { name: 'laptop', width: 1280, height: 800 },
