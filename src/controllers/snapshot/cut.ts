@@ -4,6 +4,8 @@
 //   freeze filesystems (disk-only, where an agent answers)
 //   → pause every running VM, in parallel across hosts: a barrier, all paused before any capture
 //   → capture each, in parallel → resume the ones paused here → thaw
+// (On one host too: the binding runs pause, snapshot create and resume as side jobs, beside the
+// connection's one-at-a-time queue, docs/libvirt-binding.md.)
 //
 // While all are paused no VM runs, so no message a VM received before its capture can have been
 // sent after its sender's capture: the cut is consistent (Chandy–Lamport's condition, reached by

@@ -1,4 +1,4 @@
-// Start and stop run beside the connection's queue (native/side-thread.h).
+// Start and stop, snapshot create and revert run beside the connection's queue (native/side-thread.h).
 // What callers rely on stays: the calls on one domain run in the order they were
 // made, and close() runs after the calls made before it. (That other calls do
 // not wait for a start is shown on real hosts: test/e2e/libvirt/side-calls-rig.)
@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { LibvirtConnection } from '../../../src/hypervisors/libvirt/native/index.js';
-import { domainXml, recorder, testHost, uniqueName } from './fixtures.js';
+import { domainXml, el, recorder, serialize, testHost, uniqueName } from './fixtures.js';
 
 describe('libvirt binding: start and stop beside the worker (test driver)', () => {
   const host = testHost({
@@ -53,6 +53,44 @@ describe('libvirt binding: start and stop beside the worker (test driver)', () =
     expect(results[4]).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
     expect(results[7]).toMatchObject({ state: 'shutoff', reason: 'shutdown' });
     expect(await missing).toMatchObject({ codeName: 'VIR_ERR_NO_DOMAIN' });
+    await conn.close();
+  });
+
+  it('keeps the calls on one domain in order around its snapshot creates and reverts (side jobs too), made without waiting', async () => {
+    const conn = await LibvirtConnection.open(host.uri);
+    const uuid = randomUUID();
+    const snapshot = (name: string) => serialize(el('domainsnapshot', {}, el('name', {}, name)));
+    await conn.defineXML(domainXml({ name: uniqueName('side-snap'), uuid }));
+    await conn.domainCreate(uuid);
+    const { order, note } = recorder();
+    const calls = [
+      note('snapshot a', conn.domainSnapshotCreateXML(uuid, snapshot('a'))),
+      note('list 1', conn.domainSnapshotListNames(uuid)),
+      note('suspend', conn.domainSuspend(uuid)),
+      note('snapshot b', conn.domainSnapshotCreateXML(uuid, snapshot('b'))),
+      note('current 1', conn.domainSnapshotCurrent(uuid)),
+      note('revert to a', conn.domainSnapshotRevert(uuid, 'a')),
+      note('current 2', conn.domainSnapshotCurrent(uuid)),
+      note('state', conn.domainGetState(uuid)),
+    ];
+    const results = await Promise.all(calls);
+    expect(order).toEqual([
+      'snapshot a',
+      'list 1',
+      'suspend',
+      'snapshot b',
+      'current 1',
+      'revert to a',
+      'current 2',
+      'state',
+    ]);
+    expect(results[1]).toEqual(['a']);
+    expect(results[4]).toBe('b');
+    expect(results[6]).toBe('a');
+    // Reverted to a snapshot of the running domain: running again.
+    expect(results[7]).toMatchObject({ state: 'running' });
+    await conn.domainDestroy(uuid);
+    await conn.domainUndefine(uuid, { snapshotsMetadata: true });
     await conn.close();
   });
 

@@ -164,12 +164,20 @@ Napi::Value Connection::DomainDestroy(const Napi::CallbackInfo& info) {
   });
 }
 
+// Pause and resume are side jobs too: a group snapshot pauses and resumes several VMs of one
+// host at once, and one after the other on the queue they lengthen the group's pause window.
 Napi::Value Connection::DomainSuspend(const Napi::CallbackInfo& info) {
-  return Run(info, ActOn<Domain>(LIBVIRT_CALL(virDomainSuspend)));
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), Beside(Act<Domain>(uuid, LIBVIRT_CALL(virDomainSuspend))));
+  });
 }
 
 Napi::Value Connection::DomainResume(const Napi::CallbackInfo& info) {
-  return Run(info, ActOn<Domain>(LIBVIRT_CALL(virDomainResume)));
+  return Guard(info, [&]() -> Napi::Value {
+    std::string uuid = StringArg(info, 0, "uuid");
+    return Submit(info.Env(), Beside(Act<Domain>(uuid, LIBVIRT_CALL(virDomainResume))));
+  });
 }
 
 // domainUndefine(uuid, { managedSave?, snapshotsMetadata?,

@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "handles.h"
 #include "named-object.h"
+#include "side-thread.h"
 
 namespace virtfleet {
 
@@ -56,11 +57,14 @@ Napi::Value Connection::DomainSnapshotCreateXML(const Napi::CallbackInfo& info) 
     if (BoolOption(options, "atomic")) flags |= VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC;
     if (BoolOption(options, "live")) flags |= VIR_DOMAIN_SNAPSHOT_CREATE_LIVE;
     if (BoolOption(options, "validate")) flags |= VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE;
-    return Submit(info.Env(), On<Domain>(uuid, [xml, flags](virDomainPtr dom) -> Reply {
+    // A side job (side-thread.h): a snapshot with memory takes a second or more, and the
+    // captures of a group's VMs on one host must run side by side, not one after the other
+    // on the connection's queue, for the group's pause window to stay short.
+    return Submit(info.Env(), Beside(On<Domain>(uuid, [xml, flags](virDomainPtr dom) -> Reply {
                     SnapshotHandle snap(virDomainSnapshotCreateXML(dom, xml.c_str(), flags));
                     if (!snap) ThrowLastError("virDomainSnapshotCreateXML");
                     return StringReply(SnapshotName(snap.get()));
-                  }));
+                  })));
   });
 }
 
@@ -151,13 +155,14 @@ Napi::Value Connection::DomainSnapshotRevert(const Napi::CallbackInfo& info) {
     if (BoolOption(options, "paused")) flags |= VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED;
     if (BoolOption(options, "force")) flags |= VIR_DOMAIN_SNAPSHOT_REVERT_FORCE;
     if (BoolOption(options, "resetNvram")) flags |= VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM;
-    return Submit(info.Env(), On<Domain>(uuid, [name, flags](virDomainPtr dom) -> Reply {
+    // A side job, as the create: the reverts of a group's VMs on one host run side by side.
+    return Submit(info.Env(), Beside(On<Domain>(uuid, [name, flags](virDomainPtr dom) -> Reply {
                     SnapshotHandle snap = LookupSnapshot(dom, name);
                     if (virDomainRevertToSnapshot(snap.get(), flags) < 0) {
                       ThrowLastError("virDomainRevertToSnapshot");
                     }
                     return nullptr;
-                  }));
+                  })));
   });
 }
 
