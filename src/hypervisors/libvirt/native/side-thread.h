@@ -1,7 +1,7 @@
 // Long calls on a thread of their own: side jobs (worker.h), so that the
 // connection's worker keeps answering other calls meanwhile. Domain start and
 // stop (domain.cc), migrations (migration.cc), volume uploads and downloads
-// (storage.cc), snapshot create and revert (snapshot.cc). Each runs on a libvirt connection of its own (session.h; on
+// (storage.cc), snapshot create and revert (snapshot.cc), pause and resume (domain.cc). Each runs on a libvirt connection of its own (session.h; on
 // the test driver, with a reference of its own on the session's): close()
 // does not cut it off.
 #pragma once
