@@ -4,7 +4,7 @@
 // reached the VM stays Terminating and says what a person can do. A VM the API server deleted
 // although it carried the finalizer (kubernetes#77988) gets the same work, from its last state.
 import { ignoring, isHypervisorError, type Hypervisor } from '../../hypervisors/hypervisor.js';
-import { hasFinalizer, removeFinalizer } from '../../runtime/finalizers.js';
+import { hasFinalizer, isBeingDeleted, removeFinalizer } from '../../runtime/finalizers.js';
 import { objectKey } from '../../runtime/informer.js';
 import type { ReconcileResult } from '../../runtime/reconciler.js';
 import { errorText } from '../error-text.js';
@@ -79,14 +79,9 @@ export class DeletionStep {
     );
   }
 
-  /**
-   * A watch's DELETED event. A VM deleted as it should be has lost our finalizer first (this
-   * step removes it; `vm delete --force` takes it off by hand, to leave the domain); one that
-   * still carries it was deleted under it, and its deletion's work is still to do. A relist's
-   * tombstone (finalStateUnknown) shows only what the cache last saw, so it proves nothing.
-   */
+  /** A watch's DELETED event: kept when the VM went under our finalizer (deletedUnderFinalizer). */
   noteDeleted(vm: VmObject, finalStateUnknown: boolean): void {
-    if (!finalStateUnknown && hasFinalizer(vm, VM_FINALIZER)) this.vanished.set(objectKey(vm), vm);
+    if (deletedUnderFinalizer(vm, finalStateUnknown)) this.vanished.set(objectKey(vm), vm);
   }
 
   /** The VM of `key` that vanished under our finalizer, unless it is `current` itself (the same UID). */
@@ -240,6 +235,19 @@ export class DeletionStep {
     this.kit.event(vm, 'Normal', E.Undefined, `domain ${domain.name} removed from ${hypervisor.uri}`);
     return undefined;
   }
+}
+
+/**
+ * Whether a watch's DELETED event shows a VM the API server deleted under our finalizer. Its
+ * object is the last state stored before the deletion. A VM deleted as it should be was marked
+ * first (deletionTimestamp), and went when its finalizers did: by this step, or by hand with
+ * `vm delete --force`, which means to leave the domain. One that still carries our finalizer and
+ * was never marked was deleted at once by a DELETE that read it before the finalizer was added
+ * (kubernetes#77988). A relist's tombstone (finalStateUnknown) shows only what the cache last
+ * saw, so it proves nothing.
+ */
+export function deletedUnderFinalizer(vm: VmObject, finalStateUnknown: boolean): boolean {
+  return !finalStateUnknown && hasFinalizer(vm, VM_FINALIZER) && !isBeingDeleted(vm);
 }
 
 /** How soon a deletion looks again at a domain that outlived its undefine (a start completing). */
