@@ -1,4 +1,5 @@
-// deploy/ against the real API server: it applies, and the controller's
+// deploy/ against the real API server: it applies (all of it in a server-side dry run; for real
+// without the finalizer policy's binding, which would reach every suite of the tier), and the controller's
 // ServiceAccount can do what the controller needs and nothing broader; downloads and uploads
 // are staged on volumes sized for images, not in the small memory-backed /tmp.
 import { beforeAll, describe, expect, it } from '@jest/globals';
@@ -28,9 +29,24 @@ describe('deploy/', () => {
     expect(dryRun.stderr).not.toMatch(/^error/im);
     expect(dryRun.code).toBe(0);
     expect(dryRun.stdout).toContain('deployment.apps/virtfleet-controller created (server dry run)');
-    const applied = await kubectl(['apply', '-k', 'deploy/']);
+    expect(dryRun.stdout).toContain(
+      'mutatingadmissionpolicybinding.admissionregistration.k8s.io/virtfleet-vm-finalizer created (server dry run)',
+    );
+    // Applied for real without the finalizer policy's binding: this API server is shared by the
+    // whole tier, and bound, the policy would give every VM any other suite makes our finalizer,
+    // which only a running controller removes (deploy/base/vm-finalizer-policy.yaml).
+    const rendered = await kubectl(['kustomize', 'deploy/']);
+    expect(rendered.code).toBe(0);
+    const unbound = parseAllDocuments(rendered.stdout)
+      .filter((doc) => (doc.toJS() as { kind?: string }).kind !== 'MutatingAdmissionPolicyBinding')
+      .map((doc) => doc.toString())
+      .join('---\n');
+    const applied = await kubectl(['apply', '-f', '-'], { input: unbound });
     expect(applied.stderr).not.toMatch(/^error/im);
     expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain('mutatingadmissionpolicy.admissionregistration.k8s.io/virtfleet-vm-finalizer');
+    const binding = await kubectl(['get', 'mutatingadmissionpolicybinding', 'virtfleet-vm-finalizer']);
+    expect(binding.stderr).toMatch(/NotFound/);
   });
 
   it.each([
