@@ -3,7 +3,8 @@
 //
 //   get (gone → forget it; gone under our finalizer → the deletion's work first) →
 //   deletion (deletion.ts) → finalizer → placement (placement.ts) → where the copies are
-//   (copies.ts) → recovery from a failed host (recovery.ts) → status written → the host is ready (host.ts) → a migration under way (migration.ts) → disks (disks.ts) →
+//   (copies.ts) → recovery from a failed host (recovery.ts) → status written → the host is
+//   ready (host.ts) → a migration under way (migration.ts) → disks (disks.ts) →
 //   install (../install/flow.ts) → lease (lease.ts) → domain (domain.ts) → migration asked
 //   (migration.ts) → suspend (suspend.ts) or power (power.ts) → live state (live-state.ts) → health (health.ts) → status.
 //
