@@ -10,11 +10,10 @@
 //     await stack.deleteVms(60_000);
 //     await stack.stop();
 //   }, 180_000);
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { HostPool } from '../../src/api/hostpool.js';
 import { libvirtHypervisors } from '../../src/cli/libvirt-hypervisors.js';
@@ -23,7 +22,7 @@ import { HOST_POOL, VIRTUAL_MACHINE, type PoolObject, type VmObject } from '../.
 import { addControllers } from '../../src/controllers/setup.js';
 import { repoRoot } from '../../src/devstack/binaries.js';
 import { ControlPlane, type ControlPlaneInfo } from '../../src/devstack/controlplane.js';
-import { installCrds } from '../../src/devstack/crds.js';
+import { installCrds, kubectlOrThrow } from '../../src/devstack/crds.js';
 import { freePort } from '../../src/devstack/ports.js';
 import { Cache } from '../../src/runtime/cache.js';
 import type { Condition } from '../../src/runtime/conditions.js';
@@ -142,9 +141,11 @@ export class RigController {
     this.info = await this.plane.start();
     await installCrds(this.info.binaries.kubectl, this.info.kubeconfig, repoRoot());
     if (this.options.finalizerPolicy)
-      // prettier-ignore
-      await promisify(execFile)(this.info.binaries.kubectl, ['--kubeconfig', this.info.kubeconfig, 'apply',
-        '-f', join(repoRoot(), 'deploy/base/vm-finalizer-policy.yaml')]);
+      await kubectlOrThrow(this.info.binaries.kubectl, this.info.kubeconfig, [
+        'apply',
+        '-f',
+        join(repoRoot(), 'deploy/base/vm-finalizer-policy.yaml'),
+      ]);
     this.rig = await Rig.start({ hosts: this.options.hosts, diskLeases: this.options.leases ?? false });
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(this.info.kubeconfig);
